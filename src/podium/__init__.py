@@ -1,0 +1,54 @@
+"""podium: governed AI orchestration.
+
+Durable workflows in which agents and people cooperate, with every model and tool call passing one governor
+that authorises it, costs it in a ledger and records it in a tamper-evident audit log.
+"""
+
+from podium._events import Event, EventBus
+from podium._runtime import Podium, connect, launch
+from podium._version import __version__
+from podium.agents import Agent
+from podium.cost import Price
+from podium.errors import (
+    ActionDenied,
+    ActorStopped,
+    ConfigurationError,
+    GovernanceError,
+    InputDataError,
+    ModelFileError,
+    NotFoundError,
+    PodiumError,
+    UsageError,
+)
+from podium.review import Decision, request_review
+from podium.settings import Settings
+from podium.tools import send_to_outbox
+from podium.workflows import Run, current_call, step, workflow
+
+__all__ = [
+    "ActionDenied",
+    "ActorStopped",
+    "Agent",
+    "ConfigurationError",
+    "Decision",
+    "Event",
+    "EventBus",
+    "GovernanceError",
+    "InputDataError",
+    "ModelFileError",
+    "NotFoundError",
+    "Podium",
+    "PodiumError",
+    "Price",
+    "Run",
+    "Settings",
+    "UsageError",
+    "__version__",
+    "connect",
+    "current_call",
+    "launch",
+    "request_review",
+    "send_to_outbox",
+    "step",
+    "workflow",
+]

@@ -1,0 +1,249 @@
+"""The podium runtime: one place that owns the database, DBOS's lifecycle and the governed registries.
+
+    podium.connect(settings)  inspect and control: runs, reviews, agents, audit, ledger (the CLI)
+    podium.launch(settings, agents=..., tools=...)  also executes workflows and recovers interrupted ones
+
+DBOS is a process-wide singleton, so at most one runtime is launched per process. A launched runtime claims an
+executor id that no other live process holds (a file lock on SQLite, an advisory lock on PostgreSQL), so two
+processes never re-run each other's steps, while a restarted process takes its predecessor's id back and
+recovers its runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from dbos import DBOS, DBOSClient, DBOSConfig
+from pydantic_ai.toolsets import FunctionToolset
+
+from podium import _current
+from podium._events import EventBus
+from podium.agents import Agent, AgentRegistry
+from podium.cost import Ledger, Price
+from podium.errors import ConfigurationError, UsageError
+from podium.governance import GovernedModel, GovernedToolset, Governor, Verification, verify
+from podium.models import SMOLLM2_135M, LlamaCppModel, ModelCatalog, TrainedClassifier, TrainedModels
+from podium.review import Reviews
+from podium.settings import Settings
+from podium.store import create_engine, is_sqlite, migrate
+from podium.tools import Outbox
+from podium.workflows import Runs
+
+EXECUTOR_SLOTS = 64
+_ADVISORY_LOCK_CLASS = 0x706F64  # "pod": the namespace of podium's executor locks in PostgreSQL
+
+
+class Podium:
+    """A connection to a podium database, and when launched, the process that runs workflows on it."""
+
+    def __init__(self, settings: Settings, engine: sa.Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.events = EventBus()
+        self._client = DBOSClient(system_database_engine=engine)
+        self.runs = Runs(self._client)
+        self.reviews = Reviews(engine, self._client)
+        self.agents = AgentRegistry(engine)
+        self.ledger = Ledger(engine)
+        self.outbox = Outbox(engine)
+        self.models = ModelCatalog()
+        self.trained = TrainedModels(engine, settings.home / "models")
+        self.governor = Governor(engine, self.events, self.runs.is_cancelled)
+        self.executor_id: str | None = None
+        self._toolset: FunctionToolset[Any] = FunctionToolset()
+        self._governed: dict[tuple[str, str], Any] = {}
+        self._release_executor: Callable[[], None] | None = None
+        self._add_builtin_models()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, settings: Settings | None = None) -> Podium:
+        """Open the database (migrating it if needed) without executing workflows."""
+        settings = settings or Settings()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            migrate(engine)
+            DBOS.migrate(settings.resolved_database_url)
+        except Exception:
+            engine.dispose()
+            raise
+        return cls(settings, engine)
+
+    @classmethod
+    def launch(
+        cls,
+        settings: Settings | None = None,
+        *,
+        agents: Sequence[Agent] = (),
+        tools: Sequence[Callable[..., Any]] = (),
+        models: Sequence[TrainedClassifier] = (),
+    ) -> Podium:
+        """Connect, register `agents`, `tools` and `models`, then start executing workflows.
+
+        Everything a workflow uses must be registered here, before DBOS starts recovering interrupted runs.
+        """
+        if _current.get_or_none() is not None:
+            raise UsageError("a podium runtime is already launched in this process; close it before launching another.")
+        podium = cls.connect(settings)
+        try:
+            for tool in tools:
+                podium._toolset.add_function(tool)
+            for model in models:
+                podium._add_trained_classifier(model.name)
+            for agent in agents:
+                podium.agents.register(agent.identity)
+            podium.executor_id, podium._release_executor = _claim_executor(podium.settings, podium.engine)
+            config: DBOSConfig = {
+                "name": "podium",
+                "system_database_url": podium.settings.resolved_database_url,
+                "system_database_engine": podium.engine,
+                "application_version": podium.settings.application_version,
+                "executor_id": podium.executor_id,
+                "log_level": "WARNING",
+            }
+            DBOS(config=config)
+            _current.set(podium)
+            DBOS.launch()
+        except BaseException:
+            podium.close()
+            raise
+        return podium
+
+    def close(self) -> None:
+        if _current.get_or_none() is self:
+            DBOS.destroy(destroy_registry=False)
+            _current.set(None)
+        if self._release_executor is not None:
+            self._release_executor()
+            self._release_executor = None
+        self._client.destroy()
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- what agents act through -----------------------------------------------------------------------------
+
+    def governed_model(self, agent: str, model: str) -> GovernedModel:
+        """`model` as `agent` may use it: every request passes the governor."""
+        key = (agent, f"model:{model}")
+        if key not in self._governed:
+            entry = self.models.entry(model)
+            self._governed[key] = GovernedModel(
+                self.models.get(model), governor=self.governor, agent=agent, name=model, tier=entry.tier, price=entry.price
+            )
+        governed: GovernedModel = self._governed[key]
+        return governed
+
+    def governed_toolset(self, agent: str) -> GovernedToolset:
+        """Every registered tool as `agent` may use it: every call passes the governor."""
+        key = (agent, "tools")
+        if key not in self._governed:
+            self._governed[key] = GovernedToolset(self._toolset, governor=self.governor, agent=agent)
+        toolset: GovernedToolset = self._governed[key]
+        return toolset
+
+    def verify_audit(self) -> Verification:
+        return verify(self.engine)
+
+    def _add_builtin_models(self) -> None:
+        self.models.add(
+            "smollm2-135m",
+            "local",
+            lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M, threads=self.settings.llm_threads),
+            self._local_price,
+        )
+
+    def _add_trained_classifier(self, name: str) -> None:
+        self.models.add(name, "local", lambda: self.trained.load_classifier(name), self._local_price)
+
+    @property
+    def _local_price(self) -> Price:
+        return Price(compute_per_hour=self.settings.local_compute_usd_per_hour)
+
+
+def _claim_executor(settings: Settings, engine: sa.Engine) -> tuple[str, Callable[[], None]]:
+    """Take an executor id no live process holds: the configured one, or the first free `<host>-<n>`."""
+    candidates = (
+        [settings.executor_id]
+        if settings.executor_id
+        else [f"{socket.gethostname()}-{n}" for n in range(1, EXECUTOR_SLOTS + 1)]
+    )
+    claim = _sqlite_claim(engine) if is_sqlite(engine) else _postgres_claim(engine)
+    for candidate in candidates:
+        release = claim(candidate)
+        if release is not None:
+            return candidate, release
+    raise ConfigurationError(
+        f"executor id {candidates[0]!r} is held by another live process. Give each process its own "
+        "PODIUM_EXECUTOR_ID, or unset it to take a free slot."
+        if settings.executor_id
+        else f"all {EXECUTOR_SLOTS} executor slots on this host are taken; set PODIUM_EXECUTOR_ID explicitly."
+    )
+
+
+def _sqlite_claim(engine: sa.Engine) -> Callable[[str], Callable[[], None] | None]:
+    database = engine.url.database or "podium.db"
+    folder = Path(f"{database}.executors")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def claim(executor_id: str) -> Callable[[], None] | None:
+        fd = os.open(folder / f"{executor_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return lambda: os.close(fd)  # closing the descriptor releases the lock, as does the process dying
+
+    return claim
+
+
+def _postgres_claim(engine: sa.Engine) -> Callable[[str], Callable[[], None] | None]:
+    def claim(executor_id: str) -> Callable[[], None] | None:
+        conn = engine.connect()
+        held = conn.execute(
+            sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(:id))"), {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id}
+        ).scalar()
+        conn.commit()
+        if not held:
+            conn.close()
+            return None
+
+        def release() -> None:
+            conn.execute(
+                sa.text("SELECT pg_advisory_unlock(:cls, hashtext(:id))"), {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id}
+            )
+            conn.commit()
+            conn.close()
+
+        return release  # the session lock also ends when the process dies and its connection drops
+
+    return claim
+
+
+def connect(settings: Settings | None = None) -> Podium:
+    """Open podium's database for inspection and control. See `Podium.connect`."""
+    return Podium.connect(settings)
+
+
+def launch(
+    settings: Settings | None = None,
+    *,
+    agents: Sequence[Agent] = (),
+    tools: Sequence[Callable[..., Any]] = (),
+    models: Sequence[TrainedClassifier] = (),
+) -> Podium:
+    """Launch podium in this process. See `Podium.launch`."""
+    return Podium.launch(settings, agents=agents, tools=tools, models=models)

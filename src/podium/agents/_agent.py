@@ -1,0 +1,115 @@
+"""Agents: an identity with an accountable owner and allow-lists, acting only through the governor."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import RunContext
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RunUsage
+
+from podium import _current
+from podium.errors import NotFoundError, UsageError
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """Who the agent is, who answers for it, and what it may use."""
+
+    name: str
+    owner: str
+    models: tuple[str, ...]
+    tools: tuple[str, ...]
+
+
+class Agent:
+    """A governed agent.
+
+    Its model requests and tool calls go through the governor of the podium runtime launched in this process,
+    which checks its status and allow-lists and records every call in the ledger and the audit log::
+
+        triage = podium.Agent("support-triage", owner="ops-lead@example.com",
+                              models=["intent-classifier", "smollm2-135m"], tools=["send_reply"])
+        text = triage.run("Draft a reply to: ...", model="smollm2-135m")
+        triage.call_tool("send_reply", recipient="c-42", body=text)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        owner: str,
+        models: Sequence[str],
+        tools: Sequence[str | Callable[..., Any]] = (),
+        instructions: str | None = None,
+    ) -> None:
+        if not _NAME.match(name):
+            raise UsageError(
+                f"agent name {name!r} is not valid: use lower-case letters, digits, '-' and '_', "
+                "starting with a letter (for example 'support-triage')."
+            )
+        if not owner.strip():
+            raise UsageError(f"agent {name!r} has no owner. Every agent needs an accountable person: owner='…'.")
+        tool_names = tuple(t if isinstance(t, str) else t.__name__ for t in tools)
+        self.identity = AgentIdentity(name, owner.strip(), tuple(models), tool_names)
+        self._instructions = instructions
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    def run(self, prompt: str, *, model: str, instructions: str | None = None, max_tokens: int | None = None) -> str:
+        """Ask `model` for a text answer to `prompt`, governed. Call it inside a `@podium.step`."""
+        podium = _current.get()
+        governed = podium.governed_model(self.identity.name, model)
+        toolset = podium.governed_toolset(self.identity.name)
+        allowed = set(self.identity.tools)
+        agent: PydanticAgent[None, str] = PydanticAgent(
+            governed,
+            instructions=instructions or self._instructions,
+            toolsets=[toolset.filtered(lambda _ctx, tool: tool.name in allowed)],
+        )
+        settings: ModelSettings = {"max_tokens": max_tokens} if max_tokens else {}
+        return agent.run_sync(prompt, model_settings=settings).output
+
+    def call_tool(self, tool: str, /, **arguments: Any) -> Any:
+        """Call `tool` with `arguments` from workflow code, governed. Call it inside a `@podium.step`."""
+        toolset = _current.get().governed_toolset(self.identity.name)
+        context = RunContext[None](deps=None, model=_WORKFLOW_CODE, usage=RunUsage())
+
+        async def call() -> Any:
+            tools = await toolset.get_tools(context)
+            if tool not in tools:
+                raise NotFoundError(f"no tool named {tool!r} is registered (known: {', '.join(sorted(tools))}).")
+            return await toolset.call_tool(tool, arguments, context, tools[tool])
+
+        return anyio.run(call)
+
+
+class _WorkflowCode(Model):
+    """Stands in for "a model" in the run context of a tool call that workflow code made directly."""
+
+    @property
+    def model_name(self) -> str:
+        return "workflow-code"
+
+    @property
+    def system(self) -> str:
+        return "podium"
+
+    async def request(
+        self, messages: list[ModelMessage], model_settings: ModelSettings | None, params: ModelRequestParameters
+    ) -> ModelResponse:
+        raise UsageError("workflow code does not request completions; use Agent.run.")
+
+
+_WORKFLOW_CODE = _WorkflowCode()

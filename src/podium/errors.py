@@ -1,0 +1,72 @@
+"""podium's exceptions: two roots, so callers can tell a mistake to fix from a failure to handle.
+
+    PodiumError
+    ├── UsageError                 you used podium wrong; the message says how to fix it
+    │   ├── ConfigurationError     a setting is wrong (database URL, model file, data file)
+    │   ├── ModelFileError         a model file is missing or its sha256 does not match
+    │   ├── InputDataError         an input file (tickets, labels) is malformed
+    │   └── NotFoundError          an unknown workflow, run, agent or review id
+    └── GovernanceError            the governor refused an action at run time
+        ├── ActionDenied           the agent is not allowed that model or tool
+        └── ActorStopped           the agent is suspended or its run was cancelled
+
+Every exception pickles with its fields intact: DBOS records a step's error and re-raises it in the workflow,
+possibly in another process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PodiumError(Exception):
+    """Root of every error podium raises on purpose."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.fields))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[PodiumError], message: str, fields: dict[str, Any]) -> PodiumError:
+    return cls(message, **fields)
+
+
+class UsageError(PodiumError):
+    """podium was used wrongly; the message names the fix."""
+
+
+class ConfigurationError(UsageError):
+    """A setting is wrong or points at something that does not answer."""
+
+
+class ModelFileError(UsageError):
+    """A model file is missing or is not the file podium recorded (sha256 mismatch)."""
+
+
+class InputDataError(UsageError):
+    """An input file is malformed."""
+
+
+class NotFoundError(UsageError):
+    """An id names nothing podium knows."""
+
+
+class GovernanceError(PodiumError):
+    """The governor refused an action; `fields` say who, what and why."""
+
+
+class ActionDenied(GovernanceError):
+    """The agent may not use this model or tool."""
+
+
+class ActorStopped(GovernanceError):
+    """The agent is suspended or the run is cancelled, so no further action may happen."""

@@ -1,0 +1,123 @@
+"""The audit log: an append-only, hash-chained record of every governed action.
+
+Each entry's hash covers the previous entry's hash and the entry's canonical JSON, so editing, deleting or
+reordering any row breaks the chain; a head row holds the last (seq, hash), so truncating the tail is caught
+too. (The governance issue replaces the chain with a Merkle tree and signed tree heads.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from podium.store import tables
+
+GENESIS = ""
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the one byte form podium hashes and signs."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest(value: Any) -> str:
+    """sha256 of a value's canonical JSON (or of its bytes, for str and bytes)."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode()
+    else:
+        data = canonical_json(value).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What happened: who did what to which resource, the decision, and digests of what went in and out."""
+
+    call_key: str
+    actor: str
+    action: str
+    resource: str
+    decision: str
+    run_id: str | None = None
+    step_id: int | None = None
+    input_digest: str = ""
+    output_digest: str = ""
+    detail: str = "{}"
+    at: float = 0.0
+
+
+def entry_hash(prev_hash: str, seq: int, entry: AuditEntry) -> str:
+    body = canonical_json({"seq": seq, **asdict(entry)})
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def append(conn: sa.Connection, entry: AuditEntry) -> int:
+    """Append `entry` in the caller's transaction; return its sequence number.
+
+    Appending an entry whose `call_key` is already in the log does nothing and returns the existing number, so a
+    step that re-runs after a crash does not log its calls twice.
+    """
+    existing = conn.execute(
+        sa.select(tables.audit.c.seq).where(tables.audit.c.call_key == entry.call_key)
+    ).scalar()
+    if existing is not None:
+        return int(existing)
+    if not entry.at:
+        entry = AuditEntry(**{**asdict(entry), "at": time.time()})
+    head = tables.audit_head
+    # Bumping the head first serialises appenders: SQLite's write lock, PostgreSQL's row lock.
+    seq, prev_hash = conn.execute(
+        sa.update(head).where(head.c.id == 1).values(seq=head.c.seq + 1).returning(head.c.seq, head.c.entry_hash)
+    ).one()
+    new_hash = entry_hash(prev_hash, seq, entry)
+    conn.execute(sa.insert(tables.audit).values(seq=seq, prev_hash=prev_hash, entry_hash=new_hash, **asdict(entry)))
+    conn.execute(sa.update(head).where(head.c.id == 1).values(entry_hash=new_hash))
+    return int(seq)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of checking the chain: `ok`, how many entries, and the first problem found."""
+
+    ok: bool
+    entries: int
+    problem: str | None = None
+
+
+def verify(engine: sa.Engine) -> Verification:
+    """Recompute every hash from the first entry and compare it with the stored chain and head."""
+    prev_hash = GENESIS
+    count = 0
+    with engine.connect() as conn:
+        for row in _rows(conn):
+            count += 1
+            if row.seq != count:
+                return Verification(False, count, f"entry {count} is missing (found seq {row.seq} in its place)")
+            if row.prev_hash != prev_hash:
+                return Verification(False, count, f"entry {row.seq} does not follow entry {row.seq - 1}")
+            fields = {name: getattr(row, name) for name in AuditEntry.__dataclass_fields__}
+            expected = entry_hash(prev_hash, row.seq, AuditEntry(**fields))
+            if row.entry_hash != expected:
+                return Verification(False, count, f"entry {row.seq} was altered (its hash does not match)")
+            prev_hash = row.entry_hash
+        head_seq, head_hash = conn.execute(
+            sa.select(tables.audit_head.c.seq, tables.audit_head.c.entry_hash)
+        ).one()
+    if head_seq != count or head_hash != prev_hash:
+        return Verification(False, count, f"the log ends at entry {count} but its head says {head_seq}")
+    return Verification(True, count)
+
+
+def _rows(conn: sa.Connection) -> Iterator[sa.Row[Any]]:
+    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+        sa.select(tables.audit).order_by(tables.audit.c.seq)
+    )
+    yield from result

@@ -1,0 +1,171 @@
+"""The governor: the one code path every model call and tool call of a workflow goes through.
+
+    govern(call, execute, measure)
+      1. refuse if the agent is suspended or the run is cancelled          ActorStopped
+      2. refuse if the agent is not allowed this model or tool            ActionDenied
+      3. execute
+      4. ledger row and audit entry, in one transaction, keyed by the call site so a re-run step records once
+
+Refusals and failures are audited too. Later stages (routing, budgets, exception rules, taint) slot in here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import sqlalchemy as sa
+
+from podium._events import Event, EventBus
+from podium.errors import ActionDenied, ActorStopped, GovernanceError
+from podium.governance._audit import AuditEntry, append, canonical_json, digest
+from podium.store import insert_if_absent, tables
+from podium.workflows._context import CallSite, call_scope, next_call_site
+
+T = TypeVar("T")
+
+CallKind = Literal["model", "tool"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What an agent is about to do."""
+
+    agent: str
+    kind: CallKind
+    resource: str
+    tier: str
+    input_digest: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a call consumed, as the ledger records it."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    compute_seconds: float = 0.0
+    cost_nano_usd: int = 0
+
+
+class Governor:
+    """Authorises, executes and records governed calls.
+
+    `run_is_cancelled` answers for a run id; it is injected so the governor works with a launched DBOS or a
+    client alike.
+    """
+
+    def __init__(self, engine: sa.Engine, events: EventBus, run_is_cancelled: Callable[[str], bool]) -> None:
+        self._engine = engine
+        self._events = events
+        self._run_is_cancelled = run_is_cancelled
+
+    async def govern(
+        self, call: Call, execute: Callable[[], Awaitable[T]], measure: Callable[[T], Usage], output: Callable[[T], str]
+    ) -> T:
+        site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
+        self._admit(call, site)
+        try:
+            with call_scope(site):
+                result = await execute()
+        except GovernanceError:
+            raise
+        except Exception as exc:
+            self._record(call, site, "failed", Usage(), "", {"error": f"{type(exc).__name__}: {exc}"})
+            raise
+        usage = measure(result)
+        self._record(call, site, "allowed", usage, digest(output(result)), {})
+        self._events.emit(Event("call_recorded", site.run_id, call.resource, site.step_id))
+        return result
+
+    def _admit(self, call: Call, site: CallSite) -> None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(tables.agents.c.status, tables.agents.c.models, tables.agents.c.tools).where(
+                    tables.agents.c.name == call.agent
+                )
+            ).first()
+        if row is None:
+            self._refuse(
+                ActionDenied,
+                call,
+                site,
+                f"agent {call.agent!r} is not registered, so it may not act. "
+                "Pass it to podium.launch(agents=[...]) so its identity and owner are recorded.",
+            )
+        assert row is not None
+        if row.status != "active":
+            self._refuse(
+                ActorStopped,
+                call,
+                site,
+                f"agent {call.agent!r} is {row.status}; it may not call {call.kind} {call.resource!r}. "
+                f"An operator restores it with `podium agents restore {call.agent}`.",
+            )
+        if site.run_id is not None and self._run_is_cancelled(site.run_id):
+            self._refuse(
+                ActorStopped,
+                call,
+                site,
+                f"run {site.run_id} was cancelled; agent {call.agent!r} may not call {call.kind} {call.resource!r}.",
+            )
+        allowed: list[str] = json.loads(row.models if call.kind == "model" else row.tools)
+        if call.resource not in allowed:
+            self._refuse(
+                ActionDenied,
+                call,
+                site,
+                f"agent {call.agent!r} is not allowed {call.kind} {call.resource!r} (allowed: "
+                f"{', '.join(allowed) or 'none'}). Add it to the agent's {call.kind}s= list if it should be.",
+            )
+
+    def _refuse(self, error: type[GovernanceError], call: Call, site: CallSite, message: str) -> None:
+        decision = "stopped" if error is ActorStopped else "denied"
+        self._record(call, site, decision, Usage(), "", {"reason": message})
+        raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
+
+    def _record(self, call: Call, site: CallSite, decision: str, usage: Usage, output_digest: str, extra: dict[str, str]) -> None:
+        now = time.time()
+        detail = {"kind": call.kind, "tier": call.tier, **extra}
+        with self._engine.begin() as conn:
+            if decision == "allowed":
+                insert_if_absent(
+                    conn,
+                    tables.ledger,
+                    call_key=site.key,
+                    run_id=site.run_id,
+                    step_id=site.step_id,
+                    agent=call.agent,
+                    kind=call.kind,
+                    resource=call.resource,
+                    tier=call.tier,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    compute_seconds=usage.compute_seconds,
+                    cost_nano_usd=usage.cost_nano_usd,
+                    at=now,
+                )
+                detail.update(
+                    input_tokens=str(usage.input_tokens),
+                    output_tokens=str(usage.output_tokens),
+                    cost_nano_usd=str(usage.cost_nano_usd),
+                )
+            append(
+                conn,
+                AuditEntry(
+                    call_key=site.key,
+                    actor=f"agent:{call.agent}",
+                    action=f"{call.kind}.call",
+                    resource=call.resource,
+                    decision=decision,
+                    run_id=site.run_id,
+                    step_id=site.step_id,
+                    input_digest=call.input_digest,
+                    output_digest=output_digest,
+                    detail=canonical_json(detail),
+                    at=now,
+                ),
+            )

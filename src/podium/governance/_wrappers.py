@@ -1,0 +1,73 @@
+"""The governor as pydantic-ai wrappers: a governed model and a governed toolset.
+
+An agent never holds a bare model or toolset; it holds these, so no call can bypass the governor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai import RunContext
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
+
+from podium.cost import Price
+from podium.governance._audit import canonical_json, digest
+from podium.governance._governor import Call, Governor, Usage
+from podium.models._local import COMPUTE_SECONDS, to_chat
+
+
+class GovernedModel(WrapperModel):
+    """A model whose every request passes the governor on behalf of one agent."""
+
+    def __init__(self, wrapped: Model, *, governor: Governor, agent: str, name: str, tier: str, price: Price) -> None:
+        super().__init__(wrapped)
+        self._governor = governor
+        self._agent = agent
+        self._name = name
+        self._tier = tier
+        self._price = price
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        turns = [(t.role, t.content) for t in to_chat(messages)]
+        call = Call(self._agent, "model", self._name, self._tier, digest(turns))
+        return await self._governor.govern(
+            call,
+            lambda: self.wrapped.request(messages, model_settings, model_request_parameters),
+            self._measure,
+            _response_text,
+        )
+
+    def _measure(self, response: ModelResponse) -> Usage:
+        seconds = float((response.provider_details or {}).get(COMPUTE_SECONDS, 0.0))
+        tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
+        return Usage(tokens_in, tokens_out, seconds, self._price.cost_nano_usd(tokens_in, tokens_out, seconds))
+
+
+def _response_text(response: ModelResponse) -> str:
+    return "".join(part.content for part in response.parts if isinstance(part, TextPart))
+
+
+@dataclass
+class GovernedToolset(WrapperToolset[Any]):
+    """A toolset whose every call passes the governor on behalf of one agent."""
+
+    governor: Governor = field(kw_only=True)
+    agent: str = field(kw_only=True)
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        call = Call(self.agent, "tool", name, "tool", digest(tool_args))
+        return await self.governor.govern(
+            call, lambda: self.wrapped.call_tool(name, tool_args, ctx, tool), lambda _: Usage(), canonical_json
+        )

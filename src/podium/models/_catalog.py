@@ -1,0 +1,96 @@
+"""The models a podium process may use, by name: tier, price, and how to load each (lazily, once)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import sqlalchemy as sa
+from pydantic_ai.models import Model
+
+from podium.cost import Price
+from podium.errors import ModelFileError, NotFoundError
+from podium.models._classifier import ClassifierModel, TextClassifier
+from podium.store import tables
+
+Tier = Literal["local", "intermediate", "frontier"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    tier: Tier
+    price: Price
+    load: Callable[[], Model]
+
+
+@dataclass(frozen=True)
+class TrainedClassifier:
+    """Declares a model that podium trained itself (see `TrainedModels`), served in the `local` tier."""
+
+    name: str
+
+
+class ModelCatalog:
+    def __init__(self) -> None:
+        self._entries: dict[str, ModelEntry] = {}
+        self._loaded: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, tier: Tier, load: Callable[[], Model], price: Price) -> None:
+        with self._lock:
+            self._entries[name] = ModelEntry(name, tier, price, load)
+            self._loaded.pop(name, None)
+
+    def entry(self, name: str) -> ModelEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise NotFoundError(
+                f"no model named {name!r} (known: {', '.join(sorted(self._entries)) or 'none'})."
+            ) from None
+
+    def get(self, name: str) -> Model:
+        """The loaded model; loading happens on first use and may raise ModelFileError."""
+        entry = self.entry(name)
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = entry.load()
+            return self._loaded[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+
+class TrainedModels:
+    """Model files podium trains itself, with the sha256 recorded in the database when each was written."""
+
+    def __init__(self, engine: sa.Engine, folder: Path) -> None:
+        self._engine = engine
+        self._folder = folder
+
+    def train_classifier(self, name: str, texts: Sequence[str], labels: Sequence[str]) -> Path:
+        classifier = TextClassifier.train(texts, labels)
+        path = self._folder / f"{name}-{time.time_ns()}.pkl"
+        sha256 = classifier.save(path)
+        values = {"path": str(path), "sha256": sha256, "recorded_at": time.time()}
+        with self._engine.begin() as conn:
+            updated = conn.execute(tables.model_files.update().where(tables.model_files.c.name == name).values(**values))
+            if not updated.rowcount:
+                conn.execute(tables.model_files.insert().values(name=name, **values))
+        return path
+
+    def has(self, name: str) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(tables.model_files.c.name).where(tables.model_files.c.name == name)).first() is not None
+
+    def load_classifier(self, name: str) -> ClassifierModel:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(tables.model_files).where(tables.model_files.c.name == name)).first()
+        if row is None:
+            raise ModelFileError(f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents.")
+        return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256))

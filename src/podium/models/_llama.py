@@ -1,0 +1,60 @@
+"""A GGUF model run in process by llama.cpp (the `local` tier's general-purpose LLM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai.usage import RequestUsage
+
+from podium.errors import ConfigurationError
+from podium.models._files import PackagedModelFile, verify_model_file
+from podium.models._local import ChatTurn, LocalModel
+
+DEFAULT_MAX_TOKENS = 96
+
+
+class LlamaCppModel(LocalModel):
+    """Chat completion with llama-cpp-python on the CPU, greedy (temperature 0) so a re-run step says the same.
+
+    The file must hash to `sha256`; podium refuses to load anything else.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        sha256: str,
+        *,
+        threads: int = 2,
+        context_tokens: int = 2048,
+        fix: str = "Point the model at the right file or record its new sha256 deliberately.",
+    ) -> None:
+        super().__init__(name)
+        self.path = verify_model_file(path, sha256, fix=fix)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the local LLM tier needs llama-cpp-python, which is not installed. "
+                "Run `make install` (it builds it with the CPU flags this machine needs), "
+                "or pip install 'podium[local]'."
+            ) from exc
+        self._llama: Any = Llama(
+            model_path=str(self.path), n_ctx=context_tokens, n_threads=threads, seed=0, verbose=False
+        )
+
+    @classmethod
+    def from_package(cls, name: str, packaged: PackagedModelFile, *, threads: int = 2) -> LlamaCppModel:
+        return cls(name, packaged.locate(), packaged.sha256, threads=threads, fix=f"Reinstall it: {packaged.install_hint}.")
+
+    def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
+        out = self._llama.create_chat_completion(
+            messages=[{"role": t.role, "content": t.content} for t in turns],
+            max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+            temperature=0.0,
+            repeat_penalty=1.2,
+        )
+        usage = out["usage"]
+        text = str(out["choices"][0]["message"]["content"] or "").strip()
+        return text, RequestUsage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"])

@@ -1,0 +1,101 @@
+"""What every in-process model shares: text in, text out, and a measured compute time for the ledger."""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio.to_thread
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    SystemPromptPart,
+    TextPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RequestUsage
+
+T = TypeVar("T")
+
+COMPUTE_SECONDS = "compute_seconds"
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # system | user | assistant
+    content: str
+
+
+def to_chat(messages: list[ModelMessage]) -> list[ChatTurn]:
+    """Flatten pydantic-ai messages into plain chat turns (text only: local models here call no tools)."""
+    turns: list[ChatTurn] = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            if message.instructions:
+                turns.append(ChatTurn("system", message.instructions))
+            for part in message.parts:
+                if isinstance(part, SystemPromptPart):
+                    turns.append(ChatTurn("system", part.content))
+                elif isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                    turns.append(ChatTurn("user", part.content))
+        else:
+            text = "".join(p.content for p in message.parts if isinstance(p, TextPart))
+            if text:
+                turns.append(ChatTurn("assistant", text))
+    return turns
+
+
+class LocalModel(Model):
+    """A model that runs in this process on the CPU, one request at a time.
+
+    Subclasses implement `_generate`; this class serialises requests (the libraries underneath are not
+    thread-safe), times them, and reports the compute time in `provider_details["compute_seconds"]`, which
+    the governor costs at the configured local rate.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def system(self) -> str:
+        return "podium-local"
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        turns = to_chat(messages)
+        max_tokens = (model_settings or {}).get("max_tokens")
+        text, usage, seconds = await anyio.to_thread.run_sync(self._timed, lambda: self._generate(turns, max_tokens))
+        return ModelResponse(
+            parts=[TextPart(text)],
+            usage=usage,
+            model_name=self._name,
+            provider_name="podium-local",
+            provider_details={COMPUTE_SECONDS: seconds},
+        )
+
+    def _timed(self, work: Callable[[], tuple[str, RequestUsage]]) -> tuple[str, RequestUsage, float]:
+        with self._lock:
+            started = time.perf_counter()
+            text, usage = work()
+            return text, usage, time.perf_counter() - started
+
+    @abstractmethod
+    def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
+        """Produce the reply text and its token usage."""

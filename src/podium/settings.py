@@ -1,0 +1,50 @@
+"""Settings: one explicit object, read from `PODIUM_*` environment variables or passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from podium._version import __version__
+
+
+class Settings(BaseSettings):
+    """Everything a podium process needs to know about its environment.
+
+    Build one with keyword arguments in code and tests, or let it read `PODIUM_DATABASE_URL`, `PODIUM_HOME`
+    and friends from the environment in the CLI.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PODIUM_", frozen=True, extra="forbid")
+
+    home: Path = Field(default=Path(".podium"), description="Where podium keeps its SQLite file and models.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Unset: a SQLite file in `home`. `postgresql://…` switches to scale-out.",
+    )
+    application_version: str = Field(
+        default=f"podium-{__version__}",
+        description=(
+            "Recorded on every run; a process only recovers runs of its own version. Bump it when a "
+            "workflow's steps change incompatibly, never by accident."
+        ),
+    )
+    executor_id: str | None = Field(
+        default=None,
+        description="This process's executor id. Unset: the first free slot `<host>-<n>` (see docs/runtime.md).",
+    )
+    local_compute_usd_per_hour: float = Field(
+        default=0.085,
+        ge=0,
+        description="What an hour of this machine's CPU costs; local model calls are costed at this rate.",
+    )
+    llm_threads: int = Field(default=2, ge=1, description="CPU threads for in-process llama.cpp models.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL to use: the configured one or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'podium.db').as_posix()}"

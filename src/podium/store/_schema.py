@@ -1,0 +1,113 @@
+"""podium's tables as SQLAlchemy Core objects, for queries.
+
+The database itself is built by the numbered migrations in `_migrations.py`; a test checks that the two agree.
+Every table is prefixed `podium_` so it can live beside DBOS's tables in one SQLite file or one PostgreSQL
+database. Times are epoch seconds; money is integer nano-dollars (a 1 ms local call costs ~24 n$), so sums are exact.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "podium_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+agents = sa.Table(
+    "podium_agents",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("models", sa.Text, nullable=False),  # JSON list
+    sa.Column("tools", sa.Text, nullable=False),  # JSON list
+    sa.Column("status", sa.Text, nullable=False),  # active | suspended
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+ledger = sa.Table(
+    "podium_ledger",
+    metadata,
+    sa.Column("call_key", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text),
+    sa.Column("step_id", sa.Integer),
+    sa.Column("agent", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # model | tool
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("tier", sa.Text, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("compute_seconds", sa.Float, nullable=False),
+    sa.Column("cost_nano_usd", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+audit = sa.Table(
+    "podium_audit",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("call_key", sa.Text, nullable=False, unique=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("step_id", sa.Integer),
+    sa.Column("input_digest", sa.Text, nullable=False),
+    sa.Column("output_digest", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # canonical JSON
+    sa.Column("prev_hash", sa.Text, nullable=False),
+    sa.Column("entry_hash", sa.Text, nullable=False),
+)
+
+audit_head = sa.Table(
+    "podium_audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("entry_hash", sa.Text, nullable=False),
+)
+
+outbox = sa.Table(
+    "podium_outbox",
+    metadata,
+    sa.Column("idempotency_key", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+reviews = sa.Table(
+    "podium_reviews",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("agent", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),  # canonical JSON of the proposed action
+    sa.Column("action_digest", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | approved | rejected | expired
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("deadline_at", sa.Float, nullable=False),
+    sa.Column("decided_by", sa.Text),
+    sa.Column("decided_at", sa.Float),
+    sa.Column("rationale", sa.Text),
+)
+
+model_files = sa.Table(
+    "podium_model_files",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,166 @@
+"""Declaring durable workflows and steps: thin, typed decorators over DBOS.
+
+    @podium.step
+    def classify(ticket: Ticket) -> Prediction: ...
+
+    @podium.workflow
+    def triage(ticket: Ticket) -> Outcome:
+        prediction = classify(ticket)
+        ...
+
+    run = triage.options(run_id="ticket-42").start(ticket)
+    run.result()
+
+A workflow resumes after a crash at its last finished step; a step runs at least once, so a side effect inside
+one must be idempotent (the governor and podium's tools key their writes by run and step).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, ParamSpec, TypeVar, cast, overload
+
+from dbos import DBOS, SetWorkflowID, WorkflowHandle
+
+from podium import _current
+from podium._events import Event
+from podium.errors import GovernanceError
+from podium.workflows._context import step_scope
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _emit(event: Event) -> None:
+    podium = _current.get_or_none()
+    if podium is not None:
+        podium.events.emit(event)
+
+
+class Step(Generic[P, R]):
+    """A durable step: its result is recorded, so a resumed workflow does not run it again."""
+
+    def __init__(self, fn: Callable[P, R], name: str, retries: int) -> None:
+        self.name = name
+
+        @functools.wraps(fn)
+        def scoped(*args: P.args, **kwargs: P.kwargs) -> R:
+            with step_scope(name) as scope:
+                _emit(Event("step_started", scope.run_id, name, scope.step_id))
+                result = fn(*args, **kwargs)
+                _emit(Event("step_finished", scope.run_id, name, scope.step_id))
+                return result
+
+        self._registered = DBOS.step(
+            name=name,
+            retries_allowed=retries > 0,
+            max_attempts=retries + 1,
+            should_retry=lambda exc: not isinstance(exc, GovernanceError),
+        )(scoped)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return cast(R, self._registered(*args, **kwargs))
+
+
+class Workflow(Generic[P, R]):
+    """A durable workflow. Call it to run inline, or `start` it to run in the background."""
+
+    def __init__(self, fn: Callable[P, R], name: str) -> None:
+        self.name = name
+
+        @functools.wraps(fn)
+        def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:
+            run_id = DBOS.workflow_id
+            _emit(Event("workflow_started", run_id, name))
+            result = fn(*args, **kwargs)
+            _emit(Event("workflow_returning", run_id, name))
+            return result
+
+        self._registered: Callable[P, R] = DBOS.workflow(name=name)(instrumented)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._registered(*args, **kwargs)
+
+    def start(self, *args: P.args, **kwargs: P.kwargs) -> Run[R]:
+        """Start a run with a fresh id and return at once."""
+        return self.options().start(*args, **kwargs)
+
+    def options(self, *, run_id: str | None = None) -> Starter[P, R]:
+        """Start options. A `run_id` makes starting idempotent: a second start with the same id returns the
+        existing run instead of running the workflow again."""
+        return Starter(self, run_id)
+
+
+@dataclass(frozen=True)
+class Starter(Generic[P, R]):
+    workflow: Workflow[P, R]
+    run_id: str | None
+
+    def start(self, *args: P.args, **kwargs: P.kwargs) -> Run[R]:
+        _current.get()  # a clear error if nothing is launched, instead of DBOS's
+        if self.run_id is None:
+            handle = DBOS.start_workflow(self.workflow._registered, *args, **kwargs)
+        else:
+            with SetWorkflowID(self.run_id):
+                handle = DBOS.start_workflow(self.workflow._registered, *args, **kwargs)
+        return Run(handle)
+
+
+class Run(Generic[R]):
+    """A started run in this process."""
+
+    def __init__(self, handle: WorkflowHandle[R]) -> None:
+        self._handle = handle
+
+    @property
+    def id(self) -> str:
+        return self._handle.get_workflow_id()
+
+    def result(self) -> R:
+        """Wait for the run to finish and return its result (or raise its error)."""
+        return self._handle.get_result()
+
+    def status(self) -> str:
+        status = self._handle.get_status()
+        return str(status.status)
+
+
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+@overload
+def step(*, name: str | None = None, retries: int = 0) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+def step(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None, retries: int = 0
+) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+    """Declare a durable step. Use bare (`@step`) or with options (`@step(retries=3)`).
+
+    `retries` is how many times a step that raised is tried again, with backoff, before the error reaches the
+    workflow. Governance errors are never retried.
+    """
+
+    def decorate(f: Callable[P, R]) -> Step[P, R]:
+        return Step(f, name or f.__qualname__, retries)
+
+    return decorate(fn) if fn is not None else decorate
+
+
+@overload
+def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
+@overload
+def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+def workflow(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
+    """Declare a durable workflow. Use bare (`@workflow`) or with a stable name (`@workflow(name="triage")`).
+
+    The name is what runs are recorded under; keep it stable across refactors or in-flight runs cannot resume.
+    """
+
+    def decorate(f: Callable[P, R]) -> Workflow[P, R]:
+        return Workflow(f, name or f.__qualname__)
+
+    return decorate(fn) if fn is not None else decorate

@@ -1,0 +1,91 @@
+"""Where a governed call happens: which run, which step, which call within the step.
+
+The call key (run, step, n-th call in the step) is the same each time a step re-runs after a crash, so the
+ledger, the audit log and idempotent tools can recognise work they have already recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from dbos import DBOS
+
+from podium.errors import UsageError
+
+
+@dataclass
+class StepScope:
+    run_id: str
+    step_id: int
+    step_name: str
+    calls: int = field(default=0)
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """The identity of one governed call."""
+
+    key: str
+    run_id: str | None
+    step_id: int | None
+
+
+_scope: ContextVar[StepScope | None] = ContextVar("podium_step_scope", default=None)
+_call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None)
+
+
+@contextmanager
+def step_scope(step_name: str) -> Iterator[StepScope]:
+    """Mark the code inside as one execution of a durable step (called by the `@step` wrapper)."""
+    run_id, step_id = DBOS.workflow_id, DBOS.step_id
+    assert run_id is not None and step_id is not None, "step_scope runs inside a DBOS step"
+    scope = StepScope(run_id, step_id, step_name)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+def current_step() -> StepScope | None:
+    return _scope.get()
+
+
+def next_call_site(what: str) -> CallSite:
+    """The identity of the next governed call: deterministic inside a step, unique outside any run."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.calls += 1
+        return CallSite(f"{scope.run_id}:{scope.step_id}:{scope.calls}", scope.run_id, scope.step_id)
+    if DBOS.workflow_id is not None:
+        raise UsageError(
+            f"{what} was called in the body of workflow run {DBOS.workflow_id}, outside any step. "
+            "Move it into a function decorated with @podium.step, so that it runs exactly once "
+            "and is recorded once."
+        )
+    return CallSite(f"adhoc:{uuid.uuid4()}", None, None)
+
+
+@contextmanager
+def call_scope(site: CallSite) -> Iterator[CallSite]:
+    """Mark the code inside as executing the governed call `site` (set by the governor)."""
+    token = _call.set(site)
+    try:
+        yield site
+    finally:
+        _call.reset(token)
+
+
+def current_call() -> CallSite:
+    """The governed call being executed: a tool uses its `key` to make its side effect idempotent."""
+    site = _call.get()
+    if site is None:
+        raise UsageError(
+            "current_call() was used outside a governed tool call. Tools reach it only when an agent calls "
+            "them: agent.call_tool(...) or from a model's tool call."
+        )
+    return site

@@ -1,0 +1,130 @@
+"""Inspecting and controlling runs from any process, launched or not (the CLI uses this)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from dbos import DBOSClient, WorkflowStatus
+
+from podium.errors import NotFoundError, UsageError
+
+STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    workflow: str
+    status: str
+    created_at: float
+    updated_at: float
+    executor_id: str | None
+    app_version: str | None
+    error: str | None
+    output: Any
+
+    @property
+    def seconds(self) -> float:
+        return self.updated_at - self.created_at
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    step_id: int
+    name: str
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+
+
+class Runs:
+    def __init__(self, client: DBOSClient) -> None:
+        self._client = client
+
+    def list(
+        self, *, workflow: str | None = None, status: str | None = None, prefix: str | None = None, limit: int = 50
+    ) -> list[RunInfo]:
+        """The newest runs first."""
+        if status is not None and status.upper() not in STATUSES:
+            raise UsageError(f"unknown run status {status!r}; use one of {', '.join(STATUSES)}.")
+        found = self._client.list_workflows(
+            name=workflow,
+            status=status.upper() if status else None,
+            workflow_id_prefix=prefix,
+            limit=limit,
+            sort_desc=True,
+            load_input=False,
+        )
+        return [_info(s) for s in found]
+
+    def by_ids(self, run_ids: list[str]) -> list[RunInfo]:
+        found: list[RunInfo] = []
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            found += [_info(s) for s in self._client.list_workflows(workflow_ids=chunk, load_input=False)]
+        return found
+
+    def get(self, run_id: str) -> RunInfo:
+        found = self._client.list_workflows(workflow_ids=[run_id], load_input=False)
+        if not found:
+            raise NotFoundError(f"no run with id {run_id!r}. `podium runs list` shows run ids.", run_id=run_id)
+        return _info(found[0])
+
+    def steps(self, run_id: str) -> list[StepInfo]:
+        self.get(run_id)
+        return [
+            StepInfo(
+                int(s["function_id"]),
+                str(s["function_name"]),
+                _seconds(s.get("started_at_epoch_ms")),
+                _seconds(s.get("completed_at_epoch_ms")),
+                repr(s["error"]) if s.get("error") else None,
+            )
+            for s in self._client.list_workflow_steps(run_id)
+        ]
+
+    def cancel(self, run_id: str) -> RunInfo:
+        """Cancel a run: it stops at its next step, and the governor refuses its calls from now on."""
+        run = self.get(run_id)
+        if run.status in ("SUCCESS", "ERROR"):
+            raise UsageError(f"run {run_id} already finished ({run.status}); there is nothing to cancel.")
+        self._client.cancel_workflow(run_id)
+        return self.get(run_id)
+
+    def resume(self, run_id: str) -> RunInfo:
+        """Resume a cancelled or failed run from its last finished step."""
+        run = self.get(run_id)
+        if run.status == "SUCCESS":
+            raise UsageError(f"run {run_id} already succeeded; there is nothing to resume.")
+        self._client.resume_workflow(run_id)
+        return self.get(run_id)
+
+    def is_cancelled(self, run_id: str) -> bool:
+        found = self._client.list_workflows(workflow_ids=[run_id], load_input=False, load_output=False)
+        return bool(found) and found[0].status == "CANCELLED"
+
+
+def _seconds(epoch_ms: int | None) -> float | None:
+    return epoch_ms / 1000 if epoch_ms is not None else None
+
+
+def _info(status: WorkflowStatus) -> RunInfo:
+    return RunInfo(
+        id=status.workflow_id,
+        workflow=status.name,
+        status=str(status.status),
+        created_at=(status.created_at or 0) / 1000,
+        updated_at=(status.updated_at or 0) / 1000,
+        executor_id=status.executor_id,
+        app_version=status.app_version,
+        error=f"{type(status.error).__name__}: {status.error}" if status.error else None,
+        output=status.output,
+    )
+
+
+def format_time(epoch: float | None) -> str:
+    if not epoch:
+        return "-"
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
