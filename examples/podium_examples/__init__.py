@@ -1,0 +1,1 @@
+"""Runnable business workflows built on podium, on real data copied into this folder with attribution."""

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient, DBOSConfig
+from dbos import DBOS, DBOSClient, DBOSConfig, Queue
 from pydantic_ai.toolsets import FunctionToolset
 
 from podium import _current
@@ -29,7 +29,14 @@ from podium.agents import Agent, AgentRegistry
 from podium.cost import Ledger, Price
 from podium.errors import ConfigurationError, UsageError
 from podium.governance import GovernedModel, GovernedToolset, Governor, Verification, verify
-from podium.models import SMOLLM2_135M, LlamaCppModel, ModelCatalog, TrainedClassifier, TrainedModels
+from podium.models import (
+    SMOLLM2_135M,
+    LlamaCppModel,
+    ModelCatalog,
+    ModelEntry,
+    TrainedClassifier,
+    TrainedModels,
+)
 from podium.review import Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate
@@ -37,6 +44,7 @@ from podium.tools import Outbox
 from podium.workflows import Runs
 
 EXECUTOR_SLOTS = 64
+WORK_QUEUE = "podium-work"
 _ADVISORY_LOCK_CLASS = 0x706F64  # "pod": the namespace of podium's executor locks in PostgreSQL
 
 
@@ -57,6 +65,7 @@ class Podium:
         self.trained = TrainedModels(engine, settings.home / "models")
         self.governor = Governor(engine, self.events, self.runs.is_cancelled)
         self.executor_id: str | None = None
+        self.work_queue: Queue | None = None
         self._toolset: FunctionToolset[Any] = FunctionToolset()
         self._governed: dict[tuple[str, str], Any] = {}
         self._release_executor: Callable[[], None] | None = None
@@ -84,7 +93,7 @@ class Podium:
         *,
         agents: Sequence[Agent] = (),
         tools: Sequence[Callable[..., Any]] = (),
-        models: Sequence[TrainedClassifier] = (),
+        models: Sequence[TrainedClassifier | ModelEntry] = (),
     ) -> Podium:
         """Connect, register `agents`, `tools` and `models`, then start executing workflows.
 
@@ -97,7 +106,10 @@ class Podium:
             for tool in tools:
                 podium._toolset.add_function(tool)
             for model in models:
-                podium._add_trained_classifier(model.name)
+                if isinstance(model, TrainedClassifier):
+                    podium._add_trained_classifier(model.name)
+                else:
+                    podium.models.add(model.name, model.tier, model.load, model.price)
             for agent in agents:
                 podium.agents.register(agent.identity)
             podium.executor_id, podium._release_executor = _claim_executor(podium.settings, podium.engine)
@@ -112,6 +124,9 @@ class Podium:
             DBOS(config=config)
             _current.set(podium)
             DBOS.launch()
+            # No concurrency cap: a run waiting days for a person holds its slot, and a cap would let a few such
+            # runs stall the queue. CPU-bound local models serialise their own requests.
+            podium.work_queue = DBOS.register_queue(WORK_QUEUE, polling_interval_sec=0.1, on_conflict="always_update")
         except BaseException:
             podium.close()
             raise
@@ -243,7 +258,7 @@ def launch(
     *,
     agents: Sequence[Agent] = (),
     tools: Sequence[Callable[..., Any]] = (),
-    models: Sequence[TrainedClassifier] = (),
+    models: Sequence[TrainedClassifier | ModelEntry] = (),
 ) -> Podium:
     """Launch podium in this process. See `Podium.launch`."""
     return Podium.launch(settings, agents=agents, tools=tools, models=models)

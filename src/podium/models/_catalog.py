@@ -15,6 +15,7 @@ from pydantic_ai.models import Model
 from podium.cost import Price
 from podium.errors import ModelFileError, NotFoundError
 from podium.models._classifier import ClassifierModel, TextClassifier
+from podium.models._files import verify_model_file
 from podium.store import tables
 
 Tier = Literal["local", "intermediate", "frontier"]
@@ -74,9 +75,18 @@ class TrainedModels:
         self._folder = folder
 
     def train_classifier(self, name: str, texts: Sequence[str], labels: Sequence[str]) -> Path:
+        """Train a classifier on labelled texts, write it, and record its sha256 under `name`."""
         classifier = TextClassifier.train(texts, labels)
         path = self._folder / f"{name}-{time.time_ns()}.pkl"
-        sha256 = classifier.save(path)
+        self.adopt(name, path, classifier.save(path))
+        return path
+
+    def adopt(self, name: str, path: Path, sha256: str) -> None:
+        """Record an existing model file (trained elsewhere, or by another database) under `name`.
+
+        The file is checked against `sha256` now and at every load.
+        """
+        verify_model_file(path, sha256, fix="Pass the sha256 printed when the model was trained.")
         values = {"path": str(path), "sha256": sha256, "recorded_at": time.time()}
         with self._engine.begin() as conn:
             updated = conn.execute(tables.model_files.update().where(tables.model_files.c.name == name).values(**values))

@@ -17,6 +17,7 @@ one must be idempotent (the governor and podium's tools key their writes by run 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,9 +49,10 @@ class Step(Generic[P, R]):
         @functools.wraps(fn)
         def scoped(*args: P.args, **kwargs: P.kwargs) -> R:
             with step_scope(name) as scope:
-                _emit(Event("step_started", scope.run_id, name, scope.step_id))
+                run_id, step_id = (scope.run_id, scope.step_id) if scope else (None, None)
+                _emit(Event("step_started", run_id, name, step_id))
                 result = fn(*args, **kwargs)
-                _emit(Event("step_finished", scope.run_id, name, scope.step_id))
+                _emit(Event("step_finished", run_id, name, step_id))
                 return result
 
         self._registered = DBOS.step(
@@ -89,23 +91,28 @@ class Workflow(Generic[P, R]):
         """Start a run with a fresh id and return at once."""
         return self.options().start(*args, **kwargs)
 
-    def options(self, *, run_id: str | None = None) -> Starter[P, R]:
-        """Start options. A `run_id` makes starting idempotent: a second start with the same id returns the
-        existing run instead of running the workflow again."""
-        return Starter(self, run_id)
+    def options(self, *, run_id: str | None = None, queued: bool = False) -> Starter[P, R]:
+        """Start options.
+
+        A `run_id` makes starting idempotent: a second start with the same id returns the existing run instead of
+        running the workflow again. `queued` puts the run on podium's work queue, which every launched process
+        takes work from (the way to spread runs over workers); otherwise it starts in this process at once.
+        """
+        return Starter(self, run_id, queued)
 
 
 @dataclass(frozen=True)
 class Starter(Generic[P, R]):
     workflow: Workflow[P, R]
     run_id: str | None
+    queued: bool
 
     def start(self, *args: P.args, **kwargs: P.kwargs) -> Run[R]:
-        _current.get()  # a clear error if nothing is launched, instead of DBOS's
-        if self.run_id is None:
-            handle = DBOS.start_workflow(self.workflow._registered, *args, **kwargs)
-        else:
-            with SetWorkflowID(self.run_id):
+        podium = _current.get()  # a clear error if nothing is launched, instead of DBOS's
+        with SetWorkflowID(self.run_id) if self.run_id is not None else contextlib.nullcontext():
+            if self.queued:
+                handle = podium.work_queue.enqueue(self.workflow._registered, *args, **kwargs)
+            else:
                 handle = DBOS.start_workflow(self.workflow._registered, *args, **kwargs)
         return Run(handle)
 

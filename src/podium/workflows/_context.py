@@ -39,10 +39,15 @@ _call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None
 
 
 @contextmanager
-def step_scope(step_name: str) -> Iterator[StepScope]:
-    """Mark the code inside as one execution of a durable step (called by the `@step` wrapper)."""
+def step_scope(step_name: str) -> Iterator[StepScope | None]:
+    """Mark the code inside as one execution of a durable step (called by the `@step` wrapper).
+
+    A step function called outside any workflow is a plain function call: there is no scope.
+    """
     run_id, step_id = DBOS.workflow_id, DBOS.step_id
-    assert run_id is not None and step_id is not None, "step_scope runs inside a DBOS step"
+    if run_id is None or step_id is None:
+        yield None
+        return
     scope = StepScope(run_id, step_id, step_name)
     token = _scope.set(scope)
     try:

@@ -19,6 +19,7 @@ class RunInfo:
     workflow: str
     status: str
     created_at: float
+    started_at: float
     updated_at: float
     executor_id: str | None
     app_version: str | None
@@ -27,7 +28,8 @@ class RunInfo:
 
     @property
     def seconds(self) -> float:
-        return self.updated_at - self.created_at
+        """From the moment a process took the run up to its last update (its completion, once finished)."""
+        return self.updated_at - self.started_at
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class StepInfo:
     started_at: float | None
     finished_at: float | None
     error: str | None
+    output: Any
 
 
 class Runs:
@@ -81,6 +84,7 @@ class Runs:
                 _seconds(s.get("started_at_epoch_ms")),
                 _seconds(s.get("completed_at_epoch_ms")),
                 repr(s["error"]) if s.get("error") else None,
+                s.get("output"),
             )
             for s in self._client.list_workflow_steps(run_id)
         ]
@@ -116,6 +120,7 @@ def _info(status: WorkflowStatus) -> RunInfo:
         workflow=status.name,
         status=str(status.status),
         created_at=(status.created_at or 0) / 1000,
+        started_at=(status.dequeued_at or status.created_at or 0) / 1000,
         updated_at=(status.updated_at or 0) / 1000,
         executor_id=status.executor_id,
         app_version=status.app_version,

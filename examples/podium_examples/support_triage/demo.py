@@ -1,0 +1,121 @@
+"""`podium demo`: triage a sample of BANKING77 tickets and report what happened, from the database."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import podium
+from podium.cost import usd
+from podium.governance import Verification
+from podium.models import Prediction
+from podium_examples.support_triage import workflow as wf
+from podium_examples.support_triage.tickets import TEST_CSV, TRAIN_CSV, Ticket, load_tickets, sample
+
+Progress = Callable[[int, int], None]
+SETTLED = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    tickets: int
+    auto_resolved: int
+    resolved_after_review: int
+    waiting_for_person: int
+    closed_without_reply: int
+    failed: int
+    intent_accuracy: float
+    calls_by_tier: dict[str, int]
+    tokens: int
+    cost_usd: float
+    cycle_p50_s: float
+    cycle_p95_s: float
+    replies_in_outbox: int
+    audit: Verification
+    seconds: float
+
+    @property
+    def cost_per_ticket_usd(self) -> float:
+        return self.cost_usd / self.tickets
+
+
+def ensure_intent_model(settings: podium.Settings, train_file: Path = TRAIN_CSV) -> bool:
+    """Train the intent classifier on labelled tickets unless podium already has one; return True if trained."""
+    with podium.connect(settings) as pod:
+        if pod.trained.has(wf.INTENT_MODEL):
+            return False
+        examples = load_tickets(train_file)
+        pod.trained.train_classifier(wf.INTENT_MODEL, [t.text for t in examples], [t.category for t in examples])
+        return True
+
+
+def run_demo(
+    settings: podium.Settings,
+    *,
+    tickets: int = 40,
+    seed: int = 7,
+    ticket_file: Path = TEST_CSV,
+    progress: Progress | None = None,
+) -> DemoReport:
+    """Triage `tickets` tickets and wait until each is resolved or waiting for a person.
+
+    Run ids come from ticket ids, so running the demo again re-uses the finished runs: no reply is sent twice.
+    """
+    chosen = sample(load_tickets(ticket_file), tickets, seed)
+    started = time.perf_counter()
+    with podium.launch(settings, agents=[wf.triage_agent], tools=wf.TOOLS, models=wf.MODELS) as pod:
+        run_ids = [
+            wf.triage_ticket.options(run_id=f"triage-{ticket.id}", queued=True).start(ticket).id for ticket in chosen
+        ]
+        _wait_until_settled(pod, run_ids, progress)
+        return _report(pod, chosen, run_ids, time.perf_counter() - started)
+
+
+def _wait_until_settled(pod: podium.Podium, run_ids: list[str], progress: Progress | None) -> None:
+    wanted = set(run_ids)
+    while True:
+        waiting = {r.run_id for r in pod.reviews.list(status="pending", limit=100_000)} & wanted
+        done = {r.id for r in pod.runs.by_ids(run_ids) if r.status in SETTLED}
+        settled = len(done | waiting)
+        if progress is not None:
+            progress(settled, len(run_ids))
+        if settled == len(run_ids):
+            return
+        time.sleep(0.25)
+
+
+def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], seconds: float) -> DemoReport:
+    runs = {r.id: r for r in pod.runs.by_ids(run_ids)}
+    outcomes: list[wf.TriageOutcome] = [r.output for r in runs.values() if r.status == "SUCCESS"]
+    by_outcome = {name: sum(o.outcome == name for o in outcomes) for name in ("sent", "sent_after_review")}
+    correct = 0
+    cycles: list[float] = []
+    for ticket, run_id in zip(chosen, run_ids, strict=True):
+        steps = pod.runs.steps(run_id)
+        classified = next((s.output for s in steps if s.name == "support_triage.classify"), None)
+        correct += isinstance(classified, Prediction) and classified.label == ticket.category
+        if runs[run_id].status == "SUCCESS" and runs[run_id].output.outcome == "sent":
+            # Step times have millisecond precision (run times on SQLite only whole seconds).
+            cycles.append(max(s.finished_at or 0.0 for s in steps) - min(s.started_at or 0.0 for s in steps))
+    cycles = sorted(cycles) or [0.0]
+    totals = pod.ledger.totals(run_ids)
+    return DemoReport(
+        tickets=len(chosen),
+        auto_resolved=by_outcome["sent"],
+        resolved_after_review=by_outcome["sent_after_review"],
+        waiting_for_person=len({r.run_id for r in pod.reviews.list(status="pending", limit=100_000)} & set(run_ids)),
+        closed_without_reply=sum(o.outcome in ("rejected", "expired") for o in outcomes),
+        failed=sum(r.status in ("ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED") for r in runs.values()),
+        intent_accuracy=correct / len(chosen),
+        calls_by_tier=totals.calls_by_tier,
+        tokens=totals.input_tokens + totals.output_tokens,
+        cost_usd=usd(totals.cost_nano_usd),
+        cycle_p50_s=statistics.median(cycles),
+        cycle_p95_s=cycles[min(len(cycles) - 1, round(0.95 * (len(cycles) - 1)))],
+        replies_in_outbox=len(pod.outbox.messages(run_ids=run_ids)),
+        audit=pod.verify_audit(),
+        seconds=seconds,
+    )

@@ -1,0 +1,323 @@
+"""The `podium` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from podium._runtime import Podium
+from podium.errors import GovernanceError, PodiumError
+from podium.settings import Settings
+from podium.workflows._runs import format_time
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    help="podium: governed AI orchestration. Durable workflows where agents and people cooperate, "
+    "with every model and tool call authorised, costed and audited.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect and control workflow runs.", no_args_is_help=True)
+review_app = typer.Typer(help="Decide the exceptions that wait for a person.", no_args_is_help=True)
+agents_app = typer.Typer(help="The agent registry: identities, owners, allow-lists, status.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
+for sub, name in ((runs_app, "runs"), (review_app, "review"), (agents_app, "agents"), (audit_app, "audit"), (models_app, "models")):
+    app.add_typer(sub, name=name)
+
+_overrides: dict[str, Any] = {}
+
+
+@app.callback()
+def _root(
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (default: PODIUM_DATABASE_URL, else SQLite in --home).")
+    ] = None,
+    home: Annotated[Path | None, typer.Option(help="Folder for the SQLite file and trained models.")] = None,
+) -> None:
+    if database_url:
+        _overrides["database_url"] = database_url
+    if home:
+        _overrides["home"] = home
+
+
+def settings() -> Settings:
+    try:
+        return Settings(**_overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"PODIUM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems) from None
+
+
+@contextmanager
+def connected() -> Iterator[Podium]:
+    with Podium.connect(settings()) as pod:
+        yield pod
+
+
+def main() -> None:
+    """Entry point: podium's own errors become one clear line and an exit code, never a traceback."""
+    try:
+        app()
+    except PodiumError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1 if isinstance(exc, GovernanceError) else 2)
+
+
+# -- demo ----------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    tickets: Annotated[int, typer.Option(min=1, help="How many BANKING77 test tickets to triage.")] = 40,
+    seed: Annotated[int, typer.Option(help="Which tickets: the same seed picks the same ones.")] = 7,
+    ticket_file: Annotated[Path | None, typer.Option(help="A text,category CSV instead of BANKING77's test set.")] = None,
+) -> None:
+    """Triage customer-support tickets end to end, then report outcomes, accuracy, cost and the audit."""
+    from podium_examples.support_triage.demo import ensure_intent_model, run_demo
+    from podium_examples.support_triage.tickets import TEST_CSV
+
+    config = settings()
+    with console.status("Training the intent classifier on 10,003 labelled tickets (once)…"):
+        if ensure_intent_model(config):
+            console.print("Trained the intent classifier [dim](specialised local model)[/].")
+    with Progress(
+        TextColumn("Triaging tickets"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("triage", total=tickets)
+        report = run_demo(
+            config,
+            tickets=tickets,
+            seed=seed,
+            ticket_file=ticket_file or TEST_CSV,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table = Table(title="Support triage", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("tickets", f"{report.tickets}"),
+        ("auto-resolved (reply sent, no person)", f"{report.auto_resolved}"),
+        ("resolved after a person approved", f"{report.resolved_after_review}"),
+        ("waiting for a person", f"{report.waiting_for_person}"),
+        ("closed without reply (rejected/expired)", f"{report.closed_without_reply}"),
+        ("failed", f"{report.failed}"),
+        ("intent accuracy vs labels", f"{report.intent_accuracy:.1%}"),
+        *((f"model/tool calls, {tier} tier", f"{n}") for tier, n in sorted(report.calls_by_tier.items())),
+        ("tokens (in + out)", f"{report.tokens:,}"),
+        ("cost per ticket (ledger)", f"${report.cost_per_ticket_usd:.6f}"),
+        ("cost, all tickets (ledger)", f"${report.cost_usd:.6f}"),
+        ("cycle time p50 / p95, auto-resolved", f"{report.cycle_p50_s:.2f} s / {report.cycle_p95_s:.2f} s"),
+        ("replies in outbox (exactly one per sent ticket)", f"{report.replies_in_outbox}"),
+        ("audit chain", f"verified, {report.audit.entries:,} entries" if report.audit.ok else f"BROKEN: {report.audit.problem}"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+    if report.waiting_for_person:
+        console.print("Decide the waiting ones: [bold]podium review list[/], then [bold]podium review approve ID --by you[/].")
+    _exit_leaving_waits_durable()
+
+
+def _exit_leaving_waits_durable() -> None:
+    """Exit now. Runs waiting for a person each block a DBOS thread until their deadline (days); their state is
+    in the database, so the process may end under them, and the next launch resumes them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+# -- runs ----------------------------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[str | None, typer.Option(help="PENDING, ENQUEUED, SUCCESS, ERROR or CANCELLED.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """The newest runs first."""
+    with connected() as pod:
+        found = pod.runs.list(status=status, workflow=workflow, limit=limit)
+    table = Table("run id", "workflow", "status", "created (UTC)", "seconds")
+    for run in found:
+        table.add_row(run.id, run.workflow, run.status, format_time(run.created_at), f"{run.seconds:.2f}")
+    console.print(table if found else "No runs.")
+
+
+@runs_app.command("show")
+def runs_show(run_id: str) -> None:
+    """A run's status, steps and result."""
+    with connected() as pod:
+        run = pod.runs.get(run_id)
+        steps = pod.runs.steps(run_id)
+    console.print(f"[bold]{run.id}[/]  {run.workflow}  [bold]{run.status}[/]  executor {run.executor_id}")
+    table = Table("#", "step", "started (UTC)", "seconds", "error")
+    for s in steps:
+        took = f"{s.finished_at - s.started_at:.3f}" if s.started_at and s.finished_at else "-"
+        table.add_row(str(s.step_id), s.name, format_time(s.started_at), took, s.error or "")
+    console.print(table)
+    if run.error:
+        console.print(f"[red]error:[/] {run.error}")
+    elif run.output is not None:
+        console.print(f"result: {run.output!r}")
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: str) -> None:
+    """Cancel a run: it stops before its next step and the governor refuses its calls."""
+    with connected() as pod:
+        run = pod.runs.cancel(run_id)
+    console.print(f"{run.id}: {run.status}")
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: str) -> None:
+    """Resume a cancelled or failed run from its last finished step."""
+    with connected() as pod:
+        run = pod.runs.resume(run_id)
+    console.print(f"{run.id}: {run.status} (a launched podium process picks it up)")
+
+
+# -- review --------------------------------------------------------------------------------------------------
+
+
+@review_app.command("list")
+def review_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include decided and expired requests.")] = False,
+) -> None:
+    """Requests waiting for a person (oldest first)."""
+    with connected() as pod:
+        found = pod.reviews.list(status=None if all_ else "pending")
+    table = Table("review id", "reason", "status", "created (UTC)", "summary")
+    for r in found:
+        table.add_row(r.id, r.reason, r.status, format_time(r.created_at), r.summary[:80])
+    console.print(table if found else "Nothing waits for a person.")
+
+
+@review_app.command("show")
+def review_show(review_id: str) -> None:
+    """One request with the exact action it would release."""
+    with connected() as pod:
+        r = pod.reviews.get(review_id)
+    console.print(f"[bold]{r.id}[/]  {r.status}  reason: {r.reason}\n{r.summary}\n")
+    for key, value in r.action.items():
+        console.print(f"  [bold]{key}[/]: {value}")
+    console.print(f"\naction digest: {r.action_digest}")
+    if r.decided_by:
+        console.print(f"decided by {r.decided_by} at {format_time(r.decided_at)}: {r.rationale or ''}")
+
+
+@review_app.command("approve")
+def review_approve(
+    review_id: str,
+    by: Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")],
+    note: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Approve the exact action a run proposed; the run resumes and performs it once."""
+    with connected() as pod:
+        r = pod.reviews.approve(review_id, by=by, rationale=note)
+    console.print(f"{r.id}: {r.status} by {r.decided_by}")
+
+
+@review_app.command("reject")
+def review_reject(
+    review_id: str,
+    by: Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")],
+    note: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Reject the proposed action; the run ends without performing it."""
+    with connected() as pod:
+        r = pod.reviews.reject(review_id, by=by, rationale=note)
+    console.print(f"{r.id}: {r.status} by {r.decided_by}")
+
+
+# -- agents --------------------------------------------------------------------------------------------------
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """Every registered agent with its owner, allow-lists and status."""
+    with connected() as pod:
+        found = pod.agents.list()
+    table = Table("agent", "owner", "status", "models", "tools")
+    for a in found:
+        table.add_row(a.name, a.owner, a.status, ", ".join(a.models), ", ".join(a.tools))
+    console.print(table if found else "No agents registered yet (they are registered when a process launches).")
+
+
+@agents_app.command("suspend")
+def agents_suspend(name: str, by: Annotated[str, typer.Option(help="Who suspends it (audited).")]) -> None:
+    """Stop an agent: the governor refuses its next model or tool call, in every process."""
+    with connected() as pod:
+        record = pod.agents.set_status(name, "suspended", by=by)
+    console.print(f"{record.name}: {record.status}")
+
+
+@agents_app.command("restore")
+def agents_restore(name: str, by: Annotated[str, typer.Option(help="Who restores it (audited).")]) -> None:
+    """Let a suspended agent act again."""
+    with connected() as pod:
+        record = pod.agents.set_status(name, "active", by=by)
+    console.print(f"{record.name}: {record.status}")
+
+
+# -- audit ---------------------------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain over every audit entry; exit 1 if anything was altered."""
+    with connected() as pod:
+        result = pod.verify_audit()
+    if result.ok:
+        console.print(f"[green]audit chain verified[/]: {result.entries:,} entries, no gap, no alteration.")
+        return
+    err.print(f"[bold red]audit chain BROKEN[/] at entry {result.entries}: {result.problem}")
+    raise typer.Exit(1)
+
+
+# -- models --------------------------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Models podium knows, with their tier and whether their files pass the sha256 check."""
+    with connected() as pod:
+        table = Table("model", "tier", "file check")
+        for name in pod.models.names():
+            entry = pod.models.entry(name)
+            try:
+                pod.models.get(name)
+                check = "[green]sha256 ok[/]"
+            except PodiumError as exc:
+                check = f"[red]{exc}[/]"
+            table.add_row(name, entry.tier, check)
+    console.print(table)
+
+
+@models_app.command("train-intents")
+def models_train_intents(
+    labelled_file: Annotated[Path | None, typer.Argument(help="text,category CSV (default: BANKING77 train set).")] = None,
+) -> None:
+    """(Re)train the support-triage intent classifier and record its file's sha256."""
+    from podium_examples.support_triage.tickets import TRAIN_CSV, load_tickets
+    from podium_examples.support_triage.workflow import INTENT_MODEL
+
+    examples = load_tickets(labelled_file or TRAIN_CSV)
+    with connected() as pod, console.status(f"Training on {len(examples):,} labelled tickets…"):
+        path = pod.trained.train_classifier(INTENT_MODEL, [t.text for t in examples], [t.category for t in examples])
+    console.print(f"Trained {INTENT_MODEL}: {path}")

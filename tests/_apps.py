@@ -1,0 +1,85 @@
+"""Small governed workflows the tests run (registered with DBOS at import, like any application's)."""
+
+from __future__ import annotations
+
+import threading
+
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.usage import RequestUsage
+
+import podium
+from podium import Podium, Price, Settings
+from podium.models import ModelEntry
+
+
+def note(text: str) -> str:
+    """Write `text` to the outbox (the side effect the tests count)."""
+    return "queued" if podium.send_to_outbox("notes", "tests", text) else "already queued"
+
+
+def shout(text: str) -> str:
+    """A tool no test agent is allowed."""
+    return text.upper()
+
+
+def _echo(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart("echo")], usage=RequestUsage(input_tokens=7, output_tokens=1))
+
+
+worker = podium.Agent("tester", owner="qa-lead@example.com", models=["echo"], tools=[note])
+intruder = podium.Agent("intruder", owner="qa-lead@example.com", models=["echo"], tools=[])
+
+AGENTS = [worker, intruder]
+TOOLS = [note, shout]
+ECHO_PRICE = Price(input_per_mtok=1_000.0, output_per_mtok=2_000.0)
+
+
+MODELS = [
+    ModelEntry("echo", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="echo")),
+    ModelEntry("other", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="other")),
+]
+
+
+def launch(settings: Settings) -> Podium:
+    return podium.launch(settings, agents=AGENTS, tools=TOOLS, models=MODELS)
+
+
+@podium.step(name="tests.ask")
+def ask(agent_name: str, model: str) -> str:
+    return {a.name: a for a in AGENTS}[agent_name].run("hello", model=model)
+
+
+@podium.step(name="tests.use")
+def use(agent_name: str, tool: str, text: str) -> str:
+    return str({a.name: a for a in AGENTS}[agent_name].call_tool(tool, text=text))
+
+
+@podium.workflow(name="tests.ask_then_note")
+def ask_then_note(agent_name: str, text: str) -> str:
+    answer = ask(agent_name, "echo")
+    return use(agent_name, "note", f"{text}: {answer}")
+
+
+# A run that parks inside its second step until the test lets it go, to cancel it mid-flight.
+parked = threading.Event()
+release = threading.Event()
+
+
+@podium.step(name="tests.park_then_note")
+def park_then_note(text: str) -> str:
+    parked.set()
+    release.wait(timeout=60)
+    return str(worker.call_tool("note", text=text))
+
+
+@podium.step(name="tests.final_note")
+def final_note(text: str) -> str:
+    return str(worker.call_tool("note", text=f"final {text}"))
+
+
+@podium.workflow(name="tests.cancellable")
+def cancellable(text: str) -> str:
+    ask("tester", "echo")
+    park_then_note(text)
+    return final_note(text)

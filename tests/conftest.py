@@ -1,0 +1,71 @@
+"""Fixtures: a fresh SQLite file or a fresh PostgreSQL database per test, and a trained intent model per session.
+
+No test can reach a remote model provider: pydantic-ai's guard is off for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydantic_ai.models
+import pytest
+import sqlalchemy as sa
+
+from podium import Settings
+from podium.models import TextClassifier, sha256_of
+
+pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+
+POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the real server, dropped afterwards."""
+    admin_url = sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"podium_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for an empty database of each kind."""
+    if request.param == "sqlite":
+        return Settings(home=tmp_path / "podium")
+    return Settings(home=tmp_path / "podium", database_url=request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "podium")
+
+
+@dataclass(frozen=True)
+class IntentModelFile:
+    path: Path
+    sha256: str
+    classifier: TextClassifier
+
+
+@pytest.fixture(scope="session")
+def intent_model_file(tmp_path_factory: pytest.TempPathFactory) -> IntentModelFile:
+    """The triage example's intent classifier, trained once per session on BANKING77's training set."""
+    from podium_examples.support_triage.tickets import TRAIN_CSV, load_tickets
+
+    examples = load_tickets(TRAIN_CSV)
+    classifier = TextClassifier.train([t.text for t in examples], [t.category for t in examples])
+    path = tmp_path_factory.mktemp("models") / "intent-classifier.pkl"
+    classifier.save(path)
+    return IntentModelFile(path, sha256_of(path), classifier)

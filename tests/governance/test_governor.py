@@ -1,0 +1,120 @@
+"""The governor: every call authorised, costed and audited; refusals audited too; stopped actors make no call."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from podium import ActionDenied, ActorStopped, Podium, Settings, UsageError
+from podium.store import tables
+from tests import _apps
+
+
+def audit_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:
+    with pod.engine.connect() as conn:
+        return list(conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq)))
+
+
+def ledger_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:
+    with pod.engine.connect() as conn:
+        return list(conn.execute(sa.select(tables.ledger).order_by(tables.ledger.c.at)))
+
+
+def test_a_governed_run_is_costed_and_audited(settings: Settings) -> None:
+    with _apps.launch(settings) as pod:
+        result = _apps.ask_then_note.options(run_id="run-1").start("tester", "first").result()
+
+        assert result == "queued"
+        ledger = ledger_rows(pod)
+        assert [(r.run_id, r.step_id, r.kind, r.resource, r.agent) for r in ledger] == [
+            ("run-1", 1, "model", "echo", "tester"),
+            ("run-1", 2, "tool", "note", "tester"),
+        ]
+        model_row = ledger[0]
+        assert (model_row.input_tokens, model_row.output_tokens, model_row.tier) == (7, 1, "frontier")
+        # 7 tokens at $1,000/M in + 1 at $2,000/M out = $0.009 = 9,000,000 n$
+        assert model_row.cost_nano_usd == 9_000_000
+        assert pod.ledger.totals(["run-1"]).cost_nano_usd == 9_000_000
+        entries = [e for e in audit_rows(pod) if e.run_id == "run-1"]
+        assert [(e.action, e.resource, e.decision, e.actor) for e in entries] == [
+            ("model.call", "echo", "allowed", "agent:tester"),
+            ("tool.call", "note", "allowed", "agent:tester"),
+        ]
+        assert all(len(e.input_digest) == 64 and len(e.output_digest) == 64 for e in entries)
+        assert [m.body for m in pod.outbox.messages()] == ["first: echo"]
+        assert pod.verify_audit().ok
+
+
+def test_a_model_the_agent_is_not_allowed_is_refused_and_audited(settings: Settings) -> None:
+    with _apps.launch(settings) as pod:
+        run = _apps.ask_then_note.options(run_id="run-denied").start("intruder", "x")
+        with pytest.raises(ActionDenied, match="not allowed tool 'note'") as denied:
+            run.result()
+        assert denied.value.fields["agent"] == "intruder"
+
+        with pytest.raises(ActionDenied, match="not allowed model 'other'.*Add it to the agent's models= list"):
+            _apps.ask("tester", "other")
+
+        decisions = [(e.actor, e.action, e.resource, e.decision) for e in audit_rows(pod)]
+        assert ("agent:intruder", "tool.call", "note", "denied") in decisions
+        assert ("agent:tester", "model.call", "other", "denied") in decisions
+        # the refused tool never ran and nothing refused was costed
+        assert pod.outbox.messages() == []
+        assert {(r.agent, r.resource) for r in ledger_rows(pod)} == {("intruder", "echo")}
+
+
+def test_a_suspended_agent_makes_no_further_call(settings: Settings) -> None:
+    with _apps.launch(settings) as pod:
+        pod.agents.set_status("tester", "suspended", by="security-officer")
+        with pytest.raises(ActorStopped, match="is suspended.*podium agents restore tester"):
+            _apps.ask_then_note.options(run_id="run-suspended").start("tester", "x").result()
+        assert ledger_rows(pod) == []
+        assert pod.outbox.messages() == []
+        actions = [(e.actor, e.action, e.decision) for e in audit_rows(pod)]
+        assert ("person:security-officer", "registry.suspend", "done") in actions
+        assert ("agent:tester", "model.call", "stopped") in actions
+
+        pod.agents.set_status("tester", "active", by="security-officer")
+        assert _apps.ask_then_note.options(run_id="run-restored").start("tester", "y").result() == "queued"
+
+
+def test_a_cancelled_run_makes_no_further_call_even_mid_step(settings: Settings) -> None:
+    _apps.parked.clear()
+    _apps.release.clear()
+    with _apps.launch(settings) as pod:
+        run = _apps.cancellable.options(run_id="run-cancel").start("late")
+        assert _apps.parked.wait(timeout=30), "the run never reached its parked step"
+        assert pod.runs.cancel("run-cancel").status == "CANCELLED"
+        _apps.release.set()  # the step wakes up after the cancel and tries its tool call
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(e.decision == "stopped" for e in audit_rows(pod)):
+            time.sleep(0.05)
+
+        assert pod.outbox.messages() == [], "a cancelled run performed a side effect"
+        assert [(r.kind, r.resource) for r in ledger_rows(pod)] == [("model", "echo")]
+        stopped = [e for e in audit_rows(pod) if e.decision == "stopped"]
+        assert [(e.resource, e.run_id) for e in stopped] == [("note", "run-cancel")]
+        assert "was cancelled" in json.loads(str(stopped[0].detail))["reason"]
+        assert run.status() == "CANCELLED"
+
+
+def test_calls_outside_a_step_in_a_workflow_body_are_refused_with_the_fix(sqlite_settings: Settings) -> None:
+    import podium
+
+    @podium.workflow(name="tests.body_call")
+    def body_call() -> str:
+        return _apps.worker.run("hi", model="echo")
+
+    with _apps.launch(sqlite_settings), pytest.raises(UsageError, match="outside any step.*@podium.step"):
+        body_call.start().result()
+
+
+def test_an_unregistered_agent_may_not_act(sqlite_settings: Settings) -> None:
+    import podium
+
+    stranger = podium.Agent("stranger", owner="nobody@example.com", models=["echo"])
+    with _apps.launch(sqlite_settings), pytest.raises(ActionDenied, match="not registered"):
+        stranger.run("hi", model="echo")
