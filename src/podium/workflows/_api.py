@@ -109,6 +109,9 @@ class Starter(Generic[P, R]):
 
     def start(self, *args: P.args, **kwargs: P.kwargs) -> Run[R]:
         podium = _current.get()  # a clear error if nothing is launched, instead of DBOS's
+        if self.run_id is not None and DBOS.get_workflow_status(self.run_id) is not None:
+            # Never execute a run twice side by side: an existing run is finished, waiting, or being recovered.
+            return Run(DBOS.retrieve_workflow(self.run_id))
         with SetWorkflowID(self.run_id) if self.run_id is not None else contextlib.nullcontext():
             if self.queued:
                 handle = podium.work_queue.enqueue(self.workflow._registered, *args, **kwargs)

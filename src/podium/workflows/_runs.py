@@ -60,6 +60,11 @@ class Runs:
             sort_desc=True,
             load_input=False,
         )
+        if workflow is not None and not found and not self._client.list_workflows(name=workflow, limit=1):
+            known = sorted({s.name for s in self._client.list_workflows(limit=500, load_input=False, load_output=False)})
+            raise NotFoundError(
+                f"no runs of a workflow named {workflow!r} (workflows with runs: {', '.join(known) or 'none'})."
+            )
         return [_info(s) for s in found]
 
     def by_ids(self, run_ids: list[str]) -> list[RunInfo]:

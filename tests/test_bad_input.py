@@ -1,0 +1,140 @@
+"""Bad input gets a clear error that names the fix, and changes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from podium import ConfigurationError, InputDataError, ModelFileError, NotFoundError, Podium, Settings
+from podium.cli import app
+from podium.models import SMOLLM2_135M, LlamaCppModel, TextClassifier
+from podium.store import tables
+from podium_examples.support_triage.tickets import load_tickets
+from tests.conftest import IntentModelFile
+
+runner = CliRunner()
+
+
+def cli(settings: Settings, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--home", str(settings.home), *args])
+    return result.exit_code, result.output + (str(result.exception) if result.exception else "")
+
+
+def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: Settings) -> None:
+    with Podium.connect(settings) as pod:
+        for action in (pod.runs.get, pod.runs.cancel, pod.runs.resume, pod.runs.steps):
+            with pytest.raises(NotFoundError, match=r"no run with id 'nope'\. `podium runs list` shows run ids"):
+                action("nope")
+
+
+def test_an_unknown_workflow_is_refused_with_the_known_ones(sqlite_settings: Settings) -> None:
+    with Podium.connect(sqlite_settings) as pod, pytest.raises(NotFoundError, match="no runs of a workflow named"):
+        pod.runs.list(workflow="no_such_workflow")
+
+
+def test_the_cli_reports_errors_in_one_line_with_an_exit_code(sqlite_settings: Settings) -> None:
+    podium_cli = Path(sys.executable).parent / "podium"
+    done = subprocess.run(
+        [str(podium_cli), "--home", str(sqlite_settings.home), "runs", "show", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: no run with id 'nope'. `podium runs list` shows run ids."
+    code, output = cli(sqlite_settings, "review", "approve", "nope", "--by", "alice")
+    assert code != 0
+    assert "no review request 'nope'" in output
+
+
+def test_a_database_that_does_not_answer_is_named_without_its_password(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url="postgresql://podium:secret@127.0.0.1:1/podium")
+    with pytest.raises(ConfigurationError) as error:
+        Podium.connect(settings)
+    message = str(error.value)
+    assert "127.0.0.1:1" in message and "did not answer" in message and "PODIUM_DATABASE_URL" in message
+    assert "secret" not in message
+
+
+def test_a_database_url_of_an_unsupported_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="supports SQLite and PostgreSQL, not 'mysql'"):
+        Podium.connect(Settings(home=tmp_path, database_url="mysql://root@127.0.0.1/test"))
+    with pytest.raises(ConfigurationError, match="is not a database URL"):
+        Podium.connect(Settings(home=tmp_path, database_url="not a url"))
+
+
+def test_a_missing_model_file_is_refused_with_the_install_command(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="is missing.*Reinstall"):
+        LlamaCppModel(
+            "smollm2-135m", tmp_path / "absent.gguf", SMOLLM2_135M.sha256, fix="Reinstall it: make install."
+        )
+
+
+def test_a_model_file_whose_sha256_does_not_match_is_not_loaded(tmp_path: Path) -> None:
+    impostor = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    impostor.write_bytes(b"GGUF but not the file podium recorded")
+    with pytest.raises(ModelFileError, match=f"but podium recorded {SMOLLM2_135M.sha256}"):
+        LlamaCppModel("smollm2-135m", impostor, SMOLLM2_135M.sha256)
+
+
+def test_a_trained_model_file_that_was_replaced_is_not_unpickled(
+    sqlite_settings: Settings, intent_model_file: IntentModelFile, tmp_path: Path
+) -> None:
+    copy = tmp_path / "intent.pkl"
+    copy.write_bytes(intent_model_file.path.read_bytes())
+    with Podium.connect(sqlite_settings) as pod:
+        pod.trained.adopt("intent-classifier", copy, intent_model_file.sha256)
+        copy.write_bytes(copy.read_bytes() + b"tampered")
+        with pytest.raises(ModelFileError, match="was changed or replaced.*Retrain it"):
+            pod.trained.load_classifier("intent-classifier")
+        with pytest.raises(ModelFileError, match="has not trained a model named 'other'"):
+            pod.trained.load_classifier("other")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("message,label\nhello,card_arrival\n", "the header is message,label"),
+        ("text,category\nmy card?,\n", "line 2: a ticket needs a non-empty text and category"),
+        ("text,category\nmy card, it is late,card_arrival\n", "line 2: a ticket needs"),
+        ("text,category\n", "holds no tickets"),
+        (b"text,category\n\xff\xfe,card\n", "is not UTF-8 text"),
+    ],
+)
+def test_a_malformed_ticket_file_is_refused_saying_where(tmp_path: Path, content: str | bytes, problem: str) -> None:
+    path = tmp_path / "tickets.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(InputDataError, match=problem):
+        load_tickets(path)
+
+
+def test_the_demo_refuses_a_malformed_ticket_file_before_starting_any_run(
+    sqlite_settings: Settings, intent_model_file: IntentModelFile, tmp_path: Path
+) -> None:
+    bad = tmp_path / "tickets.csv"
+    bad.write_text("text,category\nfine,card_arrival\n,\n")
+    with Podium.connect(sqlite_settings) as pod:
+        pod.trained.adopt("intent-classifier", intent_model_file.path, intent_model_file.sha256)
+    code, output = cli(sqlite_settings, "demo", "--tickets", "2", "--ticket-file", str(bad))
+    assert code != 0
+    assert "line 3: a ticket needs a non-empty text and category" in output
+    with Podium.connect(sqlite_settings) as pod:
+        assert pod.runs.list() == []
+        with pod.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(tables.ledger)).scalar() == 0
+
+
+def test_training_needs_labels_for_every_text() -> None:
+    with pytest.raises(InputDataError, match="one label per text"):
+        TextClassifier.train(["a", "b"], ["x"])
+    with pytest.raises(InputDataError, match="at least two different labels"):
+        TextClassifier.train(["a", "b"], ["x", "x"])
