@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from functools import partial
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def cli(settings: Settings, *args: str) -> tuple[int, str]:
 
 def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: Settings) -> None:
     with Podium.connect(settings) as pod:
-        for action in (pod.runs.get, pod.runs.cancel, pod.runs.resume, pod.runs.steps):
+        for action in (pod.runs.get, pod.runs.steps, partial(pod.runs.cancel, by="x"), partial(pod.runs.resume, by="x")):
             with pytest.raises(NotFoundError, match=r"no run with id 'nope'\. `podium runs list` shows run ids"):
                 action("nope")
 

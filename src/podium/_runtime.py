@@ -56,14 +56,14 @@ class Podium:
         self.engine = engine
         self.events = EventBus()
         self._client = DBOSClient(system_database_engine=engine)
-        self.runs = Runs(self._client)
+        self.runs = Runs(engine, self._client)
         self.reviews = Reviews(engine, self._client)
         self.agents = AgentRegistry(engine)
         self.ledger = Ledger(engine)
         self.outbox = Outbox(engine)
         self.models = ModelCatalog()
         self.trained = TrainedModels(engine, settings.home / "models")
-        self.governor = Governor(engine, self.events, self.runs.is_cancelled)
+        self.governor = Governor(engine, self.events)
         self.executor_id: str | None = None
         self.work_queue: Queue | None = None
         self._toolset: FunctionToolset[Any] = FunctionToolset()
@@ -136,6 +136,7 @@ class Podium:
         if _current.get_or_none() is self:
             DBOS.destroy(destroy_registry=False)
             _current.set(None)
+        self.governor.close()
         if self._release_executor is not None:
             self._release_executor()
             self._release_executor = None

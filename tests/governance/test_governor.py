@@ -87,7 +87,7 @@ def test_a_cancelled_run_makes_no_further_call_even_mid_step(settings: Settings)
     with _apps.launch(settings) as pod:
         run = _apps.cancellable.options(run_id="run-cancel").start("late")
         assert _apps.parked.wait(timeout=30), "the run never reached its parked step"
-        assert pod.runs.cancel("run-cancel").status == "CANCELLED"
+        assert pod.runs.cancel("run-cancel", by="operator").status == "CANCELLED"
         _apps.release.set()  # the step wakes up after the cancel and tries its tool call
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(e.decision == "stopped" for e in audit_rows(pod)):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -18,6 +19,7 @@ from pydantic_ai.usage import RunUsage
 from podium import _current
 from podium.errors import NotFoundError, UsageError
 
+T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
@@ -92,7 +94,19 @@ class Agent:
                 raise NotFoundError(f"no tool named {tool!r} is registered (known: {', '.join(sorted(tools))}).")
             return await toolset.call_tool(tool, arguments, context, tools[tool])
 
-        return anyio.run(call)
+        return _run_in_thread_loop(call())
+
+
+_thread_loops = threading.local()
+
+
+def _run_in_thread_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on this thread's own event loop, made once: a fresh loop per call costs more than the
+    governed call itself."""
+    runner: asyncio.Runner | None = getattr(_thread_loops, "runner", None)
+    if runner is None:
+        runner = _thread_loops.runner = asyncio.Runner()
+    return runner.run(coroutine)
 
 
 class _WorkflowCode(Model):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 
 from podium.agents._agent import AgentIdentity
 from podium.errors import NotFoundError
-from podium.governance._audit import AuditEntry, append, canonical_json
+from podium.governance._audit import record
 from podium.store import tables
 
 AgentStatus = Literal["active", "suspended"]
@@ -53,7 +52,7 @@ class AgentRegistry:
                     .where(tables.agents.c.name == identity.name)
                     .values(updated_at=time.time(), **values)
                 )
-            self._audit(conn, "system", "registry.register", identity.name, values)
+            record(conn, "system", "registry.register", f"agent:{identity.name}", detail=values)
 
     def list(self) -> list[AgentRecord]:
         with self._engine.connect() as conn:
@@ -74,22 +73,9 @@ class AgentRegistry:
             conn.execute(
                 tables.agents.update().where(tables.agents.c.name == name).values(status=status, updated_at=time.time())
             )
-            self._audit(conn, f"person:{by}", f"registry.{'restore' if status == 'active' else 'suspend'}", name, {})
+            action = "registry.restore" if status == "active" else "registry.suspend"
+            record(conn, f"person:{by}", action, f"agent:{name}")
         return self.get(name)
-
-    @staticmethod
-    def _audit(conn: sa.Connection, actor: str, action: str, agent: str, detail: dict[str, str]) -> None:
-        append(
-            conn,
-            AuditEntry(
-                call_key=f"registry:{uuid.uuid4()}",
-                actor=actor,
-                action=action,
-                resource=f"agent:{agent}",
-                decision="done",
-                detail=canonical_json(detail),
-            ),
-        )
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> AgentRecord:

@@ -177,18 +177,18 @@ def runs_show(run_id: str) -> None:
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: str) -> None:
-    """Cancel a run: it stops before its next step and the governor refuses its calls."""
+def runs_cancel(run_id: str, by: Annotated[str, typer.Option(help="Who cancels it (audited).")]) -> None:
+    """Cancel a run: the governor refuses its calls at once, even mid-step, and no further step starts."""
     with connected() as pod:
-        run = pod.runs.cancel(run_id)
+        run = pod.runs.cancel(run_id, by=by)
     console.print(f"{run.id}: {run.status}")
 
 
 @runs_app.command("resume")
-def runs_resume(run_id: str) -> None:
+def runs_resume(run_id: str, by: Annotated[str, typer.Option(help="Who resumes it (audited).")]) -> None:
     """Resume a cancelled or failed run from its last finished step."""
     with connected() as pod:
-        run = pod.runs.resume(run_id)
+        run = pod.runs.resume(run_id, by=by)
     console.print(f"{run.id}: {run.status} (a launched podium process picks it up)")
 
 

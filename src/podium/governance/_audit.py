@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -81,6 +82,29 @@ def append(conn: sa.Connection, entry: AuditEntry) -> int:
     conn.execute(sa.insert(tables.audit).values(seq=seq, prev_hash=prev_hash, entry_hash=new_hash, **asdict(entry)))
     conn.execute(sa.update(head).where(head.c.id == 1).values(entry_hash=new_hash))
     return int(seq)
+
+
+def record(
+    conn: sa.Connection,
+    actor: str,
+    action: str,
+    resource: str,
+    *,
+    decision: str = "done",
+    input_digest: str = "",
+    detail: dict[str, str] | None = None,
+) -> int:
+    """Append an entry for an action taken outside a governed call: a person's decision, a registry change."""
+    entry = AuditEntry(
+        call_key=f"{action}:{uuid.uuid4()}",
+        actor=actor,
+        action=action,
+        resource=resource,
+        decision=decision,
+        input_digest=input_digest,
+        detail=canonical_json(detail or {}),
+    )
+    return append(conn, entry)
 
 
 @dataclass(frozen=True)

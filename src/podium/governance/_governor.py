@@ -23,6 +23,7 @@ from podium._events import Event, EventBus
 from podium.errors import ActionDenied, ActorStopped, GovernanceError
 from podium.governance._audit import AuditEntry, append, canonical_json, digest
 from podium.store import insert_if_absent, tables
+from podium.store._group_commit import GroupCommitter
 from podium.workflows._context import CallSite, call_scope, next_call_site
 
 T = TypeVar("T")
@@ -54,14 +55,18 @@ class Usage:
 class Governor:
     """Authorises, executes and records governed calls.
 
-    `run_is_cancelled` answers for a run id; it is injected so the governor works with a launched DBOS or a
-    client alike.
+    Admission is one indexed read (the agent's status and allow-lists, and whether the run was stopped); the
+    record is one write transaction. Both happen on every call, so a suspension or a cancel takes effect at the
+    very next call, in any process.
     """
 
-    def __init__(self, engine: sa.Engine, events: EventBus, run_is_cancelled: Callable[[str], bool]) -> None:
+    def __init__(self, engine: sa.Engine, events: EventBus) -> None:
         self._engine = engine
         self._events = events
-        self._run_is_cancelled = run_is_cancelled
+        self._committer = GroupCommitter(engine)
+
+    def close(self) -> None:
+        self._committer.close()
 
     async def govern(
         self, call: Call, execute: Callable[[], Awaitable[T]], measure: Callable[[T], Usage], output: Callable[[T], str]
@@ -82,11 +87,13 @@ class Governor:
         return result
 
     def _admit(self, call: Call, site: CallSite) -> None:
+        stops = tables.run_stops
+        run_stopped = sa.select(stops.c.run_id).where(stops.c.run_id == (site.run_id or "")).exists()
         with self._engine.connect() as conn:
             row = conn.execute(
-                sa.select(tables.agents.c.status, tables.agents.c.models, tables.agents.c.tools).where(
-                    tables.agents.c.name == call.agent
-                )
+                sa.select(
+                    tables.agents.c.status, tables.agents.c.models, tables.agents.c.tools, run_stopped.label("run_stopped")
+                ).where(tables.agents.c.name == call.agent)
             ).first()
         if row is None:
             self._refuse(
@@ -105,7 +112,7 @@ class Governor:
                 f"agent {call.agent!r} is {row.status}; it may not call {call.kind} {call.resource!r}. "
                 f"An operator restores it with `podium agents restore {call.agent}`.",
             )
-        if site.run_id is not None and self._run_is_cancelled(site.run_id):
+        if row.run_stopped:
             self._refuse(
                 ActorStopped,
                 call,
@@ -130,9 +137,10 @@ class Governor:
     def _record(self, call: Call, site: CallSite, decision: str, usage: Usage, output_digest: str, extra: dict[str, str]) -> None:
         now = time.time()
         detail = {"kind": call.kind, "tier": call.tier, **extra}
-        with self._engine.begin() as conn:
+
+        def write(conn: sa.Connection) -> None:
             if decision == "allowed":
-                insert_if_absent(
+                first_time = insert_if_absent(
                     conn,
                     tables.ledger,
                     call_key=site.key,
@@ -148,6 +156,8 @@ class Governor:
                     cost_nano_usd=usage.cost_nano_usd,
                     at=now,
                 )
+                if not first_time:
+                    return  # a re-run step: this call's ledger row and audit entry were committed together before
                 detail.update(
                     input_tokens=str(usage.input_tokens),
                     output_tokens=str(usage.output_tokens),
@@ -169,3 +179,5 @@ class Governor:
                     at=now,
                 ),
             )
+
+        self._committer.run(write)

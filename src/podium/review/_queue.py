@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSClient
 
 from podium.errors import NotFoundError, UsageError
-from podium.governance._audit import AuditEntry, append, canonical_json, digest
+from podium.governance._audit import canonical_json, digest, record
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
 
@@ -95,7 +94,15 @@ def _open_review(agent: str, reason: str, summary: str, action: dict[str, Any], 
             created_at=now,
             deadline_at=now + deadline_seconds,
         ):
-            _audit(conn, f"agent:{agent}", "review.request", review_id, "pending", digest(action), {"reason": reason})
+            record(
+                conn,
+                f"agent:{agent}",
+                "review.request",
+                f"review:{review_id}",
+                decision="pending",
+                input_digest=digest(action),
+                detail={"reason": reason},
+            )
     return review_id
 
 
@@ -111,7 +118,7 @@ def _expire_review(review_id: str) -> Decision:
         ).rowcount
         row = conn.execute(sa.select(tables.reviews).where(tables.reviews.c.id == review_id)).one()
         if expired:
-            _audit(conn, "system", "review.expire", review_id, "expired", row.action_digest, {})
+            record(conn, "system", "review.expire", f"review:{review_id}", decision="expired", input_digest=row.action_digest)
     return Decision(row.status, row.decided_by, row.rationale, row.action_digest)
 
 
@@ -163,29 +170,20 @@ class Reviews:
                     + "; a request is decided once."
                 )
             action = {"approved": "review.approve", "rejected": "review.reject"}[status]
-            _audit(conn, f"person:{by}", action, review_id, status, request.action_digest, {"rationale": rationale})
+            record(
+                conn,
+                f"person:{by}",
+                action,
+                f"review:{review_id}",
+                decision=status,
+                input_digest=request.action_digest,
+                detail={"rationale": rationale},
+            )
             message = {"status": status, "by": by, "rationale": rationale, "action_digest": request.action_digest}
             self._client.send_in_transaction(
                 conn, request.run_id, message, topic=review_id, idempotency_key=f"decision:{review_id}"
             )
         return self.get(review_id)
-
-
-def _audit(
-    conn: sa.Connection, actor: str, action: str, review_id: str, decision: str, action_digest: str, detail: dict[str, str]
-) -> None:
-    append(
-        conn,
-        AuditEntry(
-            call_key=f"review:{uuid.uuid4()}",
-            actor=actor,
-            action=action,
-            resource=f"review:{review_id}",
-            decision=decision,
-            input_digest=action_digest,
-            detail=canonical_json(detail),
-        ),
-    )
 
 
 def _request(row: sa.Row[Any]) -> ReviewRequest:

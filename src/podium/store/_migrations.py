@@ -95,6 +95,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 recorded_at DOUBLE PRECISION NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        "run stops: cancelled runs the governor refuses, read in the same query as the agent's status",
+        (
+            """CREATE TABLE podium_run_stops (
+                run_id TEXT PRIMARY KEY,
+                stopped_by TEXT NOT NULL,
+                stopped_at DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

@@ -111,3 +111,11 @@ model_files = sa.Table(
     sa.Column("sha256", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.Float, nullable=False),
 )
+
+run_stops = sa.Table(
+    "podium_run_stops",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("stopped_by", sa.Text, nullable=False),
+    sa.Column("stopped_at", sa.Float, nullable=False),
+)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowStatus
 
 from podium.errors import NotFoundError, UsageError
+from podium.governance._audit import record
+from podium.store import insert_if_absent, tables
 
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
@@ -43,7 +47,8 @@ class StepInfo:
 
 
 class Runs:
-    def __init__(self, client: DBOSClient) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient) -> None:
+        self._engine = engine
         self._client = client
 
     def list(
@@ -94,25 +99,28 @@ class Runs:
             for s in self._client.list_workflow_steps(run_id)
         ]
 
-    def cancel(self, run_id: str) -> RunInfo:
-        """Cancel a run: it stops at its next step, and the governor refuses its calls from now on."""
+    def cancel(self, run_id: str, *, by: str) -> RunInfo:
+        """Cancel a run: the governor refuses its calls from now on, even one made by a step already running,
+        and DBOS starts none of its further steps. Audited."""
         run = self.get(run_id)
         if run.status in ("SUCCESS", "ERROR"):
             raise UsageError(f"run {run_id} already finished ({run.status}); there is nothing to cancel.")
+        with self._engine.begin() as conn:
+            if insert_if_absent(conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()):
+                record(conn, f"person:{by}", "run.cancel", f"run:{run_id}")
         self._client.cancel_workflow(run_id)
         return self.get(run_id)
 
-    def resume(self, run_id: str) -> RunInfo:
-        """Resume a cancelled or failed run from its last finished step."""
+    def resume(self, run_id: str, *, by: str) -> RunInfo:
+        """Resume a cancelled or failed run from its last finished step. Audited."""
         run = self.get(run_id)
         if run.status == "SUCCESS":
             raise UsageError(f"run {run_id} already succeeded; there is nothing to resume.")
+        with self._engine.begin() as conn:
+            conn.execute(tables.run_stops.delete().where(tables.run_stops.c.run_id == run_id))
+            record(conn, f"person:{by}", "run.resume", f"run:{run_id}")
         self._client.resume_workflow(run_id)
         return self.get(run_id)
-
-    def is_cancelled(self, run_id: str) -> bool:
-        found = self._client.list_workflows(workflow_ids=[run_id], load_input=False, load_output=False)
-        return bool(found) and found[0].status == "CANCELLED"
 
 
 def _seconds(epoch_ms: int | None) -> float | None:

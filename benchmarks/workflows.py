@@ -1,0 +1,130 @@
+"""Governed 3-step workflows per second against bare DBOS workflows of the same shape, same database.
+
+    python -m benchmarks.workflows [--runs 300] [--rounds 3]
+
+Each step of the governed workflow is a tool call through the governor (status and allow-list check, the call,
+a ledger row and a hash-chained audit entry); each step of the bare workflow calls the same function directly.
+Both run in one process on one database, alternating rounds so that machine noise hits both alike; the
+figure reported is the median round. Writes benchmarks/results/workflows.json and updates RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+import podium
+from benchmarks._report import write_result
+
+POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def bump(x: int) -> int:
+    """The work each step does: trivial, so the benchmark measures the orchestration."""
+    return x + 1
+
+
+agent = podium.Agent("bench", owner="perf@example.com", models=[], tools=[bump])
+
+
+@DBOS.step(name="bench.bare_step")
+def bare_step(x: int) -> int:
+    return bump(x)
+
+
+@DBOS.workflow(name="bench.bare")
+def bare(x: int) -> int:
+    return bare_step(bare_step(bare_step(x)))
+
+
+@podium.step(name="bench.governed_step")
+def governed_step(x: int) -> int:
+    return int(agent.call_tool("bump", x=x))
+
+
+@podium.workflow(name="bench.governed")
+def governed(x: int) -> int:
+    return governed_step(governed_step(governed_step(x)))
+
+
+def throughput(start: Callable[[int], object], runs: int) -> float:
+    started = time.perf_counter()
+    handles = [start(i) for i in range(runs)]
+    for handle in handles:
+        handle.get_result()  # type: ignore[attr-defined]
+    return runs / (time.perf_counter() - started)
+
+
+def measure(settings: podium.Settings, runs: int, rounds: int) -> dict[str, float]:
+    bare_rates: list[float] = []
+    governed_rates: list[float] = []
+    with podium.launch(settings, agents=[agent], tools=[bump]):
+        throughput(lambda i: DBOS.start_workflow(bare, i), 20)  # warm up both paths
+        throughput(lambda i: DBOS.start_workflow(governed._registered, i), 20)
+        for _ in range(rounds):
+            bare_rates.append(throughput(lambda i: DBOS.start_workflow(bare, i), runs))
+            governed_rates.append(throughput(lambda i: DBOS.start_workflow(governed._registered, i), runs))
+    bare_rate, governed_rate = statistics.median(bare_rates), statistics.median(governed_rates)
+    return {"bare_per_s": bare_rate, "governed_per_s": governed_rate, "ratio": governed_rate / bare_rate}
+
+
+@contextmanager
+def fresh_postgres() -> Iterator[str]:
+    admin_url = sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"podium_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300, help="workflows per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as home:
+        results["sqlite"] = measure(podium.Settings(home=Path(home)), args.runs, args.rounds)
+    with fresh_postgres() as url, tempfile.TemporaryDirectory() as home:
+        results["postgres"] = measure(podium.Settings(home=Path(home), database_url=url), args.runs, args.rounds)
+    rows = [
+        (db, f"{r['bare_per_s']:.0f}", f"{r['governed_per_s']:.0f}", f"{r['ratio']:.2f}x") for db, r in results.items()
+    ]
+    write_result(
+        "workflows",
+        title="Governed vs bare DBOS 3-step workflows",
+        method=(
+            f"{args.runs} workflows started at once per round, {args.rounds} alternating rounds, median; each governed "
+            "step is a tool call through the governor (status + allow-list check, ledger row, audit entry). "
+            "Target: governed >= 0.7x bare."
+        ),
+        columns=("database", "bare DBOS wf/s", "governed wf/s", "governed / bare"),
+        rows=rows,
+        data={
+            "sqlite_ratio_vs_dbos": round(results["sqlite"]["ratio"], 3),
+            "postgres_ratio_vs_dbos": round(results["postgres"]["ratio"], 3),
+            **{f"{db}_{k}": round(v, 1) for db, r in results.items() for k, v in r.items() if k != "ratio"},
+            "runs_per_round": args.runs,
+            "rounds": args.rounds,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

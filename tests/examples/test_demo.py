@@ -1,0 +1,58 @@
+"""`podium demo` end to end, twice, in real processes: the second run sends nothing again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from podium import Podium, Settings
+from tests.conftest import IntentModelFile
+
+pytestmark = pytest.mark.slow
+
+PODIUM = Path(sys.executable).parent / "podium"
+
+
+def demo(settings: Settings, tickets: int) -> str:
+    done = subprocess.run(
+        [str(PODIUM), "--database-url", settings.resolved_database_url, "--home", str(settings.home),
+         "demo", "--tickets", str(tickets), "--seed", "3"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def row(output: str, label: str) -> str:
+    line = next(line for line in output.splitlines() if line.startswith(f"│ {label}"))
+    return line.split("│")[2].strip()
+
+
+def test_the_demo_twice_sends_each_reply_once(settings: Settings, intent_model_file: IntentModelFile) -> None:
+    with Podium.connect(settings) as pod:
+        pod.trained.adopt("intent-classifier", intent_model_file.path, intent_model_file.sha256)
+
+    first = demo(settings, 8)
+    assert row(first, "tickets") == "8"
+    auto, waiting = int(row(first, "auto-resolved")), int(row(first, "waiting for a person"))
+    assert auto + waiting == 8
+    assert row(first, "failed") == "0"
+    assert row(first, "audit chain").startswith("verified")
+    assert int(row(first, "replies in outbox")) == auto
+
+    with Podium.connect(settings) as pod:
+        sent_before = [(m.idempotency_key, m.body) for m in pod.outbox.messages()]
+        ledger_cost = pod.ledger.totals().cost_nano_usd
+    assert len(sent_before) == auto
+    # The CLI prints the ledger's total: the figure is the database's, to the printed precision.
+    assert row(first, "cost, all tickets") == f"${ledger_cost / 1e9:.6f}"
+
+    second = demo(settings, 8)
+    assert int(row(second, "replies in outbox")) == auto
+    with Podium.connect(settings) as pod:
+        assert [(m.idempotency_key, m.body) for m in pod.outbox.messages()] == sent_before
+        assert pod.ledger.totals().cost_nano_usd == ledger_cost, "the second run paid for work again"
+        assert pod.verify_audit().ok

@@ -1,0 +1,47 @@
+"""The public API is deliberate: this list changes only on purpose."""
+
+from __future__ import annotations
+
+import podium
+
+
+def test_exported_members() -> None:
+    assert sorted(podium.__all__) == [
+        "ActionDenied",
+        "ActorStopped",
+        "Agent",
+        "ConfigurationError",
+        "Decision",
+        "Event",
+        "EventBus",
+        "GovernanceError",
+        "InputDataError",
+        "ModelFileError",
+        "NotFoundError",
+        "Podium",
+        "PodiumError",
+        "Price",
+        "Run",
+        "Settings",
+        "UsageError",
+        "__version__",
+        "connect",
+        "current_call",
+        "launch",
+        "request_review",
+        "send_to_outbox",
+        "step",
+        "workflow",
+    ]
+    for name in podium.__all__:
+        assert getattr(podium, name) is not None
+
+
+def test_errors_survive_pickling_with_their_fields() -> None:
+    import pickle
+
+    error = podium.ActionDenied("agent 'a' is not allowed tool 't'", agent="a", resource="t", run_id="r")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is podium.ActionDenied
+    assert (str(copy), copy.fields) == (str(error), {"agent": "a", "resource": "t", "run_id": "r"})
+    assert isinstance(copy, podium.GovernanceError) and not isinstance(copy, podium.UsageError)
