@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-from functools import partial
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -28,13 +28,21 @@ def cli(settings: Settings, *args: str) -> tuple[int, str]:
 
 def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: Settings) -> None:
     with Podium.connect(settings) as pod:
-        for action in (pod.runs.get, pod.runs.steps, partial(pod.runs.cancel, by="x"), partial(pod.runs.resume, by="x")):
+        for action in (
+            pod.runs.get,
+            pod.runs.steps,
+            partial(pod.runs.cancel, by="x"),
+            partial(pod.runs.resume, by="x"),
+        ):
             with pytest.raises(NotFoundError, match=r"no run with id 'nope'\. `podium runs list` shows run ids"):
                 action("nope")
 
 
 def test_an_unknown_workflow_is_refused_with_the_known_ones(sqlite_settings: Settings) -> None:
-    with Podium.connect(sqlite_settings) as pod, pytest.raises(NotFoundError, match="no runs of a workflow named"):
+    with (
+        Podium.connect(sqlite_settings) as pod,
+        pytest.raises(NotFoundError, match="no runs of a workflow named"),
+    ):
         pod.runs.list(workflow="no_such_workflow")
 
 
@@ -72,9 +80,7 @@ def test_a_database_url_of_an_unsupported_kind_is_refused(tmp_path: Path) -> Non
 
 def test_a_missing_model_file_is_refused_with_the_install_command(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="is missing.*Reinstall"):
-        LlamaCppModel(
-            "smollm2-135m", tmp_path / "absent.gguf", SMOLLM2_135M.sha256, fix="Reinstall it: make install."
-        )
+        LlamaCppModel("smollm2-135m", tmp_path / "absent.gguf", SMOLLM2_135M.sha256, fix="Reinstall it: make install.")
 
 
 def test_a_model_file_whose_sha256_does_not_match_is_not_loaded(tmp_path: Path) -> None:

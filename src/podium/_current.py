@@ -25,6 +25,6 @@ def get_or_none() -> Podium | None:
     return _podium
 
 
-def set(podium: Podium | None) -> None:  # noqa: A001
+def set(podium: Podium | None) -> None:
     global _podium  # noqa: PLW0603
     _podium = podium

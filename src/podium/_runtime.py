@@ -65,7 +65,7 @@ class Podium:
         self.trained = TrainedModels(engine, settings.home / "models")
         self.governor = Governor(engine, self.events)
         self.executor_id: str | None = None
-        self.work_queue: Queue | None = None
+        self._work_queue: Queue | None = None
         self._toolset: FunctionToolset[Any] = FunctionToolset()
         self._governed: dict[tuple[str, str], Any] = {}
         self._release_executor: Callable[[], None] | None = None
@@ -126,7 +126,7 @@ class Podium:
             DBOS.launch()
             # No concurrency cap: a run waiting days for a person holds its slot, and a cap would let a few such
             # runs stall the queue. CPU-bound local models serialise their own requests.
-            podium.work_queue = DBOS.register_queue(WORK_QUEUE, polling_interval_sec=0.1, on_conflict="always_update")
+            podium._work_queue = DBOS.register_queue(WORK_QUEUE, polling_interval_sec=0.1, on_conflict="always_update")
         except BaseException:
             podium.close()
             raise
@@ -146,7 +146,9 @@ class Podium:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # -- what agents act through -----------------------------------------------------------------------------
@@ -157,7 +159,12 @@ class Podium:
         if key not in self._governed:
             entry = self.models.entry(model)
             self._governed[key] = GovernedModel(
-                self.models.get(model), governor=self.governor, agent=agent, name=model, tier=entry.tier, price=entry.price
+                self.models.get(model),
+                governor=self.governor,
+                agent=agent,
+                name=model,
+                tier=entry.tier,
+                price=entry.price,
             )
         governed: GovernedModel = self._governed[key]
         return governed
@@ -169,6 +176,13 @@ class Podium:
             self._governed[key] = GovernedToolset(self._toolset, governor=self.governor, agent=agent)
         toolset: GovernedToolset = self._governed[key]
         return toolset
+
+    @property
+    def work_queue(self) -> Queue:
+        """The queue every launched process takes runs from."""
+        if self._work_queue is None:
+            raise UsageError("only a launched podium has a work queue: use podium.launch(...), not connect().")
+        return self._work_queue
 
     def verify_audit(self) -> Verification:
         return verify(self.engine)
@@ -230,7 +244,8 @@ def _postgres_claim(engine: sa.Engine) -> Callable[[str], Callable[[], None] | N
     def claim(executor_id: str) -> Callable[[], None] | None:
         conn = engine.connect()
         held = conn.execute(
-            sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(:id))"), {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id}
+            sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(:id))"),
+            {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id},
         ).scalar()
         conn.commit()
         if not held:
@@ -239,7 +254,8 @@ def _postgres_claim(engine: sa.Engine) -> Callable[[str], Callable[[], None] | N
 
         def release() -> None:
             conn.execute(
-                sa.text("SELECT pg_advisory_unlock(:cls, hashtext(:id))"), {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id}
+                sa.text("SELECT pg_advisory_unlock(:cls, hashtext(:id))"),
+                {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id},
             )
             conn.commit()
             conn.close()

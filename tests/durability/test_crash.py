@@ -103,9 +103,22 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
         (request,) = pod.reviews.list()
         assert request.run_id == f"crash-{sensitive.id}"
     approve = subprocess.run(
-        [str(Path(sys.executable).parent / "podium"), "--database-url", settings.resolved_database_url,
-         "review", "approve", request.id, "--by", "duty-manager", "--note", "checked the account"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(Path(sys.executable).parent / "podium"),
+            "--database-url",
+            settings.resolved_database_url,
+            "review",
+            "approve",
+            request.id,
+            "--by",
+            "duty-manager",
+            "--note",
+            "checked the account",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert approve.returncode == 0, approve.stderr
     assert drive(settings, intent_model_file, sensitive, None) == "SETTLED"
@@ -120,7 +133,9 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
         assert outbox == {run_id: 1 for run_id in runs}, "a reply was sent twice or not at all"
 
         with pod.engine.connect() as conn:
-            ledger = list(conn.execute(sa.select(tables.ledger.c.run_id, tables.ledger.c.kind, tables.ledger.c.step_id)))
+            ledger = list(
+                conn.execute(sa.select(tables.ledger.c.run_id, tables.ledger.c.kind, tables.ledger.c.step_id))
+            )
             audit = list(
                 conn.execute(
                     sa.select(tables.audit.c.run_id, tables.audit.c.action, tables.audit.c.step_id).where(

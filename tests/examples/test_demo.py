@@ -18,9 +18,22 @@ PODIUM = Path(sys.executable).parent / "podium"
 
 def demo(settings: Settings, tickets: int) -> str:
     done = subprocess.run(
-        [str(PODIUM), "--database-url", settings.resolved_database_url, "--home", str(settings.home),
-         "demo", "--tickets", str(tickets), "--seed", "3"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(PODIUM),
+            "--database-url",
+            settings.resolved_database_url,
+            "--home",
+            str(settings.home),
+            "demo",
+            "--tickets",
+            str(tickets),
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

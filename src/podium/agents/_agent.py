@@ -121,7 +121,10 @@ class _WorkflowCode(Model):
         return "podium"
 
     async def request(
-        self, messages: list[ModelMessage], model_settings: ModelSettings | None, params: ModelRequestParameters
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        params: ModelRequestParameters,
     ) -> ModelResponse:
         raise UsageError("workflow code does not request completions; use Agent.run.")
 

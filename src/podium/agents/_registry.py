@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class AgentRegistry:
                 )
             record(conn, "system", "registry.register", f"agent:{identity.name}", detail=values)
 
-    def list(self) -> list[AgentRecord]:
+    def list(self) -> builtins.list[AgentRecord]:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(tables.agents).order_by(tables.agents.c.name)).all()
         return [_record(row) for row in rows]

@@ -35,7 +35,13 @@ review_app = typer.Typer(help="Decide the exceptions that wait for a person.", n
 agents_app = typer.Typer(help="The agent registry: identities, owners, allow-lists, status.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
-for sub, name in ((runs_app, "runs"), (review_app, "review"), (agents_app, "agents"), (audit_app, "audit"), (models_app, "models")):
+for sub, name in (
+    (runs_app, "runs"),
+    (review_app, "review"),
+    (agents_app, "agents"),
+    (audit_app, "audit"),
+    (models_app, "models"),
+):
     app.add_typer(sub, name=name)
 
 _overrides: dict[str, Any] = {}
@@ -84,7 +90,9 @@ def main() -> None:
 def demo(
     tickets: Annotated[int, typer.Option(min=1, help="How many BANKING77 test tickets to triage.")] = 40,
     seed: Annotated[int, typer.Option(help="Which tickets: the same seed picks the same ones.")] = 7,
-    ticket_file: Annotated[Path | None, typer.Option(help="A text,category CSV instead of BANKING77's test set.")] = None,
+    ticket_file: Annotated[
+        Path | None, typer.Option(help="A text,category CSV instead of BANKING77's test set.")
+    ] = None,
 ) -> None:
     """Triage customer-support tickets end to end, then report outcomes, accuracy, cost and the audit."""
     from podium_examples.support_triage.demo import ensure_intent_model, run_demo
@@ -95,7 +103,11 @@ def demo(
         if ensure_intent_model(config):
             console.print("Trained the intent classifier [dim](specialised local model)[/].")
     with Progress(
-        TextColumn("Triaging tickets"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("Triaging tickets"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as bar:
         task = bar.add_task("triage", total=tickets)
         report = run_demo(
@@ -122,13 +134,18 @@ def demo(
         ("cost, all tickets (ledger)", f"${report.cost_usd:.6f}"),
         ("cycle time p50 / p95, auto-resolved", f"{report.cycle_p50_s:.2f} s / {report.cycle_p95_s:.2f} s"),
         ("replies in outbox (exactly one per sent ticket)", f"{report.replies_in_outbox}"),
-        ("audit chain", f"verified, {report.audit.entries:,} entries" if report.audit.ok else f"BROKEN: {report.audit.problem}"),
+        (
+            "audit chain",
+            f"verified, {report.audit.entries:,} entries" if report.audit.ok else f"BROKEN: {report.audit.problem}",
+        ),
     ]
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
     if report.waiting_for_person:
-        console.print("Decide the waiting ones: [bold]podium review list[/], then [bold]podium review approve ID --by you[/].")
+        console.print(
+            "Decide the waiting ones: [bold]podium review list[/], then [bold]podium review approve ID --by you[/]."
+        )
     _exit_leaving_waits_durable()
 
 
@@ -311,7 +328,9 @@ def models_list() -> None:
 
 @models_app.command("train-intents")
 def models_train_intents(
-    labelled_file: Annotated[Path | None, typer.Argument(help="text,category CSV (default: BANKING77 train set).")] = None,
+    labelled_file: Annotated[
+        Path | None, typer.Argument(help="text,category CSV (default: BANKING77 train set).")
+    ] = None,
 ) -> None:
     """(Re)train the support-triage intent classifier and record its file's sha256."""
     from podium_examples.support_triage.tickets import TRAIN_CSV, load_tickets

@@ -66,9 +66,7 @@ def append(conn: sa.Connection, entry: AuditEntry) -> int:
     Appending an entry whose `call_key` is already in the log does nothing and returns the existing number, so a
     step that re-runs after a crash does not log its calls twice.
     """
-    existing = conn.execute(
-        sa.select(tables.audit.c.seq).where(tables.audit.c.call_key == entry.call_key)
-    ).scalar()
+    existing = conn.execute(sa.select(tables.audit.c.seq).where(tables.audit.c.call_key == entry.call_key)).scalar()
     if existing is not None:
         return int(existing)
     if not entry.at:
@@ -132,9 +130,7 @@ def verify(engine: sa.Engine) -> Verification:
             if row.entry_hash != expected:
                 return Verification(False, count, f"entry {row.seq} was altered (its hash does not match)")
             prev_hash = row.entry_hash
-        head_seq, head_hash = conn.execute(
-            sa.select(tables.audit_head.c.seq, tables.audit_head.c.entry_hash)
-        ).one()
+        head_seq, head_hash = conn.execute(sa.select(tables.audit_head.c.seq, tables.audit_head.c.entry_hash)).one()
     if head_seq != count or head_hash != prev_hash:
         return Verification(False, count, f"the log ends at entry {count} but its head says {head_seq}")
     return Verification(True, count)

@@ -69,7 +69,11 @@ class Governor:
         self._committer.close()
 
     async def govern(
-        self, call: Call, execute: Callable[[], Awaitable[T]], measure: Callable[[T], Usage], output: Callable[[T], str]
+        self,
+        call: Call,
+        execute: Callable[[], Awaitable[T]],
+        measure: Callable[[T], Usage],
+        output: Callable[[T], str],
     ) -> T:
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         self._admit(call, site)
@@ -92,7 +96,10 @@ class Governor:
         with self._engine.connect() as conn:
             row = conn.execute(
                 sa.select(
-                    tables.agents.c.status, tables.agents.c.models, tables.agents.c.tools, run_stopped.label("run_stopped")
+                    tables.agents.c.status,
+                    tables.agents.c.models,
+                    tables.agents.c.tools,
+                    run_stopped.label("run_stopped"),
                 ).where(tables.agents.c.name == call.agent)
             ).first()
         if row is None:
@@ -134,7 +141,15 @@ class Governor:
         self._record(call, site, decision, Usage(), "", {"reason": message})
         raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
 
-    def _record(self, call: Call, site: CallSite, decision: str, usage: Usage, output_digest: str, extra: dict[str, str]) -> None:
+    def _record(
+        self,
+        call: Call,
+        site: CallSite,
+        decision: str,
+        usage: Usage,
+        output_digest: str,
+        extra: dict[str, str],
+    ) -> None:
         now = time.time()
         detail = {"kind": call.kind, "tier": call.tier, **extra}
 

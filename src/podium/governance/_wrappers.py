@@ -69,5 +69,8 @@ class GovernedToolset(WrapperToolset[Any]):
     ) -> Any:
         call = Call(self.agent, "tool", name, "tool", digest(tool_args))
         return await self.governor.govern(
-            call, lambda: self.wrapped.call_tool(name, tool_args, ctx, tool), lambda _: Usage(), canonical_json
+            call,
+            lambda: self.wrapped.call_tool(name, tool_args, ctx, tool),
+            lambda _: Usage(),
+            canonical_json,
         )

@@ -89,18 +89,24 @@ class TrainedModels:
         verify_model_file(path, sha256, fix="Pass the sha256 printed when the model was trained.")
         values = {"path": str(path), "sha256": sha256, "recorded_at": time.time()}
         with self._engine.begin() as conn:
-            updated = conn.execute(tables.model_files.update().where(tables.model_files.c.name == name).values(**values))
+            updated = conn.execute(
+                tables.model_files.update().where(tables.model_files.c.name == name).values(**values)
+            )
             if not updated.rowcount:
                 conn.execute(tables.model_files.insert().values(name=name, **values))
-        return path
 
     def has(self, name: str) -> bool:
         with self._engine.connect() as conn:
-            return conn.execute(sa.select(tables.model_files.c.name).where(tables.model_files.c.name == name)).first() is not None
+            return (
+                conn.execute(sa.select(tables.model_files.c.name).where(tables.model_files.c.name == name)).first()
+                is not None
+            )
 
     def load_classifier(self, name: str) -> ClassifierModel:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(tables.model_files).where(tables.model_files.c.name == name)).first()
         if row is None:
-            raise ModelFileError(f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents.")
+            raise ModelFileError(
+                f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents."
+            )
         return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256))

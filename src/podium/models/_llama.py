@@ -46,7 +46,13 @@ class LlamaCppModel(LocalModel):
 
     @classmethod
     def from_package(cls, name: str, packaged: PackagedModelFile, *, threads: int = 2) -> LlamaCppModel:
-        return cls(name, packaged.locate(), packaged.sha256, threads=threads, fix=f"Reinstall it: {packaged.install_hint}.")
+        return cls(
+            name,
+            packaged.locate(),
+            packaged.sha256,
+            threads=threads,
+            fix=f"Reinstall it: {packaged.install_hint}.",
+        )
 
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
         out = self._llama.create_chat_completion(

@@ -7,6 +7,7 @@ are written in one transaction, so no decision is lost and none is delivered wit
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from dataclasses import dataclass
@@ -55,7 +56,12 @@ class Decision:
 
 
 def request_review(
-    *, agent: str, reason: str, summary: str, action: dict[str, Any], deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    *,
+    agent: str,
+    reason: str,
+    summary: str,
+    action: dict[str, Any],
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
 ) -> Decision:
     """Stop this run as an exception and wait for a person's decision on `action`.
 
@@ -118,7 +124,14 @@ def _expire_review(review_id: str) -> Decision:
         ).rowcount
         row = conn.execute(sa.select(tables.reviews).where(tables.reviews.c.id == review_id)).one()
         if expired:
-            record(conn, "system", "review.expire", f"review:{review_id}", decision="expired", input_digest=row.action_digest)
+            record(
+                conn,
+                "system",
+                "review.expire",
+                f"review:{review_id}",
+                decision="expired",
+                input_digest=row.action_digest,
+            )
     return Decision(row.status, row.decided_by, row.rationale, row.action_digest)
 
 
@@ -129,7 +142,7 @@ class Reviews:
         self._engine = engine
         self._client = client
 
-    def list(self, *, status: str | None = "pending", limit: int = 100) -> list[ReviewRequest]:
+    def list(self, *, status: str | None = "pending", limit: int = 100) -> builtins.list[ReviewRequest]:
         query = sa.select(tables.reviews).order_by(tables.reviews.c.created_at).limit(limit)
         if status is not None:
             query = query.where(tables.reviews.c.status == status)
@@ -141,7 +154,8 @@ class Reviews:
             row = conn.execute(sa.select(tables.reviews).where(tables.reviews.c.id == review_id)).first()
         if row is None:
             raise NotFoundError(
-                f"no review request {review_id!r}. `podium review list` shows the pending ones.", review_id=review_id
+                f"no review request {review_id!r}. `podium review list` shows the pending ones.",
+                review_id=review_id,
             )
         return _request(row)
 
@@ -179,7 +193,12 @@ class Reviews:
                 input_digest=request.action_digest,
                 detail={"rationale": rationale},
             )
-            message = {"status": status, "by": by, "rationale": rationale, "action_digest": request.action_digest}
+            message = {
+                "status": status,
+                "by": by,
+                "rationale": rationale,
+                "action_digest": request.action_digest,
+            }
             self._client.send_in_transaction(
                 conn, request.run_id, message, topic=review_id, idempotency_key=f"decision:{review_id}"
             )

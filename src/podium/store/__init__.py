@@ -5,5 +5,13 @@ from podium.store._engine import create_engine, is_sqlite, safe_url
 from podium.store._migrations import MIGRATIONS, current_version, migrate
 from podium.store._writes import insert_if_absent
 
-__all__ = ["MIGRATIONS", "create_engine", "current_version",
-    "insert_if_absent", "is_sqlite", "migrate", "safe_url", "tables"]
+__all__ = [
+    "MIGRATIONS",
+    "create_engine",
+    "current_version",
+    "insert_if_absent",
+    "is_sqlite",
+    "migrate",
+    "safe_url",
+    "tables",
+]

@@ -21,7 +21,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, ParamSpec, TypeVar, cast, overload
+from typing import Generic, ParamSpec, TypeVar, overload
 
 from dbos import DBOS, SetWorkflowID, WorkflowHandle
 
@@ -55,7 +55,7 @@ class Step(Generic[P, R]):
                 _emit(Event("step_finished", run_id, name, step_id))
                 return result
 
-        self._registered = DBOS.step(
+        self._registered: Callable[P, R] = DBOS.step(
             name=name,
             retries_allowed=retries > 0,
             max_attempts=retries + 1,
@@ -64,7 +64,7 @@ class Step(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return cast(R, self._registered(*args, **kwargs))
+        return self._registered(*args, **kwargs)
 
 
 class Workflow(Generic[P, R]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -52,8 +53,13 @@ class Runs:
         self._client = client
 
     def list(
-        self, *, workflow: str | None = None, status: str | None = None, prefix: str | None = None, limit: int = 50
-    ) -> list[RunInfo]:
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        prefix: str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[RunInfo]:
         """The newest runs first."""
         if status is not None and status.upper() not in STATUSES:
             raise UsageError(f"unknown run status {status!r}; use one of {', '.join(STATUSES)}.")
@@ -66,14 +72,16 @@ class Runs:
             load_input=False,
         )
         if workflow is not None and not found and not self._client.list_workflows(name=workflow, limit=1):
-            known = sorted({s.name for s in self._client.list_workflows(limit=500, load_input=False, load_output=False)})
+            known = sorted(
+                {s.name for s in self._client.list_workflows(limit=500, load_input=False, load_output=False)}
+            )
             raise NotFoundError(
                 f"no runs of a workflow named {workflow!r} (workflows with runs: {', '.join(known) or 'none'})."
             )
         return [_info(s) for s in found]
 
-    def by_ids(self, run_ids: list[str]) -> list[RunInfo]:
-        found: list[RunInfo] = []
+    def by_ids(self, run_ids: builtins.list[str]) -> builtins.list[RunInfo]:
+        found: builtins.list[RunInfo] = []
         for start in range(0, len(run_ids), 500):
             chunk = run_ids[start : start + 500]
             found += [_info(s) for s in self._client.list_workflows(workflow_ids=chunk, load_input=False)]
@@ -85,7 +93,7 @@ class Runs:
             raise NotFoundError(f"no run with id {run_id!r}. `podium runs list` shows run ids.", run_id=run_id)
         return _info(found[0])
 
-    def steps(self, run_id: str) -> list[StepInfo]:
+    def steps(self, run_id: str) -> builtins.list[StepInfo]:
         self.get(run_id)
         return [
             StepInfo(
