@@ -15,16 +15,14 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
 from dbos import DBOS
 
 import podium
 from benchmarks._report import write_result
+from podium.testing import temporary_postgres_database
 
 POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -78,21 +76,6 @@ def measure(settings: podium.Settings, runs: int, rounds: int) -> dict[str, floa
     return {"bare_per_s": bare_rate, "governed_per_s": governed_rate, "ratio": governed_rate / bare_rate}
 
 
-@contextmanager
-def fresh_postgres() -> Iterator[str]:
-    admin_url = sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"podium_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300, help="workflows per round")
@@ -101,7 +84,7 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as home:
         results["sqlite"] = measure(podium.Settings(home=Path(home)), args.runs, args.rounds)
-    with fresh_postgres() as url, tempfile.TemporaryDirectory() as home:
+    with temporary_postgres_database(POSTGRES_URL, prefix="podium_bench") as url, tempfile.TemporaryDirectory() as home:
         results["postgres"] = measure(podium.Settings(home=Path(home), database_url=url), args.runs, args.rounds)
     rows = [
         (db, f"{r['bare_per_s']:.0f}", f"{r['governed_per_s']:.0f}", f"{r['ratio']:.2f}x") for db, r in results.items()

@@ -238,28 +238,27 @@ def review_show(review_id: str) -> None:
         console.print(f"decided by {r.decided_by} at {format_time(r.decided_at)}: {r.rationale or ''}")
 
 
+By = Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")]
+Note = Annotated[str, typer.Option(help="Why.")]
+
+
 @review_app.command("approve")
-def review_approve(
-    review_id: str,
-    by: Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")],
-    note: Annotated[str, typer.Option(help="Why.")] = "",
-) -> None:
+def review_approve(review_id: str, by: By, note: Note = "") -> None:
     """Approve the exact action a run proposed; the run resumes and performs it once."""
-    with connected() as pod:
-        r = pod.reviews.approve(review_id, by=by, rationale=note)
-    console.print(f"{r.id}: {r.status} by {r.decided_by}")
+    _decide(review_id, approve=True, by=by, note=note)
 
 
 @review_app.command("reject")
-def review_reject(
-    review_id: str,
-    by: Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")],
-    note: Annotated[str, typer.Option(help="Why.")] = "",
-) -> None:
+def review_reject(review_id: str, by: By, note: Note = "") -> None:
     """Reject the proposed action; the run ends without performing it."""
+    _decide(review_id, approve=False, by=by, note=note)
+
+
+def _decide(review_id: str, *, approve: bool, by: str, note: str) -> None:
     with connected() as pod:
-        r = pod.reviews.reject(review_id, by=by, rationale=note)
-    console.print(f"{r.id}: {r.status} by {r.decided_by}")
+        decide = pod.reviews.approve if approve else pod.reviews.reject
+        request = decide(review_id, by=by, rationale=note)
+    console.print(f"{request.id}: {request.status} by {request.decided_by}")
 
 
 # -- agents --------------------------------------------------------------------------------------------------
