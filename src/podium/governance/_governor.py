@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from podium._events import Event, EventBus
 from podium.errors import ActionDenied, ActorStopped, GovernanceError
-from podium.governance._audit import AuditEntry, append, canonical_json, digest
-from podium.store import insert_if_absent, tables
+from podium.governance._audit import AuditEntry, append_many, canonical_json, digest
+from podium.store import insert_many_if_absent, tables
 from podium.store._group_commit import GroupCommitter
 from podium.workflows._context import CallSite, call_scope, next_call_site
 
@@ -63,7 +63,7 @@ class Governor:
     def __init__(self, engine: sa.Engine, events: EventBus) -> None:
         self._engine = engine
         self._events = events
-        self._committer = GroupCommitter(engine)
+        self._committer: GroupCommitter[CallRecord] = GroupCommitter(engine, write_records)
 
     def close(self) -> None:
         self._committer.close()
@@ -142,57 +142,67 @@ class Governor:
         raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
 
     def _record(
-        self,
-        call: Call,
-        site: CallSite,
-        decision: str,
-        usage: Usage,
-        output_digest: str,
-        extra: dict[str, str],
+        self, call: Call, site: CallSite, decision: str, usage: Usage, output_digest: str, extra: dict[str, str]
     ) -> None:
-        now = time.time()
-        detail = {"kind": call.kind, "tier": call.tier, **extra}
+        self._committer.write(CallRecord(call, site, decision, usage, output_digest, extra, time.time()))
 
-        def write(conn: sa.Connection) -> None:
-            if decision == "allowed":
-                first_time = insert_if_absent(
-                    conn,
-                    tables.ledger,
-                    call_key=site.key,
-                    run_id=site.run_id,
-                    step_id=site.step_id,
-                    agent=call.agent,
-                    kind=call.kind,
-                    resource=call.resource,
-                    tier=call.tier,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    compute_seconds=usage.compute_seconds,
-                    cost_nano_usd=usage.cost_nano_usd,
-                    at=now,
-                )
-                if not first_time:
-                    return  # a re-run step: this call's ledger row and audit entry were committed together before
-                detail.update(
-                    input_tokens=str(usage.input_tokens),
-                    output_tokens=str(usage.output_tokens),
-                    cost_nano_usd=str(usage.cost_nano_usd),
-                )
-            append(
-                conn,
-                AuditEntry(
-                    call_key=site.key,
-                    actor=f"agent:{call.agent}",
-                    action=f"{call.kind}.call",
-                    resource=call.resource,
-                    decision=decision,
-                    run_id=site.run_id,
-                    step_id=site.step_id,
-                    input_digest=call.input_digest,
-                    output_digest=output_digest,
-                    detail=canonical_json(detail),
-                    at=now,
-                ),
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What the governor writes about one call: a ledger row (if it was allowed) and an audit entry."""
+
+    call: Call
+    site: CallSite
+    decision: str
+    usage: Usage
+    output_digest: str
+    extra: dict[str, str]
+    at: float
+
+    def ledger_row(self) -> dict[str, object]:
+        return {
+            "call_key": self.site.key,
+            "run_id": self.site.run_id,
+            "step_id": self.site.step_id,
+            "agent": self.call.agent,
+            "kind": self.call.kind,
+            "resource": self.call.resource,
+            "tier": self.call.tier,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "compute_seconds": self.usage.compute_seconds,
+            "cost_nano_usd": self.usage.cost_nano_usd,
+            "at": self.at,
+        }
+
+    def audit_entry(self) -> AuditEntry:
+        detail = {"kind": self.call.kind, "tier": self.call.tier, **self.extra}
+        if self.decision == "allowed":
+            detail.update(
+                input_tokens=str(self.usage.input_tokens),
+                output_tokens=str(self.usage.output_tokens),
+                cost_nano_usd=str(self.usage.cost_nano_usd),
             )
+        return AuditEntry(
+            call_key=self.site.key,
+            actor=f"agent:{self.call.agent}",
+            action=f"{self.call.kind}.call",
+            resource=self.call.resource,
+            decision=self.decision,
+            run_id=self.site.run_id,
+            step_id=self.site.step_id,
+            input_digest=self.call.input_digest,
+            output_digest=self.output_digest,
+            detail=canonical_json(detail),
+            at=self.at,
+        )
 
-        self._committer.run(write)
+
+def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
+    """Write a batch of call records: the ledger rows first, then the audit entries, in the caller's transaction.
+
+    A call whose ledger row already existed is a re-run step's: its audit entry was committed with that row.
+    """
+    allowed = [r for r in records if r.decision == "allowed"]
+    first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in allowed]) if allowed else set()
+    append_many(conn, [r.audit_entry() for r in records if r.decision != "allowed" or r.site.key in first_time])

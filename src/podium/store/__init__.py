@@ -3,13 +3,14 @@
 from podium.store import _schema as tables
 from podium.store._engine import create_engine, is_sqlite, safe_url
 from podium.store._migrations import MIGRATIONS, current_version, migrate
-from podium.store._writes import insert_if_absent
+from podium.store._writes import insert_if_absent, insert_many_if_absent
 
 __all__ = [
     "MIGRATIONS",
     "create_engine",
     "current_version",
     "insert_if_absent",
+    "insert_many_if_absent",
     "is_sqlite",
     "migrate",
     "safe_url",

@@ -1,8 +1,8 @@
 """Group commit: many threads' small writes share one transaction, and each caller waits for its commit.
 
 A governed call returns only once its ledger row and audit entry are committed (a step checkpointed before its
-record would lose the record for good). Under load, hundreds of calls ride on one commit instead of paying for
-one each.
+record would lose the record for good). Under load, hundreds of calls ride on one commit and a handful of
+statements instead of paying for their own.
 """
 
 from __future__ import annotations
@@ -11,25 +11,29 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 import sqlalchemy as sa
 
-Write = Callable[[sa.Connection], None]
+T = TypeVar("T")
 MAX_BATCH = 256
 
 
-class GroupCommitter:
-    def __init__(self, engine: sa.Engine) -> None:
+class GroupCommitter(Generic[T]):
+    """Collects items from many threads and writes them with `write_batch` in one transaction per batch."""
+
+    def __init__(self, engine: sa.Engine, write_batch: Callable[[sa.Connection, list[T]], None]) -> None:
         self._engine = engine
-        self._queue: queue.SimpleQueue[tuple[Write, Future[None]] | None] = queue.SimpleQueue()
+        self._write_batch = write_batch
+        self._queue: queue.SimpleQueue[tuple[T, Future[None]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def run(self, write: Write) -> None:
-        """Run `write` in a shared transaction; return once it is committed, or raise what it raised."""
+    def write(self, item: T) -> None:
+        """Write `item`; return once it is committed, or raise what writing it raised."""
         done: Future[None] = Future()
         self._start()
-        self._queue.put((write, done))
+        self._queue.put((item, done))
         done.result()
 
     def close(self) -> None:
@@ -46,29 +50,31 @@ class GroupCommitter:
                 self._thread.start()
 
     def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            batch = [item]
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            closing = False
             while len(batch) < MAX_BATCH:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._commit(batch)
-                    return
+                    closing = True
+                    break
                 batch.append(more)
             self._commit(batch)
+            if closing:
+                return
 
-    def _commit(self, batch: list[tuple[Write, Future[None]]]) -> None:
+    def _commit(self, batch: list[tuple[T, Future[None]]]) -> None:
         try:
             with self._engine.begin() as conn:
-                for write, _ in batch:
-                    write(conn)
-        except Exception as exc:  # noqa: BLE001 - handed to the callers below, one by one
+                self._write_batch(conn, [item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to the callers below
             if len(batch) == 1:
                 batch[0][1].set_exception(exc)
                 return
-            for single in batch:  # find the write that failed; the others still commit
+            for single in batch:  # find the item that failed; the others still commit
                 self._commit([single])
             return
         for _, done in batch:

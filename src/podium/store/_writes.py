@@ -16,3 +16,11 @@ def insert_if_absent(conn: sa.Connection, table: sa.Table, **values: Any) -> boo
     """
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     return bool(conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing()).rowcount)
+
+
+def insert_many_if_absent(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> set[Any]:
+    """Insert the rows whose primary key is not taken yet; return the keys of the rows inserted now."""
+    (key,) = table.primary_key.columns
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).on_conflict_do_nothing().returning(key)
+    return set(conn.execute(statement, rows).scalars())
