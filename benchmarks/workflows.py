@@ -66,7 +66,7 @@ def throughput(start: Callable[[int], object], runs: int) -> float:
 def measure(settings: podium.Settings, runs: int, rounds: int) -> dict[str, float]:
     bare_rates: list[float] = []
     governed_rates: list[float] = []
-    with podium.launch(settings, agents=[agent], tools=[bump]):
+    with podium.launch(settings, podium.App(agents=[agent], tools=[bump])):
         throughput(lambda i: DBOS.start_workflow(bare, i), 20)  # warm up both paths
         throughput(lambda i: DBOS.start_workflow(governed._registered, i), 20)
         for _ in range(rounds):

@@ -31,18 +31,21 @@ worker = podium.Agent("tester", owner="qa-lead@example.com", models=["echo"], to
 intruder = podium.Agent("intruder", owner="qa-lead@example.com", models=["echo"], tools=[])
 
 AGENTS = [worker, intruder]
-TOOLS = [note, shout]
 ECHO_PRICE = Price(input_per_mtok=1_000.0, output_per_mtok=2_000.0)
 
 
-MODELS = [
-    ModelEntry("echo", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="echo")),
-    ModelEntry("other", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="other")),
-]
+APP = podium.App(
+    agents=AGENTS,
+    tools=[note, shout],
+    models=[
+        ModelEntry("echo", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="echo")),
+        ModelEntry("other", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="other")),
+    ],
+)
 
 
 def launch(settings: Settings) -> Podium:
-    return podium.launch(settings, agents=AGENTS, tools=TOOLS, models=MODELS)
+    return podium.launch(settings, APP)
 
 
 @podium.step(name="tests.ask")

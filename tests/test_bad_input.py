@@ -41,7 +41,7 @@ def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: S
 def test_an_unknown_workflow_is_refused_with_the_known_ones(sqlite_settings: Settings) -> None:
     with (
         Podium.connect(sqlite_settings) as pod,
-        pytest.raises(NotFoundError, match="no runs of a workflow named"),
+        pytest.raises(NotFoundError, match="no workflow named 'no_such_workflow' has been launched"),
     ):
         pod.runs.list(workflow="no_such_workflow")
 

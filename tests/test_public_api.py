@@ -10,6 +10,7 @@ def test_exported_members() -> None:
         "ActionDenied",
         "ActorStopped",
         "Agent",
+        "App",
         "ConfigurationError",
         "Decision",
         "Event",

@@ -29,7 +29,7 @@ def reply(customer: str, text: str) -> str:
 
 
 def main(settings: podium.Settings | None = None) -> None:
-    with podium.launch(settings, agents=[agent], tools=[send_reply]) as pod:
+    with podium.launch(settings, podium.App(agents=[agent], tools=[send_reply])) as pod:
         print(reply.options(run_id="ticket-1").start("c-1", "Where is my card?").result())
         print(pod.ledger.totals(["ticket-1"]))
 

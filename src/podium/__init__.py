@@ -5,7 +5,7 @@ that authorises it, costs it in a ledger and records it in a tamper-evident audi
 """
 
 from podium._events import Event, EventBus
-from podium._runtime import Podium, connect, launch
+from podium._runtime import App, Podium, connect, launch
 from podium._version import __version__
 from podium.agents import Agent
 from podium.cost import Price
@@ -29,6 +29,7 @@ __all__ = [
     "ActionDenied",
     "ActorStopped",
     "Agent",
+    "App",
     "ConfigurationError",
     "Decision",
     "Event",

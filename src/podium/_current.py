@@ -16,7 +16,7 @@ def get() -> Podium:
     if _podium is None:
         raise UsageError(
             "no podium runtime is launched in this process. Start one first: "
-            "`with podium.launch(settings, agents=[...]) as pod: ...`."
+            "`with podium.launch(settings, podium.App(agents=[...])) as pod: ...`."
         )
     return _podium
 

@@ -15,6 +15,7 @@ import fcntl
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -42,9 +43,25 @@ from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate
 from podium.tools import Outbox
 from podium.workflows import Runs
+from podium.workflows._api import DECLARED
+from podium.workflows._runs import WORK_QUEUE
 
 EXECUTOR_SLOTS = 64
-WORK_QUEUE = "podium-work"
+
+
+@dataclass(frozen=True)
+class App:
+    """What a podium process runs: its agents, the tools they may call, and models beyond the built-in ones.
+
+    Workflows need no listing: declaring them with `@podium.workflow` registers them when their module is
+    imported, so import the module that defines them before launching.
+    """
+
+    agents: Sequence[Agent] = ()
+    tools: Sequence[Callable[..., Any]] = ()
+    models: Sequence[TrainedClassifier | ModelEntry] = ()
+
+
 _ADVISORY_LOCK_CLASS = 0x706F64  # "pod": the namespace of podium's executor locks in PostgreSQL
 
 
@@ -87,31 +104,26 @@ class Podium:
         return cls(settings, engine)
 
     @classmethod
-    def launch(
-        cls,
-        settings: Settings | None = None,
-        *,
-        agents: Sequence[Agent] = (),
-        tools: Sequence[Callable[..., Any]] = (),
-        models: Sequence[TrainedClassifier | ModelEntry] = (),
-    ) -> Podium:
-        """Connect, register `agents`, `tools` and `models`, then start executing workflows.
+    def launch(cls, settings: Settings | None = None, app: App | None = None) -> Podium:
+        """Connect, register the app's agents, tools and models, then start executing workflows.
 
-        Everything a workflow uses must be registered here, before DBOS starts recovering interrupted runs.
+        Everything a workflow uses is registered before DBOS starts recovering interrupted runs.
         """
+        app = app or App()
         if _current.get_or_none() is not None:
             raise UsageError("a podium runtime is already launched in this process; close it before launching another.")
         podium = cls.connect(settings)
         try:
-            for tool in tools:
+            for tool in app.tools:
                 podium._toolset.add_function(tool)
-            for model in models:
+            for model in app.models:
                 if isinstance(model, TrainedClassifier):
                     podium._add_trained_classifier(model.name)
                 else:
                     podium.models.add(model.name, model.tier, model.load, model.price)
-            for agent in agents:
+            for agent in app.agents:
                 podium.agents.register(agent.identity)
+            podium.runs.declare(sorted(DECLARED))
             podium.executor_id, podium._release_executor = _claim_executor(podium.settings, podium.engine)
             config: DBOSConfig = {
                 "name": "podium",
@@ -270,12 +282,6 @@ def connect(settings: Settings | None = None) -> Podium:
     return Podium.connect(settings)
 
 
-def launch(
-    settings: Settings | None = None,
-    *,
-    agents: Sequence[Agent] = (),
-    tools: Sequence[Callable[..., Any]] = (),
-    models: Sequence[TrainedClassifier | ModelEntry] = (),
-) -> Podium:
+def launch(settings: Settings | None = None, app: App | None = None) -> Podium:
     """Launch podium in this process. See `Podium.launch`."""
-    return Podium.launch(settings, agents=agents, tools=tools, models=models)
+    return Podium.launch(settings, app)

@@ -42,7 +42,7 @@ def main(spec: dict[str, object]) -> None:
             print(f"FROZEN {event.kind} {event.name} {event.run_id}", flush=True)
             threading.Event().wait()  # until SIGKILL
 
-    pod = podium.launch(settings, agents=[wf.triage_agent], tools=wf.TOOLS, models=wf.MODELS)
+    pod = podium.launch(settings, wf.app)
     pod.events.subscribe(freeze)
     run_ids = [wf.triage_ticket.options(run_id=f"crash-{t.id}").start(t).id for t in tickets]
     while True:

@@ -66,7 +66,7 @@ def run_demo(
     """
     chosen = sample(load_tickets(ticket_file), tickets, seed)
     started = time.perf_counter()
-    with podium.launch(settings, agents=[wf.triage_agent], tools=wf.TOOLS, models=wf.MODELS) as pod:
+    with podium.launch(settings, wf.app) as pod:
         run_ids = [
             wf.triage_ticket.options(run_id=f"triage-{ticket.id}", queued=True).start(ticket).id for ticket in chosen
         ]

@@ -52,8 +52,8 @@ triage_agent = podium.Agent(
     instructions=DRAFT_INSTRUCTIONS,
 )
 
-TOOLS = [send_reply]
-MODELS = [TrainedClassifier(INTENT_MODEL)]
+app = podium.App(agents=[triage_agent], tools=[send_reply], models=[TrainedClassifier(INTENT_MODEL)])
+"""What a process needs to run this workflow: `podium worker podium_examples.support_triage.workflow:app`."""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from podium._runtime import Podium
-from podium.errors import GovernanceError, PodiumError
+from podium._runtime import App, Podium
+from podium.errors import GovernanceError, PodiumError, UsageError
 from podium.settings import Settings
 from podium.workflows._runs import format_time
 
@@ -157,7 +161,56 @@ def _exit_leaving_waits_durable() -> None:
     os._exit(0)
 
 
+# -- worker --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    app_path: Annotated[
+        str, typer.Argument(help="MODULE:ATTRIBUTE of a podium.App, e.g. podium_examples.support_triage.workflow:app")
+    ],
+) -> None:
+    """Run workflows: recover this executor's interrupted runs and take queued ones, until Ctrl-C or SIGTERM."""
+    podium_app = _load_app(app_path)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Podium.launch(settings(), podium_app) as pod:
+        console.print(f"worker [bold]{pod.executor_id}[/] runs {', '.join(pod.runs.declared())}; Ctrl-C stops it.")
+        with suppress(KeyboardInterrupt):
+            stop.wait()
+    _exit_leaving_waits_durable()
+
+
+def _load_app(app_path: str) -> App:
+    module_name, _, attribute = app_path.partition(":")
+    try:
+        loaded = getattr(importlib.import_module(module_name), attribute or "app")
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot load {app_path!r} ({exc}). Give MODULE:ATTRIBUTE of a podium.App.") from None
+    if not isinstance(loaded, App):
+        raise UsageError(f"{app_path!r} is a {type(loaded).__name__}, not a podium.App.")
+    return loaded
+
+
 # -- runs ----------------------------------------------------------------------------------------------------
+
+
+@runs_app.command("start")
+def runs_start(
+    workflow: Annotated[str, typer.Argument(help="The workflow's name, as declared with @podium.workflow(name=...).")],
+    args: Annotated[list[str] | None, typer.Argument(help="Its arguments, each a JSON value.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="A run id: starting twice with it starts one run.")] = None,
+) -> None:
+    """Queue a run; a `podium worker` of the workflow's app executes it."""
+    values = []
+    for number, text in enumerate(args or [], start=1):
+        try:
+            values.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"argument {number} is not JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+    with connected() as pod:
+        run = pod.runs.start(workflow, values, run_id=run_id)
+    console.print(f"{run.id}: {run.status}")
 
 
 @runs_app.command("list")

@@ -108,7 +108,7 @@ class Governor:
                 call,
                 site,
                 f"agent {call.agent!r} is not registered, so it may not act. "
-                "Pass it to podium.launch(agents=[...]) so its identity and owner are recorded.",
+                "List it in the podium.App(agents=[...]) you launch, so its identity and owner are recorded.",
             )
         assert row is not None
         if row.status != "active":

@@ -105,6 +105,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 stopped_at DOUBLE PRECISION NOT NULL)""",
         ),
     ),
+    Migration(
+        3,
+        "workflows: the names launched processes can run, so a start by name can be checked",
+        (
+            """CREATE TABLE podium_workflows (
+                name TEXT PRIMARY KEY,
+                registered_at DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

@@ -119,3 +119,10 @@ run_stops = sa.Table(
     sa.Column("stopped_by", sa.Text, nullable=False),
     sa.Column("stopped_at", sa.Float, nullable=False),
 )
+
+workflows = sa.Table(
+    "podium_workflows",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("registered_at", sa.Float, nullable=False),
+)

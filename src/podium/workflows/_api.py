@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, ParamSpec, TypeVar, overload
 
-from dbos import DBOS, SetWorkflowID, WorkflowHandle
+from dbos import DBOS, SetWorkflowID, WorkflowHandle, make_pydantic_args_validator
 
 from podium import _current
 from podium._events import Event
@@ -32,6 +32,9 @@ from podium.workflows._context import step_scope
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+DECLARED: dict[str, object] = {}
+"""Every workflow declared in this process, by name (DBOS keeps its own registry, process-wide, too)."""
 
 
 def _emit(event: Event) -> None:
@@ -81,8 +84,12 @@ class Workflow(Generic[P, R]):
             _emit(Event("workflow_returning", run_id, name))
             return result
 
-        self._registered: Callable[P, R] = DBOS.workflow(name=name)(instrumented)
+        # Arguments are validated against the type hints, so a run started by name with JSON (from the CLI or
+        # another process) gets the dataclasses and models its signature promises.
+        validate = make_pydantic_args_validator(fn)
+        self._registered: Callable[P, R] = DBOS.workflow(name=name, validate_args=validate)(instrumented)
         functools.update_wrapper(self, fn)
+        DECLARED[name] = self
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._registered(*args, **kwargs)

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOSClient, WorkflowStatus
+from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
 from podium.errors import NotFoundError, UsageError
 from podium.governance._audit import record
 from podium.store import insert_if_absent, tables
 
+WORK_QUEUE = "podium-work"
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
 
@@ -71,14 +72,41 @@ class Runs:
             sort_desc=True,
             load_input=False,
         )
-        if workflow is not None and not found and not self._client.list_workflows(name=workflow, limit=1):
-            known = sorted(
-                {s.name for s in self._client.list_workflows(limit=500, load_input=False, load_output=False)}
-            )
+        if workflow is not None and not found and workflow not in self.declared():
             raise NotFoundError(
-                f"no runs of a workflow named {workflow!r} (workflows with runs: {', '.join(known) or 'none'})."
+                f"no workflow named {workflow!r} has been launched on this database "
+                f"(known: {', '.join(self.declared()) or 'none'})."
             )
         return [_info(s) for s in found]
+
+    def start(self, workflow: str, args: builtins.list[Any], *, run_id: str | None = None) -> RunInfo:
+        """Queue a run of `workflow` by name with JSON-like `args`, for any launched process to execute.
+
+        The arguments are validated against the workflow's signature when a worker picks the run up.
+        """
+        known = self.declared()
+        if workflow not in known:
+            raise NotFoundError(
+                f"no workflow named {workflow!r} has been launched on this database (known: "
+                f"{', '.join(known) or 'none'}). Start a worker for it first: podium worker MODULE:APP."
+            )
+        if run_id is not None and self._client.list_workflows(workflow_ids=[run_id], load_input=False):
+            return self.get(run_id)
+        options: EnqueueOptions = {"workflow_name": workflow, "queue_name": WORK_QUEUE}
+        if run_id is not None:
+            options["workflow_id"] = run_id
+        handle: WorkflowHandle[Any] = self._client.enqueue(options, *args)
+        return self.get(handle.get_workflow_id())
+
+    def declare(self, names: builtins.list[str]) -> None:
+        """Record the workflows a launched process can run (called by `podium.launch`)."""
+        with self._engine.begin() as conn:
+            for name in names:
+                insert_if_absent(conn, tables.workflows, name=name, registered_at=time.time())
+
+    def declared(self) -> builtins.list[str]:
+        with self._engine.connect() as conn:
+            return sorted(conn.execute(sa.select(tables.workflows.c.name)).scalars())
 
     def by_ids(self, run_ids: builtins.list[str]) -> builtins.list[RunInfo]:
         found: builtins.list[RunInfo] = []
