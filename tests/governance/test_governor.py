@@ -118,3 +118,57 @@ def test_an_unregistered_agent_may_not_act(sqlite_settings: Settings) -> None:
     stranger = podium.Agent("stranger", owner="nobody@example.com", models=["echo"])
     with _apps.launch(sqlite_settings), pytest.raises(ActionDenied, match="not registered"):
         stranger.run("hi", model="echo")
+
+
+flaky_calls: list[int] = []
+
+
+def flaky_note(text: str) -> str:
+    """Fails the first time, then queues `text`: a tool behind an unreliable integration."""
+    flaky_calls.append(1)
+    if len(flaky_calls) == 1:
+        raise ConnectionError("upstream hiccup")
+    return _apps.note(text)
+
+
+def test_a_step_retried_after_a_failed_call_records_both(sqlite_settings: Settings) -> None:
+    import podium
+
+    flaky = podium.Agent("flaky", owner="qa-lead@example.com", models=[], tools=[flaky_note])
+
+    @podium.step(name="tests.flaky_step", retries=2)
+    def flaky_step() -> str:
+        return str(flaky.call_tool("flaky_note", text="eventually"))
+
+    @podium.workflow(name="tests.flaky")
+    def flaky_flow() -> str:
+        return flaky_step()
+
+    flaky_calls.clear()
+    app = podium.App(agents=[flaky], tools=[flaky_note, _apps.note])
+    with podium.launch(sqlite_settings, app) as pod:
+        assert flaky_flow.options(run_id="flaky-1").start().result() == "queued"
+        decisions = [(e.decision, e.resource) for e in audit_rows(pod) if e.run_id == "flaky-1"]
+        assert decisions == [("failed", "flaky_note"), ("allowed", "flaky_note")]
+        assert [(r.kind, r.resource) for r in ledger_rows(pod)] == [("tool", "flaky_note")]
+        assert pod.verify_audit().ok
+
+
+def test_a_call_that_failed_before_a_crash_and_succeeds_on_re_run_is_recorded_twice(sqlite_settings: Settings) -> None:
+    from podium.governance._governor import Call, CallRecord, Usage, write_records
+    from podium.workflows import CallSite
+
+    call = Call("tester", "tool", "note", "tool", "digest")
+    site = CallSite("run-x:2:1", "run-x", 2)  # the same site: a step re-run after a crash restarts its count
+    with Podium.connect(sqlite_settings) as pod:
+        with pod.engine.begin() as conn:
+            write_records(conn, [CallRecord(call, site, "failed", Usage(), "", {"error": "boom"}, 1.0)])
+        with pod.engine.begin() as conn:
+            write_records(conn, [CallRecord(call, site, "allowed", Usage(1, 1, 0.0, 5), "out", {}, 2.0)])
+        with pod.engine.begin() as conn:  # the re-run of the re-run records nothing new
+            write_records(conn, [CallRecord(call, site, "allowed", Usage(1, 1, 0.0, 5), "out", {}, 3.0)])
+        assert [(e.call_key, e.decision) for e in audit_rows(pod)] == [
+            ("run-x:2:1:failed", "failed"),
+            ("run-x:2:1", "allowed"),
+        ]
+        assert len(ledger_rows(pod)) == 1

@@ -184,7 +184,8 @@ class CallRecord:
                 cost_nano_usd=str(self.usage.cost_nano_usd),
             )
         return AuditEntry(
-            call_key=self.site.key,
+            # A refusal or failure gets its own key, so the same call allowed on a retry is still recorded.
+            call_key=self.site.key if self.decision == "allowed" else f"{self.site.key}:{self.decision}",
             actor=f"agent:{self.call.agent}",
             action=f"{self.call.kind}.call",
             resource=self.call.resource,
