@@ -11,8 +11,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,9 +55,30 @@ class AuditEntry:
     at: float = 0.0
 
 
+ENTRY_FIELDS = tuple(AuditEntry.__dataclass_fields__)
+
+
+def _fields(entry: AuditEntry) -> dict[str, object]:
+    return {name: getattr(entry, name) for name in ENTRY_FIELDS}
+
+
 def entry_hash(prev_hash: str, seq: int, entry: AuditEntry) -> str:
-    body = canonical_json({"seq": seq, **asdict(entry)})
+    body = canonical_json({"seq": seq, **_fields(entry)})
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+# Built once: constructing statements per append costs more than executing them.
+_FIND = sa.select(tables.audit.c.call_key, tables.audit.c.seq).where(
+    tables.audit.c.call_key.in_(sa.bindparam("keys", expanding=True))
+)
+_BUMP_HEAD = (
+    sa.update(tables.audit_head)
+    .where(tables.audit_head.c.id == 1)
+    .values(seq=tables.audit_head.c.seq + sa.bindparam("count"))
+    .returning(tables.audit_head.c.seq, tables.audit_head.c.entry_hash)
+)
+_INSERT = sa.insert(tables.audit)
+_SET_HEAD_HASH = sa.update(tables.audit_head).where(tables.audit_head.c.id == 1).values(entry_hash=sa.bindparam("hash"))
 
 
 def append(conn: sa.Connection, entry: AuditEntry) -> int:
@@ -65,39 +86,34 @@ def append(conn: sa.Connection, entry: AuditEntry) -> int:
     return append_many(conn, [entry])[0]
 
 
-def append_many(conn: sa.Connection, entries: Sequence[AuditEntry]) -> list[int]:
+def append_many(conn: sa.Connection, entries: Sequence[AuditEntry], *, known_new: Collection[str] = ()) -> list[int]:
     """Append `entries`, in order, in the caller's transaction; return their sequence numbers.
 
     An entry whose `call_key` is already in the log is not appended again (its existing number is returned), so a
-    step that re-runs after a crash does not log its calls twice. However many entries, this is five statements:
-    appending in batches is what makes the log fast under load.
+    step that re-runs after a crash does not log its calls twice. Keys in `known_new` were just proven new by the
+    caller (the governor inserts their ledger rows in the same transaction) and are not looked up. However many
+    entries, this is at most five statements: appending in batches is what makes the log fast under load.
     """
-    audit, head = tables.audit, tables.audit_head
     keys = [e.call_key for e in entries]
-    existing = {
-        key: seq
-        for key, seq in conn.execute(sa.select(audit.c.call_key, audit.c.seq).where(audit.c.call_key.in_(keys)))
-    }
+    unknown = [key for key in keys if key not in known_new]
+    existing: dict[str, int] = {}
+    if unknown:
+        existing = {key: seq for key, seq in conn.execute(_FIND, {"keys": unknown})}
     fresh: dict[str, AuditEntry] = {}
     for entry in entries:
         if entry.call_key not in existing and entry.call_key not in fresh:
             fresh[entry.call_key] = entry if entry.at else replace(entry, at=time.time())
     if fresh:
         # Bumping the head first serialises appenders: SQLite's write lock, PostgreSQL's row lock.
-        last, prev_hash = conn.execute(
-            sa.update(head)
-            .where(head.c.id == 1)
-            .values(seq=head.c.seq + len(fresh))
-            .returning(head.c.seq, head.c.entry_hash)
-        ).one()
+        last, prev_hash = conn.execute(_BUMP_HEAD, {"count": len(fresh)}).one()
         rows = []
         for seq, entry in enumerate(fresh.values(), start=int(last) - len(fresh) + 1):
             new_hash = entry_hash(prev_hash, seq, entry)
-            rows.append({**asdict(entry), "seq": seq, "prev_hash": prev_hash, "entry_hash": new_hash})
+            rows.append({**_fields(entry), "seq": seq, "prev_hash": prev_hash, "entry_hash": new_hash})
             existing[entry.call_key] = seq
             prev_hash = new_hash
-        conn.execute(sa.insert(audit), rows)
-        conn.execute(sa.update(head).where(head.c.id == 1).values(entry_hash=prev_hash))
+        conn.execute(_INSERT, rows)
+        conn.execute(_SET_HEAD_HASH, {"hash": prev_hash})
     return [int(existing[key]) for key in keys]
 
 

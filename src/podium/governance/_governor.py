@@ -52,6 +52,18 @@ class Usage:
     cost_nano_usd: int = 0
 
 
+# Built once: the agent's row and whether its run was stopped, in one indexed read.
+_ADMISSION = sa.select(
+    tables.agents.c.status,
+    tables.agents.c.models,
+    tables.agents.c.tools,
+    sa.select(tables.run_stops.c.run_id)
+    .where(tables.run_stops.c.run_id == sa.bindparam("run_id"))
+    .exists()
+    .label("run_stopped"),
+).where(tables.agents.c.name == sa.bindparam("agent"))
+
+
 class Governor:
     """Authorises, executes and records governed calls.
 
@@ -91,17 +103,8 @@ class Governor:
         return result
 
     def _admit(self, call: Call, site: CallSite) -> None:
-        stops = tables.run_stops
-        run_stopped = sa.select(stops.c.run_id).where(stops.c.run_id == (site.run_id or "")).exists()
         with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    tables.agents.c.status,
-                    tables.agents.c.models,
-                    tables.agents.c.tools,
-                    run_stopped.label("run_stopped"),
-                ).where(tables.agents.c.name == call.agent)
-            ).first()
+            row = conn.execute(_ADMISSION, {"agent": call.agent, "run_id": site.run_id or ""}).first()
         if row is None:
             self._refuse(
                 ActionDenied,
@@ -206,4 +209,5 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     """
     allowed = [r for r in records if r.decision == "allowed"]
     first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in allowed]) if allowed else set()
-    append_many(conn, [r.audit_entry() for r in records if r.decision != "allowed" or r.site.key in first_time])
+    entries = [r.audit_entry() for r in records if r.decision != "allowed" or r.site.key in first_time]
+    append_many(conn, entries, known_new=first_time)

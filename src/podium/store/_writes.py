@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +21,11 @@ def insert_if_absent(conn: sa.Connection, table: sa.Table, **values: Any) -> boo
 
 def insert_many_if_absent(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> set[Any]:
     """Insert the rows whose primary key is not taken yet; return the keys of the rows inserted now."""
+    return set(conn.execute(_insert_returning_new_keys(conn.dialect.name, table), rows).scalars())
+
+
+@functools.cache
+def _insert_returning_new_keys(dialect: str, table: sa.Table) -> sa.Insert:
     (key,) = table.primary_key.columns
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(table).on_conflict_do_nothing().returning(key)
-    return set(conn.execute(statement, rows).scalars())
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing().returning(key)
