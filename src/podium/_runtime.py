@@ -84,7 +84,8 @@ class Podium:
         self.executor_id: str | None = None
         self._work_queue: Queue | None = None
         self._toolset: FunctionToolset[Any] = FunctionToolset()
-        self._governed: dict[tuple[str, str], Any] = {}
+        self._governed_models: dict[tuple[str, str], GovernedModel] = {}
+        self._governed_toolsets: dict[str, GovernedToolset] = {}
         self._release_executor: Callable[[], None] | None = None
         self._add_builtin_models()
 
@@ -167,10 +168,10 @@ class Podium:
 
     def governed_model(self, agent: str, model: str) -> GovernedModel:
         """`model` as `agent` may use it: every request passes the governor."""
-        key = (agent, f"model:{model}")
-        if key not in self._governed:
+        governed = self._governed_models.get((agent, model))
+        if governed is None:
             entry = self.models.entry(model)
-            self._governed[key] = GovernedModel(
+            governed = self._governed_models[(agent, model)] = GovernedModel(
                 self.models.get(model),
                 governor=self.governor,
                 agent=agent,
@@ -178,15 +179,15 @@ class Podium:
                 tier=entry.tier,
                 price=entry.price,
             )
-        governed: GovernedModel = self._governed[key]
         return governed
 
     def governed_toolset(self, agent: str) -> GovernedToolset:
         """Every registered tool as `agent` may use it: every call passes the governor."""
-        key = (agent, "tools")
-        if key not in self._governed:
-            self._governed[key] = GovernedToolset(self._toolset, governor=self.governor, agent=agent)
-        toolset: GovernedToolset = self._governed[key]
+        toolset = self._governed_toolsets.get(agent)
+        if toolset is None:
+            toolset = self._governed_toolsets[agent] = GovernedToolset(
+                self._toolset, governor=self.governor, agent=agent
+            )
         return toolset
 
     @property
