@@ -12,6 +12,8 @@ recovers its runs.
 from __future__ import annotations
 
 import fcntl
+import functools
+import inspect
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -116,7 +118,7 @@ class Podium:
         podium = cls.connect(settings)
         try:
             for tool in app.tools:
-                podium._toolset.add_function(tool)
+                podium._toolset.add_function(_inline(tool))
             for model in app.models:
                 if isinstance(model, TrainedClassifier):
                     podium._add_trained_classifier(model.name)
@@ -214,6 +216,22 @@ class Podium:
     @property
     def _local_price(self) -> Price:
         return Price(compute_per_hour=self.settings.local_compute_usd_per_hour)
+
+
+def _inline(tool: Callable[..., Any]) -> Callable[..., Any]:
+    """A sync tool as a coroutine that runs it in place.
+
+    pydantic-ai would otherwise start a worker thread for every call of a sync tool, which costs more than the
+    governed call itself; a workflow step already runs in a thread of its own, so blocking it is what it expects.
+    """
+    if inspect.iscoroutinefunction(tool):
+        return tool
+
+    @functools.wraps(tool)
+    async def run_in_place(*args: Any, **kwargs: Any) -> Any:
+        return tool(*args, **kwargs)
+
+    return run_in_place
 
 
 def _claim_executor(settings: Settings, engine: sa.Engine) -> tuple[str, Callable[[], None]]:
