@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 
 import podium
 from podium import Event, Settings
 from podium_examples.support_triage import workflow as wf
-from podium_examples.support_triage.demo import SETTLED
+from podium_examples.support_triage.demo import wait_until_settled
 from podium_examples.support_triage.tickets import Ticket
 
 
@@ -45,11 +44,7 @@ def main(spec: dict[str, object]) -> None:
     pod = podium.launch(settings, wf.app)
     pod.events.subscribe(freeze)
     run_ids = [wf.triage_ticket.options(run_id=f"crash-{t.id}").start(t).id for t in tickets]
-    while True:
-        waiting = {r.run_id for r in pod.reviews.list(status="pending")}
-        if all(r.status in SETTLED or r.id in waiting for r in pod.runs.by_ids(run_ids)):
-            break
-        time.sleep(0.1)
+    wait_until_settled(pod, run_ids)
     print("SETTLED", flush=True)
     sys.stdout.flush()
     # Runs waiting for a person hold DBOS threads until their deadline; the state is durable, so just end.

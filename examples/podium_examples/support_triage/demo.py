@@ -47,9 +47,13 @@ def ensure_intent_model(settings: podium.Settings, train_file: Path = TRAIN_CSV)
     with podium.connect(settings) as pod:
         if pod.trained.has(wf.INTENT_MODEL):
             return False
-        examples = load_tickets(train_file)
-        pod.trained.train_classifier(wf.INTENT_MODEL, [t.text for t in examples], [t.category for t in examples])
+        train_intent_model(pod, load_tickets(train_file))
         return True
+
+
+def train_intent_model(pod: podium.Podium, examples: list[Ticket]) -> Path:
+    """Train the intent classifier on labelled tickets and record its file; return the file's path."""
+    return pod.trained.train_classifier(wf.INTENT_MODEL, [t.text for t in examples], [t.category for t in examples])
 
 
 def run_demo(
@@ -70,16 +74,20 @@ def run_demo(
         run_ids = [
             wf.triage_ticket.options(run_id=f"triage-{ticket.id}", queued=True).start(ticket).id for ticket in chosen
         ]
-        _wait_until_settled(pod, run_ids, progress)
+        wait_until_settled(pod, run_ids, progress)
         return _report(pod, chosen, run_ids, time.perf_counter() - started)
 
 
-def _wait_until_settled(pod: podium.Podium, run_ids: list[str], progress: Progress | None) -> None:
-    wanted = set(run_ids)
+def waiting_for_person(pod: podium.Podium, run_ids: list[str]) -> set[str]:
+    """The runs among `run_ids` that wait for a review decision."""
+    return {r.run_id for r in pod.reviews.list(status="pending", limit=100_000)} & set(run_ids)
+
+
+def wait_until_settled(pod: podium.Podium, run_ids: list[str], progress: Progress | None = None) -> None:
+    """Return once every run has finished or waits for a person."""
     while True:
-        waiting = {r.run_id for r in pod.reviews.list(status="pending", limit=100_000)} & wanted
         done = {r.id for r in pod.runs.by_ids(run_ids) if r.status in SETTLED}
-        settled = len(done | waiting)
+        settled = len(done | waiting_for_person(pod, run_ids))
         if progress is not None:
             progress(settled, len(run_ids))
         if settled == len(run_ids):
@@ -106,7 +114,7 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
         tickets=len(chosen),
         auto_resolved=by_outcome["sent"],
         resolved_after_review=by_outcome["sent_after_review"],
-        waiting_for_person=len({r.run_id for r in pod.reviews.list(status="pending", limit=100_000)} & set(run_ids)),
+        waiting_for_person=len(waiting_for_person(pod, run_ids)),
         closed_without_reply=sum(o.outcome in ("rejected", "expired") for o in outcomes),
         failed=sum(r.status in ("ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED") for r in runs.values()),
         intent_accuracy=correct / len(chosen),

@@ -385,10 +385,10 @@ def models_train_intents(
     ] = None,
 ) -> None:
     """(Re)train the support-triage intent classifier and record its file's sha256."""
+    from podium_examples.support_triage.demo import train_intent_model
     from podium_examples.support_triage.tickets import TRAIN_CSV, load_tickets
-    from podium_examples.support_triage.workflow import INTENT_MODEL
 
     examples = load_tickets(labelled_file or TRAIN_CSV)
     with connected() as pod, console.status(f"Training on {len(examples):,} labelled tickets…"):
-        path = pod.trained.train_classifier(INTENT_MODEL, [t.text for t in examples], [t.category for t in examples])
-    console.print(f"Trained {INTENT_MODEL}: {path}")
+        path = train_intent_model(pod, examples)
+    console.print(f"Trained the intent classifier: {path}")

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOS, DBOSClient
 
+from podium import _current
 from podium.errors import NotFoundError, UsageError
 from podium.governance._audit import canonical_json, digest, record
 from podium.store import insert_if_absent, tables
@@ -79,8 +80,6 @@ def request_review(
 
 @step(name="podium.review.open")
 def _open_review(agent: str, reason: str, summary: str, action: dict[str, Any], deadline_seconds: float) -> str:
-    from podium import _current
-
     run_id = DBOS.workflow_id
     assert run_id is not None
     review_id = f"{run_id}/review-{DBOS.step_id}"
@@ -114,8 +113,6 @@ def _open_review(agent: str, reason: str, summary: str, action: dict[str, Any], 
 
 @step(name="podium.review.expire")
 def _expire_review(review_id: str) -> Decision:
-    from podium import _current
-
     with _current.get().engine.begin() as conn:
         expired = conn.execute(
             tables.reviews.update()

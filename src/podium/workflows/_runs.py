@@ -72,11 +72,8 @@ class Runs:
             sort_desc=True,
             load_input=False,
         )
-        if workflow is not None and not found and workflow not in self.declared():
-            raise NotFoundError(
-                f"no workflow named {workflow!r} has been launched on this database "
-                f"(known: {', '.join(self.declared()) or 'none'})."
-            )
+        if workflow is not None and not found:
+            self._require_declared(workflow)
         return [_info(s) for s in found]
 
     def start(self, workflow: str, args: builtins.list[Any], *, run_id: str | None = None) -> RunInfo:
@@ -84,12 +81,7 @@ class Runs:
 
         The arguments are validated against the workflow's signature when a worker picks the run up.
         """
-        known = self.declared()
-        if workflow not in known:
-            raise NotFoundError(
-                f"no workflow named {workflow!r} has been launched on this database (known: "
-                f"{', '.join(known) or 'none'}). Start a worker for it first: podium worker MODULE:APP."
-            )
+        self._require_declared(workflow)
         if run_id is not None and self._client.list_workflows(workflow_ids=[run_id], load_input=False):
             return self.get(run_id)
         options: EnqueueOptions = {"workflow_name": workflow, "queue_name": WORK_QUEUE}
@@ -107,6 +99,14 @@ class Runs:
     def declared(self) -> builtins.list[str]:
         with self._engine.connect() as conn:
             return sorted(conn.execute(sa.select(tables.workflows.c.name)).scalars())
+
+    def _require_declared(self, workflow: str) -> None:
+        known = self.declared()
+        if workflow not in known:
+            raise NotFoundError(
+                f"no workflow named {workflow!r} has been launched on this database (known: "
+                f"{', '.join(known) or 'none'}). Start a worker for it first: podium worker MODULE:APP."
+            )
 
     def by_ids(self, run_ids: builtins.list[str]) -> builtins.list[RunInfo]:
         found: builtins.list[RunInfo] = []
