@@ -1,6 +1,6 @@
 """Governed 3-step workflows per second against bare DBOS workflows of the same shape, same database.
 
-    python -m benchmarks.workflows [--runs 300] [--rounds 3]
+    python -m benchmarks.workflows [--runs 300] [--rounds 5]
 
 Each step of the governed workflow is a tool call through the governor (status and allow-list check, the call,
 a ledger row and a hash-chained audit entry); each step of the bare workflow calls the same function directly.
@@ -79,7 +79,7 @@ def measure(settings: podium.Settings, runs: int, rounds: int) -> dict[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300, help="workflows per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as home:
