@@ -39,12 +39,14 @@ review_app = typer.Typer(help="Decide the exceptions that wait for a person.", n
 agents_app = typer.Typer(help="The agent registry: identities, owners, allow-lists, status.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
+route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
 for sub, name in (
     (runs_app, "runs"),
     (review_app, "review"),
     (agents_app, "agents"),
     (audit_app, "audit"),
     (models_app, "models"),
+    (route_app, "route"),
 ):
     app.add_typer(sub, name=name)
 
@@ -106,13 +108,7 @@ def demo(
     with console.status("Training the intent classifier on 10,003 labelled tickets (once)…"):
         if ensure_intent_model(config):
             console.print("Trained the intent classifier [dim](specialised local model)[/].")
-    with Progress(
-        TextColumn("Triaging tickets"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    with _progress("Triaging tickets") as bar:
         task = bar.add_task("triage", total=tickets)
         report = run_demo(
             config,
@@ -151,6 +147,10 @@ def demo(
             "Decide the waiting ones: [bold]podium review list[/], then [bold]podium review approve ID --by you[/]."
         )
     _exit_leaving_waits_durable()
+
+
+def _progress(what: str) -> Progress:
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
 def _exit_leaving_waits_durable() -> None:
@@ -392,3 +392,74 @@ def models_train_intents(
     with connected() as pod, console.status(f"Training on {len(examples):,} labelled tickets…"):
         path = train_intent_model(pod, examples)
     console.print(f"Trained the intent classifier: {path}")
+
+
+# -- route ---------------------------------------------------------------------------------------------------
+
+
+@route_app.command("eval")
+def route_eval(
+    file: Annotated[Path, typer.Argument(help="CSV with one row per query.")],
+    weak: Annotated[str, typer.Option(help="Column: did the weak (cheap) model answer correctly?")],
+    strong: Annotated[str, typer.Option(help="Column: did the strong model answer correctly?")],
+    prompt: Annotated[str, typer.Option(help="Column holding the prompt text.")] = "prompt",
+    group: Annotated[str | None, typer.Option(help="Column with a category the router may use (e.g. subject).")] = None,
+    exclude: Annotated[Path | None, typer.Option(help="JSON-lines file of prompts to leave out.")] = None,
+    weak_price: Annotated[
+        str, typer.Option(help="provider:model for a genai-prices list price, or IN/OUT USD per million tokens.")
+    ] = "together:mistralai/Mixtral-8x7B-Instruct-v0.1",
+    strong_price: Annotated[str, typer.Option(help="Same, for the strong model.")] = "openai:gpt-4-1106-preview",
+    output_tokens: Annotated[int, typer.Option(help="Tokens each answer is assumed to take.")] = 5,
+    seeds: Annotated[int, typer.Option(min=1, help="Random arrival orders to average over.")] = 5,
+    plot: Annotated[Path | None, typer.Option(help="Write the quality / strong-share plot here (SVG).")] = None,
+) -> None:
+    """Replay the queries as a live stream through the router, at several quality floors, and report the
+    cost saved at 95% of the strong model's quality, APGR, and the baselines."""
+    from podium.cost import Price
+    from podium.models._route_eval import FLOOR_SHARES, evaluate, load_queries
+
+    queries = load_queries(
+        file,
+        prompt=prompt,
+        weak=weak,
+        strong=strong,
+        group=group,
+        exclude=exclude,
+        weak_price=Price.parse(weak_price),
+        strong_price=Price.parse(strong_price),
+        output_tokens=output_tokens,
+    )
+    with _progress(f"Routing {len(queries):,} queries at {len(FLOOR_SHARES)} floors x {seeds} seeds") as progress:
+        task = progress.add_task("route", total=seeds * len(FLOOR_SHARES))
+        evaluation = evaluate(queries, seeds=seeds, progress=lambda: progress.advance(task))
+    print_route_summary(evaluation.summary())
+    if plot:
+        plot.write_text(evaluation.plot(f"Routing {file.name}: quality vs strong calls"), encoding="utf-8")
+        console.print(f"Plot written to {plot}")
+
+
+def print_route_summary(summary: dict[str, Any]) -> None:
+    def share(key: str) -> str:
+        value = summary[key]
+        return "not reached" if value is None else f"{value:.1%}"
+
+    console.print(
+        f"{summary['queries']:,} queries, {summary['seeds']} seeds; quality target {summary['target_quality']:.3f} "
+        f"(95% of always-strong {summary['strong_quality']:.3f}; always-weak {summary['weak_quality']:.3f})"
+    )
+    table = Table("router", "cost saved at 95%", "strong calls saved at 95%", "APGR")
+    table.add_row(
+        "podium (mean ± sd)",
+        f"{share('cost_saved_at_95pct')} ± {summary['cost_saved_at_95pct_sd'] or 0:.1%}",
+        share("strong_calls_saved_at_95pct"),
+        f"{summary['apgr']:.3f} ± {summary['apgr_sd'] or 0:.3f}",
+    )
+    table.add_row(
+        "random",
+        share("random_cost_saved_at_95pct"),
+        share("random_strong_calls_saved_at_95pct"),
+        f"{summary['random_apgr']:.3f}",
+    )
+    table.add_row("oracle", share("oracle_cost_saved_at_95pct"), share("oracle_strong_calls_saved_at_95pct"), "")
+    table.add_row("always strong", "0.0%", "0.0%", "")
+    console.print(table)

@@ -1,0 +1,175 @@
+"""The cost router: send each task to the cheapest tier likely to do it well enough, and learn from outcomes.
+
+For every tier the router keeps an online logistic model of "this tier succeeds at this task", over hashed
+words of the task text and its group (the workflow step, or any category the caller knows). It picks the
+cheapest tier whose estimate reaches the task's quality floor; when no tier does, the cheapest of those within
+`margin` of the best estimate, because paying more for a task every tier is likely to fail buys nothing.
+
+It learns only from outcomes podium observes: the result of the tier it chose (verified, or a reviewer's
+approval or correction) and a shadow sample, a small share of tasks also sent to a second tier so that it keeps
+measuring what it did not choose. Every decision carries its explanation (features, estimates, floor) for the
+audit entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import random
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+_WORD = re.compile(r"[a-z0-9]+")
+_BUCKETS = 1 << 18
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the router sees of a task before it decides: its text and, if the caller knows one, its group."""
+
+    text: str
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Features:
+    """A task as hashed feature indices, with the readable names of the ones worth showing in an explanation."""
+
+    indices: npt.NDArray[np.int64]
+    shown: tuple[str, ...]
+
+    @classmethod
+    def of(cls, task: Task) -> Features:
+        return _features(task)
+
+
+@functools.lru_cache(maxsize=4096)  # a task is decided, then learnt from (and maybe shadowed): hash it once
+def _features(task: Task) -> Features:
+    words = _WORD.findall(task.text.lower())
+    names = ["bias", f"group={task.group}", f"length={min(len(words) // 25, 8)}"]
+    names += [f"w={w}" for w in words] + [f"w2={a}_{b}" for a, b in itertools.pairwise(words)]
+    indices = np.unique(np.fromiter((zlib.crc32(n.encode()) % _BUCKETS for n in names), dtype=np.int64))
+    return Features(indices, tuple(names[:3]))
+
+
+class OnlineLogistic:
+    """Logistic regression learnt one outcome at a time (AdaGrad), over hashed binary features."""
+
+    def __init__(self, learning_rate: float = 0.05, prior: float = 0.5) -> None:
+        self._weights = np.zeros(_BUCKETS)
+        self._squared = np.ones(_BUCKETS)
+        self._learning_rate = learning_rate
+        self._weights[zlib.crc32(b"bias") % _BUCKETS] = math.log(prior / (1 - prior))
+        self.observations = 0
+
+    def predict(self, features: Features) -> float:
+        score = float(self._weights[features.indices].sum())
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+
+    def learn(self, features: Features, success: bool) -> None:
+        gradient = float(success) - self.predict(features)
+        self._squared[features.indices] += gradient * gradient
+        self._weights[features.indices] += self._learning_rate * gradient / np.sqrt(self._squared[features.indices])
+        self.observations += 1
+
+
+@dataclass(frozen=True)
+class RouteTier:
+    """A tier as the router sees it: a name and the expected cost of one call, in any unit."""
+
+    name: str
+    cost: float
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Where a task goes, and why: written into the audit entry of the call."""
+
+    tier: str
+    estimates: dict[str, float]
+    costs: dict[str, float]
+    floor: float
+    cost_weight: float
+    features: tuple[str, ...]
+    shadow: str | None = None
+
+    def explain(self) -> dict[str, str]:
+        return {
+            "route": self.tier,
+            "route_estimates": ", ".join(f"{tier} {p:.2f}" for tier, p in self.estimates.items()),
+            "route_costs": ", ".join(f"{tier} {c:.3g}" for tier, c in self.costs.items()),
+            "route_floor": f"{self.floor:.2f}",
+            "route_cost_weight": f"{self.cost_weight:.3g}",
+            "route_features": " ".join(self.features),
+            **({"route_shadow": self.shadow} if self.shadow else {}),
+        }
+
+
+@dataclass
+class Router:
+    """Picks a tier per task and learns from outcomes; tiers are given cheapest first.
+
+    Each task goes to the tier with the best estimated success less its cost times a cost weight. The weight is
+    steered by the outcomes the router observes: it rises while they beat the quality floor (spend less) and falls
+    while they miss it (spend more), so the router settles on the cheapest mix that holds the floor, with no
+    threshold tuned in hindsight. Costs are per task (a long prompt costs more on every tier), so expensive tasks
+    must promise more to earn the strong tier.
+    """
+
+    tiers: Sequence[RouteTier]
+    floor: float = 0.8
+    shadow_rate: float = 0.05
+    seed: int = 0
+    steering: float = 0.02
+    _models: dict[str, OnlineLogistic] = field(init=False)
+    _random: random.Random = field(init=False)
+    _cost_weight: float = field(init=False, default=1.0)
+    _typical_cost: float = field(init=False, default=0.0)
+    _tasks_seen: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if not self.tiers:
+            raise ValueError("a router needs at least one tier")
+        costs = [tier.cost for tier in self.tiers]
+        if costs != sorted(costs):
+            raise ValueError(f"tiers must be given cheapest first, got costs {costs}")
+        if not 0.0 <= self.floor <= 1.0 or not 0.0 <= self.shadow_rate <= 1.0:
+            raise ValueError("floor and shadow_rate are shares between 0 and 1")
+        self._models = {tier.name: OnlineLogistic() for tier in self.tiers}
+        self._random = random.Random(self.seed)
+
+    def decide(self, task: Task, *, costs: dict[str, float] | None = None) -> RouteDecision:
+        """Choose a tier for `task`; `costs` are this task's expected cost per tier (default: each tier's cost)."""
+        costs = costs or {tier.name: tier.cost for tier in self.tiers}
+        features = Features.of(task)
+        estimates = {tier.name: self._models[tier.name].predict(features) for tier in self.tiers}
+        self._tasks_seen += 1
+        self._typical_cost += (max(costs.values()) - self._typical_cost) / self._tasks_seen
+        weight = self._cost_weight / (self._typical_cost or 1.0)
+        chosen = max(self.tiers, key=lambda tier: estimates[tier.name] - weight * costs[tier.name]).name
+        return RouteDecision(
+            chosen, estimates, costs, self.floor, self._cost_weight, features.shown, self._shadow_for(chosen)
+        )
+
+    def learn(self, task: Task, tier: str, success: bool, *, shadow: bool = False) -> None:
+        """Record the observed outcome of `tier` on `task`. Outcomes of the chosen tier (not of a shadow call)
+        also steer the cost weight towards the floor."""
+        self._models[tier].learn(Features.of(task), success)
+        if not shadow:
+            self._cost_weight *= math.exp(self.steering * (float(success) - self.floor))
+            self._cost_weight = min(max(self._cost_weight, 1e-4), 1e4)
+
+    def _shadow_for(self, chosen: str) -> str | None:
+        """A stronger tier to check a cheap choice; for the strongest tier's tasks, the cheapest, to learn what it
+        could have done."""
+        if len(self.tiers) < 2 or self._random.random() >= self.shadow_rate:
+            return None
+        names = [tier.name for tier in self.tiers]
+        position = names.index(chosen)
+        return names[position + 1] if position + 1 < len(names) else names[0]

@@ -1,0 +1,78 @@
+"""The cost router: cheapest tier above the floor, learnt from observed outcomes only, explained."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from podium.models._router import Router, RouteTier, Task
+
+TIERS = [RouteTier("local", 0.01), RouteTier("frontier", 1.0)]
+
+
+def stream(router: Router, n: int, seed: int = 0) -> list[tuple[Task, str]]:
+    """Easy tasks the local tier gets right 95% of the time, hard ones it gets right 10% of the time; the
+    frontier tier gets both right 95% of the time. Only the chosen and shadow tiers' outcomes are learnt."""
+    rng = random.Random(seed)
+    decided = []
+    for i in range(n):
+        hard = rng.random() < 0.5
+        task = Task(f"ticket {i} about {'tax law appeal' if hard else 'card delivery'}", "hard" if hard else "easy")
+        decision = router.decide(task)
+        for tier in filter(None, (decision.tier, decision.shadow)):
+            chance = 0.95 if tier == "frontier" or not hard else 0.10
+            router.learn(task, tier, rng.random() < chance, shadow=tier != decision.tier)
+        decided.append((task, decision.tier))
+    return decided
+
+
+def test_it_learns_to_send_easy_work_to_the_cheap_tier_and_hard_work_to_the_strong_one() -> None:
+    router = Router(TIERS, floor=0.93, shadow_rate=0.1)
+    decided = stream(router, 1500)
+    late = decided[-300:]
+    easy_local = sum(tier == "local" for task, tier in late if task.group == "easy") / sum(
+        task.group == "easy" for task, _ in late
+    )
+    hard_frontier = sum(tier == "frontier" for task, tier in late if task.group == "hard") / sum(
+        task.group == "hard" for task, _ in late
+    )
+    assert easy_local > 0.9 and hard_frontier > 0.9
+
+
+def test_a_decision_explains_itself() -> None:
+    router = Router(TIERS, floor=0.9, shadow_rate=0.1)
+    stream(router, 1000)
+    decision = router.decide(Task("ticket about tax law appeal", "hard"))
+    explained = decision.explain()
+    assert explained["route"] == "frontier" == decision.tier
+    assert explained["route_floor"] == "0.90"
+    assert "local 0." in explained["route_estimates"] and "frontier 0." in explained["route_estimates"]
+    assert explained["route_costs"] == "local 0.01, frontier 1"
+    assert float(explained["route_cost_weight"]) > 0
+    assert "group=hard" in explained["route_features"]
+    assert decision.estimates["local"] < 0.5 < decision.estimates["frontier"]
+
+
+def test_a_task_that_costs_more_must_promise_more_to_earn_the_strong_tier() -> None:
+    router = Router(TIERS, floor=0.9, shadow_rate=0.1)
+    stream(router, 1000)
+    task = Task("ticket about tax law appeal", "hard")
+    assert router.decide(task).tier == "frontier"
+    assert router.decide(task, costs={"local": 0.5, "frontier": 50.0}).tier == "local"
+
+
+def test_the_shadow_goes_to_a_stronger_tier_or_for_the_strongest_to_the_cheapest() -> None:
+    router = Router(TIERS, floor=0.5, shadow_rate=1.0)
+    first = router.decide(Task("anything"))
+    assert (first.tier, first.shadow) == ("local", "frontier")  # untrained: both 0.5, so the cheaper one
+    for _ in range(200):  # the local tier keeps failing: the floor pulls the cost weight down
+        router.learn(Task("x"), "frontier", True, shadow=True)
+        router.learn(Task("x"), "local", False)
+    assert (router.decide(Task("x")).tier, router.decide(Task("x")).shadow) == ("frontier", "local")
+    assert Router(TIERS, shadow_rate=0.0).decide(Task("x")).shadow is None
+
+
+def test_tiers_must_come_cheapest_first() -> None:
+    with pytest.raises(ValueError, match="cheapest first"):
+        Router([RouteTier("frontier", 1.0), RouteTier("local", 0.01)])
