@@ -32,6 +32,8 @@ from podium.agents import Agent, AgentRegistry
 from podium.cost import Ledger, Price
 from podium.errors import ConfigurationError, UsageError
 from podium.governance import GovernedModel, GovernedToolset, Governor, Verification, verify
+from podium.governance._audit import record
+from podium.governance._routed import RoutedModel
 from podium.models import (
     SMOLLM2_135M,
     LlamaCppModel,
@@ -40,6 +42,9 @@ from podium.models import (
     TrainedClassifier,
     TrainedModels,
 )
+from podium.models._breaker import CircuitBreaker
+from podium.models._config import ModelConfig
+from podium.models._remote import check_endpoint, openai_compatible
 from podium.review import Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate
@@ -88,8 +93,13 @@ class Podium:
         self._toolset: FunctionToolset[Any] = FunctionToolset()
         self._governed_models: dict[tuple[str, str], GovernedModel] = {}
         self._governed_toolsets: dict[str, GovernedToolset] = {}
+        self._routed_models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
         self._release_executor: Callable[[], None] | None = None
         self._add_builtin_models()
+        config_file = settings.config_file
+        self.config = ModelConfig.load(config_file) if config_file else ModelConfig()
+        self._add_configured_models()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -124,6 +134,7 @@ class Podium:
                     podium._add_trained_classifier(model.name)
                 else:
                     podium.models.add(model.name, model.tier, model.load, model.price)
+            podium._check_models(app)
             for agent in app.agents:
                 podium.agents.register(agent.identity)
             podium.runs.declare(sorted(DECLARED))
@@ -183,6 +194,33 @@ class Podium:
             )
         return governed
 
+    def routed_model(self, agent: str, candidates: tuple[str, ...]) -> RoutedModel:
+        """A model that routes each of `agent`'s requests to one of `candidates` (see docs/routing.md)."""
+        routed = self._routed_models.get((agent, candidates))
+        if routed is None:
+            routed = self._routed_models[(agent, candidates)] = RoutedModel(
+                [self.governed_model(agent, name) for name in candidates],
+                group=agent,
+                floor=self.config.routing.floor,
+                breaker=self.breaker,
+                on_breaker_open=self._audit_breaker_open,
+            )
+        return routed
+
+    def breaker(self, model: str) -> CircuitBreaker:
+        """The circuit breaker of `model`'s provider, shared by every agent in this process."""
+        found = self._breakers.get(model)
+        if found is None:
+            routing = self.config.routing
+            found = self._breakers.setdefault(
+                model, CircuitBreaker(routing.breaker_failures, routing.breaker_cooldown_s)
+            )
+        return found
+
+    def _audit_breaker_open(self, model: str, error: str) -> None:
+        with self.engine.begin() as conn:
+            record(conn, "podium:router", "breaker.open", model, decision="opened", detail={"last_error": error})
+
     def governed_toolset(self, agent: str) -> GovernedToolset:
         """Every registered tool as `agent` may use it: every call passes the governor."""
         toolset = self._governed_toolsets.get(agent)
@@ -209,6 +247,24 @@ class Podium:
             lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M, threads=self.settings.llm_threads),
             self._local_price,
         )
+
+    def _add_configured_models(self) -> None:
+        for name, setting in self.config.models.items():
+            price = setting.resolved_price(name)
+            self.models.add(name, setting.tier, functools.partial(openai_compatible, name, setting), price)
+        self.config.check_tiers({self.models.entry(name).tier for name in self.models.names()})
+
+    def _check_models(self, app: App) -> None:
+        """Before anything runs: every model an agent names exists, and every remote endpoint answers."""
+        for agent in app.agents:
+            for model in agent.identity.models:
+                if model not in self.models.names():
+                    raise ConfigurationError(
+                        f"agent {agent.name!r} lists model {model!r}, which is not configured (known: "
+                        f"{', '.join(self.models.names())}). Add [models.{model}] to podium.toml, or fix the name."
+                    )
+        for name, setting in self.config.models.items():
+            check_endpoint(name, setting)
 
     def _add_trained_classifier(self, name: str) -> None:
         self.models.add(name, "local", lambda: self.trained.load_classifier(name), self._local_price)

@@ -6,9 +6,10 @@
     │   ├── ModelFileError         a model file is missing or its sha256 does not match
     │   ├── InputDataError         an input file (tickets, labels) is malformed
     │   └── NotFoundError          an unknown workflow, run, agent or review id
-    └── GovernanceError            the governor refused an action at run time
-        ├── ActionDenied           the agent is not allowed that model or tool
-        └── ActorStopped           the agent is suspended or its run was cancelled
+    ├── GovernanceError            the governor refused an action at run time
+    │   ├── ActionDenied           the agent is not allowed that model or tool
+    │   └── ActorStopped           the agent is suspended or its run was cancelled
+    └── ModelUnavailable           every model a request could go to failed or has its circuit breaker open
 
 Every exception pickles with its fields intact: DBOS records a step's error and re-raises it in the workflow,
 possibly in another process.
@@ -70,3 +71,7 @@ class ActionDenied(GovernanceError):
 
 class ActorStopped(GovernanceError):
     """The agent is suspended or the run is cancelled, so no further action may happen."""
+
+
+class ModelUnavailable(PodiumError):
+    """Every model a routed request could go to failed or has its circuit breaker open; the message lists each."""

@@ -41,6 +41,18 @@ class Settings(BaseSettings):
         description="What an hour of this machine's CPU costs; local model calls are costed at this rate.",
     )
     llm_threads: int = Field(default=2, ge=1, description="CPU threads for in-process llama.cpp models.")
+    config: Path | None = Field(
+        default=None,
+        description="A podium.toml declaring remote models and routing (docs/routing.md). Unset: ./podium.toml "
+        "if there is one.",
+    )
+
+    @property
+    def config_file(self) -> Path | None:
+        if self.config is not None:
+            return self.config
+        default = Path("podium.toml")
+        return default if default.is_file() else None
 
     @property
     def resolved_database_url(self) -> str:

@@ -150,7 +150,9 @@ def test_a_step_retried_after_a_failed_call_records_both(sqlite_settings: Settin
         assert flaky_flow.options(run_id="flaky-1").start().result() == "queued"
         decisions = [(e.decision, e.resource) for e in audit_rows(pod) if e.run_id == "flaky-1"]
         assert decisions == [("failed", "flaky_note"), ("allowed", "flaky_note")]
-        assert [(r.kind, r.resource) for r in ledger_rows(pod)] == [("tool", "flaky_note")]
+        rows = sorted(ledger_rows(pod), key=lambda r: r.at)
+        assert [(r.resource, r.wasted) for r in rows] == [("flaky_note", 1), ("flaky_note", 0)]  # the failure: waste
+        assert rows[0].call_key.endswith(":failed") and rows[0].wall_seconds > 0
         assert pod.verify_audit().ok
 
 
@@ -171,4 +173,4 @@ def test_a_call_that_failed_before_a_crash_and_succeeds_on_re_run_is_recorded_tw
             ("run-x:2:1:failed", "failed"),
             ("run-x:2:1", "allowed"),
         ]
-        assert len(ledger_rows(pod)) == 1
+        assert [(r.call_key, r.wasted) for r in ledger_rows(pod)] == [("run-x:2:1:failed", 1), ("run-x:2:1", 0)]

@@ -73,6 +73,6 @@ def test_the_shadow_goes_to_a_stronger_tier_or_for_the_strongest_to_the_cheapest
     assert Router(TIERS, shadow_rate=0.0).decide(Task("x")).shadow is None
 
 
-def test_tiers_must_come_cheapest_first() -> None:
-    with pytest.raises(ValueError, match="cheapest first"):
-        Router([RouteTier("frontier", 1.0), RouteTier("local", 0.01)])
+def test_tier_names_must_be_distinct() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        Router([RouteTier("local", 1.0), RouteTier("local", 0.01)])

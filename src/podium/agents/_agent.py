@@ -69,10 +69,25 @@ class Agent:
     def name(self) -> str:
         return self.identity.name
 
-    def run(self, prompt: str, *, model: str, instructions: str | None = None, max_tokens: int | None = None) -> str:
-        """Ask `model` for a text answer to `prompt`, governed. Call it inside a `@podium.step`."""
+    def run(
+        self,
+        prompt: str,
+        *,
+        model: str | Sequence[str],
+        instructions: str | None = None,
+        max_tokens: int | None = None,
+    ) -> str:
+        """Ask `model` for a text answer to `prompt`, governed. Call it inside a `@podium.step`.
+
+        Given several models, the router picks one per request (the cheapest likely to do it well enough) and
+        falls back to the others if its provider fails.
+        """
         podium = _current.get()
-        governed = podium.governed_model(self.identity.name, model)
+        governed: Model = (
+            podium.governed_model(self.identity.name, model)
+            if isinstance(model, str)
+            else podium.routed_model(self.identity.name, tuple(model))
+        )
         toolset = podium.governed_toolset(self.identity.name)
         allowed = set(self.identity.tools)
         agent: PydanticAgent[None, str] = PydanticAgent(

@@ -11,6 +11,7 @@ Refusals and failures are audited too. Later stages (routing, budgets, exception
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,7 @@ class Usage:
     output_tokens: int = 0
     compute_seconds: float = 0.0
     cost_nano_usd: int = 0
+    wall_seconds: float = 0.0
 
 
 # Built once: the agent's row and whether its run was stopped, in one indexed read.
@@ -86,19 +88,26 @@ class Governor:
         execute: Callable[[], Awaitable[T]],
         measure: Callable[[T], Usage],
         output: Callable[[T], str],
+        detail: dict[str, str] | None = None,
     ) -> T:
+        """Admit, execute and record `call`; `detail` (such as the router's explanation) joins its audit entry.
+
+        A failed call is recorded too, as waste: its wall time and whatever it cost are work thrown away.
+        """
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         self._admit(call, site)
+        started = time.perf_counter()
         try:
             with call_scope(site):
                 result = await execute()
         except GovernanceError:
             raise
         except Exception as exc:
-            self._record(call, site, "failed", Usage(), "", {"error": f"{type(exc).__name__}: {exc}"})
+            failed = Usage(wall_seconds=time.perf_counter() - started)
+            self._record(call, site, "failed", failed, "", {**(detail or {}), "error": f"{type(exc).__name__}: {exc}"})
             raise
-        usage = measure(result)
-        self._record(call, site, "allowed", usage, digest(output(result)), {})
+        usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
+        self._record(call, site, "allowed", usage, digest(output(result)), detail or {})
         self._events.emit(Event("call_recorded", site.run_id, call.resource, site.step_id))
         return result
 
@@ -162,9 +171,19 @@ class CallRecord:
     extra: dict[str, str]
     at: float
 
+    @property
+    def ran(self) -> bool:
+        """Whether the call executed (and so has a ledger row), as opposed to being refused."""
+        return self.decision in ("allowed", "failed")
+
+    @property
+    def key(self) -> str:
+        # A refusal or failure gets its own key, so the same call allowed on a retry is still recorded.
+        return self.site.key if self.decision == "allowed" else f"{self.site.key}:{self.decision}"
+
     def ledger_row(self) -> dict[str, object]:
         return {
-            "call_key": self.site.key,
+            "call_key": self.key,
             "run_id": self.site.run_id,
             "step_id": self.site.step_id,
             "agent": self.call.agent,
@@ -176,6 +195,8 @@ class CallRecord:
             "compute_seconds": self.usage.compute_seconds,
             "cost_nano_usd": self.usage.cost_nano_usd,
             "at": self.at,
+            "wall_seconds": self.usage.wall_seconds,
+            "wasted": int(self.decision == "failed"),
         }
 
     def audit_entry(self) -> AuditEntry:
@@ -187,8 +208,7 @@ class CallRecord:
                 cost_nano_usd=str(self.usage.cost_nano_usd),
             )
         return AuditEntry(
-            # A refusal or failure gets its own key, so the same call allowed on a retry is still recorded.
-            call_key=self.site.key if self.decision == "allowed" else f"{self.site.key}:{self.decision}",
+            call_key=self.key,
             actor=f"agent:{self.call.agent}",
             action=f"{self.call.kind}.call",
             resource=self.call.resource,
@@ -205,9 +225,10 @@ class CallRecord:
 def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     """Write a batch of call records: the ledger rows first, then the audit entries, in the caller's transaction.
 
-    A call whose ledger row already existed is a re-run step's: its audit entry was committed with that row.
+    Calls that ran (allowed or failed) have a ledger row; refused ones only an audit entry. A call whose ledger
+    row already existed is a re-run step's: its audit entry was committed with that row.
     """
-    allowed = [r for r in records if r.decision == "allowed"]
-    first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in allowed]) if allowed else set()
-    entries = [r.audit_entry() for r in records if r.decision != "allowed" or r.site.key in first_time]
+    ran = [r for r in records if r.ran]
+    first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in ran]) if ran else set()
+    entries = [r.audit_entry() for r in records if r.key in first_time or not r.ran]
     append_many(conn, entries, known_new=first_time)

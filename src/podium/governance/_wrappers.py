@@ -32,12 +32,34 @@ class GovernedModel(WrapperModel):
         self._tier = tier
         self._price = price
 
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def price(self) -> Price:
+        return self._price
+
+    @property
+    def tier(self) -> str:
+        return self._tier
+
     async def request(
         self,
         messages: list[ModelMessage],
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
+        return await self.request_explained(messages, model_settings, model_request_parameters, {})
+
+    async def request_explained(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        detail: dict[str, str],
+    ) -> ModelResponse:
+        """A request whose audit entry also carries `detail` (the router's reasons for choosing this model)."""
         turns = [(t.role, t.content) for t in to_chat(messages)]
         call = Call(self._agent, "model", self._name, self._tier, digest(turns))
         return await self._governor.govern(
@@ -45,6 +67,7 @@ class GovernedModel(WrapperModel):
             lambda: self.wrapped.request(messages, model_settings, model_request_parameters),
             self._measure,
             _response_text,
+            detail,
         )
 
     def _measure(self, response: ModelResponse) -> Usage:

@@ -19,6 +19,7 @@ from podium.models._files import verify_model_file
 from podium.store import tables
 
 Tier = Literal["local", "intermediate", "frontier"]
+TIERS: tuple[Tier, ...] = ("local", "intermediate", "frontier")  # weakest and cheapest first
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ class RouteDecision:
 
 @dataclass
 class Router:
-    """Picks a tier per task and learns from outcomes; tiers are given cheapest first.
+    """Picks a tier per task and learns from outcomes; tiers are given weakest (and usually cheapest) first.
 
     Each task goes to the tier with the best estimated success less its cost times a cost weight. The weight is
     steered by the outcomes the router observes: it rises while they beat the quality floor (spend less) and falls
@@ -136,9 +136,8 @@ class Router:
     def __post_init__(self) -> None:
         if not self.tiers:
             raise ValueError("a router needs at least one tier")
-        costs = [tier.cost for tier in self.tiers]
-        if costs != sorted(costs):
-            raise ValueError(f"tiers must be given cheapest first, got costs {costs}")
+        if len({tier.name for tier in self.tiers}) != len(self.tiers):
+            raise ValueError(f"tier names must be distinct, got {[tier.name for tier in self.tiers]}")
         if not 0.0 <= self.floor <= 1.0 or not 0.0 <= self.shadow_rate <= 1.0:
             raise ValueError("floor and shadow_rate are shares between 0 and 1")
         self._models = {tier.name: OnlineLogistic() for tier in self.tiers}

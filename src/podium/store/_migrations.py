@@ -114,6 +114,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 registered_at DOUBLE PRECISION NOT NULL)""",
         ),
     ),
+    Migration(
+        4,
+        "ledger: wall-clock seconds of every call, and whether its work was thrown away (retry waste)",
+        (
+            "ALTER TABLE podium_ledger ADD COLUMN wall_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
+            "ALTER TABLE podium_ledger ADD COLUMN wasted INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

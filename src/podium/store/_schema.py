@@ -45,6 +45,8 @@ ledger = sa.Table(
     sa.Column("compute_seconds", sa.Float, nullable=False),
     sa.Column("cost_nano_usd", sa.BigInteger, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
+    sa.Column("wall_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("wasted", sa.Integer, nullable=False, server_default="0"),  # 1: a failed attempt, thrown away
 )
 
 audit = sa.Table(

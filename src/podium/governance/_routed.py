@@ -1,0 +1,102 @@
+"""The route stage of the governor: a model that sends each request to one of several governed models.
+
+The router picks the model (cheapest likely to succeed); if that model's provider fails (timeout, 5xx, refused
+connection) the request falls back to the next stronger model, then the weaker ones, skipping any whose circuit
+breaker is open. Every attempt is a governed call of its own, so a failed one is in the ledger as retry waste
+and in the audit log with the error, and the one that answers carries the router's explanation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pydantic_ai.exceptions import ModelAPIError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+
+from podium.errors import ModelUnavailable
+from podium.governance._wrappers import GovernedModel
+from podium.models._breaker import CircuitBreaker
+from podium.models._catalog import TIERS
+from podium.models._local import to_chat
+from podium.models._router import Router, RouteTier, Task
+
+EXPECTED_OUTPUT_TOKENS = 256  # when the request sets no max_tokens
+
+
+class RoutedModel(Model):
+    """Routes each request among `candidates`, governed models of one agent, weakest tier first."""
+
+    def __init__(
+        self,
+        candidates: Sequence[GovernedModel],
+        *,
+        group: str,
+        floor: float,
+        breaker: Callable[[str], CircuitBreaker],
+        on_breaker_open: Callable[[str, str], None],
+    ) -> None:
+        super().__init__()
+        self._candidates = sorted(candidates, key=lambda m: (TIERS.index(m.tier), _expected_cost(m, 500, 500)))
+        self._by_name = {model.name: model for model in self._candidates}
+        self._group = group
+        self._breaker = breaker
+        self._on_breaker_open = on_breaker_open
+        # No shadow calls yet: a shadow answer only teaches once something judges it (the review loop will).
+        self.router = Router(
+            [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates], floor=floor, shadow_rate=0.0
+        )
+
+    @property
+    def model_name(self) -> str:
+        return "routed:" + "|".join(self._by_name)
+
+    @property
+    def system(self) -> str:
+        return "podium-router"
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        text = "\n".join(turn.content for turn in to_chat(messages))
+        tokens_in = len(text) // 4 + 1
+        tokens_out = int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
+        costs = {m.name: _expected_cost(m, tokens_in, tokens_out) for m in self._candidates}
+        decision = self.router.decide(Task(text, self._group), costs=costs)
+        failures: list[str] = []
+        for name in self._fallback_order(decision.tier):
+            breaker = self._breaker(name)
+            if not breaker.allow():
+                failures.append(f"{name}: circuit breaker open")
+                continue
+            detail = decision.explain() | ({"route_fallback_from": decision.tier} if name != decision.tier else {})
+            try:
+                response = await self._by_name[name].request_explained(
+                    messages, model_settings, model_request_parameters, detail
+                )
+            except ModelAPIError as exc:
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                if breaker.failed():
+                    self._on_breaker_open(name, failures[-1])
+                continue
+            breaker.succeeded()
+            return response
+        raise ModelUnavailable(
+            "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",
+            attempts=failures,
+        )
+
+    def _fallback_order(self, chosen: str) -> list[str]:
+        """The chosen model, then the stronger ones in order, then the weaker ones strongest first."""
+        names = list(self._by_name)
+        at = names.index(chosen)
+        return [chosen, *names[at + 1 :], *reversed(names[:at])]
+
+
+def _expected_cost(model: GovernedModel, tokens_in: int, tokens_out: int) -> float:
+    """Nano-dollars a request is expected to cost on `model`; local models at a nominal second of compute."""
+    return float(model.price.cost_nano_usd(tokens_in, tokens_out, 1.0))

@@ -1,0 +1,57 @@
+"""A circuit breaker per provider: after repeated failures, stop sending it work for a while.
+
+closed --(N failures in a row)--> open --(cooldown)--> half-open: one trial call --ok--> closed
+                                                                                  --fails--> open again
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+State = Literal["closed", "open", "half-open"]
+
+
+class CircuitBreaker:
+    def __init__(self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._threshold = failures
+        self._cooldown = cooldown_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_out = False
+
+    @property
+    def state(self) -> State:
+        with self._lock:
+            return self._state()
+
+    def allow(self) -> bool:
+        """Whether a call may go to the provider now; in half-open state only one trial call is let through."""
+        with self._lock:
+            state = self._state()
+            if state == "half-open" and not self._trial_out:
+                self._trial_out = True
+                return True
+            return state == "closed"
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._failures, self._opened_at, self._trial_out = 0, None, False
+
+    def failed(self) -> bool:
+        """Count a failure; return True when this failure opened the breaker."""
+        with self._lock:
+            self._failures += 1
+            opens = self._trial_out or (self._opened_at is None and self._failures >= self._threshold)
+            if opens:
+                self._opened_at, self._trial_out = self._clock(), False
+            return opens
+
+    def _state(self) -> State:
+        if self._opened_at is None:
+            return "closed"
+        return "open" if self._clock() - self._opened_at < self._cooldown else "half-open"

@@ -1,0 +1,116 @@
+"""The model configuration: which models each tier has, what they cost, and how the router behaves.
+
+A TOML file (``PODIUM_CONFIG``, or ``podium.toml``) declares remote models; local ones are built in or trained::
+
+    [models.mixtral]
+    tier = "intermediate"
+    base_url = "http://127.0.0.1:8081/v1"     # any OpenAI-compatible endpoint
+    model = "mixtral-8x7b-instruct"           # the name the endpoint knows it by
+    api_key_env = "MIXTRAL_API_KEY"           # read from the environment, never from the file
+    price = "together:mistralai/Mixtral-8x7B-Instruct-v0.1"   # genai-prices list price, or
+    # price = { input_per_mtok = 0.9, output_per_mtok = 0.9 }
+    timeout_s = 30
+
+    [routing]
+    floor = 0.8          # share of tasks that must succeed; the router buys quality up to here
+    shadow_rate = 0.05   # share of tasks also sent to a second tier, to keep measuring
+    breaker_failures = 3 # consecutive failures that open a provider's circuit breaker
+    breaker_cooldown_s = 30
+
+Every error names the setting to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from podium.cost import Price
+from podium.errors import ConfigurationError
+from podium.models._catalog import Tier
+
+
+class PriceSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens")
+
+
+class RemoteModelSetting(BaseModel):
+    """One model behind an OpenAI-compatible HTTP endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Tier
+    base_url: str = Field(pattern=r"^https?://", description="the endpoint, up to and including /v1")
+    model: str = Field(min_length=1)
+    api_key_env: str | None = None
+    price: str | PriceSetting
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    def resolved_price(self, name: str) -> Price:
+        if isinstance(self.price, PriceSetting):
+            return Price(self.price.input_per_mtok, self.price.output_per_mtok)
+        try:
+            return Price.parse(self.price)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"models.{name}.price: {exc}") from None
+
+    def api_key(self, name: str) -> str:
+        if self.api_key_env is None:
+            return "not-needed"
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigurationError(
+                f"models.{name}.api_key_env names {self.api_key_env}, which is not set. Export it, or remove "
+                "api_key_env if the endpoint needs no key."
+            )
+        return key
+
+
+class RoutingSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    floor: float = Field(default=0.8, ge=0, le=1)
+    shadow_rate: float = Field(default=0.05, ge=0, le=1)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    tiers: list[Tier] | None = Field(
+        default=None, description="tiers the router may use; each must have a model (default: all that do)"
+    )
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, RemoteModelSetting] = Field(default_factory=dict)
+    routing: RoutingSetting = Field(default_factory=RoutingSetting)
+
+    @classmethod
+    def load(cls, path: Path) -> ModelConfig:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"{path} does not exist. Point PODIUM_CONFIG at your podium.toml.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}.") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise ConfigurationError(f"{path}: {problems}.") from None
+
+    def check_tiers(self, tiers_with_models: set[str]) -> None:
+        """Every tier the router is told to use must have a model."""
+        for tier in self.routing.tiers or ():
+            if tier not in tiers_with_models:
+                raise ConfigurationError(
+                    f"routing.tiers lists {tier!r}, but no model has tier = {tier!r}. Add a [models.<name>] with "
+                    f"tier = {tier!r}, or remove it from routing.tiers."
+                )

@@ -1,0 +1,152 @@
+"""Remote tiers at the wire level: real OpenAI-compatible HTTP servers on loopback that fail on purpose."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pydantic_ai.models import override_allow_model_requests
+
+import podium
+from podium.errors import ConfigurationError
+from podium.store import tables
+from tests._openai_server import FakeProvider
+
+agent = podium.Agent("routed-asker", owner="platform-lead@example.com", models=["cheap", "strong"])
+
+
+@podium.step(name="tests.routed_ask")
+def routed_ask(prompt: str) -> str:
+    return agent.run(prompt, model=["cheap", "strong"])
+
+
+@podium.workflow(name="tests.routed")
+def routed(prompt: str) -> str:
+    return routed_ask(prompt)
+
+
+def write_config(path: Path, cheap: FakeProvider, strong: FakeProvider, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+[models.cheap]
+tier = "intermediate"
+base_url = "{cheap.base_url}"
+model = "cheap-model"
+price = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}
+timeout_s = 0.5
+
+[models.strong]
+tier = "frontier"
+base_url = "{strong.base_url}"
+model = "strong-model"
+price = "openai:gpt-4o"
+
+[routing]
+breaker_failures = 2
+breaker_cooldown_s = 600
+{extra}
+"""
+    )
+    return path
+
+
+@pytest.fixture
+def providers() -> Iterator[tuple[FakeProvider, FakeProvider]]:
+    cheap, strong = FakeProvider("cheap"), FakeProvider("strong")
+    with cheap.running(), strong.running(), override_allow_model_requests(True):
+        yield cheap, strong
+
+
+def ledger(pod: podium.Podium) -> list[sa.Row[tuple[object, ...]]]:
+    with pod.engine.connect() as conn:
+        return list(conn.execute(sa.select(tables.ledger).order_by(tables.ledger.c.at)))
+
+
+def audit(pod: podium.Podium) -> list[sa.Row[tuple[object, ...]]]:
+    with pod.engine.connect() as conn:
+        return list(conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq)))
+
+
+def test_the_router_sends_work_to_the_cheaper_tier_with_its_reasons(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    with podium.launch(settings, podium.App(agents=[agent])) as pod:
+        assert routed.start("hello").result() == "cheap answers: hello"
+        (row,) = ledger(pod)
+        assert (row.resource, row.tier, row.input_tokens, row.output_tokens) == ("cheap", "intermediate", 12, 5)
+        assert row.cost_nano_usd == 17_000  # 17 tokens at $1 per million
+        entry = next(e for e in audit(pod) if e.action == "model.call")
+        assert '"route":"cheap"' in entry.detail and "route_estimates" in entry.detail and "route_floor" in entry.detail
+
+
+def test_a_provider_that_returns_5xx_falls_back_opens_its_breaker_and_its_waste_is_in_the_ledger(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    cheap.mode = "error"
+    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    with podium.launch(settings, podium.App(agents=[agent])) as pod:
+        for prompt in ("one", "two"):
+            assert routed.start(prompt).result() == f"strong answers: {prompt}"
+        assert cheap.completions == 2 and pod.breaker("cheap").state == "open"
+        assert routed.start("three").result() == "strong answers: three"
+        assert cheap.completions == 2  # the open breaker kept the third request away from it
+        rows = ledger(pod)
+        assert [(r.resource, r.wasted) for r in rows] == [
+            ("cheap", 1), ("strong", 0), ("cheap", 1), ("strong", 0), ("strong", 0)
+        ]  # fmt: skip
+        assert all(r.wall_seconds > 0 for r in rows)
+        entries = audit(pod)
+        failed = [e for e in entries if e.decision == "failed"]
+        assert len(failed) == 2 and all("503" in e.detail or "overloaded" in e.detail for e in failed)
+        assert [e.resource for e in entries if e.action == "breaker.open"] == ["cheap"]
+        # the router still prefers the cheap tier (a provider outage says nothing of the task); the breaker skips it
+        assert sum('"route_fallback_from":"cheap"' in e.detail for e in entries if e.decision == "allowed") == 3
+        assert pod.verify_audit().ok
+
+
+def test_a_provider_that_times_out_falls_back_and_the_wait_is_counted_as_waste(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    cheap.mode = "hang"
+    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    with podium.launch(settings, podium.App(agents=[agent])) as pod:
+        assert routed.start("slow").result() == "strong answers: slow"
+        wasted = [r for r in ledger(pod) if r.wasted]
+        assert [r.resource for r in wasted] == ["cheap"] and wasted[0].wall_seconds >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("extra", "agent_models", "message"),
+    [
+        ("", ["cheap", "nonesuch"], "lists model 'nonesuch', which is not configured"),
+        ('tiers = ["local", "intermediate", "frontier", "frontier"]\n[models.bad]\ntier = "frontier"\n'
+         'base_url = "http://127.0.0.1:9/v1"\nmodel = "m"\nprice = { input_per_mtok = -1, output_per_mtok = 1 }',
+         ["cheap"], "models.bad.price"),
+        ('[models.gone]\ntier = "frontier"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+         'price = { input_per_mtok = 1, output_per_mtok = 1 }', ["cheap"], "models.gone.base_url"),
+        ('[models.odd]\ntier = "frontier"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+         'price = "openai:no-such-model"', ["cheap"], "models.odd.price: genai-prices has no price"),
+    ],
+)  # fmt: skip
+def test_bad_configuration_names_the_setting_to_fix(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider], extra: str, agent_models: list[str], message: str
+) -> None:
+    cheap, strong = providers
+    config = write_config(tmp_path / "podium.toml", cheap, strong, extra)
+    settings = podium.Settings(home=tmp_path / "p", config=config)
+    asker = podium.Agent("config-check", owner="platform-lead@example.com", models=agent_models)
+    with pytest.raises(ConfigurationError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        podium.launch(settings, podium.App(agents=[asker])).close()
+
+
+def test_a_routing_tier_with_no_model_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "podium.toml"
+    config.write_text('[routing]\ntiers = ["local", "intermediate"]\n')
+    with pytest.raises(ConfigurationError, match="routing.tiers lists 'intermediate', but no model has tier"):
+        podium.connect(podium.Settings(home=tmp_path / "p", config=config)).close()
