@@ -11,6 +11,7 @@ def test_exported_members() -> None:
         "ActorStopped",
         "Agent",
         "App",
+        "BudgetExhausted",
         "ConfigurationError",
         "Decision",
         "Event",
@@ -18,6 +19,7 @@ def test_exported_members() -> None:
         "GovernanceError",
         "InputDataError",
         "ModelFileError",
+        "ModelUnavailable",
         "NotFoundError",
         "Podium",
         "PodiumError",
@@ -32,6 +34,7 @@ def test_exported_members() -> None:
         "request_review",
         "send_to_outbox",
         "step",
+        "tool",
         "workflow",
     ]
     for name in podium.__all__:

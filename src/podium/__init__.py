@@ -12,17 +12,19 @@ from podium.cost import Price
 from podium.errors import (
     ActionDenied,
     ActorStopped,
+    BudgetExhausted,
     ConfigurationError,
     GovernanceError,
     InputDataError,
     ModelFileError,
+    ModelUnavailable,
     NotFoundError,
     PodiumError,
     UsageError,
 )
 from podium.review import Decision, request_review
 from podium.settings import Settings
-from podium.tools import send_to_outbox
+from podium.tools import send_to_outbox, tool
 from podium.workflows import Run, current_call, step, workflow
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "ActorStopped",
     "Agent",
     "App",
+    "BudgetExhausted",
     "ConfigurationError",
     "Decision",
     "Event",
@@ -37,6 +40,7 @@ __all__ = [
     "GovernanceError",
     "InputDataError",
     "ModelFileError",
+    "ModelUnavailable",
     "NotFoundError",
     "Podium",
     "PodiumError",
@@ -51,5 +55,6 @@ __all__ = [
     "request_review",
     "send_to_outbox",
     "step",
+    "tool",
     "workflow",
 ]

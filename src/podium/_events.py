@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-EventKind = Literal["workflow_started", "step_started", "call_recorded", "step_finished", "workflow_returning"]
+EventKind = Literal[
+    "workflow_started", "step_started", "budget_reserved", "call_recorded", "step_finished", "workflow_returning"
+]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pydantic_ai.toolsets import FunctionToolset
 from podium import _current
 from podium._events import EventBus
 from podium.agents import Agent, AgentRegistry
-from podium.cost import Ledger, Price
+from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, UsageError
 from podium.governance import GovernedModel, GovernedToolset, Governor, Verification, verify
 from podium.governance._audit import record
@@ -48,7 +48,7 @@ from podium.models._remote import check_endpoint, openai_compatible
 from podium.review import Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate
-from podium.tools import Outbox
+from podium.tools import Outbox, fee_nano_usd
 from podium.workflows import Runs
 from podium.workflows._api import DECLARED
 from podium.workflows._runs import WORK_QUEUE
@@ -81,9 +81,10 @@ class Podium:
         self.events = EventBus()
         self._client = DBOSClient(system_database_engine=engine)
         self.runs = Runs(engine, self._client)
-        self.reviews = Reviews(engine, self._client)
+        self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour)
         self.agents = AgentRegistry(engine)
         self.ledger = Ledger(engine)
+        self.budgets = Budgets(engine)
         self.outbox = Outbox(engine)
         self.models = ModelCatalog()
         self.trained = TrainedModels(engine, settings.home / "models")
@@ -93,6 +94,7 @@ class Podium:
         self._toolset: FunctionToolset[Any] = FunctionToolset()
         self._governed_models: dict[tuple[str, str], GovernedModel] = {}
         self._governed_toolsets: dict[str, GovernedToolset] = {}
+        self._tool_fees: dict[str, int] = {}
         self._routed_models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._release_executor: Callable[[], None] | None = None
@@ -129,6 +131,7 @@ class Podium:
         try:
             for tool in app.tools:
                 podium._toolset.add_function(_inline(tool))
+                podium._tool_fees[tool.__name__] = fee_nano_usd(tool)
             for model in app.models:
                 if isinstance(model, TrainedClassifier):
                     podium._add_trained_classifier(model.name)
@@ -150,6 +153,8 @@ class Podium:
             DBOS(config=config)
             _current.set(podium)
             DBOS.launch()
+            # Reservations of runs that ended while a process held them go back; running ones settle on re-run.
+            podium.budgets.release_abandoned()
             # No concurrency cap: a run waiting days for a person holds its slot, and a cap would let a few such
             # runs stall the queue. CPU-bound local models serialise their own requests.
             podium._work_queue = DBOS.register_queue(WORK_QUEUE, polling_interval_sec=0.1, on_conflict="always_update")
@@ -226,7 +231,7 @@ class Podium:
         toolset = self._governed_toolsets.get(agent)
         if toolset is None:
             toolset = self._governed_toolsets[agent] = GovernedToolset(
-                self._toolset, governor=self.governor, agent=agent
+                self._toolset, governor=self.governor, agent=agent, fees=self._tool_fees
             )
         return toolset
 

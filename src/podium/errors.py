@@ -8,7 +8,8 @@
     │   └── NotFoundError          an unknown workflow, run, agent or review id
     ├── GovernanceError            the governor refused an action at run time
     │   ├── ActionDenied           the agent is not allowed that model or tool
-    │   └── ActorStopped           the agent is suspended or its run was cancelled
+    │   ├── ActorStopped           the agent is suspended or its run was cancelled
+    │   └── BudgetExhausted        a budget covering the call has no room for it
     └── ModelUnavailable           every model a request could go to failed or has its circuit breaker open
 
 Every exception pickles with its fields intact: DBOS records a step's error and re-raises it in the workflow,
@@ -71,6 +72,11 @@ class ActionDenied(GovernanceError):
 
 class ActorStopped(GovernanceError):
     """The agent is suspended or the run is cancelled, so no further action may happen."""
+
+
+class BudgetExhausted(GovernanceError):
+    """A budget covering the call has no room for it. `on_exhausted` says what its owner wants: "stop" the work,
+    or "review": turn it into an exception for a person (the workflow catches this and asks for a review)."""
 
 
 class ModelUnavailable(PodiumError):

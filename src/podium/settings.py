@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         ge=0,
         description="What an hour of this machine's CPU costs; local model calls are costed at this rate.",
     )
+    review_usd_per_hour: float = Field(
+        default=60.0,
+        ge=0,
+        description="The loaded cost of an hour of a reviewer's time; review minutes are costed at this rate.",
+    )
     llm_threads: int = Field(default=2, ge=1, description="CPU threads for in-process llama.cpp models.")
     config: Path | None = Field(
         default=None,

@@ -31,6 +31,7 @@ class AgentIdentity:
     owner: str
     models: tuple[str, ...]
     tools: tuple[str, ...]
+    team: str = ""
 
 
 class Agent:
@@ -53,6 +54,7 @@ class Agent:
         models: Sequence[str],
         tools: Sequence[str | Callable[..., Any]] = (),
         instructions: str | None = None,
+        team: str = "",
     ) -> None:
         if not _NAME.match(name):
             raise UsageError(
@@ -62,7 +64,7 @@ class Agent:
         if not owner.strip():
             raise UsageError(f"agent {name!r} has no owner. Every agent needs an accountable person: owner='…'.")
         tool_names = tuple(t if isinstance(t, str) else t.__name__ for t in tools)
-        self.identity = AgentIdentity(name, owner.strip(), tuple(models), tool_names)
+        self.identity = AgentIdentity(name, owner.strip(), tuple(models), tool_names, team.strip())
         self._instructions = instructions
 
     @property

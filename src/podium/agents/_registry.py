@@ -38,6 +38,7 @@ class AgentRegistry:
             "owner": identity.owner,
             "models": json.dumps(list(identity.models)),
             "tools": json.dumps(list(identity.tools)),
+            "team": identity.team,
         }
         with self._engine.begin() as conn:
             row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == identity.name)).first()

@@ -293,24 +293,27 @@ def review_show(review_id: str) -> None:
 
 By = Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")]
 Note = Annotated[str, typer.Option(help="Why.")]
+Minutes = Annotated[
+    float, typer.Option(min=0, help="Minutes the decision took; costed at PODIUM_REVIEW_USD_PER_HOUR in the ledger.")
+]
 
 
 @review_app.command("approve")
-def review_approve(review_id: str, by: By, note: Note = "") -> None:
+def review_approve(review_id: str, by: By, note: Note = "", minutes: Minutes = 0.0) -> None:
     """Approve the exact action a run proposed; the run resumes and performs it once."""
-    _decide(review_id, approve=True, by=by, note=note)
+    _decide(review_id, approve=True, by=by, note=note, minutes=minutes)
 
 
 @review_app.command("reject")
-def review_reject(review_id: str, by: By, note: Note = "") -> None:
+def review_reject(review_id: str, by: By, note: Note = "", minutes: Minutes = 0.0) -> None:
     """Reject the proposed action; the run ends without performing it."""
-    _decide(review_id, approve=False, by=by, note=note)
+    _decide(review_id, approve=False, by=by, note=note, minutes=minutes)
 
 
-def _decide(review_id: str, *, approve: bool, by: str, note: str) -> None:
+def _decide(review_id: str, *, approve: bool, by: str, note: str, minutes: float) -> None:
     with connected() as pod:
         decide = pod.reviews.approve if approve else pod.reviews.reject
-        request = decide(review_id, by=by, rationale=note)
+        request = decide(review_id, by=by, rationale=note, minutes=minutes)
     console.print(f"{request.id}: {request.status} by {request.decided_by}")
 
 

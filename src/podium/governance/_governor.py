@@ -21,7 +21,8 @@ from typing import Literal, TypeVar
 import sqlalchemy as sa
 
 from podium._events import Event, EventBus
-from podium.errors import ActionDenied, ActorStopped, GovernanceError
+from podium.cost._budgets import Budgets, settle
+from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError
 from podium.governance._audit import AuditEntry, append_many, canonical_json, digest
 from podium.store import insert_many_if_absent, tables
 from podium.store._group_commit import GroupCommitter
@@ -41,6 +42,7 @@ class Call:
     resource: str
     tier: str
     input_digest: str
+    estimate_nano_usd: int = 0  # what the call may cost at most, reserved against budgets before it runs
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,41 @@ class Usage:
     wall_seconds: float = 0.0
 
 
-# Built once: the agent's row and whether its run was stopped, in one indexed read.
+# Built once: the agent's row, whether its run was stopped, and whether any budget covers the call, in one read.
 _ADMISSION = sa.select(
     tables.agents.c.status,
     tables.agents.c.models,
     tables.agents.c.tools,
+    tables.agents.c.team,
     sa.select(tables.run_stops.c.run_id)
     .where(tables.run_stops.c.run_id == sa.bindparam("run_id"))
     .exists()
     .label("run_stopped"),
+    sa.select(tables.budgets.c.scope)
+    .where(
+        tables.budgets.c.scope.in_(
+            [sa.bindparam("agent_scope"), sa.bindparam("workflow_scope"), sa.literal("team:") + tables.agents.c.team]
+        )
+    )
+    .exists()
+    .label("budgeted"),
 ).where(tables.agents.c.name == sa.bindparam("agent"))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admission learnt about the caller: its team, and whether a budget covers the call."""
+
+    team: str
+    budgeted: bool
+
+    def scopes(self, call: Call, site: CallSite) -> list[str]:
+        scopes = [f"agent:{call.agent}"]
+        if site.workflow:
+            scopes.append(f"workflow:{site.workflow}")
+        if self.team:
+            scopes.append(f"team:{self.team}")
+        return scopes
 
 
 class Governor:
@@ -77,6 +104,7 @@ class Governor:
     def __init__(self, engine: sa.Engine, events: EventBus) -> None:
         self._engine = engine
         self._events = events
+        self._budgets = Budgets(engine)
         self._committer: GroupCommitter[CallRecord] = GroupCommitter(engine, write_records)
 
     def close(self) -> None:
@@ -95,7 +123,8 @@ class Governor:
         A failed call is recorded too, as waste: its wall time and whatever it cost are work thrown away.
         """
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
-        self._admit(call, site)
+        admission = self._admit(call, site)
+        reserved = admission.budgeted and self._reserve(call, site, admission)
         started = time.perf_counter()
         try:
             with call_scope(site):
@@ -104,16 +133,23 @@ class Governor:
             raise
         except Exception as exc:
             failed = Usage(wall_seconds=time.perf_counter() - started)
-            self._record(call, site, "failed", failed, "", {**(detail or {}), "error": f"{type(exc).__name__}: {exc}"})
+            error = {**(detail or {}), "error": f"{type(exc).__name__}: {exc}"}
+            self._record(call, site, "failed", failed, "", error, admission.team, reserved)
             raise
         usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
-        self._record(call, site, "allowed", usage, digest(output(result)), detail or {})
+        self._record(call, site, "allowed", usage, digest(output(result)), detail or {}, admission.team, reserved)
         self._events.emit(Event("call_recorded", site.run_id, call.resource, site.step_id))
         return result
 
-    def _admit(self, call: Call, site: CallSite) -> None:
+    def _admit(self, call: Call, site: CallSite) -> Admission:
+        parameters = {
+            "agent": call.agent,
+            "run_id": site.run_id or "",
+            "agent_scope": f"agent:{call.agent}",
+            "workflow_scope": f"workflow:{site.workflow or ''}",
+        }
         with self._engine.connect() as conn:
-            row = conn.execute(_ADMISSION, {"agent": call.agent, "run_id": site.run_id or ""}).first()
+            row = conn.execute(_ADMISSION, parameters).first()
         if row is None:
             self._refuse(
                 ActionDenied,
@@ -147,16 +183,38 @@ class Governor:
                 f"agent {call.agent!r} is not allowed {call.kind} {call.resource!r} (allowed: "
                 f"{', '.join(allowed) or 'none'}). Add it to the agent's {call.kind}s= list if it should be.",
             )
+        return Admission(str(row.team or ""), bool(row.budgeted))
+
+    def _reserve(self, call: Call, site: CallSite, admission: Admission) -> bool:
+        """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room."""
+        try:
+            reservation = self._budgets.reserve(
+                site.key, site.run_id, admission.scopes(call, site), call.estimate_nano_usd
+            )
+        except BudgetExhausted as exc:
+            self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission.team, False)
+            raise
+        self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))
+        return reservation is not None
 
     def _refuse(self, error: type[GovernanceError], call: Call, site: CallSite, message: str) -> None:
         decision = "stopped" if error is ActorStopped else "denied"
-        self._record(call, site, decision, Usage(), "", {"reason": message})
+        self._record(call, site, decision, Usage(), "", {"reason": message}, "", False)
         raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
 
     def _record(
-        self, call: Call, site: CallSite, decision: str, usage: Usage, output_digest: str, extra: dict[str, str]
+        self,
+        call: Call,
+        site: CallSite,
+        decision: str,
+        usage: Usage,
+        output_digest: str,
+        extra: dict[str, str],
+        team: str,
+        reserved: bool,
     ) -> None:
-        self._committer.write(CallRecord(call, site, decision, usage, output_digest, extra, time.time()))
+        record = CallRecord(call, site, decision, usage, output_digest, extra, time.time(), team, reserved)
+        self._committer.write(record)
 
 
 @dataclass(frozen=True)
@@ -170,6 +228,8 @@ class CallRecord:
     output_digest: str
     extra: dict[str, str]
     at: float
+    team: str = ""
+    reserved: bool = False  # a budget reservation is held under the call site's key, to settle with this record
 
     @property
     def ran(self) -> bool:
@@ -197,6 +257,9 @@ class CallRecord:
             "at": self.at,
             "wall_seconds": self.usage.wall_seconds,
             "wasted": int(self.decision == "failed"),
+            "workflow": self.site.workflow,
+            "team": self.team or None,
+            "api_key": None,
         }
 
     def audit_entry(self) -> AuditEntry:
@@ -230,5 +293,8 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     """
     ran = [r for r in records if r.ran]
     first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in ran]) if ran else set()
+    for r in ran:
+        if r.reserved:  # commit what it cost; or release, if an earlier execution of the step already paid
+            settle(conn, r.site.key, r.usage.cost_nano_usd if r.key in first_time else None)
     entries = [r.audit_entry() for r in records if r.key in first_time or not r.ran]
     append_many(conn, entries, known_new=first_time)

@@ -16,13 +16,11 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
 from podium.errors import ModelUnavailable
-from podium.governance._wrappers import GovernedModel
+from podium.governance._wrappers import EXPECTED_OUTPUT_TOKENS, GovernedModel
 from podium.models._breaker import CircuitBreaker
 from podium.models._catalog import TIERS
 from podium.models._local import to_chat
 from podium.models._router import Router, RouteTier, Task
-
-EXPECTED_OUTPUT_TOKENS = 256  # when the request sets no max_tokens
 
 
 class RoutedModel(Model):

@@ -20,6 +20,8 @@ from podium.governance._audit import canonical_json, digest
 from podium.governance._governor import Call, Governor, Usage
 from podium.models._local import COMPUTE_SECONDS, to_chat
 
+EXPECTED_OUTPUT_TOKENS = 256  # when a request sets no max_tokens
+
 
 class GovernedModel(WrapperModel):
     """A model whose every request passes the governor on behalf of one agent."""
@@ -61,7 +63,11 @@ class GovernedModel(WrapperModel):
     ) -> ModelResponse:
         """A request whose audit entry also carries `detail` (the router's reasons for choosing this model)."""
         turns = [(t.role, t.content) for t in to_chat(messages)]
-        call = Call(self._agent, "model", self._name, self._tier, digest(turns))
+        tokens_in = sum(len(content) for _, content in turns) // 4 + 1
+        tokens_out = int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
+        # At most: a local model is assumed no slower than 20 tokens a second.
+        estimate = self._price.cost_nano_usd(tokens_in, tokens_out, tokens_out / 20)
+        call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=estimate)
         return await self._governor.govern(
             call,
             lambda: self.wrapped.request(messages, model_settings, model_request_parameters),
@@ -86,14 +92,16 @@ class GovernedToolset(WrapperToolset[Any]):
 
     governor: Governor = field(kw_only=True)
     agent: str = field(kw_only=True)
+    fees: dict[str, int] = field(kw_only=True, default_factory=dict)  # nano-USD per call, by tool name
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
-        call = Call(self.agent, "tool", name, "tool", digest(tool_args))
+        fee = self.fees.get(name, 0)
+        call = Call(self.agent, "tool", name, "tool", digest(tool_args), estimate_nano_usd=fee)
         return await self.governor.govern(
             call,
             lambda: self.wrapped.call_tool(name, tool_args, ctx, tool),
-            lambda _: Usage(),
+            lambda _: Usage(cost_nano_usd=fee),
             canonical_json,
         )

@@ -17,10 +17,12 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSClient
 
 from podium import _current
+from podium.cost import NANO
 from podium.errors import NotFoundError, UsageError
 from podium.governance._audit import canonical_json, digest, record
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
+from podium.workflows._context import current_step
 
 DEFAULT_DEADLINE_SECONDS = 7 * 24 * 3600
 
@@ -40,6 +42,7 @@ class ReviewRequest:
     decided_by: str | None
     decided_at: float | None
     rationale: str | None
+    workflow: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def _open_review(agent: str, reason: str, summary: str, action: dict[str, Any], 
             status="pending",
             created_at=now,
             deadline_at=now + deadline_seconds,
+            workflow=scope.workflow if (scope := current_step()) else None,
         ):
             record(
                 conn,
@@ -135,9 +139,10 @@ def _expire_review(review_id: str) -> Decision:
 class Reviews:
     """The review queue as people see it."""
 
-    def __init__(self, engine: sa.Engine, client: DBOSClient) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient, usd_per_hour: float) -> None:
         self._engine = engine
         self._client = client
+        self._usd_per_hour = usd_per_hour
 
     def list(self, *, status: str | None = "pending", limit: int = 100) -> builtins.list[ReviewRequest]:
         query = sa.select(tables.reviews).order_by(tables.reviews.c.created_at).limit(limit)
@@ -156,15 +161,18 @@ class Reviews:
             )
         return _request(row)
 
-    def approve(self, review_id: str, *, by: str, rationale: str = "") -> ReviewRequest:
-        return self._decide(review_id, "approved", by, rationale)
+    def approve(self, review_id: str, *, by: str, rationale: str = "", minutes: float = 0.0) -> ReviewRequest:
+        """Approve; `minutes` the person spent is costed in the ledger at the loaded hourly rate."""
+        return self._decide(review_id, "approved", by, rationale, minutes)
 
-    def reject(self, review_id: str, *, by: str, rationale: str = "") -> ReviewRequest:
-        return self._decide(review_id, "rejected", by, rationale)
+    def reject(self, review_id: str, *, by: str, rationale: str = "", minutes: float = 0.0) -> ReviewRequest:
+        return self._decide(review_id, "rejected", by, rationale, minutes)
 
-    def _decide(self, review_id: str, status: str, by: str, rationale: str) -> ReviewRequest:
+    def _decide(self, review_id: str, status: str, by: str, rationale: str, minutes: float) -> ReviewRequest:
         if not by.strip():
             raise UsageError("a decision needs the name of the person who made it (--by).")
+        if minutes < 0:
+            raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
         request = self.get(review_id)
         now = time.time()
         with self._engine.begin() as conn:
@@ -180,6 +188,25 @@ class Reviews:
                     + (f" by {current.decided_by}" if current.decided_by else "")
                     + "; a request is decided once."
                 )
+            conn.execute(
+                tables.ledger.insert().values(
+                    call_key=f"review:{review_id}",
+                    run_id=request.run_id,
+                    step_id=None,
+                    agent=request.agent,
+                    kind="review",
+                    resource=f"person:{by}",
+                    tier="human",
+                    input_tokens=0,
+                    output_tokens=0,
+                    compute_seconds=0.0,
+                    cost_nano_usd=round(minutes / 60 * self._usd_per_hour * NANO),
+                    at=now,
+                    wall_seconds=minutes * 60,
+                    wasted=0,
+                    workflow=request.workflow,
+                )
+            )
             action = {"approved": "review.approve", "rejected": "review.reject"}[status]
             record(
                 conn,
@@ -217,4 +244,5 @@ def _request(row: sa.Row[Any]) -> ReviewRequest:
         decided_by=row.decided_by,
         decided_at=row.decided_at,
         rationale=row.rationale,
+        workflow=row.workflow,
     )

@@ -122,6 +122,35 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE podium_ledger ADD COLUMN wasted INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        5,
+        "budgets and their reservations; the ledger and the registry learn workflow, team and key",
+        (
+            """CREATE TABLE podium_budgets (
+                scope TEXT PRIMARY KEY,
+                limit_nano_usd BIGINT NOT NULL,
+                reserved_nano_usd BIGINT NOT NULL DEFAULT 0,
+                spent_nano_usd BIGINT NOT NULL DEFAULT 0,
+                on_exhausted TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE podium_reservations (
+                id TEXT PRIMARY KEY,
+                call_key TEXT NOT NULL,
+                run_id TEXT,
+                scopes TEXT NOT NULL,
+                amount_nano_usd BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                settled_at DOUBLE PRECISION)""",
+            # At most one held reservation per call site; a site may have settled ones from earlier attempts.
+            "CREATE UNIQUE INDEX podium_reservations_held ON podium_reservations (call_key) WHERE status = 'held'",
+            "ALTER TABLE podium_ledger ADD COLUMN workflow TEXT",
+            "ALTER TABLE podium_ledger ADD COLUMN team TEXT",
+            "ALTER TABLE podium_ledger ADD COLUMN api_key TEXT",
+            "ALTER TABLE podium_agents ADD COLUMN team TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE podium_reviews ADD COLUMN workflow TEXT",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

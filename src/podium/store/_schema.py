@@ -28,6 +28,7 @@ agents = sa.Table(
     sa.Column("tools", sa.Text, nullable=False),  # JSON list
     sa.Column("status", sa.Text, nullable=False),  # active | suspended
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("team", sa.Text, nullable=False, server_default=""),
 )
 
 ledger = sa.Table(
@@ -47,6 +48,40 @@ ledger = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("wall_seconds", sa.Float, nullable=False, server_default="0"),
     sa.Column("wasted", sa.Integer, nullable=False, server_default="0"),  # 1: a failed attempt, thrown away
+    sa.Column("workflow", sa.Text),
+    sa.Column("team", sa.Text),
+    sa.Column("api_key", sa.Text),
+)
+
+budgets = sa.Table(
+    "podium_budgets",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # agent:<name> | workflow:<name> | team:<name> | key:<id>
+    sa.Column("limit_nano_usd", sa.BigInteger, nullable=False),
+    sa.Column("reserved_nano_usd", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("spent_nano_usd", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("on_exhausted", sa.Text, nullable=False),  # stop | review
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+reservations = sa.Table(
+    "podium_reservations",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("call_key", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("scopes", sa.Text, nullable=False),  # JSON list
+    sa.Column("amount_nano_usd", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # held | committed | released
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("settled_at", sa.Float),
+    sa.Index(
+        "podium_reservations_held",
+        "call_key",
+        unique=True,
+        sqlite_where=sa.text("status = 'held'"),
+        postgresql_where=sa.text("status = 'held'"),
+    ),
 )
 
 audit = sa.Table(
@@ -103,6 +138,7 @@ reviews = sa.Table(
     sa.Column("decided_by", sa.Text),
     sa.Column("decided_at", sa.Float),
     sa.Column("rationale", sa.Text),
+    sa.Column("workflow", sa.Text),
 )
 
 model_files = sa.Table(

@@ -28,7 +28,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandle, make_pydantic_args_validat
 from podium import _current
 from podium._events import Event
 from podium.errors import GovernanceError
-from podium.workflows._context import step_scope
+from podium.workflows._context import step_scope, workflow_scope
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,7 +80,8 @@ class Workflow(Generic[P, R]):
         def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:
             run_id = DBOS.workflow_id
             _emit(Event("workflow_started", run_id, name))
-            result = fn(*args, **kwargs)
+            with workflow_scope(name):
+                result = fn(*args, **kwargs)
             _emit(Event("workflow_returning", run_id, name))
             return result
 

@@ -23,19 +23,32 @@ class StepScope:
     step_id: int
     step_name: str
     calls: int = field(default=0)
+    workflow: str | None = None
 
 
 @dataclass(frozen=True)
 class CallSite:
-    """The identity of one governed call."""
+    """The identity of one governed call, and the workflow it belongs to (budgets and costs are per workflow)."""
 
     key: str
     run_id: str | None
     step_id: int | None
+    workflow: str | None = None
 
 
+_workflow: ContextVar[str | None] = ContextVar("podium_workflow", default=None)
 _scope: ContextVar[StepScope | None] = ContextVar("podium_step_scope", default=None)
 _call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None)
+
+
+@contextmanager
+def workflow_scope(name: str) -> Iterator[None]:
+    """Mark the code inside as the body of workflow `name` (set by the `@workflow` wrapper)."""
+    token = _workflow.set(name)
+    try:
+        yield
+    finally:
+        _workflow.reset(token)
 
 
 @contextmanager
@@ -48,7 +61,7 @@ def step_scope(step_name: str) -> Iterator[StepScope | None]:
     if run_id is None or step_id is None:
         yield None
         return
-    scope = StepScope(run_id, step_id, step_name)
+    scope = StepScope(run_id, step_id, step_name, workflow=_workflow.get())
     token = _scope.set(scope)
     try:
         yield scope
@@ -65,7 +78,7 @@ def next_call_site(what: str) -> CallSite:
     scope = _scope.get()
     if scope is not None:
         scope.calls += 1
-        return CallSite(f"{scope.run_id}:{scope.step_id}:{scope.calls}", scope.run_id, scope.step_id)
+        return CallSite(f"{scope.run_id}:{scope.step_id}:{scope.calls}", scope.run_id, scope.step_id, scope.workflow)
     if DBOS.workflow_id is not None:
         raise UsageError(
             f"{what} was called in the body of workflow run {DBOS.workflow_id}, outside any step. "

@@ -1,0 +1,214 @@
+"""Budgets that really stop: reserve before a call, commit the actual after it with the ledger row.
+
+A budget belongs to a scope: ``agent:<name>``, ``workflow:<name>``, ``team:<name>`` or ``key:<id>``. Before a
+governed call the governor reserves its estimated cost against every budget that covers it, with one conditional
+update per budget (``spent + reserved + amount <= limit``), so concurrent calls in any number of processes cannot
+overshoot a budget by more than the gap between one call's estimate and its actual cost. After the call the
+reservation is settled in the same transaction as the ledger row: the estimate leaves ``reserved`` and the actual
+joins ``spent``.
+
+A process killed between the two leaves the reservation held. If the run resumes, the re-run step finds it under
+the same call key and settles it; if the run never resumes (cancelled, failed, finished elsewhere),
+`Budgets.release_abandoned` gives it back. A reservation is therefore always settled exactly once: committed or
+released, never both and never neither.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+
+from podium.errors import BudgetExhausted, UsageError
+from podium.store import tables
+
+OnExhausted = Literal["stop", "review"]
+SCOPE_KINDS = ("agent", "workflow", "team", "key")
+TERMINAL_RUN_STATES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+b, r = tables.budgets, tables.reservations
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str
+    limit_nano_usd: int
+    reserved_nano_usd: int
+    spent_nano_usd: int
+    on_exhausted: OnExhausted
+
+    @property
+    def left_nano_usd(self) -> int:
+        return self.limit_nano_usd - self.spent_nano_usd - self.reserved_nano_usd
+
+
+@dataclass(frozen=True)
+class Reservation:
+    call_key: str
+    scopes: tuple[str, ...]
+    amount_nano_usd: int
+
+
+def check_scope(scope: str) -> str:
+    kind, _, name = scope.partition(":")
+    if kind not in SCOPE_KINDS or not name:
+        raise UsageError(
+            f"budget scope {scope!r} is not kind:name with kind one of {', '.join(SCOPE_KINDS)} "
+            "(for example agent:support-triage or workflow:support_triage)."
+        )
+    return scope
+
+
+class Budgets:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: str) -> Budget:
+        """Create or change a budget (audited). Spend and reservations so far are kept."""
+        from podium.governance._audit import record
+
+        check_scope(scope)
+        if limit_usd < 0:
+            raise UsageError(f"budget limit {limit_usd} for {scope} is negative; give a limit in USD >= 0.")
+        if on_exhausted not in ("stop", "review"):
+            raise UsageError(f"on_exhausted={on_exhausted!r}: use 'stop' (refuse the call) or 'review' (ask a person).")
+        limit = round(limit_usd * 1_000_000_000)
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                b.update()
+                .where(b.c.scope == scope)
+                .values(limit_nano_usd=limit, on_exhausted=on_exhausted, updated_at=time.time())
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    b.insert().values(
+                        scope=scope, limit_nano_usd=limit, on_exhausted=on_exhausted, updated_at=time.time()
+                    )
+                )
+            record(
+                conn,
+                f"person:{by}",
+                "budget.set",
+                scope,
+                detail={"limit_nano_usd": str(limit), "on_exhausted": on_exhausted},
+            )
+        return self.get(scope)
+
+    def get(self, scope: str) -> Budget:
+        from podium.errors import NotFoundError
+
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(b).where(b.c.scope == scope)).first()
+        if row is None:
+            raise NotFoundError(f"no budget for {scope!r}. `podium budgets list` shows the budgets there are.")
+        return _budget(row)
+
+    def list(self) -> builtins.list[Budget]:
+        with self._engine.connect() as conn:
+            return [_budget(row) for row in conn.execute(sa.select(b).order_by(b.c.scope))]
+
+    def reserve(self, call_key: str, run_id: str | None, scopes: Sequence[str], amount: int) -> Reservation | None:
+        """Hold `amount` against every budget among `scopes`; None if no budget covers the call.
+
+        A reservation still held under the same call key (a step re-run after a crash) is reused, not doubled. An
+        exhausted budget raises BudgetExhausted and holds nothing.
+        """
+        with self._engine.begin() as conn:
+            held = conn.execute(
+                sa.select(r.c.scopes, r.c.amount_nano_usd).where(r.c.call_key == call_key, r.c.status == "held")
+            ).first()
+            if held is not None:
+                return Reservation(call_key, tuple(json.loads(held.scopes)), int(held.amount_nano_usd))
+            covered = [row.scope for row in conn.execute(sa.select(b.c.scope).where(b.c.scope.in_(list(scopes))))]
+            if not covered:
+                return None
+            for scope in sorted(covered):  # one order everywhere: no deadlock between two reservations
+                took = conn.execute(
+                    b.update()
+                    .where(b.c.scope == scope)
+                    .where(b.c.spent_nano_usd + b.c.reserved_nano_usd + amount <= b.c.limit_nano_usd)
+                    .values(reserved_nano_usd=b.c.reserved_nano_usd + amount)
+                ).rowcount
+                if not took:
+                    budget = _budget(conn.execute(sa.select(b).where(b.c.scope == scope)).one())
+                    raise BudgetExhausted(
+                        f"budget {scope} is exhausted: {_usd(budget.spent_nano_usd)} spent and "
+                        f"{_usd(budget.reserved_nano_usd)} reserved of {_usd(budget.limit_nano_usd)}, and this call "
+                        f"needs up to {_usd(amount)}. Raise it with `podium budgets set {scope} USD --by you`.",
+                        scope=scope,
+                        on_exhausted=budget.on_exhausted,
+                    )
+            conn.execute(
+                r.insert().values(
+                    id=str(uuid.uuid4()),
+                    call_key=call_key,
+                    run_id=run_id,
+                    scopes=json.dumps(sorted(covered)),
+                    amount_nano_usd=amount,
+                    status="held",
+                    created_at=time.time(),
+                )
+            )
+        return Reservation(call_key, tuple(sorted(covered)), amount)
+
+    def release_abandoned(self) -> int:
+        """Give back reservations held for runs that ended without settling them; return how many."""
+        status = sa.table("workflow_status", sa.column("workflow_uuid"), sa.column("status"))
+        if self._engine.dialect.name == "postgresql":
+            status.schema = "dbos"
+        ended = sa.select(status.c.workflow_uuid).where(status.c.status.in_(TERMINAL_RUN_STATES))
+        with self._engine.begin() as conn:
+            abandoned = conn.execute(
+                sa.select(r.c.call_key, r.c.scopes, r.c.amount_nano_usd).where(
+                    r.c.status == "held", r.c.run_id.in_(ended)
+                )
+            ).all()
+            for row in abandoned:
+                settle(conn, row.call_key, None)
+        return len(abandoned)
+
+
+def settle(conn: sa.Connection, call_key: str, actual: int | None) -> None:
+    """Settle the reservation held for `call_key` in the caller's transaction: commit `actual`, or release it
+    (None: the call was not run, or was already paid for by an earlier execution of the same step)."""
+    row = conn.execute(
+        sa.select(r.c.id, r.c.scopes, r.c.amount_nano_usd).where(r.c.call_key == call_key, r.c.status == "held")
+    ).first()
+    if row is None:
+        return
+    claimed = conn.execute(
+        r.update()
+        .where(r.c.id == row.id, r.c.status == "held")
+        .values(status="released" if actual is None else "committed", settled_at=time.time())
+    ).rowcount
+    if not claimed:  # settled by someone else meanwhile
+        return
+    for scope in json.loads(row.scopes):
+        conn.execute(
+            b.update()
+            .where(b.c.scope == scope)
+            .values(
+                reserved_nano_usd=b.c.reserved_nano_usd - row.amount_nano_usd,
+                spent_nano_usd=b.c.spent_nano_usd + (actual or 0),
+            )
+        )
+
+
+def _budget(row: sa.Row[tuple[object, ...]]) -> Budget:
+    return Budget(
+        str(row.scope),
+        int(row.limit_nano_usd),
+        int(row.reserved_nano_usd),
+        int(row.spent_nano_usd),
+        row.on_exhausted,
+    )
+
+
+def _usd(nano: int) -> str:
+    return f"${nano / 1_000_000_000:.6f}"
