@@ -114,6 +114,8 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
             "duty-manager",
             "--note",
             "checked the account",
+            "--minutes",
+            "3",
         ],
         capture_output=True,
         text=True,
@@ -148,6 +150,10 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
             audited = sorted((action.split(".")[0], step) for rid, action, step in audit if rid == run_id)
             if run_id == request.run_id:  # classify, draft, the person's review (costed), send after it
                 assert [kind for kind, _ in calls] == ["model", "model", "review", "tool"], run_id
+                review_cost = conn_scalar(
+                    pod, sa.select(tables.ledger.c.cost_nano_usd).where(tables.ledger.c.kind == "review")
+                )
+                assert review_cost == 3_000_000_000  # 3 minutes at the default loaded rate of $60 an hour
                 calls = [(kind, step) for kind, step in calls if kind != "review"]  # audited as review.approve
             else:
                 assert calls == CALLS_PER_SENT_RUN, f"{run_id}: ledger {calls}"
@@ -156,6 +162,11 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
         assert verification.ok, verification.problem
         decisions = [r.action for r in conn_rows(pod) if r.resource == f"review:{request.id}"]
         assert decisions == ["review.request", "review.approve"]
+
+
+def conn_scalar(pod: Podium, query: sa.Select[tuple[int]]) -> int:
+    with pod.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def conn_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:

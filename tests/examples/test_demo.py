@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,15 @@ def test_the_demo_twice_sends_each_reply_once(settings: Settings, intent_model_f
     assert len(sent_before) == auto
     # The CLI prints the ledger's total: the figure is the database's, to the printed precision.
     assert row(first, "cost, all tickets") == f"${ledger_cost / 1e9:.6f}"
+    costs = subprocess.run(
+        [str(PODIUM), "--database-url", settings.resolved_database_url, "costs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "COLUMNS": "250"},
+    ).stdout
+    assert f"{ledger_cost / 1e9:.6f}" in next(line for line in costs.splitlines() if "support_triage" in line)
 
     second = demo(settings, 8)
     assert int(row(second, "replies in outbox")) == auto

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -119,11 +120,16 @@ _thread_loops = threading.local()
 
 def _run_in_thread_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run `coroutine` on this thread's own event loop, made once: a fresh loop per call costs more than the
-    governed call itself."""
+    governed call itself.
+
+    It runs in a copy of the caller's context, not the runner's own: the runner would otherwise keep the
+    context of the first call it ran, and a pooled thread that later runs another workflow would attribute
+    that workflow's calls to the first one's step.
+    """
     runner: asyncio.Runner | None = getattr(_thread_loops, "runner", None)
     if runner is None:
         runner = _thread_loops.runner = asyncio.Runner()
-    return runner.run(coroutine)
+    return runner.run(coroutine, context=contextvars.copy_context())
 
 
 class _WorkflowCode(Model):

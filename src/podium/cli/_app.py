@@ -40,6 +40,9 @@ agents_app = typer.Typer(help="The agent registry: identities, owners, allow-lis
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
 route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
+budgets_app = typer.Typer(
+    help="Budgets per agent, workflow, team or key, that stop work when spent.", no_args_is_help=True
+)
 for sub, name in (
     (runs_app, "runs"),
     (review_app, "review"),
@@ -47,6 +50,7 @@ for sub, name in (
     (audit_app, "audit"),
     (models_app, "models"),
     (route_app, "route"),
+    (budgets_app, "budgets"),
 ):
     app.add_typer(sub, name=name)
 
@@ -466,3 +470,92 @@ def print_route_summary(summary: dict[str, Any]) -> None:
     table.add_row("oracle", share("oracle_cost_saved_at_95pct"), share("oracle_strong_calls_saved_at_95pct"), "")
     table.add_row("always strong", "0.0%", "0.0%", "")
     console.print(table)
+
+
+# -- costs and budgets ---------------------------------------------------------------------------------------
+
+CATEGORY_TITLES = {
+    "model_tokens": "model tokens",
+    "local_compute": "local compute",
+    "tools": "tools & fees",
+    "human_review": "human review",
+    "compliance": "compliance",
+    "retry_waste": "retry waste",
+}
+
+
+@app.command()
+def costs(
+    by: Annotated[str, typer.Option(help="Group by workflow, run, agent or team.")] = "workflow",
+    sql: Annotated[bool, typer.Option(help="Print the query behind the figures instead, to reproduce them.")] = False,
+) -> None:
+    """The fully loaded cost per workflow (or run, agent, team): tokens, local compute, tool fees, human review
+    minutes, compliance checks and retry waste, from the ledger."""
+    from podium.cost import CATEGORIES, cost_breakdown, cost_breakdown_query
+
+    if by not in ("workflow", "run", "agent", "team"):
+        raise UsageError(f"--by {by!r}: use workflow, run, agent or team.")
+    if sql:
+        with connected() as pod:
+            query = cost_breakdown_query(by)  # type: ignore[arg-type]
+            console.print(str(query.compile(pod.engine, compile_kwargs={"literal_binds": True})))
+        return
+    with connected() as pod:
+        lines = cost_breakdown(pod.engine, by)  # type: ignore[arg-type]
+    if not lines:
+        console.print("The ledger is empty: nothing has run yet.")
+        return
+    table = Table(title=f"Fully loaded cost per {by}, USD", title_justify="left")
+    table.add_column(by, no_wrap=True)
+    for column in ("runs", *(CATEGORY_TITLES[c] for c in CATEGORIES), "total", "per run"):
+        table.add_column(column, justify="right")
+    for line in lines:
+        table.add_row(
+            line.key,
+            str(line.runs),
+            *(_usd(line.by_category[c]) for c in CATEGORIES),
+            f"[bold]{_usd(line.total_nano_usd)}[/]",
+            _usd(line.total_nano_usd // max(line.runs, 1)),
+        )
+    console.print(table)
+    widest = max(line.total_nano_usd for line in lines) or 1
+    label_width = max(len(line.key) for line in lines)
+    for line in lines:
+        bar = "█" * max(1, round(40 * line.total_nano_usd / widest))
+        console.print(f"{line.key:<{label_width}}  [cyan]{bar}[/] ${_usd(line.total_nano_usd)}")
+    console.print(f"[dim]all: ${_usd(sum(line.total_nano_usd for line in lines))}; the query: podium costs --sql[/]")
+
+
+def _usd(nano: int) -> str:
+    return f"{nano / 1e9:.6f}"
+
+
+@budgets_app.command("list")
+def budgets_list() -> None:
+    """Every budget with its limit, spend, reservations in flight and what happens when it runs out."""
+    with connected() as pod:
+        budgets = pod.budgets.list()
+    table = Table("scope", "limit USD", "spent USD", "reserved USD", "left USD", "when exhausted")
+    for budget in budgets:
+        table.add_row(
+            budget.scope,
+            _usd(budget.limit_nano_usd),
+            _usd(budget.spent_nano_usd),
+            _usd(budget.reserved_nano_usd),
+            _usd(budget.left_nano_usd),
+            budget.on_exhausted,
+        )
+    console.print(table if budgets else "No budgets yet: `podium budgets set agent:NAME USD --by you`.")
+
+
+@budgets_app.command("set")
+def budgets_set(
+    scope: Annotated[str, typer.Argument(help="agent:NAME, workflow:NAME, team:NAME or key:ID.")],
+    limit_usd: Annotated[float, typer.Argument(help="The limit in USD.")],
+    by: Annotated[str, typer.Option(help="Who sets it (audited).")],
+    on_exhausted: Annotated[str, typer.Option(help="stop: refuse the call; review: ask a person.")] = "stop",
+) -> None:
+    """Create or change a budget; spend so far is kept."""
+    with connected() as pod:
+        budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=by)  # type: ignore[arg-type]
+    console.print(f"{budget.scope}: limit ${budget.limit_nano_usd / 1e9:.6f}, {budget.on_exhausted} when exhausted")

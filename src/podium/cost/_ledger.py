@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -58,3 +59,60 @@ class Ledger:
             totals[2] += float(seconds or 0.0)
             totals[3] += int(cost or 0)
         return LedgerTotals(calls, int(totals[0]), int(totals[1]), float(totals[2]), int(totals[3]))
+
+
+GroupBy = Literal["workflow", "run", "agent", "team"]
+CATEGORIES = ("model_tokens", "local_compute", "tools", "human_review", "compliance", "retry_waste")
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """The fully loaded cost of one workflow (or run, agent, team), by category, in nano-dollars."""
+
+    key: str
+    runs: int
+    calls: int
+    by_category: dict[str, int]
+
+    @property
+    def total_nano_usd(self) -> int:
+        return sum(self.by_category.values())
+
+
+def _category(t: sa.Table, condition: sa.ColumnElement[bool], name: str) -> sa.Label[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, t.c.cost_nano_usd), else_=0)), 0).label(name)
+
+
+def cost_breakdown_query(group_by: GroupBy) -> sa.Select[*tuple[Any, ...]]:
+    """The documented query behind `podium costs` (print it with `podium costs --sql`). Every ledger row falls in
+    exactly one category: failed attempts are retry waste whatever they were; the rest by kind and tier."""
+    t = tables.ledger
+    key = {"workflow": t.c.workflow, "run": t.c.run_id, "agent": t.c.agent, "team": t.c.team}[group_by]
+    ok = t.c.wasted == 0
+    return (
+        sa.select(
+            sa.func.coalesce(key, "(none)").label("key"),
+            sa.func.count(sa.distinct(t.c.run_id)).label("runs"),
+            sa.func.count().label("calls"),
+            _category(t, ok & (t.c.kind == "model") & (t.c.tier != "local"), "model_tokens"),
+            _category(t, ok & (t.c.kind == "model") & (t.c.tier == "local"), "local_compute"),
+            _category(t, ok & (t.c.kind == "tool"), "tools"),
+            _category(t, ok & (t.c.kind == "review"), "human_review"),
+            _category(t, ok & (t.c.kind == "compliance"), "compliance"),
+            _category(t, t.c.wasted == 1, "retry_waste"),
+        )
+        .group_by(key)
+        .order_by(sa.func.sum(t.c.cost_nano_usd).desc())
+    )
+
+
+def cost_breakdown(engine: sa.Engine, group_by: GroupBy, run_ids: Collection[str] | None = None) -> list[CostLine]:
+    query = cost_breakdown_query(group_by)
+    if run_ids is not None:
+        query = query.where(tables.ledger.c.run_id.in_(list(run_ids)))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        CostLine(str(row.key), int(row.runs), int(row.calls), {name: int(getattr(row, name)) for name in CATEGORIES})
+        for row in rows
+    ]
