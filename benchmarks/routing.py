@@ -15,18 +15,16 @@ from pathlib import Path
 
 from benchmarks._report import write_result
 from podium.cost import Price
-from podium.models._route_eval import evaluate, load_queries
+from podium.models._route_eval import Query, evaluate, load_queries
 
 DATA = Path(__file__).parent / "data" / "routellm"
 WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 PLOT = Path(__file__).parent.parent / "docs" / "routing.svg"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    args = parser.parse_args()
-    queries = load_queries(
+def load_mmlu() -> list[Query]:
+    """RouteLLM's MMLU outcomes, contaminated prompts excluded, at genai-prices list prices."""
+    return load_queries(
         DATA / "mmlu_responses.csv",
         prompt="prompt",
         weak=WEAK,
@@ -37,7 +35,13 @@ def main() -> None:
         strong_price=Price.listed(STRONG, "openai"),
         output_tokens=5,
     )
-    evaluation = evaluate(queries, seeds=args.seeds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    evaluation = evaluate(load_mmlu(), seeds=args.seeds)
     PLOT.write_text(evaluation.plot("MMLU: quality vs share of GPT-4 calls"), encoding="utf-8")
     s = evaluation.summary()
 

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
@@ -16,9 +9,8 @@ import podium
 from podium import Settings
 from podium.errors import NotFoundError, UsageError
 from podium.store import tables
+from tests._driver import drive_process
 from tests.cost._budget_app import FEE_NANO, app, budget_flow
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_twenty_parallel_runs_never_overspend_one_budget(settings: Settings) -> None:
@@ -58,28 +50,8 @@ def test_every_budget_covering_a_call_is_charged_and_the_tightest_stops_it(sqlit
 
 def drive(settings: Settings, run_id: str, *, freeze: bool) -> str:
     spec = {"home": str(settings.home), "database_url": settings.resolved_database_url, "run_id": run_id}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.cost.budget_driver", json.dumps({**spec, "freeze": freeze})],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            if line.startswith("FROZEN"):
-                process.send_signal(signal.SIGKILL)
-                process.wait(timeout=30)
-                return "FROZEN"
-            if line.startswith("RESULT"):
-                assert process.wait(timeout=60) == 0
-                return line.removeprefix("RESULT ").strip()
-        raise AssertionError(f"driver ended early (exit {process.wait(timeout=30)})")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    line = drive_process("tests.cost.budget_driver", {**spec, "freeze": freeze}, "RESULT")
+    return line.removeprefix("RESULT ")
 
 
 def reservations(pod: podium.Podium) -> list[str]:

@@ -8,9 +8,6 @@ too, approved from a separate CLI process, and resumed.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -23,11 +20,11 @@ from podium import Podium, Settings
 from podium.store import tables
 from podium_examples.support_triage.tickets import TEST_CSV, Ticket, load_tickets
 from podium_examples.support_triage.workflow import SENSITIVE_INTENTS
+from tests._driver import drive_process
 from tests.conftest import IntentModelFile
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 FREEZE_POINTS = [
     ("workflow_started", 1),  # before the first step
     ("call_recorded", 1),  # inside classify, after its model call was recorded, before the step's checkpoint
@@ -67,28 +64,7 @@ def drive(settings: Settings, model: IntentModelFile, ticket: Ticket, freeze_at:
         "tickets": [ticket.__dict__],
         "freeze_at": freeze_at,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.durability.driver", json.dumps(spec)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            if line.startswith("FROZEN"):
-                process.send_signal(signal.SIGKILL)
-                process.wait(timeout=30)
-                return line.strip()
-            if line.startswith("SETTLED"):
-                assert process.wait(timeout=60) == 0
-                return line.strip()
-        raise AssertionError(f"driver ended without settling (exit {process.wait(timeout=30)})")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    return drive_process("tests.durability.driver", spec, "SETTLED")
 
 
 def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_model_file: IntentModelFile) -> None:

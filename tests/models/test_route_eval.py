@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from benchmarks.routing import load_mmlu
 from typer.testing import CliRunner
 
 from podium.cli import app
@@ -15,8 +16,6 @@ from podium.errors import InputDataError
 from podium.models._route_eval import evaluate, load_queries
 
 runner = CliRunner()
-MMLU = Path(__file__).parents[2] / "benchmarks" / "data" / "routellm"
-MIXTRAL, GPT4 = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 
 
 def write_queries(path: Path, n: int = 3000) -> Path:
@@ -55,17 +54,7 @@ def test_the_router_beats_random_and_never_the_oracle(tmp_path: Path) -> None:
 
 
 def test_on_real_mmlu_outcomes_it_recovers_more_of_the_gap_than_random() -> None:
-    queries = load_queries(
-        MMLU / "mmlu_responses.csv",
-        prompt="prompt",
-        weak=MIXTRAL,
-        strong=GPT4,
-        group="subject",
-        exclude=MMLU / "mmlu_contaminated_prompts.jsonl",
-        weak_price=Price.listed(MIXTRAL, "together"),
-        strong_price=Price.listed(GPT4, "openai"),
-        output_tokens=5,
-    )
+    queries = load_mmlu()
     assert len(queries) == 14_037  # 14,042 less the 5 contaminated prompts
     summary = evaluate(queries[:6000], seeds=1, floor_shares=(0.9, 0.93, 0.96, 0.99)).summary()
     assert summary["apgr"] > 0.55 and summary["cost_saved_at_95pct"] > summary["random_cost_saved_at_95pct"]  # type: ignore[operator]
