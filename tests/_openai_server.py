@@ -1,4 +1,5 @@
-"""A real OpenAI-compatible HTTP server on loopback that can misbehave on purpose: answer, fail with 5xx, or hang.
+"""A real OpenAI-compatible HTTP server on loopback that can misbehave on purpose: answer, fail with 5xx, reject
+the request with 400, or hang.
 
 It stands in for a remote provider at the wire level: podium's client speaks real HTTP to it.
 """
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-Mode = Literal["ok", "error", "hang"]
+Mode = Literal["ok", "error", "reject", "hang"]
 
 
 class FakeProvider:
@@ -52,6 +53,9 @@ class FakeProvider:
                 provider.completions += 1
                 if provider.mode == "error":
                     self._send(503, {"error": {"message": "upstream overloaded", "type": "server_error"}})
+                    return
+                if provider.mode == "reject":
+                    self._send(400, {"error": {"message": "prompt too long", "type": "invalid_request_error"}})
                     return
                 if provider.mode == "hang":
                     time.sleep(provider.hang_s)

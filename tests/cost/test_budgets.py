@@ -97,3 +97,38 @@ def test_bad_budget_input_is_refused_with_the_fix(sqlite_settings: Settings) -> 
         with pytest.raises(NotFoundError, match="podium budgets list"):
             pod.budgets.get("agent:nobody")
         assert pod.budgets.list() == []
+
+
+def test_a_call_recorded_after_its_reservation_was_released_is_still_charged(sqlite_settings: Settings) -> None:
+    """A run cancelled mid-call: a launch elsewhere releases the reservation, then the call finishes."""
+    from podium.cost._budgets import Charge, settle
+
+    with podium.connect(sqlite_settings) as pod:
+        pod.budgets.set("agent:spender", 1.0, by="cfo@example.com")
+        pod.budgets.reserve("run-1:1:1", "run-1", ("agent:spender",), FEE_NANO)
+        pod.budgets.release("run-1:1:1")
+        with pod.engine.begin() as conn:
+            settle(conn, [Charge("run-1:1:1", ("agent:spender",), FEE_NANO)])
+        assert reservations(pod) == ["released"]
+        budget = pod.budgets.get("agent:spender")
+        assert (budget.reserved_nano_usd, budget.spent_nano_usd) == (0, FEE_NANO)
+
+
+def test_a_call_refused_further_in_or_cancelled_gives_its_reservation_back(sqlite_settings: Settings) -> None:
+    import asyncio
+
+    from podium.errors import ActorStopped
+    from podium.governance import Call, Usage
+
+    call = Call("spender", "tool", "paid_lookup", "tool", "digest", estimate_nano_usd=FEE_NANO)
+    with podium.launch(sqlite_settings, app) as pod:
+        pod.budgets.set("agent:spender", 1.0, by="cfo@example.com")
+        for error in (ActorStopped("a nested call was refused"), asyncio.CancelledError()):
+
+            async def execute(error: BaseException = error) -> str:
+                raise error
+
+            with pytest.raises(type(error)):
+                asyncio.run(pod.governor.govern(call, execute, lambda _: Usage(), str))
+        assert reservations(pod) == ["released", "released"]
+        assert pod.budgets.get("agent:spender").reserved_nano_usd == 0

@@ -121,6 +121,19 @@ def test_a_provider_that_times_out_falls_back_and_the_wait_is_counted_as_waste(
         assert [r.resource for r in wasted] == ["cheap"] and wasted[0].wall_seconds >= 0.5
 
 
+def test_a_request_the_provider_rejects_is_raised_not_retried_elsewhere(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    cheap.mode = "reject"  # 400: the request's fault, not the provider's
+    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    with podium.launch(settings, podium.App(agents=[agent])) as pod:
+        for _ in range(3):
+            with pytest.raises(Exception, match="prompt too long"):
+                routed.options(run_id=f"rejected-{_}").start("x" * 10).result()
+        assert strong.completions == 0 and pod.breaker("cheap").state == "closed"
+
+
 @pytest.mark.parametrize(
     ("extra", "agent_models", "message"),
     [

@@ -2,15 +2,16 @@
 
 A budget belongs to a scope: ``agent:<name>``, ``workflow:<name>``, ``team:<name>`` or ``key:<id>``. Before a
 governed call the governor reserves its estimated cost against every budget that covers it, with one conditional
-update per budget (``spent + reserved + amount <= limit``), so concurrent calls in any number of processes cannot
-overshoot a budget by more than the gap between one call's estimate and its actual cost. After the call the
-reservation is settled in the same transaction as the ledger row: the estimate leaves ``reserved`` and the actual
-joins ``spent``.
+update per budget (``spent + reserved + amount <= limit``). After the call the reservation is settled in the same
+transaction as the ledger row: the estimate leaves ``reserved`` and the actual joins ``spent``. So concurrent calls
+in any number of processes overshoot a budget at most by what they cost beyond their estimates (not at all for tool
+fees, which are exact).
 
 A process killed between the two leaves the reservation held. If the run resumes, the re-run step finds it under
 the same call key and settles it; if the run never resumes (cancelled, failed, finished elsewhere),
-`Budgets.release_abandoned` gives it back. A reservation is therefore always settled exactly once: committed or
-released, never both and never neither.
+`Budgets.release_abandoned` gives it back (at every launch). A reservation is therefore settled exactly once:
+committed or released, never both and never neither; and a call that was recorded is charged even if its
+reservation was released meanwhile (a run cancelled mid-call).
 """
 
 from __future__ import annotations
@@ -157,46 +158,69 @@ class Budgets:
             )
         return Reservation(call_key, tuple(sorted(covered)), amount)
 
-    def release_abandoned(self) -> int:
-        """Give back reservations held for runs that ended without settling them; return how many."""
+    def release_abandoned(self, adhoc_after_s: float = 3600.0) -> int:
+        """Give back reservations held for runs that ended without settling them, and those of calls outside any
+        run that have been held longer than `adhoc_after_s`; return how many."""
         status = sa.table("workflow_status", sa.column("workflow_uuid"), sa.column("status"))
         if self._engine.dialect.name == "postgresql":
             status.schema = "dbos"
         ended = sa.select(status.c.workflow_uuid).where(status.c.status.in_(TERMINAL_RUN_STATES))
+        stale_adhoc = r.c.run_id.is_(None) & (r.c.created_at < time.time() - adhoc_after_s)
         with self._engine.begin() as conn:
-            abandoned = conn.execute(
-                sa.select(r.c.call_key, r.c.scopes, r.c.amount_nano_usd).where(
-                    r.c.status == "held", r.c.run_id.in_(ended)
-                )
-            ).all()
-            for row in abandoned:
-                settle(conn, row.call_key, None)
-        return len(abandoned)
+            keys = (
+                conn.execute(sa.select(r.c.call_key).where(r.c.status == "held", r.c.run_id.in_(ended) | stale_adhoc))
+                .scalars()
+                .all()
+            )
+            settle(conn, [Charge(key, (), None) for key in keys])
+        return len(keys)
+
+    def release(self, call_key: str) -> None:
+        """Give back what is held for `call_key`: the call did not run to a record (refused inside, cancelled)."""
+        with self._engine.begin() as conn:
+            settle(conn, [Charge(call_key, (), None)])
 
 
-def settle(conn: sa.Connection, call_key: str, actual: int | None) -> None:
-    """Settle the reservation held for `call_key` in the caller's transaction: commit `actual`, or release it
-    (None: the call was not run, or was already paid for by an earlier execution of the same step)."""
-    row = conn.execute(
-        sa.select(r.c.id, r.c.scopes, r.c.amount_nano_usd).where(r.c.call_key == call_key, r.c.status == "held")
-    ).first()
-    if row is None:
-        return
-    claimed = conn.execute(
-        r.update()
-        .where(r.c.id == row.id, r.c.status == "held")
-        .values(status="released" if actual is None else "committed", settled_at=time.time())
-    ).rowcount
-    if not claimed:  # settled by someone else meanwhile
-        return
-    for scope in json.loads(row.scopes):
+@dataclass(frozen=True)
+class Charge:
+    """What a finished call does to budgets: settle the reservation held under `call_key` (if any), and add
+    `actual` to every budget among `scopes` (None: nothing to add: not run, or paid by an earlier execution)."""
+
+    call_key: str
+    scopes: tuple[str, ...]
+    actual: int | None
+
+
+def settle(conn: sa.Connection, charges: Sequence[Charge]) -> None:
+    """Apply `charges` in the caller's transaction (the ledger's). A reservation is claimed once (held ->
+    committed or released), so it is settled exactly once; a call with no held reservation (released meanwhile,
+    say by a cancel) is still charged. Budget rows are updated once each, in scope order, so that concurrent
+    settles and reservations always lock them in the same order and cannot deadlock."""
+    deltas: dict[str, list[int]] = {}  # scope -> [reserved change, spent change]
+    for charge in charges:
+        held = conn.execute(
+            sa.select(r.c.id, r.c.scopes, r.c.amount_nano_usd).where(
+                r.c.call_key == charge.call_key, r.c.status == "held"
+            )
+        ).first()
+        if held is not None:
+            claimed = conn.execute(
+                r.update()
+                .where(r.c.id == held.id, r.c.status == "held")
+                .values(status="released" if charge.actual is None else "committed", settled_at=time.time())
+            ).rowcount
+            if claimed:
+                for scope in json.loads(held.scopes):
+                    deltas.setdefault(scope, [0, 0])[0] -= int(held.amount_nano_usd)
+        if charge.actual:
+            for scope in charge.scopes:
+                deltas.setdefault(scope, [0, 0])[1] += charge.actual
+    for scope in sorted(deltas):
+        reserved, spent = deltas[scope]
         conn.execute(
             b.update()
             .where(b.c.scope == scope)
-            .values(
-                reserved_nano_usd=b.c.reserved_nano_usd - row.amount_nano_usd,
-                spent_nano_usd=b.c.spent_nano_usd + (actual or 0),
-            )
+            .values(reserved_nano_usd=b.c.reserved_nano_usd + reserved, spent_nano_usd=b.c.spent_nano_usd + spent)
         )
 
 

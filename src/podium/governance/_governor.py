@@ -21,7 +21,7 @@ from typing import Literal, TypeVar
 import sqlalchemy as sa
 
 from podium._events import Event, EventBus
-from podium.cost._budgets import Budgets, settle
+from podium.cost._budgets import Budgets, Charge, settle
 from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError
 from podium.governance._audit import AuditEntry, append_many, canonical_json, digest
 from podium.store import insert_many_if_absent, tables
@@ -84,13 +84,10 @@ class Admission:
     team: str
     budgeted: bool
 
-    def scopes(self, call: Call, site: CallSite) -> list[str]:
-        scopes = [f"agent:{call.agent}"]
-        if site.workflow:
-            scopes.append(f"workflow:{site.workflow}")
-        if self.team:
-            scopes.append(f"team:{self.team}")
-        return scopes
+    def scopes(self, call: Call, site: CallSite) -> tuple[str, ...]:
+        workflow = (f"workflow:{site.workflow}",) if site.workflow else ()
+        team = (f"team:{self.team}",) if self.team else ()
+        return (f"agent:{call.agent}", *workflow, *team)
 
 
 class Governor:
@@ -124,20 +121,26 @@ class Governor:
         """
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         admission = self._admit(call, site)
-        reserved = admission.budgeted and self._reserve(call, site, admission)
+        scopes = admission.scopes(call, site) if admission.budgeted else ()
+        reserved = bool(scopes) and self._reserve(call, site, admission, scopes)
         started = time.perf_counter()
         try:
             with call_scope(site):
                 result = await execute()
         except GovernanceError:
+            # Refused further in (a nested governed call, audited there): nothing ran to a record here.
+            self._release(reserved, site)
             raise
         except Exception as exc:
             failed = Usage(wall_seconds=time.perf_counter() - started)
             error = {**(detail or {}), "error": f"{type(exc).__name__}: {exc}"}
-            self._record(call, site, "failed", failed, "", error, admission.team, reserved)
+            self._record(call, site, "failed", failed, "", error, admission.team, scopes)  # settles the reservation
+            raise
+        except BaseException:  # cancelled, interrupted: give the reservation back, then let it through
+            self._release(reserved, site)
             raise
         usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
-        self._record(call, site, "allowed", usage, digest(output(result)), detail or {}, admission.team, reserved)
+        self._record(call, site, "allowed", usage, digest(output(result)), detail or {}, admission.team, scopes)
         self._events.emit(Event("call_recorded", site.run_id, call.resource, site.step_id))
         return result
 
@@ -185,21 +188,23 @@ class Governor:
             )
         return Admission(str(row.team or ""), bool(row.budgeted))
 
-    def _reserve(self, call: Call, site: CallSite, admission: Admission) -> bool:
+    def _reserve(self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...]) -> bool:
         """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room."""
         try:
-            reservation = self._budgets.reserve(
-                site.key, site.run_id, admission.scopes(call, site), call.estimate_nano_usd
-            )
+            reservation = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
         except BudgetExhausted as exc:
-            self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission.team, False)
+            self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission.team, ())
             raise
         self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))
         return reservation is not None
 
+    def _release(self, reserved: bool, site: CallSite) -> None:
+        if reserved:
+            self._budgets.release(site.key)
+
     def _refuse(self, error: type[GovernanceError], call: Call, site: CallSite, message: str) -> None:
         decision = "stopped" if error is ActorStopped else "denied"
-        self._record(call, site, decision, Usage(), "", {"reason": message}, "", False)
+        self._record(call, site, decision, Usage(), "", {"reason": message}, "", ())
         raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
 
     def _record(
@@ -211,9 +216,9 @@ class Governor:
         output_digest: str,
         extra: dict[str, str],
         team: str,
-        reserved: bool,
+        budget_scopes: tuple[str, ...],
     ) -> None:
-        record = CallRecord(call, site, decision, usage, output_digest, extra, time.time(), team, reserved)
+        record = CallRecord(call, site, decision, usage, output_digest, extra, time.time(), team, budget_scopes)
         self._committer.write(record)
 
 
@@ -229,7 +234,7 @@ class CallRecord:
     extra: dict[str, str]
     at: float
     team: str = ""
-    reserved: bool = False  # a budget reservation is held under the call site's key, to settle with this record
+    budget_scopes: tuple[str, ...] = ()  # budgets covering the call: charged, and its reservation settled, with it
 
     @property
     def ran(self) -> bool:
@@ -293,8 +298,14 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     """
     ran = [r for r in records if r.ran]
     first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in ran]) if ran else set()
-    for r in ran:
-        if r.reserved:  # commit what it cost; or release, if an earlier execution of the step already paid
-            settle(conn, r.site.key, r.usage.cost_nano_usd if r.key in first_time else None)
+    # Charge what each call cost, unless an earlier execution of the step already paid (its row existed).
+    settle(
+        conn,
+        [
+            Charge(r.site.key, r.budget_scopes, r.usage.cost_nano_usd if r.key in first_time else None)
+            for r in ran
+            if r.budget_scopes
+        ],
+    )
     entries = [r.audit_entry() for r in records if r.key in first_time or not r.ran]
     append_many(conn, entries, known_new=first_time)

@@ -1,16 +1,28 @@
 """The route stage of the governor: a model that sends each request to one of several governed models.
 
-The router picks the model (cheapest likely to succeed); if that model's provider fails (timeout, 5xx, refused
-connection) the request falls back to the next stronger model, then the weaker ones, skipping any whose circuit
-breaker is open. Every attempt is a governed call of its own, so a failed one is in the ledger as retry waste
-and in the audit log with the error, and the one that answers carries the router's explanation.
+The router picks the model; if that model's provider fails (timeout, refused connection, 5xx, rate limit) the
+request falls back to the next stronger model, then the weaker ones, skipping any whose circuit breaker is open.
+Every attempt is a governed call of its own, so a failed one is in the ledger as retry waste and in the audit log
+with the error, and the one that answers carries the router's explanation. A request the provider rejects as
+such (bad request, context too long, auth) is the caller's problem, not the provider's: it is raised, not retried
+elsewhere, and does not count against the breaker.
+
+Until outcomes reach the router (verified results and review decisions, with the review loop), its estimates
+stay at their prior, and it sends each request to the cheapest model, falling back as above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from pydantic_ai.exceptions import ModelAPIError
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelRateLimitError,
+    ModelServerError,
+    ModelUnavailableError,
+)
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
@@ -77,10 +89,16 @@ class RoutedModel(Model):
                     messages, model_settings, model_request_parameters, detail
                 )
             except ModelAPIError as exc:
+                if not _provider_fault(exc):
+                    breaker.abandoned()
+                    raise
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 if breaker.failed():
                     self._on_breaker_open(name, failures[-1])
                 continue
+            except BaseException:
+                breaker.abandoned()
+                raise
             breaker.succeeded()
             return response
         raise ModelUnavailable(
@@ -93,6 +111,13 @@ class RoutedModel(Model):
         names = list(self._by_name)
         at = names.index(chosen)
         return [chosen, *names[at + 1 :], *reversed(names[:at])]
+
+
+def _provider_fault(error: ModelAPIError) -> bool:
+    """Whether the provider, not the request, failed: unreachable, timed out, overloaded, rate-limited or 5xx."""
+    if isinstance(error, ModelConnectionError | ModelUnavailableError | ModelServerError | ModelRateLimitError):
+        return True
+    return isinstance(error, ModelHTTPError) and (error.status_code >= 500 or error.status_code == 429)
 
 
 def _expected_cost(model: GovernedModel, tokens_in: int, tokens_out: int) -> float:

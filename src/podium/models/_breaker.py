@@ -42,6 +42,12 @@ class CircuitBreaker:
         with self._lock:
             self._failures, self._opened_at, self._trial_out = 0, None, False
 
+    def abandoned(self) -> None:
+        """The call ended in neither success nor a provider failure (refused, cancelled): say nothing about the
+        provider, but hand back the half-open trial slot so that another call may test it."""
+        with self._lock:
+            self._trial_out = False
+
     def failed(self) -> bool:
         """Count a failure; return True when this failure opened the breaker."""
         with self._lock:

@@ -1,9 +1,9 @@
 """The cost router: send each task to the cheapest tier likely to do it well enough, and learn from outcomes.
 
 For every tier the router keeps an online logistic model of "this tier succeeds at this task", over hashed
-words of the task text and its group (the workflow step, or any category the caller knows). It picks the
-cheapest tier whose estimate reaches the task's quality floor; when no tier does, the cheapest of those within
-`margin` of the best estimate, because paying more for a task every tier is likely to fail buys nothing.
+words of the task text and its group (the workflow step, or any category the caller knows). It picks the tier
+with the best estimated success less its cost for this task times a cost weight, and steers that weight with the
+outcomes it observes so that the share of successes holds the quality floor (see `Router`).
 
 It learns only from outcomes podium observes: the result of the tier it chose (verified, or a reviewer's
 approval or correction) and a shadow sample, a small share of tasks also sent to a second tier so that it keeps

@@ -65,6 +65,12 @@ class GroupCommitter(Generic[T]):
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         try:
             self._commit(batch)
+        except BaseException as exc:  # interrupted mid-commit: no waiter may be left blocked
+            for pending in batch:
+                if not pending.settled.is_set():
+                    pending.error = exc
+                    pending.settled.set()
+            raise
         finally:
             with self._lock:
                 if self._queue:
