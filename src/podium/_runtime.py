@@ -204,13 +204,30 @@ class Podium:
         routed = self._routed_models.get((agent, candidates))
         if routed is None:
             routed = self._routed_models[(agent, candidates)] = RoutedModel(
-                [self.governed_model(agent, name) for name in candidates],
+                [self.governed_model(agent, name) for name in self.expand_tiers(candidates)],
                 group=agent,
                 floor=self.config.routing.floor,
                 breaker=self.breaker,
                 on_breaker_open=self._audit_breaker_open,
             )
         return routed
+
+    def expand_tiers(self, candidates: Sequence[str]) -> list[str]:
+        """Model names for `candidates`, where `tier:intermediate` or `tier:frontier` stands for every model
+        podium.toml declares in that tier (cheapest first; possibly none)."""
+        names: list[str] = []
+        for candidate in candidates:
+            if candidate.startswith("tier:"):
+                tier = candidate.removeprefix("tier:")
+                declared = [n for n, setting in self.config.models.items() if setting.tier == tier]
+                names += sorted(declared, key=lambda n: self.models.entry(n).price.cost_nano_usd(500, 500, 0))
+            else:
+                names.append(candidate)
+        if not names:
+            raise ConfigurationError(
+                f"none of {', '.join(candidates)} names a model: declare one in podium.toml for those tiers."
+            )
+        return names
 
     def breaker(self, model: str) -> CircuitBreaker:
         """The circuit breaker of `model`'s provider, shared by every agent in this process."""
@@ -263,10 +280,13 @@ class Podium:
         """Before anything runs: every model an agent names exists, and every remote endpoint answers."""
         for agent in app.agents:
             for model in agent.identity.models:
+                if model in ("tier:intermediate", "tier:frontier"):
+                    continue  # any model declared for that tier (possibly none)
                 if model not in self.models.names():
                     raise ConfigurationError(
                         f"agent {agent.name!r} lists model {model!r}, which is not configured (known: "
-                        f"{', '.join(self.models.names())}). Add [models.{model}] to podium.toml, or fix the name."
+                        f"{', '.join(self.models.names())}, or tier:intermediate / tier:frontier for any model of "
+                        f"that tier). Add [models.{model}] to podium.toml, or fix the name."
                     )
         for name, setting in self.config.models.items():
             check_endpoint(name, setting)

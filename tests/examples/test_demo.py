@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from podium import Podium, Settings
+from tests._openai_server import FakeProvider
 from tests.conftest import IntentModelFile
 
 pytestmark = pytest.mark.slow
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 PODIUM = Path(sys.executable).parent / "podium"
 
 
-def demo(settings: Settings, tickets: int) -> str:
+def demo(settings: Settings, tickets: int, config: Path | None = None) -> str:
     done = subprocess.run(
         [
             str(PODIUM),
@@ -35,6 +36,7 @@ def demo(settings: Settings, tickets: int) -> str:
         text=True,
         timeout=600,
         check=False,
+        env={**os.environ, "COLUMNS": "120", **({"PODIUM_CONFIG": str(config)} if config else {})},
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -79,3 +81,26 @@ def test_the_demo_twice_sends_each_reply_once(settings: Settings, intent_model_f
         assert [(m.idempotency_key, m.body) for m in pod.outbox.messages()] == sent_before
         assert pod.ledger.totals().cost_nano_usd == ledger_cost, "the second run paid for work again"
         assert pod.verify_audit().ok
+
+
+def test_drafts_are_routed_and_costed_against_the_strongest_tier(
+    sqlite_settings: Settings, intent_model_file: IntentModelFile, tmp_path: Path
+) -> None:
+    """A frontier tier on a real loopback OpenAI-compatible server joins the draft candidates: the router keeps
+    drafts local (cheapest; it has no outcomes yet) and the report prices the same calls on the frontier model."""
+    with Podium.connect(sqlite_settings) as pod:
+        pod.trained.adopt("intent-classifier", intent_model_file.path, intent_model_file.sha256)
+    frontier = FakeProvider("frontier-drafter")
+    with frontier.running():
+        config = tmp_path / "podium.toml"
+        config.write_text(
+            f'[models.frontier-drafter]\ntier = "frontier"\nbase_url = "{frontier.base_url}"\n'
+            'model = "gpt-4o"\nprice = "openai:gpt-4o"\n'
+        )
+        output = demo(sqlite_settings, 4, config)
+    assert frontier.completions == 0
+    baseline = row(output, "same calls, all on the strongest tier (frontier-drafter)")
+    cost = float(row(output, "cost, all tickets").removeprefix("$"))
+    baseline_usd, ratio = baseline.split(" ")
+    assert float(baseline_usd.removeprefix("$")) > cost and float(ratio.strip("()x")) > 1
+    assert "frontier tier" not in output

@@ -8,10 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 import podium
 from podium.cost import usd
 from podium.governance import Verification
 from podium.models import Prediction
+from podium.store import tables
 from podium_examples.support_triage import workflow as wf
 from podium_examples.support_triage.tickets import TEST_CSV, TRAIN_CSV, Ticket, load_tickets, sample
 
@@ -31,6 +34,8 @@ class DemoReport:
     calls_by_tier: dict[str, int]
     tokens: int
     cost_usd: float
+    strongest_model: str
+    strongest_cost_usd: float  # the same model calls, all on the strongest draft model available
     cycle_p50_s: float
     cycle_p95_s: float
     replies_in_outbox: int
@@ -110,6 +115,7 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
             cycles.append(max(s.finished_at or 0.0 for s in steps) - min(s.started_at or 0.0 for s in steps))
     cycles = sorted(cycles) or [0.0]
     totals = pod.ledger.totals(run_ids)
+    strongest = pod.expand_tiers(wf.DRAFT_MODELS)[-1]
     return DemoReport(
         tickets=len(chosen),
         auto_resolved=by_outcome["sent"],
@@ -121,9 +127,36 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
         calls_by_tier=totals.calls_by_tier,
         tokens=totals.input_tokens + totals.output_tokens,
         cost_usd=usd(totals.cost_nano_usd),
+        strongest_model=strongest,
+        strongest_cost_usd=usd(_cost_on(pod, strongest, run_ids)),
         cycle_p50_s=statistics.median(cycles),
         cycle_p95_s=cycles[min(len(cycles) - 1, round(0.95 * (len(cycles) - 1)))],
         replies_in_outbox=len(pod.outbox.messages(run_ids=run_ids)),
         audit=pod.verify_audit(),
         seconds=seconds,
     )
+
+
+def _cost_on(pod: podium.Podium, model: str, run_ids: list[str]) -> int:
+    """What the runs' ledger would hold had every model call gone to `model`, at the same tokens: the baseline
+    of "always the strongest tier". A local model's compute is estimated from its own measured seconds per token
+    in these runs. Tool fees and review minutes are the same either way and are kept as they are."""
+    t = tables.ledger
+    with pod.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.c.kind, t.c.resource, t.c.input_tokens, t.c.output_tokens, t.c.compute_seconds, t.c.cost_nano_usd
+            ).where(t.c.run_id.in_(run_ids))
+        ).all()
+    price = pod.models.entry(model).price
+    own = [r for r in rows if r.resource == model]
+    own_tokens = sum(r.input_tokens + r.output_tokens for r in own)
+    seconds_per_token = sum(r.compute_seconds for r in own) / own_tokens if own_tokens else 0.0
+    total = 0
+    for r in rows:
+        if r.kind != "model":
+            total += r.cost_nano_usd
+        else:
+            tokens = r.input_tokens + r.output_tokens
+            total += price.cost_nano_usd(r.input_tokens, r.output_tokens, tokens * seconds_per_token)
+    return total

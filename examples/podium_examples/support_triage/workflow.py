@@ -1,9 +1,10 @@
 """Customer-support triage, governed end to end.
 
 Per ticket: the specialised intent classifier labels it (local tier, fractions of a millisecond of CPU), the
-local LLM drafts a reply, and then either the reply is sent (through a tool that writes to the outbox exactly
-once) or, when the classifier is unsure or the intent is sensitive, the run stops as an exception and waits
-durably for a person to approve or reject the exact reply it would send.
+router has the reply drafted by the local LLM or by a remote tier declared in podium.toml, and then either the
+reply is sent (through a tool that writes to the outbox exactly once) or, when the classifier is unsure or the
+intent is sensitive, the run stops as an exception and waits durably for a person to approve or reject the exact
+reply it would send.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from podium_examples.support_triage.tickets import Ticket
 
 INTENT_MODEL = "intent-classifier"
 DRAFT_MODEL = "smollm2-135m"
+# Drafts are routed: the local LLM, or any intermediate or frontier model podium.toml declares (docs/costs.md).
+DRAFT_MODELS = (DRAFT_MODEL, "tier:intermediate", "tier:frontier")
 CONFIDENCE_FLOOR = 0.5
 REVIEW_DEADLINE_SECONDS = 3 * 24 * 3600
 
@@ -47,7 +50,7 @@ def send_reply(customer_id: str, body: str) -> str:
 triage_agent = podium.Agent(
     "support-triage",
     owner="support-operations-lead@example.com",
-    models=[INTENT_MODEL, DRAFT_MODEL],
+    models=[INTENT_MODEL, *DRAFT_MODELS],
     tools=[send_reply],
     instructions=DRAFT_INSTRUCTIONS,
 )
@@ -73,7 +76,7 @@ def classify(ticket: Ticket) -> Prediction:
 @podium.step(name="support_triage.draft")
 def draft_reply(ticket: Ticket, intent: str) -> str:
     prompt = f"Customer message (topic: {intent.replace('_', ' ')}):\n{ticket.text}"
-    return triage_agent.run(prompt, model=DRAFT_MODEL, max_tokens=80)
+    return triage_agent.run(prompt, model=DRAFT_MODELS, max_tokens=80)
 
 
 @podium.step(name="support_triage.send")

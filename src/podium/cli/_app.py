@@ -136,6 +136,10 @@ def demo(
         ("tokens (in + out)", f"{report.tokens:,}"),
         ("cost per ticket (ledger)", f"${report.cost_per_ticket_usd:.6f}"),
         ("cost, all tickets (ledger)", f"${report.cost_usd:.6f}"),
+        (
+            f"same calls, all on the strongest tier ({report.strongest_model})",
+            f"${report.strongest_cost_usd:.6f} ({report.strongest_cost_usd / (report.cost_usd or 1):.1f}x)",
+        ),
         ("cycle time p50 / p95, auto-resolved", f"{report.cycle_p50_s:.2f} s / {report.cycle_p95_s:.2f} s"),
         ("replies in outbox (exactly one per sent ticket)", f"{report.replies_in_outbox}"),
         (

@@ -178,7 +178,7 @@ class Governor:
                 f"run {site.run_id} was cancelled; agent {call.agent!r} may not call {call.kind} {call.resource!r}.",
             )
         allowed: list[str] = json.loads(row.models if call.kind == "model" else row.tools)
-        if call.resource not in allowed:
+        if call.resource not in allowed and f"tier:{call.tier}" not in allowed:
             self._refuse(
                 ActionDenied,
                 call,
