@@ -32,6 +32,7 @@ def test_exported_members() -> None:
         "current_call",
         "launch",
         "request_review",
+        "route_outcome",
         "send_to_outbox",
         "step",
         "tool",

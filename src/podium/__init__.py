@@ -5,7 +5,7 @@ that authorises it, costs it in a ledger and records it in a tamper-evident audi
 """
 
 from podium._events import Event, EventBus
-from podium._runtime import App, Podium, connect, launch
+from podium._runtime import App, Podium, connect, launch, route_outcome
 from podium._version import __version__
 from podium.agents import Agent
 from podium.cost import Price
@@ -53,6 +53,7 @@ __all__ = [
     "current_call",
     "launch",
     "request_review",
+    "route_outcome",
     "send_to_outbox",
     "step",
     "tool",

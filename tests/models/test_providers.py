@@ -27,6 +27,14 @@ def routed(prompt: str) -> str:
     return routed_ask(prompt)
 
 
+@podium.workflow(name="tests.routed_and_judged")
+def routed_and_judged(prompt: str) -> str:
+    """A verifier that accepts only the strong model's answers: the router must learn to pay for it."""
+    answer = routed_ask(prompt)
+    podium.route_outcome(answer.startswith("strong"))
+    return answer
+
+
 def write_config(path: Path, cheap: FakeProvider, strong: FakeProvider, extra: str = "") -> Path:
     path.write_text(
         f"""
@@ -132,6 +140,17 @@ def test_a_request_the_provider_rejects_is_raised_not_retried_elsewhere(
             with pytest.raises(Exception, match="prompt too long"):
                 routed.options(run_id=f"rejected-{_}").start("x" * 10).result()
         assert strong.completions == 0 and pod.breaker("cheap").state == "closed"
+
+
+def test_the_router_learns_from_reported_outcomes_to_pay_for_the_tier_that_succeeds(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    with podium.launch(settings, podium.App(agents=[agent])):
+        answers = [routed_and_judged.start(f"question {i} about my card").result() for i in range(30)]
+    assert answers[0].startswith("cheap")  # no outcomes yet: the cheapest
+    assert all(answer.startswith("strong") for answer in answers[-10:]), answers
 
 
 @pytest.mark.parametrize(

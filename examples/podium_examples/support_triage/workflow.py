@@ -107,6 +107,8 @@ def triage_ticket(ticket: Ticket) -> TriageOutcome:
             action={"tool": "send_reply", "customer_id": ticket.customer, "body": draft},
             deadline_seconds=REVIEW_DEADLINE_SECONDS,
         )
+        if decision.status in ("approved", "rejected"):
+            podium.route_outcome(decision.approved)  # the person judged the routed draft: the router learns
         if not decision.approved:
             return TriageOutcome(ticket.id, prediction.label, prediction.confidence, decision.status, reason)
         outcome = "sent_after_review"

@@ -7,12 +7,15 @@ with the error, and the one that answers carries the router's explanation. A req
 such (bad request, context too long, auth) is the caller's problem, not the provider's: it is raised, not retried
 elsewhere, and does not count against the breaker.
 
-Until outcomes reach the router (verified results and review decisions, with the review loop), its estimates
-stay at their prior, and it sends each request to the cheapest model, falling back as above.
+The router learns from outcomes the workflow reports for its run (`podium.route_outcome(success)`, for example
+after a person approved or rejected a routed draft): each routed request of the run is credited to the model that
+answered it. Until outcomes arrive its estimates stay at their prior and it sends each request to the cheapest
+model. What awaits an outcome is kept in memory: a process that restarts forgets it (the run still completes).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from pydantic_ai.exceptions import (
@@ -33,6 +36,7 @@ from podium.models._breaker import CircuitBreaker
 from podium.models._catalog import TIERS
 from podium.models._local import to_chat
 from podium.models._router import Router, RouteTier, Task
+from podium.workflows._context import current_step
 
 
 class RoutedModel(Model):
@@ -57,6 +61,16 @@ class RoutedModel(Model):
         self.router = Router(
             [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates], floor=floor, shadow_rate=0.0
         )
+        self._awaiting: dict[str, list[tuple[Task, str]]] = {}  # run id -> routed requests awaiting an outcome
+        self._lock = threading.Lock()
+
+    def learn(self, run_id: str, success: bool) -> int:
+        """Credit `success` to the model that answered each routed request of `run_id`; return how many."""
+        with self._lock:
+            awaiting = self._awaiting.pop(run_id, [])
+            for task, model in awaiting:
+                self.router.learn(task, model, success)
+        return len(awaiting)
 
     @property
     def model_name(self) -> str:
@@ -76,7 +90,9 @@ class RoutedModel(Model):
         tokens_in = len(text) // 4 + 1
         tokens_out = int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
         costs = {m.name: _expected_cost(m, tokens_in, tokens_out) for m in self._candidates}
-        decision = self.router.decide(Task(text, self._group), costs=costs)
+        task = Task(text, self._group)
+        with self._lock:
+            decision = self.router.decide(task, costs=costs)
         failures: list[str] = []
         for name in self._fallback_order(decision.tier):
             breaker = self._breaker(name)
@@ -100,6 +116,9 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
+            if (step := current_step()) is not None:
+                with self._lock:
+                    self._awaiting.setdefault(step.run_id, []).append((task, name))
             return response
         raise ModelUnavailable(
             "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",

@@ -129,7 +129,7 @@ class Router:
     steering: float = 0.02
     _models: dict[str, OnlineLogistic] = field(init=False)
     _random: random.Random = field(init=False)
-    _cost_weight: float = field(init=False, default=1.0)
+    _cost_weight: float = field(init=False, default=0.05)  # start quality-first; outcomes teach thrift
     _typical_cost: float = field(init=False, default=0.0)
     _tasks_seen: int = field(init=False, default=0)
 
