@@ -47,7 +47,7 @@ from podium.models._config import ModelConfig
 from podium.models._remote import check_endpoint, openai_compatible
 from podium.review import Reviews
 from podium.settings import Settings
-from podium.store import create_engine, is_sqlite, migrate
+from podium.store import create_engine, is_sqlite, migrate, tables
 from podium.tools import Outbox, fee_nano_usd
 from podium.workflows import Runs
 from podium.workflows._api import DECLARED
@@ -205,6 +205,7 @@ class Podium:
         if routed is None:
             routed = self._routed_models[(agent, candidates)] = RoutedModel(
                 [self.governed_model(agent, name) for name in self.expand_tiers(candidates)],
+                engine=self.engine,
                 group=agent,
                 floor=self.config.routing.floor,
                 breaker=self.breaker,
@@ -213,8 +214,26 @@ class Podium:
         return routed
 
     def route_outcome(self, run_id: str, success: bool) -> int:
-        """Teach every router that served `run_id` whether its answers were good; return how many it learnt."""
-        return sum(routed.learn(run_id, success) for routed in list(self._routed_models.values()))
+        """Record whether the routed answers of `run_id` were good, and teach this process's routers at once
+        (others learn it when they next start); return how many routed requests it credited."""
+        routed = tables.routed
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(routed.c.id, routed.c.router, routed.c.model, routed.c.features).where(
+                    routed.c.run_id == run_id, routed.c.success.is_(None)
+                )
+            ).all()
+            if rows:
+                conn.execute(
+                    routed.update()
+                    .where(routed.c.id.in_([row.id for row in rows]), routed.c.success.is_(None))
+                    .values(success=int(success))
+                )
+        routers = {model.key: model for model in list(self._routed_models.values())}
+        for row in rows:
+            if row.router in routers:
+                routers[row.router].learn(row.features, row.model, success)
+        return len(rows)
 
     def expand_tiers(self, candidates: Sequence[str]) -> list[str]:
         """Model names for `candidates`, where `tier:intermediate` or `tier:frontier` stands for every model

@@ -151,6 +151,11 @@ def test_the_router_learns_from_reported_outcomes_to_pay_for_the_tier_that_succe
         answers = [routed_and_judged.start(f"question {i} about my card").result() for i in range(30)]
     assert answers[0].startswith("cheap")  # no outcomes yet: the cheapest
     assert all(answer.startswith("strong") for answer in answers[-10:]), answers
+    with podium.launch(settings, podium.App(agents=[agent])) as pod:  # a new process starts from what was learnt
+        assert routed_and_judged.start("question 99 about my card").result().startswith("strong")
+        with pod.engine.connect() as conn:
+            stored = conn.execute(sa.select(tables.routed.c.model, tables.routed.c.success)).all()
+    assert len(stored) == 31 and all(row.success == (row.model == "strong") for row in stored)
 
 
 @pytest.mark.parametrize(

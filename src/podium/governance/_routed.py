@@ -9,15 +9,19 @@ elsewhere, and does not count against the breaker.
 
 The router learns from outcomes the workflow reports for its run (`podium.route_outcome(success)`, for example
 after a person approved or rejected a routed draft): each routed request of the run is credited to the model that
-answered it. Until outcomes arrive its estimates stay at their prior and it sends each request to the cheapest
-model. What awaits an outcome is kept in memory: a process that restarts forgets it (the run still completes).
+answered it. Routed requests and their outcomes are stored (as hashed features, never the text), so a router
+starts from everything learnt before, in any process, and an outcome reported after a restart still teaches.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+import sqlalchemy as sa
 from pydantic_ai.exceptions import (
     ModelAPIError,
     ModelConnectionError,
@@ -35,7 +39,8 @@ from podium.governance._wrappers import EXPECTED_OUTPUT_TOKENS, GovernedModel
 from podium.models._breaker import CircuitBreaker
 from podium.models._catalog import TIERS
 from podium.models._local import to_chat
-from podium.models._router import Router, RouteTier, Task
+from podium.models._router import Features, Router, RouteTier, Task
+from podium.store import insert_if_absent, tables
 from podium.workflows._context import current_step
 
 
@@ -46,6 +51,7 @@ class RoutedModel(Model):
         self,
         candidates: Sequence[GovernedModel],
         *,
+        engine: sa.Engine,
         group: str,
         floor: float,
         breaker: Callable[[str], CircuitBreaker],
@@ -61,16 +67,22 @@ class RoutedModel(Model):
         self.router = Router(
             [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates], floor=floor, shadow_rate=0.0
         )
-        self._awaiting: dict[str, list[tuple[Task, str]]] = {}  # run id -> routed requests awaiting an outcome
+        self._engine = engine
         self._lock = threading.Lock()
+        self.key = f"{group}:{'|'.join(self._by_name)}"
+        with engine.connect() as conn:
+            learnt = conn.execute(
+                sa.select(tables.routed.c.model, tables.routed.c.features, tables.routed.c.success)
+                .where(tables.routed.c.router == self.key, tables.routed.c.success.is_not(None))
+                .order_by(tables.routed.c.at)
+            ).all()
+        for row in learnt:
+            self.learn(row.features, row.model, bool(row.success))
 
-    def learn(self, run_id: str, success: bool) -> int:
-        """Credit `success` to the model that answered each routed request of `run_id`; return how many."""
+    def learn(self, features: str, model: str, success: bool) -> None:
+        """Learn one stored outcome: `features` as stored (a JSON list of hashed feature indices)."""
         with self._lock:
-            awaiting = self._awaiting.pop(run_id, [])
-            for task, model in awaiting:
-                self.router.learn(task, model, success)
-        return len(awaiting)
+            self.router.learn(Features(np.array(json.loads(features), dtype=np.int64), ()), model, success)
 
     @property
     def model_name(self) -> str:
@@ -116,14 +128,31 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
-            if (step := current_step()) is not None:
-                with self._lock:
-                    self._awaiting.setdefault(step.run_id, []).append((task, name))
+            self._remember(task, name)
             return response
         raise ModelUnavailable(
             "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",
             attempts=failures,
         )
+
+    def _remember(self, task: Task, model: str) -> None:
+        """Store the request that `model` answered, to be credited when its run reports an outcome. Keyed by the
+        answering call's site, so a re-run step stores it once."""
+        step = current_step()
+        if step is None:
+            return  # outside any run: no outcome will come
+        with self._engine.begin() as conn:
+            insert_if_absent(
+                conn,
+                tables.routed,
+                id=f"{step.run_id}:{step.step_id}:{step.calls}",
+                router=self.key,
+                run_id=step.run_id,
+                model=model,
+                features=json.dumps(Features.of(task).indices.tolist()),
+                success=None,
+                at=time.time(),
+            )
 
     def _fallback_order(self, chosen: str) -> list[str]:
         """The chosen model, then the stronger ones in order, then the weaker ones strongest first."""

@@ -156,10 +156,12 @@ class Router:
             chosen, estimates, costs, self.floor, self._cost_weight, features.shown, self._shadow_for(chosen)
         )
 
-    def learn(self, task: Task, tier: str, success: bool, *, shadow: bool = False) -> None:
-        """Record the observed outcome of `tier` on `task`. Outcomes of the chosen tier (not of a shadow call)
-        also steer the cost weight towards the floor."""
-        self._models[tier].learn(Features.of(task), success)
+    def learn(self, task: Task | Features, tier: str, success: bool, *, shadow: bool = False) -> None:
+        """Record the observed outcome of `tier` on `task` (or on its features, as stored). Outcomes of the chosen
+        tier (not of a shadow call) also steer the cost weight towards the floor."""
+        if tier not in self._models:
+            return  # a model no longer among this router's candidates
+        self._models[tier].learn(task if isinstance(task, Features) else Features.of(task), success)
         if not shadow:
             self._cost_weight *= math.exp(self.steering * (float(success) - self.floor))
             self._cost_weight = min(max(self._cost_weight, 1e-4), 1e4)

@@ -151,6 +151,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE podium_reviews ADD COLUMN workflow TEXT",
         ),
     ),
+    Migration(
+        6,
+        "routed requests and their outcomes, so routers learn across restarts and processes (features, not text)",
+        (
+            """CREATE TABLE podium_routed (
+                id TEXT PRIMARY KEY,
+                router TEXT NOT NULL,
+                run_id TEXT,
+                model TEXT NOT NULL,
+                features TEXT NOT NULL,
+                success INTEGER,
+                at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX podium_routed_run ON podium_routed (run_id, success)",
+            "CREATE INDEX podium_routed_router ON podium_routed (router, success)",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

@@ -164,3 +164,17 @@ workflows = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("registered_at", sa.Float, nullable=False),
 )
+
+routed = sa.Table(
+    "podium_routed",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("router", sa.Text, nullable=False),  # agent:candidate|candidate…
+    sa.Column("run_id", sa.Text),
+    sa.Column("model", sa.Text, nullable=False),  # the model that answered
+    sa.Column("features", sa.Text, nullable=False),  # JSON list of hashed feature indices (never the text)
+    sa.Column("success", sa.Integer),  # NULL until the run reports an outcome
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("podium_routed_run", "run_id", "success"),
+    sa.Index("podium_routed_router", "router", "success"),
+)
