@@ -185,8 +185,13 @@ def worker(
     with Podium.launch(settings(), podium_app) as pod:
         console.print(f"worker [bold]{pod.executor_id}[/] runs {', '.join(pod.runs.declared())}; Ctrl-C stops it.")
         with suppress(KeyboardInterrupt):
-            stop.wait()
+            # Budget reservations of runs that ended elsewhere (cancelled mid-call, say) go back once a minute.
+            while not stop.wait(SWEEP_SECONDS):
+                pod.budgets.release_abandoned()
     _exit_leaving_waits_durable()
+
+
+SWEEP_SECONDS = 60.0
 
 
 def _load_app(app_path: str) -> App:

@@ -205,6 +205,10 @@ class Reviews:
                     wall_seconds=minutes * 60,
                     wasted=0,
                     workflow=request.workflow,
+                    team=conn.execute(
+                        sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)
+                    ).scalar()
+                    or None,
                 )
             )
             action = {"approved": "review.approve", "rejected": "review.reject"}[status]
