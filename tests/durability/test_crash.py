@@ -136,8 +136,10 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
             assert audited == calls, f"{run_id}: audit {audited} vs ledger {calls}"
         verification = pod.verify_audit()
         assert verification.ok, verification.problem
-        decisions = [r.action for r in conn_rows(pod) if r.resource == f"review:{request.id}"]
-        assert decisions == ["review.request", "review.approve"]
+        entries = [r for r in conn_rows(pod) if r.resource == f"review:{request.id}"]
+        assert [r.action for r in entries] == ["review.request", "review.approve"], [
+            (r.seq, r.actor, r.action, r.decision, r.call_key, r.at) for r in entries
+        ]
 
 
 def conn_scalar(pod: Podium, query: sa.Select[tuple[int]]) -> int:
