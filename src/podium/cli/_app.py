@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from podium._runtime import App, Podium
+from podium.cost import usd
 from podium.errors import GovernanceError, PodiumError, UsageError
 from podium.settings import Settings
 from podium.workflows._runs import format_time
@@ -536,7 +537,7 @@ def costs(
 
 
 def _usd(nano: int) -> str:
-    return f"{nano / 1e9:.6f}"
+    return f"{usd(nano):.6f}"
 
 
 @budgets_app.command("list")
@@ -567,4 +568,4 @@ def budgets_set(
     """Create or change a budget; spend so far is kept."""
     with connected() as pod:
         budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=by)  # type: ignore[arg-type]
-    console.print(f"{budget.scope}: limit ${budget.limit_nano_usd / 1e9:.6f}, {budget.on_exhausted} when exhausted")
+    console.print(f"{budget.scope}: limit ${_usd(budget.limit_nano_usd)}, {budget.on_exhausted} when exhausted")

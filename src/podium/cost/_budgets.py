@@ -26,7 +26,8 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from podium.errors import BudgetExhausted, UsageError
+from podium.cost._prices import NANO, usd
+from podium.errors import BudgetExhausted, NotFoundError, UsageError
 from podium.store import tables
 
 OnExhausted = Literal["stop", "review"]
@@ -47,13 +48,6 @@ class Budget:
     @property
     def left_nano_usd(self) -> int:
         return self.limit_nano_usd - self.spent_nano_usd - self.reserved_nano_usd
-
-
-@dataclass(frozen=True)
-class Reservation:
-    call_key: str
-    scopes: tuple[str, ...]
-    amount_nano_usd: int
 
 
 def check_scope(scope: str) -> str:
@@ -79,7 +73,7 @@ class Budgets:
             raise UsageError(f"budget limit {limit_usd} for {scope} is negative; give a limit in USD >= 0.")
         if on_exhausted not in ("stop", "review"):
             raise UsageError(f"on_exhausted={on_exhausted!r}: use 'stop' (refuse the call) or 'review' (ask a person).")
-        limit = round(limit_usd * 1_000_000_000)
+        limit = round(limit_usd * NANO)
         with self._engine.begin() as conn:
             updated = conn.execute(
                 b.update()
@@ -102,8 +96,6 @@ class Budgets:
         return self.get(scope)
 
     def get(self, scope: str) -> Budget:
-        from podium.errors import NotFoundError
-
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(b).where(b.c.scope == scope)).first()
         if row is None:
@@ -114,21 +106,20 @@ class Budgets:
         with self._engine.connect() as conn:
             return [_budget(row) for row in conn.execute(sa.select(b).order_by(b.c.scope))]
 
-    def reserve(self, call_key: str, run_id: str | None, scopes: Sequence[str], amount: int) -> Reservation | None:
-        """Hold `amount` against every budget among `scopes`; None if no budget covers the call.
+    def reserve(self, call_key: str, run_id: str | None, scopes: Sequence[str], amount: int) -> bool:
+        """Hold `amount` against every budget among `scopes`; return whether anything is held (False: no budget
+        covers the call).
 
         A reservation still held under the same call key (a step re-run after a crash) is reused, not doubled. An
         exhausted budget raises BudgetExhausted and holds nothing.
         """
         with self._engine.begin() as conn:
-            held = conn.execute(
-                sa.select(r.c.scopes, r.c.amount_nano_usd).where(r.c.call_key == call_key, r.c.status == "held")
-            ).first()
+            held = conn.execute(sa.select(r.c.id).where(r.c.call_key == call_key, r.c.status == "held")).first()
             if held is not None:
-                return Reservation(call_key, tuple(json.loads(held.scopes)), int(held.amount_nano_usd))
+                return True
             covered = [row.scope for row in conn.execute(sa.select(b.c.scope).where(b.c.scope.in_(list(scopes))))]
             if not covered:
-                return None
+                return False
             for scope in sorted(covered):  # one order everywhere: no deadlock between two reservations
                 took = conn.execute(
                     b.update()
@@ -156,7 +147,7 @@ class Budgets:
                     created_at=time.time(),
                 )
             )
-        return Reservation(call_key, tuple(sorted(covered)), amount)
+        return True
 
     def release_abandoned(self, adhoc_after_s: float = 3600.0) -> int:
         """Give back reservations held for runs that ended without settling them, and those of calls outside any
@@ -235,4 +226,4 @@ def _budget(row: sa.Row[tuple[object, ...]]) -> Budget:
 
 
 def _usd(nano: int) -> str:
-    return f"${nano / 1_000_000_000:.6f}"
+    return f"${usd(nano):.6f}"

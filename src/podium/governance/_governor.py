@@ -191,12 +191,12 @@ class Governor:
     def _reserve(self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...]) -> bool:
         """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room."""
         try:
-            reservation = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
+            reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
         except BudgetExhausted as exc:
             self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission.team, ())
             raise
         self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))
-        return reservation is not None
+        return reserved
 
     def _release(self, reserved: bool, site: CallSite) -> None:
         if reserved:

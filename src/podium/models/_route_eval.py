@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium._charts import Series, line_chart
-from podium.cost import Price
+from podium.cost import Price, usd
 from podium.errors import InputDataError
 from podium.models._router import Router, RouteTier, Task
 
@@ -190,8 +190,8 @@ def load_queries(
                         Task(row[prompt], row[group] if group else ""),
                         _boolean(row[weak], path, line, weak),
                         _boolean(row[strong], path, line, strong),
-                        weak_price.cost_nano_usd(tokens_in, output_tokens, 0.0) / 1e9,
-                        strong_price.cost_nano_usd(tokens_in, output_tokens, 0.0) / 1e9,
+                        usd(weak_price.cost_nano_usd(tokens_in, output_tokens, 0.0)),
+                        usd(strong_price.cost_nano_usd(tokens_in, output_tokens, 0.0)),
                     )
                 )
     except FileNotFoundError:
