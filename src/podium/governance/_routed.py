@@ -35,7 +35,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
 from podium.errors import ModelUnavailable
-from podium.governance._wrappers import EXPECTED_OUTPUT_TOKENS, GovernedModel
+from podium.governance._wrappers import GovernedModel, expected_tokens
 from podium.models._breaker import CircuitBreaker
 from podium.models._catalog import TIERS
 from podium.models._local import to_chat
@@ -99,8 +99,7 @@ class RoutedModel(Model):
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
         text = "\n".join(turn.content for turn in to_chat(messages))
-        tokens_in = len(text) // 4 + 1
-        tokens_out = int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
+        tokens_in, tokens_out = expected_tokens(len(text), model_settings)
         costs = {m.name: _expected_cost(m, tokens_in, tokens_out) for m in self._candidates}
         task = Task(text, self._group)
         with self._lock:

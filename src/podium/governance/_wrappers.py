@@ -23,6 +23,12 @@ from podium.models._local import COMPUTE_SECONDS, to_chat
 EXPECTED_OUTPUT_TOKENS = 256  # when a request sets no max_tokens
 
 
+def expected_tokens(prompt_chars: int, model_settings: ModelSettings | None) -> tuple[int, int]:
+    """Input and output tokens a request is expected to take, before it runs: about four characters a token in,
+    and its max_tokens out."""
+    return prompt_chars // 4 + 1, int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
+
+
 class GovernedModel(WrapperModel):
     """A model whose every request passes the governor on behalf of one agent."""
 
@@ -63,8 +69,7 @@ class GovernedModel(WrapperModel):
     ) -> ModelResponse:
         """A request whose audit entry also carries `detail` (the router's reasons for choosing this model)."""
         turns = [(t.role, t.content) for t in to_chat(messages)]
-        tokens_in = sum(len(content) for _, content in turns) // 4 + 1
-        tokens_out = int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
+        tokens_in, tokens_out = expected_tokens(sum(len(content) for _, content in turns), model_settings)
         # At most: a local model is assumed no slower than 20 tokens a second.
         estimate = self._price.cost_nano_usd(tokens_in, tokens_out, tokens_out / 20)
         call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=estimate)
