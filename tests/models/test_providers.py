@@ -60,6 +60,10 @@ breaker_cooldown_s = 600
     return path
 
 
+def routed_settings(tmp_path: Path, cheap: FakeProvider, strong: FakeProvider) -> podium.Settings:
+    return podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+
+
 @pytest.fixture
 def providers() -> Iterator[tuple[FakeProvider, FakeProvider]]:
     cheap, strong = FakeProvider("cheap"), FakeProvider("strong")
@@ -81,7 +85,7 @@ def test_the_router_sends_work_to_the_cheaper_tier_with_its_reasons(
     tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
 ) -> None:
     cheap, strong = providers
-    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    settings = routed_settings(tmp_path, cheap, strong)
     with podium.launch(settings, podium.App(agents=[agent])) as pod:
         assert routed.start("hello").result() == "cheap answers: hello"
         (row,) = ledger(pod)
@@ -96,7 +100,7 @@ def test_a_provider_that_returns_5xx_falls_back_opens_its_breaker_and_its_waste_
 ) -> None:
     cheap, strong = providers
     cheap.mode = "error"
-    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    settings = routed_settings(tmp_path, cheap, strong)
     with podium.launch(settings, podium.App(agents=[agent])) as pod:
         for prompt in ("one", "two"):
             assert routed.start(prompt).result() == f"strong answers: {prompt}"
@@ -122,7 +126,7 @@ def test_a_provider_that_times_out_falls_back_and_the_wait_is_counted_as_waste(
 ) -> None:
     cheap, strong = providers
     cheap.mode = "hang"
-    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    settings = routed_settings(tmp_path, cheap, strong)
     with podium.launch(settings, podium.App(agents=[agent])) as pod:
         assert routed.start("slow").result() == "strong answers: slow"
         wasted = [r for r in ledger(pod) if r.wasted]
@@ -134,7 +138,7 @@ def test_a_request_the_provider_rejects_is_raised_not_retried_elsewhere(
 ) -> None:
     cheap, strong = providers
     cheap.mode = "reject"  # 400: the request's fault, not the provider's
-    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    settings = routed_settings(tmp_path, cheap, strong)
     with podium.launch(settings, podium.App(agents=[agent])) as pod:
         for _ in range(3):
             with pytest.raises(Exception, match="prompt too long"):
@@ -146,7 +150,7 @@ def test_the_router_learns_from_reported_outcomes_to_pay_for_the_tier_that_succe
     tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
 ) -> None:
     cheap, strong = providers
-    settings = podium.Settings(home=tmp_path / "p", config=write_config(tmp_path / "podium.toml", cheap, strong))
+    settings = routed_settings(tmp_path, cheap, strong)
     with podium.launch(settings, podium.App(agents=[agent])):
         answers = [routed_and_judged.start(f"question {i} about my card").result() for i in range(30)]
     assert answers[0].startswith("cheap")  # no outcomes yet: the cheapest
