@@ -29,7 +29,7 @@ def invoke(settings: Settings, *args: str) -> str:
 
 def test_help_lists_every_command_group() -> None:
     output = runner.invoke(app, ["--help"], terminal_width=200).output
-    for group in ("demo", "runs", "review", "agents", "audit", "models"):
+    for group in ("demo", "runs", "review", "agents", "policy", "audit", "kill", "restore", "governance", "models"):
         assert group in output
 
 
@@ -39,18 +39,18 @@ def test_runs_list_and_show(with_runs: Settings) -> None:
     assert "SUCCESS" in shown and "tests.ask" in shown and "tests.use" in shown and "result: 'queued'" in shown
 
 
-def test_agents_list_suspend_restore(with_runs: Settings) -> None:
+def test_agents_list_suspend_resume(with_runs: Settings) -> None:
     listed = invoke(with_runs, "agents", "list")
     assert "tester" in listed and "qa-lead@example.com" in listed
     assert "tester: suspended" in invoke(with_runs, "agents", "suspend", "tester", "--by", "ciso")
-    assert "tester: active" in invoke(with_runs, "agents", "restore", "tester", "--by", "ciso")
+    assert "tester: active" in invoke(with_runs, "agents", "resume", "tester", "--by", "ciso")
 
 
 def test_audit_verify_passes_then_fails_after_an_edit(with_runs: Settings) -> None:
-    assert "audit chain verified" in invoke(with_runs, "audit", "verify")
+    assert "audit log verified" in invoke(with_runs, "audit", "verify")
     engine = sa.create_engine(with_runs.resolved_database_url)
     with engine.begin() as conn:
-        conn.execute(tables.audit.update().where(tables.audit.c.seq == 1).values(actor="agent:someone-else"))
+        conn.execute(tables.audit_log.update().where(tables.audit_log.c.seq == 1).values(actor="agent:someone-else"))
     engine.dispose()
     result = runner.invoke(app, ["--home", str(with_runs.home), "audit", "verify"], terminal_width=200)
     assert result.exit_code == 1

@@ -29,10 +29,12 @@ from pydantic_ai.toolsets import FunctionToolset
 from podium import _current
 from podium._events import EventBus
 from podium.agents import Agent, AgentRegistry
+from podium.audit import AuditLog, Verification, record
 from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, UsageError
-from podium.governance import GovernedModel, GovernedToolset, Governor, Verification, verify
-from podium.governance._audit import record
+from podium.governance import GovernedModel, GovernedToolset, Governor
+from podium.governance._kill import KillReport, KillSwitch, kill_scope
+from podium.governance._policy import PolicySet
 from podium.governance._routed import RoutedModel
 from podium.models import (
     SMOLLM2_135M,
@@ -48,7 +50,7 @@ from podium.models._remote import check_endpoint, openai_compatible
 from podium.review import Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate, tables
-from podium.tools import Outbox, fee_nano_usd
+from podium.tools import Outbox, fee_nano_usd, tool_team
 from podium.workflows import Runs
 from podium.workflows._api import DECLARED
 from podium.workflows._runs import WORK_QUEUE
@@ -81,20 +83,24 @@ class Podium:
         self.events = EventBus()
         self._client = DBOSClient(system_database_engine=engine)
         self.runs = Runs(engine, self._client)
-        self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour)
-        self.agents = AgentRegistry(engine)
+        self.policies = PolicySet.load(settings.policies_dir)
+        self.agents = AgentRegistry(engine, self.policies)
+        self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour, self.policies, self.agents.principal)
+        self.audit = AuditLog(engine, settings.audit_key_file)
+        self.kill_switch = KillSwitch(engine, self._client, self.agents, self.policies)
         self.ledger = Ledger(engine)
         self.budgets = Budgets(engine)
         self.outbox = Outbox(engine)
         self.models = ModelCatalog()
         self.trained = TrainedModels(engine, settings.home / "models")
-        self.governor = Governor(engine, self.events)
+        self.governor = Governor(engine, self.events, self.policies)
         self.executor_id: str | None = None
         self._work_queue: Queue | None = None
         self._toolset: FunctionToolset[Any] = FunctionToolset()
         self._governed_models: dict[tuple[str, str], GovernedModel] = {}
         self._governed_toolsets: dict[str, GovernedToolset] = {}
         self._tool_fees: dict[str, int] = {}
+        self._tool_teams: dict[str, str] = {}
         self._routed_models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._release_executor: Callable[[], None] | None = None
@@ -132,6 +138,7 @@ class Podium:
             for tool in app.tools:
                 podium._toolset.add_function(_inline(tool))
                 podium._tool_fees[tool.__name__] = fee_nano_usd(tool)
+                podium._tool_teams[tool.__name__] = tool_team(tool)
             for model in app.models:
                 if isinstance(model, TrainedClassifier):
                     podium._add_trained_classifier(model.name)
@@ -271,7 +278,7 @@ class Podium:
         toolset = self._governed_toolsets.get(agent)
         if toolset is None:
             toolset = self._governed_toolsets[agent] = GovernedToolset(
-                self._toolset, governor=self.governor, agent=agent, fees=self._tool_fees
+                self._toolset, governor=self.governor, agent=agent, fees=self._tool_fees, teams=self._tool_teams
             )
         return toolset
 
@@ -283,7 +290,35 @@ class Podium:
         return self._work_queue
 
     def verify_audit(self) -> Verification:
-        return verify(self.engine)
+        return self.audit.verify()
+
+    def kill(
+        self,
+        *,
+        agent: str | None = None,
+        workflow: str | None = None,
+        team: str | None = None,
+        everything: bool = False,
+        by: str,
+        reason: str = "",
+    ) -> KillReport:
+        """Halt an agent (and its delegates), a workflow, a team or everything: see `podium.governance._kill`."""
+        scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
+        return self.kill_switch.kill(scope, by=by, reason=reason)
+
+    def restore(
+        self,
+        *,
+        agent: str | None = None,
+        workflow: str | None = None,
+        team: str | None = None,
+        everything: bool = False,
+        by: str,
+        reason: str = "",
+    ) -> None:
+        """Lift a kill, deliberately and audited."""
+        scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
+        self.kill_switch.restore(scope, by=by, reason=reason)
 
     def _add_builtin_models(self) -> None:
         self.models.add(

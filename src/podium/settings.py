@@ -52,6 +52,28 @@ class Settings(BaseSettings):
         "if there is one.",
     )
 
+    policies: Path | None = Field(
+        default=None,
+        description="A folder of Cedar policies (*.cedar) added to podium's baseline (docs/governance.md). Unset: "
+        "./policies if there is one.",
+    )
+    audit_key: Path | None = Field(
+        default=None,
+        description="The Ed25519 key that signs the audit log's tree heads (created on first use). Unset: "
+        "`home`/audit-signing-key.pem. Keep it out of the database and back it up.",
+    )
+
+    @property
+    def policies_dir(self) -> Path | None:
+        if self.policies is not None:
+            return self.policies
+        default = Path("policies")
+        return default if default.is_dir() else None
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.audit_key or self.home / "audit-signing-key.pem"
+
     @property
     def config_file(self) -> Path | None:
         if self.config is not None:

@@ -30,7 +30,9 @@ def test_twenty_parallel_runs_never_overspend_one_budget(settings: Settings) -> 
                 )
             ).scalar_one()
             refusals = conn.execute(
-                sa.select(sa.func.count()).select_from(tables.audit).where(tables.audit.c.decision == "over_budget")
+                sa.select(sa.func.count())
+                .select_from(tables.audit_log)
+                .where(tables.audit_log.c.decision == "over_budget")
             ).scalar_one()
         assert ledgered == budget.spent_nano_usd == 10 * FEE_NANO
         assert refusals == 10

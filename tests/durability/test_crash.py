@@ -116,8 +116,8 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
             )
             audit = list(
                 conn.execute(
-                    sa.select(tables.audit.c.run_id, tables.audit.c.action, tables.audit.c.step_id).where(
-                        tables.audit.c.decision == "allowed"
+                    sa.select(tables.audit_log.c.run_id, tables.audit_log.c.action, tables.audit_log.c.step_id).where(
+                        tables.audit_log.c.decision == "allowed"
                     )
                 )
             )
@@ -149,4 +149,4 @@ def conn_scalar(pod: Podium, query: sa.Select[tuple[int]]) -> int:
 
 def conn_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:
     with pod.engine.connect() as conn:
-        return list(conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq)))
+        return list(conn.execute(sa.select(tables.audit_log).order_by(tables.audit_log.c.seq)))

@@ -56,7 +56,7 @@ def test_the_demo_twice_sends_each_reply_once(settings: Settings, intent_model_f
     auto, waiting = int(row(first, "auto-resolved")), int(row(first, "waiting for a person"))
     assert auto + waiting == 8
     assert row(first, "failed") == "0"
-    assert row(first, "audit chain").startswith("verified")
+    assert row(first, "audit log (Merkle tree, signed head)").startswith("verified")
     assert int(row(first, "replies in outbox")) == auto
 
     with Podium.connect(settings) as pod:

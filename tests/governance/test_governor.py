@@ -15,7 +15,7 @@ from tests import _apps
 
 def audit_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:
     with pod.engine.connect() as conn:
-        return list(conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq)))
+        return list(conn.execute(sa.select(tables.audit_log).order_by(tables.audit_log.c.seq)))
 
 
 def ledger_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:
@@ -69,7 +69,7 @@ def test_a_model_the_agent_is_not_allowed_is_refused_and_audited(settings: Setti
 def test_a_suspended_agent_makes_no_further_call(settings: Settings) -> None:
     with _apps.launch(settings) as pod:
         pod.agents.set_status("tester", "suspended", by="security-officer")
-        with pytest.raises(ActorStopped, match="is suspended.*podium agents restore tester"):
+        with pytest.raises(ActorStopped, match="is suspended.*podium agents resume tester"):
             _apps.ask_then_note.options(run_id="run-suspended").start("tester", "x").result()
         assert ledger_rows(pod) == []
         assert pod.outbox.messages() == []

@@ -78,7 +78,7 @@ def ledger(pod: podium.Podium) -> list[sa.Row[tuple[object, ...]]]:
 
 def audit(pod: podium.Podium) -> list[sa.Row[tuple[object, ...]]]:
     with pod.engine.connect() as conn:
-        return list(conn.execute(sa.select(tables.audit).order_by(tables.audit.c.seq)))
+        return list(conn.execute(sa.select(tables.audit_log).order_by(tables.audit_log.c.seq)))
 
 
 def test_the_router_sends_work_to_the_cheaper_tier_with_its_reasons(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from podium.governance import verify
-from podium.governance._audit import AuditEntry, append_many
+from podium.audit import AuditEntry, append_many
+from podium.audit._heads import verify
 from podium.store import create_engine, migrate, tables
 from podium.store._group_commit import GroupCommitter
 
@@ -36,7 +36,7 @@ def test_many_threads_append_one_unbroken_chain(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     committer.close()
-    result = verify(engine)
+    result = verify(engine, None)
     assert (result.ok, result.entries) == (True, 16 * 25)
     assert sum(batches) == 16 * 25
     engine.dispose()
@@ -82,5 +82,5 @@ def test_a_batch_with_a_repeated_call_key_appends_it_once(tmp_path: Path) -> Non
     entries = [AuditEntry(k, "agent:a", "tool.call", "t", "allowed") for k in ("x", "y", "x")]
     with engine.begin() as conn:
         assert append_many(conn, entries) == [1, 2, 1]
-    assert verify(engine).entries == 2
+    assert verify(engine, None).entries == 2
     engine.dispose()

@@ -11,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import podium
+from podium.audit import Verification
 from podium.cost import usd
-from podium.governance import Verification
 from podium.models import Prediction
 from podium.store import tables
 from podium_examples.support_triage import workflow as wf
@@ -132,7 +132,7 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
         cycle_p50_s=statistics.median(cycles),
         cycle_p95_s=cycles[min(len(cycles) - 1, round(0.95 * (len(cycles) - 1)))],
         replies_in_outbox=len(pod.outbox.messages(run_ids=run_ids)),
-        audit=pod.verify_audit(),
+        audit=_sign_and_verify(pod),
         seconds=seconds,
     )
 
@@ -160,3 +160,9 @@ def _cost_on(pod: podium.Podium, model: str, run_ids: list[str]) -> int:
             tokens = r.input_tokens + r.output_tokens
             total += price.cost_nano_usd(r.input_tokens, r.output_tokens, tokens * seconds_per_token)
     return total
+
+
+def _sign_and_verify(pod: Podium) -> Verification:
+    """Sign the audit log's Merkle root as the demo leaves it (a checkpoint), then verify everything before it."""
+    pod.audit.checkpoint()
+    return pod.verify_audit()

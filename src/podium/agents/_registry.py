@@ -1,60 +1,93 @@
-"""The agent registry in the database: the governor's source of truth for status and allow-lists."""
+"""The agent registry: who each agent is, who answers for it, what it may use, and its credentials.
+
+Every change is a Cedar decision (action `registry.change` or `registry.delegate`) and is audited whether it was
+allowed or refused. People manage the registry; an agent can never widen its own or anyone's permissions, and a
+delegate gets a subset of its delegator's. API keys are shown once and stored as sha256 digests.
+"""
 
 from __future__ import annotations
 
 import builtins
+import getpass
+import hashlib
+import hmac
 import json
+import secrets
+import socket
 import time
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from podium.agents._agent import AgentIdentity
-from podium.errors import NotFoundError
-from podium.governance._audit import record
+from podium.audit import record
+from podium.errors import ActionDenied, NotFoundError, UsageError
+from podium.governance._policy import Decision, Entity, PolicySet, agent_entity, authorise, person_entity
 from podium.store import tables
 
-AgentStatus = Literal["active", "suspended"]
+AgentStatus = Literal["active", "suspended", "retired"]
+KEY_PREFIX = "pod"
 
 
 @dataclass(frozen=True)
 class AgentRecord:
     name: str
     owner: str
+    team: str
     models: tuple[str, ...]
     tools: tuple[str, ...]
     status: str
     updated_at: float
+    display_name: str = ""
+    purpose: str = ""
+    tier_ceiling: str = ""
+    data_scopes: tuple[str, ...] = ()
+    delegated_by: str | None = None
+    created_at: float = 0.0
+
+    def grants(self) -> dict[str, set[str]]:
+        return {"models": set(self.models), "tools": set(self.tools), "data_scopes": set(self.data_scopes)}
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    agent: str
+    created_at: float
+    revoked_at: float | None
+    revoked_by: str | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new API key. `secret` is the whole key; podium keeps only its digest, so this is the one time it shows."""
+
+    agent: str
+    id: str
+    secret: str
+
+
+def parse_actor(by: str) -> tuple[str, str]:
+    """`alice` or `person:alice` is a person; `agent:triage` is an agent."""
+    kind, _, name = by.partition(":") if ":" in by else ("person", "", by)
+    if kind not in ("person", "agent") or not name.strip():
+        raise UsageError(f"actor {by!r} is not a person or an agent: use a name (a person) or agent:<name>.")
+    return kind, name.strip()
+
+
+def deployer() -> str:
+    """Who registers the agents a process launches with: the operating-system user on this host."""
+    return f"deploy:{getpass.getuser()}@{socket.gethostname()}"
 
 
 class AgentRegistry:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, policies: PolicySet) -> None:
         self._engine = engine
+        self._policies = policies
 
-    def register(self, identity: AgentIdentity) -> None:
-        """Record or update an agent's identity, keeping its status; changes are audited."""
-        values = {
-            "owner": identity.owner,
-            "models": json.dumps(list(identity.models)),
-            "tools": json.dumps(list(identity.tools)),
-            "team": identity.team,
-        }
-        with self._engine.begin() as conn:
-            row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == identity.name)).first()
-            if row is not None and all(getattr(row, k) == v for k, v in values.items()):
-                return
-            if row is None:
-                conn.execute(
-                    tables.agents.insert().values(name=identity.name, status="active", updated_at=time.time(), **values)
-                )
-            else:
-                conn.execute(
-                    tables.agents.update()
-                    .where(tables.agents.c.name == identity.name)
-                    .values(updated_at=time.time(), **values)
-                )
-            record(conn, "system", "registry.register", f"agent:{identity.name}", detail=values)
+    # -- reading ---------------------------------------------------------------------------------------------
 
     def list(self) -> builtins.list[AgentRecord]:
         with self._engine.connect() as conn:
@@ -68,24 +101,376 @@ class AgentRegistry:
             raise NotFoundError(f"no agent named {name!r}. `podium agents list` shows the registered agents.")
         return _record(row)
 
-    def set_status(self, name: str, status: AgentStatus, *, by: str) -> AgentRecord:
-        """Suspend or restore an agent. A suspended agent's next governed call is refused."""
-        self.get(name)
+    def keys(self, name: str) -> builtins.list[KeyRecord]:
+        keys = tables.agent_keys
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(keys.c.id, keys.c.agent, keys.c.created_at, keys.c.revoked_at, keys.c.revoked_by)
+                .where(keys.c.agent == name)
+                .order_by(keys.c.created_at)
+            ).all()
+        return [KeyRecord(*row) for row in rows]
+
+    # -- changing (every change is authorised and audited) ---------------------------------------------------
+
+    def register(self, identity: AgentIdentity) -> None:
+        """Record or update the identity a launching process declares, keeping its status; audited.
+
+        This is the deployer's act (whoever launches the code), not the agent's: an agent acting at run time
+        cannot reach it.
+        """
+        values = {
+            "owner": identity.owner,
+            "models": json.dumps(list(identity.models)),
+            "tools": json.dumps(list(identity.tools)),
+            "team": identity.team,
+        }
         with self._engine.begin() as conn:
+            row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == identity.name)).first()
+            if row is not None and all(getattr(row, k) == v for k, v in values.items()):
+                return
+            now = time.time()
+            if row is None:
+                conn.execute(
+                    tables.agents.insert().values(
+                        name=identity.name, status="active", updated_at=now, created_at=now, **values
+                    )
+                )
+            else:
+                conn.execute(
+                    tables.agents.update().where(tables.agents.c.name == identity.name).values(updated_at=now, **values)
+                )
+            record(conn, deployer(), "registry.register", f"agent:{identity.name}", detail=values)
+
+    def add(
+        self,
+        name: str,
+        *,
+        owner: str,
+        by: str,
+        team: str = "",
+        display_name: str = "",
+        purpose: str = "",
+        models: Sequence[str] = (),
+        tools: Sequence[str] = (),
+        data_scopes: Sequence[str] = (),
+        tier_ceiling: str = "",
+    ) -> tuple[AgentRecord, IssuedKey]:
+        """Register a new agent and issue its first API key (shown once)."""
+        identity = AgentIdentity(name, owner, tuple(models), tuple(tools), team)  # validates the name and owner
+        if not owner.strip():
+            raise UsageError(f"agent {name!r} needs an accountable owner: --owner <person>.")
+        _check_ceiling(tier_ceiling)
+        now = time.time()
+        new = AgentRecord(
+            name=identity.name,
+            owner=owner.strip(),
+            team=team.strip(),
+            models=tuple(models),
+            tools=tuple(tools),
+            status="active",
+            updated_at=now,
+            display_name=display_name or name,
+            purpose=purpose,
+            tier_ceiling=tier_ceiling,
+            data_scopes=tuple(data_scopes),
+            created_at=now,
+        )
+        with self._engine.begin() as conn:
+            if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
+                raise UsageError(f"an agent named {name!r} exists already; `podium agents show {name}` shows it.")
+            self._authorise(by, "registry.change", new, {"change": "add"})
+            conn.execute(tables.agents.insert().values(**_row(new)))
+            key = self._issue_key(conn, name)
+            record(conn, actor_name(by), "registry.add", f"agent:{name}", detail=_summary(new))
+        return new, key
+
+    def grant(
+        self,
+        name: str,
+        *,
+        by: str,
+        models: Iterable[str] = (),
+        tools: Iterable[str] = (),
+        data_scopes: Iterable[str] = (),
+    ) -> AgentRecord:
+        """Add models, tools or data scopes to an agent's permissions."""
+        current = self.get(name)
+        changed = replace(
+            current,
+            models=_union(current.models, models),
+            tools=_union(current.tools, tools),
+            data_scopes=_union(current.data_scopes, data_scopes),
+        )
+        return self._change(current, changed, by, "grant")
+
+    def revoke(
+        self,
+        name: str,
+        *,
+        by: str,
+        models: Iterable[str] = (),
+        tools: Iterable[str] = (),
+        data_scopes: Iterable[str] = (),
+    ) -> AgentRecord:
+        """Remove models, tools or data scopes from an agent's permissions."""
+        current = self.get(name)
+        changed = replace(
+            current,
+            models=tuple(m for m in current.models if m not in set(models)),
+            tools=tuple(t for t in current.tools if t not in set(tools)),
+            data_scopes=tuple(d for d in current.data_scopes if d not in set(data_scopes)),
+        )
+        return self._change(current, changed, by, "revoke")
+
+    def set_status(self, name: str, status: AgentStatus, *, by: str) -> AgentRecord:
+        """Suspend or resume an agent (a suspended agent's next governed call is refused)."""
+        current = self.get(name)
+        if current.status == "retired":
+            raise UsageError(f"agent {name!r} is retired, which is final; add a new agent instead.")
+        change = {"active": "resume", "suspended": "suspend", "retired": "retire"}[status]
+        return self._change(current, replace(current, status=status), by, change)
+
+    def retire(self, name: str, *, by: str) -> AgentRecord:
+        """Retire an agent for good: it may never act again and its keys are revoked."""
+        current = self.get(name)
+        retired = self._change(current, replace(current, status="retired"), by, "retire")
+        with self._engine.begin() as conn:
+            self.revoke_keys(conn, [name], by=actor_name(by))
+        return retired
+
+    def rotate_key(self, name: str, *, by: str) -> IssuedKey:
+        """Revoke the agent's keys and issue a new one (shown once)."""
+        current = self.get(name)
+        if current.status == "retired":
+            raise UsageError(f"agent {name!r} is retired; it gets no new keys.")
+        with self._engine.begin() as conn:
+            self._authorise(by, "registry.change", current, {"change": "rotate-key"})
+            self.revoke_keys(conn, [name], by=actor_name(by))
+            key = self._issue_key(conn, name)
+            record(conn, actor_name(by), "registry.rotate-key", f"agent:{name}", detail={"key_id": key.id})
+        return key
+
+    def delegate(
+        self,
+        delegator: str,
+        name: str,
+        *,
+        by: str,
+        models: Sequence[str] = (),
+        tools: Sequence[str] = (),
+        data_scopes: Sequence[str] = (),
+        purpose: str = "",
+    ) -> AgentRecord:
+        """Register `name` as a delegate of `delegator` with a subset of its permissions; never more.
+
+        The delegate answers to the delegator's owner and team, and at run time it is held to the intersection
+        of its own and its delegator's permissions, so narrowing the delegator later narrows the delegate too.
+        """
+        parent = self.get(delegator)
+        now = time.time()
+        child = AgentRecord(
+            name=AgentIdentity(name, parent.owner, (), ()).name,
+            owner=parent.owner,
+            team=parent.team,
+            models=tuple(models),
+            tools=tuple(tools),
+            status="active",
+            updated_at=now,
+            display_name=name,
+            purpose=purpose or f"delegate of {delegator}",
+            tier_ceiling=parent.tier_ceiling,
+            data_scopes=tuple(data_scopes),
+            delegated_by=delegator,
+            created_at=now,
+        )
+        wider = {kind: sorted(granted - parent.grants()[kind]) for kind, granted in child.grants().items()}
+        wider = {kind: extra for kind, extra in wider.items() if extra}
+        with self._engine.begin() as conn:
+            if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
+                raise UsageError(f"an agent named {name!r} exists already; choose another name for the delegate.")
+            detail = {"widens": json.dumps(wider)} if wider else {}
+            self._authorise(by, "registry.delegate", child, {"widens": bool(wider)}, detail)
+            conn.execute(tables.agents.insert().values(**_row(child)))
+            record(conn, actor_name(by), "registry.delegate", f"agent:{name}", detail=_summary(child))
+        return child
+
+    def revoke_keys(self, conn: sa.Connection, names: Sequence[str], *, by: str) -> int:
+        """Revoke every live key of `names` in the caller's transaction; return how many."""
+        keys = tables.agent_keys
+        return int(
             conn.execute(
-                tables.agents.update().where(tables.agents.c.name == name).values(status=status, updated_at=time.time())
+                keys.update()
+                .where(keys.c.agent.in_(names), keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time(), revoked_by=by)
+            ).rowcount
+        )
+
+    def authenticate(self, key: str, *, acting_as: str | None = None) -> AgentRecord:
+        """The agent a presented API key belongs to, if the key is live and the agent may act; refused and audited
+        otherwise (an unknown, malformed or revoked key, a stopped agent, or a key used to act as another agent)."""
+        key_id, secret = _split_key(key)
+        keys = tables.agent_keys
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(keys).where(keys.c.id == key_id)).first()
+        problem = None
+        if row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)):
+            problem = "the key is not one podium issued"
+        elif row.revoked_at is not None:
+            problem = (
+                f"the key was revoked by {row.revoked_by}; `podium agents rotate-key {row.agent}` issues a new one"
             )
-            action = "registry.restore" if status == "active" else "registry.suspend"
-            record(conn, f"person:{by}", action, f"agent:{name}")
-        return self.get(name)
+        else:
+            agent = self.get(row.agent)
+            if agent.status != "active":
+                problem = f"agent {agent.name!r} is {agent.status}"
+            elif acting_as is not None and acting_as != agent.name:
+                problem = f"the key belongs to agent {agent.name!r} (team {agent.team or '-'}), not {acting_as!r}"
+            else:
+                return agent
+        with self._engine.begin() as conn:
+            record(
+                conn,
+                f"key:{key_id}",
+                "auth.key",
+                f"agent:{acting_as or (row.agent if row else '?')}",
+                decision="denied",
+                detail={"reason": problem},
+            )
+        raise ActionDenied(f"API key refused: {problem}.", key_id=key_id)
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _change(self, current: AgentRecord, changed: AgentRecord, by: str, change: str) -> AgentRecord:
+        _check_ceiling(changed.tier_ceiling)
+        changed = replace(changed, updated_at=time.time())
+        with self._engine.begin() as conn:
+            self._authorise(by, "registry.change", current, {"change": change}, {"to": json.dumps(_summary(changed))})
+            conn.execute(tables.agents.update().where(tables.agents.c.name == current.name).values(**_row(changed)))
+            record(conn, actor_name(by), f"registry.{change}", f"agent:{current.name}", detail=_summary(changed))
+        return changed
+
+    def _authorise(
+        self,
+        by: str,
+        action: str,
+        resource: AgentRecord,
+        context: dict[str, Any],
+        detail: dict[str, str] | None = None,
+    ) -> Decision:
+        return authorise(
+            self._engine,
+            self._policies,
+            self.principal(by),
+            action,
+            entity_of(resource),
+            context,
+            actor=actor_name(by),
+            resource_name=f"agent:{resource.name}",
+            detail=detail,
+        )
+
+    def principal(self, by: str) -> Entity:
+        """Who `by` is, as Cedar sees them: a person, or an agent with its registry entry."""
+        kind, name = parse_actor(by)
+        return person_entity(name) if kind == "person" else entity_of(self.get(name))
+
+    def _issue_key(self, conn: sa.Connection, name: str) -> IssuedKey:
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        conn.execute(
+            tables.agent_keys.insert().values(
+                id=key_id, agent=name, secret_sha256=_digest(secret), created_at=time.time()
+            )
+        )
+        return IssuedKey(name, key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
 
 
-def _record(row: sa.Row[tuple[object, ...]]) -> AgentRecord:
+def entity_of(agent: AgentRecord) -> Entity:
+    return agent_entity(
+        agent.name,
+        owner=agent.owner,
+        team=agent.team,
+        status=agent.status,
+        models=agent.models,
+        tools=agent.tools,
+        data_scopes=agent.data_scopes,
+        tier_ceiling=agent.tier_ceiling,
+        delegated_by=agent.delegated_by or "",
+    )
+
+
+def actor_name(by: str) -> str:
+    """`alice` -> `person:alice`, as the audit log names actors."""
+    kind, name = parse_actor(by)
+    return f"{kind}:{name}"
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    prefix, _, rest = key.strip().partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != KEY_PREFIX or not key_id or not secret:
+        raise ActionDenied(f"API key refused: it is not a podium key ({KEY_PREFIX}_<id>_<secret>).", key_id="")
+    return key_id, secret
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _union(have: Sequence[str], more: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*have, *more]))
+
+
+def _check_ceiling(tier: str) -> None:
+    if tier not in ("", "local", "intermediate", "frontier"):
+        raise UsageError(f"tier ceiling {tier!r} is not a tier: use local, intermediate or frontier (or none).")
+
+
+def _summary(agent: AgentRecord) -> dict[str, str]:
+    return {
+        "owner": agent.owner,
+        "team": agent.team,
+        "status": agent.status,
+        "models": json.dumps(list(agent.models)),
+        "tools": json.dumps(list(agent.tools)),
+        "data_scopes": json.dumps(list(agent.data_scopes)),
+        "tier_ceiling": agent.tier_ceiling,
+        "delegated_by": agent.delegated_by or "",
+    }
+
+
+def _row(agent: AgentRecord) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "owner": agent.owner,
+        "team": agent.team,
+        "models": json.dumps(list(agent.models)),
+        "tools": json.dumps(list(agent.tools)),
+        "status": agent.status,
+        "updated_at": agent.updated_at,
+        "display_name": agent.display_name,
+        "purpose": agent.purpose,
+        "tier_ceiling": agent.tier_ceiling,
+        "data_scopes": json.dumps(list(agent.data_scopes)),
+        "delegated_by": agent.delegated_by,
+        "created_at": agent.created_at,
+    }
+
+
+def _record(row: sa.Row[Any]) -> AgentRecord:
     return AgentRecord(
         name=str(row.name),
         owner=str(row.owner),
+        team=str(row.team or ""),
         models=tuple(json.loads(str(row.models))),
         tools=tuple(json.loads(str(row.tools))),
         status=str(row.status),
-        updated_at=float(str(row.updated_at)),
+        updated_at=float(row.updated_at),
+        display_name=str(row.display_name or ""),
+        purpose=str(row.purpose or ""),
+        tier_ceiling=str(row.tier_ceiling or ""),
+        data_scopes=tuple(json.loads(str(row.data_scopes or "[]"))),
+        delegated_by=row.delegated_by,
+        created_at=float(row.created_at or 0),
     )

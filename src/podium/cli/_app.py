@@ -8,25 +8,19 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from podium._runtime import App, Podium
+from podium.cli._common import connected, console, err, progress_bar, root_options, settings
+from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cost import usd
 from podium.errors import GovernanceError, PodiumError, UsageError
-from podium.settings import Settings
 from podium.workflows._runs import format_time
-
-console = Console()
-err = Console(stderr=True)
 
 app = typer.Typer(
     help="podium: governed AI orchestration. Durable workflows where agents and people cooperate, "
@@ -37,8 +31,6 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect and control workflow runs.", no_args_is_help=True)
 review_app = typer.Typer(help="Decide the exceptions that wait for a person.", no_args_is_help=True)
-agents_app = typer.Typer(help="The agent registry: identities, owners, allow-lists, status.", no_args_is_help=True)
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
 route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
 budgets_app = typer.Typer(
@@ -48,41 +40,18 @@ for sub, name in (
     (runs_app, "runs"),
     (review_app, "review"),
     (agents_app, "agents"),
+    (policy_app, "policy"),
     (audit_app, "audit"),
+    (governance_app, "governance"),
     (models_app, "models"),
     (route_app, "route"),
     (budgets_app, "budgets"),
 ):
     app.add_typer(sub, name=name)
 
-_overrides: dict[str, Any] = {}
-
-
-@app.callback()
-def _root(
-    database_url: Annotated[
-        str | None, typer.Option(help="Database URL (default: PODIUM_DATABASE_URL, else SQLite in --home).")
-    ] = None,
-    home: Annotated[Path | None, typer.Option(help="Folder for the SQLite file and trained models.")] = None,
-) -> None:
-    if database_url:
-        _overrides["database_url"] = database_url
-    if home:
-        _overrides["home"] = home
-
-
-def settings() -> Settings:
-    try:
-        return Settings(**_overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"PODIUM_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise typer.BadParameter(problems) from None
-
-
-@contextmanager
-def connected() -> Iterator[Podium]:
-    with Podium.connect(settings()) as pod:
-        yield pod
+app.callback()(root_options)
+app.command()(kill)
+app.command()(restore)
 
 
 def main() -> None:
@@ -113,7 +82,7 @@ def demo(
     with console.status("Training the intent classifier on 10,003 labelled tickets (once)…"):
         if ensure_intent_model(config):
             console.print("Trained the intent classifier [dim](specialised local model)[/].")
-    with _progress("Triaging tickets") as bar:
+    with progress_bar("Triaging tickets") as bar:
         task = bar.add_task("triage", total=tickets)
         report = run_demo(
             config,
@@ -144,7 +113,7 @@ def demo(
         ("cycle time p50 / p95, auto-resolved", f"{report.cycle_p50_s:.2f} s / {report.cycle_p95_s:.2f} s"),
         ("replies in outbox (exactly one per sent ticket)", f"{report.replies_in_outbox}"),
         (
-            "audit chain",
+            "audit log (Merkle tree, signed head)",
             f"verified, {report.audit.entries:,} entries" if report.audit.ok else f"BROKEN: {report.audit.problem}",
         ),
     ]
@@ -156,10 +125,6 @@ def demo(
             "Decide the waiting ones: [bold]podium review list[/], then [bold]podium review approve ID --by you[/]."
         )
     _exit_leaving_waits_durable()
-
-
-def _progress(what: str) -> Progress:
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
 def _exit_leaving_waits_durable() -> None:
@@ -331,51 +296,6 @@ def _decide(review_id: str, *, approve: bool, by: str, note: str, minutes: float
     console.print(f"{request.id}: {request.status} by {request.decided_by}")
 
 
-# -- agents --------------------------------------------------------------------------------------------------
-
-
-@agents_app.command("list")
-def agents_list() -> None:
-    """Every registered agent with its owner, allow-lists and status."""
-    with connected() as pod:
-        found = pod.agents.list()
-    table = Table("agent", "owner", "status", "models", "tools")
-    for a in found:
-        table.add_row(a.name, a.owner, a.status, ", ".join(a.models), ", ".join(a.tools))
-    console.print(table if found else "No agents registered yet (they are registered when a process launches).")
-
-
-@agents_app.command("suspend")
-def agents_suspend(name: str, by: Annotated[str, typer.Option(help="Who suspends it (audited).")]) -> None:
-    """Stop an agent: the governor refuses its next model or tool call, in every process."""
-    with connected() as pod:
-        record = pod.agents.set_status(name, "suspended", by=by)
-    console.print(f"{record.name}: {record.status}")
-
-
-@agents_app.command("restore")
-def agents_restore(name: str, by: Annotated[str, typer.Option(help="Who restores it (audited).")]) -> None:
-    """Let a suspended agent act again."""
-    with connected() as pod:
-        record = pod.agents.set_status(name, "active", by=by)
-    console.print(f"{record.name}: {record.status}")
-
-
-# -- audit ---------------------------------------------------------------------------------------------------
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain over every audit entry; exit 1 if anything was altered."""
-    with connected() as pod:
-        result = pod.verify_audit()
-    if result.ok:
-        console.print(f"[green]audit chain verified[/]: {result.entries:,} entries, no gap, no alteration.")
-        return
-    err.print(f"[bold red]audit chain BROKEN[/] at entry {result.entries}: {result.problem}")
-    raise typer.Exit(1)
-
-
 # -- models --------------------------------------------------------------------------------------------------
 
 
@@ -446,7 +366,7 @@ def route_eval(
         strong_price=Price.parse(strong_price),
         output_tokens=output_tokens,
     )
-    with _progress(f"Routing {len(queries):,} queries at {len(FLOOR_SHARES)} floors x {seeds} seeds") as progress:
+    with progress_bar(f"Routing {len(queries):,} queries at {len(FLOOR_SHARES)} floors x {seeds} seeds") as progress:
         task = progress.add_task("route", total=seeds * len(FLOOR_SHARES))
         evaluation = evaluate(queries, seeds=seeds, progress=lambda: progress.advance(task))
     print_route_summary(evaluation.summary())

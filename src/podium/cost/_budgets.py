@@ -66,7 +66,7 @@ class Budgets:
 
     def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: str) -> Budget:
         """Create or change a budget (audited). Spend and reservations so far are kept."""
-        from podium.governance._audit import record
+        from podium.audit import record
 
         check_scope(scope)
         if limit_usd < 0:

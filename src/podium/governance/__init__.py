@@ -1,18 +1,12 @@
-"""Governance: the governor, its pydantic-ai wrappers, and the audit log."""
+"""Governance: the governor, its pydantic-ai wrappers, Cedar policies and the kill switch."""
 
-from podium.governance._audit import AuditEntry, Verification, canonical_json, digest, verify
 from podium.governance._governor import Call, Governor, Usage
 from podium.governance._wrappers import GovernedModel, GovernedToolset
 
 __all__ = [
-    "AuditEntry",
     "Call",
     "GovernedModel",
     "GovernedToolset",
     "Governor",
     "Usage",
-    "Verification",
-    "canonical_json",
-    "digest",
-    "verify",
 ]

@@ -1,12 +1,14 @@
 """The governor: the one code path every model call and tool call of a workflow goes through.
 
     govern(call, execute, measure)
-      1. refuse if the agent is suspended or the run is cancelled          ActorStopped
-      2. refuse if the agent is not allowed this model or tool            ActionDenied
-      3. execute
-      4. ledger row and audit entry, in one transaction, keyed by the call site so a re-run step records once
+      1. admission: one read of the agent's registry row, its delegator's, kills, the run's stop, budgets
+      2. authorisation: a Cedar decision (default deny) on the call and its context   ActorStopped / ActionDenied
+      3. budgets: reserve the call's estimate against every budget covering it         BudgetExhausted
+      4. execute; a side effect inside re-checks kills and stops in its own transaction (`fence`)
+      5. ledger row and audit entry (with the deciding policy ids), in one transaction, keyed by the call site
+         so a re-run step records once
 
-Refusals and failures are audited too. Later stages (routing, budgets, exception rules, taint) slot in here.
+Refusals and failures are audited too. Later stages (exception rules, taint) slot in here.
 """
 
 from __future__ import annotations
@@ -16,21 +18,32 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
 from podium._events import Event, EventBus
+from podium.audit import AuditEntry, append_many, canonical_json, digest
 from podium.cost._budgets import Budgets, Charge, settle
 from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError
-from podium.governance._audit import AuditEntry, append_many, canonical_json, digest
+from podium.governance._policy import (
+    Decision,
+    Entity,
+    PolicySet,
+    agent_entity,
+    data_entity,
+    model_entity,
+    tool_entity,
+)
 from podium.store import insert_many_if_absent, tables
 from podium.store._group_commit import GroupCommitter
-from podium.workflows._context import CallSite, call_scope, next_call_site
+from podium.workflows._context import CallSite, call_scope, current_call_or_none, next_call_site
 
 T = TypeVar("T")
 
-CallKind = Literal["model", "tool"]
+CallKind = Literal["model", "tool", "memory.read", "memory.write"]
+# Refusals by these policies mean "stopped" (someone halted the agent or run), not "never allowed".
+STOPPING_POLICIES = frozenset({"only-active-agents-act", "killed-work-halts", "cancelled-runs-halt"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,18 @@ class Call:
     tier: str
     input_digest: str
     estimate_nano_usd: int = 0  # what the call may cost at most, reserved against budgets before it runs
+    resource_team: str = ""  # the team a tool or data scope belongs to ("" for shared ones)
+
+    @property
+    def action(self) -> str:
+        return self.kind if self.kind.startswith("memory.") else f"{self.kind}.call"
+
+    def resource_entity(self) -> Entity:
+        if self.kind == "model":
+            return model_entity(self.resource, self.tier)
+        if self.kind == "tool":
+            return tool_entity(self.resource, self.resource_team)
+        return data_entity(self.resource)
 
 
 @dataclass(frozen=True)
@@ -56,51 +81,120 @@ class Usage:
     wall_seconds: float = 0.0
 
 
-# Built once: the agent's row, whether its run was stopped, and whether any budget covers the call, in one read.
-_ADMISSION = sa.select(
-    tables.agents.c.status,
-    tables.agents.c.models,
-    tables.agents.c.tools,
-    tables.agents.c.team,
-    sa.select(tables.run_stops.c.run_id)
-    .where(tables.run_stops.c.run_id == sa.bindparam("run_id"))
-    .exists()
-    .label("run_stopped"),
-    sa.select(tables.budgets.c.scope)
-    .where(
-        tables.budgets.c.scope.in_(
-            [sa.bindparam("agent_scope"), sa.bindparam("workflow_scope"), sa.literal("team:") + tables.agents.c.team]
+_agent = tables.agents
+_delegator = tables.agents.alias("delegator")
+
+# Built once: the agent's row and its delegator's, whether a kill covers it or its run was stopped, and whether
+# any budget covers the call, in one read.
+_ADMISSION = (
+    sa.select(
+        _agent.c.status,
+        _agent.c.owner,
+        _agent.c.models,
+        _agent.c.tools,
+        _agent.c.data_scopes,
+        _agent.c.team,
+        _agent.c.tier_ceiling,
+        _agent.c.delegated_by,
+        _delegator.c.status.label("delegator_status"),
+        _delegator.c.models.label("delegator_models"),
+        _delegator.c.tools.label("delegator_tools"),
+        _delegator.c.data_scopes.label("delegator_data_scopes"),
+        sa.select(tables.run_stops.c.run_id)
+        .where(tables.run_stops.c.run_id == sa.bindparam("run_id"))
+        .exists()
+        .label("run_stopped"),
+        sa.select(tables.kills.c.scope)
+        .where(
+            tables.kills.c.scope.in_(
+                [
+                    sa.bindparam("agent_scope"),
+                    sa.literal("agent:") + _agent.c.delegated_by,
+                    sa.bindparam("workflow_scope"),
+                    sa.literal("team:") + _agent.c.team,
+                    sa.literal("all"),
+                ]
+            )
         )
+        .exists()
+        .label("killed"),
+        sa.select(tables.budgets.c.scope)
+        .where(
+            tables.budgets.c.scope.in_(
+                [sa.bindparam("agent_scope"), sa.bindparam("workflow_scope"), sa.literal("team:") + _agent.c.team]
+            )
+        )
+        .exists()
+        .label("budgeted"),
     )
-    .exists()
-    .label("budgeted"),
-).where(tables.agents.c.name == sa.bindparam("agent"))
+    .select_from(_agent.outerjoin(_delegator, _delegator.c.name == _agent.c.delegated_by))
+    .where(_agent.c.name == sa.bindparam("agent"))
+)
+
+
+def _admission_parameters(agent: str, site: CallSite) -> dict[str, str]:
+    return {
+        "agent": agent,
+        "run_id": site.run_id or "",
+        "agent_scope": f"agent:{agent}",
+        "workflow_scope": f"workflow:{site.workflow or ''}",
+    }
+
+
+def _principal(agent: str, row: Any) -> Entity:
+    """The agent as Cedar sees it: a delegate holds the intersection of its and its delegator's permissions,
+    and is stopped when its delegator is."""
+    grants = {kind: set(json.loads(getattr(row, kind))) for kind in ("models", "tools", "data_scopes")}
+    status = row.status
+    if row.delegated_by:
+        for kind in grants:
+            grants[kind] &= set(json.loads(getattr(row, f"delegator_{kind}") or "[]"))
+        if status == "active" and row.delegator_status != "active":
+            status = f"{row.delegator_status or 'missing'} (its delegator {row.delegated_by!r})"
+    return agent_entity(
+        agent,
+        owner=row.owner,
+        team=row.team or "",
+        status=status,
+        models=grants["models"],
+        tools=grants["tools"],
+        data_scopes=grants["data_scopes"],
+        tier_ceiling=row.tier_ceiling or "",
+        delegated_by=row.delegated_by or "",
+    )
 
 
 @dataclass(frozen=True)
 class Admission:
-    """What admission learnt about the caller: its team, and whether a budget covers the call."""
+    """What admission learnt about the caller: its team, whether a budget covers the call, and the Cedar
+    decision with the policy set it came from."""
 
     team: str
     budgeted: bool
+    decision: Decision
+    policy_set: str
 
     def scopes(self, call: Call, site: CallSite) -> tuple[str, ...]:
         workflow = (f"workflow:{site.workflow}",) if site.workflow else ()
         team = (f"team:{self.team}",) if self.team else ()
         return (f"agent:{call.agent}", *workflow, *team)
 
+    def audit_detail(self) -> dict[str, str]:
+        return {"policy_set": self.policy_set[:16]}
+
 
 class Governor:
     """Authorises, executes and records governed calls.
 
-    Admission is one indexed read (the agent's status and allow-lists, and whether the run was stopped); the
-    record is one write transaction. Both happen on every call, so a suspension or a cancel takes effect at the
-    very next call, in any process.
+    Admission is one indexed read and a Cedar decision; the record is one write transaction. Both happen on
+    every call, so a suspension, a kill or a cancel takes effect at the very next call, in any process; and a
+    side effect already under way checks again as it commits (`fence`).
     """
 
-    def __init__(self, engine: sa.Engine, events: EventBus) -> None:
+    def __init__(self, engine: sa.Engine, events: EventBus, policies: PolicySet) -> None:
         self._engine = engine
         self._events = events
+        self.policies = policies
         self._budgets = Budgets(engine)
         self._committer: GroupCommitter[CallRecord] = GroupCommitter(engine, write_records)
 
@@ -121,79 +215,133 @@ class Governor:
         """
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         admission = self._admit(call, site)
+        detail = {**(detail or {}), **admission.audit_detail()}
         scopes = admission.scopes(call, site) if admission.budgeted else ()
         reserved = bool(scopes) and self._reserve(call, site, admission, scopes)
         started = time.perf_counter()
         try:
-            with call_scope(site):
+            with call_scope(dataclasses.replace(site, call=call)):
                 result = await execute()
-        except GovernanceError:
-            # Refused further in (a nested governed call, audited there): nothing ran to a record here.
+        except GovernanceError as refused:
+            # Refused further in: by a nested governed call (audited there) or by a side effect's fence, audited
+            # here, now that the side effect's transaction has rolled back and released its lock.
+            if refused.fields.get("stage") == "fence":
+                self._record(call, site, "stopped", Usage(), "", {**detail, "reason": refused.message}, admission, ())
             self._release(reserved, site)
             raise
         except Exception as exc:
             failed = Usage(wall_seconds=time.perf_counter() - started)
-            error = {**(detail or {}), "error": f"{type(exc).__name__}: {exc}"}
-            self._record(call, site, "failed", failed, "", error, admission.team, scopes)  # settles the reservation
+            error = {**detail, "error": f"{type(exc).__name__}: {exc}"}
+            self._record(call, site, "failed", failed, "", error, admission, scopes)  # settles the reservation
             raise
         except BaseException:  # cancelled, interrupted: give the reservation back, then let it through
             self._release(reserved, site)
             raise
         usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
-        self._record(call, site, "allowed", usage, digest(output(result)), detail or {}, admission.team, scopes)
+        self._record(call, site, "allowed", usage, digest(output(result)), detail, admission, scopes)
         self._events.emit(Event("call_recorded", site.run_id, call.resource, site.step_id))
         return result
 
+    def fence(self, conn: sa.Connection) -> None:
+        """Check, inside the transaction of a side effect, that the calling agent and run may still act.
+
+        Call it in the same transaction as the side effect's write, before committing. It takes a shared lock on
+        the kill switch's row, which every kill updates: so either the side effect commits before the kill is
+        acknowledged, or it sees the kill here and is refused, and nothing of it is written. The governor audits
+        the refusal once the side effect's transaction has rolled back.
+        """
+        site = current_call_or_none()
+        if site is None or site.call is None:
+            return
+        if conn.dialect.name == "postgresql":
+            conn.execute(_LOCK_KILL_SWITCH_SHARED)
+        else:
+            conn.execute(_LOCK_KILL_SWITCH_SQLITE)  # SQLite: this write takes the database's one write lock
+        row = conn.execute(_ADMISSION, _admission_parameters(site.call.agent, site)).first()
+        principal_status = _principal(site.call.agent, row).attrs["status"] if row is not None else "missing"
+        reason = None
+        if row is None or principal_status != "active":
+            reason = f"agent {site.call.agent!r} is {principal_status}"
+        elif row.killed:
+            reason = f"the kill switch covers agent {site.call.agent!r}"
+        elif row.run_stopped:
+            reason = f"run {site.run_id} was cancelled"
+        if reason is not None:
+            message = f"{reason}: the side effect of {site.call.kind} {site.call.resource!r} was not performed."
+            raise ActorStopped(
+                message, agent=site.call.agent, resource=site.call.resource, run_id=site.run_id, stage="fence"
+            )
+
+    def authorize(self, call: Call) -> Decision:
+        """Admit `call` without executing anything (for actions that are not model or tool calls, such as memory
+        reads): refused calls raise and are audited, allowed ones are audited with the deciding policies."""
+        site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
+        admission = self._admit(call, site)
+        self._record(call, site, "allowed", Usage(), "", admission.audit_detail(), admission, ())
+        return admission.decision
+
     def _admit(self, call: Call, site: CallSite) -> Admission:
-        parameters = {
-            "agent": call.agent,
-            "run_id": site.run_id or "",
-            "agent_scope": f"agent:{call.agent}",
-            "workflow_scope": f"workflow:{site.workflow or ''}",
-        }
         with self._engine.connect() as conn:
-            row = conn.execute(_ADMISSION, parameters).first()
+            row = conn.execute(_ADMISSION, _admission_parameters(call.agent, site)).first()
         if row is None:
             self._refuse(
                 ActionDenied,
                 call,
                 site,
                 f"agent {call.agent!r} is not registered, so it may not act. "
-                "List it in the podium.App(agents=[...]) you launch, so its identity and owner are recorded.",
+                "List it in the podium.App(agents=[...]) you launch, or `podium agents add` it.",
+                (),
             )
         assert row is not None
-        if row.status != "active":
+        principal = _principal(call.agent, row)
+        context = {
+            "run": site.run_id or "",
+            "workflow": site.workflow or "",
+            "amount_nano_usd": call.estimate_nano_usd,
+            "killed": bool(row.killed),
+            "run_stopped": bool(row.run_stopped),
+        }
+        decision = self.policies.decide(principal, call.action, call.resource_entity(), context)
+        if not decision.allowed:
+            self._refuse_by_policy(call, site, principal, row, decision)
+        return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.digest)
+
+    def _refuse_by_policy(self, call: Call, site: CallSite, principal: Entity, row: Any, decision: Decision) -> None:
+        what = f"{call.kind} {call.resource!r}"
+        if STOPPING_POLICIES & set(decision.policies):
+            if row.killed:
+                why = f"the kill switch covers agent {call.agent!r}; an operator lifts it with `podium restore`"
+            elif row.run_stopped:
+                why = f"run {site.run_id} was cancelled"
+            else:
+                why = (
+                    f"agent {call.agent!r} is {principal.attrs['status']}; "
+                    f"an operator resumes it with `podium agents resume {call.agent}`"
+                )
             self._refuse(
-                ActorStopped,
-                call,
-                site,
-                f"agent {call.agent!r} is {row.status}; it may not call {call.kind} {call.resource!r}. "
-                f"An operator restores it with `podium agents restore {call.agent}`.",
+                ActorStopped, call, site, f"{why}. It may not call {what} ({decision.reason}).", decision.policies
             )
-        if row.run_stopped:
-            self._refuse(
-                ActorStopped,
-                call,
-                site,
-                f"run {site.run_id} was cancelled; agent {call.agent!r} may not call {call.kind} {call.resource!r}.",
-            )
-        allowed: list[str] = json.loads(row.models if call.kind == "model" else row.tools)
-        if call.resource not in allowed and f"tier:{call.tier}" not in allowed:
-            self._refuse(
-                ActionDenied,
-                call,
-                site,
-                f"agent {call.agent!r} is not allowed {call.kind} {call.resource!r} (allowed: "
-                f"{', '.join(allowed) or 'none'}). Add it to the agent's {call.kind}s= list if it should be.",
-            )
-        return Admission(str(row.team or ""), bool(row.budgeted))
+        granted = sorted(principal.attrs["models" if call.kind == "model" else "tools"])
+        hint = (
+            f"allowed: {', '.join(granted) or 'none'}). Add it to the agent's {call.kind}s= list "
+            f"or `podium agents grant {call.agent} --{call.kind} {call.resource}` if it should be"
+            if call.kind in ("model", "tool")
+            else f"data scopes: {', '.join(sorted(principal.attrs['data_scopes'])) or 'none'})"
+        )
+        self._refuse(
+            ActionDenied,
+            call,
+            site,
+            f"agent {call.agent!r} is not allowed {what} ({decision.reason}; {hint}.",
+            decision.policies,
+        )
 
     def _reserve(self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...]) -> bool:
         """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room."""
         try:
             reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
         except BudgetExhausted as exc:
-            self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission.team, ())
+            self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission, ())
             raise
         self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))
         return reserved
@@ -202,10 +350,13 @@ class Governor:
         if reserved:
             self._budgets.release(site.key)
 
-    def _refuse(self, error: type[GovernanceError], call: Call, site: CallSite, message: str) -> None:
+    def _refuse(
+        self, error: type[GovernanceError], call: Call, site: CallSite, message: str, policies: tuple[str, ...]
+    ) -> None:
         decision = "stopped" if error is ActorStopped else "denied"
-        self._record(call, site, decision, Usage(), "", {"reason": message}, "", ())
-        raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
+        extra = {"reason": message, "policy_set": self.policies.digest[:16]}
+        self._record(call, site, decision, Usage(), "", extra, None, (), policies)
+        raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id, policies=policies)
 
     def _record(
         self,
@@ -215,11 +366,27 @@ class Governor:
         usage: Usage,
         output_digest: str,
         extra: dict[str, str],
-        team: str,
+        admission: Admission | None,
         budget_scopes: tuple[str, ...],
+        policies: tuple[str, ...] = (),
     ) -> None:
-        record = CallRecord(call, site, decision, usage, output_digest, extra, time.time(), team, budget_scopes)
+        record = CallRecord(
+            call,
+            site,
+            decision,
+            usage,
+            output_digest,
+            extra,
+            time.time(),
+            admission.team if admission else "",
+            budget_scopes,
+            admission.decision.policies if admission else policies,
+        )
         self._committer.write(record)
+
+
+_LOCK_KILL_SWITCH_SHARED = sa.text("SELECT epoch FROM podium_kill_epoch WHERE id = 1 FOR SHARE")
+_LOCK_KILL_SWITCH_SQLITE = sa.text("UPDATE podium_kill_epoch SET epoch = epoch WHERE id = 1")
 
 
 @dataclass(frozen=True)
@@ -235,11 +402,12 @@ class CallRecord:
     at: float
     team: str = ""
     budget_scopes: tuple[str, ...] = ()  # budgets covering the call: charged, and its reservation settled, with it
+    policies: tuple[str, ...] = ()  # the Cedar policies that decided
 
     @property
     def ran(self) -> bool:
         """Whether the call executed (and so has a ledger row), as opposed to being refused."""
-        return self.decision in ("allowed", "failed")
+        return self.decision in ("allowed", "failed") and self.call.kind in ("model", "tool")
 
     @property
     def key(self) -> str:
@@ -278,13 +446,15 @@ class CallRecord:
         return AuditEntry(
             call_key=self.key,
             actor=f"agent:{self.call.agent}",
-            action=f"{self.call.kind}.call",
+            action=self.call.action,
             resource=self.call.resource,
             decision=self.decision,
             run_id=self.site.run_id,
             step_id=self.site.step_id,
             input_digest=self.call.input_digest,
             output_digest=self.output_digest,
+            policies=self.policies,
+            cost_nano_usd=self.usage.cost_nano_usd,
             detail=canonical_json(detail),
             at=self.at,
         )

@@ -15,8 +15,8 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
 
+from podium.audit import canonical_json, digest
 from podium.cost import Price
-from podium.governance._audit import canonical_json, digest
 from podium.governance._governor import Call, Governor, Usage
 from podium.models._local import COMPUTE_SECONDS, to_chat
 
@@ -98,12 +98,21 @@ class GovernedToolset(WrapperToolset[Any]):
     governor: Governor = field(kw_only=True)
     agent: str = field(kw_only=True)
     fees: dict[str, int] = field(kw_only=True, default_factory=dict)  # nano-USD per call, by tool name
+    teams: dict[str, str] = field(kw_only=True, default_factory=dict)  # the team owning each tool ("" shared)
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
         fee = self.fees.get(name, 0)
-        call = Call(self.agent, "tool", name, "tool", digest(tool_args), estimate_nano_usd=fee)
+        call = Call(
+            self.agent,
+            "tool",
+            name,
+            "tool",
+            digest(tool_args),
+            estimate_nano_usd=fee,
+            resource_team=self.teams.get(name, ""),
+        )
         return await self.governor.govern(
             call,
             lambda: self.wrapped.call_tool(name, tool_args, ctx, tool),

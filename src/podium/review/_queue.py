@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,11 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSClient
 
 from podium import _current
+from podium.agents._registry import actor_name
+from podium.audit import canonical_json, digest, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, UsageError
-from podium.governance._audit import canonical_json, digest, record
+from podium.governance._policy import Entity, PolicySet, authorise, review_entity
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
 from podium.workflows._context import current_step
@@ -139,10 +142,19 @@ def _expire_review(review_id: str) -> Decision:
 class Reviews:
     """The review queue as people see it."""
 
-    def __init__(self, engine: sa.Engine, client: DBOSClient, usd_per_hour: float) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        client: DBOSClient,
+        usd_per_hour: float,
+        policies: PolicySet,
+        principal: Callable[[str], Entity],
+    ) -> None:
         self._engine = engine
         self._client = client
         self._usd_per_hour = usd_per_hour
+        self._policies = policies
+        self._principal = principal  # who a decider is, as Cedar sees them (the registry knows)
 
     def list(self, *, status: str | None = "pending", limit: int = 100) -> builtins.list[ReviewRequest]:
         query = sa.select(tables.reviews).order_by(tables.reviews.c.created_at).limit(limit)
@@ -174,6 +186,18 @@ class Reviews:
         if minutes < 0:
             raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
         request = self.get(review_id)
+        with self._engine.connect() as conn:
+            team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
+        permitted = authorise(
+            self._engine,
+            self._policies,
+            self._principal(by),
+            "review.decide",
+            review_entity(review_id, workflow=request.workflow or "", team=team or "", reason=request.reason),
+            {"decision": status},
+            actor=actor_name(by),
+            resource_name=f"review:{review_id}",
+        )
         now = time.time()
         with self._engine.begin() as conn:
             decided = conn.execute(
@@ -205,20 +229,18 @@ class Reviews:
                     wall_seconds=minutes * 60,
                     wasted=0,
                     workflow=request.workflow,
-                    team=conn.execute(
-                        sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)
-                    ).scalar()
-                    or None,
+                    team=team or None,
                 )
             )
             action = {"approved": "review.approve", "rejected": "review.reject"}[status]
             record(
                 conn,
-                f"person:{by}",
+                actor_name(by),
                 action,
                 f"review:{review_id}",
                 decision=status,
                 input_digest=request.action_digest,
+                policies=permitted.policies,
                 detail={"rationale": rationale},
             )
             message = {

@@ -6,7 +6,9 @@ first claims its version row, so two processes starting at once cannot both appl
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    after: Callable[[sa.Connection], None] | None = None  # data work in Python, in the same transaction
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -167,6 +170,62 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX podium_routed_router ON podium_routed (router, success)",
         ),
     ),
+    Migration(
+        7,
+        "governance: the agent registry's fields, hashed agent keys, the kill switch, the Merkle audit log",
+        (
+            "ALTER TABLE podium_agents ADD COLUMN display_name TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE podium_agents ADD COLUMN purpose TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE podium_agents ADD COLUMN tier_ceiling TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE podium_agents ADD COLUMN data_scopes TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE podium_agents ADD COLUMN delegated_by TEXT",
+            "ALTER TABLE podium_agents ADD COLUMN created_at DOUBLE PRECISION NOT NULL DEFAULT 0",
+            """CREATE TABLE podium_agent_keys (
+                id TEXT PRIMARY KEY,
+                agent TEXT NOT NULL,
+                secret_sha256 TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION,
+                revoked_by TEXT)""",
+            "CREATE INDEX podium_agent_keys_agent ON podium_agent_keys (agent)",
+            """CREATE TABLE podium_kills (
+                scope TEXT PRIMARY KEY,
+                killed_by TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                killed_at DOUBLE PRECISION NOT NULL)""",
+            # Every kill bumps this row; every side effect locks it (shared) before it commits, so a side effect
+            # either commits before the kill is acknowledged or sees the kill and does not happen.
+            "CREATE TABLE podium_kill_epoch (id INTEGER PRIMARY KEY, epoch BIGINT NOT NULL)",
+            "INSERT INTO podium_kill_epoch (id, epoch) VALUES (1, 0)",
+            """CREATE TABLE podium_audit_log (
+                seq BIGINT PRIMARY KEY,
+                call_key TEXT NOT NULL UNIQUE,
+                at DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                resource TEXT NOT NULL,
+                decision TEXT NOT NULL,
+                policies TEXT NOT NULL,
+                run_id TEXT,
+                step_id INTEGER,
+                input_digest TEXT NOT NULL,
+                output_digest TEXT NOT NULL,
+                cost_nano_usd BIGINT NOT NULL,
+                detail TEXT NOT NULL,
+                leaf_hash TEXT NOT NULL)""",
+            "CREATE INDEX podium_audit_log_run ON podium_audit_log (run_id)",
+            "CREATE INDEX podium_audit_log_actor ON podium_audit_log (actor, seq)",
+            """CREATE TABLE podium_tree_heads (
+                tree_size BIGINT PRIMARY KEY,
+                root_hash TEXT NOT NULL,
+                timestamp DOUBLE PRECISION NOT NULL,
+                key_id TEXT NOT NULL,
+                signature TEXT NOT NULL,
+                frontier TEXT NOT NULL)""",
+            # The hash chain's entries carry over as the first leaves of the Merkle log (see `_carry_over_chain`).
+        ),
+        after=lambda conn: _carry_over_chain(conn),  # noqa: PLW0108 (defined below the list)
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (
@@ -207,4 +266,49 @@ def _apply(engine: sa.Engine, migration: Migration) -> bool:
             return False
         for statement in migration.statements:
             conn.execute(sa.text(statement))
+        if migration.after is not None:
+            migration.after(conn)
     return True
+
+
+def _carry_over_chain(conn: sa.Connection) -> None:
+    """Move the hash chain's entries, in order, into the Merkle log as its first leaves; drop the chain.
+
+    The entries keep their sequence numbers and fields; they gain no policy ids (the chain had none) and their
+    cost from their detail. Their leaf hashes are computed by the Merkle log's own rules.
+    """
+    from podium.audit._log import AuditEntry, leaf_hash_hex
+
+    rows = conn.execute(sa.text("SELECT * FROM podium_audit ORDER BY seq")).mappings().all()
+    carried = []
+    for row in rows:
+        detail = json.loads(row["detail"])
+        entry = AuditEntry(
+            call_key=row["call_key"],
+            actor=row["actor"],
+            action=row["action"],
+            resource=row["resource"],
+            decision=row["decision"],
+            run_id=row["run_id"],
+            step_id=row["step_id"],
+            input_digest=row["input_digest"],
+            output_digest=row["output_digest"],
+            cost_nano_usd=int(detail.get("cost_nano_usd", 0)),
+            detail=row["detail"],
+            at=row["at"],
+        )
+        carried.append({**entry.columns(), "seq": row["seq"], "leaf_hash": leaf_hash_hex(row["seq"], entry)})
+    if carried:
+        conn.execute(
+            sa.text(
+                "INSERT INTO podium_audit_log (seq, call_key, at, actor, action, resource, decision, policies, run_id,"
+                " step_id, input_digest, output_digest, cost_nano_usd, detail, leaf_hash) VALUES (:seq, :call_key,"
+                " :at, :actor, :action, :resource, :decision, :policies, :run_id, :step_id, :input_digest,"
+                " :output_digest, :cost_nano_usd, :detail, :leaf_hash)"
+            ),
+            carried,
+        )
+    conn.execute(sa.text("DROP TABLE podium_audit"))
+    conn.execute(sa.text("DROP TABLE podium_audit_head"))
+    conn.execute(sa.text("CREATE TABLE podium_audit_size (id INTEGER PRIMARY KEY, size BIGINT NOT NULL)"))
+    conn.execute(sa.text("INSERT INTO podium_audit_size (id, size) VALUES (1, :size)"), {"size": len(carried)})

@@ -26,9 +26,43 @@ agents = sa.Table(
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("models", sa.Text, nullable=False),  # JSON list
     sa.Column("tools", sa.Text, nullable=False),  # JSON list
-    sa.Column("status", sa.Text, nullable=False),  # active | suspended
+    sa.Column("status", sa.Text, nullable=False),  # active | suspended | retired
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("team", sa.Text, nullable=False, server_default=""),
+    sa.Column("display_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("purpose", sa.Text, nullable=False, server_default=""),
+    sa.Column("tier_ceiling", sa.Text, nullable=False, server_default=""),  # '' = no ceiling
+    sa.Column("data_scopes", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("delegated_by", sa.Text),  # the agent whose permissions this one's are a subset of
+    sa.Column("created_at", sa.Float, nullable=False, server_default="0"),
+)
+
+agent_keys = sa.Table(
+    "podium_agent_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("agent", sa.Text, nullable=False),
+    sa.Column("secret_sha256", sa.Text, nullable=False),  # the key itself is shown once and never stored
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("revoked_by", sa.Text),
+    sa.Index("podium_agent_keys_agent", "agent"),
+)
+
+kills = sa.Table(
+    "podium_kills",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # agent:<name> | workflow:<name> | team:<name> | all
+    sa.Column("killed_by", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("killed_at", sa.Float, nullable=False),
+)
+
+kill_epoch = sa.Table(
+    "podium_kill_epoch",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
 )
 
 ledger = sa.Table(
@@ -84,31 +118,44 @@ reservations = sa.Table(
     ),
 )
 
-audit = sa.Table(
-    "podium_audit",
+audit_log = sa.Table(
+    "podium_audit_log",
     metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),  # leaf index + 1
     sa.Column("call_key", sa.Text, nullable=False, unique=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("actor", sa.Text, nullable=False),
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("resource", sa.Text, nullable=False),
     sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("policies", sa.Text, nullable=False),  # JSON list of the policy ids that decided
     sa.Column("run_id", sa.Text),
     sa.Column("step_id", sa.Integer),
     sa.Column("input_digest", sa.Text, nullable=False),
     sa.Column("output_digest", sa.Text, nullable=False),
+    sa.Column("cost_nano_usd", sa.BigInteger, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),  # canonical JSON
-    sa.Column("prev_hash", sa.Text, nullable=False),
-    sa.Column("entry_hash", sa.Text, nullable=False),
+    sa.Column("leaf_hash", sa.Text, nullable=False),  # RFC 6962 leaf hash of the canonical entry, hex
+    sa.Index("podium_audit_log_run", "run_id"),
+    sa.Index("podium_audit_log_actor", "actor", "seq"),
 )
 
-audit_head = sa.Table(
-    "podium_audit_head",
+audit_size = sa.Table(
+    "podium_audit_size",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("entry_hash", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),  # bumped before appending: serialises appenders
+)
+
+tree_heads = sa.Table(
+    "podium_tree_heads",
+    metadata,
+    sa.Column("tree_size", sa.BigInteger, primary_key=True),
+    sa.Column("root_hash", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),  # the tree's right edge, so the next head reads only new leaves
 )
 
 outbox = sa.Table(

@@ -29,7 +29,9 @@ def send_to_outbox(channel: str, recipient: str, body: str) -> bool:
     nothing the second time. A relay (not part of this issue) delivers the outbox to e-mail or a ticket system.
     """
     site = current_call()
-    with _current.get().engine.begin() as conn:
+    podium = _current.get()
+    with podium.engine.begin() as conn:
+        podium.governor.fence(conn)  # a kill acknowledged before this commits means no message
         return insert_if_absent(
             conn,
             tables.outbox,

@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dbos import DBOS
 
 from podium.errors import UsageError
+
+if TYPE_CHECKING:
+    from podium.governance._governor import Call
 
 
 @dataclass
@@ -34,6 +38,7 @@ class CallSite:
     run_id: str | None
     step_id: int | None
     workflow: str | None = None
+    call: Call | None = None  # what is being executed, once the governor admitted it
 
 
 _workflow: ContextVar[str | None] = ContextVar("podium_workflow", default=None)
@@ -96,6 +101,10 @@ def call_scope(site: CallSite) -> Iterator[CallSite]:
         yield site
     finally:
         _call.reset(token)
+
+
+def current_call_or_none() -> CallSite | None:
+    return _call.get()
 
 
 def current_call() -> CallSite:

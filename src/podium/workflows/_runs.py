@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
+from podium.audit import record
 from podium.errors import NotFoundError, UsageError
-from podium.governance._audit import record
 from podium.store import insert_if_absent, tables
 
 WORK_QUEUE = "podium-work"

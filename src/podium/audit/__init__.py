@@ -1,0 +1,28 @@
+"""The audit log: an RFC 6962 Merkle tree over canonical entries, signed tree heads, proofs, export and verify.
+
+_log.py         the writer: canonical entries appended as leaves (in the caller's transaction)
+_merkle.py      the hashing rules (RFC 6962 / 9162): roots, inclusion and consistency proofs
+_heads.py       signed tree heads at checkpoints, and verification of the log in the database
+_audit_log.py   AuditLog: what an operator does with it (list, checkpoint, prove, export, verify)
+verifier.py     the independent verifier of an export, sharing only the hashing rules with the writer
+"""
+
+from podium.audit._audit_log import EXPORT_FORMAT, AuditLog, ConsistencyProof, InclusionProof, StoredEntry
+from podium.audit._heads import TreeHead, Verification
+from podium.audit._log import AuditEntry, append, append_many, canonical_json, digest, record
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "AuditEntry",
+    "AuditLog",
+    "ConsistencyProof",
+    "InclusionProof",
+    "StoredEntry",
+    "TreeHead",
+    "Verification",
+    "append",
+    "append_many",
+    "canonical_json",
+    "digest",
+    "record",
+]

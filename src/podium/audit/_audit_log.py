@@ -1,0 +1,174 @@
+"""The audit log as an operator uses it: entries, checkpoints, proofs, export and verification."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from podium.audit import _heads, _merkle
+from podium.audit._heads import Signer, TreeHead, Verification
+from podium.audit._log import AuditEntry
+from podium.errors import NotFoundError, UsageError
+from podium.store import tables
+
+EXPORT_FORMAT = "podium-audit-export/1"
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    seq: int
+    entry: AuditEntry
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """That entry `seq` is leaf `seq - 1` of the tree of `tree_size` entries whose root is `root_hash`."""
+
+    seq: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    path: tuple[str, ...]
+
+    def holds(self) -> bool:
+        return _merkle.verify_inclusion(
+            bytes.fromhex(self.leaf_hash),
+            self.seq - 1,
+            self.tree_size,
+            [bytes.fromhex(h) for h in self.path],
+            bytes.fromhex(self.root_hash),
+        )
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """That the tree of `old_size` entries is a prefix of the tree of `new_size` entries: the log only grew."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    path: tuple[str, ...]
+
+    def holds(self) -> bool:
+        return _merkle.verify_consistency(
+            self.old_size,
+            self.new_size,
+            bytes.fromhex(self.old_root),
+            bytes.fromhex(self.new_root),
+            [bytes.fromhex(h) for h in self.path],
+        )
+
+
+class AuditLog:
+    def __init__(self, engine: sa.Engine, key_file: Path) -> None:
+        self._engine = engine
+        self._key_file = key_file
+
+    @property
+    def signer(self) -> Signer:
+        """podium's signing key (created on first use)."""
+        return Signer(self._key_file)
+
+    def entries(
+        self, *, actor: str | None = None, run_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> Iterator[StoredEntry]:
+        log = tables.audit_log
+        query = sa.select(log).where(log.c.seq > after).order_by(log.c.seq)
+        if actor is not None:
+            query = query.where(log.c.actor == actor)
+        if run_id is not None:
+            query = query.where(log.c.run_id == run_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            for row in conn.execution_options(stream_results=True, yield_per=5000).execute(query).mappings():
+                yield StoredEntry(int(row["seq"]), AuditEntry.from_row(row))
+
+    def get(self, seq: int) -> StoredEntry:
+        for found in self.entries(after=seq - 1, limit=1):
+            if found.seq == seq:
+                return found
+        raise NotFoundError(f"the audit log has no entry {seq}. `podium audit list` shows the latest entries.")
+
+    def size(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(tables.audit_size.c.size)).scalar_one())
+
+    def checkpoint(self) -> TreeHead | None:
+        """Sign the tree as it is now (see `_heads.checkpoint`)."""
+        return _heads.checkpoint(self._engine, self.signer)
+
+    def heads(self) -> list[TreeHead]:
+        with self._engine.connect() as conn:
+            return _heads.heads(conn)
+
+    def verify(self) -> Verification:
+        return _heads.verify(self._engine, self._public_key())
+
+    def prove_inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """A proof that entry `seq` is in the tree of `tree_size` entries (default: the latest signed head)."""
+        size = tree_size or self._latest_head().tree_size
+        if not 1 <= seq <= size:
+            raise UsageError(f"entry {seq} is not in a tree of {size} entries; choose a size of at least {seq}.")
+        leaves = self._leaves(size)
+        path = _merkle.inclusion_proof(leaves, seq - 1)
+        return InclusionProof(
+            seq, size, leaves[seq - 1].hex(), _merkle.root(leaves).hex(), tuple(h.hex() for h in path)
+        )
+
+    def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """A proof that the tree of `old_size` entries is a prefix of the tree of `new_size` (default: latest head)."""
+        size = new_size or self._latest_head().tree_size
+        if not 1 <= old_size <= size:
+            raise UsageError(
+                f"cannot prove a tree of {old_size} entries consistent with one of {size}: need 1 <= old <= new."
+            )
+        leaves = self._leaves(size)
+        path = _merkle.consistency_proof(leaves, old_size)
+        return ConsistencyProof(
+            old_size,
+            size,
+            _merkle.root(leaves[:old_size]).hex(),
+            _merkle.root(leaves).hex(),
+            tuple(h.hex() for h in path),
+        )
+
+    def export(self, directory: Path) -> TreeHead:
+        """Write the log up to a fresh signed head, every head, and the public key to `directory` (see
+        `podium.audit.verifier` for the format and how an auditor checks it)."""
+        head = self.checkpoint()
+        if head is None:
+            raise UsageError("the audit log is empty: there is nothing to export yet.")
+        directory.mkdir(parents=True, exist_ok=True)
+        signed = [h for h in self.heads() if h.tree_size <= head.tree_size]
+        with (directory / "entries.jsonl").open("wb") as file:
+            for stored in self.entries(limit=head.tree_size):
+                file.write(stored.entry.canonical(stored.seq) + b"\n")
+        with (directory / "tree-heads.jsonl").open("w", encoding="utf-8") as file:
+            for tree_head in signed:
+                file.write(json.dumps(tree_head.as_json(), sort_keys=True) + "\n")
+        (directory / "public-key.pem").write_bytes(self.signer.public_pem())
+        manifest = {"format": EXPORT_FORMAT, "entries": head.tree_size, "tree_heads": len(signed)}
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        return head
+
+    def _leaves(self, size: int) -> list[bytes]:
+        leaves = _heads.leaf_hashes(self._engine, size)
+        if len(leaves) < size:
+            raise UsageError(f"the log holds {len(leaves)} entries, fewer than {size}.")
+        return leaves
+
+    def _latest_head(self) -> TreeHead:
+        head = self.checkpoint()
+        if head is None:
+            raise UsageError("the audit log is empty: there is nothing to prove yet.")
+        return head
+
+    def _public_key(self) -> Ed25519PublicKey | None:
+        return self.signer.public_key if self._key_file.exists() else None

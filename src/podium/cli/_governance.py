@@ -1,0 +1,419 @@
+"""`podium agents`, `podium policy`, `podium audit`, `podium kill` / `restore` and `podium governance`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from podium.audit.verifier import verify_export
+from podium.cli._common import connected, console, err, settings
+from podium.governance._policy import PolicySet
+from podium.governance._policy_tests import run_file, test_files
+from podium.governance._report import governance_report, report_markdown
+from podium.workflows._runs import format_time
+
+agents_app = typer.Typer(
+    help="The agent registry: identities, accountable owners, permissions, keys, status.", no_args_is_help=True
+)
+policy_app = typer.Typer(help="Cedar policies: test them, and explain an audited decision.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit log: a Merkle tree with signed heads; list, prove, export, verify.", no_args_is_help=True
+)
+governance_app = typer.Typer(help="Accountability: who owns which agent, and what it did.", no_args_is_help=True)
+
+By = Annotated[str, typer.Option(help="Who does it: a person's name, or agent:<name> (audited).")]
+Models = Annotated[list[str] | None, typer.Option("--model", help="A model name or tier:<tier> (repeatable).")]
+Tools = Annotated[list[str] | None, typer.Option("--tool", help="A tool name (repeatable).")]
+Scopes = Annotated[list[str] | None, typer.Option("--data-scope", help="A data scope <team>/<name> (repeatable).")]
+
+
+def _me() -> str:
+    return getpass.getuser()
+
+
+# -- agents --------------------------------------------------------------------------------------------------
+
+
+@agents_app.command("add")
+def agents_add(
+    name: str,
+    owner: Annotated[str, typer.Option(help="The person accountable for the agent (required).")],
+    team: Annotated[str, typer.Option(help="The team it works for.")] = "",
+    purpose: Annotated[str, typer.Option(help="What it is for, in a sentence.")] = "",
+    display_name: Annotated[str, typer.Option(help="A human-friendly name.")] = "",
+    model: Models = None,
+    tool: Tools = None,
+    data_scope: Scopes = None,
+    tier_ceiling: Annotated[str, typer.Option(help="Highest model tier: local, intermediate or frontier.")] = "",
+    by: By = "",
+) -> None:
+    """Register an agent and print its API key (shown once: store it now)."""
+    with connected() as pod:
+        record, key = pod.agents.add(
+            name,
+            owner=owner,
+            by=by or _me(),
+            team=team,
+            purpose=purpose,
+            display_name=display_name,
+            models=model or (),
+            tools=tool or (),
+            data_scopes=data_scope or (),
+            tier_ceiling=tier_ceiling,
+        )
+    console.print(f"Registered [bold]{record.name}[/], owned by {record.owner}.")
+    console.print(f"API key (shown once, podium keeps only its digest): [bold]{key.secret}[/]")
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """Every registered agent with its owner, team, permissions and status."""
+    with connected() as pod:
+        found = pod.agents.list()
+    table = Table("agent", "owner", "team", "status", "models", "tools")
+    for a in found:
+        table.add_row(a.name, a.owner or "[red]none[/]", a.team, a.status, ", ".join(a.models), ", ".join(a.tools))
+    console.print(table if found else "No agents registered yet: `podium agents add` or launch an app that has some.")
+
+
+@agents_app.command("show")
+def agents_show(name: str) -> None:
+    """One agent: identity, permissions, keys, kills, and its latest audited actions."""
+    with connected() as pod:
+        agent = pod.agents.get(name)
+        keys = pod.agents.keys(name)
+        recent = list(pod.audit.entries(actor=f"agent:{name}", after=max(0, pod.audit.size() - 5000)))[-10:]
+        kills = [k for k in pod.kill_switch.active() if k.scope in (f"agent:{name}", f"team:{agent.team}", "all")]
+    table = Table(show_header=False, title=f"agent {agent.name}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in (
+        ("display name", agent.display_name or agent.name),
+        ("purpose", agent.purpose or "-"),
+        ("owner", agent.owner or "[red]none: it cannot act[/]"),
+        ("team", agent.team or "-"),
+        ("status", agent.status + (f" [red](killed: {', '.join(k.scope for k in kills)})[/]" if kills else "")),
+        ("models", ", ".join(agent.models) or "-"),
+        ("tier ceiling", agent.tier_ceiling or "none"),
+        ("tools", ", ".join(agent.tools) or "-"),
+        ("data scopes", ", ".join(agent.data_scopes) or "-"),
+        ("delegate of", agent.delegated_by or "-"),
+        ("registered", format_time(agent.created_at)),
+        (
+            "keys",
+            "; ".join(
+                f"{k.id} {'revoked ' + format_time(k.revoked_at) if k.revoked_at else 'live'}"
+                f" (issued {format_time(k.created_at)})"
+                for k in keys
+            )
+            or "none",
+        ),
+    ):
+        table.add_row(label, value)
+    console.print(table)
+    if recent:
+        actions = Table("#", "when", "action", "resource", "decision", "policies", title="latest actions")
+        for stored in recent:
+            e = stored.entry
+            actions.add_row(str(stored.seq), format_time(e.at), e.action, e.resource, e.decision, ", ".join(e.policies))
+        console.print(actions)
+
+
+@agents_app.command("grant")
+def agents_grant(name: str, model: Models = None, tool: Tools = None, data_scope: Scopes = None, by: By = "") -> None:
+    """Add models, tools or data scopes to an agent's permissions (a person's decision; audited)."""
+    with connected() as pod:
+        record = pod.agents.grant(
+            name, by=by or _me(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
+        )
+    console.print(f"{record.name}: models {', '.join(record.models) or '-'}; tools {', '.join(record.tools) or '-'}")
+
+
+@agents_app.command("revoke")
+def agents_revoke(name: str, model: Models = None, tool: Tools = None, data_scope: Scopes = None, by: By = "") -> None:
+    """Remove models, tools or data scopes from an agent's permissions (audited)."""
+    with connected() as pod:
+        record = pod.agents.revoke(
+            name, by=by or _me(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
+        )
+    console.print(f"{record.name}: models {', '.join(record.models) or '-'}; tools {', '.join(record.tools) or '-'}")
+
+
+@agents_app.command("suspend")
+def agents_suspend(name: str, by: By = "") -> None:
+    """Stop an agent: the governor refuses its next model or tool call, in every process."""
+    with connected() as pod:
+        record = pod.agents.set_status(name, "suspended", by=by or _me())
+    console.print(f"{record.name}: {record.status}")
+
+
+@agents_app.command("resume")
+def agents_resume(name: str, by: By = "") -> None:
+    """Let a suspended agent act again."""
+    with connected() as pod:
+        record = pod.agents.set_status(name, "active", by=by or _me())
+    console.print(f"{record.name}: {record.status}")
+
+
+@agents_app.command("rotate-key")
+def agents_rotate_key(name: str, by: By = "") -> None:
+    """Revoke an agent's keys and print a new one (shown once)."""
+    with connected() as pod:
+        key = pod.agents.rotate_key(name, by=by or _me())
+    console.print(f"New API key for {name} (shown once; the old ones no longer work): [bold]{key.secret}[/]")
+
+
+@agents_app.command("retire")
+def agents_retire(name: str, by: By = "") -> None:
+    """Retire an agent for good: it never acts again and its keys are revoked."""
+    with connected() as pod:
+        record = pod.agents.retire(name, by=by or _me())
+    console.print(f"{record.name}: {record.status}")
+
+
+# -- kill switch ---------------------------------------------------------------------------------------------
+
+Agent = Annotated[str | None, typer.Option("--agent", help="An agent (and its delegates).")]
+Workflow = Annotated[str | None, typer.Option("--workflow", help="Every run of a workflow.")]
+Team = Annotated[str | None, typer.Option("--team", help="Every agent of a team.")]
+Everything = Annotated[bool, typer.Option("--all", help="Everything.")]
+Reason = Annotated[str, typer.Option(help="Why (audited).")]
+
+
+def kill(
+    agent: Agent = None,
+    workflow: Workflow = None,
+    team: Team = None,
+    everything: Everything = False,
+    by: By = "",
+    reason: Reason = "",
+) -> None:
+    """Halt now: refuse every further action, stop side effects under way, revoke keys, cancel runs in flight."""
+    with connected() as pod:
+        report = pod.kill(
+            agent=agent, workflow=workflow, team=team, everything=everything, by=by or _me(), reason=reason
+        )
+    console.print(
+        f"[bold red]killed {report.scope}[/]: acknowledged in {report.acknowledged_s * 1000:.0f} ms; "
+        f"{report.keys_revoked} key(s) revoked; {report.runs_cancelled} run(s) in flight cancelled "
+        f"({report.total_s:.2f} s in all). Lift it deliberately with `podium restore`."
+    )
+
+
+def restore(
+    agent: Agent = None,
+    workflow: Workflow = None,
+    team: Team = None,
+    everything: Everything = False,
+    by: By = "",
+    reason: Reason = "",
+) -> None:
+    """Lift a kill (audited). Revoked keys stay revoked (`podium agents rotate-key`); cancelled runs stay
+    cancelled (`podium runs resume`)."""
+    with connected() as pod:
+        pod.restore(agent=agent, workflow=workflow, team=team, everything=everything, by=by or _me(), reason=reason)
+    console.print("restored: the governor lets it act again.")
+
+
+# -- policy --------------------------------------------------------------------------------------------------
+
+
+@policy_app.command("test")
+def policy_test(
+    folder: Annotated[
+        Path | None, typer.Argument(help="Policies and *.test.toml files (default PODIUM_POLICIES or ./policies).")
+    ] = None,
+) -> None:
+    """Run the policy unit tests (podium's baseline and the folder's *.test.toml) against the policies."""
+    directory = folder or settings().policies_dir
+    policies = PolicySet.load(directory)
+    table = Table("file", "case", "expected", "decision", "decided by")
+    failed = 0
+    for path in test_files(directory):
+        for result in run_file(policies, path):
+            mark = "[green]pass[/]" if result.passed else "[bold red]FAIL[/]"
+            failed += not result.passed
+            table.add_row(
+                result.file,
+                f"{mark} {result.name}",
+                result.expected,
+                "allow" if result.decision.allowed else "deny",
+                ", ".join(result.decision.policies) or "-",
+            )
+    console.print(table)
+    console.print(
+        f"{len(policies.policies)} policies, digest {policies.digest[:16]}; "
+        + ("[green]all cases pass[/]" if not failed else f"[bold red]{failed} case(s) failed[/]")
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@policy_app.command("explain")
+def policy_explain(seq: Annotated[int, typer.Argument(help="The audit entry's number (`podium audit list`).")]) -> None:
+    """Show which policies allowed or denied an audited action, with their text and where they live."""
+    with connected() as pod:
+        stored = pod.audit.get(seq)
+        policies = pod.policies
+    entry = stored.entry
+    detail = json.loads(entry.detail)
+    console.print(
+        f"entry {seq}: [bold]{entry.actor}[/] {entry.action} {entry.resource} -> [bold]{entry.decision}[/]"
+        f" at {format_time(entry.at)}"
+    )
+    if detail.get("reason"):
+        console.print(f"reason: {detail['reason']}")
+    if not entry.policies:
+        console.print(
+            "No policy decided this entry: "
+            + ("nothing permitted it (default deny)." if entry.decision == "denied" else "it is not a policy decision.")
+        )
+    recorded_set = detail.get("policy_set", "")
+    if recorded_set and not policies.digest.startswith(recorded_set):
+        console.print(
+            f"[yellow]the policies changed since (then {recorded_set}, now {policies.digest[:16]}); "
+            "showing today's text of the same ids[/]"
+        )
+    for policy_id in entry.policies:
+        policy = policies.policies.get(policy_id)
+        if policy is None:
+            console.print(f"[yellow]{policy_id}: no longer in the loaded policies[/]")
+            continue
+        console.print(f"\n[bold]{policy.effect} {policy.id}[/]  [dim]{policy.source}:{policy.line}[/]")
+        console.print(policy.text, highlight=False, markup=False)
+
+
+# -- audit ---------------------------------------------------------------------------------------------------
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(help="How many of the latest entries.")] = 20,
+    actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. agent:support-triage.")] = None,
+    run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+) -> None:
+    """The latest audit entries."""
+    with connected() as pod:
+        size = pod.audit.size()
+        found = list(pod.audit.entries(actor=actor, run_id=run, after=0 if actor or run else max(0, size - limit)))
+    table = Table("#", "when", "actor", "action", "resource", "decision", "policies")
+    for stored in found[-limit:]:
+        e = stored.entry
+        table.add_row(
+            str(stored.seq), format_time(e.at), e.actor, e.action, e.resource, e.decision, ", ".join(e.policies)
+        )
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[Path | None, typer.Argument(help="An exported log folder; without it, the database.")] = None,
+    public_key: Annotated[Path | None, typer.Option(help="The signing key you trust (PEM), for an export.")] = None,
+) -> None:
+    """Check the log: every leaf, every signed tree head. Exit 1 if anything was altered, removed or added."""
+    if export is not None:
+        report = verify_export(export, public_key=public_key)
+        if report.ok:
+            trust = "the key you trust" if report.trusted_key else "the key inside the export (pass --public-key)"
+            console.print(
+                f"[green]export verified[/]: {report.entries:,} entries, {report.tree_heads} signed "
+                f"tree head(s), signed by {trust}."
+            )
+            return
+        err.print(f"[bold red]export does NOT verify[/]: {report.problem}")
+        raise typer.Exit(1)
+    with connected() as pod:
+        result = pod.verify_audit()
+    if result.ok:
+        console.print(
+            f"[green]audit log verified[/]: {result.entries:,} entries, {result.tree_heads} signed tree "
+            "head(s); no gap, no alteration."
+        )
+        return
+    err.print(f"[bold red]audit log BROKEN[/] at entry {result.entries}: {result.problem}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the Merkle root of the log as it is now (a signed tree head)."""
+    with connected() as pod:
+        head = pod.audit.checkpoint()
+    if head is None:
+        console.print("The audit log is empty; nothing to sign.")
+        return
+    console.print(f"signed tree head: {head.tree_size:,} entries, root {head.root_hash}, key {head.key_id[:16]}")
+
+
+@audit_app.command("export")
+def audit_export(folder: Annotated[Path, typer.Argument(help="Where to write the export.")]) -> None:
+    """Write the log, its signed tree heads and the public key to a folder an auditor can verify alone."""
+    with connected() as pod:
+        started = time.perf_counter()
+        head = pod.audit.export(folder)
+    console.print(
+        f"exported {head.tree_size:,} entries to {folder} in {time.perf_counter() - started:.1f} s; "
+        f"check it with `podium audit verify {folder} --public-key KEY.pem`."
+    )
+
+
+@audit_app.command("prove")
+def audit_prove(
+    seq: Annotated[int, typer.Argument(help="The entry to prove.")],
+    size: Annotated[int | None, typer.Option(help="Tree size (default: a fresh signed head).")] = None,
+) -> None:
+    """Print an inclusion proof (JSON) that entry SEQ is in the signed tree."""
+    with connected() as pod:
+        proof = pod.audit.prove_inclusion(seq, size)
+    console.print_json(json.dumps({**proof.__dict__, "holds": proof.holds()}))
+
+
+@audit_app.command("consistency")
+def audit_consistency(
+    old_size: Annotated[int, typer.Argument(help="The size of the tree you saw before.")],
+    size: Annotated[int | None, typer.Option(help="The newer size (default: a fresh signed head).")] = None,
+) -> None:
+    """Print a consistency proof (JSON) that the log only grew since it had OLD_SIZE entries."""
+    with connected() as pod:
+        proof = pod.audit.prove_consistency(old_size, size)
+    console.print_json(json.dumps({**proof.__dict__, "holds": proof.holds()}))
+
+
+# -- governance ----------------------------------------------------------------------------------------------
+
+
+@governance_app.command("report")
+def governance_report_command(
+    stale_days: Annotated[int, typer.Option(help="A key older than this is stale.")] = 90,
+    markdown: Annotated[Path | None, typer.Option(help="Also write the report as Markdown to this file.")] = None,
+) -> None:
+    """Every agent with its owner, permissions, last actions and denials; agents with no owner or stale keys."""
+    with connected() as pod:
+        report = governance_report(pod, stale_days=stale_days)
+    table = Table("agent", "owner", "team", "status", "may use", "last action", "denials", "key", title="agents")
+    for row in report.agents:
+        table.add_row(
+            row.name,
+            row.owner or "[bold red]NONE[/]",
+            row.team or "-",
+            row.status,
+            row.permissions,
+            row.last_action,
+            str(row.denials) + (f" ({row.last_denial})" if row.last_denial else ""),
+            "[bold red]stale[/]" if row.stale_key else row.key,
+        )
+    console.print(table)
+    console.print(
+        f"{len(report.agents)} agent(s): [bold]{report.share_without_owner:.0%}[/] without an owner, "
+        f"[bold]{report.share_stale_keys:.0%}[/] with stale or no live keys; "
+        f"{report.denials} denial(s) in the log; active kills: {', '.join(report.kills) or 'none'}."
+    )
+    if markdown is not None:
+        markdown.write_text(report_markdown(report), encoding="utf-8")
+        console.print(f"written to {markdown}")

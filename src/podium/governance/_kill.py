@@ -1,0 +1,168 @@
+"""The kill switch: halt an agent, a workflow, a team or everything, at once and provably.
+
+A kill, in one transaction: bump the kill epoch (which waits for side effects that are committing and makes later
+ones see the kill), record the kill, revoke the credentials of the agents it covers, and audit it. Its commit is
+the acknowledgement: from then on the governor refuses every call it covers, and a side effect already under way
+is refused by its fence. Then it cancels the covered runs that are still in flight. `restore` lifts a kill,
+deliberately and audited; revoked keys stay revoked (rotate them) and cancelled runs stay cancelled (resume them).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from dbos import DBOSClient
+
+from podium.agents import AgentRegistry
+from podium.agents._registry import actor_name
+from podium.audit import record
+from podium.errors import NotFoundError, UsageError
+from podium.governance._policy import PolicySet, authorise, scope_entity
+from podium.store import insert_many_if_absent, tables
+
+IN_FLIGHT = ["PENDING", "ENQUEUED"]
+
+
+@dataclass(frozen=True)
+class Kill:
+    scope: str
+    killed_by: str
+    reason: str
+    killed_at: float
+
+
+@dataclass(frozen=True)
+class KillReport:
+    """What a kill did: when it was acknowledged (seconds after it was asked for), the keys it revoked and the
+    runs it cancelled (and how long that took in all)."""
+
+    scope: str
+    agents: tuple[str, ...]
+    keys_revoked: int
+    runs_cancelled: int
+    acknowledged_s: float
+    total_s: float
+
+
+def kill_scope(
+    *, agent: str | None = None, workflow: str | None = None, team: str | None = None, everything: bool = False
+) -> str:
+    """The scope string for exactly one of the options."""
+    given = [(k, v) for k, v in (("agent", agent), ("workflow", workflow), ("team", team)) if v]
+    if len(given) + int(everything) != 1:
+        raise UsageError("name exactly one of --agent, --workflow, --team or --all.")
+    return "all" if everything else f"{given[0][0]}:{given[0][1]}"
+
+
+class KillSwitch:
+    def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, policies: PolicySet) -> None:
+        self._engine = engine
+        self._client = client
+        self._registry = registry
+        self._policies = policies
+
+    def active(self) -> list[Kill]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(tables.kills).order_by(tables.kills.c.killed_at)).all()
+        return [Kill(*row) for row in rows]
+
+    def kill(self, scope: str, *, by: str, reason: str = "") -> KillReport:
+        """Halt everything `scope` covers (see the module docstring); audited."""
+        started = time.perf_counter()
+        agents = self._agents_in(scope)
+        self._authorise("governance.kill", scope, by)
+        actor = actor_name(by)
+        with self._engine.begin() as conn:
+            conn.execute(tables.kill_epoch.update().values(epoch=tables.kill_epoch.c.epoch + 1))
+            conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
+            conn.execute(
+                tables.kills.insert().values(scope=scope, killed_by=actor, reason=reason, killed_at=time.time())
+            )
+            revoked = self._registry.revoke_keys(conn, agents, by=actor) if agents else 0
+            record(conn, actor, "governance.kill", scope, detail={"reason": reason, "keys_revoked": str(revoked)})
+        acknowledged = time.perf_counter() - started
+        cancelled = self._cancel_runs(scope, agents, actor)
+        return KillReport(scope, tuple(agents), revoked, cancelled, acknowledged, time.perf_counter() - started)
+
+    def restore(self, scope: str, *, by: str, reason: str = "") -> Kill:
+        """Lift the kill on `scope`; audited. Keys it revoked stay revoked, runs it cancelled stay cancelled."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(tables.kills).where(tables.kills.c.scope == scope)).first()
+        if row is None:
+            active = ", ".join(k.scope for k in self.active()) or "none"
+            raise NotFoundError(f"no kill covers {scope!r} (active kills: {active}).")
+        self._authorise("governance.restore", scope, by)
+        actor = actor_name(by)
+        with self._engine.begin() as conn:
+            conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
+            record(conn, actor, "governance.restore", scope, detail={"reason": reason})
+        return Kill(*row)
+
+    def _agents_in(self, scope: str) -> list[str]:
+        """The agents whose keys a kill of `scope` revokes (a workflow kill revokes none: agents outlive it)."""
+        kind, _, name = scope.partition(":")
+        agents = self._registry.list()
+        if kind == "agent":
+            self._registry.get(name)
+            return [a.name for a in agents if name in (a.name, a.delegated_by)]
+        if kind == "team":
+            members = [a.name for a in agents if a.team == name]
+            if not members:
+                teams = sorted({a.team for a in agents if a.team})
+                raise NotFoundError(f"no agent is in team {name!r} (teams: {', '.join(teams) or 'none'}).")
+            return members
+        if kind == "workflow":
+            with self._engine.connect() as conn:
+                known = conn.execute(sa.select(tables.workflows.c.name).where(tables.workflows.c.name == name)).first()
+            if known is None:
+                raise NotFoundError(f"no workflow named {name!r} has been launched; `podium runs list` shows runs.")
+            return []
+        if scope == "all":
+            return [a.name for a in agents]
+        raise UsageError(f"kill scope {scope!r} is not agent:<name>, workflow:<name>, team:<name> or all.")
+
+    def _cancel_runs(self, scope: str, agents: list[str], actor: str) -> int:
+        kind, _, name = scope.partition(":")
+        if kind in ("agent", "team"):
+            with self._engine.connect() as conn:
+                run_ids = list(
+                    conn.execute(
+                        sa.select(tables.ledger.c.run_id)
+                        .where(tables.ledger.c.agent.in_(agents), tables.ledger.c.run_id.is_not(None))
+                        .distinct()
+                    ).scalars()
+                )
+            found = (
+                self._client.list_workflows(workflow_ids=run_ids, status=IN_FLIGHT, load_input=False, load_output=False)
+                if run_ids
+                else []
+            )
+        else:
+            found = self._client.list_workflows(
+                name=name if kind == "workflow" else None, status=IN_FLIGHT, load_input=False, load_output=False
+            )
+        ids = [status.workflow_id for status in found]
+        if not ids:
+            return 0
+        now = time.time()
+        with self._engine.begin() as conn:
+            insert_many_if_absent(
+                conn, tables.run_stops, [{"run_id": i, "stopped_by": actor, "stopped_at": now} for i in ids]
+            )
+        self._client.cancel_workflows(ids)
+        return len(ids)
+
+    def _authorise(self, action: str, scope: str, by: str) -> None:
+        principal = self._registry.principal(by)
+        authorise(
+            self._engine,
+            self._policies,
+            principal,
+            action,
+            scope_entity(scope),
+            {},
+            actor=actor_name(by),
+            resource_name=scope,
+        )

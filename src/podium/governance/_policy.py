@@ -1,0 +1,276 @@
+"""Least privilege in Cedar: every governed action is a Cedar decision, default deny.
+
+podium's baseline (`policies/base.cedar`) is always loaded, then a project's `*.cedar` files (PODIUM_POLICIES,
+default `./policies`), all validated against `policies/podium.cedarschema` so a misspelt attribute fails loudly.
+Every policy carries an `@id`, which the audit log records beside the decision it made, so `podium policy
+explain` can show which policy allowed or denied an action.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cedarpy
+import sqlalchemy as sa
+
+from podium.audit import record
+from podium.errors import ActionDenied, ConfigurationError
+
+TIER_RANKS = {"local": 1, "intermediate": 2, "frontier": 3}
+NO_CEILING = max(TIER_RANKS.values())
+CALL_ACTIONS = frozenset({"model.call", "tool.call", "memory.read", "memory.write"})  # the schema's group "call"
+_ENTITY_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A Cedar entity: `Agent::"support-triage"` with its attributes."""
+
+    type: str
+    id: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    parents: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def uid(self) -> str:
+        return f"{self.type}::{json.dumps(self.id)}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "uid": {"type": self.type, "id": self.id},
+            "attrs": {k: sorted(v) if isinstance(v, (set, frozenset, tuple)) else v for k, v in self.attrs.items()},
+            "parents": [{"type": t, "id": i} for t, i in self.parents],
+        }
+
+
+def agent_entity(
+    name: str,
+    *,
+    owner: str,
+    team: str,
+    status: str,
+    models: Iterable[str],
+    tools: Iterable[str],
+    data_scopes: Iterable[str] = (),
+    tier_ceiling: str = "",
+    delegated_by: str = "",
+) -> Entity:
+    return Entity(
+        "Agent",
+        name,
+        {
+            "name": name,
+            "owner": owner,
+            "team": team,
+            "status": status,
+            "models": frozenset(models),
+            "tools": frozenset(tools),
+            "data_scopes": frozenset(data_scopes),
+            "ceiling": TIER_RANKS.get(tier_ceiling, NO_CEILING),
+            "delegated_by": delegated_by,
+        },
+        (("Team", team),) if team else (),
+    )
+
+
+def model_entity(name: str, tier: str) -> Entity:
+    grants = frozenset({name, f"tier:{tier}"})
+    return Entity(
+        "Model", name, {"name": name, "tier": tier, "rank": TIER_RANKS.get(tier, NO_CEILING), "grants": grants}
+    )
+
+
+def tool_entity(name: str, team: str = "") -> Entity:
+    return Entity("Tool", name, {"name": name, "team": team})
+
+
+def data_entity(name: str, classification: str = "internal") -> Entity:
+    """A data scope `<team>/<name>` belongs to its team; one without a team part is shared."""
+    team = name.split("/", 1)[0] if "/" in name else ""
+    return Entity("DataScope", name, {"name": name, "team": team, "classification": classification})
+
+
+def person_entity(name: str) -> Entity:
+    return Entity("Person", name)
+
+
+def review_entity(review_id: str, *, workflow: str = "", team: str = "", reason: str = "") -> Entity:
+    return Entity("Review", review_id, {"workflow": workflow, "team": team, "reason": reason})
+
+
+def scope_entity(scope: str) -> Entity:
+    return Entity("Scope", scope)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One policy as written: its id, effect, where it lives, and its text."""
+
+    id: str
+    effect: str
+    source: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Cedar's answer: allowed or not, and the ids of the policies that decided (none: nothing permitted it)."""
+
+    allowed: bool
+    policies: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        if self.policies:
+            return ("allowed by " if self.allowed else "denied by ") + ", ".join(self.policies)
+        return "denied: no policy permits it (default deny)"
+
+
+class PolicySet:
+    """The loaded policies, parsed once; `decide` is a few tens of microseconds."""
+
+    def __init__(self, policies: Sequence[Policy]) -> None:
+        self.policies = {p.id: p for p in policies}
+        text = "\n".join(p.text for p in policies)
+        self.digest = hashlib.sha256(text.encode()).hexdigest()
+        self._ids = [p.id for p in policies]  # Cedar names them policy0, policy1, … in this order
+        self._cedar = cedarpy.PolicySet.from_str(text)
+        self._entities = functools.lru_cache(maxsize=_ENTITY_CACHE)(_parse_entities)
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> PolicySet:
+        """podium's baseline, then every `*.cedar` file in `directory` (sorted by name)."""
+        base = resources.files("podium.governance") / "policies"
+        schema = cedarpy.Schema.from_str((base / "podium.cedarschema").read_text(encoding="utf-8"))
+        sources = [("podium:base.cedar", (base / "base.cedar").read_text(encoding="utf-8"))]
+        if directory is not None:
+            if not directory.is_dir():
+                raise ConfigurationError(
+                    f"PODIUM_POLICIES names {directory}, which is not a folder. Point it at the folder of your .cedar "
+                    "files, or unset it to use ./policies (if it exists) and podium's baseline."
+                )
+            sources += [(str(path), path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.cedar"))]
+        policies: list[Policy] = []
+        for source, text in sources:
+            policies += _split(source, text, schema)
+        seen: dict[str, Policy] = {}
+        for policy in policies:
+            if policy.id in seen:
+                first = seen[policy.id]
+                raise ConfigurationError(
+                    f'policy id "{policy.id}" is used twice: {first.source}:{first.line} and {policy.source}:'
+                    f"{policy.line}. Give each policy its own @id."
+                )
+            seen[policy.id] = policy
+        return cls(policies)
+
+    def decide(self, principal: Entity, action: str, resource: Entity, context: Mapping[str, Any]) -> Decision:
+        entities = self._entities(_entities_json(principal, resource, action))
+        request = {
+            "principal": principal.uid,
+            "action": f'Action::"{action}"',
+            "resource": resource.uid,
+            "context": dict(context),
+        }
+        result = cedarpy.is_authorized(request, self._cedar, entities)
+        if result.diagnostics.errors:
+            # An evaluation error skips the policy; for a forbid that would quietly allow. Refuse instead.
+            return Decision(False, tuple(f"error: {e}" for e in result.diagnostics.errors))
+        decided = tuple(self._ids[int(p.removeprefix("policy"))] for p in result.diagnostics.reasons)
+        return Decision(result.allowed, decided)
+
+
+def authorise(
+    engine: sa.Engine,
+    policies: PolicySet,
+    principal: Entity,
+    action: str,
+    resource: Entity,
+    context: Mapping[str, Any],
+    *,
+    actor: str,
+    resource_name: str,
+    detail: Mapping[str, str] | None = None,
+) -> Decision:
+    """A Cedar decision on an action outside a governed call (a registry change, a review decision, a kill).
+
+    A refusal is audited, in a transaction of its own so it is kept whatever the caller does next, and raised.
+    """
+    decision = policies.decide(principal, action, resource, context)
+    if decision.allowed:
+        return decision
+    reason = {**(detail or {}), **{k: str(v) for k, v in context.items()}, "reason": decision.reason}
+    with engine.begin() as conn:
+        record(conn, actor, action, resource_name, decision="denied", policies=decision.policies, detail=reason)
+    raise ActionDenied(
+        f"{actor} may not {action} {resource_name}: {decision.reason}.", actor=actor, policies=decision.policies
+    )
+
+
+def _entities_json(principal: Entity, resource: Entity, action: str) -> str:
+    # The action is an entity too: its parent group ("call") is what `action in Action::"call"` tests.
+    group = [{"type": "Action", "id": "call"}] if action in CALL_ACTIONS else []
+    action_entity = {"uid": {"type": "Action", "id": action}, "attrs": {}, "parents": group}
+    return json.dumps([principal.as_json(), resource.as_json(), action_entity], sort_keys=True)
+
+
+def _parse_entities(entities_json: str) -> cedarpy.Entities:
+    return cedarpy.Entities.from_json_str(entities_json)
+
+
+def _split(source: str, text: str, schema: cedarpy.Schema) -> list[Policy]:
+    """The file's policies one by one (each ends at a `;` outside strings and comments), each checked alone."""
+    policies: list[Policy] = []
+    start, i, in_string, in_comment = 0, 0, False, False
+    while i < len(text):
+        char = text[i]
+        if in_comment:
+            in_comment = char != "\n"
+        elif in_string:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif text.startswith("//", i):
+            in_comment = True
+        elif char == ";":
+            policies.append(_policy(source, text, start, i + 1, schema))
+            start = i + 1
+        i += 1
+    if any(_is_code(line) for line in text[start:].splitlines()):
+        raise ConfigurationError(f"{source}:{text.count(chr(10), 0, start) + 1}: a policy does not end with ';'.")
+    return policies
+
+
+def _is_code(line: str) -> bool:
+    return bool(line.strip()) and not line.strip().startswith("//")
+
+
+def _policy(source: str, text: str, start: int, end: int, schema: cedarpy.Schema) -> Policy:
+    lines = text[start:end].split("\n")
+    first = next(n for n, line in enumerate(lines) if _is_code(line))
+    where = f"{source}:{text.count(chr(10), 0, start) + 1 + first}"
+    body = "\n".join(lines[first:]).strip()
+    try:
+        parsed = cedarpy.PolicySet.from_str(body).to_pst()
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: this policy does not parse: {exc}") from exc
+    (policy,) = parsed.static_policies.values()
+    policy_id = policy.annotations.get("id")
+    if not policy_id:
+        raise ConfigurationError(f'{where}: every policy needs an @id("…") so the audit log can name it.')
+    validation = cedarpy.validate_policies(body, schema)
+    if not validation.validation_passed:
+        problems = "; ".join(e.error for e in validation.errors)
+        raise ConfigurationError(f'{where}: policy "{policy_id}" does not fit podium\'s schema: {problems}')
+    return Policy(str(policy_id), str(policy.effect), source, int(where.rsplit(":", 1)[1]), body)
