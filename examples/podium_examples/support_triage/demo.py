@@ -162,7 +162,7 @@ def _cost_on(pod: podium.Podium, model: str, run_ids: list[str]) -> int:
     return total
 
 
-def _sign_and_verify(pod: Podium) -> Verification:
+def _sign_and_verify(pod: podium.Podium) -> Verification:
     """Sign the audit log's Merkle root as the demo leaves it (a checkpoint), then verify everything before it."""
     pod.audit.checkpoint()
     return pod.verify_audit()
