@@ -23,20 +23,38 @@ def shout(text: str) -> str:
     return text.upper()
 
 
+@podium.tool(team="finance")
+def wire_money(text: str) -> str:
+    """A finance team's tool: only finance's agents may call it, whatever they are granted."""
+    return "queued" if podium.send_to_outbox("payments", "bank", text) else "already queued"
+
+
+# A tool that pauses between its admission and its side effect, so a kill can land while it is under way.
+inside_tool = threading.Event()
+let_tool_finish = threading.Event()
+
+
+def slow_note(text: str) -> str:
+    inside_tool.set()
+    let_tool_finish.wait(timeout=60)
+    return "queued" if podium.send_to_outbox("notes", "tests", text) else "already queued"
+
+
 def _echo(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart("echo")], usage=RequestUsage(input_tokens=7, output_tokens=1))
 
 
-worker = podium.Agent("tester", owner="qa-lead@example.com", models=["echo"], tools=[note])
+worker = podium.Agent("tester", owner="qa-lead@example.com", models=["echo"], tools=[note, slow_note])
 intruder = podium.Agent("intruder", owner="qa-lead@example.com", models=["echo"], tools=[])
+teller = podium.Agent("teller", owner="support-lead@example.com", team="support", models=["echo"], tools=[note])
 
-AGENTS = [worker, intruder]
+AGENTS = [worker, intruder, teller]
 ECHO_PRICE = Price(input_per_mtok=1_000.0, output_per_mtok=2_000.0)
 
 
 APP = podium.App(
     agents=AGENTS,
-    tools=[note, shout],
+    tools=[note, shout, wire_money, slow_note],
     models=[
         ModelEntry("echo", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="echo")),
         ModelEntry("other", "frontier", ECHO_PRICE, lambda: FunctionModel(_echo, model_name="other")),
@@ -86,3 +104,9 @@ def cancellable(text: str) -> str:
     ask("tester", "echo")
     park_then_note(text)
     return final_note(text)
+
+
+@podium.workflow(name="tests.slow_side_effect")
+def slow_side_effect(text: str) -> str:
+    answer = ask("tester", "echo")
+    return use("tester", "slow_note", f"{text}: {answer}")

@@ -124,26 +124,26 @@ class KillSwitch:
         raise UsageError(f"kill scope {scope!r} is not agent:<name>, workflow:<name>, team:<name> or all.")
 
     def _cancel_runs(self, scope: str, agents: list[str], actor: str) -> int:
+        """Cancel the runs in flight that the kill covers: of the workflow, or that the agents have acted in.
+
+        A run in which a covered agent has not acted yet is not cancelled; its first call of that agent is refused.
+        """
         kind, _, name = scope.partition(":")
-        if kind in ("agent", "team"):
+        found = self._client.list_workflows(
+            name=name if kind == "workflow" else None, status=IN_FLIGHT, load_input=False, load_output=False
+        )
+        ids = [status.workflow_id for status in found]
+        if kind in ("agent", "team") and ids:
+            log = tables.audit_log
             with self._engine.connect() as conn:
-                run_ids = list(
+                acted = set(
                     conn.execute(
-                        sa.select(tables.ledger.c.run_id)
-                        .where(tables.ledger.c.agent.in_(agents), tables.ledger.c.run_id.is_not(None))
+                        sa.select(log.c.run_id)
+                        .where(log.c.run_id.in_(ids), log.c.actor.in_([f"agent:{a}" for a in agents]))
                         .distinct()
                     ).scalars()
                 )
-            found = (
-                self._client.list_workflows(workflow_ids=run_ids, status=IN_FLIGHT, load_input=False, load_output=False)
-                if run_ids
-                else []
-            )
-        else:
-            found = self._client.list_workflows(
-                name=name if kind == "workflow" else None, status=IN_FLIGHT, load_input=False, load_output=False
-            )
-        ids = [status.workflow_id for status in found]
+            ids = [i for i in ids if i in acted]
         if not ids:
             return 0
         now = time.time()
