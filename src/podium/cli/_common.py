@@ -27,6 +27,7 @@ def root_options(
     ] = None,
     home: Annotated[Path | None, typer.Option(help="Folder for the SQLite file and trained models.")] = None,
 ) -> None:
+    _overrides.clear()  # one process may run several commands (tests, embedding): each starts afresh
     if database_url:
         _overrides["database_url"] = database_url
     if home:

@@ -14,7 +14,7 @@ from rich.table import Table
 from podium.audit.verifier import verify_export
 from podium.cli._common import connected, console, err, settings
 from podium.governance._policy import PolicySet
-from podium.governance._policy_tests import run_file, test_files
+from podium.governance._policy_tests import run_file, test_suites
 from podium.governance._report import governance_report, report_markdown
 from podium.workflows._runs import format_time
 
@@ -232,11 +232,12 @@ def policy_test(
 ) -> None:
     """Run the policy unit tests (podium's baseline and the folder's *.test.toml) against the policies."""
     directory = folder or settings().policies_dir
-    policies = PolicySet.load(directory)
-    table = Table("file", "case", "expected", "decision", "decided by")
+    policies = PolicySet.load(directory)  # loads and validates every policy before any case runs
+    table = Table("file", "case", "expected", "decision")
+    table.add_column("decided by", overflow="fold")
     failed = 0
-    for path in test_files(directory):
-        for result in run_file(policies, path):
+    for suite_policies, path in test_suites(directory):
+        for result in run_file(suite_policies, path):
             mark = "[green]pass[/]" if result.passed else "[bold red]FAIL[/]"
             failed += not result.passed
             table.add_row(

@@ -321,20 +321,18 @@ class Governor:
             self._refuse(
                 ActorStopped, call, site, f"{why}. It may not call {what} ({decision.reason}).", decision.policies
             )
-        granted = sorted(principal.attrs["models" if call.kind == "model" else "tools"])
-        hint = (
-            f"allowed: {', '.join(granted) or 'none'}). Add it to the agent's {call.kind}s= list "
-            f"or `podium agents grant {call.agent} --{call.kind} {call.resource}` if it should be"
-            if call.kind in ("model", "tool")
-            else f"data scopes: {', '.join(sorted(principal.attrs['data_scopes'])) or 'none'})"
-        )
-        self._refuse(
-            ActionDenied,
-            call,
-            site,
-            f"agent {call.agent!r} is not allowed {what} ({decision.reason}; {hint}.",
-            decision.policies,
-        )
+        if decision.policies:  # a forbid decided: say which, not what to grant
+            message = f"agent {call.agent!r} may not call {what}: {decision.reason}."
+        else:
+            granted = sorted(principal.attrs["models" if call.kind == "model" else "tools"])
+            hint = (
+                f"allowed: {', '.join(granted) or 'none'}. Add it to the agent's {call.kind}s= list or "
+                f"`podium agents grant {call.agent} --{call.kind} {call.resource}` if it should be"
+                if call.kind in ("model", "tool")
+                else f"data scopes: {', '.join(sorted(principal.attrs['data_scopes'])) or 'none'}"
+            )
+            message = f"agent {call.agent!r} is not allowed {what} ({decision.reason}; {hint})."
+        self._refuse(ActionDenied, call, site, message, decision.policies)
 
     def _reserve(self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...]) -> bool:
         """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room."""

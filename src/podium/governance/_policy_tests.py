@@ -63,13 +63,15 @@ class CaseResult:
         return not self.decided_by or set(self.decided_by) <= set(self.decision.policies)
 
 
-def test_files(directory: Path | None) -> list[Path]:
-    """podium's own policy tests, then the project's (`*.test.toml` beside its policies)."""
-    base = resources.files("podium.governance") / "policies" / "base.test.toml"
-    files = [Path(str(base))]
+def test_suites(directory: Path | None) -> list[tuple[PolicySet, Path]]:
+    """podium's own policy tests against its baseline alone (a project may restrict what the baseline allows),
+    then the project's (`*.test.toml` beside its policies) against the baseline and the project's policies."""
+    base = Path(str(resources.files("podium.governance") / "policies" / "base.test.toml"))
+    suites = [(PolicySet.load(None), base)]
     if directory is not None:
-        files += sorted(directory.glob("*.test.toml"))
-    return files
+        project = PolicySet.load(directory)
+        suites += [(project, path) for path in sorted(directory.glob("*.test.toml"))]
+    return suites
 
 
 def run_file(policies: PolicySet, path: Path) -> list[CaseResult]:

@@ -1,0 +1,106 @@
+"""Cedar policies: loaded and validated with clear errors, unit-tested by `podium policy test`, and every audited
+decision explained by `podium policy explain`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from podium import Settings
+from podium.cli import app
+from podium.errors import ActionDenied, ConfigurationError
+from podium.governance._policy import PolicySet
+from podium.store import tables
+from tests import _apps
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
+runner = CliRunner()
+
+
+def test_policy_test_passes_on_the_baseline_and_the_example_policies() -> None:
+    result = runner.invoke(app, ["policy", "test", str(EXAMPLES)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "all cases pass" in result.output and "support-stays-below-frontier" in result.output
+
+
+def test_a_case_that_does_not_hold_fails_the_command(tmp_path: Path) -> None:
+    (tmp_path / "strict.cedar").write_text(
+        '@id("nobody-sends")\nforbid (principal, action == Action::"tool.call", resource);\n'
+    )
+    (tmp_path / "strict.test.toml").write_text(
+        '[agents.a]\nowner = "o"\ntools = ["send_reply"]\n\n[[case]]\nname = "a sends"\nprincipal = "agent:a"\n'
+        'action = "tool.call"\nresource = "tool:send_reply"\nexpect = "allow"\n'
+    )
+    result = runner.invoke(app, ["policy", "test", str(tmp_path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 1
+    assert "FAIL a sends" in result.output and "1 case(s) failed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("permit (principal, action, resource);\n", r"bad\.cedar:1: every policy needs an @id"),
+        (
+            '// a comment\n\n@id("typo")\npermit (principal is Agent, action, resource) when { principal.tols == "" };\n',
+            r'bad\.cedar:3: policy "typo" does not fit podium\'s schema',
+        ),
+        (
+            '@id("only-active-agents-act")\npermit (principal, action, resource);\n',
+            r'policy id "only-active-agents-act" is used twice: podium:base\.cedar:\d+ and .*bad\.cedar:1',
+        ),
+        ('@id("x")\npermit (principal, action, resource)\n', r"bad\.cedar:1: a policy does not end with ';'"),
+        ('@id("x")\npermit (principal, action, resource) when { ;\n', r"bad\.cedar:1: this policy does not parse"),
+    ],
+)
+def test_a_bad_policy_file_is_refused_with_where_and_what(tmp_path: Path, text: str, problem: str) -> None:
+    (tmp_path / "bad.cedar").write_text(text)
+    with pytest.raises(ConfigurationError, match=problem):
+        PolicySet.load(tmp_path)
+
+
+def test_a_policies_setting_that_is_not_a_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="PODIUM_POLICIES names .* which is not a folder"):
+        PolicySet.load(tmp_path / "missing")
+
+
+def test_explain_shows_the_policy_that_denied_an_audited_call(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "podium", policies=EXAMPLES)
+    with _apps.launch(settings) as pod:
+        with pytest.raises(ActionDenied, match="denied by support-stays-below-frontier"):
+            _apps.teller.run("hello", model="echo")  # echo is a frontier model; teller is in team support
+        assert _apps.worker.run("hello", model="echo") == "echo"  # tester has no team: allowed
+        with pod.engine.connect() as conn:
+            denied, allowed = (
+                conn.execute(
+                    sa.select(tables.audit_log.c.seq).where(
+                        tables.audit_log.c.action == "model.call", tables.audit_log.c.decision == decision
+                    )
+                ).scalar_one()
+                for decision in ("denied", "allowed")
+            )
+    base = ["--home", str(settings.home)]
+    explained = runner.invoke(
+        app, [*base, "policy", "explain", str(denied)], env={"PODIUM_POLICIES": str(EXAMPLES), "COLUMNS": "250"}
+    )
+    assert explained.exit_code == 0, explained.output
+    assert "agent:teller model.call echo -> denied" in explained.output
+    assert "forbid support-stays-below-frontier" in explained.output and "support.cedar:6" in explained.output
+    assert 'principal.team == "support"' in explained.output
+    explained = runner.invoke(
+        app, [*base, "policy", "explain", str(allowed)], env={"PODIUM_POLICIES": str(EXAMPLES), "COLUMNS": "250"}
+    )
+    assert "permit agents-use-granted-models" in explained.output and "base.cedar" in explained.output
+    changed = runner.invoke(app, [*base, "policy", "explain", str(denied)], env={"COLUMNS": "250"})
+    assert "the policies changed since" in changed.output and "no longer in the loaded policies" in changed.output
+
+
+def test_every_governed_call_records_its_deciding_policies_and_policy_set(tmp_path: Path) -> None:
+    with _apps.launch(Settings(home=tmp_path / "podium")) as pod:
+        _apps.worker.call_tool("note", text="hi")
+        (stored,) = [s for s in pod.audit.entries() if s.entry.action == "tool.call"]
+    assert stored.entry.policies == ("agents-use-granted-tools",)
+    assert json.loads(stored.entry.detail)["policy_set"] == pod.policies.digest[:16]
