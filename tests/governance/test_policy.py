@@ -45,7 +45,8 @@ def test_a_case_that_does_not_hold_fails_the_command(tmp_path: Path) -> None:
     [
         ("permit (principal, action, resource);\n", r"bad\.cedar:1: every policy needs an @id"),
         (
-            '// a comment\n\n@id("typo")\npermit (principal is Agent, action, resource) when { principal.tols == "" };\n',
+            '// a comment\n\n@id("typo")\npermit (principal is Agent, action, resource)\n'
+            'when { principal.tols == "" };\n',
             r'bad\.cedar:3: policy "typo" does not fit podium\'s schema',
         ),
         (
