@@ -24,6 +24,15 @@ T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(
+            f"agent name {name!r} is not valid: use lower-case letters, digits, '-' and '_', "
+            "starting with a letter (for example 'support-triage')."
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class AgentIdentity:
     """Who the agent is, who answers for it, and what it may use."""
@@ -57,11 +66,7 @@ class Agent:
         instructions: str | None = None,
         team: str = "",
     ) -> None:
-        if not _NAME.match(name):
-            raise UsageError(
-                f"agent name {name!r} is not valid: use lower-case letters, digits, '-' and '_', "
-                "starting with a letter (for example 'support-triage')."
-            )
+        check_name(name)
         if not owner.strip():
             raise UsageError(f"agent {name!r} has no owner. Every agent needs an accountable person: owner='…'.")
         tool_names = tuple(t if isinstance(t, str) else t.__name__ for t in tools)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from podium.agents._agent import AgentIdentity
+from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import record
 from podium.errors import ActionDenied, NotFoundError, UsageError
 from podium.governance._policy import Decision, Entity, PolicySet, agent_entity, authorise, person_entity
@@ -157,13 +157,13 @@ class AgentRegistry:
         tier_ceiling: str = "",
     ) -> tuple[AgentRecord, IssuedKey]:
         """Register a new agent and issue its first API key (shown once)."""
-        identity = AgentIdentity(name, owner, tuple(models), tuple(tools), team)  # validates the name and owner
+        check_name(name)
         if not owner.strip():
             raise UsageError(f"agent {name!r} needs an accountable owner: --owner <person>.")
         _check_ceiling(tier_ceiling)
         now = time.time()
         new = AgentRecord(
-            name=identity.name,
+            name=name,
             owner=owner.strip(),
             team=team.strip(),
             models=tuple(models),
@@ -270,7 +270,7 @@ class AgentRegistry:
         parent = self.get(delegator)
         now = time.time()
         child = AgentRecord(
-            name=AgentIdentity(name, parent.owner, (), ()).name,
+            name=check_name(name),
             owner=parent.owner,
             team=parent.team,
             models=tuple(models),
