@@ -127,6 +127,13 @@ def test_proofs_from_the_database_hold(audited: Podium) -> None:
     for seq in range(1, ENTRIES + 2):
         proof = audited.audit.prove_inclusion(seq)
         assert proof.holds() and proof.root_hash == second.root_hash
+    proof_leaf_2 = audited.audit.prove_inclusion(2).leaf_hash
+    assert audited.audit.prove_inclusion(1).signed_root_hash == second.root_hash
+    with audited.engine.begin() as conn:  # a rewrite of the leaves after signing: the proof no longer holds
+        conn.execute(tables.audit_log.update().where(tables.audit_log.c.seq == 2).values(leaf_hash="00" * 32))
+    assert not audited.audit.prove_inclusion(1, ENTRIES + 1).holds()
+    with audited.engine.begin() as conn:
+        conn.execute(tables.audit_log.update().where(tables.audit_log.c.seq == 2).values(leaf_hash=proof_leaf_2))
     consistency = audited.audit.prove_consistency(ENTRIES)
     assert consistency.holds()
     assert (consistency.old_root, consistency.new_root) == (first.root_hash, second.root_hash)

@@ -34,8 +34,12 @@ class InclusionProof:
     leaf_hash: str
     root_hash: str
     path: tuple[str, ...]
+    signed_root_hash: str | None = None  # the root podium signed for this size, if it signed one
 
     def holds(self) -> bool:
+        """The path leads from the leaf to the root, and that root is the one podium signed (if it signed one)."""
+        if self.signed_root_hash is not None and self.signed_root_hash != self.root_hash:
+            return False
         return _merkle.verify_inclusion(
             bytes.fromhex(self.leaf_hash),
             self.seq - 1,
@@ -118,8 +122,9 @@ class AuditLog:
             raise UsageError(f"entry {seq} is not in a tree of {size} entries; choose a size of at least {seq}.")
         leaves = self._leaves(size)
         path = _merkle.inclusion_proof(leaves, seq - 1)
+        signed = next((h.root_hash for h in self.heads() if h.tree_size == size), None)
         return InclusionProof(
-            seq, size, leaves[seq - 1].hex(), _merkle.root(leaves).hex(), tuple(h.hex() for h in path)
+            seq, size, leaves[seq - 1].hex(), _merkle.root(leaves).hex(), tuple(h.hex() for h in path), signed
         )
 
     def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:

@@ -151,9 +151,11 @@ def worker(
     with Podium.launch(settings(), podium_app) as pod:
         console.print(f"worker [bold]{pod.executor_id}[/] runs {', '.join(pod.runs.declared())}; Ctrl-C stops it.")
         with suppress(KeyboardInterrupt):
-            # Budget reservations of runs that ended elsewhere (cancelled mid-call, say) go back once a minute.
+            # Once a minute: budget reservations of runs that ended elsewhere (cancelled mid-call, say) go back,
+            # and the audit log's root is signed (a tree head), so at most a minute of entries is unsigned.
             while not stop.wait(SWEEP_SECONDS):
                 pod.budgets.release_abandoned()
+                pod.audit.checkpoint()
     _exit_leaving_waits_durable()
 
 
