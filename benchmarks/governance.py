@@ -17,6 +17,7 @@ as governed calls append them); and the seconds the independent verifier takes o
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import statistics
@@ -86,7 +87,7 @@ def measure_kill(settings: podium.Settings, runs: int, pace: float) -> dict[str,
                 time.sleep(0.5)
         in_flight = len(pod.runs.list(status="PENDING", limit=runs * 2))
         started_wall, started = time.time(), time.perf_counter()
-        report = pod.kill(agent="bench-killable", by="benchmark", reason="kill-switch benchmark")
+        report = pod.kill("agent:bench-killable", by="benchmark", reason="kill-switch benchmark")
         returned = time.perf_counter() - started
         acknowledged_wall = started_wall + report.acknowledged_s
         after_return = len(outbox_rows(pod))
@@ -170,6 +171,7 @@ def measure_verify(entries: int) -> dict[str, float]:
 
 
 def main() -> None:
+    logging.getLogger("dbos").setLevel(logging.CRITICAL)  # DBOS logs every cancelled run's awaiter as an error
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="runs in flight when the kill lands")
     parser.add_argument("--pace", type=float, default=4.0, help="seconds between a run's side effects (mean)")

@@ -33,7 +33,7 @@ from podium.audit import AuditLog, Verification, record
 from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, UsageError
 from podium.governance import GovernedModel, GovernedToolset, Governor
-from podium.governance._kill import KillReport, KillSwitch, kill_scope
+from podium.governance._kill import KillReport, KillSwitch
 from podium.governance._policy import PolicySet
 from podium.governance._routed import RoutedModel
 from podium.models import (
@@ -292,32 +292,13 @@ class Podium:
     def verify_audit(self) -> Verification:
         return self.audit.verify()
 
-    def kill(
-        self,
-        *,
-        agent: str | None = None,
-        workflow: str | None = None,
-        team: str | None = None,
-        everything: bool = False,
-        by: str,
-        reason: str = "",
-    ) -> KillReport:
-        """Halt an agent (and its delegates), a workflow, a team or everything: see `podium.governance._kill`."""
-        scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
+    def kill(self, scope: str, *, by: str, reason: str = "") -> KillReport:
+        """Halt everything `scope` covers: `agent:<name>` (and its delegates), `workflow:<name>`, `team:<name>` or
+        `all` (see docs/governance.md). Audited."""
         return self.kill_switch.kill(scope, by=by, reason=reason)
 
-    def restore(
-        self,
-        *,
-        agent: str | None = None,
-        workflow: str | None = None,
-        team: str | None = None,
-        everything: bool = False,
-        by: str,
-        reason: str = "",
-    ) -> None:
-        """Lift a kill, deliberately and audited."""
-        scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
+    def restore(self, scope: str, *, by: str, reason: str = "") -> None:
+        """Lift the kill on `scope`, deliberately and audited."""
         self.kill_switch.restore(scope, by=by, reason=reason)
 
     def _add_builtin_models(self) -> None:

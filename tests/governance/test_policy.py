@@ -105,3 +105,11 @@ def test_every_governed_call_records_its_deciding_policies_and_policy_set(tmp_pa
         (stored,) = [s for s in pod.audit.entries() if s.entry.action == "tool.call"]
     assert stored.entry.policies == ("agents-use-granted-tools",)
     assert json.loads(stored.entry.detail)["policy_set"] == pod.policies.digest[:16]
+
+
+def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reused() -> None:
+    assert PolicySet.load(EXAMPLES).context_keys == ("amount_nano_usd", "killed", "run_stopped", "widens")
+    from podium.governance._policy import _context_keys
+
+    assert _context_keys('when { context has x && context["y"] } // context.z') == ("x", "y")
+    assert _context_keys("when { context == {} };") is None  # the whole context: no reuse across contexts

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import record
 from podium.errors import ActionDenied, NotFoundError, UsageError
-from podium.governance._policy import Decision, Entity, PolicySet, agent_entity, authorise, person_entity
+from podium.governance._policy import Decision, Entity, PolicySet, agent_entity, authorize, person_entity
 from podium.store import tables
 
 AgentStatus = Literal["active", "suspended", "retired"]
@@ -179,7 +179,7 @@ class AgentRegistry:
         with self._engine.begin() as conn:
             if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
                 raise UsageError(f"an agent named {name!r} exists already; `podium agents show {name}` shows it.")
-            self._authorise(by, "registry.change", new, {"change": "add"})
+            self._authorize(by, "registry.change", new, {"change": "add"})
             conn.execute(tables.agents.insert().values(**_row(new)))
             key = self._issue_key(conn, name)
             record(conn, actor_name(by), "registry.add", f"agent:{name}", detail=_summary(new))
@@ -195,14 +195,9 @@ class AgentRegistry:
         data_scopes: Iterable[str] = (),
     ) -> AgentRecord:
         """Add models, tools or data scopes to an agent's permissions."""
-        current = self.get(name)
-        changed = replace(
-            current,
-            models=_union(current.models, models),
-            tools=_union(current.tools, tools),
-            data_scopes=_union(current.data_scopes, data_scopes),
+        return self._change_permissions(
+            name, by, "grant", {"models": models, "tools": tools, "data_scopes": data_scopes}
         )
-        return self._change(current, changed, by, "grant")
 
     def revoke(
         self,
@@ -214,14 +209,9 @@ class AgentRegistry:
         data_scopes: Iterable[str] = (),
     ) -> AgentRecord:
         """Remove models, tools or data scopes from an agent's permissions."""
-        current = self.get(name)
-        changed = replace(
-            current,
-            models=tuple(m for m in current.models if m not in set(models)),
-            tools=tuple(t for t in current.tools if t not in set(tools)),
-            data_scopes=tuple(d for d in current.data_scopes if d not in set(data_scopes)),
+        return self._change_permissions(
+            name, by, "revoke", {"models": models, "tools": tools, "data_scopes": data_scopes}
         )
-        return self._change(current, changed, by, "revoke")
 
     def set_status(self, name: str, status: AgentStatus, *, by: str) -> AgentRecord:
         """Suspend or resume an agent (a suspended agent's next governed call is refused)."""
@@ -245,7 +235,7 @@ class AgentRegistry:
         if current.status == "retired":
             raise UsageError(f"agent {name!r} is retired; it gets no new keys.")
         with self._engine.begin() as conn:
-            self._authorise(by, "registry.change", current, {"change": "rotate-key"})
+            self._authorize(by, "registry.change", current, {"change": "rotate-key"})
             self.revoke_keys(conn, [name], by=actor_name(by))
             key = self._issue_key(conn, name)
             record(conn, actor_name(by), "registry.rotate-key", f"agent:{name}", detail={"key_id": key.id})
@@ -290,7 +280,7 @@ class AgentRegistry:
             if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
                 raise UsageError(f"an agent named {name!r} exists already; choose another name for the delegate.")
             detail = {"widens": json.dumps(wider)} if wider else {}
-            self._authorise(by, "registry.delegate", child, {"widens": bool(wider)}, detail)
+            self._authorize(by, "registry.delegate", child, {"widens": bool(wider)}, detail)
             conn.execute(tables.agents.insert().values(**_row(child)))
             record(conn, actor_name(by), "registry.delegate", f"agent:{name}", detail=_summary(child))
         return child
@@ -341,16 +331,35 @@ class AgentRegistry:
 
     # -- internals -------------------------------------------------------------------------------------------
 
+    def _change_permissions(
+        self, name: str, by: str, change: Literal["grant", "revoke"], given: dict[str, Iterable[str]]
+    ) -> AgentRecord:
+        current = self.get(name)
+
+        def changed(have: tuple[str, ...], kind: str) -> tuple[str, ...]:
+            named = list(given[kind])
+            return (
+                tuple(dict.fromkeys([*have, *named])) if change == "grant" else tuple(v for v in have if v not in named)
+            )
+
+        updated = replace(
+            current,
+            models=changed(current.models, "models"),
+            tools=changed(current.tools, "tools"),
+            data_scopes=changed(current.data_scopes, "data_scopes"),
+        )
+        return self._change(current, updated, by, change)
+
     def _change(self, current: AgentRecord, changed: AgentRecord, by: str, change: str) -> AgentRecord:
         _check_ceiling(changed.tier_ceiling)
         changed = replace(changed, updated_at=time.time())
         with self._engine.begin() as conn:
-            self._authorise(by, "registry.change", current, {"change": change}, {"to": json.dumps(_summary(changed))})
+            self._authorize(by, "registry.change", current, {"change": change}, {"to": json.dumps(_summary(changed))})
             conn.execute(tables.agents.update().where(tables.agents.c.name == current.name).values(**_row(changed)))
             record(conn, actor_name(by), f"registry.{change}", f"agent:{current.name}", detail=_summary(changed))
         return changed
 
-    def _authorise(
+    def _authorize(
         self,
         by: str,
         action: str,
@@ -358,7 +367,7 @@ class AgentRegistry:
         context: dict[str, Any],
         detail: dict[str, str] | None = None,
     ) -> Decision:
-        return authorise(
+        return authorize(
             self._engine,
             self._policies,
             self.principal(by),
@@ -416,10 +425,6 @@ def _split_key(key: str) -> tuple[str, str]:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _union(have: Sequence[str], more: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys([*have, *more]))
 
 
 def _check_ceiling(tier: str) -> None:

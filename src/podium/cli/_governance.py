@@ -13,6 +13,7 @@ from rich.table import Table
 
 from podium.audit.verifier import verify_export
 from podium.cli._common import connected, console, err, settings
+from podium.governance._kill import kill_scope
 from podium.governance._policy import PolicySet
 from podium.governance._policy_tests import run_file, test_suites
 from podium.governance._report import governance_report, report_markdown
@@ -195,10 +196,9 @@ def kill(
     reason: Reason = "",
 ) -> None:
     """Halt now: refuse every further action, stop side effects under way, revoke keys, cancel runs in flight."""
+    scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
-        report = pod.kill(
-            agent=agent, workflow=workflow, team=team, everything=everything, by=by or _me(), reason=reason
-        )
+        report = pod.kill(scope, by=by or _me(), reason=reason)
     console.print(
         f"[bold red]killed {report.scope}[/]: acknowledged in {report.acknowledged_s * 1000:.0f} ms; "
         f"{report.keys_revoked} key(s) revoked; {report.runs_cancelled} run(s) in flight cancelled "
@@ -216,8 +216,9 @@ def restore(
 ) -> None:
     """Lift a kill (audited). Revoked keys stay revoked (`podium agents rotate-key`); cancelled runs stay
     cancelled (`podium runs resume`)."""
+    scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
-        pod.restore(agent=agent, workflow=workflow, team=team, everything=everything, by=by or _me(), reason=reason)
+        pod.restore(scope, by=by or _me(), reason=reason)
     console.print("restored: the governor lets it act again.")
 
 

@@ -132,6 +132,10 @@ _ADMISSION = (
 )
 
 
+_REGISTRY_COLUMNS = 12  # the admission row's registry fields (the agent's and its delegator's), before the flags
+_DECISION_CACHE = 10_000
+
+
 def _admission_parameters(agent: str, site: CallSite) -> dict[str, str]:
     return {
         "agent": agent,
@@ -197,6 +201,7 @@ class Governor:
         self.policies = policies
         self._budgets = Budgets(engine)
         self._committer: GroupCommitter[CallRecord] = GroupCommitter(engine, write_records)
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
 
     def close(self) -> None:
         self._committer.close()
@@ -293,7 +298,6 @@ class Governor:
                 (),
             )
         assert row is not None
-        principal = _principal(call.agent, row)
         context = {
             "run": site.run_id or "",
             "workflow": site.workflow or "",
@@ -301,10 +305,33 @@ class Governor:
             "killed": bool(row.killed),
             "run_stopped": bool(row.run_stopped),
         }
-        decision = self.policies.decide(principal, call.action, call.resource_entity(), context)
+        decision = self._decide(call, row, context)
         if not decision.allowed:
-            self._refuse_by_policy(call, site, principal, row, decision)
+            self._refuse_by_policy(call, site, _principal(call.agent, row), row, decision)
         return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.digest)
+
+    def _decide(self, call: Call, row: Any, context: dict[str, Any]) -> Decision:
+        """The Cedar decision, reused while the inputs it depends on are the same: the agent's registry rows, the
+        call's action and resource, and the context attributes some policy reads (not the run id, unless one
+        does). A registry change or a kill changes the row, and so the key."""
+        keys = self.policies.context_keys
+        used = tuple(context.get(k) for k in keys) if keys is not None else tuple(sorted(context.items()))
+        key = (
+            call.agent,
+            tuple(row[:_REGISTRY_COLUMNS]),
+            call.action,
+            call.resource,
+            call.tier,
+            call.resource_team,
+            used,
+        )
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self.policies.decide(_principal(call.agent, row), call.action, call.resource_entity(), context)
+            if len(self._decisions) >= _DECISION_CACHE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def _refuse_by_policy(self, call: Call, site: CallSite, principal: Entity, row: Any, decision: Decision) -> None:
         what = f"{call.kind} {call.resource!r}"

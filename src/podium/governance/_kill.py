@@ -19,7 +19,7 @@ from podium.agents import AgentRegistry
 from podium.agents._registry import actor_name
 from podium.audit import record
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import PolicySet, authorise, scope_entity
+from podium.governance._policy import PolicySet, authorize, scope_entity
 from podium.store import insert_many_if_absent, tables
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
@@ -72,9 +72,13 @@ class KillSwitch:
         """Halt everything `scope` covers (see the module docstring); audited."""
         started = time.perf_counter()
         agents = self._agents_in(scope)
-        self._authorise("governance.kill", scope, by)
+        self._authorize("governance.kill", scope, by)
         actor = actor_name(by)
         with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # A table lock request queues ahead of side effects that arrive after it (a row lock would wait
+                # behind a stream of overlapping shared locks): the kill waits only for those already committing.
+                conn.execute(sa.text("LOCK TABLE podium_kill_epoch IN EXCLUSIVE MODE"))
             conn.execute(tables.kill_epoch.update().values(epoch=tables.kill_epoch.c.epoch + 1))
             conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
             conn.execute(
@@ -93,7 +97,7 @@ class KillSwitch:
         if row is None:
             active = ", ".join(k.scope for k in self.active()) or "none"
             raise NotFoundError(f"no kill covers {scope!r} (active kills: {active}).")
-        self._authorise("governance.restore", scope, by)
+        self._authorize("governance.restore", scope, by)
         actor = actor_name(by)
         with self._engine.begin() as conn:
             conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
@@ -154,9 +158,9 @@ class KillSwitch:
         self._client.cancel_workflows(ids)
         return len(ids)
 
-    def _authorise(self, action: str, scope: str, by: str) -> None:
+    def _authorize(self, action: str, scope: str, by: str) -> None:
         principal = self._registry.principal(by)
-        authorise(
+        authorize(
             self._engine,
             self._policies,
             principal,

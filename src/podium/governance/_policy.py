@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -144,6 +145,7 @@ class PolicySet:
         self._ids = [p.id for p in policies]  # Cedar names them policy0, policy1, … in this order
         self._cedar = cedarpy.PolicySet.from_str(text)
         self._entities = functools.lru_cache(maxsize=_ENTITY_CACHE)(_parse_entities)
+        self.context_keys = _context_keys(text)
 
     @classmethod
     def load(cls, directory: Path | None = None) -> PolicySet:
@@ -188,7 +190,7 @@ class PolicySet:
         return Decision(result.allowed, decided)
 
 
-def authorise(
+def authorize(
     engine: sa.Engine,
     policies: PolicySet,
     principal: Entity,
@@ -213,6 +215,22 @@ def authorise(
     raise ActionDenied(
         f"{actor} may not {action} {resource_name}: {decision.reason}.", actor=actor, policies=decision.policies
     )
+
+
+_CONTEXT_USE = re.compile(r'\bcontext\b(?:\s*\.\s*([A-Za-z_]\w*)|\s+has\s+([A-Za-z_]\w*)|\s*\[\s*"([^"]+)"\s*\])?')
+
+
+def _context_keys(text: str) -> tuple[str, ...] | None:
+    """The context attributes the policies read (None: the whole context is used as a value). A decision depends
+    on nothing else of the context, which is what lets the governor reuse decisions across runs."""
+    keys: set[str] = set()
+    # Comments are dropped; a "context" inside a string only makes this conservative (None).
+    for match in _CONTEXT_USE.finditer(re.sub(r"//[^\n]*", "", text)):
+        name = next((group for group in match.groups() if group), None)
+        if name is None:
+            return None
+        keys.add(name)
+    return tuple(sorted(keys))
 
 
 def _entities_json(principal: Entity, resource: Entity, action: str) -> str:

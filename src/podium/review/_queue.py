@@ -22,7 +22,7 @@ from podium.agents._registry import actor_name
 from podium.audit import canonical_json, digest, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import Entity, PolicySet, authorise, review_entity
+from podium.governance._policy import Entity, PolicySet, authorize, review_entity
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
 from podium.workflows._context import current_step
@@ -188,7 +188,7 @@ class Reviews:
         request = self.get(review_id)
         with self._engine.connect() as conn:
             team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
-        permitted = authorise(
+        permitted = authorize(
             self._engine,
             self._policies,
             self._principal(by),
