@@ -45,6 +45,8 @@ def test_an_agent_is_added_its_key_shown_once_and_stored_only_as_a_digest(sqlite
         "note",
         "--by",
         "ops",
+        "--budget-usd",
+        "2.5",
     )
     secret = next(word for word in added.split() if word.startswith("pod_"))
     with Podium.connect(sqlite_settings) as pod:
@@ -55,6 +57,7 @@ def test_an_agent_is_added_its_key_shown_once_and_stored_only_as_a_digest(sqlite
         assert secret.split("_")[2] not in f"{key_row} {everything}", "the key itself was stored"
     shown = cli(sqlite_settings, "agents", "show", "bot")
     assert "answers order questions" in shown and "ops-lead@example.com" in shown and f"{key_row.id} live" in shown
+    assert "$0.0000 spent of $2.50 (stop when spent)" in shown
 
     rotated = cli(sqlite_settings, "agents", "rotate-key", "bot", "--by", "ops")
     new_secret = next(word for word in rotated.split() if word.startswith("pod_"))

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from podium.audit.verifier import verify_export
 from podium.cli._common import connected, console, err, settings
+from podium.cost import usd
 from podium.governance._kill import kill_scope
 from podium.governance._policy import PolicySet
 from podium.governance._policy_tests import run_file, test_suites
@@ -52,6 +53,9 @@ def agents_add(
     tool: Tools = None,
     data_scope: Scopes = None,
     tier_ceiling: Annotated[str, typer.Option(help="Highest model tier: local, intermediate or frontier.")] = "",
+    budget_usd: Annotated[
+        float | None, typer.Option(help="A budget for the agent's spend (stops it when spent).")
+    ] = None,
     by: By = "",
 ) -> None:
     """Register an agent and print its API key (shown once: store it now)."""
@@ -68,6 +72,8 @@ def agents_add(
             data_scopes=data_scope or (),
             tier_ceiling=tier_ceiling,
         )
+        if budget_usd is not None:
+            pod.budgets.set(f"agent:{record.name}", budget_usd, by=by or _me())
     console.print(f"Registered [bold]{record.name}[/], owned by {record.owner}.")
     console.print(f"API key (shown once, podium keeps only its digest): [bold]{key.secret}[/]")
 
@@ -91,6 +97,7 @@ def agents_show(name: str) -> None:
         keys = pod.agents.keys(name)
         recent = list(pod.audit.entries(actor=f"agent:{name}", after=max(0, pod.audit.size() - 5000)))[-10:]
         kills = [k for k in pod.kill_switch.active() if k.scope in (f"agent:{name}", f"team:{agent.team}", "all")]
+        budget = next((b for b in pod.budgets.list() if b.scope == f"agent:{name}"), None)
     table = Table(show_header=False, title=f"agent {agent.name}", title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -105,6 +112,13 @@ def agents_show(name: str) -> None:
         ("tools", ", ".join(agent.tools) or "-"),
         ("data scopes", ", ".join(agent.data_scopes) or "-"),
         ("delegate of", agent.delegated_by or "-"),
+        (
+            "budget",
+            f"${usd(budget.spent_nano_usd):.4f} spent of ${usd(budget.limit_nano_usd):.2f} "
+            f"({budget.on_exhausted} when spent)"
+            if budget
+            else "none",
+        ),
         ("registered", format_time(agent.created_at)),
         (
             "keys",
