@@ -10,7 +10,8 @@
     │   ├── ActionDenied           the agent is not allowed that model or tool
     │   ├── ActorStopped           the agent is suspended or its run was cancelled
     │   └── BudgetExhausted        a budget covering the call has no room for it
-    └── ModelUnavailable           every model a request could go to failed or has its circuit breaker open
+    ├── ModelUnavailable           every model a request could go to failed or has its circuit breaker open
+    └── AuditTampered              the audit log no longer holds what podium signed: nothing more is signed
 
 Every exception pickles with its fields intact: DBOS records a step's error and re-raises it in the workflow,
 possibly in another process.
@@ -81,3 +82,8 @@ class BudgetExhausted(GovernanceError):
 
 class ModelUnavailable(PodiumError):
     """Every model a routed request could go to failed or has its circuit breaker open; the message lists each."""
+
+
+class AuditTampered(PodiumError):
+    """The audit log in the database no longer holds a head podium signed (or its stored tree edge was altered).
+    podium refuses to sign on top of it: that would bless the rewrite."""

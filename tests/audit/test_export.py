@@ -3,15 +3,18 @@ edited export does not. And a database that still has the old hash chain carries
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from podium import Settings
 from podium.audit._heads import verify
 from podium.cli import app
+from podium.errors import ConfigurationError
 from podium.store import MIGRATIONS, create_engine, current_version, migrate, tables
 from podium.store._migrations import _apply
 from tests import _apps
@@ -59,6 +62,41 @@ def test_an_export_of_podiums_own_log_verifies_and_an_edited_one_does_not(settin
     assert consistency["holds"] is True and consistency["old_size"] == 3
 
 
+def write_chain(engine: sa.Engine, *, tamper: bool) -> None:
+    """Two entries as the hash chain (migrations 1-6) wrote them: each hash covers the previous one."""
+    prev = ""
+    with engine.begin() as conn:
+        for seq in (1, 2):
+            fields = {
+                "call_key": f"k{seq}",
+                "actor": "agent:a",
+                "action": "model.call",
+                "resource": "m",
+                "decision": "allowed",
+                "run_id": "r",
+                "step_id": 1,
+                "input_digest": "",
+                "output_digest": "",
+                "detail": '{"cost_nano_usd":"42"}',
+                "at": 1700000000.0 + seq,
+            }
+            body = json.dumps({"seq": seq, **fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            entry_hash = hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
+            if tamper and seq == 2:
+                fields["decision"] = "denied"  # edited after it was hashed
+            conn.execute(
+                sa.text(
+                    "INSERT INTO podium_audit (seq, call_key, at, actor, action, resource, decision, run_id, step_id,"
+                    " input_digest, output_digest, detail, prev_hash, entry_hash) VALUES (:seq, :call_key, :at,"
+                    " :actor, :action, :resource, :decision, :run_id, :step_id, :input_digest, :output_digest,"
+                    " :detail, :prev, :hash)"
+                ),
+                {**fields, "seq": seq, "prev": prev, "hash": entry_hash},
+            )
+            prev = entry_hash
+        conn.execute(sa.text("UPDATE podium_audit_head SET seq = 2, entry_hash = :h"), {"h": prev})
+
+
 def test_the_hash_chain_of_an_older_database_carries_over_as_the_first_leaves(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     migrate_to_chain = [m for m in MIGRATIONS if m.version < 7]
@@ -71,17 +109,13 @@ def test_the_hash_chain_of_an_older_database_carries_over_as_the_first_leaves(tm
         )
     for migration in migrate_to_chain:
         _apply(engine, migration)
+    write_chain(engine, tamper=True)
+    with pytest.raises(ConfigurationError, match="the audit hash chain does not verify at entry 2"):
+        migrate(engine)
+    assert current_version(engine) == 6, "a failed migration changed nothing"
     with engine.begin() as conn:
-        for seq in (1, 2):
-            conn.execute(
-                sa.text(
-                    "INSERT INTO podium_audit (seq, call_key, at, actor, action, resource, decision, run_id, step_id,"
-                    " input_digest, output_digest, detail, prev_hash, entry_hash) VALUES (:seq, :key, :at, 'agent:a',"
-                    " 'model.call', 'm', 'allowed', 'r', 1, '', '', :detail, '', '')"
-                ),
-                {"seq": seq, "key": f"k{seq}", "at": 1700000000.0 + seq, "detail": '{"cost_nano_usd":"42"}'},
-            )
-        conn.execute(sa.text("UPDATE podium_audit_head SET seq = 2"))
+        conn.execute(sa.text("DELETE FROM podium_audit"))
+    write_chain(engine, tamper=False)
     assert migrate(engine) == [7]
     assert current_version(engine) == 7
     with engine.connect() as conn:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from podium import Podium, Settings
 from podium.audit import AuditEntry, append
 from podium.audit._log import leaf_hash_hex
+from podium.errors import AuditTampered
 from podium.store import tables
 
 ENTRIES = 6
@@ -137,3 +138,17 @@ def test_proofs_from_the_database_hold(audited: Podium) -> None:
     consistency = audited.audit.prove_consistency(ENTRIES)
     assert consistency.holds()
     assert (consistency.old_root, consistency.new_root) == (first.root_hash, second.root_hash)
+
+
+def test_a_rewrite_that_also_drops_the_signed_heads_is_refused_not_re_signed(audited: Podium) -> None:
+    """Whoever can write the database could delete the heads, rewrite entries and their leaf hashes, and wait for
+    the next checkpoint to sign the result. The last head podium signed is kept beside the key, so it cannot."""
+    audited.audit.checkpoint()
+    with audited.engine.begin() as conn:
+        conn.execute(tables.tree_heads.delete())
+        _rehash_edit(conn)
+    with pytest.raises(AuditTampered, match="the last head podium signed .size 6.* is missing"):
+        audited.audit.checkpoint()
+    result = audited.verify_audit()
+    assert not result.ok and "the last head podium signed" in str(result.problem)
+    assert audited.audit.heads() == [], "nothing was signed on top of the rewrite"

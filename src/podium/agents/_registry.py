@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from podium.errors import ActionDenied, NotFoundError, UsageError
 from podium.governance._policy import Decision, Entity, PolicySet, agent_entity, authorize, person_entity
 from podium.store import tables
 
-AgentStatus = Literal["active", "suspended", "retired"]
+AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
 KEY_PREFIX = "pod"
 
 
@@ -66,7 +66,7 @@ class IssuedKey:
 
     agent: str
     id: str
-    secret: str
+    secret: str = field(repr=False)
 
 
 def parse_actor(by: str) -> tuple[str, str]:
@@ -218,16 +218,13 @@ class AgentRegistry:
         current = self.get(name)
         if current.status == "retired":
             raise UsageError(f"agent {name!r} is retired, which is final; add a new agent instead.")
-        change = {"active": "resume", "suspended": "suspend", "retired": "retire"}[status]
+        change = {"active": "resume", "suspended": "suspend"}[status]
         return self._change(current, replace(current, status=status), by, change)
 
     def retire(self, name: str, *, by: str) -> AgentRecord:
         """Retire an agent for good: it may never act again and its keys are revoked."""
         current = self.get(name)
-        retired = self._change(current, replace(current, status="retired"), by, "retire")
-        with self._engine.begin() as conn:
-            self.revoke_keys(conn, [name], by=actor_name(by))
-        return retired
+        return self._change(current, replace(current, status="retired"), by, "retire", revoke_keys=True)
 
     def rotate_key(self, name: str, *, by: str) -> IssuedKey:
         """Revoke the agent's keys and issue a new one (shown once)."""
@@ -258,6 +255,11 @@ class AgentRegistry:
         of its own and its delegator's permissions, so narrowing the delegator later narrows the delegate too.
         """
         parent = self.get(delegator)
+        if parent.delegated_by:
+            raise UsageError(
+                f"agent {delegator!r} is itself a delegate of {parent.delegated_by!r}; delegates do not delegate "
+                f"further. Delegate from {parent.delegated_by!r} instead."
+            )
         now = time.time()
         child = AgentRecord(
             name=check_name(name),
@@ -301,10 +303,14 @@ class AgentRegistry:
         otherwise (an unknown, malformed or revoked key, a stopped agent, or a key used to act as another agent)."""
         key_id, secret = _split_key(key)
         keys = tables.agent_keys
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(keys).where(keys.c.id == key_id)).first()
+        row = None
+        if key_id:
+            with self._engine.connect() as conn:
+                row = conn.execute(sa.select(keys).where(keys.c.id == key_id)).first()
         problem = None
-        if row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)):
+        if not key_id:
+            problem = f"it is not a podium key ({KEY_PREFIX}_<id>_<secret>)"
+        elif row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)):
             problem = "the key is not one podium issued"
         elif row.revoked_at is not None:
             problem = (
@@ -312,8 +318,11 @@ class AgentRegistry:
             )
         else:
             agent = self.get(row.agent)
+            delegator = self.get(agent.delegated_by) if agent.delegated_by else None
             if agent.status != "active":
                 problem = f"agent {agent.name!r} is {agent.status}"
+            elif delegator is not None and delegator.status != "active":
+                problem = f"agent {agent.name!r} is a delegate of {delegator.name!r}, which is {delegator.status}"
             elif acting_as is not None and acting_as != agent.name:
                 problem = f"the key belongs to agent {agent.name!r} (team {agent.team or '-'}), not {acting_as!r}"
             else:
@@ -321,7 +330,7 @@ class AgentRegistry:
         with self._engine.begin() as conn:
             record(
                 conn,
-                f"key:{key_id}",
+                f"key:{key_id or '?'}",
                 "auth.key",
                 f"agent:{acting_as or (row.agent if row else '?')}",
                 decision="denied",
@@ -350,12 +359,28 @@ class AgentRegistry:
         )
         return self._change(current, updated, by, change)
 
-    def _change(self, current: AgentRecord, changed: AgentRecord, by: str, change: str) -> AgentRecord:
+    def _change(
+        self, current: AgentRecord, changed: AgentRecord, by: str, change: str, *, revoke_keys: bool = False
+    ) -> AgentRecord:
+        """Write `changed` over `current`, unless someone changed the agent since it was read (then nothing is
+        written and the caller is told to look again): two operators never silently undo each other."""
         _check_ceiling(changed.tier_ceiling)
-        changed = replace(changed, updated_at=time.time())
+        changed = replace(changed, updated_at=max(time.time(), current.updated_at + 1e-6))
+        agents = tables.agents
         with self._engine.begin() as conn:
             self._authorize(by, "registry.change", current, {"change": change}, {"to": json.dumps(_summary(changed))})
-            conn.execute(tables.agents.update().where(tables.agents.c.name == current.name).values(**_row(changed)))
+            written = conn.execute(
+                agents.update()
+                .where(agents.c.name == current.name, agents.c.updated_at == current.updated_at)
+                .values(**_row(changed))
+            ).rowcount
+            if not written:
+                raise UsageError(
+                    f"agent {current.name!r} was changed by someone else a moment ago; nothing was written. "
+                    f"Look at it again (`podium agents show {current.name}`) and repeat the {change} if still right."
+                )
+            if revoke_keys:
+                self.revoke_keys(conn, [current.name], by=actor_name(by))
             record(conn, actor_name(by), f"registry.{change}", f"agent:{current.name}", detail=_summary(changed))
         return changed
 
@@ -416,10 +441,11 @@ def actor_name(by: str) -> str:
 
 
 def _split_key(key: str) -> tuple[str, str]:
+    """(id, secret) of a podium key; ("", "") for anything else."""
     prefix, _, rest = key.strip().partition("_")
     key_id, _, secret = rest.partition("_")
     if prefix != KEY_PREFIX or not key_id or not secret:
-        raise ActionDenied(f"API key refused: it is not a podium key ({KEY_PREFIX}_<id>_<secret>).", key_id="")
+        return "", ""
     return key_id, secret
 
 

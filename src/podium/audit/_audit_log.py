@@ -113,7 +113,8 @@ class AuditLog:
             return _heads.heads(conn)
 
     def verify(self) -> Verification:
-        return _heads.verify(self._engine, self._public_key())
+        pin = self.signer.pin if self._key_file.exists() else None
+        return _heads.verify(self._engine, self._public_key(), pin)
 
     def prove_inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """A proof that entry `seq` is in the tree of `tree_size` entries (default: the latest signed head)."""

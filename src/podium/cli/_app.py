@@ -19,7 +19,7 @@ from podium._runtime import App, Podium
 from podium.cli._common import connected, console, err, progress_bar, root_options, settings
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cost import usd
-from podium.errors import GovernanceError, PodiumError, UsageError
+from podium.errors import AuditTampered, GovernanceError, PodiumError, UsageError
 from podium.workflows._runs import format_time
 
 app = typer.Typer(
@@ -155,7 +155,10 @@ def worker(
             # and the audit log's root is signed (a tree head), so at most a minute of entries is unsigned.
             while not stop.wait(SWEEP_SECONDS):
                 pod.budgets.release_abandoned()
-                pod.audit.checkpoint()
+                try:
+                    pod.audit.checkpoint()
+                except AuditTampered as exc:  # say so every minute, loudly, and keep the work going
+                    err.print(f"[bold red]audit log:[/] {exc}")
     _exit_leaving_waits_durable()
 
 

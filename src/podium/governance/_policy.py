@@ -220,12 +220,19 @@ def authorize(
 _CONTEXT_USE = re.compile(r'\bcontext\b(?:\s*\.\s*([A-Za-z_]\w*)|\s+has\s+([A-Za-z_]\w*)|\s*\[\s*"([^"]+)"\s*\])?')
 
 
+_STRING_OR_COMMENT = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*')
+
+
+def _drop_comment(match: re.Match[str]) -> str:
+    return match.group(0) if match.group(0).startswith('"') else ""
+
+
 def _context_keys(text: str) -> tuple[str, ...] | None:
     """The context attributes the policies read (None: the whole context is used as a value). A decision depends
     on nothing else of the context, which is what lets the governor reuse decisions across runs."""
     keys: set[str] = set()
     # Comments are dropped; a "context" inside a string only makes this conservative (None).
-    for match in _CONTEXT_USE.finditer(re.sub(r"//[^\n]*", "", text)):
+    for match in _CONTEXT_USE.finditer(_STRING_OR_COMMENT.sub(_drop_comment, text)):
         name = next((group for group in match.groups() if group), None)
         if name is None:
             return None

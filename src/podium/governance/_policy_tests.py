@@ -42,7 +42,7 @@ CALL_CONTEXT = {"run": "", "workflow": "", "amount_nano_usd": 0, "killed": False
 DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "registry.change": {"change": "grant"},
     "registry.delegate": {"widens": False},
-    "review.decide": {"decision": "approve"},
+    "review.decide": {"decision": "approved"},
     "governance.kill": {},
     "governance.restore": {},
 }

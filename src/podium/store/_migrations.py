@@ -6,12 +6,15 @@ first claims its version row, so two processes starting at once cannot both appl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+from podium.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -271,15 +274,52 @@ def _apply(engine: sa.Engine, migration: Migration) -> bool:
     return True
 
 
+_CHAIN_FIELDS = (
+    "call_key",
+    "actor",
+    "action",
+    "resource",
+    "decision",
+    "run_id",
+    "step_id",
+    "input_digest",
+    "output_digest",
+    "detail",
+    "at",
+)
+
+
 def _carry_over_chain(conn: sa.Connection) -> None:
     """Move the hash chain's entries, in order, into the Merkle log as its first leaves; drop the chain.
 
     The entries keep their sequence numbers and fields; they gain no policy ids (the chain had none) and their
     cost from their detail. Their leaf hashes are computed by the Merkle log's own rules.
     """
-    from podium.audit._log import AuditEntry, leaf_hash_hex
+    from podium.audit._log import AuditEntry, canonical_json, leaf_hash_hex
 
     rows = conn.execute(sa.text("SELECT * FROM podium_audit ORDER BY seq")).mappings().all()
+    head_seq, head_hash = conn.execute(sa.text("SELECT seq, entry_hash FROM podium_audit_head")).one()
+    # Carry over only a chain that verifies, by the chain's own rules: the Merkle log must not launder tampering.
+    prev_hash = ""
+    for number, row in enumerate(rows, start=1):
+        fields = {k: row[k] for k in _CHAIN_FIELDS}
+        body = canonical_json({"seq": row["seq"], **fields})
+        if (
+            row["seq"] != number
+            or row["prev_hash"] != prev_hash
+            or row["entry_hash"] != hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+        ):
+            raise ConfigurationError(
+                f"the audit hash chain does not verify at entry {number}, so it cannot become the Merkle log's "
+                "first leaves; nothing was changed. Restore the database from a backup, or export the chain for "
+                "the record and start a new database."
+            )
+        prev_hash = row["entry_hash"]
+    if (head_seq, head_hash) != (len(rows), prev_hash):
+        raise ConfigurationError(
+            f"the audit hash chain ends at entry {len(rows)} but its head says {head_seq}: entries were removed; "
+            "nothing was changed. Restore the database from a backup."
+        )
     carried = []
     for row in rows:
         detail = json.loads(row["detail"])
