@@ -39,6 +39,21 @@ def _lift_its_own_suspension(pod: Podium) -> None:
     pod.agents.set_status("tester", "active", by="agent:tester")
 
 
+def _raise_its_own_budget(pod: Podium) -> None:
+    pod.budgets.set("agent:tester", 0.01, by="cfo")
+    pod.budgets.set("agent:tester", 1_000_000, by="agent:tester")
+
+
+def _resume_a_run_a_person_cancelled(pod: Podium) -> None:
+    _apps.parked.clear()
+    _apps.release.clear()
+    _apps.cancellable.options(run_id="run-stopped").start("x")
+    assert _apps.parked.wait(timeout=30)
+    pod.runs.cancel("run-stopped", by="ciso")
+    _apps.release.set()
+    pod.runs.resume("run-stopped", by="agent:tester")
+
+
 def _widen_a_delegation(pod: Podium) -> None:
     pod.agents.delegate("tester", "tester-helper", tools=["note", "shout"], by="agent:tester")
 
@@ -99,6 +114,8 @@ MATRIX: list[tuple[str, Callable[[Podium], None], type[GovernanceError], str, st
         "registry.change",
         "no-agent-changes-the-registry",
     ),
+    ("raise its own budget", _raise_its_own_budget, ActionDenied, "budget.set", ""),
+    ("resume a run a person cancelled", _resume_a_run_a_person_cancelled, ActionDenied, "run.resume", ""),
     ("widen a delegation", _widen_a_delegation, ActionDenied, "registry.delegate", "delegation-never-widens"),
     ("delegate for another agent", _delegate_for_another_agent, ActionDenied, "registry.delegate", ""),
     ("act for another team", _act_for_another_team, ActionDenied, "tool.call", "agents-act-only-for-their-team"),

@@ -22,9 +22,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from podium.agents._agent import AgentIdentity, check_name
-from podium.audit import record
+from podium.audit import actor_name, parse_actor, record
 from podium.errors import ActionDenied, NotFoundError, UsageError
-from podium.governance._policy import Decision, Entity, PolicySet, agent_entity, authorize, person_entity
+from podium.governance._policy import Authorizer, Decision, Entity, PolicySet, agent_entity, person_entity
 from podium.store import tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
@@ -69,14 +69,6 @@ class IssuedKey:
     secret: str = field(repr=False)
 
 
-def parse_actor(by: str) -> tuple[str, str]:
-    """`alice` or `person:alice` is a person; `agent:triage` is an agent."""
-    kind, _, name = by.partition(":") if ":" in by else ("person", "", by)
-    if kind not in ("person", "agent") or not name.strip():
-        raise UsageError(f"actor {by!r} is not a person or an agent: use a name (a person) or agent:<name>.")
-    return kind, name.strip()
-
-
 def deployer() -> str:
     """Who registers the agents a process launches with: the operating-system user on this host."""
     return f"deploy:{getpass.getuser()}@{socket.gethostname()}"
@@ -85,7 +77,7 @@ def deployer() -> str:
 class AgentRegistry:
     def __init__(self, engine: sa.Engine, policies: PolicySet) -> None:
         self._engine = engine
-        self._policies = policies
+        self.authorizer = Authorizer(engine, policies, self.principal)  # also decides reviews, kills, budgets, runs
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -392,16 +384,8 @@ class AgentRegistry:
         context: dict[str, Any],
         detail: dict[str, str] | None = None,
     ) -> Decision:
-        return authorize(
-            self._engine,
-            self._policies,
-            self.principal(by),
-            action,
-            entity_of(resource),
-            context,
-            actor=actor_name(by),
-            resource_name=f"agent:{resource.name}",
-            detail=detail,
+        return self.authorizer.check(
+            by, action, entity_of(resource), context, resource_name=f"agent:{resource.name}", detail=detail
         )
 
     def principal(self, by: str) -> Entity:
@@ -432,12 +416,6 @@ def entity_of(agent: AgentRecord) -> Entity:
         tier_ceiling=agent.tier_ceiling,
         delegated_by=agent.delegated_by or "",
     )
-
-
-def actor_name(by: str) -> str:
-    """`alice` -> `person:alice`, as the audit log names actors."""
-    kind, name = parse_actor(by)
-    return f"{kind}:{name}"
 
 
 def _split_key(key: str) -> tuple[str, str]:

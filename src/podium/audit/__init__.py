@@ -9,7 +9,16 @@ verifier.py     the independent verifier of an export, sharing only the hashing 
 
 from podium.audit._audit_log import EXPORT_FORMAT, AuditLog, ConsistencyProof, InclusionProof, StoredEntry
 from podium.audit._heads import TreeHead, Verification
-from podium.audit._log import AuditEntry, append, append_many, canonical_json, digest, record
+from podium.audit._log import (
+    AuditEntry,
+    actor_name,
+    append,
+    append_many,
+    canonical_json,
+    digest,
+    parse_actor,
+    record,
+)
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -20,9 +29,11 @@ __all__ = [
     "StoredEntry",
     "TreeHead",
     "Verification",
+    "actor_name",
     "append",
     "append_many",
     "canonical_json",
     "digest",
+    "parse_actor",
     "record",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from podium.audit._merkle import leaf_hash
+from podium.errors import UsageError
 from podium.store import tables
 
 
@@ -125,6 +126,20 @@ def append_many(conn: sa.Connection, entries: Sequence[AuditEntry], *, known_new
             existing[entry.call_key] = seq
         conn.execute(_INSERT, rows)
     return [int(existing[key]) for key in keys]
+
+
+def parse_actor(by: str) -> tuple[str, str]:
+    """`alice` or `person:alice` is a person; `agent:triage` is an agent."""
+    kind, _, name = by.partition(":") if ":" in by else ("person", "", by)
+    if kind not in ("person", "agent") or not name.strip():
+        raise UsageError(f"actor {by!r} is not a person or an agent: use a name (a person) or agent:<name>.")
+    return kind, name.strip()
+
+
+def actor_name(by: str) -> str:
+    """`alice` -> `person:alice`, as the audit log names actors."""
+    kind, name = parse_actor(by)
+    return f"{kind}:{name}"
 
 
 def record(

@@ -20,7 +20,7 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,12 +61,13 @@ def check_scope(scope: str) -> str:
 
 
 class Budgets:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, authorize: Callable[[str, str, str], None] | None = None) -> None:
         self._engine = engine
+        self._authorize = authorize  # the Cedar check on who may set a budget (the runtime passes one)
 
     def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: str) -> Budget:
         """Create or change a budget (audited). Spend and reservations so far are kept."""
-        from podium.audit import record
+        from podium.audit import actor_name, record
 
         check_scope(scope)
         if limit_usd < 0:
@@ -74,6 +75,8 @@ class Budgets:
         if on_exhausted not in ("stop", "review"):
             raise UsageError(f"on_exhausted={on_exhausted!r}: use 'stop' (refuse the call) or 'review' (ask a person).")
         limit = round(limit_usd * NANO)
+        if self._authorize is not None:
+            self._authorize(by, "budget.set", scope)
         with self._engine.begin() as conn:
             updated = conn.execute(
                 b.update()
@@ -88,7 +91,7 @@ class Budgets:
                 )
             record(
                 conn,
-                f"person:{by}",
+                actor_name(by),
                 "budget.set",
                 scope,
                 detail={"limit_nano_usd": str(limit), "on_exhausted": on_exhausted},

@@ -16,10 +16,9 @@ import sqlalchemy as sa
 from dbos import DBOSClient
 
 from podium.agents import AgentRegistry
-from podium.agents._registry import actor_name
-from podium.audit import record
+from podium.audit import actor_name, record
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import PolicySet, authorize, scope_entity
+from podium.governance._policy import Authorizer
 from podium.store import insert_many_if_absent, tables
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
@@ -57,11 +56,11 @@ def kill_scope(
 
 
 class KillSwitch:
-    def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, policies: PolicySet) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, authorize: Authorizer) -> None:
         self._engine = engine
         self._client = client
         self._registry = registry
-        self._policies = policies
+        self._authorize = authorize
 
     def active(self) -> list[Kill]:
         with self._engine.connect() as conn:
@@ -72,7 +71,7 @@ class KillSwitch:
         """Halt everything `scope` covers (see the module docstring); audited."""
         started = time.perf_counter()
         agents = self._agents_in(scope)
-        self._authorize("governance.kill", scope, by)
+        self._authorize(by, "governance.kill", scope)
         actor = actor_name(by)
         with self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -97,7 +96,7 @@ class KillSwitch:
         if row is None:
             active = ", ".join(k.scope for k in self.active()) or "none"
             raise NotFoundError(f"no kill covers {scope!r} (active kills: {active}).")
-        self._authorize("governance.restore", scope, by)
+        self._authorize(by, "governance.restore", scope)
         actor = actor_name(by)
         with self._engine.begin() as conn:
             conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
@@ -157,16 +156,3 @@ class KillSwitch:
             )
         self._client.cancel_workflows(ids)
         return len(ids)
-
-    def _authorize(self, action: str, scope: str, by: str) -> None:
-        principal = self._registry.principal(by)
-        authorize(
-            self._engine,
-            self._policies,
-            principal,
-            action,
-            scope_entity(scope),
-            {},
-            actor=actor_name(by),
-            resource_name=scope,
-        )

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import cedarpy
 import sqlalchemy as sa
 
-from podium.audit import record
+from podium.audit import actor_name, record
 from podium.errors import ActionDenied, ConfigurationError
 
 TIER_RANKS = {"local": 1, "intermediate": 2, "frontier": 3}
@@ -108,6 +108,10 @@ def review_entity(review_id: str, *, workflow: str = "", team: str = "", reason:
 
 def scope_entity(scope: str) -> Entity:
     return Entity("Scope", scope)
+
+
+def run_entity(run_id: str) -> Entity:
+    return Entity("Run", run_id)
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,44 @@ def _context_keys(text: str) -> tuple[str, ...] | None:
             return None
         keys.add(name)
     return tuple(sorted(keys))
+
+
+class Authorizer:
+    """Cedar decisions on what people (or agents) do outside governed calls: registry changes, review
+    decisions, kills, budgets, run control. A refusal is audited and raised (see `authorize`)."""
+
+    def __init__(self, engine: sa.Engine, policies: PolicySet, principal: Callable[[str], Entity]) -> None:
+        self._engine = engine
+        self._policies = policies
+        self._principal = principal  # who `by` is, as Cedar sees them (the registry knows agents)
+
+    def check(
+        self,
+        by: str,
+        action: str,
+        resource: Entity,
+        context: Mapping[str, Any] | None = None,
+        *,
+        resource_name: str | None = None,
+        detail: Mapping[str, str] | None = None,
+    ) -> Decision:
+        return authorize(
+            self._engine,
+            self._policies,
+            self._principal(by),
+            action,
+            resource,
+            context or {},
+            actor=actor_name(by),
+            resource_name=resource_name or resource.id,
+            detail=detail,
+        )
+
+    def __call__(self, by: str, action: str, resource: str) -> None:
+        """The check for a run (`run:<id>`) or a scope (`agent:<name>`, `team:<name>` …), for the parts of podium
+        that only name what they act on."""
+        entity = run_entity(resource.removeprefix("run:")) if resource.startswith("run:") else scope_entity(resource)
+        self.check(by, action, entity, resource_name=resource)
 
 
 def _entities_json(principal: Entity, resource: Entity, action: str) -> str:

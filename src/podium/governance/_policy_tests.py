@@ -34,6 +34,7 @@ from podium.governance._policy import (
     model_entity,
     person_entity,
     review_entity,
+    run_entity,
     scope_entity,
     tool_entity,
 )
@@ -45,6 +46,9 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "review.decide": {"decision": "approved"},
     "governance.kill": {},
     "governance.restore": {},
+    "budget.set": {},
+    "run.cancel": {},
+    "run.resume": {},
 }
 
 
@@ -134,10 +138,11 @@ def _entity(spec: Mapping[str, Any], ref: str, where: str) -> Entity:
         "data": lambda: data_entity(name),
         "review": lambda: review_entity(name, **spec.get("reviews", {}).get(name, {})),
         "scope": lambda: scope_entity(name),
+        "run": lambda: run_entity(name),
     }
     if kind not in builders or not name:
         raise InputDataError(
-            f"{where}: {ref!r} is not an entity reference; use agent:, person:, model:, tool:, data:, review: or "
-            "scope: followed by a name."
+            f"{where}: {ref!r} is not an entity reference; use agent:, person:, model:, tool:, data:, review:, "
+            "scope: or run: followed by a name."
         )
     return builders[kind]()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +17,10 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSClient
 
 from podium import _current
-from podium.agents._registry import actor_name
-from podium.audit import canonical_json, digest, record
+from podium.audit import actor_name, canonical_json, digest, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import Entity, PolicySet, authorize, review_entity
+from podium.governance._policy import Authorizer, review_entity
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
 from podium.workflows._context import current_step
@@ -147,14 +145,12 @@ class Reviews:
         engine: sa.Engine,
         client: DBOSClient,
         usd_per_hour: float,
-        policies: PolicySet,
-        principal: Callable[[str], Entity],
+        authorizer: Authorizer,
     ) -> None:
         self._engine = engine
         self._client = client
         self._usd_per_hour = usd_per_hour
-        self._policies = policies
-        self._principal = principal  # who a decider is, as Cedar sees them (the registry knows)
+        self._authorizer = authorizer
 
     def list(self, *, status: str | None = "pending", limit: int = 100) -> builtins.list[ReviewRequest]:
         query = sa.select(tables.reviews).order_by(tables.reviews.c.created_at).limit(limit)
@@ -188,14 +184,11 @@ class Reviews:
         request = self.get(review_id)
         with self._engine.connect() as conn:
             team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
-        permitted = authorize(
-            self._engine,
-            self._policies,
-            self._principal(by),
+        permitted = self._authorizer.check(
+            by,
             "review.decide",
             review_entity(review_id, workflow=request.workflow or "", team=team or "", reason=request.reason),
             {"decision": status},
-            actor=actor_name(by),
             resource_name=f"review:{review_id}",
         )
         now = time.time()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
-from podium.audit import record
+from podium.audit import actor_name, record
 from podium.errors import NotFoundError, UsageError
 from podium.store import insert_if_absent, tables
 
@@ -49,9 +50,12 @@ class StepInfo:
 
 
 class Runs:
-    def __init__(self, engine: sa.Engine, client: DBOSClient) -> None:
+    def __init__(
+        self, engine: sa.Engine, client: DBOSClient, authorize: Callable[[str, str, str], None] | None = None
+    ) -> None:
         self._engine = engine
         self._client = client
+        self._authorize = authorize  # the Cedar check on who may cancel or resume a run (the runtime passes one)
 
     def list(
         self,
@@ -141,9 +145,11 @@ class Runs:
         run = self.get(run_id)
         if run.status in ("SUCCESS", "ERROR"):
             raise UsageError(f"run {run_id} already finished ({run.status}); there is nothing to cancel.")
+        if self._authorize is not None:
+            self._authorize(by, "run.cancel", f"run:{run_id}")
         with self._engine.begin() as conn:
             if insert_if_absent(conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()):
-                record(conn, f"person:{by}", "run.cancel", f"run:{run_id}")
+                record(conn, actor_name(by), "run.cancel", f"run:{run_id}")
         self._client.cancel_workflow(run_id)
         return self.get(run_id)
 
@@ -152,9 +158,11 @@ class Runs:
         run = self.get(run_id)
         if run.status == "SUCCESS":
             raise UsageError(f"run {run_id} already succeeded; there is nothing to resume.")
+        if self._authorize is not None:
+            self._authorize(by, "run.resume", f"run:{run_id}")
         with self._engine.begin() as conn:
             conn.execute(tables.run_stops.delete().where(tables.run_stops.c.run_id == run_id))
-            record(conn, f"person:{by}", "run.resume", f"run:{run_id}")
+            record(conn, actor_name(by), "run.resume", f"run:{run_id}")
         self._client.resume_workflow(run_id)
         return self.get(run_id)
 
