@@ -176,6 +176,7 @@ class Podium:
             DBOS.destroy(destroy_registry=False)
             _current.set(None)
         self.governor.close()
+        self.kill_switch.close()
         if self._release_executor is not None:
             self._release_executor()
             self._release_executor = None

@@ -19,7 +19,7 @@ from podium.agents import AgentRegistry
 from podium.audit import actor_name, record
 from podium.errors import NotFoundError, UsageError
 from podium.governance._policy import Authorizer
-from podium.store import insert_many_if_absent, tables
+from podium.store import create_engine, insert_many_if_absent, tables
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
 
@@ -57,10 +57,22 @@ def kill_scope(
 
 class KillSwitch:
     def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, authorize: Authorizer) -> None:
-        self._engine = engine
+        self._shared = engine
+        self._control: sa.Engine | None = None
         self._client = client
         self._registry = registry
         self._authorize = authorize
+
+    @property
+    def _engine(self) -> sa.Engine:
+        """A connection of the kill switch's own: a kill must not queue behind the workers for a pooled one."""
+        if self._control is None:
+            self._control = create_engine(self._shared.url.render_as_string(hide_password=False), pooled=False)
+        return self._control
+
+    def close(self) -> None:
+        if self._control is not None:
+            self._control.dispose()
 
     def active(self) -> list[Kill]:
         with self._engine.connect() as conn:
@@ -106,9 +118,13 @@ class KillSwitch:
     def _agents_in(self, scope: str) -> list[str]:
         """The agents whose keys a kill of `scope` revokes (a workflow kill revokes none: agents outlive it)."""
         kind, _, name = scope.partition(":")
-        agents = self._registry.list()
+        with self._engine.connect() as conn:
+            agents = conn.execute(
+                sa.select(tables.agents.c.name, tables.agents.c.team, tables.agents.c.delegated_by)
+            ).all()
         if kind == "agent":
-            self._registry.get(name)
+            if name not in {a.name for a in agents}:
+                raise NotFoundError(f"no agent named {name!r}. `podium agents list` shows the registered agents.")
             return [a.name for a in agents if name in (a.name, a.delegated_by)]
         if kind == "team":
             members = [a.name for a in agents if a.team == name]

@@ -8,14 +8,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from podium.errors import ConfigurationError
 
 POOL_SIZE = 20
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, *, pooled: bool = True) -> sa.Engine:
     """Create the engine for `url` and check that the database answers.
+
+    `pooled=False` gives an engine that opens a connection of its own for each use: for the control plane (the kill
+    switch), which must not queue behind the workers' connections.
 
     SQLite runs in WAL mode with `synchronous=NORMAL` (measured ~20x DBOS's default throughput) and IMMEDIATE
     transactions, as DBOS expects of its system database. PostgreSQL URLs use psycopg 3.
@@ -28,14 +32,15 @@ def create_engine(url: str) -> sa.Engine:
             "Use sqlite:///path/to/podium.db or postgresql://user@host:5432/dbname."
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(parsed)
+        engine = _sqlite_engine(parsed, pooled)
     elif parsed.get_backend_name() == "postgresql":
+        pool: dict[str, Any] = (
+            {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_pre_ping": True}
+            if pooled
+            else {"poolclass": NullPool}
+        )
         engine = sa.create_engine(
-            parsed.set(drivername="postgresql+psycopg"),
-            pool_size=POOL_SIZE,
-            max_overflow=POOL_SIZE,
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": 5},
+            parsed.set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": 5}, **pool
         )
     else:
         raise ConfigurationError(
@@ -58,7 +63,7 @@ def safe_url(url: str | sa.URL) -> str:
         return "<unparseable URL>"
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, pooled: bool = True) -> sa.Engine:
     if url.database and url.database != ":memory:":
         path = Path(url.database)
         try:
@@ -68,7 +73,11 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
                 f"cannot create the folder {path.parent} for the SQLite database ({exc.strerror}). "
                 "Set PODIUM_HOME or PODIUM_DATABASE_URL to a writable place."
             ) from exc
-    engine = sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+    engine = (
+        sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        if pooled
+        else sa.create_engine(url, poolclass=NullPool)
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn: Any, _record: Any) -> None:
