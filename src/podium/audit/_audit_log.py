@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,9 +75,9 @@ class AuditLog:
         self._engine = engine
         self._key_file = key_file
 
-    @property
+    @functools.cached_property
     def signer(self) -> Signer:
-        """podium's signing key (created on first use)."""
+        """podium's signing key (created on first use, then read once)."""
         return Signer(self._key_file)
 
     def entries(

@@ -264,7 +264,7 @@ def policy_test(
             )
     console.print(table)
     console.print(
-        f"{len(policies.policies)} policies, digest {policies.digest[:16]}; "
+        f"{len(policies.policies)} policies, digest {policies.short_digest}; "
         + ("[green]all cases pass[/]" if not failed else f"[bold red]{failed} case(s) failed[/]")
     )
     if failed:
@@ -291,9 +291,9 @@ def policy_explain(seq: Annotated[int, typer.Argument(help="The audit entry's nu
             + ("nothing permitted it (default deny)." if entry.decision == "denied" else "it is not a policy decision.")
         )
     recorded_set = detail.get("policy_set", "")
-    if recorded_set and not policies.digest.startswith(recorded_set):
+    if recorded_set and recorded_set != policies.short_digest:
         console.print(
-            f"[yellow]the policies changed since (then {recorded_set}, now {policies.digest[:16]}); "
+            f"[yellow]the policies changed since (then {recorded_set}, now {policies.short_digest}); "
             "showing today's text of the same ids[/]"
         )
     for policy_id in entry.policies:

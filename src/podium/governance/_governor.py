@@ -184,7 +184,7 @@ class Admission:
         return (f"agent:{call.agent}", *workflow, *team)
 
     def audit_detail(self) -> dict[str, str]:
-        return {"policy_set": self.policy_set[:16]}
+        return {"policy_set": self.policy_set}
 
 
 class Governor:
@@ -308,7 +308,7 @@ class Governor:
         decision = self._decide(call, row, context)
         if not decision.allowed:
             self._refuse_by_policy(call, site, _principal(call.agent, row), row, decision)
-        return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.digest)
+        return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.short_digest)
 
     def _decide(self, call: Call, row: Any, context: dict[str, Any]) -> Decision:
         """The Cedar decision, reused while the inputs it depends on are the same: the agent's registry rows, the
@@ -379,7 +379,7 @@ class Governor:
         self, error: type[GovernanceError], call: Call, site: CallSite, message: str, policies: tuple[str, ...]
     ) -> None:
         decision = "stopped" if error is ActorStopped else "denied"
-        extra = {"reason": message, "policy_set": self.policies.digest[:16]}
+        extra = {"reason": message, "policy_set": self.policies.short_digest}
         self._record(call, site, decision, Usage(), "", extra, None, (), policies)
         raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id, policies=policies)
 

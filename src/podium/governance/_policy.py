@@ -146,6 +146,7 @@ class PolicySet:
         self.policies = {p.id: p for p in policies}
         text = "\n".join(p.text for p in policies)
         self.digest = hashlib.sha256(text.encode()).hexdigest()
+        self.short_digest = self.digest[:16]  # what audit entries record of the policy set that decided them
         self._ids = [p.id for p in policies]  # Cedar names them policy0, policy1, … in this order
         self._cedar = cedarpy.PolicySet.from_str(text)
         self._entities = functools.lru_cache(maxsize=_ENTITY_CACHE)(_parse_entities)
