@@ -11,6 +11,7 @@ from podium.agents import Agent
 from podium.cost import Price
 from podium.errors import (
     ActionDenied,
+    ActionRejected,
     ActorStopped,
     BudgetExhausted,
     ConfigurationError,
@@ -20,39 +21,45 @@ from podium.errors import (
     ModelUnavailable,
     NotFoundError,
     PodiumError,
+    ReviewRequired,
     UsageError,
 )
-from podium.review import Decision, request_review
+from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
 from podium.settings import Settings
 from podium.tools import send_to_outbox, tool
 from podium.workflows import Run, current_call, step, workflow
 
 __all__ = [
+    "OWNER",
     "ActionDenied",
+    "ActionRejected",
     "ActorStopped",
     "Agent",
     "App",
     "BudgetExhausted",
     "ConfigurationError",
-    "Decision",
+    "Escalation",
     "Event",
     "EventBus",
+    "ExceptionRules",
     "GovernanceError",
     "InputDataError",
+    "Judgement",
     "ModelFileError",
     "ModelUnavailable",
     "NotFoundError",
     "Podium",
     "PodiumError",
     "Price",
+    "ReviewRequired",
     "Run",
     "Settings",
     "UsageError",
     "__version__",
+    "assess",
     "connect",
     "current_call",
     "launch",
-    "request_review",
     "route_outcome",
     "send_to_outbox",
     "step",

@@ -47,6 +47,7 @@ from podium.models import (
 from podium.models._breaker import CircuitBreaker
 from podium.models._config import ModelConfig
 from podium.models._remote import check_endpoint, openai_compatible
+from podium.people import People
 from podium.review import Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate, tables
@@ -87,6 +88,7 @@ class Podium:
         authorizer = self.agents.authorizer
         self.runs = Runs(engine, self._client, authorizer)
         self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour, authorizer)
+        self.people = People(engine, authorizer)
         self.audit = AuditLog(engine, settings.audit_key_file)
         self.kill_switch = KillSwitch(engine, self._client, self.agents, authorizer)
         self.ledger = Ledger(engine)

@@ -9,7 +9,9 @@
     ├── GovernanceError            the governor refused an action at run time
     │   ├── ActionDenied           the agent is not allowed that model or tool
     │   ├── ActorStopped           the agent is suspended or its run was cancelled
-    │   └── BudgetExhausted        a budget covering the call has no room for it
+    │   ├── BudgetExhausted        a budget covering the call has no room for it
+    │   ├── ReviewRequired         an exception rule fired: the action waits for a person (handled by @step)
+    │   └── ActionRejected         a person rejected the action, or its review expired with "reject"
     ├── ModelUnavailable           every model a request could go to failed or has its circuit breaker open
     └── AuditTampered              the audit log no longer holds what podium signed: nothing more is signed
 
@@ -77,7 +79,19 @@ class ActorStopped(GovernanceError):
 
 class BudgetExhausted(GovernanceError):
     """A budget covering the call has no room for it. `on_exhausted` says what its owner wants: "stop" the work,
-    or "review": turn it into an exception for a person (the workflow catches this and asks for a review)."""
+    or "review": turn it into an exception for a person (the run then waits for a review, like any exception)."""
+
+
+class ReviewRequired(GovernanceError):
+    """An exception rule fired on a call: the governor did not perform it, and the step it came from waits
+    (durably) for a person's decision on the exact action, then runs again with the approval.
+
+    `@podium.step` handles it; workflow code sees only the outcome: the step returns, or ActionRejected."""
+
+
+class ActionRejected(GovernanceError):
+    """A person rejected the proposed action, or nobody decided in time and the workflow's default is to
+    reject. `review_id`, `status` (rejected | expired), `by`, `rationale` and `reasons` say which and why."""
 
 
 class ModelUnavailable(PodiumError):

@@ -116,8 +116,8 @@ def test_the_hash_chain_of_an_older_database_carries_over_as_the_first_leaves(tm
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM podium_audit"))
     write_chain(engine, tamper=False)
-    assert migrate(engine) == [7]
-    assert current_version(engine) == 7
+    assert migrate(engine) == [m.version for m in MIGRATIONS if m.version >= 7]
+    assert current_version(engine) == MIGRATIONS[-1].version
     with engine.connect() as conn:
         carried = conn.execute(sa.select(tables.audit_log.c.seq, tables.audit_log.c.cost_nano_usd)).all()
         size = conn.execute(sa.select(tables.audit_size.c.size)).scalar_one()

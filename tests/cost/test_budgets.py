@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -42,12 +44,27 @@ def test_twenty_parallel_runs_never_overspend_one_budget(settings: Settings) -> 
 def test_every_budget_covering_a_call_is_charged_and_the_tightest_stops_it(sqlite_settings: Settings) -> None:
     with podium.launch(sqlite_settings, app) as pod:
         pod.budgets.set("agent:spender", 1.0, by="cfo@example.com")
-        pod.budgets.set("team:ops", 2 * FEE_NANO / 1e9, by="cfo@example.com", on_exhausted="review")
+        pod.budgets.set("team:ops", 2 * FEE_NANO / 1e9, by="cfo@example.com")
         assert [budget_flow.start(f"q{i}").result() for i in range(3)] == [
             "found q0", "found q1", "stopped by team:ops"
         ]  # fmt: skip
         assert pod.budgets.get("agent:spender").spent_nano_usd == 2 * FEE_NANO
         assert pod.budgets.get("team:ops").spent_nano_usd == 2 * FEE_NANO
+
+
+def test_a_budget_that_asks_a_person_holds_the_call_for_review(sqlite_settings: Settings) -> None:
+    with podium.launch(sqlite_settings, app) as pod:
+        pod.budgets.set("team:ops", FEE_NANO / 1e9, by="cfo@example.com", on_exhausted="review")
+        assert budget_flow.start("q0").result() == "found q0"
+        run = budget_flow.start("q1")
+        while not (waiting := pod.reviews.list()):
+            time.sleep(0.05)
+        (request,) = waiting
+        assert (request.run_id, request.reasons) == (run.id, ("budget_exhausted:team:ops",))
+        assert request.waiting_on == "finance-lead@example.com", "no rules declared: the agent's owner decides"
+        pod.reviews.approve(request.id, by="finance-lead@example.com", rationale="month-end spike")
+        assert run.result() == "found q1"
+        assert pod.budgets.get("team:ops").spent_nano_usd == 2 * FEE_NANO, "approved over the limit, and charged"
 
 
 def drive(settings: Settings, run_id: str, *, freeze: bool) -> str:
@@ -127,7 +144,7 @@ def test_a_call_refused_further_in_or_cancelled_gives_its_reservation_back(sqlit
         pod.budgets.set("agent:spender", 1.0, by="cfo@example.com")
         for error in (ActorStopped("a nested call was refused"), asyncio.CancelledError()):
 
-            async def execute(error: BaseException = error) -> str:
+            async def execute(admitted: Call, error: BaseException = error) -> str:
                 raise error
 
             with pytest.raises(type(error)):

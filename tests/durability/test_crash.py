@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from podium import Podium, Settings
 from podium.store import tables
 from podium_examples.support_triage.tickets import TEST_CSV, Ticket, load_tickets
-from podium_examples.support_triage.workflow import SENSITIVE_INTENTS
+from podium_examples.support_triage.workflow import SENSITIVE_INTENTS, SUPPORT_LEAD
 from tests._driver import drive_process
 from tests.conftest import IntentModelFile
 
@@ -87,7 +87,7 @@ def test_runs_survive_kill_9_at_every_step_boundary(settings: Settings, intent_m
             "approve",
             request.id,
             "--by",
-            "duty-manager",
+            SUPPORT_LEAD,
             "--note",
             "checked the account",
             "--minutes",

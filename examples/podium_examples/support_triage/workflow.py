@@ -1,15 +1,17 @@
 """Customer-support triage, governed end to end.
 
 Per ticket: the specialised intent classifier labels it (local tier, fractions of a millisecond of CPU), the
-router has the reply drafted by the local LLM or by a remote tier declared in podium.toml, and then either the
-reply is sent (through a tool that writes to the outbox exactly once) or, when the classifier is unsure or the
-intent is sensitive, the run stops as an exception and waits durably for a person to approve or reject the exact
-reply it would send.
+router has the reply drafted by the local LLM or by a remote tier declared in podium.toml, and the reply is sent
+through a tool that writes to the outbox exactly once. The workflow's exception rules decide when a person looks
+first: the classifier is unsure, the intent is sensitive, or the draft holds a card number. The run then waits
+durably for a person to approve, edit or reject the exact reply; their label for the ticket retrains the
+classifier.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import podium
 from podium.models import Prediction, TrainedClassifier
@@ -20,7 +22,7 @@ DRAFT_MODEL = "smollm2-135m"
 # Drafts are routed: the local LLM, or any intermediate or frontier model podium.toml declares (docs/costs.md).
 DRAFT_MODELS = (DRAFT_MODEL, "tier:intermediate", "tier:frontier")
 CONFIDENCE_FLOOR = 0.5
-REVIEW_DEADLINE_SECONDS = 3 * 24 * 3600
+SUPPORT_LEAD = "support-lead@example.com"
 
 # Fraud, loss and disputed money: a person looks before anything is said to the customer.
 SENSITIVE_INTENTS = frozenset(
@@ -35,6 +37,18 @@ SENSITIVE_INTENTS = frozenset(
         "request_refund",
     }
 )
+
+RULES = podium.ExceptionRules(
+    confidence_below=CONFIDENCE_FLOOR,
+    compliance_flags={f"intent:{intent}" for intent in SENSITIVE_INTENTS},
+    data_classes={"card_number"},
+    # The support team first; after a working day the lead; then the agent's owner. Nobody answers the customer
+    # on a sensitive ticket by default: an unanswered request is held, not dropped.
+    escalation=podium.Escalation(
+        ("team:support", SUPPORT_LEAD, podium.OWNER), deadline=timedelta(hours=8), on_expiry="hold"
+    ),
+)
+"""When a person looks before a reply goes out; everything else is answered without one."""
 
 DRAFT_INSTRUCTIONS = (
     "You are a helpful customer-support agent at a bank. Write a short, polite reply (two or three "
@@ -84,33 +98,22 @@ def deliver(customer_id: str, body: str) -> None:
     triage_agent.call_tool("send_reply", customer_id=customer_id, body=body)
 
 
-def exception_reason(prediction: Prediction) -> str | None:
-    """Why a person must look at this ticket, or None if the agent may act alone."""
-    if prediction.label in SENSITIVE_INTENTS:
-        return f"sensitive_intent:{prediction.label}"
-    if prediction.confidence < CONFIDENCE_FLOOR:
-        return "low_confidence"
-    return None
-
-
-@podium.workflow(name="support_triage")
+@podium.workflow(name="support_triage", exceptions=RULES)
 def triage_ticket(ticket: Ticket) -> TriageOutcome:
     prediction = classify(ticket)
+    facts = podium.assess(
+        judgement=podium.Judgement(INTENT_MODEL, ticket.text, prediction.label, prediction.confidence),
+        flags={f"intent:{prediction.label}"},
+        summary=f"{ticket.id}: {ticket.text[:200]} (intent {prediction.label}, {prediction.confidence:.0%})",
+    )
     draft = draft_reply(ticket, prediction.label)
-    reason = exception_reason(prediction)
-    outcome = "sent"
-    if reason is not None:
-        decision = podium.request_review(
-            agent=triage_agent.name,
-            reason=reason,
-            summary=f"{ticket.id}: {ticket.text[:200]} (intent {prediction.label}, {prediction.confidence:.0%})",
-            action={"tool": "send_reply", "customer_id": ticket.customer, "body": draft},
-            deadline_seconds=REVIEW_DEADLINE_SECONDS,
-        )
-        if decision.status in ("approved", "rejected"):
-            podium.route_outcome(decision.approved)  # the person judged the routed draft: the router learns
-        if not decision.approved:
-            return TriageOutcome(ticket.id, prediction.label, prediction.confidence, decision.status, reason)
-        outcome = "sent_after_review"
-    deliver(ticket.customer, draft)
-    return TriageOutcome(ticket.id, prediction.label, prediction.confidence, outcome, reason)
+    # The same rules the governor applies to the send: known here only to report the outcome.
+    reasons = RULES.reasons(facts, {"customer_id": ticket.customer, "body": draft})
+    exception = reasons[0] if reasons else None
+    try:
+        deliver(ticket.customer, draft)  # waits for a person first if a rule fires
+    except podium.ActionRejected as rejected:
+        return TriageOutcome(ticket.id, prediction.label, prediction.confidence, rejected.status, exception)
+    return TriageOutcome(
+        ticket.id, prediction.label, prediction.confidence, "sent_after_review" if reasons else "sent", exception
+    )

@@ -391,7 +391,11 @@ class AgentRegistry:
     def principal(self, by: str) -> Entity:
         """Who `by` is, as Cedar sees them: a person, or an agent with its registry entry."""
         kind, name = parse_actor(by)
-        return person_entity(name) if kind == "person" else entity_of(self.get(name))
+        if kind == "agent":
+            return entity_of(self.get(name))
+        with self._engine.connect() as conn:
+            teams = conn.execute(sa.select(tables.people.c.teams).where(tables.people.c.name == name)).scalar()
+        return person_entity(name, json.loads(teams) if teams else ())
 
     def _issue_key(self, conn: sa.Connection, name: str) -> IssuedKey:
         key_id = secrets.token_hex(6)

@@ -18,6 +18,7 @@ from rich.table import Table
 from podium._runtime import App, Podium
 from podium.cli._common import connected, console, err, progress_bar, root_options, settings
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
+from podium.cli._review import people_app, review_app
 from podium.cost import usd
 from podium.errors import AuditTampered, GovernanceError, PodiumError, UsageError
 from podium.workflows._runs import format_time
@@ -30,7 +31,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 runs_app = typer.Typer(help="Inspect and control workflow runs.", no_args_is_help=True)
-review_app = typer.Typer(help="Decide the exceptions that wait for a person.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
 route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
 budgets_app = typer.Typer(
@@ -39,6 +39,7 @@ budgets_app = typer.Typer(
 for sub, name in (
     (runs_app, "runs"),
     (review_app, "review"),
+    (people_app, "people"),
     (agents_app, "agents"),
     (policy_app, "policy"),
     (audit_app, "audit"),
@@ -77,6 +78,7 @@ def demo(
     """Triage customer-support tickets end to end, then report outcomes, accuracy, cost and the audit."""
     from podium_examples.support_triage.demo import ensure_intent_model, run_demo
     from podium_examples.support_triage.tickets import TEST_CSV
+    from podium_examples.support_triage.workflow import SUPPORT_LEAD
 
     config = settings()
     with console.status("Training the intent classifier on 10,003 labelled tickets (once)…"):
@@ -122,7 +124,8 @@ def demo(
     console.print(table)
     if report.waiting_for_person:
         console.print(
-            "Decide the waiting ones: [bold]podium review list[/], then [bold]podium review approve ID --by you[/]."
+            "Decide the waiting ones: [bold]podium review list[/], then "
+            f"[bold]podium review approve ID --by {SUPPORT_LEAD}[/] (or edit, reject, claim, reassign)."
         )
     _exit_leaving_waits_durable()
 
@@ -244,61 +247,6 @@ def runs_resume(run_id: str, by: Annotated[str, typer.Option(help="Who resumes i
     with connected() as pod:
         run = pod.runs.resume(run_id, by=by)
     console.print(f"{run.id}: {run.status} (a launched podium process picks it up)")
-
-
-# -- review --------------------------------------------------------------------------------------------------
-
-
-@review_app.command("list")
-def review_list(
-    all_: Annotated[bool, typer.Option("--all", help="Include decided and expired requests.")] = False,
-) -> None:
-    """Requests waiting for a person (oldest first)."""
-    with connected() as pod:
-        found = pod.reviews.list(status=None if all_ else "pending")
-    table = Table("review id", "reason", "status", "created (UTC)", "summary")
-    for r in found:
-        table.add_row(r.id, r.reason, r.status, format_time(r.created_at), r.summary[:80])
-    console.print(table if found else "Nothing waits for a person.")
-
-
-@review_app.command("show")
-def review_show(review_id: str) -> None:
-    """One request with the exact action it would release."""
-    with connected() as pod:
-        r = pod.reviews.get(review_id)
-    console.print(f"[bold]{r.id}[/]  {r.status}  reason: {r.reason}\n{r.summary}\n")
-    for key, value in r.action.items():
-        console.print(f"  [bold]{key}[/]: {value}")
-    console.print(f"\naction digest: {r.action_digest}")
-    if r.decided_by:
-        console.print(f"decided by {r.decided_by} at {format_time(r.decided_at)}: {r.rationale or ''}")
-
-
-By = Annotated[str, typer.Option(help="Who decides (recorded in the audit log).")]
-Note = Annotated[str, typer.Option(help="Why.")]
-Minutes = Annotated[
-    float, typer.Option(min=0, help="Minutes the decision took; costed at PODIUM_REVIEW_USD_PER_HOUR in the ledger.")
-]
-
-
-@review_app.command("approve")
-def review_approve(review_id: str, by: By, note: Note = "", minutes: Minutes = 0.0) -> None:
-    """Approve the exact action a run proposed; the run resumes and performs it once."""
-    _decide(review_id, approve=True, by=by, note=note, minutes=minutes)
-
-
-@review_app.command("reject")
-def review_reject(review_id: str, by: By, note: Note = "", minutes: Minutes = 0.0) -> None:
-    """Reject the proposed action; the run ends without performing it."""
-    _decide(review_id, approve=False, by=by, note=note, minutes=minutes)
-
-
-def _decide(review_id: str, *, approve: bool, by: str, note: str, minutes: float) -> None:
-    with connected() as pod:
-        decide = pod.reviews.approve if approve else pod.reviews.reject
-        request = decide(review_id, by=by, rationale=note, minutes=minutes)
-    console.print(f"{request.id}: {request.status} by {request.decided_by}")
 
 
 # -- models --------------------------------------------------------------------------------------------------

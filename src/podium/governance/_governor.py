@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from podium._events import Event, EventBus
 from podium.audit import AuditEntry, append_many, canonical_json, digest
 from podium.cost._budgets import Budgets, Charge, settle
-from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError
+from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError, ReviewRequired
 from podium.governance._policy import (
     Decision,
     Entity,
@@ -35,9 +35,18 @@ from podium.governance._policy import (
     model_entity,
     tool_entity,
 )
+from podium.review._rules import NO_RULES, ExceptionRules
 from podium.store import insert_many_if_absent, tables
 from podium.store._group_commit import GroupCommitter
-from podium.workflows._context import CallSite, call_scope, current_call_or_none, next_call_site
+from podium.workflows._context import (
+    Approval,
+    CallSite,
+    call_scope,
+    current_approvals,
+    current_call_or_none,
+    current_workflow,
+    next_call_site,
+)
 
 T = TypeVar("T")
 
@@ -57,6 +66,9 @@ class Call:
     input_digest: str
     estimate_nano_usd: int = 0  # what the call may cost at most, reserved against budgets before it runs
     resource_team: str = ""  # the team a tool or data scope belongs to ("" for shared ones)
+    # A tool call's arguments and their JSON schema: what a person reviews, and what an edit must satisfy.
+    arguments: Mapping[str, Any] | None = field(default=None, compare=False)
+    schema: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def action(self) -> str:
@@ -177,6 +189,7 @@ class Admission:
     budgeted: bool
     decision: Decision
     policy_set: str
+    exceptions: tuple[str, ...] = ()  # reason codes of `@exception` forbids that denied it (a person may allow)
 
     def scopes(self, call: Call, site: CallSite) -> tuple[str, ...]:
         workflow = (f"workflow:{site.workflow}",) if site.workflow else ()
@@ -209,24 +222,30 @@ class Governor:
     async def govern(
         self,
         call: Call,
-        execute: Callable[[], Awaitable[T]],
+        execute: Callable[[Call], Awaitable[T]],
         measure: Callable[[T], Usage],
         output: Callable[[T], str],
         detail: dict[str, str] | None = None,
     ) -> T:
         """Admit, execute and record `call`; `detail` (such as the router's explanation) joins its audit entry.
 
-        A failed call is recorded too, as waste: its wall time and whatever it cost are work thrown away.
+        `execute` performs the call it is given: `call` itself, or the action a person approved in its place (their
+        edit of its arguments). A failed call is recorded too, as waste: its wall time and whatever it cost are
+        work thrown away.
         """
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         admission = self._admit(call, site)
         detail = {**(detail or {}), **admission.audit_detail()}
+        approval = self._exception_stage(call, site, admission)
+        if approval is not None:
+            call = dataclasses.replace(call, arguments=approval.arguments, input_digest=approval.approved_digest)
+            detail["approved_by_review"] = approval.review_id
         scopes = admission.scopes(call, site) if admission.budgeted else ()
-        reserved = bool(scopes) and self._reserve(call, site, admission, scopes)
+        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, approved=approval is not None)
         started = time.perf_counter()
         try:
             with call_scope(dataclasses.replace(site, call=call)):
-                result = await execute()
+                result = await execute(call)
         except GovernanceError as refused:
             # Refused further in: by a nested governed call (audited there) or by a side effect's fence, audited
             # here, now that the side effect's transaction has rolled back and released its lock.
@@ -282,7 +301,11 @@ class Governor:
         reads): refused calls raise and are audited, allowed ones are audited with the deciding policies."""
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         admission = self._admit(call, site)
-        self._record(call, site, "allowed", Usage(), "", admission.audit_detail(), admission, ())
+        detail = admission.audit_detail()
+        approval = self._exception_stage(call, site, admission)
+        if approval is not None:
+            detail["approved_by_review"] = approval.review_id
+        self._record(call, site, "allowed", Usage(), "", detail, admission, ())
         return admission.decision
 
     def _admit(self, call: Call, site: CallSite) -> Admission:
@@ -306,9 +329,81 @@ class Governor:
             "run_stopped": bool(row.run_stopped),
         }
         decision = self._decide(call, row, context)
+        exceptions: tuple[str, ...] = ()
         if not decision.allowed:
-            self._refuse_by_policy(call, site, _principal(call.agent, row), row, decision)
-        return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.short_digest)
+            if decision.policies and set(decision.policies) <= self.policies.exception_policies:
+                exceptions = tuple(f"policy:{policy}" for policy in decision.policies)  # a person may allow it
+            else:
+                self._refuse_by_policy(call, site, _principal(call.agent, row), row, decision)
+        return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.short_digest, exceptions)
+
+    def _exception_stage(self, call: Call, site: CallSite, admission: Admission) -> Approval | None:
+        """Stop the call for a person if an exception rule fires, unless a person approved this exact action.
+
+        Returns the approval the call performs (consumed now, by this call site only), or None if no rule fired.
+        """
+        approval = next((a for a in current_approvals() if a.proposed_digest == call.input_digest), None)
+        if approval is not None:
+            self._consume(approval, call, site, admission)
+            return approval
+        if current_approvals() and call.kind == "tool":
+            # The step re-ran with an approval, but proposes something other than what the person approved.
+            approved = ", ".join(a.review_id for a in current_approvals())
+            message = (
+                f"{call.kind} {call.resource!r} of agent {call.agent!r} proposes arguments other than the ones "
+                f"approved in review {approved} (digest {call.input_digest[:12]}…): an approval applies to the exact "
+                "action a person saw, so this one is refused."
+            )
+            self._refuse_with(ActionDenied, call, site, message, "altered", admission)
+        workflow = current_workflow()
+        reasons = list(admission.exceptions)
+        if call.kind == "tool" and workflow is not None:
+            rules = _rules_of(workflow.name)
+            reasons += rules.reasons(workflow.facts, call.arguments or {})
+        if reasons:
+            self._raise_review(call, site, admission, reasons)
+        return None
+
+    def _raise_review(self, call: Call, site: CallSite, admission: Admission | None, reasons: list[str]) -> None:
+        workflow = current_workflow()
+        facts = workflow.facts if workflow is not None else None
+        detail = {"reasons": ", ".join(reasons)}
+        self._record(call, site, "exception", Usage(), "", detail, admission, ())
+        raise ReviewRequired(
+            f"{call.kind} {call.resource!r} of agent {call.agent!r} waits for a person: {', '.join(reasons)}.",
+            agent=call.agent,
+            kind=call.kind,
+            resource=call.resource,
+            run_id=site.run_id,
+            reasons=tuple(reasons),
+            arguments=dict(call.arguments or {}),
+            schema=dict(call.schema or {}),
+            input_digest=call.input_digest,
+            facts=facts.as_json() if facts is not None else {},
+            judgement=dataclasses.asdict(facts.judgement) if facts is not None and facts.judgement else None,
+        )
+
+    def _consume(self, approval: Approval, call: Call, site: CallSite, admission: Admission) -> None:
+        """Claim the approval for this call site, once: a re-run of the same step after a crash finds it its own,
+        any other call finds it used."""
+        reviews = tables.reviews
+        with self._engine.begin() as conn:
+            claimed = conn.execute(
+                reviews.update()
+                .where(
+                    reviews.c.id == approval.review_id,
+                    reviews.c.status == "approved",
+                    reviews.c.action_digest == approval.proposed_digest,
+                    reviews.c.consumed_by.is_(None) | (reviews.c.consumed_by == site.key),
+                )
+                .values(consumed_by=site.key)
+            ).rowcount
+        if not claimed:
+            message = (
+                f"the approval in review {approval.review_id} was already used by another call, or is no longer an "
+                f"approval of this action: it is performed once, so {call.kind} {call.resource!r} is refused."
+            )
+            self._refuse_with(ActionDenied, call, site, message, "replayed", admission)
 
     def _decide(self, call: Call, row: Any, context: dict[str, Any]) -> Decision:
         """The Cedar decision, reused while the inputs it depends on are the same: the agent's registry rows, the
@@ -361,11 +456,19 @@ class Governor:
             message = f"agent {call.agent!r} is not allowed {what} ({decision.reason}; {hint})."
         self._refuse(ActionDenied, call, site, message, decision.policies)
 
-    def _reserve(self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...]) -> bool:
-        """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room."""
+    def _reserve(
+        self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...], *, approved: bool
+    ) -> bool:
+        """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room, or
+        stop the call for a person if the budget says so. A call a person approved is not held back again: it is
+        charged when it is recorded, over the limit if need be."""
+        if approved:
+            return False
         try:
             reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
         except BudgetExhausted as exc:
+            if exc.fields.get("on_exhausted") == "review" and current_workflow() is not None:
+                self._raise_review(call, site, admission, [f"budget_exhausted:{exc.fields['scope']}"])
             self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission, ())
             raise
         self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))
@@ -374,6 +477,13 @@ class Governor:
     def _release(self, reserved: bool, site: CallSite) -> None:
         if reserved:
             self._budgets.release(site.key)
+
+    def _refuse_with(
+        self, error: type[GovernanceError], call: Call, site: CallSite, message: str, why: str, admission: Admission
+    ) -> None:
+        """Refuse an admitted call for a reason of its own (not a policy's), audited."""
+        self._record(call, site, "denied", Usage(), "", {"reason": message, "refusal": why}, admission, ())
+        raise error(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
 
     def _refuse(
         self, error: type[GovernanceError], call: Call, site: CallSite, message: str, policies: tuple[str, ...]
@@ -408,6 +518,13 @@ class Governor:
             admission.decision.policies if admission else policies,
         )
         self._committer.write(record)
+
+
+def _rules_of(workflow: str) -> ExceptionRules:
+    from podium.workflows._api import DECLARED, Workflow
+
+    declared = DECLARED.get(workflow)
+    return declared.exceptions if isinstance(declared, Workflow) else NO_RULES
 
 
 _LOCK_KILL_SWITCH_SHARED = sa.text("SELECT epoch FROM podium_kill_epoch WHERE id = 1 FOR SHARE")

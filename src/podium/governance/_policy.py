@@ -98,12 +98,28 @@ def data_entity(name: str, classification: str = "internal") -> Entity:
     return Entity("DataScope", name, {"name": name, "team": team, "classification": classification})
 
 
-def person_entity(name: str) -> Entity:
-    return Entity("Person", name)
+def person_entity(name: str, teams: Iterable[str] = ()) -> Entity:
+    """A person, with the teams the directory lists them in (as `team:<name>`)."""
+    return Entity("Person", name, {"name": name, "teams": frozenset(f"team:{t.removeprefix('team:')}" for t in teams)})
 
 
-def review_entity(review_id: str, *, workflow: str = "", team: str = "", reason: str = "") -> Entity:
-    return Entity("Review", review_id, {"workflow": workflow, "team": team, "reason": reason})
+def review_entity(
+    review_id: str,
+    *,
+    workflow: str = "",
+    team: str = "",
+    reason: str = "",
+    deciders: Iterable[str] = (),
+    claimed_by: str = "",
+) -> Entity:
+    attrs = {
+        "workflow": workflow,
+        "team": team,
+        "reason": reason,
+        "deciders": frozenset(deciders),
+        "claimed_by": claimed_by,
+    }
+    return Entity("Review", review_id, attrs)
 
 
 def scope_entity(scope: str) -> Entity:
@@ -123,6 +139,7 @@ class Policy:
     source: str
     line: int
     text: str
+    exception: bool = False  # a forbid annotated @exception: what it catches waits for a person instead
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,7 @@ class PolicySet:
         self._cedar = cedarpy.PolicySet.from_str(text)
         self._entities = functools.lru_cache(maxsize=_ENTITY_CACHE)(_parse_entities)
         self.context_keys = _context_keys(text)
+        self.exception_policies = frozenset(p.id for p in policies if p.exception and p.effect == "forbid")
 
     @classmethod
     def load(cls, directory: Path | None = None) -> PolicySet:
@@ -341,4 +359,5 @@ def _policy(source: str, text: str, start: int, end: int, schema: cedarpy.Schema
     if not validation.validation_passed:
         problems = "; ".join(e.error for e in validation.errors)
         raise ConfigurationError(f'{where}: policy "{policy_id}" does not fit podium\'s schema: {problems}')
-    return Policy(str(policy_id), str(policy.effect), source, int(where.rsplit(":", 1)[1]), body)
+    line = int(where.rsplit(":", 1)[1])
+    return Policy(str(policy_id), str(policy.effect), source, line, body, "exception" in policy.annotations)

@@ -44,6 +44,7 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "registry.change": {"change": "grant"},
     "registry.delegate": {"widens": False},
     "review.decide": {"decision": "approved"},
+    "people.change": {},
     "governance.kill": {},
     "governance.restore": {},
     "budget.set": {},
@@ -132,7 +133,7 @@ def _entity(spec: Mapping[str, Any], ref: str, where: str) -> Entity:
             delegated_by=str(declared.get("delegated_by", "")),
         )
     builders = {
-        "person": lambda: person_entity(name),
+        "person": lambda: person_entity(name, spec.get("people", {}).get(name, {}).get("teams", ())),
         "model": lambda: model_entity(name, str(spec.get("models", {}).get(name, {}).get("tier", "local"))),
         "tool": lambda: tool_entity(name, str(spec.get("tools", {}).get(name, {}).get("team", ""))),
         "data": lambda: data_entity(name),

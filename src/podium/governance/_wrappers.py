@@ -5,6 +5,7 @@ An agent never holds a bare model or toolset; it holds these, so no call can byp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ class GovernedModel(WrapperModel):
         call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=estimate)
         return await self._governor.govern(
             call,
-            lambda: self.wrapped.request(messages, model_settings, model_request_parameters),
+            lambda _: self.wrapped.request(messages, model_settings, model_request_parameters),
             self._measure,
             _response_text,
             detail,
@@ -112,10 +113,18 @@ class GovernedToolset(WrapperToolset[Any]):
             digest(tool_args),
             estimate_nano_usd=fee,
             resource_team=self.teams.get(name, ""),
+            arguments=tool_args,
+            schema=tool.tool_def.parameters_json_schema,
         )
         return await self.governor.govern(
             call,
-            lambda: self.wrapped.call_tool(name, tool_args, ctx, tool),
+            # What runs is what was admitted: these arguments, or a person's approved edit of them (validated).
+            lambda admitted: self.wrapped.call_tool(name, _validated(tool, admitted.arguments), ctx, tool),
             lambda _: Usage(cost_nano_usd=fee),
             canonical_json,
         )
+
+
+def _validated(tool: ToolsetTool[Any], arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The arguments as the tool's own validator accepts them (a person's edit is checked again here)."""
+    return dict(tool.args_validator.validate_python(dict(arguments or {})))

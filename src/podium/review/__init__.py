@@ -1,5 +1,16 @@
-"""Humans on the loop: exceptions that wait durably for a person's decision."""
+"""Humans on the loop: exception rules, durable reviews bound to the exact action, and what people decide."""
 
-from podium.review._queue import DEFAULT_DEADLINE_SECONDS, Decision, ReviewRequest, Reviews, request_review
+from podium.review._queue import ReviewRequest, Reviews
+from podium.review._rules import DATA_CLASSES, OWNER, Escalation, ExceptionRules, Facts, Judgement, assess
 
-__all__ = ["DEFAULT_DEADLINE_SECONDS", "Decision", "ReviewRequest", "Reviews", "request_review"]
+__all__ = [
+    "DATA_CLASSES",
+    "OWNER",
+    "Escalation",
+    "ExceptionRules",
+    "Facts",
+    "Judgement",
+    "ReviewRequest",
+    "Reviews",
+    "assess",
+]

@@ -1,8 +1,10 @@
-"""Exceptions that wait for a person, durably, bound to the exact action proposed.
+"""The review queue as people see it: list, show, claim, reassign, approve, reject, edit.
 
-A workflow calls `request_review(...)`; its run waits (for days if need be, across restarts) until a person
-approves or rejects, or the deadline passes. The decision, its audit entry and the message that wakes the run
-are written in one transaction, so no decision is lost and none is delivered without its record.
+Every decision is a Cedar decision (`review.decide`: the request's escalation chain, a reassignment, a claim),
+and records who, when, why, the minutes it took (costed in the ledger at the person's loaded rate), and the label
+the person gave the model's judgement (a training example). The decision, its audit entry, its ledger row, its
+label and the message that wakes the run are written in one transaction: no decision is lost, and none is
+delivered without its record.
 """
 
 from __future__ import annotations
@@ -10,214 +12,321 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient
+from dbos import DBOSClient
 
-from podium import _current
-from podium.audit import actor_name, canonical_json, digest, record
+from podium.audit import actor_name, canonical_json, digest, parse_actor, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import Authorizer, review_entity
-from podium.store import insert_if_absent, tables
-from podium.workflows._api import step
-from podium.workflows._context import current_step
+from podium.governance._policy import Authorizer, Decision, review_entity
+from podium.review._schema import problems
+from podium.store import tables
 
-DEFAULT_DEADLINE_SECONDS = 7 * 24 * 3600
+r = tables.reviews
+OPEN = ("pending", "held")  # statuses a person can still decide
 
 
 @dataclass(frozen=True)
 class ReviewRequest:
+    """An exception waiting for (or decided by) a person, with the exact action it would release."""
+
     id: str
     run_id: str
     agent: str
-    reason: str
+    workflow: str | None
+    reasons: tuple[str, ...]
     summary: str
-    action: dict[str, Any]
+    action: dict[str, Any]  # kind, resource, arguments
     action_digest: str
-    status: str
+    action_schema: dict[str, Any]
+    facts: dict[str, Any]
+    value_usd: float | None
+    judgement: dict[str, Any] | None  # model, input, label, confidence
+    status: str  # pending | held | approved | rejected | expired
     created_at: float
-    deadline_at: float
+    deadline_at: float  # the first deadline (the SLA)
+    chain: tuple[str, ...]
+    level: int
+    level_deadline_at: float
+    on_expiry: str
+    assignee: str | None
+    claimed_by: str | None
     decided_by: str | None
     decided_at: float | None
     rationale: str | None
-    workflow: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the person decided about the exact action they were shown."""
-
-    status: str  # approved | rejected | expired
-    by: str | None
-    rationale: str | None
-    action_digest: str
+    minutes: float | None
+    label: str | None
+    approved_action: dict[str, Any] | None
+    consumed_by: str | None
 
     @property
-    def approved(self) -> bool:
-        return self.status == "approved"
+    def reason(self) -> str:
+        return self.reasons[0] if self.reasons else ""
 
+    @property
+    def waiting_on(self) -> str:
+        """Who is asked now: the reassignee, or the chain's current level."""
+        return self.assignee or self.chain[self.level]
 
-def request_review(
-    *,
-    agent: str,
-    reason: str,
-    summary: str,
-    action: dict[str, Any],
-    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-) -> Decision:
-    """Stop this run as an exception and wait for a person's decision on `action`.
+    @property
+    def deciders(self) -> frozenset[str]:
+        """Who may decide: everyone in the chain (people or `team:`s), and the reassignee."""
+        return frozenset(self.chain) | ({self.assignee} if self.assignee else set())
 
-    Call it from a workflow body (not from inside a step). On expiry the request is marked expired and the
-    decision says so; the workflow chooses what that means.
-    """
-    review_id = _open_review(agent, reason, summary, action, deadline_seconds)
-    message = DBOS.recv(topic=review_id, timeout_seconds=deadline_seconds)
-    decision = Decision(**message) if message is not None else _expire_review(review_id)
-    if decision.action_digest != digest(action):
-        # The person decided on something other than what this run proposes: never act on it.
-        return Decision("rejected", decision.by, "the decision was for a different action", decision.action_digest)
-    return decision
-
-
-@step(name="podium.review.open")
-def _open_review(agent: str, reason: str, summary: str, action: dict[str, Any], deadline_seconds: float) -> str:
-    run_id = DBOS.workflow_id
-    assert run_id is not None
-    review_id = f"{run_id}/review-{DBOS.step_id}"
-    now = time.time()
-    with _current.get().engine.begin() as conn:
-        if insert_if_absent(
-            conn,
-            tables.reviews,
-            id=review_id,
-            run_id=run_id,
-            agent=agent,
-            reason=reason,
-            summary=summary,
-            action=canonical_json(action),
-            action_digest=digest(action),
-            status="pending",
-            created_at=now,
-            deadline_at=now + deadline_seconds,
-            workflow=scope.workflow if (scope := current_step()) else None,
-        ):
-            record(
-                conn,
-                f"agent:{agent}",
-                "review.request",
-                f"review:{review_id}",
-                decision="pending",
-                input_digest=digest(action),
-                detail={"reason": reason},
-            )
-    return review_id
-
-
-@step(name="podium.review.expire")
-def _expire_review(review_id: str) -> Decision:
-    with _current.get().engine.begin() as conn:
-        expired = conn.execute(
-            tables.reviews.update()
-            .where(tables.reviews.c.id == review_id, tables.reviews.c.status == "pending")
-            .values(status="expired", decided_at=time.time())
-        ).rowcount
-        row = conn.execute(sa.select(tables.reviews).where(tables.reviews.c.id == review_id)).one()
-        if expired:
-            record(
-                conn,
-                "system",
-                "review.expire",
-                f"review:{review_id}",
-                decision="expired",
-                input_digest=row.action_digest,
-            )
-    return Decision(row.status, row.decided_by, row.rationale, row.action_digest)
+    @property
+    def edited(self) -> bool:
+        return self.approved_action is not None and digest(self.approved_action["arguments"]) != self.action_digest
 
 
 class Reviews:
-    """The review queue as people see it."""
+    """The review queue: what people do with the exceptions that wait for them."""
 
-    def __init__(
-        self,
-        engine: sa.Engine,
-        client: DBOSClient,
-        usd_per_hour: float,
-        authorizer: Authorizer,
-    ) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient, usd_per_hour: float, authorizer: Authorizer) -> None:
         self._engine = engine
         self._client = client
         self._usd_per_hour = usd_per_hour
         self._authorizer = authorizer
 
-    def list(self, *, status: str | None = "pending", limit: int = 100) -> builtins.list[ReviewRequest]:
-        query = sa.select(tables.reviews).order_by(tables.reviews.c.created_at).limit(limit)
-        if status is not None:
-            query = query.where(tables.reviews.c.status == status)
+    def list(
+        self,
+        *,
+        status: str | None = "pending",
+        reason: str | None = None,
+        min_value_usd: float | None = None,
+        older_than_s: float | None = None,
+        waiting_on: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[ReviewRequest]:
+        """Requests, oldest first. `status` "open" means pending or held; `reason` matches a reason code or its
+        prefix (`compliance` matches `compliance:…`); `waiting_on` a person or `team:`."""
+        query = sa.select(r).order_by(r.c.created_at, r.c.id)
+        if status == "open":
+            query = query.where(r.c.status.in_(OPEN))
+        elif status is not None:
+            query = query.where(r.c.status == status)
+        if min_value_usd is not None:
+            query = query.where(r.c.value_usd >= min_value_usd)
+        if older_than_s is not None:
+            query = query.where(r.c.created_at <= time.time() - older_than_s)
         with self._engine.connect() as conn:
-            return [_request(row) for row in conn.execute(query)]
+            found = [_request(row) for row in conn.execute(query)]
+        if reason is not None:
+            found = [q for q in found if any(code == reason or code.startswith(f"{reason}:") for code in q.reasons)]
+        if waiting_on is not None:
+            found = [q for q in found if q.waiting_on == waiting_on]
+        return found[:limit]
 
     def get(self, review_id: str) -> ReviewRequest:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(tables.reviews).where(tables.reviews.c.id == review_id)).first()
+            row = conn.execute(sa.select(r).where(r.c.id == review_id)).first()
         if row is None:
             raise NotFoundError(
-                f"no review request {review_id!r}. `podium review list` shows the pending ones.",
-                review_id=review_id,
+                f"no review request {review_id!r}. `podium review list` shows the pending ones.", review_id=review_id
             )
         return _request(row)
 
-    def approve(self, review_id: str, *, by: str, rationale: str = "", minutes: float = 0.0) -> ReviewRequest:
-        """Approve; `minutes` the person spent is costed in the ledger at the loaded hourly rate."""
-        return self._decide(review_id, "approved", by, rationale, minutes)
+    # -- decisions ---------------------------------------------------------------------------------------------
 
-    def reject(self, review_id: str, *, by: str, rationale: str = "", minutes: float = 0.0) -> ReviewRequest:
-        return self._decide(review_id, "rejected", by, rationale, minutes)
+    def approve(
+        self,
+        review_id: str,
+        *,
+        by: str,
+        rationale: str = "",
+        minutes: float = 0.0,
+        label: str | None = None,
+        expected_digest: str | None = None,
+    ) -> ReviewRequest:
+        """Approve the exact action shown: the run resumes and performs it once.
 
-    def _decide(self, review_id: str, status: str, by: str, rationale: str, minutes: float) -> ReviewRequest:
+        `label` corrects (or confirms) the model's judgement the request carries; `expected_digest` is the action
+        digest the person saw, so an approval of a request that changed meanwhile is refused.
+        """
+        request = self.get(review_id)
+        return self._decide(request, "approved", by, rationale, minutes, label, expected_digest, None)
+
+    def reject(
+        self,
+        review_id: str,
+        *,
+        by: str,
+        rationale: str = "",
+        minutes: float = 0.0,
+        label: str | None = None,
+        expected_digest: str | None = None,
+    ) -> ReviewRequest:
+        """Reject the proposed action: the run goes on without it (the workflow sees ActionRejected)."""
+        request = self.get(review_id)
+        return self._decide(request, "rejected", by, rationale, minutes, label, expected_digest, None)
+
+    def edit(
+        self,
+        review_id: str,
+        changes: Mapping[str, Any],
+        *,
+        by: str,
+        rationale: str = "",
+        minutes: float = 0.0,
+        label: str | None = None,
+        expected_digest: str | None = None,
+    ) -> ReviewRequest:
+        """Approve the action with some arguments changed: a correction. The edited action has a digest of its
+        own, and must fit the action's schema; the run performs the edited action, once."""
+        request = self.get(review_id)
+        if not changes:
+            raise UsageError("an edit needs at least one changed argument (--set name=value).")
+        if request.action.get("kind") != "tool":
+            raise UsageError(
+                f"review {review_id} is about a {request.action.get('kind')} call, which has no "
+                "arguments a person can edit; approve or reject it."
+            )
+        arguments = {**request.action["arguments"], **changes}
+        found = problems(arguments, request.action_schema)
+        if found:
+            raise UsageError(
+                f"the edit does not fit the arguments of {request.action['resource']!r}: "
+                + "; ".join(found)
+                + ". Nothing was changed; correct the values and try again."
+            )
+        return self._decide(request, "approved", by, rationale, minutes, label, expected_digest, arguments)
+
+    def approve_many(
+        self, review_ids: Iterable[str], *, by: str, rationale: str = "", minutes_each: float = 0.0
+    ) -> builtins.list[ReviewRequest]:
+        """Approve several requests, each as its own decision (one refusal does not undo the others)."""
+        return [self.approve(i, by=by, rationale=rationale, minutes=minutes_each) for i in review_ids]
+
+    def reject_many(
+        self, review_ids: Iterable[str], *, by: str, rationale: str = "", minutes_each: float = 0.0
+    ) -> builtins.list[ReviewRequest]:
+        return [self.reject(i, by=by, rationale=rationale, minutes=minutes_each) for i in review_ids]
+
+    # -- routing -----------------------------------------------------------------------------------------------
+
+    def claim(self, review_id: str, *, by: str) -> ReviewRequest:
+        """Take the request: until it is decided or reassigned, only `by` decides it."""
+        request = self._open(review_id)
+        self._check(request, by, "claim")
+        _, name = parse_actor(by)
+        self._update(request, {"claimed_by": name}, by, "review.claim", {"claimed_by": name})
+        return self.get(review_id)
+
+    def reassign(self, review_id: str, *, to: str, by: str, rationale: str = "") -> ReviewRequest:
+        """Hand the request to `to` (a person or `team:<name>`), who may then decide it; lifts any claim."""
+        request = self._open(review_id)
+        if not to.strip():
+            raise UsageError("reassign needs whom to (--to ana@example.com or --to team:support).")
+        self._check(request, by, "reassign")
+        detail = {"from": request.waiting_on, "to": to, "rationale": rationale}
+        self._update(request, {"assignee": to.strip(), "claimed_by": None}, by, "review.reassign", detail)
+        return self.get(review_id)
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _open(self, review_id: str) -> ReviewRequest:
+        request = self.get(review_id)
+        if request.status not in OPEN:
+            raise UsageError(_decided_message(request))
+        return request
+
+    def _check(self, request: ReviewRequest, by: str, decision: str) -> Decision:
         if not by.strip():
             raise UsageError("a decision needs the name of the person who made it (--by).")
-        if minutes < 0:
-            raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
-        request = self.get(review_id)
         with self._engine.connect() as conn:
             team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
-        permitted = self._authorizer.check(
-            by,
-            "review.decide",
-            review_entity(review_id, workflow=request.workflow or "", team=team or "", reason=request.reason),
-            {"decision": status},
-            resource_name=f"review:{review_id}",
+        resource = review_entity(
+            request.id,
+            workflow=request.workflow or "",
+            team=team or "",
+            reason=request.reason,
+            deciders=request.deciders,
+            claimed_by=request.claimed_by or "",
         )
+        return self._authorizer.check(
+            by, "review.decide", resource, {"decision": decision}, resource_name=f"review:{request.id}"
+        )
+
+    def _update(
+        self, request: ReviewRequest, values: dict[str, Any], by: str, action: str, detail: dict[str, str]
+    ) -> None:
+        with self._engine.begin() as conn:
+            changed = conn.execute(
+                r.update().where(r.c.id == request.id, r.c.status.in_(OPEN)).values(**values)
+            ).rowcount
+            if not changed:
+                raise UsageError(_decided_message(self.get(request.id)))
+            record(
+                conn, actor_name(by), action, f"review:{request.id}", decision="allowed",
+                input_digest=request.action_digest, detail=detail,
+            )  # fmt: skip
+
+    def _decide(
+        self,
+        request: ReviewRequest,
+        status: str,
+        by: str,
+        rationale: str,
+        minutes: float,
+        label: str | None,
+        expected_digest: str | None,
+        edited_arguments: dict[str, Any] | None,
+    ) -> ReviewRequest:
+        if minutes < 0:
+            raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
+        if request.status not in OPEN:
+            raise UsageError(_decided_message(request))
+        if expected_digest is not None and not request.action_digest.startswith(expected_digest):
+            raise UsageError(
+                f"review {request.id} now proposes an action with digest {request.action_digest[:12]}…, not the "
+                f"{expected_digest[:12]}… you were shown: look at it again (`podium review show {request.id}`)."
+            )
+        if label is not None and request.judgement is None:
+            raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
+        permitted = self._check(request, by, "edited" if edited_arguments is not None else status)
+        _, person = parse_actor(by)
+        arguments = edited_arguments if edited_arguments is not None else request.action["arguments"]
+        approved_action = {**request.action, "arguments": arguments} if status == "approved" else None
+        approved_digest = digest(arguments) if status == "approved" else None
+        given_label = label if label is not None else (
+            request.judgement["label"] if request.judgement and status == "approved" else None
+        )  # fmt: skip
         now = time.time()
         with self._engine.begin() as conn:
+            rate = conn.execute(sa.select(tables.people.c.usd_per_hour).where(tables.people.c.name == person)).scalar()
             decided = conn.execute(
-                tables.reviews.update()
-                .where(tables.reviews.c.id == review_id, tables.reviews.c.status == "pending")
-                .values(status=status, decided_by=by, decided_at=now, rationale=rationale)
-            ).rowcount
-            if not decided:
-                current = self.get(review_id)
-                raise UsageError(
-                    f"review {review_id} is already {current.status}"
-                    + (f" by {current.decided_by}" if current.decided_by else "")
-                    + "; a request is decided once."
+                r.update()
+                .where(r.c.id == request.id, r.c.status.in_(OPEN), r.c.action_digest == request.action_digest)
+                .values(
+                    status=status,
+                    decided_by=person,
+                    decided_at=now,
+                    rationale=rationale,
+                    minutes=minutes,
+                    label=given_label,
+                    approved_action=canonical_json(approved_action) if approved_action else None,
+                    approved_digest=approved_digest,
                 )
+            ).rowcount
+            if not decided:  # decided, expired or changed since it was read
+                raise UsageError(_decided_message(self.get(request.id)))
+            team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
             conn.execute(
                 tables.ledger.insert().values(
-                    call_key=f"review:{review_id}",
+                    call_key=f"review:{request.id}",
                     run_id=request.run_id,
                     step_id=None,
                     agent=request.agent,
                     kind="review",
-                    resource=f"person:{by}",
+                    resource=f"person:{person}",
                     tier="human",
                     input_tokens=0,
                     output_tokens=0,
                     compute_seconds=0.0,
-                    cost_nano_usd=round(minutes / 60 * self._usd_per_hour * NANO),
+                    cost_nano_usd=round(minutes / 60 * (self._usd_per_hour if rate is None else rate) * NANO),
                     at=now,
                     wall_seconds=minutes * 60,
                     wasted=0,
@@ -225,27 +334,56 @@ class Reviews:
                     team=team or None,
                 )
             )
-            action = {"approved": "review.approve", "rejected": "review.reject"}[status]
+            if given_label is not None and request.judgement is not None:
+                conn.execute(
+                    tables.labels.insert().values(
+                        id=f"review:{request.id}",
+                        model=request.judgement["model"],
+                        text=request.judgement["input"],
+                        label=given_label,
+                        predicted=request.judgement["label"],
+                        source=f"review:{request.id}",
+                        labelled_by=person,
+                        at=now,
+                    )
+                )
+            if edited_arguments is not None:
+                action = "review.correct"
+            else:
+                action = {"approved": "review.approve", "rejected": "review.reject"}[status]
+            detail = {"rationale": rationale, "minutes": str(minutes)}
+            if approved_digest is not None and approved_digest != request.action_digest:
+                detail["approved_digest"] = approved_digest
+            if given_label is not None and request.judgement is not None and given_label != request.judgement["label"]:
+                detail["label"] = f"{request.judgement['label']} -> {given_label}"
             record(
                 conn,
                 actor_name(by),
                 action,
-                f"review:{review_id}",
+                f"review:{request.id}",
                 decision=status,
                 input_digest=request.action_digest,
                 policies=permitted.policies,
-                detail={"rationale": rationale},
+                detail=detail,
             )
             message = {
                 "status": status,
-                "by": by,
+                "by": person,
                 "rationale": rationale,
-                "action_digest": request.action_digest,
+                "proposed_digest": request.action_digest,
+                "arguments": arguments,
+                "approved_digest": approved_digest,
+                "edited": edited_arguments is not None,
             }
             self._client.send_in_transaction(
-                conn, request.run_id, message, topic=review_id, idempotency_key=f"decision:{review_id}"
+                conn, request.run_id, message, topic=request.id, idempotency_key=f"decision:{request.id}"
             )
-        return self.get(review_id)
+        return self.get(request.id)
+
+
+def _decided_message(request: ReviewRequest) -> str:
+    by = f" by {request.decided_by}" if request.decided_by else ""
+    return f"review {request.id} is already {request.status}{by}; a request is decided once."
 
 
 def _request(row: sa.Row[Any]) -> ReviewRequest:
@@ -253,15 +391,29 @@ def _request(row: sa.Row[Any]) -> ReviewRequest:
         id=row.id,
         run_id=row.run_id,
         agent=row.agent,
-        reason=row.reason,
+        workflow=row.workflow,
+        reasons=tuple(json.loads(row.reasons)) or (row.reason,),
         summary=row.summary,
         action=json.loads(row.action),
         action_digest=row.action_digest,
+        action_schema=json.loads(row.action_schema),
+        facts=json.loads(row.facts),
+        value_usd=row.value_usd,
+        judgement=json.loads(row.judgement) if row.judgement else None,
         status=row.status,
         created_at=row.created_at,
         deadline_at=row.deadline_at,
+        chain=tuple(json.loads(row.chain)) or ("owner",),
+        level=row.level,
+        level_deadline_at=row.level_deadline_at or row.deadline_at,
+        on_expiry=row.on_expiry,
+        assignee=row.assignee,
+        claimed_by=row.claimed_by,
         decided_by=row.decided_by,
         decided_at=row.decided_at,
         rationale=row.rationale,
-        workflow=row.workflow,
+        minutes=row.minutes,
+        label=row.label,
+        approved_action=json.loads(row.approved_action) if row.approved_action else None,
+        consumed_by=row.consumed_by,
     )

@@ -229,6 +229,48 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         after=lambda conn: _carry_over_chain(conn),  # noqa: PLW0108 (defined below the list)
     ),
+    Migration(
+        8,
+        "humans on the loop: reviews bound to a call, escalation chains, claims, edits; people; labelled examples",
+        (
+            "ALTER TABLE podium_reviews ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE podium_reviews ADD COLUMN facts TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE podium_reviews ADD COLUMN value_usd DOUBLE PRECISION",
+            "ALTER TABLE podium_reviews ADD COLUMN action_schema TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE podium_reviews ADD COLUMN judgement TEXT",
+            "ALTER TABLE podium_reviews ADD COLUMN approved_action TEXT",
+            "ALTER TABLE podium_reviews ADD COLUMN approved_digest TEXT",
+            "ALTER TABLE podium_reviews ADD COLUMN consumed_by TEXT",
+            "ALTER TABLE podium_reviews ADD COLUMN chain TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE podium_reviews ADD COLUMN level INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE podium_reviews ADD COLUMN level_seconds DOUBLE PRECISION NOT NULL DEFAULT 0",
+            "ALTER TABLE podium_reviews ADD COLUMN level_deadline_at DOUBLE PRECISION NOT NULL DEFAULT 0",
+            "ALTER TABLE podium_reviews ADD COLUMN on_expiry TEXT NOT NULL DEFAULT 'reject'",
+            "ALTER TABLE podium_reviews ADD COLUMN assignee TEXT",
+            "ALTER TABLE podium_reviews ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE podium_reviews ADD COLUMN minutes DOUBLE PRECISION",
+            "ALTER TABLE podium_reviews ADD COLUMN label TEXT",
+            "DROP INDEX podium_reviews_status",
+            "CREATE INDEX podium_reviews_open ON podium_reviews (status, created_at)",
+            "CREATE INDEX podium_reviews_run ON podium_reviews (run_id)",
+            """CREATE TABLE podium_people (
+                name TEXT PRIMARY KEY,
+                display_name TEXT NOT NULL,
+                teams TEXT NOT NULL,
+                usd_per_hour DOUBLE PRECISION,
+                updated_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE podium_labels (
+                id TEXT PRIMARY KEY,
+                model TEXT NOT NULL,
+                text TEXT NOT NULL,
+                label TEXT NOT NULL,
+                predicted TEXT,
+                source TEXT NOT NULL,
+                labelled_by TEXT,
+                at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX podium_labels_model ON podium_labels (model, at)",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

@@ -186,6 +186,49 @@ reviews = sa.Table(
     sa.Column("decided_at", sa.Float),
     sa.Column("rationale", sa.Text),
     sa.Column("workflow", sa.Text),
+    sa.Column("reasons", sa.Text, nullable=False),  # JSON list of reason codes; `reason` is the first
+    sa.Column("facts", sa.Text, nullable=False),  # JSON: what the run had assessed when the rule fired
+    sa.Column("value_usd", sa.Float),
+    sa.Column("action_schema", sa.Text, nullable=False),  # JSON schema an edit of the action must satisfy
+    sa.Column("judgement", sa.Text),  # JSON: a model's label the reviewer may correct (it becomes training data)
+    sa.Column("approved_action", sa.Text),  # the action as approved: the proposed one, or the reviewer's edit
+    sa.Column("approved_digest", sa.Text),
+    sa.Column("consumed_by", sa.Text),  # the governed call that performed the approved action (once)
+    sa.Column("chain", sa.Text, nullable=False),  # JSON list: who decides at each escalation level
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("level_seconds", sa.Float, nullable=False),
+    sa.Column("level_deadline_at", sa.Float, nullable=False),
+    sa.Column("on_expiry", sa.Text, nullable=False),  # reject | hold
+    sa.Column("assignee", sa.Text),  # set by a reassignment: decides in place of the chain's current level
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("minutes", sa.Float),
+    sa.Column("label", sa.Text),  # the label the reviewer gave the judgement (confirmed or corrected)
+    sa.Index("podium_reviews_open", "status", "created_at"),
+    sa.Index("podium_reviews_run", "run_id"),
+)
+
+people = sa.Table(
+    "podium_people",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("teams", sa.Text, nullable=False),  # JSON list
+    sa.Column("usd_per_hour", sa.Float),  # loaded rate; NULL: PODIUM_REVIEW_USD_PER_HOUR
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+labels = sa.Table(
+    "podium_labels",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("predicted", sa.Text),  # what the model said, for corrections
+    sa.Column("source", sa.Text, nullable=False),  # "training" or "review:<id>"
+    sa.Column("labelled_by", sa.Text),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("podium_labels_model", "model", "at"),
 )
 
 model_files = sa.Table(

@@ -27,8 +27,9 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandle, make_pydantic_args_validat
 
 from podium import _current
 from podium._events import Event
-from podium.errors import GovernanceError
-from podium.workflows._context import step_scope, workflow_scope
+from podium.errors import GovernanceError, ReviewRequired
+from podium.review._rules import NO_RULES, ExceptionRules
+from podium.workflows._context import Approval, approvals_scope, step_scope, workflow_scope
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,14 +68,25 @@ class Step(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._registered(*args, **kwargs)
+        """Run the step; if an exception rule stops one of its calls, wait (durably) for a person's decision on
+        it, then run the step again with the approval, or raise ActionRejected."""
+        approvals: tuple[Approval, ...] = ()
+        while True:
+            try:
+                with approvals_scope(approvals):
+                    return self._registered(*args, **kwargs)
+            except ReviewRequired as needed:
+                from podium.review._wait import await_decision  # the review package builds on this module
+
+                approvals = (*approvals, await_decision(needed))
 
 
 class Workflow(Generic[P, R]):
     """A durable workflow. Call it to run inline, or `start` it to run in the background."""
 
-    def __init__(self, fn: Callable[P, R], name: str) -> None:
+    def __init__(self, fn: Callable[P, R], name: str, exceptions: ExceptionRules) -> None:
         self.name = name
+        self.exceptions = exceptions
 
         @functools.wraps(fn)
         def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -169,16 +181,20 @@ def step(
 @overload
 def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 @overload
-def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 def workflow(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+    *, name: str | None = None, exceptions: ExceptionRules = NO_RULES
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+def workflow(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None, exceptions: ExceptionRules = NO_RULES
 ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
     """Declare a durable workflow. Use bare (`@workflow`) or with a stable name (`@workflow(name="triage")`).
 
     The name is what runs are recorded under; keep it stable across refactors or in-flight runs cannot resume.
+    `exceptions` are the boundaries inside which its agents act alone (see `ExceptionRules`); an action outside
+    them waits for a person.
     """
 
     def decorate(f: Callable[P, R]) -> Workflow[P, R]:
-        return Workflow(f, name or f.__qualname__)
+        return Workflow(f, name or f.__qualname__, exceptions)
 
     return decorate(fn) if fn is not None else decorate

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbos import DBOS
 
@@ -19,6 +19,7 @@ from podium.errors import UsageError
 
 if TYPE_CHECKING:
     from podium.governance._governor import Call
+    from podium.review._rules import Facts
 
 
 @dataclass
@@ -28,6 +29,33 @@ class StepScope:
     step_name: str
     calls: int = field(default=0)
     workflow: str | None = None
+
+
+def _no_facts() -> Facts:
+    from podium.review._rules import Facts  # the review package imports this module
+
+    return Facts()
+
+
+@dataclass
+class WorkflowScope:
+    """One execution of a workflow body in this process: its name and what it has assessed so far.
+
+    The facts are rebuilt when a recovered run replays its body, since they come from recorded step results."""
+
+    name: str
+    facts: Facts = field(default_factory=_no_facts)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's approval of one exact action, which the governor lets through once: the call must propose the
+    action with `proposed_digest`, and it performs `arguments` (the proposed ones, or the reviewer's edit)."""
+
+    review_id: str
+    proposed_digest: str
+    arguments: dict[str, Any]
+    approved_digest: str
 
 
 @dataclass(frozen=True)
@@ -41,19 +69,39 @@ class CallSite:
     call: Call | None = None  # what is being executed, once the governor admitted it
 
 
-_workflow: ContextVar[str | None] = ContextVar("podium_workflow", default=None)
+_workflow: ContextVar[WorkflowScope | None] = ContextVar("podium_workflow", default=None)
+_approvals: ContextVar[tuple[Approval, ...]] = ContextVar("podium_approvals", default=())
 _scope: ContextVar[StepScope | None] = ContextVar("podium_step_scope", default=None)
 _call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None)
 
 
 @contextmanager
-def workflow_scope(name: str) -> Iterator[None]:
+def workflow_scope(name: str) -> Iterator[WorkflowScope]:
     """Mark the code inside as the body of workflow `name` (set by the `@workflow` wrapper)."""
-    token = _workflow.set(name)
+    scope = WorkflowScope(name)
+    token = _workflow.set(scope)
+    try:
+        yield scope
+    finally:
+        _workflow.reset(token)
+
+
+def current_workflow() -> WorkflowScope | None:
+    return _workflow.get()
+
+
+@contextmanager
+def approvals_scope(approvals: tuple[Approval, ...]) -> Iterator[None]:
+    """Let the governor perform these approved actions in the code inside (set by the `@step` wrapper)."""
+    token = _approvals.set(approvals)
     try:
         yield
     finally:
-        _workflow.reset(token)
+        _approvals.reset(token)
+
+
+def current_approvals() -> tuple[Approval, ...]:
+    return _approvals.get()
 
 
 @contextmanager
@@ -66,7 +114,8 @@ def step_scope(step_name: str) -> Iterator[StepScope | None]:
     if run_id is None or step_id is None:
         yield None
         return
-    scope = StepScope(run_id, step_id, step_name, workflow=_workflow.get())
+    workflow = _workflow.get()
+    scope = StepScope(run_id, step_id, step_name, workflow=workflow.name if workflow else None)
     token = _scope.set(scope)
     try:
         yield scope

@@ -1,0 +1,317 @@
+"""`podium review …` and `podium people …`: the exceptions that wait for a person, and who decides them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from podium.cli._common import connected, console
+from podium.errors import UsageError
+from podium.review import ReviewRequest
+from podium.review._metrics import review_metrics
+from podium.workflows._runs import format_time
+
+review_app = typer.Typer(
+    help="Decide the exceptions that wait for a person: list, show, claim, approve, reject, edit, reassign.",
+    no_args_is_help=True,
+)
+people_app = typer.Typer(help="Who decides reviews: people, their teams and loaded hourly rates.", no_args_is_help=True)
+
+By = Annotated[str, typer.Option(help="Who acts (a person's name, e.g. ana@example.com); recorded in the audit log.")]
+Note = Annotated[str, typer.Option(help="Why (recorded with the decision).")]
+Minutes = Annotated[
+    float,
+    typer.Option(min=0, help="Minutes the decision took; costed in the ledger at the person's loaded hourly rate."),
+]
+Label = Annotated[
+    str | None,
+    typer.Option(help="The right label for the model's judgement shown (a correction retrains the model)."),
+]
+Digest = Annotated[
+    str | None,
+    typer.Option(help="The action digest you were shown (a prefix will do): refused if the request changed since."),
+]
+Ids = Annotated[list[str] | None, typer.Argument(help="Review ids (several for a bulk decision).")]
+Reason = Annotated[
+    str | None,
+    typer.Option(help="Only requests with this reason code, or prefix (low_confidence, compliance, policy …)."),
+]
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def _seconds(text: str | None) -> float | None:
+    if text is None:
+        return None
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not a duration; write it like 30m, 4h or 2d.")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+@review_app.command("list")
+def review_list(
+    status: Annotated[
+        str, typer.Option(help="open (pending or held), pending, held, approved, rejected, expired, or all.")
+    ] = "open",
+    reason: Reason = None,
+    min_value: Annotated[float | None, typer.Option(help="Only requests worth at least this many USD.")] = None,
+    older_than: Annotated[str | None, typer.Option(help="Only requests older than this (30m, 4h, 2d).")] = None,
+    waiting_on: Annotated[str | None, typer.Option(help="Only requests asked of this person or team:<name>.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """Requests, oldest first, with who is asked and when their deadline is."""
+    with connected() as pod:
+        found = pod.reviews.list(
+            status=None if status == "all" else status,
+            reason=reason,
+            min_value_usd=min_value,
+            older_than_s=_seconds(older_than),
+            waiting_on=waiting_on,
+            limit=limit,
+        )
+    if not found:
+        console.print("Nothing waits for a person." if status == "open" else "No such requests.")
+        return
+    table = Table("review id", "reasons", "value", "status", "waiting on", "deadline (UTC)", "summary")
+    now = time.time()
+    for r in found:
+        late = r.status == "pending" and r.level_deadline_at < now
+        deadline = f"[red]{format_time(r.level_deadline_at)}[/]" if late else format_time(r.level_deadline_at)
+        value = f"${r.value_usd:,.2f}" if r.value_usd is not None else ""
+        who = (r.claimed_by and f"{r.claimed_by} (claimed)") or r.waiting_on
+        table.add_row(r.id, ", ".join(r.reasons), value, r.status, who, deadline, r.summary[:60])
+    console.print(table)
+
+
+@review_app.command("show")
+def review_show(review_id: str) -> None:
+    """One request: why it waits, the exact action it would release, who may decide, and what was decided."""
+    with connected() as pod:
+        r = pod.reviews.get(review_id)
+    console.print(f"[bold]{r.id}[/]  {r.status}  reasons: {', '.join(r.reasons)}")
+    console.print(f"run {r.run_id} · agent {r.agent} · workflow {r.workflow or '-'}\n{r.summary}\n")
+    console.print(f"[bold]action[/]: {r.action.get('kind')} {r.action.get('resource')!r}")
+    for key, value in r.action.get("arguments", {}).items():
+        console.print(f"  [bold]{key}[/]: {value}")
+    console.print(f"action digest: {r.action_digest}")
+    if r.judgement:
+        j = r.judgement
+        console.print(
+            f"model judgement: {j['model']} said [bold]{j['label']}[/] ({j['confidence']:.0%}); --label corrects it"
+        )
+    chain = " → ".join(f"[bold]{d}[/]" if i == r.level else d for i, d in enumerate(r.chain))
+    console.print(f"escalation: {chain}; this level's deadline {format_time(r.level_deadline_at)} UTC; "
+                  f"then {r.on_expiry}")  # fmt: skip
+    if r.assignee or r.claimed_by:
+        console.print(f"reassigned to {r.assignee or '-'}; claimed by {r.claimed_by or '-'}")
+    if r.decided_by:
+        console.print(f"decided by {r.decided_by} at {format_time(r.decided_at)} UTC ({r.minutes or 0:g} min): "
+                      f"{r.rationale or ''}")  # fmt: skip
+    if r.edited and r.approved_action:
+        console.print(f"approved with edits: {json.dumps(r.approved_action['arguments'])}")
+
+
+def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
+    if ids and reason:
+        raise UsageError("give review ids or --reason, not both.")
+    if ids:
+        return ids
+    if reason:
+        chosen = [r.id for r in pod.reviews.list(status="open", reason=reason, limit=10_000)]
+        if not chosen:
+            raise UsageError(f"no open request has reason {reason!r}. `podium review list` shows the open ones.")
+        return chosen
+    raise UsageError("name the requests to decide: review ids, or --reason CODE for every open one with it.")
+
+
+def _print_decided(requests: list[ReviewRequest]) -> None:
+    for request in requests:
+        console.print(f"{request.id}: {request.status} by {request.decided_by}")
+
+
+@review_app.command("approve")
+def review_approve(
+    ids: Ids = None,
+    *,
+    by: By,
+    reason: Reason = None,
+    note: Note = "",
+    minutes: Minutes = 0.0,
+    label: Label = None,
+    digest: Digest = None,
+) -> None:
+    """Approve the exact action each run proposed; each run resumes and performs it once."""
+    with connected() as pod:
+        targets = _targets(pod, ids, reason)
+        _print_decided(
+            [
+                pod.reviews.approve(i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
+                for i in targets
+            ]
+        )
+
+
+@review_app.command("reject")
+def review_reject(
+    ids: Ids = None,
+    *,
+    by: By,
+    reason: Reason = None,
+    note: Note = "",
+    minutes: Minutes = 0.0,
+    label: Label = None,
+    digest: Digest = None,
+) -> None:
+    """Reject the proposed actions; each run goes on without performing it."""
+    with connected() as pod:
+        targets = _targets(pod, ids, reason)
+        _print_decided(
+            [
+                pod.reviews.reject(i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
+                for i in targets
+            ]
+        )
+
+
+def _parse_change(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise typer.BadParameter(f'{text!r}: write a change as name=value (JSON values: 120, true, "text").')
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # plain text
+    return name.strip(), value
+
+
+@review_app.command("edit")
+def review_edit(
+    review_id: str,
+    *,
+    set_: Annotated[list[str], typer.Option("--set", help="An argument to change, as name=value (repeatable).")],
+    by: By,
+    note: Note = "",
+    minutes: Minutes = 0.0,
+    label: Label = None,
+    digest: Digest = None,
+) -> None:
+    """Approve the action with corrected arguments (checked against its schema); audited as a correction."""
+    changes = dict(_parse_change(item) for item in set_)
+    with connected() as pod:
+        request = pod.reviews.edit(
+            review_id, changes, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest
+        )
+    console.print(f"{request.id}: approved with edits by {request.decided_by}")
+
+
+@review_app.command("claim")
+def review_claim(review_id: str, by: By) -> None:
+    """Take a request: until it is decided or reassigned, only you decide it."""
+    with connected() as pod:
+        request = pod.reviews.claim(review_id, by=by)
+    console.print(f"{request.id}: claimed by {request.claimed_by}")
+
+
+@review_app.command("reassign")
+def review_reassign(
+    review_id: str,
+    to: Annotated[str, typer.Option(help="The person, or team:<name>, who decides it now.")],
+    by: By,
+    note: Note = "",
+) -> None:
+    """Hand a request to someone else (lifts any claim)."""
+    with connected() as pod:
+        request = pod.reviews.reassign(review_id, to=to, by=by, rationale=note)
+    console.print(f"{request.id}: waiting on {request.waiting_on}")
+
+
+@review_app.command("stats")
+def review_stats(
+    since: Annotated[str | None, typer.Option(help="Only the last … (7d, 24h); default: all time.")] = None,
+) -> None:
+    """Exception rate (overall, per workflow, per reason), review latency, SLA breaches, judgment yield, and the
+    rules reviewers approve almost always unchanged (guardrail fatigue)."""
+    window = _seconds(since)
+    with connected() as pod:
+        m = review_metrics(pod.engine, since=time.time() - window if window else 0.0)
+    rate = m.exception_rate
+    summary = Table(show_header=False, title="Humans on the loop", title_justify="left")
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    rows = [
+        ("runs", f"{sum(m.runs.values())}"),
+        ("exception rate (runs that waited for a person)", f"{rate:.1%}" if rate is not None else "-"),
+        ("decided / open", f"{m.decided} / {m.open}"),
+        ("review latency p50 / p95", f"{_duration(m.latency_p50_s)} / {_duration(m.latency_p95_s)}"),
+        ("SLA breaches (escalated, expired or late)", f"{m.sla_breaches}"),
+        ("human minutes", f"{m.human_minutes:g}"),
+        (
+            "judgment yield (time on decisions that needed a person)",
+            f"{m.judgment_yield:.0%}" if m.judgment_yield is not None else "-",
+        ),
+    ]
+    for row in rows:
+        summary.add_row(*row)
+    console.print(summary)
+    per = Table("workflow", "runs", "with exception", "rate")
+    for name, runs in sorted(m.runs.items()):
+        per.add_row(name, f"{runs}", f"{m.runs_with_exception.get(name, 0)}", f"{m.exception_rate_of(name) or 0:.1%}")
+    console.print(per)
+    reasons = Table("reason", "requests")
+    for code, count in m.exceptions_by_reason.items():
+        reasons.add_row(code, f"{count}")
+    console.print(reasons)
+    for signal in m.fatigue:
+        console.print(f"[yellow]guardrail fatigue:[/] {signal.advice}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+# -- people --------------------------------------------------------------------------------------------------
+
+
+@people_app.command("add")
+def people_add(
+    name: Annotated[str, typer.Argument(help="How they sign decisions, e.g. ana@example.com.")],
+    by: By,
+    team: Annotated[list[str] | None, typer.Option(help="A team they decide for (repeatable).")] = None,
+    rate: Annotated[float | None, typer.Option(min=0, help="Loaded cost of an hour of their time, USD.")] = None,
+    display_name: Annotated[str, typer.Option(help="Their name as people read it.")] = "",
+) -> None:
+    """Add a person (or replace their entry): review chains that name their teams let them decide."""
+    with connected() as pod:
+        person = pod.people.add(name, teams=team or [], by=by, display_name=display_name, usd_per_hour=rate)
+    console.print(f"{person.name}: teams {', '.join(person.teams) or '-'}")
+
+
+@people_app.command("list")
+def people_list() -> None:
+    """Everyone in the directory."""
+    with connected() as pod:
+        found = pod.people.list()
+    table = Table("name", "display name", "teams", "USD / hour")
+    for p in found:
+        table.add_row(
+            p.name, p.display_name, ", ".join(p.teams), "default" if p.usd_per_hour is None else f"{p.usd_per_hour:g}"
+        )
+    console.print(table if found else "Nobody yet: `podium people add NAME --team T --by you`.")
+
+
+@people_app.command("remove")
+def people_remove(name: str, by: By) -> None:
+    """Remove a person from the directory (their past decisions stay in the audit log)."""
+    with connected() as pod:
+        pod.people.remove(name, by=by)
+    console.print(f"{name}: removed")

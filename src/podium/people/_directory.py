@@ -1,0 +1,102 @@
+"""The directory of people: who is in which team (review chains name teams), and what an hour of them costs.
+
+People are named as they sign decisions (`--by ana@example.com`); the directory adds their teams, which Cedar
+sees as `principal.teams`, and their loaded hourly rate, at which the ledger costs their review minutes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from podium.audit import actor_name, record
+from podium.errors import NotFoundError, UsageError
+from podium.governance._policy import Authorizer, person_entity
+from podium.store import tables
+
+p = tables.people
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    display_name: str
+    teams: tuple[str, ...]
+    usd_per_hour: float | None  # None: the default loaded rate (PODIUM_REVIEW_USD_PER_HOUR)
+
+
+class People:
+    """Add, change and remove people; every change is a Cedar decision (`people.change`) and is audited."""
+
+    def __init__(self, engine: sa.Engine, authorizer: Authorizer) -> None:
+        self._engine = engine
+        self._authorize = authorizer
+
+    def add(
+        self,
+        name: str,
+        *,
+        teams: Iterable[str],
+        by: str,
+        display_name: str = "",
+        usd_per_hour: float | None = None,
+    ) -> Person:
+        """Add `name`, or replace their entry (teams and rate are set, not merged)."""
+        name = name.strip()
+        if not name or ":" in name:
+            raise UsageError(f"{name!r} is not a person's name; use how they sign decisions, e.g. ana@example.com.")
+        team_list = sorted({t.strip().removeprefix("team:") for t in teams if t.strip()})
+        if usd_per_hour is not None and usd_per_hour < 0:
+            raise UsageError(f"usd_per_hour={usd_per_hour} is negative; give the loaded hourly rate in USD.")
+        person = Person(name, display_name or name, tuple(team_list), usd_per_hour)
+        self._authorize.check(by, "people.change", person_entity(name, team_list), resource_name=f"person:{name}")
+        values = {
+            "display_name": person.display_name,
+            "teams": json.dumps(team_list),
+            "usd_per_hour": usd_per_hour,
+            "updated_at": time.time(),
+        }
+        with self._engine.begin() as conn:
+            if not conn.execute(p.update().where(p.c.name == name).values(**values)).rowcount:
+                conn.execute(p.insert().values(name=name, **values))
+            record(
+                conn,
+                actor_name(by),
+                "people.change",
+                f"person:{name}",
+                decision="allowed",
+                detail={"teams": ", ".join(team_list), "usd_per_hour": str(usd_per_hour)},
+            )
+        return person
+
+    def remove(self, name: str, *, by: str) -> None:
+        person = self.get(name)
+        self._authorize.check(by, "people.change", person_entity(name, person.teams), resource_name=f"person:{name}")
+        with self._engine.begin() as conn:
+            conn.execute(p.delete().where(p.c.name == name))
+            record(conn, actor_name(by), "people.remove", f"person:{name}", decision="allowed")
+
+    def get(self, name: str) -> Person:
+        found = self.find(name)
+        if found is None:
+            raise NotFoundError(f"no person {name!r} in the directory. `podium people list` shows who is.")
+        return found
+
+    def find(self, name: str) -> Person | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(p).where(p.c.name == name)).first()
+        return _person(row) if row is not None else None
+
+    def list(self) -> builtins.list[Person]:
+        with self._engine.connect() as conn:
+            return [_person(row) for row in conn.execute(sa.select(p).order_by(p.c.name))]
+
+
+def _person(row: sa.Row[tuple[object, ...]]) -> Person:
+    rate = row.usd_per_hour
+    return Person(str(row.name), str(row.display_name), tuple(json.loads(str(row.teams))), rate)

@@ -1,0 +1,212 @@
+"""Humans on the loop: exception rules, approvals bound to the exact action, deadlines, the queue's decisions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+import podium
+from podium import Podium, Settings
+from podium.errors import ActionDenied, NotFoundError, UsageError
+from podium.review import Facts, ReviewRequest
+from podium.store import tables
+from tests.review import _app
+from tests.review._app import LEAD, OWNER
+
+
+@pytest.fixture
+def pod(settings: Settings) -> Iterator[Podium]:
+    with podium.launch(settings, _app.app) as launched:
+        launched.people.add("bob", teams=["refunds"], by="admin@example.com", usd_per_hour=90.0)
+        launched.people.add("alice", teams=["refunds"], by="admin@example.com")
+        _app.tamper["extra_usd"] = 0.0
+        yield launched
+
+
+def waiting(pod: Podium, run_id: str, status: str = "pending", timeout: float = 30.0) -> ReviewRequest:
+    """The run's review request, once it has `status`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in pod.reviews.list(status=status) if r.run_id == run_id]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} has no {status} review request after {timeout} s")
+
+
+def audit_of(pod: Podium, resource: str) -> list[tuple[str, str, str]]:
+    log = tables.audit_log
+    with pod.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(log.c.actor, log.c.action, log.c.decision).where(log.c.resource == resource).order_by(log.c.seq)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def outbox(pod: Podium) -> list[str]:
+    return [m.body for m in pod.outbox.messages()]
+
+
+def test_each_rule_names_its_reason() -> None:
+    rules = _app.RULES
+    calm = Facts(value_usd=20.0, confidence=0.9)
+    assert rules.reasons(calm, {"note": "thanks"}) == []
+    assert rules.reasons(Facts(value_usd=101.0), {}) == ["high_value"]
+    assert rules.reasons(Facts(confidence=0.2), {}) == ["low_confidence"]
+    assert rules.reasons(Facts(flags=frozenset({"chargeback", "vip"})), {}) == ["compliance:chargeback"]
+    assert rules.reasons(calm, {"note": "card 4111 1111 1111 1111"}) == ["data_class:card_number"]
+    assert rules.reasons(calm, {"note": "order 4111 1111 1111 1112"}) == [], "not a card number: Luhn fails"
+    assert rules.reasons(Facts(flags=frozenset({"guardrail:injection"})), {}) == ["guardrail:injection"]
+    assert rules.reasons(Facts(shadow_agrees=False), {}) == ["shadow_disagreement"]
+    with pytest.raises(UsageError, match="unknown data classes"):
+        podium.ExceptionRules(data_classes={"passport"})
+
+
+def test_work_inside_the_boundaries_proceeds_without_a_person(pod: Podium) -> None:
+    assert _app.refund_flow.start("c-1", 40.0).result() == "paid"
+    assert pod.reviews.list(status=None) == []
+
+
+def test_an_approved_action_is_performed_once_and_the_decision_recorded(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-2", 250.0)
+    request = waiting(pod, run.id)
+    assert (request.reasons, request.waiting_on, request.action["arguments"]["amount_usd"]) == (
+        ("high_value",),
+        "team:refunds",
+        250.0,
+    )
+    assert request.chain == ("team:refunds", LEAD, OWNER)
+    assert outbox(pod) == []
+    pod.reviews.approve(request.id, by="bob", rationale="customer is right", minutes=2, label="refund")
+    assert run.result() == "paid"
+    assert outbox(pod) == ["250.00"]
+    decided = pod.reviews.get(request.id)
+    assert (decided.status, decided.decided_by, decided.minutes, decided.label) == ("approved", "bob", 2, "refund")
+    assert decided.consumed_by is not None
+    assert [a for _, a, _ in audit_of(pod, f"review:{request.id}")] == ["review.request", "review.approve"]
+    with pod.engine.connect() as conn:
+        cost = conn.execute(sa.select(tables.ledger.c.cost_nano_usd).where(tables.ledger.c.kind == "review")).scalar()
+        label = conn.execute(sa.select(tables.labels.c.label, tables.labels.c.predicted)).one()
+    assert cost == 3_000_000_000, "2 minutes at bob's loaded rate of $90 an hour"
+    assert tuple(label) == ("refund", "refund")
+
+
+def test_an_approval_binds_the_exact_arguments(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-3", 150.0)
+    request = waiting(pod, run.id)
+    pod.reviews.approve(request.id, by="bob")
+    _app.tamper["extra_usd"] = 1000.0  # the step now proposes 1150 where the person approved 150
+    with pytest.raises(ActionDenied, match="proposes arguments other than the ones approved"):
+        run.result()
+    assert outbox(pod) == []
+    refusals = [r for r in audit_of(pod, "refund") if r[2] == "denied"]
+    assert refusals == [("agent:refunder", "tool.call", "denied")]
+    with pytest.raises(UsageError, match="already approved by bob; a request is decided once"):
+        pod.reviews.approve(request.id, by="bob")
+
+
+def test_an_approval_cannot_be_replayed_by_another_call(pod: Podium) -> None:
+    run = _app.refund_twice.start("c-4", 300.0)
+    request = waiting(pod, run.id)
+    pod.reviews.approve(request.id, by="alice")
+    with pytest.raises(ActionDenied, match="already used by another call"):
+        run.result()
+    assert outbox(pod) == ["300.00"], "performed once, by the first call"
+
+
+def test_an_edit_is_a_new_action_performed_instead_and_audited_as_a_correction(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-5", 500.0, note="goodwill")
+    request = waiting(pod, run.id)
+    with pytest.raises(UsageError, match=r"amount_usd: expected number, got str 'lots'.*Nothing was changed"):
+        pod.reviews.edit(request.id, {"amount_usd": "lots"}, by=LEAD)
+    with pytest.raises(UsageError, match="unknown field 'amount'"):
+        pod.reviews.edit(request.id, {"amount": 5}, by=LEAD)
+    assert pod.reviews.get(request.id).status == "pending"
+    edited = pod.reviews.edit(request.id, {"amount_usd": 120.0}, by=LEAD, rationale="policy caps goodwill at 120")
+    assert edited.edited and edited.approved_action is not None
+    assert run.result() == "paid"
+    assert outbox(pod) == ["120.00 goodwill"]
+    actions = audit_of(pod, f"review:{request.id}")
+    assert [a for _, a, _ in actions] == ["review.request", "review.correct"]
+
+
+def test_only_the_chain_decides_and_a_claim_reserves_the_decision(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-6", 180.0)
+    request = waiting(pod, run.id)
+    before = len(audit_of(pod, f"review:{request.id}"))
+    with pytest.raises(ActionDenied, match="person:mallory may not review.decide"):
+        pod.reviews.approve(request.id, by="mallory")
+    pod.reviews.claim(request.id, by="bob")
+    with pytest.raises(ActionDenied, match="claimed-reviews-are-decided-by-their-claimant"):
+        pod.reviews.reject(request.id, by="alice")
+    assert pod.reviews.get(request.id).status == "pending", "refusals change nothing"
+    pod.reviews.reassign(request.id, to="carol", by=LEAD, rationale="bob is away")
+    assert pod.reviews.get(request.id).waiting_on == "carol"
+    pod.reviews.reject(request.id, by="carol", rationale="duplicate request")
+    assert run.result() == "not paid: rejected"
+    assert outbox(pod) == []
+    actions = [(actor, action, decision) for actor, action, decision in audit_of(pod, f"review:{request.id}")]
+    assert actions[before:] == [
+        ("person:mallory", "review.decide", "denied"),
+        ("person:bob", "review.claim", "allowed"),
+        ("person:alice", "review.decide", "denied"),
+        (f"person:{LEAD}", "review.reassign", "allowed"),
+        ("person:carol", "review.reject", "rejected"),
+    ]
+
+
+def test_an_unanswered_request_escalates_along_the_chain_then_applies_the_default(pod: Podium) -> None:
+    run = _app.refund_quick.start("c-7", 900.0)
+    assert run.result() == "not paid: expired"
+    (request,) = pod.reviews.list(status="expired")
+    assert request.level == 2
+    trail = audit_of(pod, f"review:{request.id}")
+    assert trail == [
+        ("agent:refunder", "review.request", "pending"),
+        ("system", "review.escalate", "escalated"),
+        ("system", "review.escalate", "escalated"),
+        ("system", "review.expire", "expired"),
+    ]
+    with pytest.raises(UsageError, match="already expired"):
+        pod.reviews.approve(request.id, by=OWNER)
+    assert outbox(pod) == []
+
+
+def test_a_held_request_waits_for_anyone_in_the_chain(pod: Podium) -> None:
+    run = _app.refund_quick_hold.start("c-8", 900.0)
+    request = waiting(pod, run.id, status="held", timeout=60)
+    assert [a for _, a, _ in audit_of(pod, f"review:{request.id}")][-1] == "review.hold"
+    pod.reviews.approve(request.id, by=OWNER, rationale="checked with the bank")
+    assert run.result() == "paid"
+    assert outbox(pod) == ["900.00"]
+
+
+def test_bad_decisions_are_refused_and_change_nothing(pod: Podium) -> None:
+    with pytest.raises(NotFoundError, match="no review request 'nope'"):
+        pod.reviews.approve("nope", by="bob")
+    run = _app.refund_flow.start("c-9", 130.0, confidence=0.3)
+    request = waiting(pod, run.id)
+    assert request.reasons == ("high_value", "low_confidence")
+    with pytest.raises(UsageError, match="negative"):
+        pod.reviews.approve(request.id, by="bob", minutes=-1)
+    with pytest.raises(UsageError, match="not the .* you were shown"):
+        pod.reviews.approve(request.id, by="bob", expected_digest="0000")
+    assert pod.reviews.get(request.id).status == "pending"
+    pod.reviews.reject(request.id, by="bob")
+    assert run.result() == "not paid: rejected"
+
+
+def test_the_queue_filters_by_reason_value_and_age(pod: Podium) -> None:
+    high = _app.refund_flow.start("c-10", 700.0)
+    unsure = _app.refund_flow.start("c-11", 20.0, confidence=0.1)
+    waiting(pod, high.id), waiting(pod, unsure.id)
+    assert [r.run_id for r in pod.reviews.list(reason="high_value")] == [high.id]
+    assert [r.run_id for r in pod.reviews.list(reason="low_confidence")] == [unsure.id]
+    assert [r.run_id for r in pod.reviews.list(min_value_usd=500)] == [high.id]
+    assert pod.reviews.list(older_than_s=3600) == []
+    assert len(pod.reviews.list(waiting_on="team:refunds")) == 2
+    pod.reviews.reject_many([r.id for r in pod.reviews.list()], by="bob", rationale="bulk: test data")
+    assert (high.result(), unsure.result()) == ("not paid: rejected", "not paid: rejected")
