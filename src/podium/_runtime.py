@@ -38,6 +38,7 @@ from podium.governance._policy import PolicySet
 from podium.governance._routed import RoutedModel
 from podium.models import (
     SMOLLM2_135M,
+    ClassifierModel,
     LlamaCppModel,
     ModelCatalog,
     ModelEntry,
@@ -106,6 +107,7 @@ class Podium:
         self._tool_teams: dict[str, str] = {}
         self._routed_models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._trained_classifiers: set[str] = set()
         self._release_executor: Callable[[], None] | None = None
         self._add_builtin_models()
         config_file = settings.config_file
@@ -336,6 +338,22 @@ class Podium:
 
     def _add_trained_classifier(self, name: str) -> None:
         self.models.add(name, "local", lambda: self.trained.load_classifier(name), self._local_price)
+        self._trained_classifiers.add(name)
+
+    def learn(self, *, min_new: int | None = None) -> dict[str, Path]:
+        """Corrections teach: retrain each classifier this process serves once `min_new` labels from reviews
+        arrived (default PODIUM_RETRAIN_AFTER), and serve the latest file of each, whichever process trained it.
+        Returns the files retrained now, by model."""
+        retrained: dict[str, Path] = {}
+        for name in sorted(self._trained_classifiers):
+            path = self.trained.learn(name, min_new=self.settings.retrain_after if min_new is None else min_new)
+            if path is not None:
+                retrained[name] = path
+            loaded = self.models.loaded(name)
+            if isinstance(loaded, ClassifierModel) and self.trained.recorded_sha256(name) != loaded.sha256:
+                latest = self.trained.load_classifier(name)
+                loaded.replace(latest.classifier, latest.sha256)
+        return retrained
 
     @property
     def _local_price(self) -> Price:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         ge=0,
         description="What an hour of this machine's CPU costs; local model calls are costed at this rate.",
     )
+    retrain_after: int = Field(
+        default=50,
+        ge=1,
+        description="Retrain a classifier podium trained once this many labels from reviews have arrived since its "
+        "last training (checked once a minute by `podium worker`, or now by `podium models learn`).",
+    )
     review_usd_per_hour: float = Field(
         default=60.0,
         ge=0,

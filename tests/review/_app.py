@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import podium
+from podium.models import TrainedClassifier
 
 OWNER = "refunds-owner@example.com"
 LEAD = "refunds-lead@example.com"
@@ -18,7 +19,7 @@ def refund(customer: str, amount_usd: float, note: str = "") -> str:
 
 
 refunder = podium.Agent("refunder", owner=OWNER, team="refunds", models=[], tools=[refund])
-app = podium.App(agents=[refunder], tools=[refund])
+app = podium.App(agents=[refunder], tools=[refund], models=[TrainedClassifier(INTENT_MODEL)])
 
 RULES = podium.ExceptionRules(
     value_above_usd=100.0,

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import podium
 from podium import Podium, Settings
 from podium.errors import ActionDenied, NotFoundError, UsageError
+from podium.models import ClassifierModel
 from podium.review import Facts, ReviewRequest
 from podium.store import tables
 from tests.review import _app
@@ -210,3 +211,23 @@ def test_the_queue_filters_by_reason_value_and_age(pod: Podium) -> None:
     assert len(pod.reviews.list(waiting_on="team:refunds")) == 2
     pod.reviews.reject_many([r.id for r in pod.reviews.list()], by="bob", rationale="bulk: test data")
     assert (high.result(), unsure.result()) == ("not paid: rejected", "not paid: rejected")
+
+
+def test_a_persons_label_retrains_the_model_that_judged(pod: Podium) -> None:
+    texts = ["where is my parcel", "parcel not arrived", "I want my money back", "please refund me"]
+    pod.trained.train_classifier(_app.INTENT_MODEL, texts, ["delivery", "delivery", "refund", "refund"])
+    served = pod.models.get(_app.INTENT_MODEL)
+    assert isinstance(served, ClassifierModel)
+    assert pod.learn(min_new=1) == {}, "no labels from people yet: nothing to learn"
+    run = _app.refund_flow.start("c-30", 45.0, confidence=0.2)  # unsure: a person looks
+    request = waiting(pod, run.id)
+    assert request.judgement is not None and request.judgement["label"] == "refund"
+    pod.reviews.reject(request.id, by="bob", label="chargeback", rationale="this is a chargeback")
+    assert run.result() == "not paid: rejected"
+    before = served.sha256
+    retrained = pod.learn(min_new=1)
+    assert set(retrained) == {_app.INTENT_MODEL}
+    assert served.sha256 != before, "the process serves the retrained file at once"
+    assert served.classifier.predict(request.judgement["input"]).label == "chargeback"
+    assert ("system", "model.retrain", "allowed") in audit_of(pod, f"model:{_app.INTENT_MODEL}")
+    assert pod.learn(min_new=1) == {}, "the same labels do not retrain twice"

@@ -155,9 +155,12 @@ def worker(
         console.print(f"worker [bold]{pod.executor_id}[/] runs {', '.join(pod.runs.declared())}; Ctrl-C stops it.")
         with suppress(KeyboardInterrupt):
             # Once a minute: budget reservations of runs that ended elsewhere (cancelled mid-call, say) go back,
+            # classifiers retrain on reviewers' labels when enough arrived (and every worker serves the newest),
             # and the audit log's root is signed (a tree head), so at most a minute of entries is unsigned.
             while not stop.wait(SWEEP_SECONDS):
                 pod.budgets.release_abandoned()
+                for name, path in pod.learn().items():  # corrections from reviews retrain the classifiers
+                    console.print(f"retrained {name} on people's corrections: {path.name}")
                 try:
                     pod.audit.checkpoint()
                 except AuditTampered as exc:  # say so every minute, loudly, and keep the work going
@@ -266,6 +269,18 @@ def models_list() -> None:
                 check = f"[red]{exc}[/]"
             table.add_row(name, entry.tier, check)
     console.print(table)
+
+
+@models_app.command("learn")
+def models_learn(
+    min_new: Annotated[int, typer.Option(min=1, help="Retrain only if at least this many new labels arrived.")] = 1,
+) -> None:
+    """Retrain the classifiers podium trained on the labels people gave in reviews, now (a worker does it by itself
+    once PODIUM_RETRAIN_AFTER new labels arrived)."""
+    with connected() as pod:
+        for name in pod.trained.names():
+            path = pod.trained.learn(name, min_new=min_new)
+            console.print(f"{name}: retrained, {path.name}" if path else f"{name}: fewer than {min_new} new labels")
 
 
 @models_app.command("train-intents")

@@ -12,6 +12,7 @@ from typing import Literal
 import sqlalchemy as sa
 from pydantic_ai.models import Model
 
+from podium.audit import record
 from podium.cost import Price
 from podium.errors import ModelFileError, NotFoundError
 from podium.models._classifier import ClassifierModel, TextClassifier
@@ -67,6 +68,11 @@ class ModelCatalog:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def loaded(self, name: str) -> Model | None:
+        """The model if it is loaded already, without loading it."""
+        with self._lock:
+            return self._loaded.get(name)
+
 
 class TrainedModels:
     """Model files podium trains itself, with the sha256 recorded in the database when each was written."""
@@ -76,11 +82,73 @@ class TrainedModels:
         self._folder = folder
 
     def train_classifier(self, name: str, texts: Sequence[str], labels: Sequence[str]) -> Path:
-        """Train a classifier on labelled texts, write it, and record its sha256 under `name`."""
+        """Train a classifier on labelled texts, write it, and record its sha256 under `name`.
+
+        The examples are kept (as `training` labels), so that people's corrections can later be added to them and
+        the model retrained (`learn`)."""
         classifier = TextClassifier.train(texts, labels)
+        now = time.time()
+        with self._engine.begin() as conn:
+            conn.execute(
+                tables.labels.delete().where(tables.labels.c.model == name, tables.labels.c.source == "training")
+            )
+            rows = [
+                {
+                    "id": f"training:{name}:{i}",
+                    "model": name,
+                    "text": text,
+                    "label": label,
+                    "source": "training",
+                    "at": now,
+                }
+                for i, (text, label) in enumerate(zip(texts, labels, strict=True))
+            ]
+            conn.execute(tables.labels.insert(), rows)
+        return self._write(name, classifier)
+
+    def learn(self, name: str, *, min_new: int) -> Path | None:
+        """Retrain `name` on its training examples plus every label people gave in reviews, if at least `min_new`
+        such labels arrived since its file was written; return the new file (None: not due, or no training set)."""
+        labels, files = tables.labels, tables.model_files
+        with self._engine.connect() as conn:
+            since = conn.execute(sa.select(files.c.recorded_at).where(files.c.name == name)).scalar()
+            fresh = conn.execute(
+                sa.select(sa.func.count()).where(
+                    labels.c.model == name, labels.c.source != "training", labels.c.at > (since or 0.0)
+                )
+            ).scalar_one()
+            if fresh < max(min_new, 1):
+                return None
+            examples = conn.execute(sa.select(labels.c.text, labels.c.label).where(labels.c.model == name)).all()
+        if len({label for _, label in examples}) < 2:
+            return None  # no training set recorded (a model adopted from elsewhere): nothing to add corrections to
+        classifier = TextClassifier.train([t for t, _ in examples], [label for _, label in examples])
+        path = self._write(name, classifier)
+        with self._engine.begin() as conn:
+            record(
+                conn,
+                "system",
+                "model.retrain",
+                f"model:{name}",
+                decision="allowed",
+                detail={"examples": str(len(examples)), "from_reviews": str(fresh), "file": path.name},
+            )
+        return path
+
+    def _write(self, name: str, classifier: TextClassifier) -> Path:
         path = self._folder / f"{name}-{time.time_ns()}.pkl"
         self.adopt(name, path, classifier.save(path))
         return path
+
+    def names(self) -> list[str]:
+        with self._engine.connect() as conn:
+            return sorted(conn.execute(sa.select(tables.model_files.c.name)).scalars())
+
+    def recorded_sha256(self, name: str) -> str | None:
+        with self._engine.connect() as conn:
+            return conn.execute(
+                sa.select(tables.model_files.c.sha256).where(tables.model_files.c.name == name)
+            ).scalar()
 
     def adopt(self, name: str, path: Path, sha256: str) -> None:
         """Record an existing model file (trained elsewhere, or by another database) under `name`.
@@ -110,4 +178,4 @@ class TrainedModels:
             raise ModelFileError(
                 f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents."
             )
-        return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256))
+        return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256), row.sha256)

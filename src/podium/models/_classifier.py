@@ -95,9 +95,14 @@ class TextClassifier:
 class ClassifierModel(LocalModel):
     """Serves a TextClassifier as a model: the last user message in, a JSON prediction out."""
 
-    def __init__(self, name: str, classifier: TextClassifier) -> None:
+    def __init__(self, name: str, classifier: TextClassifier, sha256: str = "") -> None:
         super().__init__(name)
         self.classifier = classifier
+        self.sha256 = sha256  # of the file it was loaded from: a retrained file has another
+
+    def replace(self, classifier: TextClassifier, sha256: str) -> None:
+        """Serve a retrained classifier from now on (one attribute swap: requests in flight finish on the old)."""
+        self.classifier, self.sha256 = classifier, sha256
 
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
         text = next((t.content for t in reversed(turns) if t.role == "user"), "")
