@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -231,3 +232,21 @@ def test_a_persons_label_retrains_the_model_that_judged(pod: Podium) -> None:
     assert served.classifier.predict(request.judgement["input"]).label == "chargeback"
     assert ("system", "model.retrain", "allowed") in audit_of(pod, f"model:{_app.INTENT_MODEL}")
     assert pod.learn(min_new=1) == {}, "the same labels do not retrain twice"
+
+
+def test_a_policy_marked_exception_sends_the_call_to_a_person_instead_of_denying_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "refunds.cedar").write_text(
+        '@id("refunds-need-a-person")\n@exception("a person looks at every refund")\n'
+        'forbid (principal, action == Action::"tool.call", resource is Tool) when { resource.name == "refund" };\n'
+    )
+    with podium.launch(settings.model_copy(update={"policies": policies}), _app.app) as pod:
+        run = _app.refund_flow.start("c-40", 10.0)  # inside every rule: only the policy stops it
+        request = waiting(pod, run.id)
+        assert request.reasons == ("policy:refunds-need-a-person",)
+        pod.reviews.approve(request.id, by=OWNER)
+        assert run.result() == "paid"
+        assert outbox(pod) == ["10.00"]

@@ -85,7 +85,7 @@ def run_demo(
 
 def waiting_for_person(pod: podium.Podium, run_ids: list[str]) -> set[str]:
     """The runs among `run_ids` that wait for a review decision."""
-    return {r.run_id for r in pod.reviews.list(status="pending", limit=100_000)} & set(run_ids)
+    return {r.run_id for r in pod.reviews.list(status="open", limit=100_000)} & set(run_ids)
 
 
 def wait_until_settled(pod: podium.Podium, run_ids: list[str], progress: Progress | None = None) -> None:
