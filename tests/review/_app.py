@@ -18,8 +18,13 @@ def refund(customer: str, amount_usd: float, note: str = "") -> str:
     return "paid" if podium.send_to_outbox("refunds", customer, f"{amount_usd:.2f} {note}".strip()) else "paid before"
 
 
-refunder = podium.Agent("refunder", owner=OWNER, team="refunds", models=[], tools=[refund])
-app = podium.App(agents=[refunder], tools=[refund], models=[TrainedClassifier(INTENT_MODEL)])
+def log_note(text: str) -> str:
+    """Keep a note on the case (a side effect no rule guards)."""
+    return "noted" if podium.send_to_outbox("notes", "case", text) else "noted before"
+
+
+refunder = podium.Agent("refunder", owner=OWNER, team="refunds", models=[], tools=[refund, log_note])
+app = podium.App(agents=[refunder], tools=[refund, log_note], models=[TrainedClassifier(INTENT_MODEL)])
 
 RULES = podium.ExceptionRules(
     value_above_usd=100.0,
@@ -27,6 +32,7 @@ RULES = podium.ExceptionRules(
     compliance_flags={"chargeback"},
     data_classes={"card_number"},
     escalation=podium.Escalation(("team:refunds", LEAD, podium.OWNER), deadline=timedelta(days=1)),
+    tools={"refund"},
 )
 QUICK = replace(
     RULES, escalation=podium.Escalation(("team:refunds", LEAD, podium.OWNER), deadline=timedelta(seconds=1))
@@ -79,3 +85,15 @@ def refund_quick_hold(customer: str, amount_usd: float, confidence: float = 0.9,
 def refund_twice(customer: str, amount_usd: float) -> str:
     podium.assess(value_usd=amount_usd)
     return pay_twice(customer, amount_usd)
+
+
+@podium.step(name="tests.review.note_then_pay")
+def note_then_pay(customer: str, amount_usd: float) -> str:
+    refunder.call_tool("log_note", text=f"refund of {amount_usd} for {customer}")
+    return str(refunder.call_tool("refund", customer=customer, amount_usd=amount_usd))
+
+
+@podium.workflow(name="tests.refund_after_note", exceptions=RULES)
+def refund_after_note(customer: str, amount_usd: float) -> str:
+    podium.assess(value_usd=amount_usd)
+    return note_then_pay(customer, amount_usd)

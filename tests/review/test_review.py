@@ -250,3 +250,12 @@ def test_a_policy_marked_exception_sends_the_call_to_a_person_instead_of_denying
         pod.reviews.approve(request.id, by=OWNER)
         assert run.result() == "paid"
         assert outbox(pod) == ["10.00"]
+
+
+def test_an_action_that_may_wait_must_be_the_first_call_of_its_step(pod: Podium) -> None:
+    assert _app.refund_after_note.start("c-41", 50.0).result() == "paid", "below every threshold: no person"
+    run = _app.refund_after_note.start("c-42", 5000.0)
+    with pytest.raises(UsageError, match="not the first governed call in step 'tests.review.note_then_pay'"):
+        run.result()
+    assert outbox(pod) == ["refund of 50.0 for c-41", "50.00", "refund of 5000.0 for c-42"]
+    assert pod.reviews.list(status=None) == [], "nothing waits: the workflow has to be fixed first"

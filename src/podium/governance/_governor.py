@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from podium._events import Event, EventBus
 from podium.audit import AuditEntry, append_many, canonical_json, digest
 from podium.cost._budgets import Budgets, Charge, settle
-from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError, ReviewRequired
+from podium.errors import ActionDenied, ActorStopped, BudgetExhausted, GovernanceError, ReviewRequired, UsageError
 from podium.governance._policy import (
     Decision,
     Entity,
@@ -44,6 +44,7 @@ from podium.workflows._context import (
     call_scope,
     current_approvals,
     current_call_or_none,
+    current_step,
     current_workflow,
     next_call_site,
 )
@@ -212,6 +213,7 @@ class Governor:
         # Admission is one SELECT: on PostgreSQL it runs in autocommit, so it costs no BEGIN and no ROLLBACK round
         # trip (half of its round trips). A single statement sees one snapshot either way. SQLite needs nothing:
         # pysqlite opens no transaction for a SELECT (and changing its isolation level would undo IMMEDIATE).
+        self._engine = engine
         self._reader = (
             engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
         )
@@ -347,13 +349,14 @@ class Governor:
 
         Returns the approval the call performs (consumed now, by this call site only), or None if no rule fired.
         """
-        approval = next((a for a in current_approvals() if a.proposed_digest == call.input_digest), None)
+        approvals = [a for a in current_approvals() if a.resource == call.resource]
+        approval = next((a for a in approvals if a.proposed_digest == call.input_digest), None)
         if approval is not None:
             self._consume(approval, call, site, admission)
             return approval
-        if current_approvals() and call.kind == "tool":
+        if approvals:
             # The step re-ran with an approval, but proposes something other than what the person approved.
-            approved = ", ".join(a.review_id for a in current_approvals())
+            approved = ", ".join(a.review_id for a in approvals)
             message = (
                 f"{call.kind} {call.resource!r} of agent {call.agent!r} proposes arguments other than the ones "
                 f"approved in review {approved} (digest {call.input_digest[:12]}…): an approval applies to the exact "
@@ -364,12 +367,22 @@ class Governor:
         reasons = list(admission.exceptions)
         if call.kind == "tool" and workflow is not None:
             rules = _rules_of(workflow.name)
-            reasons += rules.reasons(workflow.facts, call.arguments or {})
+            if rules.guards(call.resource):
+                reasons += rules.reasons(workflow.facts, call.arguments or {})
         if reasons:
             self._raise_review(call, site, admission, reasons)
         return None
 
     def _raise_review(self, call: Call, site: CallSite, admission: Admission | None, reasons: list[str]) -> None:
+        step = current_step()
+        if step is not None and step.calls > 1:
+            # On approval the step runs again from its start: calls before this one would be made twice.
+            raise UsageError(
+                f"{call.kind} {call.resource!r} of agent {call.agent!r} needs a person ({', '.join(reasons)}), but "
+                f"it is not the first governed call in step {step.step_name!r}: when the person approves, the step "
+                "runs again, and the calls before it would be repeated. Give the action a step of its own (as "
+                "support_triage.deliver does)."
+            )
         workflow = current_workflow()
         facts = workflow.facts if workflow is not None else None
         detail = {"reasons": ", ".join(reasons)}

@@ -155,6 +155,7 @@ class ExceptionRules:
     - `guardrails`: the run raised a `guardrail:<name>` flag -> that flag
     - `shadow_disagreement`: the run's shadow answer disagreed with the routed one -> `shadow_disagreement`
 
+    `tools` limits the rules to the actions they are about (None: every tool the workflow's agents call).
     Budget exhaustion (a budget set with on_exhausted="review" -> `budget_exhausted:<scope>`) and policy hits (a
     Cedar forbid annotated `@exception` -> `policy:<id>`) are exceptions in every workflow.
     """
@@ -166,8 +167,11 @@ class ExceptionRules:
     guardrails: bool = True
     shadow_disagreement: bool = True
     escalation: Escalation = field(default_factory=Escalation)
+    tools: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.tools is not None:
+            object.__setattr__(self, "tools", frozenset(self.tools))
         object.__setattr__(self, "compliance_flags", frozenset(self.compliance_flags))
         object.__setattr__(self, "data_classes", frozenset(self.data_classes))
         unknown = self.data_classes - DATA_CLASSES.keys()
@@ -178,6 +182,9 @@ class ExceptionRules:
             )
         if self.confidence_below is not None and not 0.0 <= self.confidence_below <= 1.0:
             raise UsageError(f"confidence_below={self.confidence_below} must be a share between 0 and 1.")
+
+    def guards(self, tool: str) -> bool:
+        return self.tools is None or tool in self.tools
 
     def reasons(self, facts: Facts, arguments: Mapping[str, Any]) -> list[str]:
         """The reason codes of every rule `facts` and `arguments` break (empty: the agent may act alone)."""

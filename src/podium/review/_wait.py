@@ -60,7 +60,13 @@ def await_decision(needed: ReviewRequired) -> Approval:
             rationale=why,
             reasons=reasons,
         )
-    return Approval(review_id, message["proposed_digest"], message["arguments"], message["approved_digest"])
+    return Approval(
+        review_id,
+        needed.fields["resource"],
+        message["proposed_digest"],
+        message["arguments"],
+        message["approved_digest"],
+    )
 
 
 def _escalation_of(workflow: str | None) -> Escalation:

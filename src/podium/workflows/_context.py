@@ -53,6 +53,7 @@ class Approval:
     action with `proposed_digest`, and it performs `arguments` (the proposed ones, or the reviewer's edit)."""
 
     review_id: str
+    resource: str  # the tool (or model) it is for
     proposed_digest: str
     arguments: dict[str, Any]
     approved_digest: str
