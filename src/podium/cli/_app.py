@@ -138,6 +138,28 @@ def _exit_leaving_waits_durable() -> None:
     os._exit(0)
 
 
+# -- serve ----------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on; people are not authenticated yet.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the review queue over HTTP (GET /v1/reviews …; docs at /docs). Needs the `api` extra."""
+    try:
+        import uvicorn
+
+        from podium.api import create_app
+    except ImportError:
+        raise UsageError(
+            "podium serve needs the api extra: pip install -e '.[api]' (make install-test installs it)."
+        ) from None
+    with connected() as pod:
+        console.print(f"review queue on http://{host}:{port}/v1/reviews (API docs: /docs); Ctrl-C stops it.")
+        uvicorn.run(create_app(pod), host=host, port=port, log_level="warning")
+
+
 # -- worker --------------------------------------------------------------------------------------------------
 
 
