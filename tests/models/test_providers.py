@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,36 @@ def routed_and_judged(prompt: str) -> str:
     answer = routed_ask(prompt)
     podium.route_outcome(answer.startswith("strong"))
     return answer
+
+
+def post(text: str) -> str:
+    """Publish `text` (the side effect a person may have to approve first)."""
+    return "posted" if podium.send_to_outbox("posts", "wall", text) else "posted before"
+
+
+poster = podium.Agent("routed-poster", owner="comms-lead@example.com", models=["cheap", "strong"], tools=[post])
+
+
+@podium.step(name="tests.routed_draft")
+def routed_draft(prompt: str) -> str:
+    return poster.run(prompt, model=["cheap", "strong"])
+
+
+@podium.step(name="tests.routed_post")
+def routed_post(text: str) -> None:
+    poster.call_tool("post", text=text)
+
+
+@podium.workflow(name="tests.routed_then_reviewed", exceptions=podium.ExceptionRules(confidence_below=0.5))
+def routed_then_reviewed(prompt: str) -> str:
+    """Every post waits for a person, whose decision is the outcome of the routed draft."""
+    draft = routed_draft(prompt)
+    podium.assess(confidence=0.0)
+    try:
+        routed_post(draft)
+    except podium.ActionRejected:
+        return "rejected"
+    return "posted"
 
 
 def write_config(path: Path, cheap: FakeProvider, strong: FakeProvider, extra: str = "") -> Path:
@@ -191,3 +222,21 @@ def test_a_routing_tier_with_no_model_is_refused(tmp_path: Path) -> None:
     config.write_text('[routing]\ntiers = ["local", "intermediate"]\n')
     with pytest.raises(ConfigurationError, match="routing.tiers lists 'intermediate', but no model has tier"):
         podium.connect(podium.Settings(home=tmp_path / "p", config=config)).close()
+
+
+def test_a_reviewers_decision_is_the_outcome_the_router_learns_from(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    with podium.launch(routed_settings(tmp_path, cheap, strong), podium.App(agents=[poster], tools=[post])) as pod:
+        for decide, expected in ((pod.reviews.reject, "rejected"), (pod.reviews.approve, "posted")):
+            run = routed_then_reviewed.start("announce the new card")
+            while not (waiting := pod.reviews.list()):
+                time.sleep(0.05)
+            decide(waiting[0].id, by="comms-lead@example.com")
+            assert run.result() == expected
+            with pod.engine.connect() as conn:
+                judged = conn.execute(
+                    sa.select(tables.routed.c.success).where(tables.routed.c.run_id == run.id)
+                ).scalar_one()
+            assert judged == (expected == "posted"), "approved unchanged: a success; rejected: a failure"
