@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class DemoReport:
     auto_resolved: int
     resolved_after_review: int
     waiting_for_person: int
+    exceptions_by_reason: dict[str, int]  # reason kind (low_confidence, compliance, data_class …) -> requests
     closed_without_reply: int
     failed: int
     intent_accuracy: float
@@ -121,6 +123,7 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
         auto_resolved=by_outcome["sent"],
         resolved_after_review=by_outcome["sent_after_review"],
         waiting_for_person=len(waiting_for_person(pod, run_ids)),
+        exceptions_by_reason=_reasons(pod, run_ids),
         closed_without_reply=sum(o.outcome in ("rejected", "expired") for o in outcomes),
         failed=sum(r.status in ("ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED") for r in runs.values()),
         intent_accuracy=correct / len(chosen),
@@ -135,6 +138,14 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
         audit=_sign_and_verify(pod),
         seconds=seconds,
     )
+
+
+def _reasons(pod: podium.Podium, run_ids: list[str]) -> dict[str, int]:
+    ours = set(run_ids)
+    kinds = Counter(
+        r.reason.split(":", 1)[0] for r in pod.reviews.list(status=None, limit=1_000_000) if r.run_id in ours
+    )
+    return dict(kinds.most_common())
 
 
 def _cost_on(pod: podium.Podium, model: str, run_ids: list[str]) -> int:

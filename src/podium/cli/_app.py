@@ -101,6 +101,10 @@ def demo(
         ("auto-resolved (reply sent, no person)", f"{report.auto_resolved}"),
         ("resolved after a person approved", f"{report.resolved_after_review}"),
         ("waiting for a person", f"{report.waiting_for_person}"),
+        (
+            "exceptions, by reason",
+            ", ".join(f"{reason} {n}" for reason, n in report.exceptions_by_reason.items()) or "none",
+        ),
         ("closed without reply (rejected/expired)", f"{report.closed_without_reply}"),
         ("failed", f"{report.failed}"),
         ("intent accuracy vs labels", f"{report.intent_accuracy:.1%}"),
