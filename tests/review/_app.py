@@ -32,6 +32,7 @@ RULES = podium.ExceptionRules(
     compliance_flags={"chargeback"},
     data_classes={"card_number"},
     escalation=podium.Escalation(("team:refunds", LEAD, podium.OWNER), deadline=timedelta(days=1)),
+    escalation_by_reason={"compliance": podium.Escalation(("team:compliance", podium.OWNER))},
     tools={"refund"},
 )
 QUICK = replace(
@@ -54,9 +55,10 @@ def pay_twice(customer: str, amount_usd: float) -> str:
     return f"{first}, {second}"
 
 
-def _refund(customer: str, amount_usd: float, confidence: float, note: str) -> str:
+def _refund(customer: str, amount_usd: float, confidence: float, note: str, flags: tuple[str, ...] = ()) -> str:
     podium.assess(
         value_usd=amount_usd,
+        flags=flags,
         judgement=podium.Judgement(INTENT_MODEL, f"refund request from {customer}", "refund", confidence),
         summary=f"{customer} asks for {amount_usd:.2f} back",
     )
@@ -67,8 +69,10 @@ def _refund(customer: str, amount_usd: float, confidence: float, note: str) -> s
 
 
 @podium.workflow(name="tests.refund", exceptions=RULES)
-def refund_flow(customer: str, amount_usd: float, confidence: float = 0.9, note: str = "") -> str:
-    return _refund(customer, amount_usd, confidence, note)
+def refund_flow(
+    customer: str, amount_usd: float, confidence: float = 0.9, note: str = "", flags: tuple[str, ...] = ()
+) -> str:
+    return _refund(customer, amount_usd, confidence, note, flags)
 
 
 @podium.workflow(name="tests.refund_quick", exceptions=QUICK)

@@ -259,3 +259,15 @@ def test_an_action_that_may_wait_must_be_the_first_call_of_its_step(pod: Podium)
         run.result()
     assert outbox(pod) == ["refund of 50.0 for c-41", "50.00", "refund of 5000.0 for c-42"]
     assert pod.reviews.list(status=None) == [], "nothing waits: the workflow has to be fixed first"
+
+
+def test_a_reason_with_a_chain_of_its_own_is_decided_only_by_that_chain(pod: Podium) -> None:
+    pod.people.add("cora", teams=["compliance"], by="admin@example.com")
+    run = _app.refund_flow.start("c-43", 20.0, flags=("chargeback",))
+    request = waiting(pod, run.id)
+    assert (request.reasons, request.chain) == (("compliance:chargeback",), ("team:compliance", OWNER))
+    with pytest.raises(ActionDenied, match="person:bob may not review.decide"):
+        pod.reviews.approve(request.id, by="bob")  # a refunds reviewer: not for compliance reasons
+    assert pod.reviews.get(request.id).status == "pending"
+    pod.reviews.approve(request.id, by="cora")
+    assert run.result() == "paid"

@@ -156,6 +156,8 @@ class ExceptionRules:
     - `shadow_disagreement`: the run's shadow answer disagreed with the routed one -> `shadow_disagreement`
 
     `tools` limits the rules to the actions they are about (None: every tool the workflow's agents call).
+    `escalation` says who decides; `escalation_by_reason` gives some reasons a chain of their own, by reason code or
+    its first part (`{"compliance": Escalation(("team:compliance", OWNER))}`): only that chain may decide them.
     Budget exhaustion (a budget set with on_exhausted="review" -> `budget_exhausted:<scope>`) and policy hits (a
     Cedar forbid annotated `@exception` -> `policy:<id>`) are exceptions in every workflow.
     """
@@ -167,6 +169,7 @@ class ExceptionRules:
     guardrails: bool = True
     shadow_disagreement: bool = True
     escalation: Escalation = field(default_factory=Escalation)
+    escalation_by_reason: Mapping[str, Escalation] = field(default_factory=dict)
     tools: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
@@ -182,6 +185,14 @@ class ExceptionRules:
             )
         if self.confidence_below is not None and not 0.0 <= self.confidence_below <= 1.0:
             raise UsageError(f"confidence_below={self.confidence_below} must be a share between 0 and 1.")
+
+    def escalation_for(self, reasons: Iterable[str]) -> Escalation:
+        """The chain of the first reason that has one of its own, else the workflow's."""
+        for reason in reasons:
+            for key in (reason, reason.split(":", 1)[0]):
+                if key in self.escalation_by_reason:
+                    return self.escalation_by_reason[key]
+        return self.escalation
 
     def guards(self, tool: str) -> bool:
         return self.tools is None or tool in self.tools

@@ -30,7 +30,7 @@ def await_decision(needed: ReviewRequired) -> Approval:
     """Wait for a person's decision on the action `needed` describes; return the approval, or raise
     ActionRejected (rejected, or expired with the default "reject")."""
     workflow = current_workflow()
-    escalation = _escalation_of(workflow.name if workflow else None)
+    escalation = _escalation_of(workflow.name if workflow else None, needed.fields["reasons"])
     review_id, wait = _open_review(
         needed.fields, escalation.chain, escalation.deadline.total_seconds(), escalation.on_expiry
     )
@@ -69,10 +69,10 @@ def await_decision(needed: ReviewRequired) -> Approval:
     )
 
 
-def _escalation_of(workflow: str | None) -> Escalation:
+def _escalation_of(workflow: str | None, reasons: list[str]) -> Escalation:
     from podium.governance._governor import _rules_of
 
-    return _rules_of(workflow).escalation if workflow else Escalation()
+    return _rules_of(workflow).escalation_for(reasons) if workflow else Escalation()
 
 
 @step(name="podium.review.open")
