@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
@@ -13,6 +11,7 @@ from podium.errors import NotFoundError, UsageError
 from podium.store import tables
 from tests._driver import drive_process
 from tests.cost._budget_app import FEE_NANO, app, budget_flow
+from tests.review.test_review import waiting
 
 
 def test_twenty_parallel_runs_never_overspend_one_budget(settings: Settings) -> None:
@@ -57,9 +56,7 @@ def test_a_budget_that_asks_a_person_holds_the_call_for_review(sqlite_settings: 
         pod.budgets.set("team:ops", FEE_NANO / 1e9, by="cfo@example.com", on_exhausted="review")
         assert budget_flow.start("q0").result() == "found q0"
         run = budget_flow.start("q1")
-        while not (waiting := pod.reviews.list()):
-            time.sleep(0.05)
-        (request,) = waiting
+        request = waiting(pod, run.id)
         assert (request.run_id, request.reasons) == (run.id, ("budget_exhausted:team:ops",))
         assert request.waiting_on == "finance-lead@example.com", "no rules declared: the agent's owner decides"
         pod.reviews.approve(request.id, by="finance-lead@example.com", rationale="month-end spike")

@@ -108,7 +108,14 @@ def test_every_governed_call_records_its_deciding_policies_and_policy_set(tmp_pa
 
 
 def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reused() -> None:
-    assert PolicySet.load(EXAMPLES).context_keys == ("amount_nano_usd", "decision", "killed", "run_stopped", "widens")
+    assert PolicySet.load(EXAMPLES).context_keys == (
+        "amount_nano_usd",
+        "decision",
+        "killed",
+        "no_admins_yet",
+        "run_stopped",
+        "widens",
+    )
     from podium.governance._policy import _context_keys
 
     assert _context_keys('when { context has x && context["y"] } // context.z') == ("x", "y")

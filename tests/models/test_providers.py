@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import podium
 from podium.errors import ConfigurationError
 from podium.store import tables
 from tests._openai_server import FakeProvider
+from tests.review.test_review import waiting
 
 agent = podium.Agent("routed-asker", owner="platform-lead@example.com", models=["cheap", "strong"])
 
@@ -231,9 +231,7 @@ def test_a_reviewers_decision_is_the_outcome_the_router_learns_from(
     with podium.launch(routed_settings(tmp_path, cheap, strong), podium.App(agents=[poster], tools=[post])) as pod:
         for decide, expected in ((pod.reviews.reject, "rejected"), (pod.reviews.approve, "posted")):
             run = routed_then_reviewed.start("announce the new card")
-            while not (waiting := pod.reviews.list()):
-                time.sleep(0.05)
-            decide(waiting[0].id, by="comms-lead@example.com")
+            decide(waiting(pod, run.id).id, by="comms-lead@example.com")
             assert run.result() == expected
             with pod.engine.connect() as conn:
                 judged = conn.execute(

@@ -35,6 +35,8 @@ def waiting(pod: Podium, run_id: str, status: str = "pending", timeout: float = 
         found = [r for r in pod.reviews.list(status=status) if r.run_id == run_id]
         if found:
             return found[0]
+        run = pod.runs.get(run_id)
+        assert run.status in ("PENDING", "ENQUEUED"), f"run {run_id} ended ({run.status}: {run.error}) without a review"
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} has no {status} review request after {timeout} s")
 
@@ -195,7 +197,7 @@ def test_bad_decisions_are_refused_and_change_nothing(pod: Podium) -> None:
     with pytest.raises(UsageError, match="negative"):
         pod.reviews.approve(request.id, by="bob", minutes=-1)
     with pytest.raises(UsageError, match="not the .* you were shown"):
-        pod.reviews.approve(request.id, by="bob", expected_digest="0000")
+        pod.reviews.approve(request.id, by="bob", expected_digest="00000000")
     assert pod.reviews.get(request.id).status == "pending"
     pod.reviews.reject(request.id, by="bob")
     assert run.result() == "not paid: rejected"
@@ -271,3 +273,59 @@ def test_a_reason_with_a_chain_of_its_own_is_decided_only_by_that_chain(pod: Pod
     assert pod.reviews.get(request.id).status == "pending"
     pod.reviews.approve(request.id, by="cora")
     assert run.result() == "paid"
+
+
+def test_once_there_is_an_admin_only_admins_change_the_directory(pod: Podium) -> None:
+    pod.people.add("root@example.com", teams=["admins"], by="root@example.com")
+    with pytest.raises(ActionDenied, match="person:bob may not people.change"):
+        pod.people.add("mallory", teams=["refunds"], by="bob")
+    assert pod.people.find("mallory") is None
+    pod.people.add("bob", teams=["refunds", "compliance"], by="root@example.com")
+    pod.people.add("root@example.com", teams=["admins", "refunds"], by="root@example.com")  # their own entry
+    assert pod.people.get("bob").teams == ("compliance", "refunds")
+
+
+def test_only_the_chain_reassigns_a_claimed_request(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-44", 300.0)
+    request = waiting(pod, run.id)
+    pod.reviews.reassign(request.id, to="dave", by=LEAD)
+    pod.reviews.claim(request.id, by="bob")
+    with pytest.raises(ActionDenied, match="only-the-chain-reassigns"):
+        pod.reviews.reassign(request.id, to="dave", by="dave")  # a reassignee, not in the chain
+    assert pod.reviews.get(request.id).claimed_by == "bob"
+    pod.reviews.approve(request.id, by="bob")
+    assert run.result() == "paid"
+
+
+def test_a_cancelled_run_leaves_the_queue_and_a_resumed_one_returns(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-45", 300.0)
+    request = waiting(pod, run.id)
+    pod.runs.cancel(run.id, by=OWNER)
+    assert pod.reviews.get(request.id).status == "cancelled"
+    assert pod.reviews.list() == []
+    with pytest.raises(UsageError, match="already cancelled"):
+        pod.reviews.approve(request.id, by="bob")
+    pod.runs.resume(run.id, by=OWNER)
+    assert waiting(pod, run.id).id == request.id
+    pod.reviews.approve(request.id, by="bob")
+    assert run.result() == "paid"
+    assert outbox(pod) == ["300.00"]
+
+
+def test_an_exception_policy_never_lets_a_person_approve_what_was_never_granted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "refunds.cedar").write_text(
+        '@id("refunds-need-a-person")\n@exception("a person looks at every refund")\n'
+        'forbid (principal, action == Action::"tool.call", resource is Tool) when { resource.name == "refund" };\n'
+    )
+    with podium.launch(settings.model_copy(update={"policies": policies}), _app.app) as pod:
+        with pytest.raises(ActionDenied, match="only a workflow run can wait for"):
+            _app.refunder.call_tool("refund", customer="c-47", amount_usd=1.0)  # outside any run: nobody can wait
+        pod.agents.revoke("refunder", tools=["refund"], by=OWNER)
+        with pytest.raises(ActionDenied, match="not allowed tool 'refund'"):
+            _app.refund_flow.start("c-46", 10.0).result()
+        assert pod.reviews.list(status=None) == []
+        assert outbox(pod) == []

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from podium.cli._common import connected, console
-from podium.errors import UsageError
+from podium.cli._common import connected, console, err
+from podium.errors import PodiumError, UsageError
 from podium.review import ReviewRequest
 from podium.review._metrics import review_metrics
 from podium.workflows._runs import format_time
@@ -130,9 +131,22 @@ def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
     raise UsageError("name the requests to decide: review ids, or --reason CODE for every open one with it.")
 
 
-def _print_decided(requests: list[ReviewRequest]) -> None:
-    for request in requests:
+def _decide_each(targets: list[str], decide: Callable[[str], ReviewRequest]) -> None:
+    """Decide each request on its own: a refusal is reported and the rest still decided; exit 1 if any failed."""
+    failed = 0
+    for review_id in targets:
+        try:
+            request = decide(review_id)
+        except PodiumError as exc:
+            if len(targets) == 1:
+                raise
+            failed += 1
+            err.print(f"[red]{review_id}:[/] {exc}", highlight=False)
+            continue
         console.print(f"{request.id}: {request.status} by {request.decided_by}")
+    if failed:
+        err.print(f"{failed} of {len(targets)} not decided (see above); the others stand.")
+        raise typer.Exit(1)
 
 
 @review_app.command("approve")
@@ -148,12 +162,11 @@ def review_approve(
 ) -> None:
     """Approve the exact action each run proposed; each run resumes and performs it once."""
     with connected() as pod:
-        targets = _targets(pod, ids, reason)
-        _print_decided(
-            [
-                pod.reviews.approve(i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
-                for i in targets
-            ]
+        _decide_each(
+            _targets(pod, ids, reason),
+            lambda i: pod.reviews.approve(
+                i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest
+            ),
         )
 
 
@@ -170,12 +183,11 @@ def review_reject(
 ) -> None:
     """Reject the proposed actions; each run goes on without performing it."""
     with connected() as pod:
-        targets = _targets(pod, ids, reason)
-        _print_decided(
-            [
-                pod.reviews.reject(i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
-                for i in targets
-            ]
+        _decide_each(
+            _targets(pod, ids, reason),
+            lambda i: pod.reviews.reject(
+                i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest
+            ),
         )
 
 

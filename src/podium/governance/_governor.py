@@ -245,10 +245,12 @@ class Governor:
         detail = {**(detail or {}), **admission.audit_detail()}
         approval = self._exception_stage(call, site, admission)
         if approval is not None:
-            call = dataclasses.replace(call, arguments=approval.arguments, input_digest=approval.approved_digest)
+            if call.kind == "tool":  # what runs is what the person approved (their edit, if any)
+                call = dataclasses.replace(call, arguments=approval.arguments, input_digest=approval.approved_digest)
             detail["approved_by_review"] = approval.review_id
         scopes = admission.scopes(call, site) if admission.budgeted else ()
-        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, approved=approval is not None)
+        waived = approval is not None and approval.waives_budget
+        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, approved=waived)
         started = time.perf_counter()
         try:
             with call_scope(dataclasses.replace(site, call=call)):
@@ -338,10 +340,15 @@ class Governor:
         decision = self._decide(call, row, context)
         exceptions: tuple[str, ...] = ()
         if not decision.allowed:
+            principal = _principal(call.agent, row)
             if decision.policies and set(decision.policies) <= self.policies.exception_policies:
-                exceptions = tuple(f"policy:{policy}" for policy in decision.policies)  # a person may allow it
+                # Only `@exception` forbids stand in the way: a person may allow it, if it is otherwise permitted.
+                waived = self.policies.decide(principal, call.action, call.resource_entity(), context, waive=True)
+                if not waived.allowed:
+                    self._refuse_by_policy(call, site, principal, row, waived)
+                exceptions = tuple(f"policy:{policy}" for policy in decision.policies)
             else:
-                self._refuse_by_policy(call, site, _principal(call.agent, row), row, decision)
+                self._refuse_by_policy(call, site, principal, row, decision)
         return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.short_digest, exceptions)
 
     def _exception_stage(self, call: Call, site: CallSite, admission: Admission) -> Approval | None:
@@ -369,6 +376,12 @@ class Governor:
             rules = _rules_of(workflow.name)
             if rules.guards(call.resource):
                 reasons += rules.reasons(workflow.facts, call.arguments or {})
+        if reasons and workflow is None:
+            message = (
+                f"{call.kind} {call.resource!r} of agent {call.agent!r} needs a person's approval "
+                f"({', '.join(reasons)}), which only a workflow run can wait for: make the call in a workflow's step."
+            )
+            self._refuse_with(ActionDenied, call, site, message, "needs a person", admission)
         if reasons:
             self._raise_review(call, site, admission, reasons)
         return None
@@ -485,8 +498,10 @@ class Governor:
         try:
             reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
         except BudgetExhausted as exc:
-            if exc.fields.get("on_exhausted") == "review" and current_workflow() is not None:
+            step = current_step()
+            if exc.fields.get("on_exhausted") == "review" and step is not None and step.calls == 1:
                 self._raise_review(call, site, admission, [f"budget_exhausted:{exc.fields['scope']}"])
+            # A later call of its step cannot wait (the step would run again from its start): it stops.
             self._record(call, site, "over_budget", Usage(), "", {"reason": exc.message}, admission, ())
             raise
         self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))

@@ -110,6 +110,7 @@ def review_entity(
     team: str = "",
     reason: str = "",
     deciders: Iterable[str] = (),
+    chain: Iterable[str] = (),
     claimed_by: str = "",
 ) -> Entity:
     attrs = {
@@ -117,6 +118,7 @@ def review_entity(
         "team": team,
         "reason": reason,
         "deciders": frozenset(deciders),
+        "chain": frozenset(chain),
         "claimed_by": claimed_by,
     }
     return Entity("Review", review_id, attrs)
@@ -169,6 +171,12 @@ class PolicySet:
         self._entities = functools.lru_cache(maxsize=_ENTITY_CACHE)(_parse_entities)
         self.context_keys = _context_keys(text)
         self.exception_policies = frozenset(p.id for p in policies if p.exception and p.effect == "forbid")
+        kept = [p for p in policies if p.id not in self.exception_policies]
+        self._waived = (
+            (cedarpy.PolicySet.from_str("\n".join(p.text for p in kept)), [p.id for p in kept])
+            if self.exception_policies
+            else (self._cedar, self._ids)
+        )
 
     @classmethod
     def load(cls, directory: Path | None = None) -> PolicySet:
@@ -197,7 +205,11 @@ class PolicySet:
             seen[policy.id] = policy
         return cls(policies)
 
-    def decide(self, principal: Entity, action: str, resource: Entity, context: Mapping[str, Any]) -> Decision:
+    def decide(
+        self, principal: Entity, action: str, resource: Entity, context: Mapping[str, Any], *, waive: bool = False
+    ) -> Decision:
+        """Cedar's decision; `waive` leaves out the `@exception` forbids (what a person's approval can lift)."""
+        cedar, ids = self._waived if waive else (self._cedar, self._ids)
         entities = self._entities(_entities_json(principal, resource, action))
         request = {
             "principal": principal.uid,
@@ -205,11 +217,11 @@ class PolicySet:
             "resource": resource.uid,
             "context": dict(context),
         }
-        result = cedarpy.is_authorized(request, self._cedar, entities)
+        result = cedarpy.is_authorized(request, cedar, entities)
         if result.diagnostics.errors:
             # An evaluation error skips the policy; for a forbid that would quietly allow. Refuse instead.
             return Decision(False, tuple(f"error: {e}" for e in result.diagnostics.errors))
-        decided = tuple(self._ids[int(p.removeprefix("policy"))] for p in result.diagnostics.reasons)
+        decided = tuple(ids[int(p.removeprefix("policy"))] for p in result.diagnostics.reasons)
         return Decision(result.allowed, decided)
 
 
@@ -305,7 +317,9 @@ def _entities_json(principal: Entity, resource: Entity, action: str) -> str:
     # The action is an entity too: its parent group ("call") is what `action in Action::"call"` tests.
     group = [{"type": "Action", "id": "call"}] if action in CALL_ACTIONS else []
     action_entity = {"uid": {"type": "Action", "id": action}, "attrs": {}, "parents": group}
-    return json.dumps([principal.as_json(), resource.as_json(), action_entity], sort_keys=True)
+    # Acting on oneself (a person changing their own directory entry): one entity, as the principal is now.
+    others = [resource.as_json()] if resource.uid != principal.uid else []
+    return json.dumps([principal.as_json(), *others, action_entity], sort_keys=True)
 
 
 def _parse_entities(entities_json: str) -> cedarpy.Entities:

@@ -44,7 +44,7 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "registry.change": {"change": "grant"},
     "registry.delegate": {"widens": False},
     "review.decide": {"decision": "approved"},
-    "people.change": {},
+    "people.change": {"no_admins_yet": False},
     "governance.kill": {},
     "governance.restore": {},
     "budget.set": {},

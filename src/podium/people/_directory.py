@@ -54,7 +54,7 @@ class People:
         if usd_per_hour is not None and usd_per_hour < 0:
             raise UsageError(f"usd_per_hour={usd_per_hour} is negative; give the loaded hourly rate in USD.")
         person = Person(name, display_name or name, tuple(team_list), usd_per_hour)
-        self._authorize.check(by, "people.change", person_entity(name, team_list), resource_name=f"person:{name}")
+        self._check(by, name, team_list)
         values = {
             "display_name": person.display_name,
             "teams": json.dumps(team_list),
@@ -76,10 +76,17 @@ class People:
 
     def remove(self, name: str, *, by: str) -> None:
         person = self.get(name)
-        self._authorize.check(by, "people.change", person_entity(name, person.teams), resource_name=f"person:{name}")
+        self._check(by, name, person.teams)
         with self._engine.begin() as conn:
             conn.execute(p.delete().where(p.c.name == name))
             record(conn, actor_name(by), "people.remove", f"person:{name}", decision="allowed")
+
+    def _check(self, by: str, name: str, teams: Iterable[str]) -> None:
+        with self._engine.connect() as conn:
+            admins = conn.execute(sa.select(p.c.teams).where(p.c.teams.like('%"admins"%'))).scalars().all()
+        no_admins_yet = not any("admins" in json.loads(t) for t in admins)
+        context = {"no_admins_yet": no_admins_yet}
+        self._authorize.check(by, "people.change", person_entity(name, teams), context, resource_name=f"person:{name}")
 
     def get(self, name: str) -> Person:
         found = self.find(name)

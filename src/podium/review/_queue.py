@@ -185,6 +185,8 @@ class Reviews:
                 "arguments a person can edit; approve or reject it."
             )
         arguments = {**request.action["arguments"], **changes}
+        if arguments == request.action["arguments"]:
+            raise UsageError("the edit changes nothing; approve the request as it is instead.")
         found = problems(arguments, request.action_schema)
         if found:
             raise UsageError(
@@ -197,7 +199,7 @@ class Reviews:
     def approve_many(
         self, review_ids: Iterable[str], *, by: str, rationale: str = "", minutes_each: float = 0.0
     ) -> builtins.list[ReviewRequest]:
-        """Approve several requests, each as its own decision (one refusal does not undo the others)."""
+        """Approve several requests, each as its own decision: a refusal stops here, and the ones before it stand."""
         return [self.approve(i, by=by, rationale=rationale, minutes=minutes_each) for i in review_ids]
 
     def reject_many(
@@ -244,6 +246,7 @@ class Reviews:
             team=team or "",
             reason=request.reason,
             deciders=request.deciders,
+            chain=request.chain,
             claimed_by=request.claimed_by or "",
         )
         return self._authorizer.check(
@@ -254,11 +257,9 @@ class Reviews:
         self, request: ReviewRequest, values: dict[str, Any], by: str, action: str, detail: dict[str, str]
     ) -> None:
         with self._engine.begin() as conn:
-            changed = conn.execute(
-                r.update().where(r.c.id == request.id, r.c.status.in_(OPEN)).values(**values)
-            ).rowcount
+            changed = conn.execute(r.update().where(*_as_read(request)).values(**values)).rowcount
             if not changed:
-                raise UsageError(_decided_message(self.get(request.id)))
+                raise UsageError(_changed_message(self.get(request.id)))
             record(
                 conn, actor_name(by), action, f"review:{request.id}", decision="allowed",
                 input_digest=request.action_digest, detail=detail,
@@ -279,6 +280,8 @@ class Reviews:
             raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
         if request.status not in OPEN:
             raise UsageError(_decided_message(request))
+        if expected_digest is not None and len(expected_digest) < 8:
+            raise UsageError("--digest needs at least 8 characters of the action digest you were shown.")
         if expected_digest is not None and not request.action_digest.startswith(expected_digest):
             raise UsageError(
                 f"review {request.id} now proposes an action with digest {request.action_digest[:12]}…, not the "
@@ -299,7 +302,7 @@ class Reviews:
             rate = conn.execute(sa.select(tables.people.c.usd_per_hour).where(tables.people.c.name == person)).scalar()
             decided = conn.execute(
                 r.update()
-                .where(r.c.id == request.id, r.c.status.in_(OPEN), r.c.action_digest == request.action_digest)
+                .where(*_as_read(request))
                 .values(
                     status=status,
                     decided_by=person,
@@ -311,8 +314,8 @@ class Reviews:
                     approved_digest=approved_digest,
                 )
             ).rowcount
-            if not decided:  # decided, expired or changed since it was read
-                raise UsageError(_decided_message(self.get(request.id)))
+            if not decided:  # decided, expired, claimed, reassigned or escalated since it was read and authorised
+                raise UsageError(_changed_message(self.get(request.id)))
             team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
             conn.execute(
                 tables.ledger.insert().values(
@@ -379,6 +382,28 @@ class Reviews:
                 conn, request.run_id, message, topic=request.id, idempotency_key=f"decision:{request.id}"
             )
         return self.get(request.id)
+
+
+def _as_read(request: ReviewRequest) -> tuple[sa.ColumnElement[bool], ...]:
+    """The request is still open and as it was when read: the Cedar decision was made on that version of it."""
+    return (
+        r.c.id == request.id,
+        r.c.status == request.status,
+        r.c.status.in_(OPEN),
+        r.c.action_digest == request.action_digest,
+        r.c.level == request.level,
+        r.c.claimed_by.is_not_distinct_from(request.claimed_by),
+        r.c.assignee.is_not_distinct_from(request.assignee),
+    )
+
+
+def _changed_message(current: ReviewRequest) -> str:
+    if current.status not in OPEN:
+        return _decided_message(current)
+    return (
+        f"review {current.id} changed while you decided (claimed, reassigned or escalated: it now waits on "
+        f"{current.claimed_by or current.waiting_on}); look at it again (`podium review show {current.id}`)."
+    )
 
 
 def _decided_message(request: ReviewRequest) -> str:

@@ -136,6 +136,8 @@ DATA_CLASSES: dict[str, Callable[[str], bool]] = {
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield str(value)  # a card number passed as a number
     elif isinstance(value, Mapping):
         for item in value.values():
             yield from _strings(item)
@@ -219,7 +221,7 @@ class ExceptionRules:
         return found
 
 
-NO_RULES = ExceptionRules()
+NO_RULES = ExceptionRules(guardrails=False, shadow_disagreement=False)
 """For workflows that declare none: only budget and policy exceptions, decided by the agent's team then owner."""
 
 

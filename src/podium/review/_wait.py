@@ -44,8 +44,7 @@ def await_decision(needed: ReviewRequired) -> Approval:
             wait = next_wait or 0.0
     approved = message["status"] == "approved"
     if message["status"] in ("approved", "rejected"):
-        # The person judged the routed answers this action carries: the routers learn (an edit is a miss).
-        _current.get().route_outcome(str(DBOS.workflow_id), approved and not message.get("edited", False))
+        _credit_routes(approved and not message.get("edited", False))
     if not approved or message.get("proposed_digest") != needed.fields["input_digest"]:
         reasons = tuple(needed.fields["reasons"])
         why = message.get("rationale") or ""
@@ -66,7 +65,15 @@ def await_decision(needed: ReviewRequired) -> Approval:
         message["proposed_digest"],
         message["arguments"],
         message["approved_digest"],
+        waives_budget=any(reason.startswith("budget_exhausted:") for reason in needed.fields["reasons"]),
     )
+
+
+@step(name="podium.review.credit_routes")
+def _credit_routes(success: bool) -> None:
+    """The person judged the routed answers this action carries: the routers learn (an edit is a miss). A step,
+    so a replayed run does not credit again (nor credit calls made after it)."""
+    _current.get().route_outcome(str(DBOS.workflow_id), success)
 
 
 def _escalation_of(workflow: str | None, reasons: list[str]) -> Escalation:
@@ -143,16 +150,16 @@ def _deadline_passed(review_id: str) -> float | None:
     now = time.time()
     with _current.get().engine.begin() as conn:
         row = conn.execute(_locked(conn, sa.select(tables.reviews).where(tables.reviews.c.id == review_id))).one()
-        if row.status not in ("pending", "held"):
-            return DECISION_IN_FLIGHT_SECONDS  # decided as the deadline passed: its message is waiting
-        if row.status == "held":
-            return HOLD_SECONDS
+        if row.status == "expired":
+            return None  # expired by an earlier execution of this step that crashed before it was recorded
+        if row.status != "pending":
+            # held: no more deadlines; cancelled: its run was cancelled (a resume reopens it); decided as the
+            # deadline passed: its message is waiting.
+            return HOLD_SECONDS if row.status in ("held", "cancelled") else DECISION_IN_FLIGHT_SECONDS
         if now < row.level_deadline_at:
             return float(row.level_deadline_at - now)  # woken early
         chain = json.loads(row.chain)
-        if row.level + 1 < len(chain):
-            return _escalate(conn, row, chain, now)
-        return _apply_default(conn, row, chain, now)
+        return _escalate(conn, row, chain, now) if row.level + 1 < len(chain) else _apply_default(conn, row, chain, now)
 
 
 def _escalate(conn: sa.Connection, row: Any, chain: list[str], now: float) -> float:

@@ -27,7 +27,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandle, make_pydantic_args_validat
 
 from podium import _current
 from podium._events import Event
-from podium.errors import GovernanceError, ReviewRequired
+from podium.errors import GovernanceError, ReviewRequired, UsageError
 from podium.review._rules import NO_RULES, ExceptionRules
 from podium.workflows._context import Approval, approvals_scope, step_scope, workflow_scope
 
@@ -63,7 +63,7 @@ class Step(Generic[P, R]):
             name=name,
             retries_allowed=retries > 0,
             max_attempts=retries + 1,
-            should_retry=lambda exc: not isinstance(exc, GovernanceError),
+            should_retry=lambda exc: not isinstance(exc, (GovernanceError, UsageError)),
         )(scoped)
         functools.update_wrapper(self, fn)
 
@@ -169,7 +169,7 @@ def step(
     """Declare a durable step. Use bare (`@step`) or with options (`@step(retries=3)`).
 
     `retries` is how many times a step that raised is tried again, with backoff, before the error reaches the
-    workflow. Governance errors are never retried.
+    workflow. Governance errors and usage errors (which need a fix, not another try) are never retried.
     """
 
     def decorate(f: Callable[P, R]) -> Step[P, R]:

@@ -57,6 +57,7 @@ class Approval:
     proposed_digest: str
     arguments: dict[str, Any]
     approved_digest: str
+    waives_budget: bool = False  # the person approved going over an exhausted budget
 
 
 @dataclass(frozen=True)
