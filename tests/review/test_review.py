@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from dbos import DBOS
+from dbos._error import DBOSAwaitedWorkflowCancelledError
 
 import podium
 from podium import Podium, Settings
@@ -236,16 +238,21 @@ def test_a_persons_label_retrains_the_model_that_judged(pod: Podium) -> None:
     assert pod.learn(min_new=1) == {}, "the same labels do not retrain twice"
 
 
-def test_a_policy_marked_exception_sends_the_call_to_a_person_instead_of_denying_it(
-    settings: Settings, tmp_path: Path
-) -> None:
+def with_refund_policy(settings: Settings, tmp_path: Path) -> Settings:
+    """`settings` with a project policy that sends every refund to a person (an `@exception` forbid)."""
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "refunds.cedar").write_text(
         '@id("refunds-need-a-person")\n@exception("a person looks at every refund")\n'
         'forbid (principal, action == Action::"tool.call", resource is Tool) when { resource.name == "refund" };\n'
     )
-    with podium.launch(settings.model_copy(update={"policies": policies}), _app.app) as pod:
+    return settings.model_copy(update={"policies": policies})
+
+
+def test_a_policy_marked_exception_sends_the_call_to_a_person_instead_of_denying_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with podium.launch(with_refund_policy(settings, tmp_path), _app.app) as pod:
         run = _app.refund_flow.start("c-40", 10.0)  # inside every rule: only the policy stops it
         request = waiting(pod, run.id)
         assert request.reasons == ("policy:refunds-need-a-person",)
@@ -301,27 +308,24 @@ def test_a_cancelled_run_leaves_the_queue_and_a_resumed_one_returns(pod: Podium)
     run = _app.refund_flow.start("c-45", 300.0)
     request = waiting(pod, run.id)
     pod.runs.cancel(run.id, by=OWNER)
+    with pytest.raises(DBOSAwaitedWorkflowCancelledError):
+        run.result()  # the cancel woke the waiting execution, which ended
     assert pod.reviews.get(request.id).status == "cancelled"
     assert pod.reviews.list() == []
     with pytest.raises(UsageError, match="already cancelled"):
         pod.reviews.approve(request.id, by="bob")
     pod.runs.resume(run.id, by=OWNER)
-    assert waiting(pod, run.id).id == request.id
-    pod.reviews.approve(request.id, by="bob")
-    assert run.result() == "paid"
+    asked_again = waiting(pod, run.id)
+    assert asked_again.id != request.id and asked_again.action_digest == request.action_digest
+    pod.reviews.approve(asked_again.id, by="bob")
+    assert DBOS.retrieve_workflow(run.id).get_result() == "paid"  # the resumed execution
     assert outbox(pod) == ["300.00"]
 
 
 def test_an_exception_policy_never_lets_a_person_approve_what_was_never_granted(
     settings: Settings, tmp_path: Path
 ) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "refunds.cedar").write_text(
-        '@id("refunds-need-a-person")\n@exception("a person looks at every refund")\n'
-        'forbid (principal, action == Action::"tool.call", resource is Tool) when { resource.name == "refund" };\n'
-    )
-    with podium.launch(settings.model_copy(update={"policies": policies}), _app.app) as pod:
+    with podium.launch(with_refund_policy(settings, tmp_path), _app.app) as pod:
         with pytest.raises(ActionDenied, match="only a workflow run can wait for"):
             _app.refunder.call_tool("refund", customer="c-47", amount_usd=1.0)  # outside any run: nobody can wait
         pod.agents.revoke("refunder", tools=["refund"], by=OWNER)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from podium.cli._common import connected, console, err
 from podium.errors import PodiumError, UsageError
-from podium.review import ReviewRequest
 from podium.review._metrics import review_metrics
 from podium.workflows._runs import format_time
 
@@ -131,19 +129,22 @@ def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
     raise UsageError("name the requests to decide: review ids, or --reason CODE for every open one with it.")
 
 
-def _decide_each(targets: list[str], decide: Callable[[str], ReviewRequest]) -> None:
+def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reason: str | None, **how: Any) -> None:
     """Decide each request on its own: a refusal is reported and the rest still decided; exit 1 if any failed."""
-    failed = 0
-    for review_id in targets:
-        try:
-            request = decide(review_id)
-        except PodiumError as exc:
-            if len(targets) == 1:
-                raise
-            failed += 1
-            err.print(f"[red]{review_id}:[/] {exc}", highlight=False)
-            continue
-        console.print(f"{request.id}: {request.status} by {request.decided_by}")
+    with connected() as pod:
+        targets = _targets(pod, ids, reason)
+        decide = pod.reviews.approve if verb == "approve" else pod.reviews.reject
+        failed = 0
+        for review_id in targets:
+            try:
+                request = decide(review_id, **how)
+            except PodiumError as exc:
+                if len(targets) == 1:
+                    raise
+                failed += 1
+                err.print(f"[red]{review_id}:[/] {exc}", highlight=False)
+                continue
+            console.print(f"{request.id}: {request.status} by {request.decided_by}")
     if failed:
         err.print(f"{failed} of {len(targets)} not decided (see above); the others stand.")
         raise typer.Exit(1)
@@ -161,13 +162,7 @@ def review_approve(
     digest: Digest = None,
 ) -> None:
     """Approve the exact action each run proposed; each run resumes and performs it once."""
-    with connected() as pod:
-        _decide_each(
-            _targets(pod, ids, reason),
-            lambda i: pod.reviews.approve(
-                i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest
-            ),
-        )
+    _decide_each("approve", ids, reason, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
 
 
 @review_app.command("reject")
@@ -182,13 +177,7 @@ def review_reject(
     digest: Digest = None,
 ) -> None:
     """Reject the proposed actions; each run goes on without performing it."""
-    with connected() as pod:
-        _decide_each(
-            _targets(pod, ids, reason),
-            lambda i: pod.reviews.reject(
-                i, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest
-            ),
-        )
+    _decide_each("reject", ids, reason, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
 
 
 def _parse_change(text: str) -> tuple[str, Any]:

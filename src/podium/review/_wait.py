@@ -31,13 +31,16 @@ def await_decision(needed: ReviewRequired) -> Approval:
     ActionRejected (rejected, or expired with the default "reject")."""
     workflow = current_workflow()
     escalation = _escalation_of(workflow.name if workflow else None, needed.fields["reasons"])
-    review_id, wait = _open_review(
-        needed.fields, escalation.chain, escalation.deadline.total_seconds(), escalation.on_expiry
-    )
+    seconds = escalation.deadline.total_seconds()
+    review_id, wait = _open_review(needed.fields, escalation.chain, seconds, escalation.on_expiry)
     message: dict[str, Any] | None = None
     while message is None:
         message = DBOS.recv(topic=review_id, timeout_seconds=wait)
-        if message is None:
+        if message is not None and message["status"] == "cancelled":
+            # The run was cancelled while it waited, and has been resumed since: it asks a person afresh.
+            review_id, wait = _open_review(needed.fields, escalation.chain, seconds, escalation.on_expiry)
+            message = None
+        elif message is None:
             next_wait = _deadline_passed(review_id)
             if next_wait is None:
                 message = {"status": "expired", "by": None, "rationale": "nobody decided in time", "edited": False}

@@ -150,10 +150,26 @@ class Runs:
         with self._engine.begin() as conn:
             if insert_if_absent(conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()):
                 record(conn, actor_name(by), "run.cancel", f"run:{run_id}")
-            # Its open review requests leave the queue: nobody should spend time on work that will not go on.
-            _set_open_reviews(conn, run_id, ("pending", "held"), "cancelled")
+            self._withdraw_reviews(conn, run_id, by)
         self._client.cancel_workflow(run_id)
         return self.get(run_id)
+
+    def _withdraw_reviews(self, conn: sa.Connection, run_id: str, by: str) -> None:
+        """Take the run's open review requests out of the queue (nobody should spend time on work that will not go
+        on), and wake its wait, which would otherwise hold a thread until the deadline. A resumed run asks again."""
+        reviews = tables.reviews
+        withdrawn = conn.execute(
+            reviews.update()
+            .where(reviews.c.run_id == run_id, reviews.c.status.in_(("pending", "held")))
+            .values(status="cancelled", decided_at=time.time())
+            .returning(reviews.c.id)
+        ).scalars()
+        for review_id in list(withdrawn):
+            record(conn, actor_name(by), "review.withdraw", f"review:{review_id}", decision="cancelled")
+            message = {"status": "cancelled", "by": by, "rationale": "the run was cancelled"}
+            self._client.send_in_transaction(
+                conn, run_id, message, topic=review_id, idempotency_key=f"cancel:{review_id}"
+            )
 
     def resume(self, run_id: str, *, by: str) -> RunInfo:
         """Resume a cancelled or failed run from its last finished step. Audited."""
@@ -165,16 +181,8 @@ class Runs:
         with self._engine.begin() as conn:
             conn.execute(tables.run_stops.delete().where(tables.run_stops.c.run_id == run_id))
             record(conn, actor_name(by), "run.resume", f"run:{run_id}")
-            _set_open_reviews(conn, run_id, ("cancelled",), "pending")  # it waits for its person again
         self._client.resume_workflow(run_id)
         return self.get(run_id)
-
-
-def _set_open_reviews(conn: sa.Connection, run_id: str, statuses: tuple[str, ...], status: str) -> None:
-    reviews = tables.reviews
-    conn.execute(
-        reviews.update().where(reviews.c.run_id == run_id, reviews.c.status.in_(statuses)).values(status=status)
-    )
 
 
 def _seconds(epoch_ms: int | None) -> float | None:
