@@ -333,3 +333,15 @@ def test_an_exception_policy_never_lets_a_person_approve_what_was_never_granted(
             _app.refund_flow.start("c-46", 10.0).result()
         assert pod.reviews.list(status=None) == []
         assert outbox(pod) == []
+
+
+def test_a_kill_withdraws_the_requests_of_the_runs_it_cancels(pod: Podium) -> None:
+    run = _app.refund_flow.start("c-48", 300.0)
+    request = waiting(pod, run.id)
+    report = pod.kill("agent:refunder", by=OWNER, reason="refunds misbehaving")
+    assert report.runs_cancelled == 1
+    with pytest.raises(DBOSAwaitedWorkflowCancelledError):
+        run.result()  # the wait was woken and the run ended: no thread left blocked until the deadline
+    assert pod.reviews.get(request.id).status == "cancelled"
+    assert ("person:" + OWNER, "review.withdraw", "cancelled") in audit_of(pod, f"review:{request.id}")
+    assert outbox(pod) == []

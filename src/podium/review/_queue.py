@@ -384,6 +384,23 @@ class Reviews:
         return self.get(request.id)
 
 
+def withdraw_reviews(conn: sa.Connection, client: DBOSClient, run_ids: list[str], actor: str) -> int:
+    """Take the open review requests of cancelled runs out of the queue (nobody should spend time on work that
+    will not go on), audited, and wake their waits, which would otherwise hold a thread until the deadline. In the
+    caller's transaction. A resumed run asks a person afresh. Returns how many were withdrawn."""
+    withdrawn = conn.execute(
+        r.update()
+        .where(r.c.run_id.in_(run_ids), r.c.status.in_(OPEN))
+        .values(status="cancelled", decided_at=time.time())
+        .returning(r.c.id, r.c.run_id)
+    ).all()
+    for review_id, run_id in withdrawn:
+        record(conn, actor, "review.withdraw", f"review:{review_id}", decision="cancelled")
+        message = {"status": "cancelled", "by": actor, "rationale": "the run was cancelled"}
+        client.send_in_transaction(conn, run_id, message, topic=review_id, idempotency_key=f"cancel:{review_id}")
+    return len(withdrawn)
+
+
 def _as_read(request: ReviewRequest) -> tuple[sa.ColumnElement[bool], ...]:
     """The request is still open and as it was when read: the Cedar decision was made on that version of it."""
     return (

@@ -14,6 +14,7 @@ from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
 from podium.audit import actor_name, record
 from podium.errors import NotFoundError, UsageError
+from podium.review._queue import withdraw_reviews
 from podium.store import insert_if_absent, tables
 
 WORK_QUEUE = "podium-work"
@@ -150,26 +151,9 @@ class Runs:
         with self._engine.begin() as conn:
             if insert_if_absent(conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()):
                 record(conn, actor_name(by), "run.cancel", f"run:{run_id}")
-            self._withdraw_reviews(conn, run_id, by)
+            withdraw_reviews(conn, self._client, [run_id], actor_name(by))
         self._client.cancel_workflow(run_id)
         return self.get(run_id)
-
-    def _withdraw_reviews(self, conn: sa.Connection, run_id: str, by: str) -> None:
-        """Take the run's open review requests out of the queue (nobody should spend time on work that will not go
-        on), and wake its wait, which would otherwise hold a thread until the deadline. A resumed run asks again."""
-        reviews = tables.reviews
-        withdrawn = conn.execute(
-            reviews.update()
-            .where(reviews.c.run_id == run_id, reviews.c.status.in_(("pending", "held")))
-            .values(status="cancelled", decided_at=time.time())
-            .returning(reviews.c.id)
-        ).scalars()
-        for review_id in list(withdrawn):
-            record(conn, actor_name(by), "review.withdraw", f"review:{review_id}", decision="cancelled")
-            message = {"status": "cancelled", "by": by, "rationale": "the run was cancelled"}
-            self._client.send_in_transaction(
-                conn, run_id, message, topic=review_id, idempotency_key=f"cancel:{review_id}"
-            )
 
     def resume(self, run_id: str, *, by: str) -> RunInfo:
         """Resume a cancelled or failed run from its last finished step. Audited."""
