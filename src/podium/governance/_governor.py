@@ -35,7 +35,6 @@ from podium.governance._policy import (
     model_entity,
     tool_entity,
 )
-from podium.review._rules import NO_RULES, ExceptionRules
 from podium.store import insert_many_if_absent, tables
 from podium.store._group_commit import GroupCommitter
 from podium.workflows._context import (
@@ -250,7 +249,7 @@ class Governor:
             detail["approved_by_review"] = approval.review_id
         scopes = admission.scopes(call, site) if admission.budgeted else ()
         waived = approval is not None and approval.waives_budget
-        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, approved=waived)
+        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, waived=waived)
         started = time.perf_counter()
         try:
             with call_scope(dataclasses.replace(site, call=call)):
@@ -372,10 +371,8 @@ class Governor:
             self._refuse_with(ActionDenied, call, site, message, "altered", admission)
         workflow = current_workflow()
         reasons = list(admission.exceptions)
-        if call.kind == "tool" and workflow is not None:
-            rules = _rules_of(workflow.name)
-            if rules.guards(call.resource):
-                reasons += rules.reasons(workflow.facts, call.arguments or {})
+        if call.kind == "tool" and workflow is not None and workflow.rules.guards(call.resource):
+            reasons += workflow.rules.reasons(workflow.facts, call.arguments or {})
         if reasons and workflow is None:
             message = (
                 f"{call.kind} {call.resource!r} of agent {call.agent!r} needs a person's approval "
@@ -386,7 +383,7 @@ class Governor:
             self._raise_review(call, site, admission, reasons)
         return None
 
-    def _raise_review(self, call: Call, site: CallSite, admission: Admission | None, reasons: list[str]) -> None:
+    def _raise_review(self, call: Call, site: CallSite, admission: Admission, reasons: list[str]) -> None:
         step = current_step()
         if step is not None and step.calls > 1:
             # On approval the step runs again from its start: calls before this one would be made twice.
@@ -488,12 +485,12 @@ class Governor:
         self._refuse(ActionDenied, call, site, message, decision.policies)
 
     def _reserve(
-        self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...], *, approved: bool
+        self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...], *, waived: bool
     ) -> bool:
         """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room, or
-        stop the call for a person if the budget says so. A call a person approved is not held back again: it is
-        charged when it is recorded, over the limit if need be."""
-        if approved:
+        stop the call for a person if the budget says so. A call a person let go over its budget (`waived`) is not
+        held back again: it is charged when it is recorded, over the limit if need be."""
+        if waived:
             return False
         try:
             reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
@@ -551,13 +548,6 @@ class Governor:
             admission.decision.policies if admission else policies,
         )
         self._committer.write(record)
-
-
-def _rules_of(workflow: str) -> ExceptionRules:
-    from podium.workflows._api import DECLARED, Workflow
-
-    declared = DECLARED.get(workflow)
-    return declared.exceptions if isinstance(declared, Workflow) else NO_RULES
 
 
 _LOCK_KILL_SWITCH_SHARED = sa.text("SELECT epoch FROM podium_kill_epoch WHERE id = 1 FOR SHARE")

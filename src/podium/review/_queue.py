@@ -27,6 +27,10 @@ from podium.review._schema import problems
 from podium.store import tables
 
 r = tables.reviews
+# A request with its agent's team (whose reviews they are, and whom the ledger charges their minutes to).
+_REQUESTS = sa.select(r, tables.agents.c.team.label("agent_team")).outerjoin(
+    tables.agents, tables.agents.c.name == r.c.agent
+)
 OPEN = ("pending", "held")  # statuses a person can still decide
 
 
@@ -37,6 +41,7 @@ class ReviewRequest:
     id: str
     run_id: str
     agent: str
+    team: str  # the agent's ("" if it has none)
     workflow: str | None
     reasons: tuple[str, ...]
     summary: str
@@ -103,7 +108,7 @@ class Reviews:
     ) -> builtins.list[ReviewRequest]:
         """Requests, oldest first. `status` "open" means pending or held; `reason` matches a reason code or its
         prefix (`compliance` matches `compliance:…`); `waiting_on` a person or `team:`."""
-        query = sa.select(r).order_by(r.c.created_at, r.c.id)
+        query = _REQUESTS.order_by(r.c.created_at, r.c.id)
         if status == "open":
             query = query.where(r.c.status.in_(OPEN))
         elif status is not None:
@@ -122,7 +127,7 @@ class Reviews:
 
     def get(self, review_id: str) -> ReviewRequest:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(r).where(r.c.id == review_id)).first()
+            row = conn.execute(_REQUESTS.where(r.c.id == review_id)).first()
         if row is None:
             raise NotFoundError(
                 f"no review request {review_id!r}. `podium review list` shows the pending ones.", review_id=review_id
@@ -238,12 +243,10 @@ class Reviews:
     def _check(self, request: ReviewRequest, by: str, decision: str) -> Decision:
         if not by.strip():
             raise UsageError("a decision needs the name of the person who made it (--by).")
-        with self._engine.connect() as conn:
-            team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
         resource = review_entity(
             request.id,
             workflow=request.workflow or "",
-            team=team or "",
+            team=request.team,
             reason=request.reason,
             deciders=request.deciders,
             chain=request.chain,
@@ -316,7 +319,6 @@ class Reviews:
             ).rowcount
             if not decided:  # decided, expired, claimed, reassigned or escalated since it was read and authorised
                 raise UsageError(_changed_message(self.get(request.id)))
-            team = conn.execute(sa.select(tables.agents.c.team).where(tables.agents.c.name == request.agent)).scalar()
             conn.execute(
                 tables.ledger.insert().values(
                     call_key=f"review:{request.id}",
@@ -334,7 +336,7 @@ class Reviews:
                     wall_seconds=minutes * 60,
                     wasted=0,
                     workflow=request.workflow,
-                    team=team or None,
+                    team=request.team or None,
                 )
             )
             if given_label is not None and request.judgement is not None:
@@ -433,6 +435,7 @@ def _request(row: sa.Row[Any]) -> ReviewRequest:
         id=row.id,
         run_id=row.run_id,
         agent=row.agent,
+        team=row.agent_team or "",
         workflow=row.workflow,
         reasons=tuple(json.loads(row.reasons)) or (row.reason,),
         summary=row.summary,

@@ -17,7 +17,7 @@ from dbos import DBOS
 from podium import _current
 from podium.audit import canonical_json, record
 from podium.errors import ActionRejected, ReviewRequired
-from podium.review._rules import OWNER, Escalation
+from podium.review._rules import OWNER
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
 from podium.workflows._context import Approval, current_workflow
@@ -30,7 +30,9 @@ def await_decision(needed: ReviewRequired) -> Approval:
     """Wait for a person's decision on the action `needed` describes; return the approval, or raise
     ActionRejected (rejected, or expired with the default "reject")."""
     workflow = current_workflow()
-    escalation = _escalation_of(workflow.name if workflow else None, needed.fields["reasons"])
+    # Outside a workflow nothing waits (the governor denies instead), so there always is one here.
+    assert workflow is not None, "await_decision runs in a workflow body"
+    escalation = workflow.rules.escalation_for(needed.fields["reasons"])
     seconds = escalation.deadline.total_seconds()
     review_id, wait = _open_review(needed.fields, escalation.chain, seconds, escalation.on_expiry)
     message: dict[str, Any] | None = None
@@ -77,12 +79,6 @@ def _credit_routes(success: bool) -> None:
     """The person judged the routed answers this action carries: the routers learn (an edit is a miss). A step,
     so a replayed run does not credit again (nor credit calls made after it)."""
     _current.get().route_outcome(str(DBOS.workflow_id), success)
-
-
-def _escalation_of(workflow: str | None, reasons: list[str]) -> Escalation:
-    from podium.governance._governor import _rules_of
-
-    return _rules_of(workflow).escalation_for(reasons) if workflow else Escalation()
 
 
 @step(name="podium.review.open")

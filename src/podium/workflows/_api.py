@@ -86,13 +86,12 @@ class Workflow(Generic[P, R]):
 
     def __init__(self, fn: Callable[P, R], name: str, exceptions: ExceptionRules) -> None:
         self.name = name
-        self.exceptions = exceptions
 
         @functools.wraps(fn)
         def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:
             run_id = DBOS.workflow_id
             _emit(Event("workflow_started", run_id, name))
-            with workflow_scope(name):
+            with workflow_scope(name, exceptions):
                 result = fn(*args, **kwargs)
             _emit(Event("workflow_returning", run_id, name))
             return result

@@ -19,7 +19,7 @@ from podium.errors import UsageError
 
 if TYPE_CHECKING:
     from podium.governance._governor import Call
-    from podium.review._rules import Facts
+    from podium.review._rules import ExceptionRules, Facts
 
 
 @dataclass
@@ -39,11 +39,12 @@ def _no_facts() -> Facts:
 
 @dataclass
 class WorkflowScope:
-    """One execution of a workflow body in this process: its name and what it has assessed so far.
-
-    The facts are rebuilt when a recovered run replays its body, since they come from recorded step results."""
+    """One execution of a workflow body in this process: its name, its exception rules, and what it has assessed
+    so far. The facts are rebuilt when a recovered run replays its body, since they come from recorded step
+    results."""
 
     name: str
+    rules: ExceptionRules
     facts: Facts = field(default_factory=_no_facts)
 
 
@@ -78,9 +79,9 @@ _call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None
 
 
 @contextmanager
-def workflow_scope(name: str) -> Iterator[WorkflowScope]:
-    """Mark the code inside as the body of workflow `name` (set by the `@workflow` wrapper)."""
-    scope = WorkflowScope(name)
+def workflow_scope(name: str, rules: ExceptionRules) -> Iterator[WorkflowScope]:
+    """Mark the code inside as the body of workflow `name`, governed by `rules` (set by the `@workflow` wrapper)."""
+    scope = WorkflowScope(name, rules)
     token = _workflow.set(scope)
     try:
         yield scope
