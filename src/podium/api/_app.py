@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 from podium._runtime import Podium
 from podium.errors import GovernanceError, NotFoundError, UsageError
 from podium.review import ReviewRequest
-from podium.review._metrics import review_metrics
 
 
 class Decide(BaseModel):
@@ -88,7 +87,7 @@ def create_app(pod: Podium) -> FastAPI:
     @api.get("/v1/reviews/stats")
     def stats(since: float = 0.0) -> dict[str, Any]:
         """Exception rates, latency, SLA breaches, judgment yield and guardrail fatigue, since epoch `since`."""
-        m = review_metrics(pod.engine, since=since)
+        m = pod.reviews.metrics(since=since)
         return {
             **asdict(m),
             "exception_rate": m.exception_rate,

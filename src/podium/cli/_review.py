@@ -12,7 +12,6 @@ from rich.table import Table
 
 from podium.cli._common import connected, console, err
 from podium.errors import PodiumError, UsageError
-from podium.review._metrics import review_metrics
 from podium.workflows._runs import format_time
 
 review_app = typer.Typer(
@@ -240,7 +239,7 @@ def review_stats(
     rules reviewers approve almost always unchanged (guardrail fatigue)."""
     window = _seconds(since)
     with connected() as pod:
-        m = review_metrics(pod.engine, since=time.time() - window if window else 0.0)
+        m = pod.reviews.metrics(since=time.time() - window if window else 0.0)
     rate = m.exception_rate
     summary = Table(show_header=False, title="Humans on the loop", title_justify="left")
     summary.add_column(style="bold")

@@ -1,5 +1,6 @@
 """Humans on the loop: exception rules, durable reviews bound to the exact action, and what people decide."""
 
+from podium.review._metrics import Fatigue, ReviewMetrics
 from podium.review._queue import ReviewRequest, Reviews
 from podium.review._rules import DATA_CLASSES, OWNER, Escalation, ExceptionRules, Facts, Judgement, assess
 
@@ -9,7 +10,9 @@ __all__ = [
     "Escalation",
     "ExceptionRules",
     "Facts",
+    "Fatigue",
     "Judgement",
+    "ReviewMetrics",
     "ReviewRequest",
     "Reviews",
     "assess",

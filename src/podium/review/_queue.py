@@ -23,6 +23,7 @@ from podium.audit import actor_name, canonical_json, digest, parse_actor, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, UsageError
 from podium.governance._policy import Authorizer, Decision, review_entity
+from podium.review._metrics import ReviewMetrics, review_metrics
 from podium.review._schema import problems
 from podium.store import tables
 
@@ -200,6 +201,11 @@ class Reviews:
                 + ". Nothing was changed; correct the values and try again."
             )
         return self._decide(request, "approved", by, rationale, minutes, label, expected_digest, arguments)
+
+    def metrics(self, *, since: float = 0.0) -> ReviewMetrics:
+        """Exception rates, review latency, SLA breaches, judgment yield and guardrail fatigue, over the runs and
+        requests since epoch `since`: computed live from them, nothing else is kept."""
+        return review_metrics(self._engine, since=since)
 
     def approve_many(
         self, review_ids: Iterable[str], *, by: str, rationale: str = "", minutes_each: float = 0.0
