@@ -27,7 +27,6 @@ from pathlib import Path
 import podium
 from benchmarks._report import write_result
 from podium._charts import Series, line_chart
-from podium.review._metrics import review_metrics
 from podium_examples.support_triage import workflow as wf
 from podium_examples.support_triage.tickets import TRAIN_CSV, Ticket, load_tickets
 
@@ -118,7 +117,7 @@ def run_stream(
                 pod.learn(min_new=1)
         reviewer.stop.set()
         reviewer.join()
-        metrics = review_metrics(pod.engine)
+        metrics = pod.reviews.metrics()
         summary = {
             "judgment_yield": metrics.judgment_yield or 0.0,
             "review_latency_p50_s": metrics.latency_p50_s or 0.0,
