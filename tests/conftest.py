@@ -6,6 +6,8 @@ No test can reach a remote model provider: pydantic-ai's guard is off for the wh
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,3 +61,22 @@ def intent_model_file(tmp_path_factory: pytest.TempPathFactory) -> IntentModelFi
     path = tmp_path_factory.mktemp("models") / "intent-classifier.pkl"
     classifier.save(path)
     return IntentModelFile(path, sha256_of(path), classifier)
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status  # noqa: PLW0603 - kept for pytest_unconfigure, which is not given it
+    _exit_status = exitstatus
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run left waiting for a person (by a test that failed before deciding it) holds a DBOS thread in a
+    durable wait until its deadline, which may be a day away: once everything is reported, end the process
+    instead of waiting for it, with pytest's exit status. Its state is in the database, as after any exit."""
+    if any(t.name.startswith("dbos-executor") and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
