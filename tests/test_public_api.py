@@ -31,6 +31,7 @@ def test_exported_members() -> None:
         "ReviewRequired",
         "Run",
         "Settings",
+        "StaleError",
         "UsageError",
         "__version__",
         "assess",

@@ -22,6 +22,7 @@ from podium.errors import (
     NotFoundError,
     PodiumError,
     ReviewRequired,
+    StaleError,
     UsageError,
 )
 from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
@@ -54,6 +55,7 @@ __all__ = [
     "ReviewRequired",
     "Run",
     "Settings",
+    "StaleError",
     "UsageError",
     "__version__",
     "assess",

@@ -5,7 +5,8 @@
     │   ├── ConfigurationError     a setting is wrong (database URL, model file, data file)
     │   ├── ModelFileError         a model file is missing or its sha256 does not match
     │   ├── InputDataError         an input file (tickets, labels) is malformed
-    │   └── NotFoundError          an unknown workflow, run, agent or review id
+    │   ├── NotFoundError          an unknown workflow, run, agent or review id
+    │   └── StaleError             it changed since you looked (a request decided, escalated or claimed meanwhile)
     ├── GovernanceError            the governor refused an action at run time
     │   ├── ActionDenied           the agent is not allowed that model or tool
     │   ├── ActorStopped           the agent is suspended or its run was cancelled
@@ -63,6 +64,10 @@ class InputDataError(UsageError):
 
 class NotFoundError(UsageError):
     """An id names nothing podium knows."""
+
+
+class StaleError(UsageError):
+    """What the caller acted on changed since they read it (or was decided already): look again, then act."""
 
 
 class GovernanceError(PodiumError):

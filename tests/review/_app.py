@@ -13,6 +13,10 @@ LEAD = "refunds-lead@example.com"
 INTENT_MODEL = "intent-model"
 
 
+REFUND_FEE_USD = 0.001  # what the payment provider charges a refund: what a budget can run out of
+
+
+@podium.tool(fee_usd=REFUND_FEE_USD)
 def refund(customer: str, amount_usd: float, note: str = "") -> str:
     """Pay `amount_usd` back to `customer` (the side effect: one outbox row per call site)."""
     return "paid" if podium.send_to_outbox("refunds", customer, f"{amount_usd:.2f} {note}".strip()) else "paid before"

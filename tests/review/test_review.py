@@ -13,7 +13,7 @@ from dbos._error import DBOSAwaitedWorkflowCancelledError
 
 import podium
 from podium import Podium, Settings
-from podium.errors import ActionDenied, NotFoundError, UsageError
+from podium.errors import ActionDenied, BudgetExhausted, NotFoundError, UsageError
 from podium.models import ClassifierModel
 from podium.review import Facts, ReviewRequest
 from podium.store import tables
@@ -198,6 +198,11 @@ def test_bad_decisions_are_refused_and_change_nothing(pod: Podium) -> None:
     assert request.reasons == ("high_value", "low_confidence")
     with pytest.raises(UsageError, match="negative"):
         pod.reviews.approve(request.id, by="bob", minutes=-1)
+    for impostor in ("person:team:refunds", "team:refunds", "owner"):  # signing as a whole team, or as "the owner"
+        with pytest.raises(UsageError, match="is not a person or an agent"):
+            pod.reviews.approve(request.id, by=impostor)
+    with pytest.raises(UsageError, match="cannot reassign to 'owner'"):
+        pod.reviews.reassign(request.id, to="owner", by=LEAD)
     with pytest.raises(UsageError, match="not the .* you were shown"):
         pod.reviews.approve(request.id, by="bob", expected_digest="00000000")
     assert pod.reviews.get(request.id).status == "pending"
@@ -290,6 +295,11 @@ def test_once_there_is_an_admin_only_admins_change_the_directory(pod: Podium) ->
     pod.people.add("bob", teams=["refunds", "compliance"], by="root@example.com")
     pod.people.add("root@example.com", teams=["admins", "refunds"], by="root@example.com")  # their own entry
     assert pod.people.get("bob").teams == ("compliance", "refunds")
+    with pytest.raises(UsageError, match="is the last admin"):  # or the directory would be anyone's again
+        pod.people.remove("root@example.com", by="root@example.com")
+    with pytest.raises(UsageError, match="is the last admin"):
+        pod.people.add("root@example.com", teams=["refunds"], by="root@example.com")
+    assert pod.people.get("root@example.com").teams == ("admins", "refunds")
 
 
 def test_only_the_chain_reassigns_a_claimed_request(pod: Podium) -> None:
@@ -345,3 +355,46 @@ def test_a_kill_withdraws_the_requests_of_the_runs_it_cancels(pod: Podium) -> No
     assert pod.reviews.get(request.id).status == "cancelled"
     assert ("person:" + OWNER, "review.withdraw", "cancelled") in audit_of(pod, f"review:{request.id}")
     assert outbox(pod) == []
+
+
+def test_an_action_stopped_by_a_rule_and_a_budget_runs_once_both_approve(pod: Podium) -> None:
+    pod.budgets.set("agent:refunder", 0.0, by=OWNER, on_exhausted="review")  # no room for any refund's fee
+    run = _app.refund_flow.start("c-50", 250.0)
+    first = waiting(pod, run.id)
+    assert first.reasons == ("high_value",)
+    pod.reviews.edit(first.id, {"amount_usd": 200.0}, by="bob", rationale="200 is what we owe")
+    second = waiting(pod, run.id)
+    assert second.reasons == ("budget_exhausted:agent:refunder",)
+    assert second.action["arguments"]["amount_usd"] == 200.0, "asked about what the first person let through"
+    pod.reviews.approve(second.id, by="alice", rationale="worth the fee")
+    assert run.result() == "paid"
+    assert outbox(pod) == ["200.00"]
+    assert pod.budgets.get("agent:refunder").spent_nano_usd == round(_app.REFUND_FEE_USD * 1e9)
+    assert {pod.reviews.get(r.id).consumed_by for r in (first, second)} != {None}
+
+
+def test_an_approval_over_one_budget_does_not_lift_another(pod: Podium) -> None:
+    pod.budgets.set("agent:refunder", 0.0, by=OWNER, on_exhausted="review")
+    pod.budgets.set("team:refunds", 0.0, by=OWNER)  # a hard cap: stop
+    run = _app.refund_flow.start("c-51", 20.0)
+    request = waiting(pod, run.id)
+    assert request.reasons == ("budget_exhausted:agent:refunder",)
+    pod.reviews.approve(request.id, by="bob")
+    with pytest.raises(BudgetExhausted, match="budget team:refunds is exhausted"):
+        run.result()
+    assert outbox(pod) == []
+
+
+def test_reasons_with_chains_of_their_own_are_each_decided_by_their_chain(pod: Podium) -> None:
+    pod.people.add("cora", teams=["compliance"], by="admin@example.com")
+    run = _app.refund_flow.start("c-52", 250.0, flags=("chargeback",))  # high value, and a compliance flag
+    compliance = waiting(pod, run.id)
+    assert (compliance.reasons, compliance.waiting_on) == (("compliance:chargeback",), "team:compliance")
+    pod.reviews.approve(compliance.id, by="cora")
+    business = waiting(pod, run.id)
+    assert (business.reasons, business.waiting_on) == (("high_value",), "team:refunds")
+    with pytest.raises(ActionDenied, match="person:cora may not review.decide"):
+        pod.reviews.approve(business.id, by="cora")
+    pod.reviews.approve(business.id, by="bob")
+    assert run.result() == "paid"
+    assert outbox(pod) == ["250.00"]

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from podium._runtime import Podium
-from podium.errors import GovernanceError, NotFoundError, UsageError
+from podium.errors import GovernanceError, NotFoundError, StaleError, UsageError
 from podium.review import ReviewRequest
 
 
@@ -57,8 +57,7 @@ def create_app(pod: Podium) -> FastAPI:
 
     @api.exception_handler(UsageError)
     async def bad_input(_: Request, exc: UsageError) -> JSONResponse:
-        conflict = "a request is decided once" in exc.message
-        return JSONResponse({"error": exc.message}, status_code=409 if conflict else 422)
+        return JSONResponse({"error": exc.message}, status_code=409 if isinstance(exc, StaleError) else 422)
 
     @api.exception_handler(GovernanceError)
     async def refused(_: Request, exc: GovernanceError) -> JSONResponse:

@@ -129,11 +129,18 @@ def append_many(conn: sa.Connection, entries: Sequence[AuditEntry], *, known_new
 
 
 def parse_actor(by: str) -> tuple[str, str]:
-    """`alice` or `person:alice` is a person; `agent:triage` is an agent."""
+    """`alice` or `person:alice` is a person; `agent:triage` is an agent.
+
+    A person's name has no `:` and is not `owner`: those name teams (`team:support`) and the agent's owner in
+    escalation chains, so whoever signed as one would decide as the whole team."""
     kind, _, name = by.partition(":") if ":" in by else ("person", "", by)
-    if kind not in ("person", "agent") or not name.strip():
-        raise UsageError(f"actor {by!r} is not a person or an agent: use a name (a person) or agent:<name>.")
-    return kind, name.strip()
+    name = name.strip()
+    if kind not in ("person", "agent") or not name or ":" in name or name == "owner":
+        raise UsageError(
+            f"actor {by!r} is not a person or an agent: use a person's name without ':' (how they sign, e.g. "
+            "ana@example.com) or agent:<name>."
+        )
+    return kind, name
 
 
 def actor_name(by: str) -> str:

@@ -132,20 +132,21 @@ def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reas
     """Decide each request on its own: a refusal is reported and the rest still decided; exit 1 if any failed."""
     with connected() as pod:
         targets = _targets(pod, ids, reason)
-        decide = pod.reviews.approve if verb == "approve" else pod.reviews.reject
-        failed = 0
-        for review_id in targets:
-            try:
-                request = decide(review_id, **how)
-            except PodiumError as exc:
-                if len(targets) == 1:
-                    raise
-                failed += 1
-                err.print(f"[red]{review_id}:[/] {exc}", highlight=False)
-                continue
-            console.print(f"{request.id}: {request.status} by {request.decided_by}")
-    if failed:
-        err.print(f"{failed} of {len(targets)} not decided (see above); the others stand.")
+        if len(targets) == 1:  # one request: its refusal is the command's error
+            decide = pod.reviews.approve if verb == "approve" else pod.reviews.reject
+            decided = [decide(targets[0], **how)]
+            refused: dict[str, PodiumError] = {}
+        else:
+            bulk = pod.reviews.approve_many if verb == "approve" else pod.reviews.reject_many
+            minutes = how.pop("minutes")
+            done = bulk(targets, **how, minutes_each=minutes)
+            decided, refused = done.decided, done.refused
+    for request in decided:
+        console.print(f"{request.id}: {request.status} by {request.decided_by}")
+    for review_id, exc in refused.items():
+        err.print(f"[red]{review_id}:[/] {exc}", highlight=False)
+    if refused:
+        err.print(f"{len(refused)} of {len(targets)} not decided (see above); the others stand.")
         raise typer.Exit(1)
 
 

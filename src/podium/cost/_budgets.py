@@ -109,9 +109,17 @@ class Budgets:
         with self._engine.connect() as conn:
             return [_budget(row) for row in conn.execute(sa.select(b).order_by(b.c.scope))]
 
-    def reserve(self, call_key: str, run_id: str | None, scopes: Sequence[str], amount: int) -> bool:
-        """Hold `amount` against every budget among `scopes`; return whether anything is held (False: no budget
-        covers the call).
+    def reserve(
+        self,
+        call_key: str,
+        run_id: str | None,
+        scopes: Sequence[str],
+        amount: int,
+        *,
+        waived: frozenset[str] = frozenset(),
+    ) -> bool:
+        """Hold `amount` against every budget among `scopes` but the `waived` ones (a person let the call go over
+        them); return whether anything is held (False: no budget checks the call).
 
         A reservation still held under the same call key (a step re-run after a crash) is reused, not doubled. An
         exhausted budget raises BudgetExhausted and holds nothing.
@@ -120,7 +128,8 @@ class Budgets:
             held = conn.execute(sa.select(r.c.id).where(r.c.call_key == call_key, r.c.status == "held")).first()
             if held is not None:
                 return True
-            covered = [row.scope for row in conn.execute(sa.select(b.c.scope).where(b.c.scope.in_(list(scopes))))]
+            checked = [scope for scope in scopes if scope not in waived]
+            covered = [row.scope for row in conn.execute(sa.select(b.c.scope).where(b.c.scope.in_(checked)))]
             if not covered:
                 return False
             for scope in sorted(covered):  # one order everywhere: no deadlock between two reservations

@@ -242,14 +242,17 @@ class Governor:
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         admission = self._admit(call, site)
         detail = {**(detail or {}), **admission.audit_detail()}
-        approval = self._exception_stage(call, site, admission)
-        if approval is not None:
-            if call.kind == "tool":  # what runs is what the person approved (their edit, if any)
-                call = dataclasses.replace(call, arguments=approval.arguments, input_digest=approval.approved_digest)
-            detail["approved_by_review"] = approval.review_id
+        call, approvals = self._exception_stage(call, site, admission)
+        if approvals:
+            detail["approved_by_review"] = ", ".join(a.review_id for a in approvals)
         scopes = admission.scopes(call, site) if admission.budgeted else ()
-        waived = approval is not None and approval.waives_budget
-        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, waived=waived)
+        reserved = bool(scopes) and self._reserve(call, site, admission, scopes, waived=_waived_budgets(approvals))
+        if approvals:
+            try:
+                self._consume(approvals, call, site, admission)
+            except GovernanceError:
+                self._release(reserved, site)
+                raise
         started = time.perf_counter()
         try:
             with call_scope(dataclasses.replace(site, call=call)):
@@ -310,9 +313,10 @@ class Governor:
         site = next_call_site(f"{call.kind} {call.resource!r} of agent {call.agent!r}")
         admission = self._admit(call, site)
         detail = admission.audit_detail()
-        approval = self._exception_stage(call, site, admission)
-        if approval is not None:
-            detail["approved_by_review"] = approval.review_id
+        call, approvals = self._exception_stage(call, site, admission)
+        if approvals:
+            self._consume(approvals, call, site, admission)
+            detail["approved_by_review"] = ", ".join(a.review_id for a in approvals)
         self._record(call, site, "allowed", Usage(), "", detail, admission, ())
         return admission.decision
 
@@ -350,29 +354,31 @@ class Governor:
                 self._refuse_by_policy(call, site, principal, row, decision)
         return Admission(str(row.team or ""), bool(row.budgeted), decision, self.policies.short_digest, exceptions)
 
-    def _exception_stage(self, call: Call, site: CallSite, admission: Admission) -> Approval | None:
-        """Stop the call for a person if an exception rule fires, unless a person approved this exact action.
+    def _exception_stage(self, call: Call, site: CallSite, admission: Admission) -> tuple[Call, tuple[Approval, ...]]:
+        """Stop the call for a person if an exception fires that no approval of this exact action covers.
 
-        Returns the approval the call performs (consumed now, by this call site only), or None if no rule fired.
+        Returns the call to perform, which is the person's edit if they made one, and the approvals it is performed
+        under (consumed later, once it is sure to run: a budget may still stop it for a review of its own).
         """
-        approvals = [a for a in current_approvals() if a.resource == call.resource]
-        approval = next((a for a in approvals if a.proposed_digest == call.input_digest), None)
-        if approval is not None:
-            self._consume(approval, call, site, admission)
-            return approval
-        if approvals:
+        approvals = _approval_chain(current_approvals(), call)
+        if not approvals and any(a.resource == call.resource for a in current_approvals()):
             # The step re-ran with an approval, but proposes something other than what the person approved.
-            approved = ", ".join(a.review_id for a in approvals)
+            approved = ", ".join(a.review_id for a in current_approvals() if a.resource == call.resource)
             message = (
                 f"{call.kind} {call.resource!r} of agent {call.agent!r} proposes arguments other than the ones "
                 f"approved in review {approved} (digest {call.input_digest[:12]}…): an approval applies to the exact "
                 "action a person saw, so this one is refused."
             )
             self._refuse_with(ActionDenied, call, site, message, "altered", admission)
+        if approvals and call.kind == "tool":  # what runs is what the person approved (their edit, if any)
+            last = approvals[-1]
+            call = dataclasses.replace(call, arguments=last.arguments, input_digest=last.approved_digest)
+        covered = {reason for approval in approvals for reason in approval.reasons}
         workflow = current_workflow()
         reasons = list(admission.exceptions)
         if call.kind == "tool" and workflow is not None and workflow.rules.guards(call.resource):
             reasons += workflow.rules.reasons(workflow.facts, call.arguments or {})
+        reasons = [reason for reason in reasons if reason not in covered]
         if reasons and workflow is None:
             message = (
                 f"{call.kind} {call.resource!r} of agent {call.agent!r} needs a person's approval "
@@ -380,8 +386,9 @@ class Governor:
             )
             self._refuse_with(ActionDenied, call, site, message, "needs a person", admission)
         if reasons:
-            self._raise_review(call, site, admission, reasons)
-        return None
+            assert workflow is not None
+            self._raise_review(call, site, admission, workflow.rules.next_review(reasons))
+        return call, approvals
 
     def _raise_review(self, call: Call, site: CallSite, admission: Admission, reasons: list[str]) -> None:
         step = current_step()
@@ -411,25 +418,30 @@ class Governor:
             judgement=dataclasses.asdict(facts.judgement) if facts is not None and facts.judgement else None,
         )
 
-    def _consume(self, approval: Approval, call: Call, site: CallSite, admission: Admission) -> None:
-        """Claim the approval for this call site, once: a re-run of the same step after a crash finds it its own,
-        any other call finds it used."""
+    def _consume(self, approvals: tuple[Approval, ...], call: Call, site: CallSite, admission: Admission) -> None:
+        """Claim the approvals for this call site, once: a re-run of the same step after a crash finds them its own,
+        any other call finds them used."""
         reviews = tables.reviews
+        used: Approval | None = None
         with self._engine.begin() as conn:
-            claimed = conn.execute(
-                reviews.update()
-                .where(
-                    reviews.c.id == approval.review_id,
-                    reviews.c.status == "approved",
-                    reviews.c.action_digest == approval.proposed_digest,
-                    reviews.c.consumed_by.is_(None) | (reviews.c.consumed_by == site.key),
-                )
-                .values(consumed_by=site.key)
-            ).rowcount
-        if not claimed:
+            for approval in approvals:
+                claimed = conn.execute(
+                    reviews.update()
+                    .where(
+                        reviews.c.id == approval.review_id,
+                        reviews.c.status == "approved",
+                        reviews.c.consumed_by.is_(None) | (reviews.c.consumed_by == site.key),
+                    )
+                    .values(consumed_by=site.key)
+                ).rowcount
+                if not claimed:
+                    used = approval
+                    conn.rollback()  # none of the chain is claimed, then
+                    break
+        if used is not None:
             message = (
-                f"the approval in review {approval.review_id} was already used by another call, or is no longer an "
-                f"approval of this action: it is performed once, so {call.kind} {call.resource!r} is refused."
+                f"the approval in review {used.review_id} was already used by another call: it is performed once, "
+                f"so {call.kind} {call.resource!r} is refused."
             )
             self._refuse_with(ActionDenied, call, site, message, "replayed", admission)
 
@@ -485,15 +497,13 @@ class Governor:
         self._refuse(ActionDenied, call, site, message, decision.policies)
 
     def _reserve(
-        self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...], *, waived: bool
+        self, call: Call, site: CallSite, admission: Admission, scopes: tuple[str, ...], *, waived: frozenset[str]
     ) -> bool:
         """Hold the call's estimate against every budget covering it; refuse (audited) if one has no room, or
-        stop the call for a person if the budget says so. A call a person let go over its budget (`waived`) is not
-        held back again: it is charged when it is recorded, over the limit if need be."""
-        if waived:
-            return False
+        stop the call for a person if the budget says so. A budget a person let the call go over (`waived`) is not
+        checked again: the call is charged to it when it is recorded, over the limit if need be."""
         try:
-            reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd)
+            reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd, waived=waived)
         except BudgetExhausted as exc:
             step = current_step()
             if exc.fields.get("on_exhausted") == "review" and step is not None and step.calls == 1:
@@ -548,6 +558,24 @@ class Governor:
             admission.decision.policies if admission else policies,
         )
         self._committer.write(record)
+
+
+def _approval_chain(approvals: tuple[Approval, ...], call: Call) -> tuple[Approval, ...]:
+    """The approvals that lead from what `call` proposes to what runs, in the order people gave them: each one
+    approves what the one before let through (an action can need several: a rule's reviewer, then a budget's)."""
+    chain: list[Approval] = []
+    proposed = call.input_digest
+    for approval in approvals:
+        if approval.resource == call.resource and approval.proposed_digest == proposed:
+            chain.append(approval)
+            proposed = approval.approved_digest
+    return tuple(chain)
+
+
+def _waived_budgets(approvals: tuple[Approval, ...]) -> frozenset[str]:
+    """The budgets people let the call go over: those whose exhaustion they were asked about."""
+    prefix = "budget_exhausted:"
+    return frozenset(r.removeprefix(prefix) for a in approvals for r in a.reasons if r.startswith(prefix))
 
 
 _LOCK_KILL_SWITCH_SHARED = sa.text("SELECT epoch FROM podium_kill_epoch WHERE id = 1 FOR SHARE")

@@ -19,7 +19,7 @@ from podium.agents import AgentRegistry
 from podium.audit import actor_name, record
 from podium.errors import NotFoundError, UsageError
 from podium.governance._policy import Authorizer
-from podium.review._queue import withdraw_reviews
+from podium.review._queue import wake_withdrawn, withdraw_reviews
 from podium.store import create_engine, insert_many_if_absent, tables
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
@@ -171,6 +171,7 @@ class KillSwitch:
             insert_many_if_absent(
                 conn, tables.run_stops, [{"run_id": i, "stopped_by": actor, "stopped_at": now} for i in ids]
             )
-            withdraw_reviews(conn, self._client, ids, actor)
+            withdrawn = withdraw_reviews(conn, ids, actor)
         self._client.cancel_workflows(ids)
+        wake_withdrawn(self._client, withdrawn, actor)
         return len(ids)

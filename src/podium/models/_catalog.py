@@ -110,6 +110,7 @@ class TrainedModels:
         """Retrain `name` on its training examples plus every label people gave in reviews, if at least `min_new`
         such labels arrived since its file was written; return the new file (None: not due, or no training set)."""
         labels, files = tables.labels, tables.model_files
+        read_at = time.time()  # labels that arrive while it trains count towards the next retraining
         with self._engine.connect() as conn:
             since = conn.execute(sa.select(files.c.recorded_at).where(files.c.name == name)).scalar()
             fresh = conn.execute(
@@ -119,12 +120,16 @@ class TrainedModels:
             ).scalar_one()
             if fresh < max(min_new, 1):
                 return None
-            examples = conn.execute(sa.select(labels.c.text, labels.c.label).where(labels.c.model == name)).all()
+            examples = conn.execute(
+                sa.select(labels.c.text, labels.c.label).where(labels.c.model == name, labels.c.at <= read_at)
+            ).all()
         if len({label for _, label in examples}) < 2:
             return None  # no training set recorded (a model adopted from elsewhere): nothing to add corrections to
         classifier = TextClassifier.train([t for t, _ in examples], [label for _, label in examples])
-        path = self._write(name, classifier)
-        with self._engine.begin() as conn:
+        path = self._path(name)
+        sha256 = classifier.save(path)
+        with self._engine.begin() as conn:  # the file and its audit entry, together
+            _record_file(conn, name, path, sha256, read_at)
             record(
                 conn,
                 "system",
@@ -135,8 +140,11 @@ class TrainedModels:
             )
         return path
 
+    def _path(self, name: str) -> Path:
+        return self._folder / f"{name}-{time.time_ns()}.pkl"
+
     def _write(self, name: str, classifier: TextClassifier) -> Path:
-        path = self._folder / f"{name}-{time.time_ns()}.pkl"
+        path = self._path(name)
         self.adopt(name, path, classifier.save(path))
         return path
 
@@ -156,13 +164,8 @@ class TrainedModels:
         The file is checked against `sha256` now and at every load.
         """
         verify_model_file(path, sha256, fix="Pass the sha256 printed when the model was trained.")
-        values = {"path": str(path), "sha256": sha256, "recorded_at": time.time()}
         with self._engine.begin() as conn:
-            updated = conn.execute(
-                tables.model_files.update().where(tables.model_files.c.name == name).values(**values)
-            )
-            if not updated.rowcount:
-                conn.execute(tables.model_files.insert().values(name=name, **values))
+            _record_file(conn, name, path, sha256, time.time())
 
     def has(self, name: str) -> bool:
         with self._engine.connect() as conn:
@@ -179,3 +182,10 @@ class TrainedModels:
                 f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents."
             )
         return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256), row.sha256)
+
+
+def _record_file(conn: sa.Connection, name: str, path: Path, sha256: str, recorded_at: float) -> None:
+    """Make `path` the file served as `name`; `recorded_at` is how recent the labels it learnt from are."""
+    values = {"path": str(path), "sha256": sha256, "recorded_at": recorded_at}
+    if not conn.execute(tables.model_files.update().where(tables.model_files.c.name == name).values(**values)).rowcount:
+        conn.execute(tables.model_files.insert().values(name=name, **values))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from podium.audit import actor_name, record
+from podium.audit import actor_name, parse_actor, record
 from podium.errors import NotFoundError, UsageError
 from podium.governance._policy import Authorizer, person_entity
 from podium.store import tables
@@ -47,14 +47,14 @@ class People:
         usd_per_hour: float | None = None,
     ) -> Person:
         """Add `name`, or replace their entry (teams and rate are set, not merged)."""
-        name = name.strip()
-        if not name or ":" in name:
-            raise UsageError(f"{name!r} is not a person's name; use how they sign decisions, e.g. ana@example.com.")
+        kind, name = parse_actor(name)  # a person's name, as decisions are signed with it
+        if kind != "person":
+            raise UsageError(f"{name!r} is an agent; people add people (how they sign, e.g. ana@example.com).")
         team_list = sorted({t.strip().removeprefix("team:") for t in teams if t.strip()})
         if usd_per_hour is not None and usd_per_hour < 0:
             raise UsageError(f"usd_per_hour={usd_per_hour} is negative; give the loaded hourly rate in USD.")
         person = Person(name, display_name or name, tuple(team_list), usd_per_hour)
-        self._check(by, name, team_list)
+        self._check(by, name, team_list, stays_admin="admins" in team_list)
         values = {
             "display_name": person.display_name,
             "teams": json.dumps(team_list),
@@ -76,17 +76,24 @@ class People:
 
     def remove(self, name: str, *, by: str) -> None:
         person = self.get(name)
-        self._check(by, name, person.teams)
+        self._check(by, name, person.teams, stays_admin=False)
         with self._engine.begin() as conn:
             conn.execute(p.delete().where(p.c.name == name))
             record(conn, actor_name(by), "people.remove", f"person:{name}", decision="allowed")
 
-    def _check(self, by: str, name: str, teams: Iterable[str]) -> None:
+    def _check(self, by: str, name: str, teams: Iterable[str], *, stays_admin: bool) -> None:
+        """Who may change the directory: admins, or anyone while there is none (to appoint the first). A change
+        that would leave no admin is refused, so the directory never falls back to being anyone's."""
         with self._engine.connect() as conn:
-            admins = conn.execute(sa.select(p.c.teams).where(p.c.teams.like('%"admins"%'))).scalars().all()
-        no_admins_yet = not any("admins" in json.loads(t) for t in admins)
-        context = {"no_admins_yet": no_admins_yet}
+            rows = conn.execute(sa.select(p.c.name, p.c.teams).where(p.c.teams.like('%"admins"%'))).all()
+        admins = {row.name for row in rows if "admins" in json.loads(row.teams)}
+        context = {"no_admins_yet": not admins}
         self._authorize.check(by, "people.change", person_entity(name, teams), context, resource_name=f"person:{name}")
+        if admins == {name} and not stays_admin:
+            raise UsageError(
+                f"{name} is the last admin: the directory would be left without one, and anyone could then change "
+                f"it. Make someone else an admin first (`podium people add NAME --team admins --by {name}`)."
+            )
 
     def get(self, name: str) -> Person:
         found = self.find(name)

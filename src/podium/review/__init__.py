@@ -1,12 +1,13 @@
 """Humans on the loop: exception rules, durable reviews bound to the exact action, and what people decide."""
 
 from podium.review._metrics import Fatigue, ReviewMetrics
-from podium.review._queue import ReviewRequest, Reviews
+from podium.review._queue import BulkDecision, ReviewRequest, Reviews
 from podium.review._rules import DATA_CLASSES, OWNER, Escalation, ExceptionRules, Facts, Judgement, assess
 
 __all__ = [
     "DATA_CLASSES",
     "OWNER",
+    "BulkDecision",
     "Escalation",
     "ExceptionRules",
     "Facts",

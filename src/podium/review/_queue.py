@@ -12,16 +12,16 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOSClient
+from dbos import DBOSClient, SendMessage
 
 from podium.audit import actor_name, canonical_json, digest, parse_actor, record
 from podium.cost import NANO
-from podium.errors import NotFoundError, UsageError
+from podium.errors import NotFoundError, PodiumError, StaleError, UsageError
 from podium.governance._policy import Authorizer, Decision, review_entity
 from podium.review._metrics import ReviewMetrics, review_metrics
 from podium.review._schema import problems
@@ -67,6 +67,7 @@ class ReviewRequest:
     minutes: float | None
     label: str | None
     approved_action: dict[str, Any] | None
+    approved_digest: str | None
     consumed_by: str | None
 
     @property
@@ -85,7 +86,25 @@ class ReviewRequest:
 
     @property
     def edited(self) -> bool:
-        return self.approved_action is not None and digest(self.approved_action["arguments"]) != self.action_digest
+        return self.approved_digest is not None and self.approved_digest != self.action_digest
+
+
+@dataclass(frozen=True)
+class BulkDecision:
+    """What a bulk decision did: the requests decided, and why each of the others was refused."""
+
+    decided: list[ReviewRequest]
+    refused: dict[str, PodiumError]
+
+
+def _each(review_ids: Iterable[str], decide: Callable[[str], ReviewRequest]) -> BulkDecision:
+    done = BulkDecision([], {})
+    for review_id in review_ids:
+        try:
+            done.decided.append(decide(review_id))
+        except PodiumError as exc:
+            done.refused[review_id] = exc
+    return done
 
 
 class Reviews:
@@ -100,15 +119,16 @@ class Reviews:
     def list(
         self,
         *,
-        status: str | None = "pending",
+        status: str | None = "open",
         reason: str | None = None,
         min_value_usd: float | None = None,
         older_than_s: float | None = None,
         waiting_on: str | None = None,
         limit: int = 100,
     ) -> builtins.list[ReviewRequest]:
-        """Requests, oldest first. `status` "open" means pending or held; `reason` matches a reason code or its
-        prefix (`compliance` matches `compliance:…`); `waiting_on` a person or `team:`."""
+        """Requests, oldest first, at most `limit`. `status` "open" (the default) means pending or held, None any;
+        `reason` matches a reason code or its prefix (`compliance` matches `compliance:…`); `waiting_on` a person or
+        `team:`."""
         query = _REQUESTS.order_by(r.c.created_at, r.c.id)
         if status == "open":
             query = query.where(r.c.status.in_(OPEN))
@@ -118,13 +138,24 @@ class Reviews:
             query = query.where(r.c.value_usd >= min_value_usd)
         if older_than_s is not None:
             query = query.where(r.c.created_at <= time.time() - older_than_s)
-        with self._engine.connect() as conn:
-            found = [_request(row) for row in conn.execute(query)]
+        # The JSON columns narrow the rows in SQL (a superset); the exact match is made on each request read.
         if reason is not None:
-            found = [q for q in found if any(code == reason or code.startswith(f"{reason}:") for code in q.reasons)]
+            query = query.where(r.c.reasons.contains(json.dumps(reason)[:-1], autoescape=True))  # a prefix
         if waiting_on is not None:
-            found = [q for q in found if q.waiting_on == waiting_on]
-        return found[:limit]
+            in_chain = r.c.chain.contains(json.dumps(waiting_on), autoescape=True)
+            query = query.where((r.c.assignee == waiting_on) | in_chain)
+        found: builtins.list[ReviewRequest] = []
+        with self._engine.connect() as conn:
+            for row in conn.execute(query):
+                request = _request(row)
+                if reason is not None and not any(c == reason or c.startswith(f"{reason}:") for c in request.reasons):
+                    continue
+                if waiting_on is not None and request.waiting_on != waiting_on:
+                    continue
+                found.append(request)
+                if len(found) == limit:
+                    break
+        return found
 
     def get(self, review_id: str) -> ReviewRequest:
         with self._engine.connect() as conn:
@@ -208,17 +239,41 @@ class Reviews:
         return review_metrics(self._engine, since=since)
 
     def approve_many(
-        self, review_ids: Iterable[str], *, by: str, rationale: str = "", minutes_each: float = 0.0
-    ) -> builtins.list[ReviewRequest]:
-        """Approve several requests, each as its own decision: a refusal stops here, and the ones before it stand."""
-        return [self.approve(i, by=by, rationale=rationale, minutes=minutes_each) for i in review_ids]
+        self,
+        review_ids: Iterable[str],
+        *,
+        by: str,
+        rationale: str = "",
+        minutes_each: float = 0.0,
+        label: str | None = None,
+        expected_digest: str | None = None,
+    ) -> BulkDecision:
+        """Approve several requests, each as its own decision: a refusal is kept with its reason, and the rest are
+        still decided."""
+        return _each(
+            review_ids,
+            lambda i: self.approve(
+                i, by=by, rationale=rationale, minutes=minutes_each, label=label, expected_digest=expected_digest
+            ),
+        )
 
     def reject_many(
-        self, review_ids: Iterable[str], *, by: str, rationale: str = "", minutes_each: float = 0.0
-    ) -> builtins.list[ReviewRequest]:
-        return [self.reject(i, by=by, rationale=rationale, minutes=minutes_each) for i in review_ids]
-
-    # -- routing -----------------------------------------------------------------------------------------------
+        self,
+        review_ids: Iterable[str],
+        *,
+        by: str,
+        rationale: str = "",
+        minutes_each: float = 0.0,
+        label: str | None = None,
+        expected_digest: str | None = None,
+    ) -> BulkDecision:
+        """Reject several requests, each as its own decision (see `approve_many`)."""
+        return _each(
+            review_ids,
+            lambda i: self.reject(
+                i, by=by, rationale=rationale, minutes=minutes_each, label=label, expected_digest=expected_digest
+            ),
+        )
 
     def claim(self, review_id: str, *, by: str) -> ReviewRequest:
         """Take the request: until it is decided or reassigned, only `by` decides it."""
@@ -231,11 +286,15 @@ class Reviews:
     def reassign(self, review_id: str, *, to: str, by: str, rationale: str = "") -> ReviewRequest:
         """Hand the request to `to` (a person or `team:<name>`), who may then decide it; lifts any claim."""
         request = self._open(review_id)
-        if not to.strip():
-            raise UsageError("reassign needs whom to (--to ana@example.com or --to team:support).")
+        to = to.strip()
+        team = to.removeprefix("team:")
+        if not team or ":" in team or to == "owner":
+            raise UsageError(
+                f"cannot reassign to {to!r}: name a person (--to ana@example.com) or a team (--to team:support)."
+            )
         self._check(request, by, "reassign")
         detail = {"from": request.waiting_on, "to": to, "rationale": rationale}
-        self._update(request, {"assignee": to.strip(), "claimed_by": None}, by, "review.reassign", detail)
+        self._update(request, {"assignee": to, "claimed_by": None}, by, "review.reassign", detail)
         return self.get(review_id)
 
     # -- internals ---------------------------------------------------------------------------------------------
@@ -243,7 +302,7 @@ class Reviews:
     def _open(self, review_id: str) -> ReviewRequest:
         request = self.get(review_id)
         if request.status not in OPEN:
-            raise UsageError(_decided_message(request))
+            raise StaleError(_decided_message(request))
         return request
 
     def _check(self, request: ReviewRequest, by: str, decision: str) -> Decision:
@@ -268,7 +327,7 @@ class Reviews:
         with self._engine.begin() as conn:
             changed = conn.execute(r.update().where(*_as_read(request)).values(**values)).rowcount
             if not changed:
-                raise UsageError(_changed_message(self.get(request.id)))
+                raise StaleError(_changed_message(self.get(request.id)))
             record(
                 conn, actor_name(by), action, f"review:{request.id}", decision="allowed",
                 input_digest=request.action_digest, detail=detail,
@@ -288,13 +347,14 @@ class Reviews:
         if minutes < 0:
             raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
         if request.status not in OPEN:
-            raise UsageError(_decided_message(request))
+            raise StaleError(_decided_message(request))
         if expected_digest is not None and len(expected_digest) < 8:
             raise UsageError("--digest needs at least 8 characters of the action digest you were shown.")
         if expected_digest is not None and not request.action_digest.startswith(expected_digest):
-            raise UsageError(
-                f"review {request.id} now proposes an action with digest {request.action_digest[:12]}…, not the "
-                f"{expected_digest[:12]}… you were shown: look at it again (`podium review show {request.id}`)."
+            raise StaleError(
+                f"review {request.id} proposes the action with digest {request.action_digest[:12]}…, not the "
+                f"{expected_digest[:12]}… you gave: you were shown another action (or another request). Look at "
+                f"it again (`podium review show {request.id}`)."
             )
         if label is not None and request.judgement is None:
             raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
@@ -302,7 +362,10 @@ class Reviews:
         _, person = parse_actor(by)
         arguments = edited_arguments if edited_arguments is not None else request.action["arguments"]
         approved_action = {**request.action, "arguments": arguments} if status == "approved" else None
-        approved_digest = digest(arguments) if status == "approved" else None
+        # An unedited approval lets through exactly the proposed action (a model call's too, which has no arguments).
+        approved_digest = None
+        if status == "approved":
+            approved_digest = digest(edited_arguments) if edited_arguments is not None else request.action_digest
         given_label = label if label is not None else (
             request.judgement["label"] if request.judgement and status == "approved" else None
         )  # fmt: skip
@@ -324,7 +387,7 @@ class Reviews:
                 )
             ).rowcount
             if not decided:  # decided, expired, claimed, reassigned or escalated since it was read and authorised
-                raise UsageError(_changed_message(self.get(request.id)))
+                raise StaleError(_changed_message(self.get(request.id)))
             conn.execute(
                 tables.ledger.insert().values(
                     call_key=f"review:{request.id}",
@@ -392,21 +455,29 @@ class Reviews:
         return self.get(request.id)
 
 
-def withdraw_reviews(conn: sa.Connection, client: DBOSClient, run_ids: list[str], actor: str) -> int:
-    """Take the open review requests of cancelled runs out of the queue (nobody should spend time on work that
-    will not go on), audited, and wake their waits, which would otherwise hold a thread until the deadline. In the
-    caller's transaction. A resumed run asks a person afresh. Returns how many were withdrawn."""
+def withdraw_reviews(conn: sa.Connection, run_ids: list[str], actor: str) -> list[tuple[str, str]]:
+    """Take the open review requests of runs being cancelled out of the queue (nobody should spend time on work
+    that will not go on), audited, in the caller's transaction. Returns the (request, run) pairs withdrawn, whose
+    waits `wake_withdrawn` wakes once the runs are cancelled: woken earlier, a wait could ask a person afresh
+    before the cancel lands. A resumed run asks a person afresh."""
     withdrawn = conn.execute(
         r.update()
         .where(r.c.run_id.in_(run_ids), r.c.status.in_(OPEN))
         .values(status="cancelled", decided_at=time.time())
         .returning(r.c.id, r.c.run_id)
     ).all()
-    for review_id, run_id in withdrawn:
+    for review_id, _ in withdrawn:
         record(conn, actor, "review.withdraw", f"review:{review_id}", decision="cancelled")
-        message = {"status": "cancelled", "by": actor, "rationale": "the run was cancelled"}
-        client.send_in_transaction(conn, run_id, message, topic=review_id, idempotency_key=f"cancel:{review_id}")
-    return len(withdrawn)
+    return [(str(review_id), str(run_id)) for review_id, run_id in withdrawn]
+
+
+def wake_withdrawn(client: DBOSClient, withdrawn: list[tuple[str, str]], actor: str) -> None:
+    """Wake the waits of withdrawn requests, which would otherwise hold their threads until the deadline."""
+    message = {"status": "cancelled", "by": actor, "rationale": "the run was cancelled"}
+    if withdrawn:
+        client.send_bulk(
+            [SendMessage(run_id, message, review_id, f"cancel:{review_id}") for review_id, run_id in withdrawn]
+        )
 
 
 def _as_read(request: ReviewRequest) -> tuple[sa.ColumnElement[bool], ...]:
@@ -466,5 +537,6 @@ def _request(row: sa.Row[Any]) -> ReviewRequest:
         minutes=row.minutes,
         label=row.label,
         approved_action=json.loads(row.approved_action) if row.approved_action else None,
+        approved_digest=row.approved_digest,
         consumed_by=row.consumed_by,
     )

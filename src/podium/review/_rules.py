@@ -18,7 +18,7 @@ far and the call's arguments. Anything no rule catches proceeds without a person
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
@@ -190,11 +190,21 @@ class ExceptionRules:
 
     def escalation_for(self, reasons: Iterable[str]) -> Escalation:
         """The chain of the first reason that has one of its own, else the workflow's."""
-        for reason in reasons:
-            for key in (reason, reason.split(":", 1)[0]):
-                if key in self.escalation_by_reason:
-                    return self.escalation_by_reason[key]
-        return self.escalation
+        return next((c for c in map(self._own_chain, reasons) if c is not None), self.escalation)
+
+    def next_review(self, reasons: Sequence[str]) -> list[str]:
+        """The reasons one person is asked about together: those that share the chain of the first reason with a
+        chain of its own (only that chain may decide them), else all of them. Once that review approves the action,
+        the reasons left ask a chain of their own in turn."""
+        chains = [self._own_chain(reason) for reason in reasons]
+        first = next((chain for chain in chains if chain is not None), None)
+        return [reason for reason, chain in zip(reasons, chains, strict=True) if chain == first]
+
+    def _own_chain(self, reason: str) -> Escalation | None:
+        for key in (reason, reason.split(":", 1)[0]):
+            if key in self.escalation_by_reason:
+                return self.escalation_by_reason[key]
+        return None
 
     def guards(self, tool: str) -> bool:
         return self.tools is None or tool in self.tools
@@ -222,7 +232,7 @@ class ExceptionRules:
 
 
 NO_RULES = ExceptionRules(guardrails=False, shadow_disagreement=False)
-"""For workflows that declare none: only budget and policy exceptions, decided by the agent's team then owner."""
+"""For workflows that declare none: only budget and policy exceptions, decided by the agent's owner."""
 
 
 def assess(

@@ -70,7 +70,7 @@ def await_decision(needed: ReviewRequired) -> Approval:
         message["proposed_digest"],
         message["arguments"],
         message["approved_digest"],
-        waives_budget=any(reason.startswith("budget_exhausted:") for reason in needed.fields["reasons"]),
+        frozenset(needed.fields["reasons"]),
     )
 
 

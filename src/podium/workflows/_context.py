@@ -58,7 +58,7 @@ class Approval:
     proposed_digest: str
     arguments: dict[str, Any]
     approved_digest: str
-    waives_budget: bool = False  # the person approved going over an exhausted budget
+    reasons: frozenset[str] = frozenset()  # the exceptions the person was asked about, which it covers
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
 from podium.audit import actor_name, record
 from podium.errors import NotFoundError, UsageError
-from podium.review._queue import withdraw_reviews
+from podium.review._queue import wake_withdrawn, withdraw_reviews
 from podium.store import insert_if_absent, tables
 
 WORK_QUEUE = "podium-work"
@@ -151,8 +151,9 @@ class Runs:
         with self._engine.begin() as conn:
             if insert_if_absent(conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()):
                 record(conn, actor_name(by), "run.cancel", f"run:{run_id}")
-            withdraw_reviews(conn, self._client, [run_id], actor_name(by))
+            withdrawn = withdraw_reviews(conn, [run_id], actor_name(by))
         self._client.cancel_workflow(run_id)
+        wake_withdrawn(self._client, withdrawn, actor_name(by))
         return self.get(run_id)
 
     def resume(self, run_id: str, *, by: str) -> RunInfo:
