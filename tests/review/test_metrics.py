@@ -27,7 +27,7 @@ def test_metrics_say_where_human_time_goes_and_which_rule_to_relax(pod: Podium) 
     late = _app.refund_quick.start("late", 900.0)  # nobody answers: escalates twice, then expires
     assert {run.result() for run in calm} == {"paid"}
     requests = [waiting(pod, run.id) for run in unsure]
-    pod.reviews.approve_many([r.id for r in requests], by="bob", minutes_each=1)  # rubber-stamping
+    pod.reviews.approve_many([r.id for r in requests], by="bob", minutes=1)  # rubber-stamping
     pod.reviews.reject(waiting(pod, big.id).id, by="bob", minutes=5, rationale="far above policy")
     assert {run.result() for run in unsure} == {"paid"}
     assert (big.result(), late.result()) == ("not paid: rejected", "not paid: expired")

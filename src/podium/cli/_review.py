@@ -138,8 +138,7 @@ def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reas
             refused: dict[str, PodiumError] = {}
         else:
             bulk = pod.reviews.approve_many if verb == "approve" else pod.reviews.reject_many
-            minutes = how.pop("minutes")
-            done = bulk(targets, **how, minutes_each=minutes)
+            done = bulk(targets, **how)
             decided, refused = done.decided, done.refused
     for request in decided:
         console.print(f"{request.id}: {request.status} by {request.decided_by}")

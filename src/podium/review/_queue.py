@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from dbos import DBOSClient, SendMessage
@@ -87,6 +87,16 @@ class ReviewRequest:
     @property
     def edited(self) -> bool:
         return self.approved_digest is not None and self.approved_digest != self.action_digest
+
+
+class DecisionDetails(TypedDict, total=False):
+    """What a person adds to a decision: why, the minutes it took, the right label for the model judgement, and
+    the digest of the action they were shown."""
+
+    rationale: str
+    minutes: float
+    label: str | None
+    expected_digest: str | None
 
 
 @dataclass(frozen=True)
@@ -238,42 +248,14 @@ class Reviews:
         requests since epoch `since`: computed live from them, nothing else is kept."""
         return review_metrics(self._engine, since=since)
 
-    def approve_many(
-        self,
-        review_ids: Iterable[str],
-        *,
-        by: str,
-        rationale: str = "",
-        minutes_each: float = 0.0,
-        label: str | None = None,
-        expected_digest: str | None = None,
-    ) -> BulkDecision:
-        """Approve several requests, each as its own decision: a refusal is kept with its reason, and the rest are
-        still decided."""
-        return _each(
-            review_ids,
-            lambda i: self.approve(
-                i, by=by, rationale=rationale, minutes=minutes_each, label=label, expected_digest=expected_digest
-            ),
-        )
+    def approve_many(self, review_ids: Iterable[str], *, by: str, **details: Unpack[DecisionDetails]) -> BulkDecision:
+        """Approve several requests, each as its own decision with the same details: a refusal is kept with its
+        reason, and the rest are still decided."""
+        return _each(review_ids, lambda review_id: self.approve(review_id, by=by, **details))
 
-    def reject_many(
-        self,
-        review_ids: Iterable[str],
-        *,
-        by: str,
-        rationale: str = "",
-        minutes_each: float = 0.0,
-        label: str | None = None,
-        expected_digest: str | None = None,
-    ) -> BulkDecision:
+    def reject_many(self, review_ids: Iterable[str], *, by: str, **details: Unpack[DecisionDetails]) -> BulkDecision:
         """Reject several requests, each as its own decision (see `approve_many`)."""
-        return _each(
-            review_ids,
-            lambda i: self.reject(
-                i, by=by, rationale=rationale, minutes=minutes_each, label=label, expected_digest=expected_digest
-            ),
-        )
+        return _each(review_ids, lambda review_id: self.reject(review_id, by=by, **details))
 
     def claim(self, review_id: str, *, by: str) -> ReviewRequest:
         """Take the request: until it is decided or reassigned, only `by` decides it."""
