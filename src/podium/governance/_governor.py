@@ -360,10 +360,11 @@ class Governor:
         Returns the call to perform, which is the person's edit if they made one, and the approvals it is performed
         under (consumed later, once it is sure to run: a budget may still stop it for a review of its own).
         """
-        approvals = _approval_chain(current_approvals(), call)
-        if not approvals and any(a.resource == call.resource for a in current_approvals()):
+        mine = tuple(a for a in current_approvals() if a.resource == call.resource)
+        approvals = _approval_chain(mine, call.input_digest)
+        if mine and not approvals:
             # The step re-ran with an approval, but proposes something other than what the person approved.
-            approved = ", ".join(a.review_id for a in current_approvals() if a.resource == call.resource)
+            approved = ", ".join(a.review_id for a in mine)
             message = (
                 f"{call.kind} {call.resource!r} of agent {call.agent!r} proposes arguments other than the ones "
                 f"approved in review {approved} (digest {call.input_digest[:12]}…): an approval applies to the exact "
@@ -560,13 +561,12 @@ class Governor:
         self._committer.write(record)
 
 
-def _approval_chain(approvals: tuple[Approval, ...], call: Call) -> tuple[Approval, ...]:
-    """The approvals that lead from what `call` proposes to what runs, in the order people gave them: each one
+def _approval_chain(approvals: tuple[Approval, ...], proposed: str) -> tuple[Approval, ...]:
+    """The approvals that lead from the `proposed` action to what runs, in the order people gave them: each one
     approves what the one before let through (an action can need several: a rule's reviewer, then a budget's)."""
     chain: list[Approval] = []
-    proposed = call.input_digest
     for approval in approvals:
-        if approval.resource == call.resource and approval.proposed_digest == proposed:
+        if approval.proposed_digest == proposed:
             chain.append(approval)
             proposed = approval.approved_digest
     return tuple(chain)

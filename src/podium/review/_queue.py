@@ -269,8 +269,11 @@ class Reviews:
         """Hand the request to `to` (a person or `team:<name>`), who may then decide it; lifts any claim."""
         request = self._open(review_id)
         to = to.strip()
-        team = to.removeprefix("team:")
-        if not team or ":" in team or to == "owner":
+        try:  # a team's name follows the rules of a person's
+            valid = parse_actor(to.removeprefix("team:"))[0] == "person"
+        except UsageError:
+            valid = False
+        if not valid:
             raise UsageError(
                 f"cannot reassign to {to!r}: name a person (--to ana@example.com) or a team (--to team:support)."
             )
