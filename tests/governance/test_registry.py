@@ -3,7 +3,9 @@ audited; and the accountability report over it."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from typer.testing import CliRunner
 import podium
 from podium import Podium, Settings
 from podium.cli import app
-from podium.errors import ActionDenied, UsageError
+from podium.errors import ActionDenied, ActorStopped, UsageError
 from podium.governance._report import governance_report
 from podium.store import tables
 from tests import _apps
@@ -135,3 +137,44 @@ def test_the_governance_report_flags_agents_without_owners_and_stale_keys(
     assert "20% without an owner" in printed and "20% with stale or no live keys" in printed
     written = markdown.read_text()
     assert "| orphan | **NONE** |" in written and "STALE" in written
+
+
+def cli_on(settings: Settings, *args: str) -> str:
+    """The CLI against `settings`' database (SQLite or PostgreSQL)."""
+    return cli(settings, "--database-url", settings.resolved_database_url, *args)
+
+
+def test_a_revoke_or_suspend_made_in_an_incident_survives_a_worker_restart(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Code declares an agent; it does not re-grant what a person withdrew. Only `podium agents grant` does."""
+    with _apps.launch(settings):
+        assert _apps.use("tester", "note", "before") == "queued"
+    cli_on(settings, "agents", "revoke", "tester", "--tool", "note", "--by", "ciso")
+    cli_on(settings, "agents", "suspend", "teller", "--by", "ciso")
+
+    with caplog.at_level("WARNING", logger="podium.agents"), _apps.launch(settings) as pod:  # the worker restarts
+        with pytest.raises(ActionDenied, match="not allowed tool 'note'"):
+            _apps.use("tester", "note", "after the restart")
+        with pytest.raises(ActorStopped, match="teller.* is suspended"):
+            _apps.use("teller", "note", "after the restart")
+        assert pod.agents.get("tester").tools == ("slow_note",)
+        withheld = [e.entry for e in pod.audit.entries() if e.entry.action == "registry.withheld"]
+    (warning,) = [r.getMessage() for r in caplog.records if "tester" in r.getMessage()]
+    assert "withheld" in warning and "podium agents grant tester --tool note --by" in warning
+    assert [(e.actor.split(":")[0], e.resource, e.decision) for e in withheld] == [("deploy", "agent:tester", "denied")]
+    assert json.loads(withheld[0].detail) == {
+        "withheld": "tool note",
+        "restore": "podium agents grant tester --tool note --by <person>",
+    }
+
+    # A developer adds a tool nobody withdrew: code may grant that; the withdrawn one still stays out.
+    wider = podium.Agent("tester", owner="qa-lead@example.com", models=["echo"], tools=["note", "slow_note", "shout"])
+    with podium.launch(settings, replace(_apps.APP, agents=[wider, _apps.intruder, _apps.teller])) as pod:
+        assert pod.agents.get("tester").tools == ("slow_note", "shout")
+        assert pod.agents.get("teller").status == "suspended"
+
+    cli_on(settings, "agents", "grant", "tester", "--tool", "note", "--by", "ciso")  # a person restores it
+    with _apps.launch(settings) as pod:
+        assert _apps.use("tester", "note", "restored") == "queued"
+        assert pod.agents.get("tester").tools == ("note", "slow_note")

@@ -3,6 +3,9 @@
 Every change is a Cedar decision (action `registry.change` or `registry.delegate`) and is audited whether it was
 allowed or refused. People manage the registry; an agent can never widen its own or anyone's permissions, and a
 delegate gets a subset of its delegator's. API keys are shown once and stored as sha256 digests.
+
+Code declares agents too (`register`, at launch), but a person's decision outlasts any relaunch: what a person
+revoked stays withheld and what a person granted stays granted, whatever the code says; a suspension stays.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import getpass
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -29,6 +33,12 @@ from podium.store import tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
 KEY_PREFIX = "pod"
+
+Permission = tuple[str, str]
+"""One permission: its kind ("models", "tools" or "data_scopes") and the name granted."""
+_OPTION = {"models": "model", "tools": "tool", "data_scopes": "data-scope"}  # `podium agents grant --<option>`
+
+_log = logging.getLogger("podium.agents")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,8 @@ class AgentRecord:
     data_scopes: tuple[str, ...] = ()
     delegated_by: str | None = None
     created_at: float = 0.0
+    granted: frozenset[Permission] = frozenset()  # by a person: a relaunch keeps them
+    withheld: frozenset[Permission] = frozenset()  # revoked by a person: no relaunch re-grants them
 
     def grants(self) -> dict[str, set[str]]:
         return {"models": set(self.models), "tools": set(self.tools), "data_scopes": set(self.data_scopes)}
@@ -106,19 +118,29 @@ class AgentRegistry:
     # -- changing (every change is authorised and audited) ---------------------------------------------------
 
     def register(self, identity: AgentIdentity) -> None:
-        """Record or update the identity a launching process declares, keeping its status; audited.
+        """Record or update the identity a launching process declares; audited.
 
         This is the deployer's act (whoever launches the code), not the agent's: an agent acting at run time
-        cannot reach it.
+        cannot reach it. Code declares the owner, the team and the models and tools it needs, but people have the
+        last word: the agent keeps its status (a suspension stays), what a person granted, and never gets back
+        what a person revoked. A declared permission a person withheld is logged once with the command that
+        restores it, and audited as refused.
         """
-        values = {
-            "owner": identity.owner,
-            "models": json.dumps(list(identity.models)),
-            "tools": json.dumps(list(identity.tools)),
-            "team": identity.team,
-        }
         with self._engine.begin() as conn:
             row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == identity.name)).first()
+            current = _record(row) if row is not None else None
+            declared = {"models": identity.models, "tools": identity.tools}
+            if current is not None:
+                refused = _permissions(declared) & current.withheld
+                if refused:
+                    self._withhold(conn, identity.name, refused)
+                declared = {kind: _kept(current, kind, names) for kind, names in declared.items()}
+            values = {
+                "owner": identity.owner,
+                "models": json.dumps(list(declared["models"])),
+                "tools": json.dumps(list(declared["tools"])),
+                "team": identity.team,
+            }
             if row is not None and all(getattr(row, k) == v for k, v in values.items()):
                 return
             now = time.time()
@@ -154,6 +176,7 @@ class AgentRegistry:
             raise UsageError(f"agent {name!r} needs an accountable owner: --owner <person>.")
         _check_ceiling(tier_ceiling)
         now = time.time()
+        granted = {"models": models, "tools": tools, "data_scopes": data_scopes}
         new = AgentRecord(
             name=name,
             owner=owner.strip(),
@@ -167,6 +190,7 @@ class AgentRegistry:
             tier_ceiling=tier_ceiling,
             data_scopes=tuple(data_scopes),
             created_at=now,
+            granted=_permissions(granted),
         )
         with self._engine.begin() as conn:
             if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
@@ -267,6 +291,7 @@ class AgentRegistry:
             data_scopes=tuple(data_scopes),
             delegated_by=delegator,
             created_at=now,
+            granted=_permissions({"models": models, "tools": tools, "data_scopes": data_scopes}),
         )
         wider = {kind: sorted(granted - parent.grants()[kind]) for kind, granted in child.grants().items()}
         wider = {kind: extra for kind, extra in wider.items() if extra}
@@ -336,18 +361,28 @@ class AgentRegistry:
         self, name: str, by: str, change: Literal["grant", "revoke"], given: dict[str, Iterable[str]]
     ) -> AgentRecord:
         current = self.get(name)
+        named = {kind: list(names) for kind, names in given.items()}
 
         def changed(have: tuple[str, ...], kind: str) -> tuple[str, ...]:
-            named = list(given[kind])
             return (
-                tuple(dict.fromkeys([*have, *named])) if change == "grant" else tuple(v for v in have if v not in named)
+                tuple(dict.fromkeys([*have, *named[kind]]))
+                if change == "grant"
+                else tuple(v for v in have if v not in named[kind])
             )
 
+        # A person's decision outlasts relaunches: a grant lifts a withholding, a revoke withholds until a grant.
+        decided = _permissions(named)
+        if change == "grant":
+            granted, withheld = current.granted | decided, current.withheld - decided
+        else:
+            granted, withheld = current.granted - decided, current.withheld | decided
         updated = replace(
             current,
             models=changed(current.models, "models"),
             tools=changed(current.tools, "tools"),
             data_scopes=changed(current.data_scopes, "data_scopes"),
+            granted=granted,
+            withheld=withheld,
         )
         return self._change(current, updated, by, change)
 
@@ -375,6 +410,28 @@ class AgentRegistry:
                 self.revoke_keys(conn, [current.name], by=actor_name(by))
             record(conn, actor_name(by), f"registry.{change}", f"agent:{current.name}", detail=_summary(changed))
         return changed
+
+    def _withhold(self, conn: sa.Connection, name: str, refused: frozenset[Permission]) -> None:
+        """Say, once per launch, that the code declares permissions a person revoked; audit the refusal."""
+        what = ", ".join(f"{_OPTION[kind]} {granted}" for kind, granted in sorted(refused))
+        restore = " ".join(
+            ["podium agents grant", name, *(f"--{_OPTION[kind]} {granted}" for kind, granted in sorted(refused))]
+        )
+        _log.warning(
+            "agent %r: the code declares %s, which a person revoked; it stays withheld. If it should be allowed "
+            "again, a person restores it: `%s --by <person>`.",
+            name,
+            what,
+            restore,
+        )
+        record(
+            conn,
+            deployer(),
+            "registry.withheld",
+            f"agent:{name}",
+            decision="denied",
+            detail={"withheld": what, "restore": f"{restore} --by <person>"},
+        )
 
     def _authorize(
         self,
@@ -440,6 +497,26 @@ def _check_ceiling(tier: str) -> None:
         raise UsageError(f"tier ceiling {tier!r} is not a tier: use local, intermediate or frontier (or none).")
 
 
+def _permissions(by_kind: Mapping[str, Iterable[str]]) -> frozenset[Permission]:
+    return frozenset((kind, name) for kind, names in by_kind.items() for name in names)
+
+
+def _by_kind(permissions: frozenset[Permission]) -> str:
+    """JSON of `permissions` as {kind: [names]}, sorted."""
+    grouped: dict[str, list[str]] = {}
+    for kind, name in sorted(permissions):
+        grouped.setdefault(kind, []).append(name)
+    return json.dumps(grouped)
+
+
+def _kept(current: AgentRecord, kind: str, declared: Sequence[str]) -> tuple[str, ...]:
+    """What an agent holds of `kind` after a relaunch that declares `declared`: the code's declaration without
+    what a person withheld, and what a person granted (declared or not)."""
+    held = dict.fromkeys([*declared, *getattr(current, kind)])
+    kept = (name for name in held if name in declared or (kind, name) in current.granted)
+    return tuple(name for name in kept if (kind, name) not in current.withheld)
+
+
 def _summary(agent: AgentRecord) -> dict[str, str]:
     return {
         "owner": agent.owner,
@@ -468,6 +545,8 @@ def _row(agent: AgentRecord) -> dict[str, Any]:
         "data_scopes": json.dumps(list(agent.data_scopes)),
         "delegated_by": agent.delegated_by,
         "created_at": agent.created_at,
+        "granted": _by_kind(agent.granted),
+        "withheld": _by_kind(agent.withheld),
     }
 
 
@@ -486,4 +565,6 @@ def _record(row: sa.Row[Any]) -> AgentRecord:
         data_scopes=tuple(json.loads(str(row.data_scopes or "[]"))),
         delegated_by=row.delegated_by,
         created_at=float(row.created_at or 0),
+        granted=_permissions(json.loads(str(row.granted or "{}"))),
+        withheld=_permissions(json.loads(str(row.withheld or "{}"))),
     )

@@ -271,6 +271,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX podium_labels_model ON podium_labels (model, at)",
         ),
     ),
+    Migration(
+        9,
+        "what people granted and withdrew: a relaunch declares an agent, it never re-grants what a person revoked",
+        (
+            # JSON objects {"models" | "tools" | "data_scopes": [name, ...]}
+            "ALTER TABLE podium_agents ADD COLUMN granted TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE podium_agents ADD COLUMN withheld TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

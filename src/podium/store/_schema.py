@@ -35,6 +35,10 @@ agents = sa.Table(
     sa.Column("data_scopes", sa.Text, nullable=False, server_default="[]"),  # JSON list
     sa.Column("delegated_by", sa.Text),  # the agent whose permissions this one's are a subset of
     sa.Column("created_at", sa.Float, nullable=False, server_default="0"),
+    # What people decided, by kind ({"tools": ["refund"], ...}): a relaunch keeps what a person granted and never
+    # re-grants what a person withheld (revoked), whatever the code declares.
+    sa.Column("granted", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("withheld", sa.Text, nullable=False, server_default="{}"),
 )
 
 agent_keys = sa.Table(
