@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,9 +68,16 @@ def test_each_rule_names_its_reason() -> None:
     assert rules.reasons(calm, {"note": "card 4111 1111 1111 1111"}) == ["data_class:card_number"]
     assert rules.reasons(calm, {"note": "order 4111 1111 1111 1112"}) == [], "not a card number: Luhn fails"
     assert rules.reasons(Facts(flags=frozenset({"guardrail:injection"})), {}) == ["guardrail:injection"]
-    assert rules.reasons(Facts(shadow_agrees=False), {}) == ["shadow_disagreement"]
     with pytest.raises(UsageError, match="unknown data classes"):
         podium.ExceptionRules(data_classes={"passport"})
+
+
+def test_no_rule_reads_a_fact_nothing_produces() -> None:
+    """Shadow disagreement returns with the router's shadow sample in governed runs (issue 17); until then neither
+    the rule nor its fact exists, so no workflow can rely on a rule that never fires."""
+    assert "shadow_disagreement" not in {f.name for f in dataclasses.fields(podium.ExceptionRules)}
+    assert "shadow_agrees" not in {f.name for f in dataclasses.fields(Facts)}
+    assert "shadow_agrees" not in inspect.signature(podium.assess).parameters
 
 
 def test_work_inside_the_boundaries_proceeds_without_a_person(pod: Podium) -> None:

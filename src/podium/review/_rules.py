@@ -73,7 +73,6 @@ class Facts:
     value_usd: float | None = None
     confidence: float | None = None
     flags: frozenset[str] = frozenset()
-    shadow_agrees: bool | None = None
     judgement: Judgement | None = None
     summary: str | None = None  # what a person needs to know to decide (shown in the review queue)
 
@@ -83,7 +82,6 @@ class Facts:
         value_usd: float | None = None,
         confidence: float | None = None,
         flags: Iterable[str] = (),
-        shadow_agrees: bool | None = None,
         judgement: Judgement | None = None,
         summary: str | None = None,
     ) -> Facts:
@@ -95,7 +93,6 @@ class Facts:
             value_usd=self.value_usd if value_usd is None else value_usd,
             confidence=self.confidence if confidence is None else confidence,
             flags=self.flags | frozenset(flags),
-            shadow_agrees=self.shadow_agrees if shadow_agrees is None else shadow_agrees,
             judgement=self.judgement if judgement is None else judgement,
             summary=self.summary if summary is None else summary,
         )
@@ -105,7 +102,6 @@ class Facts:
             "value_usd": self.value_usd,
             "confidence": self.confidence,
             "flags": sorted(self.flags),
-            "shadow_agrees": self.shadow_agrees,
             "summary": self.summary,
         }
 
@@ -155,7 +151,6 @@ class ExceptionRules:
     - `compliance_flags`: the run raised one of these flags -> `compliance:<flag>`
     - `data_classes`: the action's arguments hold such data (see DATA_CLASSES) -> `data_class:<name>`
     - `guardrails`: the run raised a `guardrail:<name>` flag -> that flag
-    - `shadow_disagreement`: the run's shadow answer disagreed with the routed one -> `shadow_disagreement`
 
     `tools` limits the rules to the actions they are about (None: every tool the workflow's agents call).
     `escalation` says who decides; `escalation_by_reason` gives some reasons a chain of their own, by reason code or
@@ -169,7 +164,6 @@ class ExceptionRules:
     compliance_flags: frozenset[str] = field(default_factory=frozenset)
     data_classes: frozenset[str] = field(default_factory=frozenset)
     guardrails: bool = True
-    shadow_disagreement: bool = True
     escalation: Escalation = field(default_factory=Escalation)
     escalation_by_reason: Mapping[str, Escalation] = field(default_factory=dict)
     tools: frozenset[str] | None = None
@@ -226,12 +220,10 @@ class ExceptionRules:
             found += [f"data_class:{name}" for name in sorted(self.data_classes) if DATA_CLASSES[name](text)]
         if self.guardrails:
             found += sorted(flag for flag in facts.flags if flag.startswith("guardrail:"))
-        if self.shadow_disagreement and facts.shadow_agrees is False:
-            found.append("shadow_disagreement")
         return found
 
 
-NO_RULES = ExceptionRules(guardrails=False, shadow_disagreement=False)
+NO_RULES = ExceptionRules(guardrails=False)
 """For workflows that declare none: only budget and policy exceptions, decided by the agent's owner."""
 
 
@@ -240,7 +232,6 @@ def assess(
     value_usd: float | None = None,
     confidence: float | None = None,
     flags: Iterable[str] = (),
-    shadow_agrees: bool | None = None,
     judgement: Judgement | None = None,
     summary: str | None = None,
 ) -> Facts:
@@ -264,7 +255,6 @@ def assess(
         value_usd=value_usd,
         confidence=confidence,
         flags=flags,
-        shadow_agrees=shadow_agrees,
         judgement=judgement,
         summary=summary,
     )
