@@ -29,6 +29,7 @@ def test_exported_members() -> None:
         "PodiumError",
         "Price",
         "ReviewRequired",
+        "Reviewed",
         "Run",
         "Settings",
         "StaleError",

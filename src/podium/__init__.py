@@ -28,7 +28,7 @@ from podium.errors import (
 from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
 from podium.settings import Settings
 from podium.tools import send_to_outbox, tool
-from podium.workflows import Run, current_call, step, workflow
+from podium.workflows import Reviewed, Run, current_call, step, workflow
 
 __all__ = [
     "OWNER",
@@ -53,6 +53,7 @@ __all__ = [
     "PodiumError",
     "Price",
     "ReviewRequired",
+    "Reviewed",
     "Run",
     "Settings",
     "StaleError",

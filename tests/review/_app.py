@@ -105,3 +105,10 @@ def note_then_pay(customer: str, amount_usd: float) -> str:
 def refund_after_note(customer: str, amount_usd: float) -> str:
     podium.assess(value_usd=amount_usd)
     return note_then_pay(customer, amount_usd)
+
+
+@podium.workflow(name="tests.refund_reviewed", exceptions=RULES)
+def refund_reviewed(customer: str, amount_usd: float) -> podium.Reviewed[str]:
+    """Pay, and tell the caller whether a person was asked first and which review let the payment through."""
+    podium.assess(value_usd=amount_usd)
+    return pay.reviewed(customer, amount_usd, "")

@@ -382,6 +382,19 @@ def test_an_action_stopped_by_a_rule_and_a_budget_runs_once_both_approve(pod: Po
     assert {pod.reviews.get(r.id).consumed_by for r in (first, second)} != {None}
 
 
+def test_a_step_tells_its_workflow_which_reviews_its_action_waited_for(pod: Podium) -> None:
+    assert _app.refund_reviewed.start("c-60", 20.0).result() == podium.Reviewed("paid")
+    # Nothing in the workflow's own rules fires here: only the budget asks a person.
+    pod.budgets.set("agent:refunder", 0.0, by=OWNER, on_exhausted="review")
+    run = _app.refund_reviewed.start("c-61", 20.0)
+    request = waiting(pod, run.id)
+    pod.reviews.approve(request.id, by="bob")
+    paid = run.result()
+    assert (paid.value, paid.waited, paid.reviews) == ("paid", True, (request.id,))
+    assert paid.reasons == ("budget_exhausted:agent:refunder",)
+    assert outbox(pod) == ["20.00", "20.00"]
+
+
 def test_an_approval_over_one_budget_does_not_lift_another(pod: Podium) -> None:
     pod.budgets.set("agent:refunder", 0.0, by=OWNER, on_exhausted="review")
     pod.budgets.set("team:refunds", 0.0, by=OWNER)  # a hard cap: stop

@@ -101,19 +101,17 @@ def deliver(customer_id: str, body: str) -> None:
 @podium.workflow(name="support_triage", exceptions=RULES)
 def triage_ticket(ticket: Ticket) -> TriageOutcome:
     prediction = classify(ticket)
-    facts = podium.assess(
+    podium.assess(
         judgement=podium.Judgement(INTENT_MODEL, ticket.text, prediction.label, prediction.confidence),
         flags={f"intent:{prediction.label}"},
         summary=f"{ticket.id}: {ticket.text[:200]} (intent {prediction.label}, {prediction.confidence:.0%})",
     )
     draft = draft_reply(ticket, prediction.label)
-    # The same rules the governor applies to the send: known here only to report the outcome.
-    reasons = RULES.reasons(facts, {"customer_id": ticket.customer, "body": draft})
-    exception = reasons[0] if reasons else None
     try:
-        deliver(ticket.customer, draft)  # waits for a person first if a rule fires
+        sent = deliver.reviewed(ticket.customer, draft)  # waits for a person first if an exception fires
     except podium.ActionRejected as rejected:
-        return TriageOutcome(ticket.id, prediction.label, prediction.confidence, rejected.status, exception)
-    return TriageOutcome(
-        ticket.id, prediction.label, prediction.confidence, "sent_after_review" if reasons else "sent", exception
-    )
+        status, reasons = rejected.status, rejected.reasons  # which review said no, and what it was asked about
+        return TriageOutcome(ticket.id, prediction.label, prediction.confidence, status, reasons[0])
+    # What the send actually went through: any rule, a budget that asks a person, or an `@exception` policy.
+    outcome, exception = ("sent_after_review", sent.reasons[0]) if sent.waited else ("sent", None)
+    return TriageOutcome(ticket.id, prediction.label, prediction.confidence, outcome, exception)

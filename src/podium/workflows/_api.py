@@ -11,6 +11,9 @@
     run = triage.options(run_id="ticket-42").start(ticket)
     run.result()
 
+A step whose governed action may wait for a person tells the workflow whether it did: `deliver.reviewed(...)`
+returns its result with the reviews that approved it (`Reviewed`).
+
 A workflow resumes after a crash at its last finished step; a step runs at least once, so a side effect inside
 one must be idempotent (the governor and podium's tools key their writes by run and step).
 """
@@ -44,6 +47,24 @@ def _emit(event: Event) -> None:
         podium.events.emit(event)
 
 
+@dataclass(frozen=True)
+class Reviewed(Generic[R]):
+    """A step's result, and the reviews its governed actions waited for (none: no person was asked)::
+
+    sent = deliver.reviewed(ticket.customer, draft)  # ActionRejected if a person said no
+    outcome = "sent_after_review" if sent.waited else "sent"
+    """
+
+    value: R
+    reviews: tuple[str, ...] = ()  # ids of the reviews that approved the step's actions, in the order decided
+    reasons: tuple[str, ...] = ()  # the exceptions they were asked about (rules, budgets, policies), in that order
+
+    @property
+    def waited(self) -> bool:
+        """Whether the step waited for a person before its action was performed."""
+        return bool(self.reviews)
+
+
 class Step(Generic[P, R]):
     """A durable step: its result is recorded, so a resumed workflow does not run it again."""
 
@@ -70,11 +91,18 @@ class Step(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the step; if an exception rule stops one of its calls, wait (durably) for a person's decision on
         it, then run the step again with the approval, or raise ActionRejected."""
+        return self.reviewed(*args, **kwargs).value
+
+    def reviewed(self, *args: P.args, **kwargs: P.kwargs) -> Reviewed[R]:
+        """Run the step as a call does, and return its result with the reviews it waited for."""
         approvals: tuple[Approval, ...] = ()
         while True:
             try:
                 with approvals_scope(approvals):
-                    return self._registered(*args, **kwargs)
+                    value = self._registered(*args, **kwargs)
+                return Reviewed(
+                    value, tuple(a.review_id for a in approvals), tuple(r for a in approvals for r in sorted(a.reasons))
+                )
             except ReviewRequired as needed:
                 from podium.review._wait import await_decision  # the review package builds on this module
 
