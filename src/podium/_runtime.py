@@ -90,7 +90,7 @@ class Podium:
         self.runs = Runs(engine, self._client, authorizer)
         self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour, authorizer)
         self.people = People(engine, authorizer)
-        self.audit = AuditLog(engine, settings.audit_key_file)
+        self.audit = AuditLog.from_settings(engine, settings)
         self.kill_switch = KillSwitch(engine, self._client, self.agents, authorizer)
         self.ledger = Ledger(engine)
         self.budgets = Budgets(engine, authorizer)

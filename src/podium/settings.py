@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from podium._version import __version__
 
@@ -68,6 +69,16 @@ class Settings(BaseSettings):
         description="The Ed25519 key that signs the audit log's tree heads (created on first use). Unset: "
         "`home`/audit-signing-key.pem. Keep it out of the database and back it up.",
     )
+    audit_witnesses: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Where signed tree heads are published, outside the database, comma-separated: folders and "
+        "http(s):// witnesses (docs/governance.md). Unset: the folder `<home>-witness` beside `home`.",
+    )
+
+    @field_validator("audit_witnesses", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     @property
     def policies_dir(self) -> Path | None:
@@ -79,6 +90,12 @@ class Settings(BaseSettings):
     @property
     def audit_key_file(self) -> Path:
         return self.audit_key or self.home / "audit-signing-key.pem"
+
+    @property
+    def audit_witness_specs(self) -> tuple[str, ...]:
+        """The configured witnesses, or a folder beside `home` (not in it: whoever can replace what `home` holds,
+        podium.db included, must not also rewrite what witnesses the log)."""
+        return self.audit_witnesses or (str(self.home.parent / f"{self.home.name}-witness"),)
 
     @property
     def config_file(self) -> Path | None:

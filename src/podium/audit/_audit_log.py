@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from podium.audit import _heads, _merkle
 from podium.audit._heads import Signer, TreeHead, Verification
 from podium.audit._log import AuditEntry
+from podium.audit._witness import Witnesses
 from podium.errors import NotFoundError, UsageError
+from podium.settings import Settings
 from podium.store import tables
 
 EXPORT_FORMAT = "podium-audit-export/1"
@@ -71,9 +73,16 @@ class ConsistencyProof:
 
 
 class AuditLog:
-    def __init__(self, engine: sa.Engine, key_file: Path) -> None:
+    def __init__(self, engine: sa.Engine, key_file: Path, witnesses: Witnesses) -> None:
         self._engine = engine
         self._key_file = key_file
+        self._witnesses = witnesses
+
+    @classmethod
+    def from_settings(cls, engine: sa.Engine, settings: Settings) -> AuditLog:
+        """The log in `engine`, signed with `audit_key`, witnessed by `audit_witnesses` (ConfigurationError if one
+        of them is neither a folder nor an http(s) URL)."""
+        return cls(engine, settings.audit_key_file, Witnesses.parse(settings.audit_witness_specs))
 
     @functools.cached_property
     def signer(self) -> Signer:
@@ -106,16 +115,20 @@ class AuditLog:
             return int(conn.execute(sa.select(tables.audit_size.c.size)).scalar_one())
 
     def checkpoint(self) -> TreeHead | None:
-        """Sign the tree as it is now (see `_heads.checkpoint`)."""
-        return _heads.checkpoint(self._engine, self.signer)
+        """Sign the tree as it is now on top of what the witnesses hold (see `_heads.checkpoint`), and publish the
+        head to every witness (again, if it is not new: a witness that missed one catches up)."""
+        head = _heads.checkpoint(self._engine, self.signer, self._witnesses.latest())
+        if head is not None:
+            self._witnesses.publish(head)
+        return head
 
     def heads(self) -> list[TreeHead]:
         with self._engine.connect() as conn:
             return _heads.heads(conn)
 
     def verify(self) -> Verification:
-        pin = self.signer.pin if self._key_file.exists() else None
-        return _heads.verify(self._engine, self._public_key(), pin)
+        """Check every entry and signed head in the database, and that it still holds every witnessed head."""
+        return _heads.verify(self._engine, self._public_key(), self._witnesses.heads())
 
     def prove_inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """A proof that entry `seq` is in the tree of `tree_size` entries (default: the latest signed head)."""

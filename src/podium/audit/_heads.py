@@ -2,8 +2,10 @@
 
 A head pins every entry before it: changing, dropping or reordering any of them changes the root, and only the
 holder of the private key can sign another. The key lives in a file beside the database, never in it (whoever
-can write the database must not be able to re-sign it). Each head stores the tree's right edge, so the next
-checkpoint reads only the leaves appended since.
+can write the database must not be able to re-sign it), and every head is published to witnesses outside the
+database (`_witness.py`): whoever can write the database cannot make podium forget a head it signed, nor sign
+with another key. Each head stores the tree's right edge, so the next checkpoint reads only the leaves appended
+since.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,26 @@ class TreeHead:
             "signature": self.signature,
         }
 
+    @classmethod
+    def from_json(cls, data: object) -> TreeHead:
+        """The head `as_json` wrote; ValueError if `data` is not one."""
+        if not isinstance(data, dict) or set(data) < {"tree_size", "root_hash", "timestamp", "key_id", "signature"}:
+            raise ValueError(f"{data!r} is not a signed tree head")
+        head = cls(data["tree_size"], data["root_hash"], data["timestamp"], data["key_id"], data["signature"])
+        if not isinstance(head.tree_size, int) or not all(
+            isinstance(text, str) for text in (head.root_hash, head.key_id, head.signature)
+        ):
+            raise ValueError(f"{data!r} is not a signed tree head")
+        return head
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """A head as a witness holds it, and which witness (a folder or a URL)."""
+
+    head: TreeHead
+    by: str
+
 
 class Signer:
     """podium's audit signing key, loaded from (or created at) a PEM file readable only by its owner."""
@@ -77,19 +99,6 @@ class Signer:
         unsigned = TreeHead(tree_size, root_hash, round(time.time(), 6), self.key_id, "")
         signature = self._key.sign(unsigned.signed_message()).hex()
         return TreeHead(tree_size, root_hash, unsigned.timestamp, self.key_id, signature)
-
-    @property
-    def pin(self) -> Path:
-        """Where the last head this key signed is remembered, outside the database."""
-        return self.path.with_name(f"{self.path.stem}.last-head.json")
-
-    def remember(self, head: TreeHead) -> None:
-        """Keep `head` as the last signed one, unless a larger one is remembered already (another process)."""
-        if self.pin.exists() and json.loads(self.pin.read_text(encoding="utf-8"))["tree_size"] >= head.tree_size:
-            return
-        temporary = self.pin.with_name(f".{self.pin.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(head.as_json()), encoding="utf-8")
-        temporary.replace(self.pin)
 
     def public_pem(self) -> bytes:
         return self.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -133,13 +142,13 @@ def heads(conn: sa.Connection) -> list[TreeHead]:
     return [_head(row) for row in rows]
 
 
-def checkpoint(engine: sa.Engine, signer: Signer) -> TreeHead | None:
+def checkpoint(engine: sa.Engine, signer: Signer, witnessed: Witnessed | None) -> TreeHead | None:
     """Sign the root of the log as it is now; return the new head, or the latest if nothing was appended since
     (None for an empty log). Safe to run from several processes at once: a head per size is kept once.
 
-    It refuses (AuditTampered) to sign on top of a database that lost the last head podium signed (remembered in
-    a file beside the key) or whose stored tree edge does not give its signed root: signing then would bless a
-    rewrite of the log by whoever can write the database.
+    It refuses (AuditTampered) to sign on top of a database that lost the latest head its witnesses hold, whose
+    latest head does not verify (stored edge, root, signature), or with a key other than the one that signed the
+    heads before: signing then would bless a rewrite of the log by whoever can write the database.
     """
     with engine.connect() as conn:
         latest = (
@@ -147,10 +156,8 @@ def checkpoint(engine: sa.Engine, signer: Signer) -> TreeHead | None:
             .mappings()
             .first()
         )
-        problem = _pin_problem(conn, signer.pin)
         frontier = Frontier.from_json(json.loads(latest["frontier"])) if latest else Frontier()
-        if latest is not None and frontier.root().hex() != latest["root_hash"]:
-            problem = f"the stored tree edge of the head of size {latest['tree_size']} does not give its signed root"
+        problem = _signing_problem(conn, signer, _head(latest) if latest else None, frontier, witnessed)
         if problem:
             raise AuditTampered(f"{problem}; nothing was signed. Run `podium audit verify` and investigate.")
         for _seq, leaf in _leaves(conn, after=frontier.size):
@@ -162,23 +169,54 @@ def checkpoint(engine: sa.Engine, signer: Signer) -> TreeHead | None:
     head = signer.sign(frontier.size, frontier.root().hex())
     with engine.begin() as conn:
         insert_if_absent(conn, tables.tree_heads, **head.as_json(), frontier=json.dumps(frontier.to_json()))
-    signer.remember(head)
     return head
 
 
-def _pin_problem(conn: sa.Connection, pin: Path) -> str | None:
-    """Whether the database still holds the last head this key signed, as signed."""
-    if not pin.exists():
+def _signing_problem(
+    conn: sa.Connection, signer: Signer, latest: TreeHead | None, frontier: Frontier, witnessed: Witnessed | None
+) -> str | None:
+    """Why signing on top of the database's latest head would be wrong, if it would."""
+    if witnessed is not None:
+        problem = _key_problem(f"{signer.path}", signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed")
+        if problem:
+            return problem
+        stored = conn.execute(
+            sa.select(tables.tree_heads.c.root_hash).where(tables.tree_heads.c.tree_size == witnessed.head.tree_size)
+        ).scalar()
+        problem = _witness_problem([witnessed], {witnessed.head.tree_size: stored} if stored else {})
+        if problem:
+            return problem
+    if latest is None:
         return None
-    remembered = json.loads(pin.read_text(encoding="utf-8"))
-    stored = conn.execute(
-        sa.select(tables.tree_heads.c.root_hash).where(tables.tree_heads.c.tree_size == remembered["tree_size"])
-    ).scalar()
-    if stored != remembered["root_hash"]:
+    problem = _key_problem(f"{signer.path}", signer.key_id, latest.key_id, "the database holds")
+    if problem:
+        return problem
+    if frontier.root().hex() != latest.root_hash or not signature_holds(latest, signer.public_key):
         return (
-            f"the last head podium signed (size {remembered['tree_size']}, root {remembered['root_hash'][:16]}…) "
-            "is missing from the database or was altered"
+            f"the latest head in the database (size {latest.tree_size}) does not verify: its stored edge, root or "
+            "signature was altered"
         )
+    return None
+
+
+def _key_problem(key_file: str, key: str, expected: str, whose: str) -> str | None:
+    if key == expected:
+        return None
+    return (
+        f"the audit signing key {key_file} (id {key[:16]}…) is not the key of the heads {whose} "
+        f"(id {expected[:16]}…): restore that key from your backup and point PODIUM_AUDIT_KEY at it"
+    )
+
+
+def _witness_problem(witnessed: Sequence[Witnessed], stored: Mapping[int, str]) -> str | None:
+    """Whether the database still holds every witnessed head, as signed (`stored`: its roots by tree size)."""
+    for number, held in enumerate(reversed(witnessed)):
+        if stored.get(held.head.tree_size) != held.head.root_hash:
+            which = "the last head" if number == 0 else "a head"
+            return (
+                f"{which} podium signed (size {held.head.tree_size}, root {held.head.root_hash[:16]}…), witnessed by "
+                f"{held.by}, is missing from the database or was altered"
+            )
     return None
 
 
@@ -199,38 +237,67 @@ def leaf_hashes(engine: sa.Engine, tree_size: int) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Verification:
-    """The result of checking the log in the database: `ok`, how many entries, how many signed heads, and the
-    first problem found."""
+    """The result of checking the log in the database: `ok`, how many entries, how many signed heads, the first
+    problem found, and the latest witnessed head it was checked against (its size, and which witness)."""
 
     ok: bool
     entries: int
     tree_heads: int = 0
     problem: str | None = None
+    witnessed_size: int = 0
+    witnessed_by: str | None = None
 
 
-def verify(engine: sa.Engine, public_key: Ed25519PublicKey | None, pin: Path | None = None) -> Verification:
-    """Recompute every leaf from its row and every signed root from the leaves, in one pass.
+def verify(engine: sa.Engine, public_key: Ed25519PublicKey | None, witnessed: Sequence[Witnessed] = ()) -> Verification:
+    """Recompute every leaf from its row and every signed root from the leaves, in one pass; then check that the
+    database still holds every head the witnesses hold (`witnessed`, smallest first), signed with their key.
 
-    Entries after the last signed head are checked against their own leaf hashes and the log's size; a head
-    checks everything before it. Without the public key (no key file yet) no head can be checked. `pin` is the
-    file where the signer remembers its last head: the database must still hold it.
+    Entries after the last signed head are checked against their own leaf hashes and the log's size counter; a
+    head checks everything before it. Without the public key (no key file yet) no head can be checked.
     """
     with engine.connect() as conn:
         signed = heads(conn)
-        problem = _pin_problem(conn, pin) if pin is not None else None
-        count = 0
+        count, problem = _size(conn)
         if problem is None:
-            count, problem = _check_leaves(conn, signed, public_key)
-    return Verification(problem is None, count, len(signed), problem)
+            count, problem = _check_leaves(conn, count, signed, public_key)
+    if problem is None and witnessed:
+        problem = _witness_problem(witnessed, {head.tree_size: head.root_hash for head in signed})
+    if problem is None and witnessed and public_key is not None:
+        held = witnessed[-1]
+        problem = _key_problem("(PODIUM_AUDIT_KEY)", key_id(public_key), held.head.key_id, f"{held.by} witnessed")
+    latest = witnessed[-1] if witnessed else None
+    return Verification(
+        problem is None,
+        count,
+        len(signed),
+        problem,
+        latest.head.tree_size if latest else 0,
+        latest.by if latest else None,
+    )
+
+
+def _size(conn: sa.Connection) -> tuple[int, str | None]:
+    """The log's size counter, and a problem if an entry lies past it.
+
+    The counter and the last entry are read in one statement (one snapshot): entries appended after it are not
+    this verification's business, but an entry past the counter makes every later append collide."""
+    log = tables.audit_log
+    size, last = conn.execute(
+        sa.select(tables.audit_size.c.size, sa.select(sa.func.max(log.c.seq)).scalar_subquery())
+    ).one()
+    if last is not None and last > size:
+        return int(size), (
+            f"entry {last} lies past the log's size counter ({size}): the counter was lowered or an entry was "
+            "inserted past it, so every audited action now fails to append; investigate before repairing either"
+        )
+    return int(size), None
 
 
 def _check_leaves(
-    conn: sa.Connection, signed: list[TreeHead], public_key: Ed25519PublicKey | None
+    conn: sa.Connection, size: int, signed: list[TreeHead], public_key: Ed25519PublicKey | None
 ) -> tuple[int, str | None]:
-    """(entries checked, the first problem or None)."""
+    """(entries checked, the first problem or None) for the first `size` entries."""
     log = tables.audit_log
-    size = int(conn.execute(sa.select(tables.audit_size.c.size)).scalar_one())
-    # Entries appended after the size was read are not this verification's business.
     query = sa.select(log).where(log.c.seq <= size).order_by(log.c.seq)
     frontier = Frontier()
     pending = iter(signed)

@@ -189,7 +189,7 @@ def worker(
                     console.print(f"retrained {name} on people's corrections: {path.name}")
                 try:
                     pod.audit.checkpoint()
-                except AuditTampered as exc:  # say so every minute, loudly, and keep the work going
+                except (AuditTampered, UsageError) as exc:  # tampering, a witness down: say so, loudly, keep going
                     err.print(f"[bold red]audit log:[/] {exc}")
     _exit_leaving_waits_durable()
 
