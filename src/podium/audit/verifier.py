@@ -1,8 +1,10 @@
 """Verify an exported podium audit log without trusting podium.
 
 This file is meant to be read by an auditor in one sitting. It shares no code with podium's writer except the
-hashing rules of RFC 6962 (`podium.audit._merkle`, pure functions on bytes), and needs only the standard
-library and `cryptography`. An export is a directory:
+hashing rules of RFC 6962 (`_merkle.py`, pure functions on bytes), and needs only the standard library and
+`cryptography`: copy it and `_merkle.py` into a folder and run `python verifier.py EXPORT ...`, or, with podium
+installed, `python -m podium.audit.verifier EXPORT ...` (the same as `podium audit verify EXPORT ...`).
+An export is a directory:
 
     manifest.json      {"format": "podium-audit-export/1", "entries": N, "tree_heads": H}
     entries.jsonl      line i is the entry with "seq": i in canonical JSON (sorted keys, no spaces, UTF-8);
@@ -12,22 +14,31 @@ library and `cryptography`. An export is a directory:
     public-key.pem     the Ed25519 key that signed the heads
 
 If the export verifies, no entry was altered, removed, inserted or reordered after a head covering it was
-signed, unless whoever did it holds the signing key. Two things make that stronger:
+signed, unless whoever did it holds the signing key. Two things make that a verification rather than a
+self-consistency check:
 
-    public_key      a key you already trust (from podium's operator, not from the export): without it the
-                    export's own key is used, which shows the log is intact, not who wrote it
-    trusted_head    a head from an earlier verification: the log must contain that tree, so it only grew since
-                    (nobody cut it short and re-signed)
+    --public-key KEY.pem    a key you already trust (from podium's operator, not from the export): anyone can
+                            re-sign an edited export with a key of their own and ship that key inside it, so
+                            without it the command exits 1 unless you pass --trust-embedded-key
+    --trusted-head FILE     the last head you verified (written by --save-head FILE): the export must contain
+                            that tree, so the log only grew since; an export cut back to an earlier signed head
+                            is otherwise a valid, shorter log
 
-    report = verify_export(Path("audit-export"), public_key=Path("podium-audit.pub.pem"))
-    print(report.problem or f"{report.entries} entries verified")
+    python -m podium.audit.verifier audit-2026-12 --public-key podium.pem \\
+        --trusted-head last-head.json --save-head last-head.json
+
+Exit status: 0 verified, 1 not verified (the line says why), 2 bad input (the line says what to pass).
+From Python: `verify_export(Path("audit-export"), public_key=..., trusted_head=read_head(...))` gives a Report.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +47,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from podium.audit._merkle import Frontier, leaf_hash
+if __package__:  # python -m podium.audit.verifier, or imported from podium
+    from podium.audit._merkle import Frontier, leaf_hash
+else:  # python verifier.py, run from a folder that holds a copy of _merkle.py beside it: no podium needed
+    from _merkle import Frontier, leaf_hash  # type: ignore[import-not-found,no-redef]
 
 FORMAT = "podium-audit-export/1"
 
@@ -286,3 +300,102 @@ def _signature_holds(head: TreeHead, key: Ed25519PublicKey) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# -- the command an auditor runs ------------------------------------------------------------------------------
+
+
+class BadInput(Exception):
+    """Something the auditor passed cannot be read; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the command says, in one line, and its exit status: 0 verified, 1 not verified, 2 bad input."""
+
+    status: int
+    message: str
+
+
+_SAVE_HINT = "pass the file that --save-head wrote when you last verified this log"
+
+
+def read_head(path: Path) -> TreeHead:
+    """The head in `path` (one JSON object, as --save-head writes it); BadInput if it is not one."""
+    where = f"the trusted head {path}"
+    try:
+        fields = _parse_object(_utf8(path.read_bytes(), where), where)
+        _check_fields(fields, _HEAD_FIELDS, where)
+    except OSError as exc:
+        raise BadInput(f"cannot read {where}: {exc.strerror or exc}; {_SAVE_HINT}.") from exc
+    except _Problem as exc:
+        raise BadInput(f"{exc}; {_SAVE_HINT}.") from exc
+    return TreeHead(**{name: fields[name] for name in _HEAD_FIELDS})
+
+
+def write_head(path: Path, head: TreeHead) -> None:
+    """Keep `head` in `path` for the next verification, replacing the file in one step."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps(head.__dict__, sort_keys=True) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def check(
+    directory: Path,
+    *,
+    public_key: Path | None = None,
+    trusted_head: Path | None = None,
+    save_head: Path | None = None,
+    trust_embedded_key: bool = False,
+) -> Outcome:
+    """Verify the export in `directory` as the command does, and say what came of it."""
+    try:
+        trusted = read_head(trusted_head) if trusted_head is not None else None
+        report = verify_export(directory, public_key=public_key, trusted_head=trusted)
+    except (BadInput, FileNotFoundError) as exc:
+        return Outcome(2, str(exc))
+    if not report.ok or report.last_head is None:
+        return Outcome(1, f"export does NOT verify: {report.problem}")
+    summary = f"{report.entries:,} entries, {report.tree_heads} signed tree head(s)"
+    if not report.trusted_key and not trust_embedded_key:
+        return Outcome(
+            1,
+            f"export intact but NOT verified: {summary}, signed by a key you have not said you trust "
+            f"({report.last_head.key_id[:16]}…, shipped inside the export). Pass --public-key KEY.pem with the key "
+            "podium's operator gave you, or --trust-embedded-key to accept it.",
+        )
+    signer = "the key you trust" if report.trusted_key else "the key inside the export (as you asked)"
+    message = f"export verified: {summary}, signed by {signer}"
+    if trusted is not None:
+        message += f"; it extends the head you trusted ({trusted.tree_size:,} entries)"
+    if save_head is not None:
+        write_head(save_head, report.last_head)
+        message += f"; its last head is saved to {save_head} (pass it as --trusted-head next time)"
+    return Outcome(0, message + ".")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m podium.audit.verifier", description="Verify an exported podium audit log."
+    )
+    parser.add_argument("export", type=Path, help="the folder `podium audit export` wrote")
+    parser.add_argument("--public-key", type=Path, help="the signing key you trust (PEM), from podium's operator")
+    parser.add_argument("--trusted-head", type=Path, help="the last head you verified: the log must extend it")
+    parser.add_argument("--save-head", type=Path, help="where to keep this export's last head for next time")
+    parser.add_argument(
+        "--trust-embedded-key", action="store_true", help="accept the key inside the export (proves intact, not who)"
+    )
+    args = parser.parse_args(argv)
+    outcome = check(
+        args.export,
+        public_key=args.public_key,
+        trusted_head=args.trusted_head,
+        save_head=args.save_head,
+        trust_embedded_key=args.trust_embedded_key,
+    )
+    print(outcome.message, file=sys.stdout if outcome.status == 0 else sys.stderr)
+    return outcome.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

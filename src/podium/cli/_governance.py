@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from podium.audit.verifier import verify_export
+from podium.audit.verifier import check
 from podium.cli._common import connected, console, err, settings
 from podium.cost import usd
+from podium.errors import UsageError
 from podium.governance._kill import kill_scope
 from podium.governance._policy import PolicySet
 from podium.governance._policy_tests import run_file, test_suites
@@ -331,28 +332,48 @@ def audit_list(
 def audit_verify(
     export: Annotated[Path | None, typer.Argument(help="An exported log folder; without it, the database.")] = None,
     public_key: Annotated[Path | None, typer.Option(help="The signing key you trust (PEM), for an export.")] = None,
+    trusted_head: Annotated[
+        Path | None, typer.Option(help="The last head you verified (from --save-head): the export must extend it.")
+    ] = None,
+    save_head: Annotated[Path | None, typer.Option(help="Keep the export's last head here, for next time.")] = None,
+    trust_embedded_key: Annotated[
+        bool, typer.Option(help="Without --public-key, accept the key inside the export (proves intact, not who).")
+    ] = False,
 ) -> None:
-    """Check the log: every leaf, every signed tree head. Exit 1 if anything was altered, removed or added."""
+    """Check the log: every leaf, every signed tree head, against its witnesses (the database) or the key and head
+    you trust (an export; the same as `python -m podium.audit.verifier`). Exit 1 unless it verifies."""
     if export is not None:
-        report = verify_export(export, public_key=public_key)
-        if report.ok:
-            trust = "the key you trust" if report.trusted_key else "the key inside the export (pass --public-key)"
-            console.print(
-                f"[green]export verified[/]: {report.entries:,} entries, {report.tree_heads} signed "
-                f"tree head(s), signed by {trust}."
-            )
-            return
-        err.print(f"[bold red]export does NOT verify[/]: {report.problem}")
-        raise typer.Exit(1)
+        outcome = check(
+            export,
+            public_key=public_key,
+            trusted_head=trusted_head,
+            save_head=save_head,
+            trust_embedded_key=trust_embedded_key,
+        )
+        if outcome.status == 2:
+            raise UsageError(outcome.message)
+        (console if outcome.status == 0 else err).print(outcome.message, highlight=False, markup=False)
+        raise typer.Exit(outcome.status)
+    if public_key or trusted_head or save_head or trust_embedded_key:
+        raise UsageError(
+            "--public-key, --trusted-head, --save-head and --trust-embedded-key check an export: pass its folder "
+            "(the database is checked against its witnesses, PODIUM_AUDIT_WITNESSES)."
+        )
     with connected() as pod:
         result = pod.verify_audit()
     if result.ok:
+        witnessed = (
+            f", consistent with the head of {result.witnessed_size:,} entries witnessed by {result.witnessed_by}"
+            if result.witnessed_by
+            else ""
+        )
         console.print(
             f"[green]audit log verified[/]: {result.entries:,} entries, {result.tree_heads} signed tree "
-            "head(s); no gap, no alteration."
+            f"head(s){witnessed}; no gap, no alteration.",
+            highlight=False,
         )
         return
-    err.print(f"[bold red]audit log BROKEN[/] at entry {result.entries}: {result.problem}")
+    err.print(f"[bold red]audit log BROKEN[/] at entry {result.entries}: {result.problem}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -375,7 +396,7 @@ def audit_export(folder: Annotated[Path, typer.Argument(help="Where to write the
         head = pod.audit.export(folder)
     console.print(
         f"exported {head.tree_size:,} entries to {folder} in {time.perf_counter() - started:.1f} s; "
-        f"check it with `podium audit verify {folder} --public-key KEY.pem`."
+        f"check it with `podium audit verify {folder} --public-key KEY.pem --save-head LAST-HEAD.json`."
     )
 
 
