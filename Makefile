@@ -48,4 +48,4 @@ bench: install-test
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.workflows
 
 clean:
-	rm -rf $(VENV) .podium .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .podium .podium-witness .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,7 @@ and verify checks the size counter against the entries."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -189,3 +190,20 @@ def test_witnesses_are_set_as_a_comma_separated_list(monkeypatch: pytest.MonkeyP
     assert Settings().audit_witnesses == ("http://127.0.0.1:9/w", str(tmp_path / "w"))
     with pytest.raises(ConfigurationError, match="ftp://x.*http"):
         Podium.connect(Settings(home=tmp_path / "podium", audit_witnesses=("ftp://x",)))
+
+
+def test_a_database_started_anew_is_told_to_take_a_witness_of_its_own(sqlite_settings: Settings) -> None:
+    """Deleting the home (podium.db and the key) looks to the witness like the attack it is there for: the refusal
+    says what to do when it was on purpose."""
+    with Podium.connect(sqlite_settings) as pod:
+        _append(pod, 1, ENTRIES)
+        pod.audit.checkpoint()
+    shutil.rmtree(sqlite_settings.home)
+    witness = sqlite_settings.home.parent / f"{sqlite_settings.home.name}-witness"
+    with Podium.connect(sqlite_settings) as pod:
+        _append(pod, 1)
+        with pytest.raises(AuditTampered, match=f"started anew on purpose .* move {witness} aside"):
+            pod.audit.checkpoint()
+        witness.rename(witness.with_name("old-witness"))
+        head = pod.audit.checkpoint()
+        assert head is not None and head.tree_size == 1 and pod.verify_audit().ok

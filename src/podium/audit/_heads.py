@@ -177,13 +177,13 @@ def _signing_problem(
 ) -> str | None:
     """Why signing on top of the database's latest head would be wrong, if it would."""
     if witnessed is not None:
-        problem = _key_problem(f"{signer.path}", signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed")
-        if problem:
-            return problem
         stored = conn.execute(
             sa.select(tables.tree_heads.c.root_hash).where(tables.tree_heads.c.tree_size == witnessed.head.tree_size)
         ).scalar()
-        problem = _witness_problem([witnessed], {witnessed.head.tree_size: stored} if stored else {})
+        by_size = {witnessed.head.tree_size: stored} if stored else {}
+        problem = _witness_problem([witnessed], by_size, database_has_heads=latest is not None) or _key_problem(
+            f"{signer.path}", signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed"
+        )
         if problem:
             return problem
     if latest is None:
@@ -208,14 +208,21 @@ def _key_problem(key_file: str, key: str, expected: str, whose: str) -> str | No
     )
 
 
-def _witness_problem(witnessed: Sequence[Witnessed], stored: Mapping[int, str]) -> str | None:
+def _witness_problem(
+    witnessed: Sequence[Witnessed], stored: Mapping[int, str], *, database_has_heads: bool
+) -> str | None:
     """Whether the database still holds every witnessed head, as signed (`stored`: its roots by tree size)."""
     for number, held in enumerate(reversed(witnessed)):
         if stored.get(held.head.tree_size) != held.head.root_hash:
             which = "the last head" if number == 0 else "a head"
+            anew = (
+                ""
+                if database_has_heads
+                else f" (a database started anew on purpose needs a witness of its own: move {held.by} aside)"
+            )
             return (
                 f"{which} podium signed (size {held.head.tree_size}, root {held.head.root_hash[:16]}…), witnessed by "
-                f"{held.by}, is missing from the database or was altered"
+                f"{held.by}, is missing from the database or was altered{anew}"
             )
     return None
 
@@ -261,7 +268,8 @@ def verify(engine: sa.Engine, public_key: Ed25519PublicKey | None, witnessed: Se
         if problem is None:
             count, problem = _check_leaves(conn, count, signed, public_key)
     if problem is None and witnessed:
-        problem = _witness_problem(witnessed, {head.tree_size: head.root_hash for head in signed})
+        stored = {head.tree_size: head.root_hash for head in signed}
+        problem = _witness_problem(witnessed, stored, database_has_heads=bool(signed))
     if problem is None and witnessed and public_key is not None:
         held = witnessed[-1]
         problem = _key_problem("(PODIUM_AUDIT_KEY)", key_id(public_key), held.head.key_id, f"{held.by} witnessed")
