@@ -68,7 +68,7 @@ def launch(settings: Settings) -> Podium:
 
 @podium.step(name="tests.ask")
 def ask(agent_name: str, model: str) -> str:
-    return {a.name: a for a in AGENTS}[agent_name].run("hello", model=model)
+    return {a.name: a for a in AGENTS}[agent_name].run("hello", model=model, max_tokens=10)
 
 
 @podium.step(name="tests.use")

@@ -39,6 +39,7 @@ def test_exported_members() -> None:
         "connect",
         "current_call",
         "launch",
+        "request_scope",
         "route_outcome",
         "send_to_outbox",
         "step",
@@ -57,3 +58,16 @@ def test_errors_survive_pickling_with_their_fields() -> None:
     assert type(copy) is podium.ActionDenied
     assert (str(copy), copy.fields) == (str(error), {"agent": "a", "resource": "t", "run_id": "r"})
     assert isinstance(copy, podium.GovernanceError) and not isinstance(copy, podium.UsageError)
+
+
+def test_a_review_request_survives_pickling_with_the_action_it_carries() -> None:
+    """DBOS records a step's ReviewRequired and may re-raise it in another process."""
+    import pickle
+
+    from podium.errors import ProposedAction
+
+    action = ProposedAction("a", "tool", "t", "run-1", ("low_confidence",), "d" * 64, {"x": 1}, {}, {"summary": "s"})
+    error = podium.ReviewRequired("waits for a person", agent="a", resource="t", run_id="run-1", request=action)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is podium.ReviewRequired
+    assert copy.request == action

@@ -25,10 +25,11 @@ from podium.errors import (
     StaleError,
     UsageError,
 )
+from podium.governance import current_call, request_scope
 from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
 from podium.settings import Settings
 from podium.tools import send_to_outbox, tool
-from podium.workflows import Reviewed, Run, current_call, step, workflow
+from podium.workflows import Reviewed, Run, step, workflow
 
 __all__ = [
     "OWNER",
@@ -63,6 +64,7 @@ __all__ = [
     "connect",
     "current_call",
     "launch",
+    "request_scope",
     "route_outcome",
     "send_to_outbox",
     "step",

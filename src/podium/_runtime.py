@@ -34,7 +34,6 @@ from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, UsageError
 from podium.governance import GovernedModel, GovernedToolset, Governor
 from podium.governance._kill import KillReport, KillSwitch
-from podium.governance._policy import PolicySet
 from podium.governance._routed import RoutedModel
 from podium.models import (
     SMOLLM2_135M,
@@ -49,7 +48,8 @@ from podium.models._breaker import CircuitBreaker
 from podium.models._config import ModelConfig
 from podium.models._remote import check_endpoint, openai_compatible
 from podium.people import People
-from podium.review import Reviews
+from podium.policy import PolicySet
+from podium.review import ExceptionStage, Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate, tables
 from podium.tools import Outbox, fee_nano_usd, tool_team
@@ -97,7 +97,9 @@ class Podium:
         self.outbox = Outbox(engine)
         self.models = ModelCatalog()
         self.trained = TrainedModels(engine, settings.home / "models")
-        self.governor = Governor(engine, self.events, self.policies)
+        self.governor = Governor(
+            engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(engine)
+        )
         self.executor_id: str | None = None
         self._work_queue: Queue | None = None
         self._toolset: FunctionToolset[Any] = FunctionToolset()

@@ -10,6 +10,7 @@
     ├── GovernanceError            the governor refused an action at run time
     │   ├── ActionDenied           the agent is not allowed that model or tool
     │   ├── ActorStopped           the agent is suspended or its run was cancelled
+    │   │   └── SideEffectFenced   … noticed as a side effect committed: nothing of it was written
     │   ├── BudgetExhausted        a budget covering the call has no room for it
     │   ├── ReviewRequired         an exception rule fired: the action waits for a person (handled by @step)
     │   └── ActionRejected         a person rejected the action, or its review expired with "reject"
@@ -22,6 +23,7 @@ possibly in another process.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -82,9 +84,33 @@ class ActorStopped(GovernanceError):
     """The agent is suspended or the run is cancelled, so no further action may happen."""
 
 
+class SideEffectFenced(ActorStopped):
+    """A side effect checked again as it committed (`Governor.fence`) and found its agent or run stopped: nothing
+    of it was written."""
+
+
 class BudgetExhausted(GovernanceError):
     """A budget covering the call has no room for it. `on_exhausted` says what its owner wants: "stop" the work,
     or "review": turn it into an exception for a person (the run then waits for a review, like any exception)."""
+
+    scope: str
+    on_exhausted: str
+
+
+@dataclass(frozen=True)
+class ProposedAction:
+    """The exact action a person is asked to decide, and why: what `ReviewRequired` carries to the review queue."""
+
+    agent: str
+    kind: str
+    resource: str
+    run_id: str | None
+    reasons: tuple[str, ...]
+    input_digest: str  # the digest of the proposed action: an approval binds to it
+    arguments: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] = field(default_factory=dict)  # what an edit of the arguments must satisfy
+    facts: dict[str, Any] = field(default_factory=dict)  # what the workflow assessed (`podium.assess`)
+    judgement: dict[str, Any] | None = None  # the classifier's judgement a reviewer's label corrects
 
 
 class ReviewRequired(GovernanceError):
@@ -92,6 +118,8 @@ class ReviewRequired(GovernanceError):
     (durably) for a person's decision on the exact action, then runs again with the approval.
 
     `@podium.step` handles it; workflow code sees only the outcome: the step returns, or ActionRejected."""
+
+    request: ProposedAction
 
 
 class ActionRejected(GovernanceError):

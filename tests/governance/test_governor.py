@@ -74,7 +74,7 @@ def test_a_suspended_agent_makes_no_further_call(settings: Settings) -> None:
         assert ledger_rows(pod) == []
         assert pod.outbox.messages() == []
         actions = [(e.actor, e.action, e.decision) for e in audit_rows(pod)]
-        assert ("person:security-officer", "registry.suspend", "done") in actions
+        assert ("person:security-officer", "registry.suspend", "allowed") in actions
         assert ("agent:tester", "model.call", "stopped") in actions
 
         pod.agents.set_status("tester", "active", by="security-officer")
@@ -157,8 +157,8 @@ def test_a_step_retried_after_a_failed_call_records_both(sqlite_settings: Settin
 
 
 def test_a_call_that_failed_before_a_crash_and_succeeds_on_re_run_is_recorded_twice(sqlite_settings: Settings) -> None:
-    from podium.governance._governor import Call, CallRecord, Usage, write_records
-    from podium.workflows import CallSite
+    from podium.governance import Call, CallSite, Usage
+    from podium.governance._record import CallRecord, write_records
 
     call = Call("tester", "tool", "note", "tool", "digest")
     site = CallSite("run-x:2:1", "run-x", 2)  # the same site: a step re-run after a crash restarts its count

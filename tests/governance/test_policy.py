@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from podium import Settings
 from podium.cli import app
 from podium.errors import ActionDenied, ConfigurationError
-from podium.governance._policy import PolicySet
+from podium.policy import PolicySet
 from podium.store import tables
 from tests import _apps
 
@@ -72,8 +72,8 @@ def test_explain_shows_the_policy_that_denied_an_audited_call(tmp_path: Path) ->
     settings = Settings(home=tmp_path / "podium", policies=EXAMPLES)
     with _apps.launch(settings) as pod:
         with pytest.raises(ActionDenied, match="denied by support-stays-below-frontier"):
-            _apps.teller.run("hello", model="echo")  # echo is a frontier model; teller is in team support
-        assert _apps.worker.run("hello", model="echo") == "echo"  # tester has no team: allowed
+            _apps.teller.run("hello", model="echo", max_tokens=10)  # echo is frontier; teller is in team support
+        assert _apps.worker.run("hello", model="echo", max_tokens=10) == "echo"  # tester has no team: allowed
         with pod.engine.connect() as conn:
             denied, allowed = (
                 conn.execute(
@@ -116,7 +116,40 @@ def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reus
         "run_stopped",
         "widens",
     )
-    from podium.governance._policy import _context_keys
+    from podium.policy._cedar import _context_keys
 
     assert _context_keys('when { context has x && context["y"] } // context.z') == ("x", "y")
     assert _context_keys("when { context == {} };") is None  # the whole context: no reuse across contexts
+
+
+def test_policy_explain_names_the_deciding_policy_of_allowed_operator_actions(sqlite_settings: Settings) -> None:
+    """Kills, budgets, registry changes and review decisions are audited with the policies that allowed them."""
+    import podium
+    from tests.cost._budget_app import FEE_NANO, budget_flow
+    from tests.cost._budget_app import app as spending_app
+    from tests.review.test_review import waiting
+
+    with podium.launch(sqlite_settings, spending_app) as pod:
+        pod.budgets.set("team:ops", FEE_NANO / 1e9, by="cfo@example.com", on_exhausted="review")
+        assert budget_flow.start("q0").result() == "found q0"
+        request = waiting(pod, budget_flow.start("q1").id)
+        pod.reviews.approve(request.id, by="finance-lead@example.com", rationale="month-end")
+        pod.agents.set_status("spender", "suspended", by="ciso@example.com")
+        pod.kill_switch.kill("team:ops", by="ciso@example.com", reason="drill")
+        entries = {e.entry.action: e for e in pod.audit.entries()}
+    expected = {
+        "budget.set": "people-set-budgets",
+        "review.approve": "reviews-are-decided-by-their-chain",
+        "registry.suspend": "people-manage-the-registry",
+        "governance.kill": "people-pull-the-kill-switch",
+    }
+    for action, policy in expected.items():
+        stored = entries[action]
+        assert stored.entry.decision in ("allowed", "approved")
+        assert policy in stored.entry.policies, action
+        result = runner.invoke(
+            app, ["--home", str(sqlite_settings.home), "policy", "explain", str(stored.seq)], terminal_width=200
+        )
+        assert result.exit_code == 0, result.output
+        assert f"permit {policy}" in result.output and "podium:base.cedar:" in result.output
+        assert "not a policy decision" not in result.output

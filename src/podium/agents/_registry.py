@@ -20,6 +20,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import actor_name, parse_actor, record
 from podium.errors import ActionDenied, NotFoundError, UsageError
-from podium.governance._policy import Authorizer, Decision, Entity, PolicySet, agent_entity, person_entity
+from podium.policy import Authorizer, Entity, GovernedAction, PolicySet, agent_entity, person_entity
 from podium.store import tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
@@ -192,13 +193,13 @@ class AgentRegistry:
             created_at=now,
             granted=_permissions(granted),
         )
-        with self._engine.begin() as conn:
+        with self._act(by, "registry.change", new, {"change": "add"}, audit_as="registry.add") as act:
+            conn = act.conn
             if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
                 raise UsageError(f"an agent named {name!r} exists already; `podium agents show {name}` shows it.")
-            self._authorize(by, "registry.change", new, {"change": "add"})
             conn.execute(tables.agents.insert().values(**_row(new)))
             key = self._issue_key(conn, name)
-            record(conn, actor_name(by), "registry.add", f"agent:{name}", detail=_summary(new))
+            act.detail = _summary(new)
         return new, key
 
     def grant(
@@ -247,11 +248,10 @@ class AgentRegistry:
         current = self.get(name)
         if current.status == "retired":
             raise UsageError(f"agent {name!r} is retired; it gets no new keys.")
-        with self._engine.begin() as conn:
-            self._authorize(by, "registry.change", current, {"change": "rotate-key"})
-            self.revoke_keys(conn, [name], by=actor_name(by))
-            key = self._issue_key(conn, name)
-            record(conn, actor_name(by), "registry.rotate-key", f"agent:{name}", detail={"key_id": key.id})
+        with self._act(by, "registry.change", current, {"change": "rotate-key"}, audit_as="registry.rotate-key") as act:
+            self.revoke_keys(act.conn, [name], by=actor_name(by))
+            key = self._issue_key(act.conn, name)
+            act.detail = {"key_id": key.id}
         return key
 
     def delegate(
@@ -295,13 +295,12 @@ class AgentRegistry:
         )
         wider = {kind: sorted(granted - parent.grants()[kind]) for kind, granted in child.grants().items()}
         wider = {kind: extra for kind, extra in wider.items() if extra}
-        with self._engine.begin() as conn:
-            if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
+        detail = {"widens": json.dumps(wider)} if wider else {}
+        with self._act(by, "registry.delegate", child, {"widens": bool(wider)}, detail=detail) as act:
+            if act.conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
                 raise UsageError(f"an agent named {name!r} exists already; choose another name for the delegate.")
-            detail = {"widens": json.dumps(wider)} if wider else {}
-            self._authorize(by, "registry.delegate", child, {"widens": bool(wider)}, detail)
-            conn.execute(tables.agents.insert().values(**_row(child)))
-            record(conn, actor_name(by), "registry.delegate", f"agent:{name}", detail=_summary(child))
+            act.conn.execute(tables.agents.insert().values(**_row(child)))
+            act.detail = _summary(child)
         return child
 
     def revoke_keys(self, conn: sa.Connection, names: Sequence[str], *, by: str) -> int:
@@ -394,8 +393,11 @@ class AgentRegistry:
         _check_ceiling(changed.tier_ceiling)
         changed = replace(changed, updated_at=max(time.time(), current.updated_at + 1e-6))
         agents = tables.agents
-        with self._engine.begin() as conn:
-            self._authorize(by, "registry.change", current, {"change": change}, {"to": json.dumps(_summary(changed))})
+        to = {"to": json.dumps(_summary(changed))}
+        with self._act(
+            by, "registry.change", current, {"change": change}, detail=to, audit_as=f"registry.{change}"
+        ) as act:
+            conn = act.conn
             written = conn.execute(
                 agents.update()
                 .where(agents.c.name == current.name, agents.c.updated_at == current.updated_at)
@@ -408,7 +410,7 @@ class AgentRegistry:
                 )
             if revoke_keys:
                 self.revoke_keys(conn, [current.name], by=actor_name(by))
-            record(conn, actor_name(by), f"registry.{change}", f"agent:{current.name}", detail=_summary(changed))
+            act.detail = _summary(changed)
         return changed
 
     def _withhold(self, conn: sa.Connection, name: str, refused: frozenset[Permission]) -> None:
@@ -433,16 +435,21 @@ class AgentRegistry:
             detail={"withheld": what, "restore": f"{restore} --by <person>"},
         )
 
-    def _authorize(
+    def _act(
         self,
         by: str,
         action: str,
         resource: AgentRecord,
         context: dict[str, Any],
+        *,
         detail: dict[str, str] | None = None,
-    ) -> Decision:
-        return self.authorizer.check(
-            by, action, entity_of(resource), context, resource_name=f"agent:{resource.name}", detail=detail
+        audit_as: str | None = None,
+    ) -> AbstractContextManager[GovernedAction]:
+        """The governed path for a change to `resource`: authorised on its entry as it is (or will be), audited as
+        `audit_as` (the change's own name) with the deciding policies."""
+        name = f"agent:{resource.name}"
+        return self.authorizer.act(
+            by, action, entity_of(resource), context, resource_name=name, detail=detail, audit_as=audit_as
         )
 
     def principal(self, by: str) -> Entity:

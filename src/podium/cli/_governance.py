@@ -16,9 +16,8 @@ from podium.cli._common import connected, console, err, settings
 from podium.cost import usd
 from podium.errors import UsageError
 from podium.governance._kill import kill_scope
-from podium.governance._policy import PolicySet
-from podium.governance._policy_tests import run_file, test_suites
 from podium.governance._report import governance_report, report_markdown
+from podium.policy import PolicySet, run_file, test_suites
 from podium.workflows._runs import format_time
 
 agents_app = typer.Typer(

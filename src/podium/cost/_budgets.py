@@ -20,7 +20,7 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from podium.cost._prices import NANO, usd
 from podium.errors import BudgetExhausted, NotFoundError, UsageError
+from podium.policy import Authorizer
 from podium.store import tables
 
 OnExhausted = Literal["stop", "review"]
@@ -61,23 +62,21 @@ def check_scope(scope: str) -> str:
 
 
 class Budgets:
-    def __init__(self, engine: sa.Engine, authorize: Callable[[str, str, str], None] | None = None) -> None:
+    def __init__(self, engine: sa.Engine, authorizer: Authorizer) -> None:
         self._engine = engine
-        self._authorize = authorize  # the Cedar check on who may set a budget (the runtime passes one)
+        self._authorizer = authorizer  # who may set a budget
 
     def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: str) -> Budget:
         """Create or change a budget (audited). Spend and reservations so far are kept."""
-        from podium.audit import actor_name, record
-
         check_scope(scope)
         if limit_usd < 0:
             raise UsageError(f"budget limit {limit_usd} for {scope} is negative; give a limit in USD >= 0.")
         if on_exhausted not in ("stop", "review"):
             raise UsageError(f"on_exhausted={on_exhausted!r}: use 'stop' (refuse the call) or 'review' (ask a person).")
         limit = round(limit_usd * NANO)
-        if self._authorize is not None:
-            self._authorize(by, "budget.set", scope)
-        with self._engine.begin() as conn:
+        detail = {"limit_nano_usd": str(limit), "on_exhausted": on_exhausted}
+        with self._authorizer.act(by, "budget.set", scope, detail=detail) as act:
+            conn = act.conn
             updated = conn.execute(
                 b.update()
                 .where(b.c.scope == scope)
@@ -89,13 +88,6 @@ class Budgets:
                         scope=scope, limit_nano_usd=limit, on_exhausted=on_exhausted, updated_at=time.time()
                     )
                 )
-            record(
-                conn,
-                actor_name(by),
-                "budget.set",
-                scope,
-                detail={"limit_nano_usd": str(limit), "on_exhausted": on_exhausted},
-            )
         return self.get(scope)
 
     def get(self, scope: str) -> Budget:

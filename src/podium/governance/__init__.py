@@ -1,12 +1,29 @@
-"""Governance: the governor, its pydantic-ai wrappers, Cedar policies and the kill switch."""
+"""Governance: the governor and its pipeline of stages, its front doors, its pydantic-ai wrappers, Cedar policies
+and the kill switch."""
 
-from podium.governance._governor import Call, Governor, Usage
+from podium.governance._call import Call, CallKind, Outcome, Usage
+from podium.governance._governor import Governor
+from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage, Standing
+from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope
 from podium.governance._wrappers import GovernedModel, GovernedToolset
 
 __all__ = [
+    "Approval",
     "Call",
+    "CallContext",
+    "CallKind",
+    "CallSite",
+    "FrontDoor",
     "GovernedModel",
     "GovernedToolset",
     "Governor",
+    "NeedsReview",
+    "Outcome",
+    "Refusal",
+    "Stage",
+    "Standing",
     "Usage",
+    "current_call",
+    "enter_door",
+    "request_scope",
 ]

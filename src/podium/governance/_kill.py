@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from dbos import DBOSClient
 
 from podium.agents import AgentRegistry
-from podium.audit import actor_name, record
+from podium.audit import actor_name
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import Authorizer
+from podium.policy import Authorizer
 from podium.review._queue import wake_withdrawn, withdraw_reviews
 from podium.store import create_engine, insert_many_if_absent, tables
 
@@ -57,12 +57,12 @@ def kill_scope(
 
 
 class KillSwitch:
-    def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, authorize: Authorizer) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, authorizer: Authorizer) -> None:
         self._shared = engine
         self._control: sa.Engine | None = None
         self._client = client
         self._registry = registry
-        self._authorize = authorize
+        self._authorizer = authorizer
 
     @property
     def _engine(self) -> sa.Engine:
@@ -84,9 +84,9 @@ class KillSwitch:
         """Halt everything `scope` covers (see the module docstring); audited."""
         started = time.perf_counter()
         agents = self._agents_in(scope)
-        self._authorize(by, "governance.kill", scope)
         actor = actor_name(by)
-        with self._engine.begin() as conn:
+        with self._authorizer.act(by, "governance.kill", scope, detail={"reason": reason}, engine=self._engine) as act:
+            conn = act.conn
             if conn.dialect.name == "postgresql":
                 # A table lock request queues ahead of side effects that arrive after it (a row lock would wait
                 # behind a stream of overlapping shared locks): the kill waits only for those already committing.
@@ -97,7 +97,7 @@ class KillSwitch:
                 tables.kills.insert().values(scope=scope, killed_by=actor, reason=reason, killed_at=time.time())
             )
             revoked = self._registry.revoke_keys(conn, agents, by=actor) if agents else 0
-            record(conn, actor, "governance.kill", scope, detail={"reason": reason, "keys_revoked": str(revoked)})
+            act.detail["keys_revoked"] = str(revoked)
         acknowledged = time.perf_counter() - started
         cancelled = self._cancel_runs(scope, agents, actor)
         return KillReport(scope, tuple(agents), revoked, cancelled, acknowledged, time.perf_counter() - started)
@@ -109,11 +109,10 @@ class KillSwitch:
         if row is None:
             active = ", ".join(k.scope for k in self.active()) or "none"
             raise NotFoundError(f"no kill covers {scope!r} (active kills: {active}).")
-        self._authorize(by, "governance.restore", scope)
-        actor = actor_name(by)
-        with self._engine.begin() as conn:
-            conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
-            record(conn, actor, "governance.restore", scope, detail={"reason": reason})
+        with self._authorizer.act(
+            by, "governance.restore", scope, detail={"reason": reason}, engine=self._engine
+        ) as act:
+            act.conn.execute(tables.kills.delete().where(tables.kills.c.scope == scope))
         return Kill(*row)
 
     def _agents_in(self, scope: str) -> list[str]:

@@ -19,16 +19,35 @@ from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
 
 from podium.audit import canonical_json, digest
 from podium.cost import Price
-from podium.governance._governor import Call, Governor, Usage
+from podium.governance._call import Call, Usage
+from podium.governance._governor import Governor
 from podium.models._local import COMPUTE_SECONDS, to_chat
 
-EXPECTED_OUTPUT_TOKENS = 256  # when a request sets no max_tokens
+EXPECTED_OUTPUT_TOKENS = 256  # what a request that sets no max_tokens is expected to produce (for routing)
+DEFAULT_MAX_TOKENS = 1024  # the cap the governor sets on a request that sets none, so its cost has a bound
+TOKENS_PER_MESSAGE = 8  # the most a chat template adds around each message (role markers, separators)
+SLOWEST_TOKENS_PER_SECOND = 2.0  # local compute is reserved as if the model managed no more than this
 
 
 def expected_tokens(prompt_chars: int, model_settings: ModelSettings | None) -> tuple[int, int]:
     """Input and output tokens a request is expected to take, before it runs: about four characters a token in,
-    and its max_tokens out."""
+    and its max_tokens out. For choosing a model; budgets reserve `most_tokens`."""
     return prompt_chars // 4 + 1, int((model_settings or {}).get("max_tokens") or EXPECTED_OUTPUT_TOKENS)
+
+
+def most_tokens(
+    messages: list[ModelMessage], parameters: ModelRequestParameters, model_settings: ModelSettings
+) -> tuple[int, int]:
+    """The most input and output tokens a request can be billed for: no tokeniser makes more tokens than the UTF-8
+    bytes it reads (messages and the tool definitions sent with them), plus the chat template's markers; and no
+    more output than its max_tokens (which the governor always sets)."""
+    turns = to_chat(messages)
+    tools = [
+        {"name": tool.name, "description": tool.description, "parameters": tool.parameters_json_schema}
+        for tool in (*parameters.function_tools, *parameters.output_tools)
+    ]
+    read = sum(len(turn.content.encode()) for turn in turns) + len(canonical_json(tools).encode())
+    return read + TOKENS_PER_MESSAGE * (len(turns) + 2), int(model_settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
 
 
 class GovernedModel(WrapperModel):
@@ -71,10 +90,12 @@ class GovernedModel(WrapperModel):
     ) -> ModelResponse:
         """A request whose audit entry also carries `detail` (the router's reasons for choosing this model)."""
         turns = [(t.role, t.content) for t in to_chat(messages)]
-        tokens_in, tokens_out = expected_tokens(sum(len(content) for _, content in turns), model_settings)
-        # At most: a local model is assumed no slower than 20 tokens a second.
-        estimate = self._price.cost_nano_usd(tokens_in, tokens_out, tokens_out / 20)
-        call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=estimate)
+        # The output is capped, so that the most the call can cost is known before it runs and reserved whole:
+        # concurrent calls then cannot take a budget past its limit, whatever they turn out to cost.
+        model_settings = {**(model_settings or {}), "max_tokens": _max_tokens(model_settings)}
+        tokens_in, tokens_out = most_tokens(messages, model_request_parameters, model_settings)
+        most = self._price.cost_nano_usd(tokens_in, tokens_out, (tokens_in + tokens_out) / SLOWEST_TOKENS_PER_SECOND)
+        call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=most)
         return await self._governor.govern(
             call,
             lambda _: self.wrapped.request(messages, model_settings, model_request_parameters),
@@ -87,6 +108,10 @@ class GovernedModel(WrapperModel):
         seconds = float((response.provider_details or {}).get(COMPUTE_SECONDS, 0.0))
         tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
         return Usage(tokens_in, tokens_out, seconds, self._price.cost_nano_usd(tokens_in, tokens_out, seconds))
+
+
+def _max_tokens(model_settings: ModelSettings | None) -> int:
+    return int((model_settings or {}).get("max_tokens") or DEFAULT_MAX_TOKENS)
 
 
 def _response_text(response: ModelResponse) -> str:

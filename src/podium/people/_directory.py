@@ -9,14 +9,15 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from podium.audit import actor_name, parse_actor, record
+from podium.audit import parse_actor
 from podium.errors import NotFoundError, UsageError
-from podium.governance._policy import Authorizer, person_entity
+from podium.policy import Authorizer, GovernedAction, person_entity
 from podium.store import tables
 
 p = tables.people
@@ -35,7 +36,7 @@ class People:
 
     def __init__(self, engine: sa.Engine, authorizer: Authorizer) -> None:
         self._engine = engine
-        self._authorize = authorizer
+        self._authorizer = authorizer
 
     def add(
         self,
@@ -54,46 +55,44 @@ class People:
         if usd_per_hour is not None and usd_per_hour < 0:
             raise UsageError(f"usd_per_hour={usd_per_hour} is negative; give the loaded hourly rate in USD.")
         person = Person(name, display_name or name, tuple(team_list), usd_per_hour)
-        self._check(by, name, team_list, stays_admin="admins" in team_list)
         values = {
             "display_name": person.display_name,
             "teams": json.dumps(team_list),
             "usd_per_hour": usd_per_hour,
             "updated_at": time.time(),
         }
-        with self._engine.begin() as conn:
-            if not conn.execute(p.update().where(p.c.name == name).values(**values)).rowcount:
-                conn.execute(p.insert().values(name=name, **values))
-            record(
-                conn,
-                actor_name(by),
-                "people.change",
-                f"person:{name}",
-                decision="allowed",
-                detail={"teams": ", ".join(team_list), "usd_per_hour": str(usd_per_hour)},
-            )
+        detail = {"teams": ", ".join(team_list), "usd_per_hour": str(usd_per_hour)}
+        with self._act(by, name, team_list, stays_admin="admins" in team_list, detail=detail) as act:
+            if not act.conn.execute(p.update().where(p.c.name == name).values(**values)).rowcount:
+                act.conn.execute(p.insert().values(name=name, **values))
         return person
 
     def remove(self, name: str, *, by: str) -> None:
         person = self.get(name)
-        self._check(by, name, person.teams, stays_admin=False)
-        with self._engine.begin() as conn:
-            conn.execute(p.delete().where(p.c.name == name))
-            record(conn, actor_name(by), "people.remove", f"person:{name}", decision="allowed")
+        with self._act(by, name, person.teams, stays_admin=False) as act:
+            act.action = "people.remove"
+            act.conn.execute(p.delete().where(p.c.name == name))
 
-    def _check(self, by: str, name: str, teams: Iterable[str], *, stays_admin: bool) -> None:
+    @contextmanager
+    def _act(
+        self, by: str, name: str, teams: Iterable[str], *, stays_admin: bool, detail: dict[str, str] | None = None
+    ) -> Iterator[GovernedAction]:
         """Who may change the directory: admins, or anyone while there is none (to appoint the first). A change
         that would leave no admin is refused, so the directory never falls back to being anyone's."""
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(p.c.name, p.c.teams).where(p.c.teams.like('%"admins"%'))).all()
         admins = {row.name for row in rows if "admins" in json.loads(row.teams)}
         context = {"no_admins_yet": not admins}
-        self._authorize.check(by, "people.change", person_entity(name, teams), context, resource_name=f"person:{name}")
-        if admins == {name} and not stays_admin:
-            raise UsageError(
-                f"{name} is the last admin: the directory would be left without one, and anyone could then change "
-                f"it. Make someone else an admin first (`podium people add NAME --team admins --by {name}`)."
-            )
+        entity = person_entity(name, teams)
+        with self._authorizer.act(
+            by, "people.change", entity, context, resource_name=f"person:{name}", detail=detail
+        ) as act:
+            if admins == {name} and not stays_admin:
+                raise UsageError(
+                    f"{name} is the last admin: the directory would be left without one, and anyone could then "
+                    f"change it. Make someone else an admin first (`podium people add NAME --team admins --by {name}`)."
+                )
+            yield act
 
     def get(self, name: str) -> Person:
         found = self.find(name)

@@ -3,6 +3,7 @@
 from podium.review._metrics import Fatigue, ReviewMetrics
 from podium.review._queue import BulkDecision, DecisionDetails, ReviewRequest, Reviews
 from podium.review._rules import DATA_CLASSES, OWNER, Escalation, ExceptionRules, Facts, Judgement, assess
+from podium.review._stage import ExceptionStage
 
 __all__ = [
     "DATA_CLASSES",
@@ -11,6 +12,7 @@ __all__ = [
     "DecisionDetails",
     "Escalation",
     "ExceptionRules",
+    "ExceptionStage",
     "Facts",
     "Fatigue",
     "Judgement",

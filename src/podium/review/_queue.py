@@ -13,16 +13,17 @@ import builtins
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from dbos import DBOSClient, SendMessage
 
-from podium.audit import actor_name, canonical_json, digest, parse_actor, record
+from podium.audit import canonical_json, digest, parse_actor, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, PodiumError, StaleError, UsageError
-from podium.governance._policy import Authorizer, Decision, review_entity
+from podium.policy import Authorizer, GovernedAction, review_entity
 from podium.review._metrics import ReviewMetrics, review_metrics
 from podium.review._schema import problems
 from podium.store import tables
@@ -260,9 +261,8 @@ class Reviews:
     def claim(self, review_id: str, *, by: str) -> ReviewRequest:
         """Take the request: until it is decided or reassigned, only `by` decides it."""
         request = self._open(review_id)
-        self._check(request, by, "claim")
         _, name = parse_actor(by)
-        self._update(request, {"claimed_by": name}, by, "review.claim", {"claimed_by": name})
+        self._update(request, {"claimed_by": name}, by, "claim", {"claimed_by": name})
         return self.get(review_id)
 
     def reassign(self, review_id: str, *, to: str, by: str, rationale: str = "") -> ReviewRequest:
@@ -277,9 +277,8 @@ class Reviews:
             raise UsageError(
                 f"cannot reassign to {to!r}: name a person (--to ana@example.com) or a team (--to team:support)."
             )
-        self._check(request, by, "reassign")
         detail = {"from": request.waiting_on, "to": to, "rationale": rationale}
-        self._update(request, {"assignee": to, "claimed_by": None}, by, "review.reassign", detail)
+        self._update(request, {"assignee": to, "claimed_by": None}, by, "reassign", detail)
         return self.get(review_id)
 
     # -- internals ---------------------------------------------------------------------------------------------
@@ -290,7 +289,9 @@ class Reviews:
             raise StaleError(_decided_message(request))
         return request
 
-    def _check(self, request: ReviewRequest, by: str, decision: str) -> Decision:
+    def _act(self, request: ReviewRequest, by: str, decision: str) -> AbstractContextManager[GovernedAction]:
+        """The governed path for a decision on `request` (Cedar's `review.decide`, audited as `review.<decision>`,
+        bound to the digest of the action it decides)."""
         if not by.strip():
             raise UsageError("a decision needs the name of the person who made it (--by).")
         resource = review_entity(
@@ -302,21 +303,23 @@ class Reviews:
             chain=request.chain,
             claimed_by=request.claimed_by or "",
         )
-        return self._authorizer.check(
-            by, "review.decide", resource, {"decision": decision}, resource_name=f"review:{request.id}"
+        return self._authorizer.act(
+            by,
+            "review.decide",
+            resource,
+            {"decision": decision},
+            resource_name=f"review:{request.id}",
+            input_digest=request.action_digest,
         )
 
     def _update(
-        self, request: ReviewRequest, values: dict[str, Any], by: str, action: str, detail: dict[str, str]
+        self, request: ReviewRequest, values: dict[str, Any], by: str, decision: str, detail: dict[str, str]
     ) -> None:
-        with self._engine.begin() as conn:
-            changed = conn.execute(r.update().where(*_as_read(request)).values(**values)).rowcount
+        with self._act(request, by, decision) as act:
+            act.action, act.detail = f"review.{decision}", detail
+            changed = act.conn.execute(r.update().where(*_as_read(request)).values(**values)).rowcount
             if not changed:
                 raise StaleError(_changed_message(self.get(request.id)))
-            record(
-                conn, actor_name(by), action, f"review:{request.id}", decision="allowed",
-                input_digest=request.action_digest, detail=detail,
-            )  # fmt: skip
 
     def _decide(
         self,
@@ -343,7 +346,6 @@ class Reviews:
             )
         if label is not None and request.judgement is None:
             raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
-        permitted = self._check(request, by, "edited" if edited_arguments is not None else status)
         _, person = parse_actor(by)
         arguments = edited_arguments if edited_arguments is not None else request.action["arguments"]
         approved_action = {**request.action, "arguments": arguments} if status == "approved" else None
@@ -355,7 +357,8 @@ class Reviews:
             request.judgement["label"] if request.judgement and status == "approved" else None
         )  # fmt: skip
         now = time.time()
-        with self._engine.begin() as conn:
+        with self._act(request, by, "edited" if edited_arguments is not None else status) as act:
+            conn = act.conn
             rate = conn.execute(sa.select(tables.people.c.usd_per_hour).where(tables.people.c.name == person)).scalar()
             decided = conn.execute(
                 r.update()
@@ -407,24 +410,15 @@ class Reviews:
                     )
                 )
             if edited_arguments is not None:
-                action = "review.correct"
+                act.action = "review.correct"
             else:
-                action = {"approved": "review.approve", "rejected": "review.reject"}[status]
-            detail = {"rationale": rationale, "minutes": str(minutes)}
+                act.action = {"approved": "review.approve", "rejected": "review.reject"}[status]
+            act.outcome = status
+            act.detail = {"rationale": rationale, "minutes": str(minutes)}
             if approved_digest is not None and approved_digest != request.action_digest:
-                detail["approved_digest"] = approved_digest
+                act.detail["approved_digest"] = approved_digest
             if given_label is not None and request.judgement is not None and given_label != request.judgement["label"]:
-                detail["label"] = f"{request.judgement['label']} -> {given_label}"
-            record(
-                conn,
-                actor_name(by),
-                action,
-                f"review:{request.id}",
-                decision=status,
-                input_digest=request.action_digest,
-                policies=permitted.policies,
-                detail=detail,
-            )
+                act.detail["label"] = f"{request.judgement['label']} -> {given_label}"
             message = {
                 "status": status,
                 "by": person,

@@ -16,11 +16,12 @@ from dbos import DBOS
 
 from podium import _current
 from podium.audit import canonical_json, record
-from podium.errors import ActionRejected, ReviewRequired
+from podium.errors import ActionRejected, ProposedAction, ReviewRequired
+from podium.governance import Approval
 from podium.review._rules import OWNER
 from podium.store import insert_if_absent, tables
 from podium.workflows._api import step
-from podium.workflows._context import Approval, current_workflow
+from podium.workflows._context import current_workflow
 
 HOLD_SECONDS = 30 * 24 * 3600.0  # a held request waits in slices this long, with no further escalation
 DECISION_IN_FLIGHT_SECONDS = 60.0  # a decision committed as a deadline passed: its message is already there
@@ -32,15 +33,15 @@ def await_decision(needed: ReviewRequired) -> Approval:
     workflow = current_workflow()
     # Outside a workflow nothing waits (the governor denies instead), so there always is one here.
     assert workflow is not None, "await_decision runs in a workflow body"
-    escalation = workflow.rules.escalation_for(needed.fields["reasons"])
+    escalation = workflow.rules.escalation_for(needed.request.reasons)
     seconds = escalation.deadline.total_seconds()
-    review_id, wait = _open_review(needed.fields, escalation.chain, seconds, escalation.on_expiry)
+    review_id, wait = _open_review(needed.request, escalation.chain, seconds, escalation.on_expiry)
     message: dict[str, Any] | None = None
     while message is None:
         message = DBOS.recv(topic=review_id, timeout_seconds=wait)
         if message is not None and message["status"] == "cancelled":
             # The run was cancelled while it waited, and has been resumed since: it asks a person afresh.
-            review_id, wait = _open_review(needed.fields, escalation.chain, seconds, escalation.on_expiry)
+            review_id, wait = _open_review(needed.request, escalation.chain, seconds, escalation.on_expiry)
             message = None
         elif message is None:
             next_wait = _deadline_passed(review_id)
@@ -50,8 +51,8 @@ def await_decision(needed: ReviewRequired) -> Approval:
     approved = message["status"] == "approved"
     if message["status"] in ("approved", "rejected"):
         _credit_routes(approved and not message.get("edited", False))
-    if not approved or message.get("proposed_digest") != needed.fields["input_digest"]:
-        reasons = tuple(needed.fields["reasons"])
+    if not approved or message.get("proposed_digest") != needed.request.input_digest:
+        reasons = needed.request.reasons
         why = message.get("rationale") or ""
         raise ActionRejected(
             f"review {review_id} was {message['status']}"
@@ -66,11 +67,11 @@ def await_decision(needed: ReviewRequired) -> Approval:
         )
     return Approval(
         review_id,
-        needed.fields["resource"],
+        needed.request.resource,
         message["proposed_digest"],
         message["arguments"],
         message["approved_digest"],
-        frozenset(needed.fields["reasons"]),
+        frozenset(needed.request.reasons),
     )
 
 
@@ -83,35 +84,35 @@ def _credit_routes(success: bool) -> None:
 
 @step(name="podium.review.open")
 def _open_review(
-    needed: dict[str, Any], chain: tuple[str, ...], level_seconds: float, on_expiry: str
+    needed: ProposedAction, chain: tuple[str, ...], level_seconds: float, on_expiry: str
 ) -> tuple[str, float]:
     """Record the request (once, even if this step re-runs) and audit it; return its id and the first wait."""
     run_id = DBOS.workflow_id
     assert run_id is not None
     review_id = f"{run_id}/review-{DBOS.step_id}"
     workflow = current_workflow()
-    facts = needed.get("facts") or {}
+    facts = needed.facts
     pod = _current.get()
     now = time.time()
     with pod.engine.begin() as conn:
-        owner = conn.execute(sa.select(tables.agents.c.owner).where(tables.agents.c.name == needed["agent"])).scalar()
+        owner = conn.execute(sa.select(tables.agents.c.owner).where(tables.agents.c.name == needed.agent)).scalar()
         resolved = [owner or OWNER if decider == OWNER else decider for decider in chain]
-        action = {"kind": needed["kind"], "resource": needed["resource"], "arguments": needed["arguments"]}
+        action = {"kind": needed.kind, "resource": needed.resource, "arguments": needed.arguments}
         if insert_if_absent(
             conn,
             tables.reviews,
             id=review_id,
             run_id=run_id,
-            agent=needed["agent"],
-            reason=needed["reasons"][0],
-            reasons=json.dumps(list(needed["reasons"])),
+            agent=needed.agent,
+            reason=needed.reasons[0],
+            reasons=json.dumps(list(needed.reasons)),
             summary=facts.get("summary") or _summary(action),
             action=canonical_json(action),
-            action_digest=needed["input_digest"],
-            action_schema=canonical_json(needed.get("schema") or {}),
+            action_digest=needed.input_digest,
+            action_schema=canonical_json(needed.schema),
             facts=canonical_json(facts),
             value_usd=facts.get("value_usd"),
-            judgement=canonical_json(needed["judgement"]) if needed.get("judgement") else None,
+            judgement=canonical_json(needed.judgement) if needed.judgement else None,
             status="pending",
             created_at=now,
             deadline_at=now + level_seconds,
@@ -124,12 +125,12 @@ def _open_review(
         ):
             record(
                 conn,
-                f"agent:{needed['agent']}",
+                f"agent:{needed.agent}",
                 "review.request",
                 f"review:{review_id}",
                 decision="pending",
-                input_digest=needed["input_digest"],
-                detail={"reasons": ", ".join(needed["reasons"]), "assigned_to": resolved[0]},
+                input_digest=needed.input_digest,
+                detail={"reasons": ", ".join(needed.reasons), "assigned_to": resolved[0]},
             )
         deadline = conn.execute(
             sa.select(tables.reviews.c.level_deadline_at).where(tables.reviews.c.id == review_id)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from podium import _current
+from podium.governance import current_call
 from podium.store import insert_if_absent, tables
-from podium.workflows._context import current_call
 
 
 @dataclass(frozen=True)

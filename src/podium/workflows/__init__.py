@@ -1,11 +1,9 @@
 """Durable workflows and steps over DBOS, and the control of their runs."""
 
 from podium.workflows._api import Reviewed, Run, Starter, Step, Workflow, step, workflow
-from podium.workflows._context import CallSite, current_call
 from podium.workflows._runs import RunInfo, Runs, StepInfo
 
 __all__ = [
-    "CallSite",
     "Reviewed",
     "Run",
     "RunInfo",
@@ -14,7 +12,6 @@ __all__ = [
     "Step",
     "StepInfo",
     "Workflow",
-    "current_call",
     "step",
     "workflow",
 ]

@@ -31,8 +31,9 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandle, make_pydantic_args_validat
 from podium import _current
 from podium._events import Event
 from podium.errors import GovernanceError, ReviewRequired, UsageError
+from podium.governance import Approval
 from podium.review._rules import NO_RULES, ExceptionRules
-from podium.workflows._context import Approval, approvals_scope, step_scope, workflow_scope
+from podium.workflows._context import approvals_scope, step_scope, workflow_scope
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,24 +1,25 @@
-"""Where a governed call happens: which run, which step, which call within the step.
+"""The workflow front door: which run, which step, which call within the step.
 
 The call key (run, step, n-th call in the step) is the same each time a step re-runs after a crash, so the
-ledger, the audit log and idempotent tools can recognise work they have already recorded.
+ledger, the audit log and idempotent tools can recognise work they have already recorded. A step installs itself
+as the front door of the governed calls it makes (`podium.governance` asks the door in force).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dbos import DBOS
 
 from podium.errors import UsageError
+from podium.governance._pipeline import Approval
+from podium.governance._site import CallSite, enter_door
 
 if TYPE_CHECKING:
-    from podium.governance._governor import Call
     from podium.review._rules import ExceptionRules, Facts
 
 
@@ -48,34 +49,9 @@ class WorkflowScope:
     facts: Facts = field(default_factory=_no_facts)
 
 
-@dataclass(frozen=True)
-class Approval:
-    """A person's approval of one exact action, which the governor lets through once: the call must propose the
-    action with `proposed_digest`, and it performs `arguments` (the proposed ones, or the reviewer's edit)."""
-
-    review_id: str
-    resource: str  # the tool (or model) it is for
-    proposed_digest: str
-    arguments: dict[str, Any]
-    approved_digest: str
-    reasons: frozenset[str] = frozenset()  # the exceptions the person was asked about, which it covers
-
-
-@dataclass(frozen=True)
-class CallSite:
-    """The identity of one governed call, and the workflow it belongs to (budgets and costs are per workflow)."""
-
-    key: str
-    run_id: str | None
-    step_id: int | None
-    workflow: str | None = None
-    call: Call | None = None  # what is being executed, once the governor admitted it
-
-
 _workflow: ContextVar[WorkflowScope | None] = ContextVar("podium_workflow", default=None)
 _approvals: ContextVar[tuple[Approval, ...]] = ContextVar("podium_approvals", default=())
 _scope: ContextVar[StepScope | None] = ContextVar("podium_step_scope", default=None)
-_call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None)
 
 
 @contextmanager
@@ -84,7 +60,8 @@ def workflow_scope(name: str, rules: ExceptionRules) -> Iterator[WorkflowScope]:
     scope = WorkflowScope(name, rules)
     token = _workflow.set(scope)
     try:
-        yield scope
+        with enter_door(_WorkflowBody(name)):
+            yield scope
     finally:
         _workflow.reset(token)
 
@@ -121,7 +98,8 @@ def step_scope(step_name: str) -> Iterator[StepScope | None]:
     scope = StepScope(run_id, step_id, step_name, workflow=workflow.name if workflow else None)
     token = _scope.set(scope)
     try:
-        yield scope
+        with enter_door(_StepDoor(scope)):
+            yield scope
     finally:
         _scope.reset(token)
 
@@ -130,41 +108,34 @@ def current_step() -> StepScope | None:
     return _scope.get()
 
 
-def next_call_site(what: str) -> CallSite:
-    """The identity of the next governed call: deterministic inside a step, unique outside any run."""
-    scope = _scope.get()
-    if scope is not None:
+@dataclass(frozen=True)
+class _StepDoor:
+    """A step as a front door: its calls are keyed by run, step and position, and only its first may wait for a
+    person (on approval the step runs again from its start)."""
+
+    scope: StepScope
+
+    def next_site(self, what: str) -> CallSite:
+        scope = self.scope
         scope.calls += 1
-        return CallSite(f"{scope.run_id}:{scope.step_id}:{scope.calls}", scope.run_id, scope.step_id, scope.workflow)
-    if DBOS.workflow_id is not None:
-        raise UsageError(
-            f"{what} was called in the body of workflow run {DBOS.workflow_id}, outside any step. "
-            "Move it into a function decorated with @podium.step, so that it runs exactly once "
-            "and is recorded once."
+        return CallSite(
+            f"{scope.run_id}:{scope.step_id}:{scope.calls}",
+            scope.run_id,
+            scope.step_id,
+            scope.workflow,
+            door="workflow",
+            can_wait=scope.calls == 1,
         )
-    return CallSite(f"adhoc:{uuid.uuid4()}", None, None)
 
 
-@contextmanager
-def call_scope(site: CallSite) -> Iterator[CallSite]:
-    """Mark the code inside as executing the governed call `site` (set by the governor)."""
-    token = _call.set(site)
-    try:
-        yield site
-    finally:
-        _call.reset(token)
+@dataclass(frozen=True)
+class _WorkflowBody:
+    """A workflow's body between steps: no governed call may happen there, since it would not be recorded once."""
 
+    name: str
 
-def current_call_or_none() -> CallSite | None:
-    return _call.get()
-
-
-def current_call() -> CallSite:
-    """The governed call being executed: a tool uses its `key` to make its side effect idempotent."""
-    site = _call.get()
-    if site is None:
+    def next_site(self, what: str) -> CallSite:
         raise UsageError(
-            "current_call() was used outside a governed tool call. Tools reach it only when an agent calls "
-            "them: agent.call_tool(...) or from a model's tool call."
+            f"{what} was called in the body of workflow {self.name!r} (run {DBOS.workflow_id}), outside any step. "
+            "Move it into a function decorated with @podium.step, so that it runs exactly once and is recorded once."
         )
-    return site

@@ -5,15 +5,15 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
-from podium.audit import actor_name, record
+from podium.audit import actor_name
 from podium.errors import NotFoundError, UsageError
+from podium.policy import Authorizer
 from podium.review._queue import wake_withdrawn, withdraw_reviews
 from podium.store import insert_if_absent, tables
 
@@ -51,12 +51,10 @@ class StepInfo:
 
 
 class Runs:
-    def __init__(
-        self, engine: sa.Engine, client: DBOSClient, authorize: Callable[[str, str, str], None] | None = None
-    ) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient, authorizer: Authorizer) -> None:
         self._engine = engine
         self._client = client
-        self._authorize = authorize  # the Cedar check on who may cancel or resume a run (the runtime passes one)
+        self._authorizer = authorizer  # who may cancel or resume a run
 
     def list(
         self,
@@ -146,12 +144,12 @@ class Runs:
         run = self.get(run_id)
         if run.status in ("SUCCESS", "ERROR"):
             raise UsageError(f"run {run_id} already finished ({run.status}); there is nothing to cancel.")
-        if self._authorize is not None:
-            self._authorize(by, "run.cancel", f"run:{run_id}")
-        with self._engine.begin() as conn:
-            if insert_if_absent(conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()):
-                record(conn, actor_name(by), "run.cancel", f"run:{run_id}")
-            withdrawn = withdraw_reviews(conn, [run_id], actor_name(by))
+        with self._authorizer.act(by, "run.cancel", f"run:{run_id}") as act:
+            # Cancelling a run already stopped changes nothing and is not logged again.
+            act.audited = insert_if_absent(
+                act.conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()
+            )
+            withdrawn = withdraw_reviews(act.conn, [run_id], actor_name(by))
         self._client.cancel_workflow(run_id)
         wake_withdrawn(self._client, withdrawn, actor_name(by))
         return self.get(run_id)
@@ -161,11 +159,8 @@ class Runs:
         run = self.get(run_id)
         if run.status == "SUCCESS":
             raise UsageError(f"run {run_id} already succeeded; there is nothing to resume.")
-        if self._authorize is not None:
-            self._authorize(by, "run.resume", f"run:{run_id}")
-        with self._engine.begin() as conn:
-            conn.execute(tables.run_stops.delete().where(tables.run_stops.c.run_id == run_id))
-            record(conn, actor_name(by), "run.resume", f"run:{run_id}")
+        with self._authorizer.act(by, "run.resume", f"run:{run_id}") as act:
+            act.conn.execute(tables.run_stops.delete().where(tables.run_stops.c.run_id == run_id))
         self._client.resume_workflow(run_id)
         return self.get(run_id)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.errors import InputDataError
-from podium.governance._policy import (
+from podium.policy._cedar import (
     Decision,
     Entity,
     PolicySet,
@@ -71,7 +71,7 @@ class CaseResult:
 def test_suites(directory: Path | None) -> list[tuple[PolicySet, Path]]:
     """podium's own policy tests against its baseline alone (a project may restrict what the baseline allows),
     then the project's (`*.test.toml` beside its policies) against the baseline and the project's policies."""
-    base = Path(str(resources.files("podium.governance") / "policies" / "base.test.toml"))
+    base = Path(str(resources.files("podium.policy") / "policies" / "base.test.toml"))
     suites = [(PolicySet.load(None), base)]
     if directory is not None:
         project = PolicySet.load(directory)

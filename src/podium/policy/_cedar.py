@@ -12,17 +12,15 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import cedarpy
-import sqlalchemy as sa
 
-from podium.audit import actor_name, record
-from podium.errors import ActionDenied, ConfigurationError
+from podium.errors import ConfigurationError
 
 TIER_RANKS = {"local": 1, "intermediate": 2, "frontier": 3}
 NO_CEILING = max(TIER_RANKS.values())
@@ -181,7 +179,7 @@ class PolicySet:
     @classmethod
     def load(cls, directory: Path | None = None) -> PolicySet:
         """podium's baseline, then every `*.cedar` file in `directory` (sorted by name)."""
-        base = resources.files("podium.governance") / "policies"
+        base = resources.files("podium.policy") / "policies"
         schema = cedarpy.Schema.from_str((base / "podium.cedarschema").read_text(encoding="utf-8"))
         sources = [("podium:base.cedar", (base / "base.cedar").read_text(encoding="utf-8"))]
         if directory is not None:
@@ -225,33 +223,6 @@ class PolicySet:
         return Decision(result.allowed, decided)
 
 
-def authorize(
-    engine: sa.Engine,
-    policies: PolicySet,
-    principal: Entity,
-    action: str,
-    resource: Entity,
-    context: Mapping[str, Any],
-    *,
-    actor: str,
-    resource_name: str,
-    detail: Mapping[str, str] | None = None,
-) -> Decision:
-    """A Cedar decision on an action outside a governed call (a registry change, a review decision, a kill).
-
-    A refusal is audited, in a transaction of its own so it is kept whatever the caller does next, and raised.
-    """
-    decision = policies.decide(principal, action, resource, context)
-    if decision.allowed:
-        return decision
-    reason = {**(detail or {}), **{k: str(v) for k, v in context.items()}, "reason": decision.reason}
-    with engine.begin() as conn:
-        record(conn, actor, action, resource_name, decision="denied", policies=decision.policies, detail=reason)
-    raise ActionDenied(
-        f"{actor} may not {action} {resource_name}: {decision.reason}.", actor=actor, policies=decision.policies
-    )
-
-
 _CONTEXT_USE = re.compile(r'\bcontext\b(?:\s*\.\s*([A-Za-z_]\w*)|\s+has\s+([A-Za-z_]\w*)|\s*\[\s*"([^"]+)"\s*\])?')
 
 
@@ -273,44 +244,6 @@ def _context_keys(text: str) -> tuple[str, ...] | None:
             return None
         keys.add(name)
     return tuple(sorted(keys))
-
-
-class Authorizer:
-    """Cedar decisions on what people (or agents) do outside governed calls: registry changes, review
-    decisions, kills, budgets, run control. A refusal is audited and raised (see `authorize`)."""
-
-    def __init__(self, engine: sa.Engine, policies: PolicySet, principal: Callable[[str], Entity]) -> None:
-        self._engine = engine
-        self._policies = policies
-        self._principal = principal  # who `by` is, as Cedar sees them (the registry knows agents)
-
-    def check(
-        self,
-        by: str,
-        action: str,
-        resource: Entity,
-        context: Mapping[str, Any] | None = None,
-        *,
-        resource_name: str | None = None,
-        detail: Mapping[str, str] | None = None,
-    ) -> Decision:
-        return authorize(
-            self._engine,
-            self._policies,
-            self._principal(by),
-            action,
-            resource,
-            context or {},
-            actor=actor_name(by),
-            resource_name=resource_name or resource.id,
-            detail=detail,
-        )
-
-    def __call__(self, by: str, action: str, resource: str) -> None:
-        """The check for a run (`run:<id>`) or a scope (`agent:<name>`, `team:<name>` …), for the parts of podium
-        that only name what they act on."""
-        entity = run_entity(resource.removeprefix("run:")) if resource.startswith("run:") else scope_entity(resource)
-        self.check(by, action, entity, resource_name=resource)
 
 
 def _entities_json(principal: Entity, resource: Entity, action: str) -> str:

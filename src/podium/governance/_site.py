@@ -1,0 +1,158 @@
+"""Where a governed call comes from: its front door, and the call site that makes it idempotent and attributable.
+
+A front door is whatever hands the governor work: a workflow step, an HTTP request (the gateway), an MCP tool
+session, or plain code. It installs itself for the code it runs (`enter_door`) and names each governed call made
+there (`next_site`): the call key (the same each time the work is retried, so the ledger, the audit log, budgets
+and idempotent tools recognise what they have already recorded) and who answers for it (run, workflow, API key,
+person). The governor asks the door in force; it needs no workflow to govern a call.
+
+    door          call key                     idempotent across
+    workflow      <run>:<step>:<n>             a step re-run after a crash     (podium.workflows installs it)
+    request       request:<request id>:<n>     a client retrying one request   (`request_scope`)
+    (none)        adhoc:<uuid>                 nothing: a one-off call from plain code
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+
+from podium.errors import UsageError
+
+if TYPE_CHECKING:
+    from podium.governance._call import Call
+
+T = TypeVar("T")
+DoorKind = Literal["workflow", "request", "mcp", "adhoc"]
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """The identity of one governed call and who answers for it (budgets and costs are per workflow, key, team)."""
+
+    key: str
+    run_id: str | None
+    step_id: int | None
+    workflow: str | None = None
+    door: DoorKind = "adhoc"
+    api_key: str | None = None  # the id of the API key that made the request, if a key did: budgets `key:<id>`
+    person: str | None = None  # the person a request acts for, if any
+    can_wait: bool = False  # whether the call may stop for a person (only a step's first call can: it re-runs)
+    call: Call | None = None  # what is being executed, once the governor admitted it
+
+    def budget_scopes(self, agent: str, team: str) -> tuple[str, ...]:
+        """Every budget scope the call counts against."""
+        scopes = [f"agent:{agent}"]
+        scopes += [f"workflow:{self.workflow}"] if self.workflow else []
+        scopes += [f"team:{team}"] if team else []
+        scopes += [f"key:{self.api_key}"] if self.api_key else []
+        return tuple(scopes)
+
+
+class FrontDoor(Protocol):
+    """Names the governed calls made through it."""
+
+    def next_site(self, what: str) -> CallSite:
+        """The site of the next governed call (`what` describes it, for error messages)."""
+        ...
+
+
+class _NoDoor:
+    """Plain code outside any front door: each call is its own, recorded once, retried as a new call."""
+
+    def next_site(self, what: str) -> CallSite:
+        return CallSite(f"adhoc:{uuid.uuid4()}", None, None)
+
+
+@dataclass
+class RequestDoor:
+    """One request from outside (an HTTP request, an MCP tool session's call): every governed call it makes is
+    keyed by the request id, so a client that retries the request is recorded and charged once."""
+
+    request_id: str
+    api_key: str | None = None
+    person: str | None = None
+    calls: int = field(default=0)
+
+    def next_site(self, what: str) -> CallSite:
+        self.calls += 1
+        return CallSite(
+            f"request:{self.request_id}:{self.calls}",
+            None,
+            None,
+            door="request",
+            api_key=self.api_key,
+            person=self.person,
+        )
+
+
+_NO_DOOR = _NoDoor()
+_door: ContextVar[FrontDoor | None] = ContextVar("podium_front_door", default=None)
+_call: ContextVar[CallSite | None] = ContextVar("podium_call_site", default=None)
+
+
+@contextmanager
+def enter_door(door: FrontDoor) -> Iterator[FrontDoor]:
+    """Make `door` name the governed calls of the code inside."""
+    with _set(_door, door):
+        yield door
+
+
+def next_call_site(what: str) -> CallSite:
+    """The site of the next governed call, from the front door in force."""
+    return (_door.get() or _NO_DOOR).next_site(what)
+
+
+MAX_REQUEST_ID = 200
+
+
+@contextmanager
+def request_scope(request_id: str, *, api_key: str | None = None, person: str | None = None) -> Iterator[RequestDoor]:
+    """Govern the calls of the code inside as one request from outside a workflow, idempotent under `request_id`.
+
+    `api_key` (the id of the key that authenticated the request) puts its `key:<id>` budget on every call, and
+    attributes the ledger rows to it; `person` is who the request acts for.
+    """
+    if not request_id or len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+        raise UsageError(
+            f"request id {request_id[:40]!r} is not 1-{MAX_REQUEST_ID} printable characters: use the client's "
+            "idempotency key or a UUID."
+        )
+    with enter_door(RequestDoor(request_id, api_key, person)) as door:
+        assert isinstance(door, RequestDoor)
+        yield door
+
+
+@contextmanager
+def call_scope(site: CallSite) -> Iterator[CallSite]:
+    """Mark the code inside as executing the governed call `site` (set by the governor)."""
+    with _set(_call, site):
+        yield site
+
+
+@contextmanager
+def _set(var: ContextVar[T], value: T) -> Iterator[None]:
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def current_call_or_none() -> CallSite | None:
+    return _call.get()
+
+
+def current_call() -> CallSite:
+    """The governed call being executed: a tool uses its `key` to make its side effect idempotent."""
+    site = _call.get()
+    if site is None:
+        raise UsageError(
+            "current_call() was used outside a governed tool call. Tools reach it only when an agent calls "
+            "them: agent.call_tool(...) or from a model's tool call."
+        )
+    return site

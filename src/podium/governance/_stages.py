@@ -1,0 +1,260 @@
+"""The governor's own stages: admission (who is calling, and what stops them), authorisation (Cedar) and budgets.
+
+The exception stage (review rules and approvals) plugs in from `podium.review`; execute and record close the
+pipeline in `Governor.govern`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from podium._events import Event, EventBus
+from podium.cost._budgets import Budgets
+from podium.errors import ActionDenied, ActorStopped, BudgetExhausted
+from podium.governance._call import Call, Outcome
+from podium.governance._pipeline import CallContext, NeedsReview, Refusal, Stage, Standing
+from podium.governance._site import CallSite
+from podium.policy import Decision, Entity, PolicySet, agent_entity
+from podium.store import tables
+
+# Refusals by these policies mean "stopped" (someone halted the agent or run), not "never allowed".
+STOPPING_POLICIES = frozenset({"only-active-agents-act", "killed-work-halts", "cancelled-runs-halt"})
+
+_agent = tables.agents
+_delegator = tables.agents.alias("delegator")
+
+# Built once: the agent's row and its delegator's, whether a kill covers it or its run was stopped, and whether
+# any budget covers the call, in one read.
+ADMISSION = (
+    sa.select(
+        _agent.c.status,
+        _agent.c.owner,
+        _agent.c.models,
+        _agent.c.tools,
+        _agent.c.data_scopes,
+        _agent.c.team,
+        _agent.c.tier_ceiling,
+        _agent.c.delegated_by,
+        _delegator.c.status.label("delegator_status"),
+        _delegator.c.models.label("delegator_models"),
+        _delegator.c.tools.label("delegator_tools"),
+        _delegator.c.data_scopes.label("delegator_data_scopes"),
+        sa.select(tables.run_stops.c.run_id)
+        .where(tables.run_stops.c.run_id == sa.bindparam("run_id"))
+        .exists()
+        .label("run_stopped"),
+        sa.select(tables.kills.c.scope)
+        .where(
+            tables.kills.c.scope.in_(
+                [
+                    sa.bindparam("agent_scope"),
+                    sa.literal("agent:") + _agent.c.delegated_by,
+                    sa.bindparam("workflow_scope"),
+                    sa.literal("team:") + _agent.c.team,
+                    sa.literal("all"),
+                ]
+            )
+        )
+        .exists()
+        .label("killed"),
+        sa.select(tables.budgets.c.scope)
+        .where(
+            tables.budgets.c.scope.in_(
+                [
+                    sa.bindparam("agent_scope"),
+                    sa.bindparam("workflow_scope"),
+                    sa.bindparam("key_scope"),
+                    sa.literal("team:") + _agent.c.team,
+                ]
+            )
+        )
+        .exists()
+        .label("budgeted"),
+    )
+    .select_from(_agent.outerjoin(_delegator, _delegator.c.name == _agent.c.delegated_by))
+    .where(_agent.c.name == sa.bindparam("agent"))
+)
+_REGISTRY_COLUMNS = 12  # the admission row's registry fields (the agent's and its delegator's), before the flags
+_DECISION_CACHE = 10_000
+
+
+def admission_parameters(agent: str, site: CallSite) -> dict[str, str]:
+    return {
+        "agent": agent,
+        "run_id": site.run_id or "",
+        "agent_scope": f"agent:{agent}",
+        "workflow_scope": f"workflow:{site.workflow or ''}",
+        "key_scope": f"key:{site.api_key or ''}",
+    }
+
+
+def principal_of(agent: str, row: Any) -> Entity:
+    """The agent as Cedar sees it: a delegate holds the intersection of its and its delegator's permissions,
+    and is stopped when its delegator is."""
+    grants = {kind: set(json.loads(getattr(row, kind))) for kind in ("models", "tools", "data_scopes")}
+    status = row.status
+    if row.delegated_by:
+        for kind in grants:
+            grants[kind] &= set(json.loads(getattr(row, f"delegator_{kind}") or "[]"))
+        if status == "active" and row.delegator_status != "active":
+            status = f"{row.delegator_status or 'missing'} (its delegator {row.delegated_by!r})"
+    return agent_entity(
+        agent,
+        owner=row.owner,
+        team=row.team or "",
+        status=status,
+        models=grants["models"],
+        tools=grants["tools"],
+        data_scopes=grants["data_scopes"],
+        tier_ceiling=row.tier_ceiling or "",
+        delegated_by=row.delegated_by or "",
+    )
+
+
+class Admission(Stage):
+    """One indexed read: the agent's registry row and its delegator's, kills, the run's stop, whether a budget
+    covers the call. On PostgreSQL it runs in autocommit (no BEGIN or ROLLBACK round trip); a single statement
+    sees one snapshot either way. SQLite needs nothing: pysqlite opens no transaction for a SELECT."""
+
+    name: ClassVar[str] = "admission"
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
+
+    def check(self, ctx: CallContext) -> None:
+        call = ctx.call
+        with self._reader.connect() as conn:
+            row = conn.execute(ADMISSION, admission_parameters(call.agent, ctx.site)).first()
+        if row is None:
+            message = (
+                f"agent {call.agent!r} is not registered, so it may not act. "
+                "List it in the podium.App(agents=[...]) you launch, or `podium agents add` it."
+            )
+            raise Refusal(ActionDenied(message, agent=call.agent, resource=call.resource), "denied")
+        ctx.standing = Standing(
+            principal_of(call.agent, row),
+            str(row.team or ""),
+            bool(row.killed),
+            bool(row.run_stopped),
+            bool(row.budgeted),
+            tuple(row[:_REGISTRY_COLUMNS]),
+        )
+
+
+class Authorisation(Stage):
+    """A Cedar decision (default deny) on the call and its context, reused while its inputs are the same.
+
+    `@exception` forbids do not refuse here: if nothing else stands in the way, the call goes on to the
+    exception stage with their reason codes, for a person to decide."""
+
+    name: ClassVar[str] = "authorisation"
+
+    def __init__(self, policies: PolicySet) -> None:
+        self.policies = policies
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
+
+    def check(self, ctx: CallContext) -> None:
+        call, site, standing = ctx.call, ctx.site, ctx.standing
+        assert standing is not None, "authorisation runs after admission"
+        context = {
+            "run": site.run_id or "",
+            "workflow": site.workflow or "",
+            "amount_nano_usd": call.estimate_nano_usd,
+            "killed": standing.killed,
+            "run_stopped": standing.run_stopped,
+        }
+        ctx.decision = decision = self._decide(call, standing, context)
+        if decision.allowed:
+            return
+        if decision.policies and set(decision.policies) <= self.policies.exception_policies:
+            # Only `@exception` forbids stand in the way: a person may allow it, if it is otherwise permitted.
+            waived = self.policies.decide(standing.principal, call.action, call.resource_entity(), context, waive=True)
+            if waived.allowed:
+                ctx.exceptions = tuple(f"policy:{policy}" for policy in decision.policies)
+                return
+            ctx.decision = decision = waived
+        raise self._refusal(call, site, standing, decision)
+
+    def _decide(self, call: Call, standing: Standing, context: dict[str, Any]) -> Decision:
+        """The Cedar decision, reused while the inputs it depends on are the same: the agent's registry rows, the
+        call's action and resource, and the context attributes some policy reads (not the run id, unless one
+        does). A registry change or a kill changes the row, and so the key."""
+        keys = self.policies.context_keys
+        used = tuple(context.get(k) for k in keys) if keys is not None else tuple(sorted(context.items()))
+        key = (call.agent, standing.registry, call.action, call.resource, call.tier, call.resource_team, used)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self.policies.decide(standing.principal, call.action, call.resource_entity(), context)
+            if len(self._decisions) >= _DECISION_CACHE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+    @staticmethod
+    def _refusal(call: Call, site: CallSite, standing: Standing, decision: Decision) -> Refusal:
+        what = f"{call.kind} {call.resource!r}"
+        fields = {"agent": call.agent, "resource": call.resource, "run_id": site.run_id, "policies": decision.policies}
+        if STOPPING_POLICIES & set(decision.policies):
+            if standing.killed:
+                why = f"the kill switch covers agent {call.agent!r}; an operator lifts it with `podium restore`"
+            elif standing.run_stopped:
+                why = f"run {site.run_id} was cancelled"
+            else:
+                why = (
+                    f"agent {call.agent!r} is {standing.principal.attrs['status']}; "
+                    f"an operator resumes it with `podium agents resume {call.agent}`"
+                )
+            message = f"{why}. It may not call {what} ({decision.reason})."
+            return Refusal(ActorStopped(message, **fields), "stopped", policies=decision.policies)
+        if decision.policies:  # a forbid decided: say which, not what to grant
+            message = f"agent {call.agent!r} may not call {what}: {decision.reason}."
+        else:
+            attrs = standing.principal.attrs
+            granted = sorted(attrs["models" if call.kind == "model" else "tools"])
+            hint = (
+                f"allowed: {', '.join(granted) or 'none'}. Add it to the agent's {call.kind}s= list or "
+                f"`podium agents grant {call.agent} --{call.kind} {call.resource}` if it should be"
+                if call.kind in ("model", "tool")
+                else f"data scopes: {', '.join(sorted(attrs['data_scopes'])) or 'none'}"
+            )
+            message = f"agent {call.agent!r} is not allowed {what} ({decision.reason}; {hint})."
+        return Refusal(ActionDenied(message, **fields), "denied", policies=decision.policies)
+
+
+class BudgetStage(Stage):
+    """Reserve the most the call can cost against every budget covering it (agent, workflow, team, API key); the
+    record settles the actual in the ledger's transaction, and a call that does not run gives it back.
+
+    An exhausted budget refuses the call, or stops it for a person if the budget says so and the call can wait.
+    A budget a person let the call go over (their approval was about it) is not checked again."""
+
+    name: ClassVar[str] = "budgets"
+
+    def __init__(self, budgets: Budgets, events: EventBus) -> None:
+        self._budgets = budgets
+        self._events = events
+
+    def check(self, ctx: CallContext) -> None:
+        if ctx.standing is None or not ctx.standing.budgeted:
+            return
+        call, site = ctx.call, ctx.site
+        ctx.budget_scopes = scopes = site.budget_scopes(call.agent, ctx.team)
+        waived = frozenset().union(*(a.waived_budgets() for a in ctx.approvals))
+        try:
+            ctx.reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd, waived=waived)
+        except BudgetExhausted as exc:
+            if exc.on_exhausted == "review" and site.can_wait:
+                raise NeedsReview((f"budget_exhausted:{exc.scope}",)) from exc
+            # A call that cannot wait for a person (not its step's first) stops.
+            raise Refusal(exc, "over_budget") from exc
+        self._events.emit(Event("budget_reserved", site.run_id, call.resource, site.step_id))
+
+    def finish(self, ctx: CallContext, outcome: Outcome | None) -> None:
+        # A call that ran is settled by its record (in the ledger's transaction); any other gives back its hold.
+        if ctx.reserved and outcome not in ("allowed", "failed"):
+            self._budgets.release(ctx.site.key)

@@ -1,0 +1,136 @@
+"""The governor as a pipeline: a new stage plugs in and is audited by name; front doors other than a workflow step
+govern a call the same way (admitted, costed, budgeted, audited), idempotent under the door's request key."""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+import pytest
+import sqlalchemy as sa
+
+import podium
+from podium import ActionDenied, BudgetExhausted, Settings
+from podium.audit import canonical_json
+from podium.governance import CallContext, Refusal, Stage
+from podium.store import tables
+from tests import _apps
+from tests.governance.test_governor import audit_rows as audit
+from tests.governance.test_governor import ledger_rows as ledger
+
+
+class RefuseMarkedArguments(Stage):
+    """A stage of the kind a deployment adds: tool calls whose arguments contain a marker are refused."""
+
+    name: ClassVar[str] = "marker"
+
+    def check(self, ctx: CallContext) -> None:
+        if ctx.call.kind == "tool" and "DO-NOT-SEND" in canonical_json(dict(ctx.call.arguments or {})):
+            error = ActionDenied(
+                f"{ctx.call.describe()} carries the DO-NOT-SEND marker; remove it from the text.",
+                agent=ctx.call.agent,
+                resource=ctx.call.resource,
+            )
+            raise Refusal(error, "denied", why="marked")
+
+
+def test_a_stage_added_to_the_pipeline_refuses_and_its_refusal_is_audited_with_its_name(settings: Settings) -> None:
+    with _apps.launch(settings) as pod:
+        pod.governor.add_stage(RefuseMarkedArguments(), before="budgets")
+        assert [stage.name for stage in pod.governor.stages] == [
+            "admission",
+            "authorisation",
+            "exceptions",
+            "marker",
+            "budgets",
+        ]
+        with pytest.raises(ActionDenied, match="DO-NOT-SEND marker"):
+            _apps.worker.call_tool("note", text="hello DO-NOT-SEND")
+        assert _apps.worker.call_tool("note", text="hello") == "queued"
+
+        refused, allowed = audit(pod)[-2:]
+        assert (refused.action, refused.resource, refused.decision) == ("tool.call", "note", "denied")
+        detail = json.loads(refused.detail)
+        assert (detail["stage"], detail["refusal"]) == ("marker", "marked")
+        assert "DO-NOT-SEND marker" in detail["reason"]
+        assert (allowed.decision, json.loads(allowed.detail).get("stage")) == ("allowed", None)
+        assert [m.body for m in pod.outbox.messages()] == ["hello"]  # the marked call never ran
+        assert pod.verify_audit().ok
+
+
+def test_a_stage_is_inserted_by_name_and_a_wrong_name_says_which_there_are(sqlite_settings: Settings) -> None:
+    with _apps.launch(sqlite_settings) as pod:
+        with pytest.raises(ValueError, match="no stage named 'budget'; the pipeline's stages are admission, "):
+            pod.governor.add_stage(RefuseMarkedArguments(), before="budget")
+        pod.governor.add_stage(RefuseMarkedArguments(), before="admission")
+        with pytest.raises(ValueError, match="already has a stage named 'marker'"):
+            pod.governor.add_stage(RefuseMarkedArguments(), before="budgets")
+
+
+def test_a_model_call_from_plain_code_is_governed_and_idempotent_under_its_request_key(settings: Settings) -> None:
+    """No workflow, no step: the request door names the call, and a retried request is recorded and charged once."""
+    with _apps.launch(settings) as pod:
+        pod.budgets.set("agent:tester", 5.0, by="cfo@example.com")
+        for _ in range(2):  # the client retries the same request
+            with podium.request_scope("req-42", person="ana@example.com"):
+                assert _apps.worker.run("hello", model="echo", max_tokens=10) == "echo"
+
+        (row,) = ledger(pod)
+        assert (row.call_key, row.run_id, row.kind, row.resource, row.agent) == (
+            "request:req-42:1",
+            None,
+            "model",
+            "echo",
+            "tester",
+        )
+        assert row.cost_nano_usd == 9_000_000  # 7 tokens in at $1,000/M, 1 out at $2,000/M
+        (entry,) = [e for e in audit(pod) if e.action == "model.call"]
+        assert (entry.call_key, entry.decision, entry.actor) == ("request:req-42:1", "allowed", "agent:tester")
+        assert json.loads(entry.detail)["on_behalf_of"] == "ana@example.com"
+        budget = pod.budgets.get("agent:tester")
+        assert (budget.spent_nano_usd, budget.reserved_nano_usd) == (9_000_000, 0)  # reserved, settled once
+        with pod.engine.connect() as conn:
+            holds = conn.execute(sa.select(tables.reservations.c.call_key, tables.reservations.c.status)).all()
+        # The retry held the most it could cost while it ran, and gave it back: its call was already paid for.
+        assert [tuple(h) for h in holds] == [("request:req-42:1", "committed"), ("request:req-42:1", "released")]
+
+        with podium.request_scope("req-43"):  # another request is another call
+            _apps.worker.run("hello", model="echo", max_tokens=10)
+        assert [r.call_key for r in ledger(pod)] == ["request:req-42:1", "request:req-43:1"]
+        assert pod.verify_audit().ok
+
+
+def test_a_key_budget_stops_the_calls_of_requests_made_with_that_key(settings: Settings) -> None:
+    with _apps.launch(settings) as pod:
+        key = pod.agents.rotate_key("tester", by="qa-lead@example.com")
+        pod.budgets.set(f"key:{key.id}", 5.0, by="cfo@example.com")
+        with podium.request_scope("with-key-1", api_key=key.id):
+            _apps.worker.run("hello", model="echo", max_tokens=10)
+        with pod.engine.connect() as conn:
+            most = conn.execute(sa.select(tables.reservations.c.amount_nano_usd)).scalar_one()
+        spent = pod.budgets.get(f"key:{key.id}").spent_nano_usd
+        assert spent == 9_000_000 < most  # the reservation was the most the call could cost; it cost less
+        pod.budgets.set(f"key:{key.id}", (spent + most - 1) / 1e9, by="cfo@example.com")  # no room for another
+        with (
+            pytest.raises(BudgetExhausted, match=f"budget key:{key.id} is exhausted"),
+            podium.request_scope("with-key-2", api_key=key.id),
+        ):
+            _apps.worker.run("hello", model="echo", max_tokens=10)
+        with podium.request_scope("without-key"):  # the key's budget covers only its own requests
+            _apps.worker.run("hello", model="echo", max_tokens=10)
+
+        assert pod.budgets.get(f"key:{key.id}").spent_nano_usd == 9_000_000
+        assert [(r.call_key, r.api_key) for r in ledger(pod)] == [
+            ("request:with-key-1:1", key.id),
+            ("request:without-key:1", None),
+        ]
+        refused = [e for e in audit(pod) if e.decision == "over_budget"]
+        assert [(e.call_key, json.loads(e.detail)["stage"]) for e in refused] == [
+            ("request:with-key-2:1:over_budget", "budgets")
+        ]
+
+
+def test_a_request_id_that_cannot_key_a_call_is_refused_with_the_fix(sqlite_settings: Settings) -> None:
+    refused = pytest.raises(podium.UsageError, match="use the client's idempotency key")
+    with _apps.launch(sqlite_settings), refused, podium.request_scope("a\nb"):
+        pass
