@@ -207,3 +207,17 @@ def test_a_database_started_anew_is_told_to_take_a_witness_of_its_own(sqlite_set
         witness.rename(witness.with_name("old-witness"))
         head = pod.audit.checkpoint()
         assert head is not None and head.tree_size == 1 and pod.verify_audit().ok
+
+
+def test_a_witness_folder_that_cannot_be_written_or_holds_garbage_is_reported(audited: Podium, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    unwritable = audited.settings.model_copy(update={"audit_witnesses": (str(tmp_path / "a-file" / "witness"),)})
+    cannot_write = "cannot write the audit witness folder .*PODIUM_AUDIT_WITNESSES"
+    with Podium.connect(unwritable) as pod, pytest.raises(ConfigurationError, match=cannot_write):
+        pod.audit.checkpoint()
+    folder = tmp_path / "witness"
+    folder.mkdir()
+    (folder / f"{3:020d}.json").write_text('{"tree_size": 3}')
+    garbled = audited.settings.model_copy(update={"audit_witnesses": (str(folder),)})
+    with Podium.connect(garbled) as pod, pytest.raises(AuditTampered, match="is not a signed tree head"):
+        pod.audit.checkpoint()

@@ -57,11 +57,15 @@ class TreeHead:
     @classmethod
     def from_json(cls, data: object) -> TreeHead:
         """The head `as_json` wrote; ValueError if `data` is not one."""
-        if not isinstance(data, dict) or set(data) < {"tree_size", "root_hash", "timestamp", "key_id", "signature"}:
+        fields = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
+        if not isinstance(data, dict) or not set(fields) <= set(data):
             raise ValueError(f"{data!r} is not a signed tree head")
-        head = cls(data["tree_size"], data["root_hash"], data["timestamp"], data["key_id"], data["signature"])
-        if not isinstance(head.tree_size, int) or not all(
-            isinstance(text, str) for text in (head.root_hash, head.key_id, head.signature)
+        head = cls(*(data[name] for name in fields))
+        texts = (head.root_hash, head.key_id, head.signature)
+        if (
+            type(head.tree_size) is not int
+            or not isinstance(head.timestamp, int | float)
+            or not all(isinstance(text, str) for text in texts)
         ):
             raise ValueError(f"{data!r} is not a signed tree head")
         return head
@@ -182,13 +186,13 @@ def _signing_problem(
         ).scalar()
         by_size = {witnessed.head.tree_size: stored} if stored else {}
         problem = _witness_problem([witnessed], by_size, database_has_heads=latest is not None) or _key_problem(
-            f"{signer.path}", signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed"
+            str(signer.path), signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed"
         )
         if problem:
             return problem
     if latest is None:
         return None
-    problem = _key_problem(f"{signer.path}", signer.key_id, latest.key_id, "the database holds")
+    problem = _key_problem(str(signer.path), signer.key_id, latest.key_id, "the database holds")
     if problem:
         return problem
     if frontier.root().hex() != latest.root_hash or not signature_holds(latest, signer.public_key):
