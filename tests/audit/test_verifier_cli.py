@@ -186,3 +186,8 @@ def test_the_verifier_runs_from_a_copy_with_only_cryptography_installed(
         timeout=60,
     )
     assert probe.returncode != 0, "the isolated interpreter must not see podium"
+
+
+def test_the_options_of_an_export_need_an_export(tmp_path: Path) -> None:
+    code, output = podium_cli("--trusted-head", tmp_path / "last-head.json")
+    assert code == 2 and "check an export: pass its folder" in output, output
