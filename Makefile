@@ -34,6 +34,7 @@ demo: install
 lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck:
 	$(PY) -m mypy

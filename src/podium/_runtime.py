@@ -32,30 +32,27 @@ from podium.agents import Agent, AgentRegistry
 from podium.audit import AuditLog, Verification, record
 from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, UsageError
-from podium.governance import GovernedModel, GovernedToolset, Governor
-from podium.governance._kill import KillReport, KillSwitch
-from podium.governance._routed import RoutedModel
+from podium.governance import GovernedModel, GovernedToolset, Governor, KillReport, KillSwitch, RoutedModel
 from podium.models import (
     SMOLLM2_135M,
+    CircuitBreaker,
     ClassifierModel,
     LlamaCppModel,
     ModelCatalog,
+    ModelConfig,
     ModelEntry,
     TrainedClassifier,
     TrainedModels,
+    check_endpoint,
+    openai_compatible,
 )
-from podium.models._breaker import CircuitBreaker
-from podium.models._config import ModelConfig
-from podium.models._remote import check_endpoint, openai_compatible
 from podium.people import People
 from podium.policy import PolicySet
 from podium.review import ExceptionStage, Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate, tables
 from podium.tools import Outbox, fee_nano_usd, tool_team
-from podium.workflows import Runs
-from podium.workflows._api import DECLARED
-from podium.workflows._runs import WORK_QUEUE
+from podium.workflows import DECLARED, WORK_QUEUE, Runs
 
 EXECUTOR_SLOTS = 64
 
@@ -91,7 +88,7 @@ class Podium:
         self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour, authorizer)
         self.people = People(engine, authorizer)
         self.audit = AuditLog.from_settings(engine, settings)
-        self.kill_switch = KillSwitch(engine, self._client, self.agents, authorizer)
+        self.kill_switch = KillSwitch(engine, self._client, self.agents, authorizer, self.runs.stop_many)
         self.ledger = Ledger(engine)
         self.budgets = Budgets(engine, authorizer)
         self.outbox = Outbox(engine)

@@ -20,7 +20,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def pod(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Podium]:
-    monkeypatch.setattr(console, "width", 250)  # whole ids in the tables
+    monkeypatch.setattr(console, "_width", 250)  # whole ids in the tables (undone to "as wide as the terminal")
     with podium.launch(sqlite_settings, _app.app) as launched:
         _app.tamper["extra_usd"] = 0.0
         yield launched

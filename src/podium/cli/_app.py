@@ -16,12 +16,12 @@ import typer
 from rich.table import Table
 
 from podium._runtime import App, Podium
+from podium._time import format_time
 from podium.cli._common import connected, console, err, progress_bar, root_options, settings
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._review import people_app, review_app
 from podium.cost import usd
 from podium.errors import AuditTampered, GovernanceError, PodiumError, UsageError
-from podium.workflows._runs import format_time
 
 app = typer.Typer(
     help="podium: governed AI orchestration. Durable workflows where agents and people cooperate, "
@@ -347,7 +347,7 @@ def route_eval(
     """Replay the queries as a live stream through the router, at several quality floors, and report the
     cost saved at 95% of the strong model's quality, APGR, and the baselines."""
     from podium.cost import Price
-    from podium.models._route_eval import FLOOR_SHARES, evaluate, load_queries
+    from podium.models import FLOOR_SHARES, evaluate, load_queries
 
     queries = load_queries(
         file,

@@ -11,14 +11,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from podium._time import format_time
 from podium.audit.verifier import check
 from podium.cli._common import connected, console, err, settings
 from podium.cost import usd
 from podium.errors import UsageError
-from podium.governance._kill import kill_scope
-from podium.governance._report import governance_report, report_markdown
+from podium.governance import governance_report, kill_scope, report_markdown
 from podium.policy import PolicySet, run_file, test_suites
-from podium.workflows._runs import format_time
 
 agents_app = typer.Typer(
     help="The agent registry: identities, accountable owners, permissions, keys, status.", no_args_is_help=True

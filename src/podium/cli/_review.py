@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
+from podium._time import format_time
 from podium.cli._common import connected, console, err
 from podium.errors import PodiumError, UsageError
-from podium.workflows._runs import format_time
 
 review_app = typer.Typer(
     help="Decide the exceptions that wait for a person: list, show, claim, approve, reject, edit, reassign.",

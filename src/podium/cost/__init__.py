@@ -1,6 +1,6 @@
 """Cost: prices and the ledger of what each call cost."""
 
-from podium.cost._budgets import Budget, Budgets
+from podium.cost._budgets import Budget, Budgets, Charge, settle
 from podium.cost._ledger import CATEGORIES, CostLine, Ledger, LedgerTotals, cost_breakdown, cost_breakdown_query
 from podium.cost._prices import NANO, Price, usd
 
@@ -9,11 +9,13 @@ __all__ = [
     "NANO",
     "Budget",
     "Budgets",
+    "Charge",
     "CostLine",
     "Ledger",
     "LedgerTotals",
     "Price",
     "cost_breakdown",
     "cost_breakdown_query",
+    "settle",
     "usd",
 ]

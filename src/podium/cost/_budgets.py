@@ -29,11 +29,10 @@ import sqlalchemy as sa
 from podium.cost._prices import NANO, usd
 from podium.errors import BudgetExhausted, NotFoundError, UsageError
 from podium.policy import Authorizer
-from podium.store import tables
+from podium.store import TERMINAL_RUN_STATES, tables, workflow_status
 
 OnExhausted = Literal["stop", "review"]
 SCOPE_KINDS = ("agent", "workflow", "team", "key")
-TERMINAL_RUN_STATES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
 b, r = tables.budgets, tables.reservations
 
@@ -156,9 +155,7 @@ class Budgets:
     def release_abandoned(self, adhoc_after_s: float = 3600.0) -> int:
         """Give back reservations held for runs that ended without settling them, and those of calls outside any
         run that have been held longer than `adhoc_after_s`; return how many."""
-        status = sa.table("workflow_status", sa.column("workflow_uuid"), sa.column("status"))
-        if self._engine.dialect.name == "postgresql":
-            status.schema = "dbos"
+        status = workflow_status(self._engine)
         ended = sa.select(status.c.workflow_uuid).where(status.c.status.in_(TERMINAL_RUN_STATES))
         stale_adhoc = r.c.run_id.is_(None) & (r.c.created_at < time.time() - adhoc_after_s)
         with self._engine.begin() as conn:

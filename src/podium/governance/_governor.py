@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from podium._events import Event, EventBus
 from podium.audit import digest
-from podium.cost._budgets import Budgets
+from podium.cost import Budgets
 from podium.errors import ActionDenied, GovernanceError, SideEffectFenced
 from podium.governance._call import Call, Outcome, Usage
 from podium.governance._pipeline import CallContext, NeedsReview, Refusal, Stage
@@ -37,7 +37,7 @@ from podium.governance._stages import (
     principal_of,
 )
 from podium.policy import Decision, PolicySet
-from podium.store._group_commit import GroupCommitter
+from podium.store import GroupCommitter
 
 T = TypeVar("T")
 

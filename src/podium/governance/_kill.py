@@ -10,6 +10,7 @@ deliberately and audited; revoked keys stay revoked (rotate them) and cancelled 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,8 +20,7 @@ from podium.agents import AgentRegistry
 from podium.audit import actor_name
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer
-from podium.review._queue import wake_withdrawn, withdraw_reviews
-from podium.store import create_engine, insert_many_if_absent, tables
+from podium.store import create_engine, tables
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
 
@@ -56,13 +56,26 @@ def kill_scope(
     return "all" if everything else f"{given[0][0]}:{given[0][1]}"
 
 
+StopRuns = Callable[[sa.Connection, Sequence[str], str], Callable[[], None]]
+
+
 class KillSwitch:
-    def __init__(self, engine: sa.Engine, client: DBOSClient, registry: AgentRegistry, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        client: DBOSClient,
+        registry: AgentRegistry,
+        authorizer: Authorizer,
+        stop_runs: StopRuns,
+    ) -> None:
+        """`stop_runs` stops runs in the kill's transaction and returns what to do after it commits (the runtime
+        passes `Runs.stop_many`: cancelling runs and withdrawing their reviews belongs to workflows)."""
         self._shared = engine
         self._control: sa.Engine | None = None
         self._client = client
         self._registry = registry
         self._authorizer = authorizer
+        self._stop_runs = stop_runs
 
     @property
     def _engine(self) -> sa.Engine:
@@ -165,12 +178,7 @@ class KillSwitch:
             ids = [i for i in ids if i in acted]
         if not ids:
             return 0
-        now = time.time()
         with self._engine.begin() as conn:
-            insert_many_if_absent(
-                conn, tables.run_stops, [{"run_id": i, "stopped_by": actor, "stopped_at": now} for i in ids]
-            )
-            withdrawn = withdraw_reviews(conn, ids, actor)
-        self._client.cancel_workflows(ids)
-        wake_withdrawn(self._client, withdrawn, actor)
+            after_commit = self._stop_runs(conn, ids, actor)
+        after_commit()
         return len(ids)

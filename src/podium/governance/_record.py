@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from podium.audit import AuditEntry, append_many, canonical_json
-from podium.cost._budgets import Charge, settle
+from podium.cost import Charge, settle
 from podium.governance._call import Call, Outcome, Usage
 from podium.governance._site import CallSite
 from podium.store import insert_many_if_absent, tables

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from podium._time import format_time
 from podium.store import tables
-from podium.workflows._runs import format_time
 
 if TYPE_CHECKING:
     from podium._runtime import Podium

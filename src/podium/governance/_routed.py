@@ -35,13 +35,10 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
 from podium.errors import ModelUnavailable
+from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
-from podium.models._breaker import CircuitBreaker
-from podium.models._catalog import TIERS
-from podium.models._local import to_chat
-from podium.models._router import Features, Router, RouteTier, Task
+from podium.models import TIERS, CircuitBreaker, Features, Router, RouteTier, Task, to_chat
 from podium.store import insert_if_absent, tables
-from podium.workflows._context import current_step
 
 
 class RoutedModel(Model):
@@ -113,7 +110,7 @@ class RoutedModel(Model):
             detail = decision.explain() | ({"route_fallback_from": decision.tier} if name != decision.tier else {})
             try:
                 response = await self._by_name[name].request_explained(
-                    messages, model_settings, model_request_parameters, detail
+                    messages, model_settings, model_request_parameters, detail, self._remembering(task, name)
                 )
             except ModelAPIError as exc:
                 if not _provider_fault(exc):
@@ -127,26 +124,31 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
-            self._remember(task, name)
             return response
         raise ModelUnavailable(
             "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",
             attempts=failures,
         )
 
-    def _remember(self, task: Task, model: str) -> None:
+    def _remembering(self, task: Task, model: str) -> Callable[[CallSite], None]:
         """Store the request that `model` answered, to be credited when its run reports an outcome. Keyed by the
         answering call's site, so a re-run step stores it once."""
-        step = current_step()
-        if step is None:
-            return  # outside any run: no outcome will come
+
+        def remember(site: CallSite) -> None:
+            if site.run_id is None:
+                return  # outside any run: no outcome will come
+            self._store(task, model, site)
+
+        return remember
+
+    def _store(self, task: Task, model: str, site: CallSite) -> None:
         with self._engine.begin() as conn:
             insert_if_absent(
                 conn,
                 tables.routed,
-                id=f"{step.run_id}:{step.step_id}:{step.calls}",
+                id=site.key,
                 router=self.key,
-                run_id=step.run_id,
+                run_id=site.run_id,
                 model=model,
                 features=json.dumps(Features.of(task).indices.tolist()),
                 success=None,

@@ -42,6 +42,7 @@ class CallSite:
     api_key: str | None = None  # the id of the API key that made the request, if a key did: budgets `key:<id>`
     person: str | None = None  # the person a request acts for, if any
     can_wait: bool = False  # whether the call may stop for a person (only a step's first call can: it re-runs)
+    step: str | None = None  # the name of the step it is made in, if a step makes it
     call: Call | None = None  # what is being executed, once the governor admitted it
 
     def budget_scopes(self, agent: str, team: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from podium._events import Event, EventBus
-from podium.cost._budgets import Budgets
+from podium.cost import Budgets
 from podium.errors import ActionDenied, ActorStopped, BudgetExhausted
 from podium.governance._call import Call, Outcome
 from podium.governance._pipeline import CallContext, NeedsReview, Refusal, Stage, Standing

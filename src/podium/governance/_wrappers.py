@@ -5,7 +5,7 @@ An agent never holds a bare model or toolset; it holds these, so no call can byp
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,8 @@ from podium.audit import canonical_json, digest
 from podium.cost import Price
 from podium.governance._call import Call, Usage
 from podium.governance._governor import Governor
-from podium.models._local import COMPUTE_SECONDS, to_chat
+from podium.governance._site import CallSite, current_call
+from podium.models import COMPUTE_SECONDS, to_chat
 
 EXPECTED_OUTPUT_TOKENS = 256  # what a request that sets no max_tokens is expected to produce (for routing)
 DEFAULT_MAX_TOKENS = 1024  # the cap the governor sets on a request that sets none, so its cost has a bound
@@ -87,8 +88,10 @@ class GovernedModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
         detail: dict[str, str],
+        answered: Callable[[CallSite], None] | None = None,
     ) -> ModelResponse:
-        """A request whose audit entry also carries `detail` (the router's reasons for choosing this model)."""
+        """A request whose audit entry also carries `detail` (the router's reasons for choosing this model);
+        `answered` is told the call's site once the model answered, inside the governed call."""
         turns = [(t.role, t.content) for t in to_chat(messages)]
         # The output is capped, so that the most the call can cost is known before it runs and reserved whole:
         # concurrent calls then cannot take a budget past its limit, whatever they turn out to cost.
@@ -96,13 +99,14 @@ class GovernedModel(WrapperModel):
         tokens_in, tokens_out = most_tokens(messages, model_request_parameters, model_settings)
         most = self._price.cost_nano_usd(tokens_in, tokens_out, (tokens_in + tokens_out) / SLOWEST_TOKENS_PER_SECOND)
         call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=most)
-        return await self._governor.govern(
-            call,
-            lambda _: self.wrapped.request(messages, model_settings, model_request_parameters),
-            self._measure,
-            _response_text,
-            detail,
-        )
+
+        async def execute(_: Call) -> ModelResponse:
+            response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+            if answered is not None:
+                answered(current_call())
+            return response
+
+        return await self._governor.govern(call, execute, self._measure, _response_text, detail)
 
     def _measure(self, response: ModelResponse) -> Usage:
         seconds = float((response.provider_details or {}).get(COMPUTE_SECONDS, 0.0))

@@ -1,24 +1,43 @@
 """Models: tiers, the in-process local models, and the catalog the governor routes to."""
 
-from podium.models._catalog import ModelCatalog, ModelEntry, Tier, TrainedClassifier, TrainedModels
+from podium.models._breaker import CircuitBreaker
+from podium.models._catalog import TIERS, ModelCatalog, ModelEntry, Tier, TrainedClassifier, TrainedModels
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
+from podium.models._config import ModelConfig
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
-from podium.models._local import LocalModel
+from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
+from podium.models._remote import check_endpoint, openai_compatible
+from podium.models._route_eval import FLOOR_SHARES, evaluate, load_queries
+from podium.models._router import Features, Router, RouteTier, Task
 
 __all__ = [
+    "COMPUTE_SECONDS",
+    "FLOOR_SHARES",
     "SMOLLM2_135M",
+    "TIERS",
+    "CircuitBreaker",
     "ClassifierModel",
+    "Features",
     "LlamaCppModel",
     "LocalModel",
     "ModelCatalog",
+    "ModelConfig",
     "ModelEntry",
     "PackagedModelFile",
     "Prediction",
+    "RouteTier",
+    "Router",
+    "Task",
     "TextClassifier",
     "Tier",
     "TrainedClassifier",
     "TrainedModels",
+    "check_endpoint",
+    "evaluate",
+    "load_queries",
+    "openai_compatible",
     "sha256_of",
+    "to_chat",
     "verify_model_file",
 ]

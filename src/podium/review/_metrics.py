@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from podium.store import tables
+from podium.store import tables, workflow_status
 
 # Reasons whose stakes make a person's time well spent even when they approve unchanged.
 HIGH_STAKES = ("high_value", "compliance:", "data_class:", "policy:", "guardrail:")
@@ -76,9 +76,7 @@ def _high_stakes(reasons: list[str]) -> bool:
 
 def review_metrics(engine: sa.Engine, *, since: float = 0.0) -> ReviewMetrics:
     r = tables.reviews
-    status = sa.table("workflow_status", sa.column("name"), sa.column("created_at"), sa.column("workflow_uuid"))
-    if engine.dialect.name == "postgresql":
-        status.schema = "dbos"
+    status = workflow_status(engine)
     with engine.connect() as conn:
         counted = conn.execute(
             sa.select(status.c.name, sa.func.count())

@@ -225,37 +225,3 @@ class ExceptionRules:
 
 NO_RULES = ExceptionRules(guardrails=False)
 """For workflows that declare none: only budget and policy exceptions, decided by the agent's owner."""
-
-
-def assess(
-    *,
-    value_usd: float | None = None,
-    confidence: float | None = None,
-    flags: Iterable[str] = (),
-    judgement: Judgement | None = None,
-    summary: str | None = None,
-) -> Facts:
-    """Tell the exception rules what this run knows: the value at stake, how sure its models are, compliance or
-    guardrail flags, the model judgement a person may correct, and a summary for the reviewer.
-
-    Call it in the workflow body, from step results: a recovered run replays the body and so rebuilds its facts.
-    Facts accumulate over the run; each tool call is checked against them. Returns the run's facts so far.
-    """
-    from podium.workflows._context import current_step, current_workflow
-
-    workflow = current_workflow()
-    if workflow is None or current_step() is not None:
-        raise UsageError(
-            "assess() records what a workflow run knows: call it in the body of a @podium.workflow, outside any "
-            "step (a recovered run replays the body, not finished steps, so facts set in a step would be lost)."
-        )
-    if confidence is not None and not 0.0 <= confidence <= 1.0:
-        raise UsageError(f"confidence={confidence} must be a share between 0 and 1.")
-    workflow.facts = workflow.facts.merged(
-        value_usd=value_usd,
-        confidence=confidence,
-        flags=flags,
-        judgement=judgement,
-        summary=summary,
-    )
-    return workflow.facts

@@ -13,9 +13,9 @@ from typing import ClassVar
 import sqlalchemy as sa
 
 from podium.errors import ActionDenied, ProposedAction, ReviewRequired, UsageError
-from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage
+from podium.governance import Approval, CallContext, NeedsReview, Refusal, Stage
+from podium.review._context import current_approvals, current_workflow
 from podium.store import tables
-from podium.workflows._context import current_approvals, current_workflow
 
 
 class ExceptionStage(Stage):
@@ -95,8 +95,8 @@ class ExceptionStage(Stage):
             # On approval the step runs again from its start: calls before this one would be made twice.
             raise UsageError(
                 f"{call.describe()} needs a person ({', '.join(reasons)}), but it is not the first governed call in "
-                "its step: when the person approves, the step runs again, and the calls before it would be repeated. "
-                "Give the action a step of its own (as support_triage.deliver does)."
+                f"step {ctx.site.step!r}: when the person approves, the step runs again, and the calls before it would "
+                "be repeated. Give the action a step of its own (as support_triage.deliver does)."
             )
         asked = tuple(workflow.rules.next_review(list(reasons)))
         ctx.detail["reasons"] = ", ".join(asked)

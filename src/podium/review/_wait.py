@@ -18,10 +18,9 @@ from podium import _current
 from podium.audit import canonical_json, record
 from podium.errors import ActionRejected, ProposedAction, ReviewRequired
 from podium.governance import Approval
+from podium.review._context import current_workflow
 from podium.review._rules import OWNER
 from podium.store import insert_if_absent, tables
-from podium.workflows._api import step
-from podium.workflows._context import current_workflow
 
 HOLD_SECONDS = 30 * 24 * 3600.0  # a held request waits in slices this long, with no further escalation
 DECISION_IN_FLIGHT_SECONDS = 60.0  # a decision committed as a deadline passed: its message is already there
@@ -75,14 +74,14 @@ def await_decision(needed: ReviewRequired) -> Approval:
     )
 
 
-@step(name="podium.review.credit_routes")
+@DBOS.step(name="podium.review.credit_routes")
 def _credit_routes(success: bool) -> None:
     """The person judged the routed answers this action carries: the routers learn (an edit is a miss). A step,
     so a replayed run does not credit again (nor credit calls made after it)."""
     _current.get().route_outcome(str(DBOS.workflow_id), success)
 
 
-@step(name="podium.review.open")
+@DBOS.step(name="podium.review.open")
 def _open_review(
     needed: ProposedAction, chain: tuple[str, ...], level_seconds: float, on_expiry: str
 ) -> tuple[str, float]:
@@ -143,7 +142,7 @@ def _summary(action: dict[str, Any]) -> str:
     return f"{action['resource']}({arguments})"[:500]
 
 
-@step(name="podium.review.deadline")
+@DBOS.step(name="podium.review.deadline")
 def _deadline_passed(review_id: str) -> float | None:
     """A level's deadline passed with no decision: escalate to the chain's next level, or at its end apply the
     default (expire, or hold); return how long to wait next (None: expired, stop waiting). Audited."""

@@ -340,21 +340,25 @@ _CHAIN_FIELDS = (
 )
 
 
+def _canonical_json(value: object) -> str:
+    """The audit log's canonical JSON as of migration 7, frozen here: a migration never imports live code."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _carry_over_chain(conn: sa.Connection) -> None:
     """Move the hash chain's entries, in order, into the Merkle log as its first leaves; drop the chain.
 
     The entries keep their sequence numbers and fields; they gain no policy ids (the chain had none) and their
-    cost from their detail. Their leaf hashes are computed by the Merkle log's own rules.
+    cost from their detail. Their leaf hashes follow the Merkle log's rules as migration 7 made them (RFC 6962:
+    SHA-256 of 0x00 and the entry's canonical JSON with its seq), written out here, not imported.
     """
-    from podium.audit._log import AuditEntry, canonical_json, leaf_hash_hex
-
     rows = conn.execute(sa.text("SELECT * FROM podium_audit ORDER BY seq")).mappings().all()
     head_seq, head_hash = conn.execute(sa.text("SELECT seq, entry_hash FROM podium_audit_head")).one()
     # Carry over only a chain that verifies, by the chain's own rules: the Merkle log must not launder tampering.
     prev_hash = ""
     for number, row in enumerate(rows, start=1):
         fields = {k: row[k] for k in _CHAIN_FIELDS}
-        body = canonical_json({"seq": row["seq"], **fields})
+        body = _canonical_json({"seq": row["seq"], **fields})
         if (
             row["seq"] != number
             or row["prev_hash"] != prev_hash
@@ -373,22 +377,10 @@ def _carry_over_chain(conn: sa.Connection) -> None:
         )
     carried = []
     for row in rows:
-        detail = json.loads(row["detail"])
-        entry = AuditEntry(
-            call_key=row["call_key"],
-            actor=row["actor"],
-            action=row["action"],
-            resource=row["resource"],
-            decision=row["decision"],
-            run_id=row["run_id"],
-            step_id=row["step_id"],
-            input_digest=row["input_digest"],
-            output_digest=row["output_digest"],
-            cost_nano_usd=int(detail.get("cost_nano_usd", 0)),
-            detail=row["detail"],
-            at=row["at"],
-        )
-        carried.append({**entry.columns(), "seq": row["seq"], "leaf_hash": leaf_hash_hex(row["seq"], entry)})
+        entry = {name: row[name] for name in _CHAIN_FIELDS}
+        entry.update(cost_nano_usd=int(json.loads(row["detail"]).get("cost_nano_usd", 0)), policies="[]")
+        leaf = _canonical_json({**entry, "policies": [], "seq": row["seq"]}).encode()
+        carried.append({**entry, "seq": row["seq"], "leaf_hash": hashlib.sha256(b"\x00" + leaf).hexdigest()})
     if carried:
         conn.execute(
             sa.text(

@@ -32,8 +32,8 @@ from podium import _current
 from podium._events import Event
 from podium.errors import GovernanceError, ReviewRequired, UsageError
 from podium.governance import Approval
-from podium.review._rules import NO_RULES, ExceptionRules
-from podium.workflows._context import approvals_scope, step_scope, workflow_scope
+from podium.review import NO_RULES, ExceptionRules, approvals_scope, await_decision, workflow_scope
+from podium.workflows._context import body_scope, step_scope
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,8 +105,6 @@ class Step(Generic[P, R]):
                     value, tuple(a.review_id for a in approvals), tuple(r for a in approvals for r in sorted(a.reasons))
                 )
             except ReviewRequired as needed:
-                from podium.review._wait import await_decision  # the review package builds on this module
-
                 approvals = (*approvals, await_decision(needed))
 
 
@@ -120,7 +118,7 @@ class Workflow(Generic[P, R]):
         def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:
             run_id = DBOS.workflow_id
             _emit(Event("workflow_started", run_id, name))
-            with workflow_scope(name, exceptions):
+            with workflow_scope(name, exceptions), body_scope(name):
                 result = fn(*args, **kwargs)
             _emit(Event("workflow_returning", run_id, name))
             return result

@@ -11,16 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dbos import DBOS
 
 from podium.errors import UsageError
-from podium.governance._pipeline import Approval
-from podium.governance._site import CallSite, enter_door
-
-if TYPE_CHECKING:
-    from podium.review._rules import ExceptionRules, Facts
+from podium.governance import CallSite, enter_door
 
 
 @dataclass
@@ -32,56 +27,19 @@ class StepScope:
     workflow: str | None = None
 
 
-def _no_facts() -> Facts:
-    from podium.review._rules import Facts  # the review package imports this module
-
-    return Facts()
-
-
-@dataclass
-class WorkflowScope:
-    """One execution of a workflow body in this process: its name, its exception rules, and what it has assessed
-    so far. The facts are rebuilt when a recovered run replays its body, since they come from recorded step
-    results."""
-
-    name: str
-    rules: ExceptionRules
-    facts: Facts = field(default_factory=_no_facts)
-
-
-_workflow: ContextVar[WorkflowScope | None] = ContextVar("podium_workflow", default=None)
-_approvals: ContextVar[tuple[Approval, ...]] = ContextVar("podium_approvals", default=())
+_workflow: ContextVar[str | None] = ContextVar("podium_workflow_name", default=None)
 _scope: ContextVar[StepScope | None] = ContextVar("podium_step_scope", default=None)
 
 
 @contextmanager
-def workflow_scope(name: str, rules: ExceptionRules) -> Iterator[WorkflowScope]:
-    """Mark the code inside as the body of workflow `name`, governed by `rules` (set by the `@workflow` wrapper)."""
-    scope = WorkflowScope(name, rules)
-    token = _workflow.set(scope)
+def body_scope(name: str) -> Iterator[None]:
+    """Mark the code inside as the body of workflow `name`: no governed call may happen there, outside a step."""
+    token = _workflow.set(name)
     try:
         with enter_door(_WorkflowBody(name)):
-            yield scope
+            yield
     finally:
         _workflow.reset(token)
-
-
-def current_workflow() -> WorkflowScope | None:
-    return _workflow.get()
-
-
-@contextmanager
-def approvals_scope(approvals: tuple[Approval, ...]) -> Iterator[None]:
-    """Let the governor perform these approved actions in the code inside (set by the `@step` wrapper)."""
-    token = _approvals.set(approvals)
-    try:
-        yield
-    finally:
-        _approvals.reset(token)
-
-
-def current_approvals() -> tuple[Approval, ...]:
-    return _approvals.get()
 
 
 @contextmanager
@@ -94,8 +52,7 @@ def step_scope(step_name: str) -> Iterator[StepScope | None]:
     if run_id is None or step_id is None:
         yield None
         return
-    workflow = _workflow.get()
-    scope = StepScope(run_id, step_id, step_name, workflow=workflow.name if workflow else None)
+    scope = StepScope(run_id, step_id, step_name, workflow=_workflow.get())
     token = _scope.set(scope)
     try:
         with enter_door(_StepDoor(scope)):
@@ -125,6 +82,7 @@ class _StepDoor:
             scope.workflow,
             door="workflow",
             can_wait=scope.calls == 1,
+            step=scope.step_name,
         )
 
 

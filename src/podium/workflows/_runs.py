@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,8 @@ from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 from podium.audit import actor_name
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer
-from podium.review._queue import wake_withdrawn, withdraw_reviews
-from podium.store import insert_if_absent, tables
+from podium.review import wake_withdrawn, withdraw_reviews
+from podium.store import insert_if_absent, insert_many_if_absent, tables
 
 WORK_QUEUE = "podium-work"
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
@@ -154,6 +154,22 @@ class Runs:
         wake_withdrawn(self._client, withdrawn, actor_name(by))
         return self.get(run_id)
 
+    def stop_many(self, conn: sa.Connection, run_ids: Sequence[str], actor: str) -> Callable[[], None]:
+        """Stop `run_ids` for another operator action (a kill), in its transaction `conn`: the governor refuses
+        their calls from the commit on, and their open reviews are withdrawn. Returns what to do once `conn` has
+        committed: cancel the runs in DBOS and wake their withdrawn waits (woken earlier, a wait could ask a person
+        afresh before the cancel lands)."""
+        now = time.time()
+        rows = [{"run_id": i, "stopped_by": actor, "stopped_at": now} for i in run_ids]
+        insert_many_if_absent(conn, tables.run_stops, rows)
+        withdrawn = withdraw_reviews(conn, list(run_ids), actor)
+
+        def after_commit() -> None:
+            self._client.cancel_workflows(list(run_ids))
+            wake_withdrawn(self._client, withdrawn, actor)
+
+        return after_commit
+
     def resume(self, run_id: str, *, by: str) -> RunInfo:
         """Resume a cancelled or failed run from its last finished step. Audited."""
         run = self.get(run_id)
@@ -182,9 +198,3 @@ def _info(status: WorkflowStatus) -> RunInfo:
         error=f"{type(status.error).__name__}: {status.error}" if status.error else None,
         output=status.output,
     )
-
-
-def format_time(epoch: float | None) -> str:
-    if not epoch:
-        return "-"
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
