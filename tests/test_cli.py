@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from podium import Settings
 from podium.cli import app
+from podium.errors import UsageError
 from podium.store import tables
 from tests import _apps
 
@@ -60,3 +61,12 @@ def test_audit_verify_passes_then_fails_after_an_edit(with_runs: Settings) -> No
 def test_models_list_checks_the_packaged_model(sqlite_settings: Settings) -> None:
     output = invoke(sqlite_settings, "models", "list")
     assert "smollm2-135m" in output and "sha256 ok" in output
+
+
+def test_agents_add_with_a_tier_ceiling_that_is_not_a_tier_is_one_error_line(sqlite_settings: Settings) -> None:
+    args = ["agents", "add", "bot", "--owner", "ops@example.com", "--tier-ceiling", "galactic", "--by", "ops"]
+    result = runner.invoke(app, ["--home", str(sqlite_settings.home), *args], terminal_width=200)
+    assert isinstance(result.exception, UsageError), result.output  # `podium` prints it as one line (main)
+    assert (
+        str(result.exception) == "tier ceiling 'galactic' is not a tier: use local, intermediate or frontier (or none)."
+    )

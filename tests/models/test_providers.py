@@ -224,6 +224,15 @@ def test_a_routing_tier_with_no_model_is_refused(tmp_path: Path) -> None:
         podium.connect(podium.Settings(home=tmp_path / "p", config=config)).close()
 
 
+def test_a_tier_that_is_not_a_tier_is_one_error_line_naming_the_tiers(tmp_path: Path) -> None:
+    config = tmp_path / "podium.toml"
+    config.write_text('[routing]\ntiers = ["local", "galactic"]\n')
+    with pytest.raises(ConfigurationError) as refused:
+        podium.connect(podium.Settings(home=tmp_path / "p", config=config)).close()
+    assert "\n" not in str(refused.value)
+    assert "routing.tiers.1: Input should be 'local', 'intermediate' or 'frontier'" in str(refused.value)
+
+
 def test_a_reviewers_decision_is_the_outcome_the_router_learns_from(
     tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
 ) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from podium._tiers import check_tier_ceiling
 from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import actor_name, parse_actor, record
 from podium.errors import ActionDenied, NotFoundError, UsageError
@@ -175,7 +176,7 @@ class AgentRegistry:
         check_name(name)
         if not owner.strip():
             raise UsageError(f"agent {name!r} needs an accountable owner: --owner <person>.")
-        _check_ceiling(tier_ceiling)
+        check_tier_ceiling(tier_ceiling)
         now = time.time()
         granted = {"models": models, "tools": tools, "data_scopes": data_scopes}
         new = AgentRecord(
@@ -390,7 +391,7 @@ class AgentRegistry:
     ) -> AgentRecord:
         """Write `changed` over `current`, unless someone changed the agent since it was read (then nothing is
         written and the caller is told to look again): two operators never silently undo each other."""
-        _check_ceiling(changed.tier_ceiling)
+        check_tier_ceiling(changed.tier_ceiling)
         changed = replace(changed, updated_at=max(time.time(), current.updated_at + 1e-6))
         agents = tables.agents
         to = {"to": json.dumps(_summary(changed))}
@@ -497,11 +498,6 @@ def _split_key(key: str) -> tuple[str, str]:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _check_ceiling(tier: str) -> None:
-    if tier not in ("", "local", "intermediate", "frontier"):
-        raise UsageError(f"tier ceiling {tier!r} is not a tier: use local, intermediate or frontier (or none).")
 
 
 def _permissions(by_kind: Mapping[str, Iterable[str]]) -> frozenset[Permission]:

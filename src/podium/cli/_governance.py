@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from podium._tiers import TIER_CHOICES, TIER_PREFIX
 from podium._time import format_time
 from podium.audit.verifier import check
 from podium.cli._common import connected, console, err, settings
@@ -29,7 +30,7 @@ audit_app = typer.Typer(
 governance_app = typer.Typer(help="Accountability: who owns which agent, and what it did.", no_args_is_help=True)
 
 By = Annotated[str, typer.Option(help="Who does it: a person's name, or agent:<name> (audited).")]
-Models = Annotated[list[str] | None, typer.Option("--model", help="A model name or tier:<tier> (repeatable).")]
+Models = Annotated[list[str] | None, typer.Option("--model", help=f"A model name or {TIER_PREFIX}<tier> (repeatable).")]
 Tools = Annotated[list[str] | None, typer.Option("--tool", help="A tool name (repeatable).")]
 Scopes = Annotated[list[str] | None, typer.Option("--data-scope", help="A data scope <team>/<name> (repeatable).")]
 
@@ -51,7 +52,7 @@ def agents_add(
     model: Models = None,
     tool: Tools = None,
     data_scope: Scopes = None,
-    tier_ceiling: Annotated[str, typer.Option(help="Highest model tier: local, intermediate or frontier.")] = "",
+    tier_ceiling: Annotated[str, typer.Option(help=f"Highest model tier: {TIER_CHOICES}.")] = "",
     budget_usd: Annotated[
         float | None, typer.Option(help="A budget for the agent's spend (stops it when spent).")
     ] = None,

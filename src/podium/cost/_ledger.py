@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from podium._tiers import LOCAL
 from podium.store import tables
 
 
@@ -94,8 +95,8 @@ def cost_breakdown_query(group_by: GroupBy) -> sa.Select[*tuple[Any, ...]]:
             sa.func.coalesce(key, "(none)").label("key"),
             sa.func.count(sa.distinct(t.c.run_id)).label("runs"),
             sa.func.count().label("calls"),
-            _category(t, ok & (t.c.kind == "model") & (t.c.tier != "local"), "model_tokens"),
-            _category(t, ok & (t.c.kind == "model") & (t.c.tier == "local"), "local_compute"),
+            _category(t, ok & (t.c.kind == "model") & (t.c.tier != LOCAL), "model_tokens"),
+            _category(t, ok & (t.c.kind == "model") & (t.c.tier == LOCAL), "local_compute"),
             _category(t, ok & (t.c.kind == "tool"), "tools"),
             _category(t, ok & (t.c.kind == "review"), "human_review"),
             _category(t, ok & (t.c.kind == "compliance"), "compliance"),

@@ -34,10 +34,11 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
+from podium._tiers import TIERS
 from podium.errors import ModelUnavailable
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
-from podium.models import TIERS, CircuitBreaker, Features, Router, RouteTier, Task, to_chat
+from podium.models import CircuitBreaker, Features, Router, RouteTier, Task, to_chat
 from podium.store import insert_if_absent, tables
 
 

@@ -17,6 +17,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
 
+from podium._tiers import Tier
 from podium.audit import canonical_json, digest
 from podium.cost import Price
 from podium.governance._call import Call, Usage
@@ -54,7 +55,7 @@ def most_tokens(
 class GovernedModel(WrapperModel):
     """A model whose every request passes the governor on behalf of one agent."""
 
-    def __init__(self, wrapped: Model, *, governor: Governor, agent: str, name: str, tier: str, price: Price) -> None:
+    def __init__(self, wrapped: Model, *, governor: Governor, agent: str, name: str, tier: Tier, price: Price) -> None:
         super().__init__(wrapped)
         self._governor = governor
         self._agent = agent
@@ -71,7 +72,7 @@ class GovernedModel(WrapperModel):
         return self._price
 
     @property
-    def tier(self) -> str:
+    def tier(self) -> Tier:
         return self._tier
 
     async def request(

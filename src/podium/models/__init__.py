@@ -1,7 +1,7 @@
 """Models: tiers, the in-process local models, and the catalog the governor routes to."""
 
 from podium.models._breaker import CircuitBreaker
-from podium.models._catalog import TIERS, ModelCatalog, ModelEntry, Tier, TrainedClassifier, TrainedModels
+from podium.models._catalog import ModelCatalog, ModelEntry, TrainedClassifier, TrainedModels
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
 from podium.models._config import ModelConfig
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, sha256_of, verify_model_file
@@ -15,7 +15,6 @@ __all__ = [
     "COMPUTE_SECONDS",
     "FLOOR_SHARES",
     "SMOLLM2_135M",
-    "TIERS",
     "CircuitBreaker",
     "ClassifierModel",
     "Features",
@@ -30,7 +29,6 @@ __all__ = [
     "Router",
     "Task",
     "TextClassifier",
-    "Tier",
     "TrainedClassifier",
     "TrainedModels",
     "check_endpoint",

@@ -7,20 +7,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import sqlalchemy as sa
 from pydantic_ai.models import Model
 
+from podium._tiers import Tier
 from podium.audit import record
 from podium.cost import Price
 from podium.errors import ModelFileError, NotFoundError
 from podium.models._classifier import ClassifierModel, TextClassifier
 from podium.models._files import verify_model_file
 from podium.store import tables
-
-Tier = Literal["local", "intermediate", "frontier"]
-TIERS: tuple[Tier, ...] = ("local", "intermediate", "frontier")  # weakest and cheapest first
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from podium._tiers import Tier
 from podium.cost import Price
 from podium.errors import ConfigurationError
-from podium.models._catalog import Tier
 
 
 class PriceSetting(BaseModel):

@@ -9,7 +9,6 @@ from podium.policy._cases import CaseResult, run_file, test_suites
 from podium.policy._cedar import (
     CALL_ACTIONS,
     NO_CEILING,
-    TIER_RANKS,
     Decision,
     Entity,
     Policy,
@@ -27,7 +26,6 @@ from podium.policy._cedar import (
 __all__ = [
     "CALL_ACTIONS",
     "NO_CEILING",
-    "TIER_RANKS",
     "Authorizer",
     "CaseResult",
     "Decision",

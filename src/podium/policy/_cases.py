@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from podium._tiers import LOCAL
 from podium.errors import InputDataError
 from podium.policy._cedar import (
     Decision,
@@ -134,7 +135,7 @@ def _entity(spec: Mapping[str, Any], ref: str, where: str) -> Entity:
         )
     builders = {
         "person": lambda: person_entity(name, spec.get("people", {}).get(name, {}).get("teams", ())),
-        "model": lambda: model_entity(name, str(spec.get("models", {}).get(name, {}).get("tier", "local"))),
+        "model": lambda: model_entity(name, str(spec.get("models", {}).get(name, {}).get("tier", LOCAL))),
         "tool": lambda: tool_entity(name, str(spec.get("tools", {}).get(name, {}).get("team", ""))),
         "data": lambda: data_entity(name),
         "review": lambda: review_entity(name, **spec.get("reviews", {}).get(name, {})),

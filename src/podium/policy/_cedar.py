@@ -20,9 +20,9 @@ from typing import Any
 
 import cedarpy
 
+from podium._tiers import TIER_PREFIX, TIER_RANKS
 from podium.errors import ConfigurationError
 
-TIER_RANKS = {"local": 1, "intermediate": 2, "frontier": 3}
 NO_CEILING = max(TIER_RANKS.values())
 CALL_ACTIONS = frozenset({"model.call", "tool.call", "memory.read", "memory.write"})  # the schema's group "call"
 _ENTITY_CACHE = 4096
@@ -80,7 +80,7 @@ def agent_entity(
 
 
 def model_entity(name: str, tier: str) -> Entity:
-    grants = frozenset({name, f"tier:{tier}"})
+    grants = frozenset({name, f"{TIER_PREFIX}{tier}"})
     return Entity(
         "Model", name, {"name": name, "tier": tier, "rank": TIER_RANKS.get(tier, NO_CEILING), "grants": grants}
     )
