@@ -29,28 +29,32 @@ from pydantic_ai.toolsets import FunctionToolset
 from podium import _current
 from podium._events import EventBus
 from podium.agents import Agent, AgentRegistry
-from podium.audit import AuditLog, Verification, record
+from podium.audit import AuditLog, Verification
 from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, UsageError
-from podium.governance import GovernedModel, GovernedToolset, Governor, KillReport, KillSwitch, RoutedModel
+from podium.governance import (
+    GovernedModel,
+    GovernedToolset,
+    Governor,
+    KillReport,
+    KillSwitch,
+    RoutedModel,
+    RoutedModels,
+)
 from podium.models import (
-    SMOLLM2_135M,
-    CircuitBreaker,
-    ClassifierModel,
-    LlamaCppModel,
+    Breakers,
     ModelCatalog,
     ModelConfig,
     ModelEntry,
+    ServedClassifiers,
     TrainedClassifier,
     TrainedModels,
-    check_endpoint,
-    openai_compatible,
 )
 from podium.people import People
 from podium.policy import PolicySet
 from podium.review import ExceptionStage, Reviews
 from podium.settings import Settings
-from podium.store import create_engine, is_sqlite, migrate, tables
+from podium.store import create_engine, is_sqlite, migrate
 from podium.tools import Outbox, fee_nano_usd, tool_team
 from podium.workflows import DECLARED, WORK_QUEUE, Runs
 
@@ -92,8 +96,6 @@ class Podium:
         self.ledger = Ledger(engine)
         self.budgets = Budgets(engine, authorizer)
         self.outbox = Outbox(engine)
-        self.models = ModelCatalog()
-        self.trained = TrainedModels(engine, settings.home / "models")
         self.governor = Governor(
             engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(engine)
         )
@@ -104,14 +106,18 @@ class Podium:
         self._governed_toolsets: dict[str, GovernedToolset] = {}
         self._tool_fees: dict[str, int] = {}
         self._tool_teams: dict[str, str] = {}
-        self._routed_models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
-        self._breakers: dict[str, CircuitBreaker] = {}
-        self._trained_classifiers: set[str] = set()
         self._release_executor: Callable[[], None] | None = None
-        self._add_builtin_models()
         config_file = settings.config_file
         self.config = ModelConfig.load(config_file) if config_file else ModelConfig()
-        self._add_configured_models()
+        local_price = Price(compute_per_hour=settings.local_compute_usd_per_hour)
+        self.models = ModelCatalog.configured(self.config, llm_threads=settings.llm_threads, local_price=local_price)
+        self.trained = TrainedModels(engine, settings.home / "models")
+        self.classifiers = ServedClassifiers(
+            self.models, self.trained, price=local_price, retrain_after=settings.retrain_after
+        )
+        routing = self.config.routing
+        self.breakers = Breakers(engine, failures=routing.breaker_failures, cooldown_s=routing.breaker_cooldown_s)
+        self.routed = RoutedModels(engine, governed=self.governed_model, catalog=self.models, breakers=self.breakers)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -145,10 +151,10 @@ class Podium:
                 podium._tool_teams[tool.__name__] = tool_team(tool)
             for model in app.models:
                 if isinstance(model, TrainedClassifier):
-                    podium._add_trained_classifier(model.name)
+                    podium.classifiers.serve(model.name)
                 else:
                     podium.models.add(model.name, model.tier, model.load, model.price)
-            podium._check_models(app)
+            podium.models.check((agent.name, agent.identity.models) for agent in app.agents)
             for agent in app.agents:
                 podium.agents.register(agent.identity)
             podium.runs.declare(sorted(DECLARED))
@@ -213,70 +219,18 @@ class Podium:
 
     def routed_model(self, agent: str, candidates: tuple[str, ...]) -> RoutedModel:
         """A model that routes each of `agent`'s requests to one of `candidates` (see docs/routing.md)."""
-        routed = self._routed_models.get((agent, candidates))
-        if routed is None:
-            routed = self._routed_models[(agent, candidates)] = RoutedModel(
-                [self.governed_model(agent, name) for name in self.expand_tiers(candidates)],
-                engine=self.engine,
-                group=agent,
-                floor=self.config.routing.floor,
-                breaker=self.breaker,
-                on_breaker_open=self._audit_breaker_open,
-            )
-        return routed
+        return self.routed.get(agent, candidates)
 
     def route_outcome(self, run_id: str, success: bool) -> int:
-        """Record whether the routed answers of `run_id` were good, and teach this process's routers at once
-        (others learn it when they next start); return how many routed requests it credited."""
-        routed = tables.routed
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(routed.c.id, routed.c.router, routed.c.model, routed.c.features).where(
-                    routed.c.run_id == run_id, routed.c.success.is_(None)
-                )
-            ).all()
-            if rows:
-                conn.execute(
-                    routed.update()
-                    .where(routed.c.id.in_([row.id for row in rows]), routed.c.success.is_(None))
-                    .values(success=int(success))
-                )
-        routers = {model.key: model for model in list(self._routed_models.values())}
-        for row in rows:
-            if row.router in routers:
-                routers[row.router].learn(row.features, row.model, success)
-        return len(rows)
+        """Record whether the routed answers of `run_id` were good and teach this process's routers (see
+        `RoutedModels.outcome`); return how many routed requests it credited."""
+        return self.routed.outcome(run_id, success)
 
-    def expand_tiers(self, candidates: Sequence[str]) -> list[str]:
-        """Model names for `candidates`, where `tier:intermediate` or `tier:frontier` stands for every model
-        podium.toml declares in that tier (cheapest first; possibly none)."""
-        names: list[str] = []
-        for candidate in candidates:
-            if candidate.startswith("tier:"):
-                tier = candidate.removeprefix("tier:")
-                declared = [n for n, setting in self.config.models.items() if setting.tier == tier]
-                names += sorted(declared, key=lambda n: self.models.entry(n).price.cost_nano_usd(500, 500, 0))
-            else:
-                names.append(candidate)
-        if not names:
-            raise ConfigurationError(
-                f"none of {', '.join(candidates)} names a model: declare one in podium.toml for those tiers."
-            )
-        return names
-
-    def breaker(self, model: str) -> CircuitBreaker:
-        """The circuit breaker of `model`'s provider, shared by every agent in this process."""
-        found = self._breakers.get(model)
-        if found is None:
-            routing = self.config.routing
-            found = self._breakers.setdefault(
-                model, CircuitBreaker(routing.breaker_failures, routing.breaker_cooldown_s)
-            )
-        return found
-
-    def _audit_breaker_open(self, model: str, error: str) -> None:
-        with self.engine.begin() as conn:
-            record(conn, "podium:router", "breaker.open", model, decision="opened", detail={"last_error": error})
+    def learn(self, *, min_new: int | None = None) -> dict[str, Path]:
+        """Corrections teach: retrain each classifier this process serves once `min_new` labels from reviews
+        arrived (default PODIUM_RETRAIN_AFTER), and serve the latest file of each, whichever process trained it.
+        Returns the files retrained now, by model."""
+        return self.classifiers.learn(min_new=min_new)
 
     def governed_toolset(self, agent: str) -> GovernedToolset:
         """Every registered tool as `agent` may use it: every call passes the governor."""
@@ -305,58 +259,6 @@ class Podium:
     def restore(self, scope: str, *, by: str, reason: str = "") -> None:
         """Lift the kill on `scope`, deliberately and audited."""
         self.kill_switch.restore(scope, by=by, reason=reason)
-
-    def _add_builtin_models(self) -> None:
-        self.models.add(
-            "smollm2-135m",
-            "local",
-            lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M, threads=self.settings.llm_threads),
-            self._local_price,
-        )
-
-    def _add_configured_models(self) -> None:
-        for name, setting in self.config.models.items():
-            price = setting.resolved_price(name)
-            self.models.add(name, setting.tier, functools.partial(openai_compatible, name, setting), price)
-        self.config.check_tiers({self.models.entry(name).tier for name in self.models.names()})
-
-    def _check_models(self, app: App) -> None:
-        """Before anything runs: every model an agent names exists, and every remote endpoint answers."""
-        for agent in app.agents:
-            for model in agent.identity.models:
-                if model in ("tier:intermediate", "tier:frontier"):
-                    continue  # any model declared for that tier (possibly none)
-                if model not in self.models.names():
-                    raise ConfigurationError(
-                        f"agent {agent.name!r} lists model {model!r}, which is not configured (known: "
-                        f"{', '.join(self.models.names())}, or tier:intermediate / tier:frontier for any model of "
-                        f"that tier). Add [models.{model}] to podium.toml, or fix the name."
-                    )
-        for name, setting in self.config.models.items():
-            check_endpoint(name, setting)
-
-    def _add_trained_classifier(self, name: str) -> None:
-        self.models.add(name, "local", lambda: self.trained.load_classifier(name), self._local_price)
-        self._trained_classifiers.add(name)
-
-    def learn(self, *, min_new: int | None = None) -> dict[str, Path]:
-        """Corrections teach: retrain each classifier this process serves once `min_new` labels from reviews
-        arrived (default PODIUM_RETRAIN_AFTER), and serve the latest file of each, whichever process trained it.
-        Returns the files retrained now, by model."""
-        retrained: dict[str, Path] = {}
-        for name in sorted(self._trained_classifiers):
-            path = self.trained.learn(name, min_new=self.settings.retrain_after if min_new is None else min_new)
-            if path is not None:
-                retrained[name] = path
-            loaded = self.models.loaded(name)
-            if isinstance(loaded, ClassifierModel) and self.trained.recorded_sha256(name) != loaded.sha256:
-                latest = self.trained.load_classifier(name)
-                loaded.replace(latest.classifier, latest.sha256)
-        return retrained
-
-    @property
-    def _local_price(self) -> Price:
-        return Price(compute_per_hour=self.settings.local_compute_usd_per_hour)
 
 
 def _inline(tool: Callable[..., Any]) -> Callable[..., Any]:

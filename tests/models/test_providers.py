@@ -135,7 +135,7 @@ def test_a_provider_that_returns_5xx_falls_back_opens_its_breaker_and_its_waste_
     with podium.launch(settings, podium.App(agents=[agent])) as pod:
         for prompt in ("one", "two"):
             assert routed.start(prompt).result() == f"strong answers: {prompt}"
-        assert cheap.completions == 2 and pod.breaker("cheap").state == "open"
+        assert cheap.completions == 2 and pod.breakers.get("cheap").state == "open"
         assert routed.start("three").result() == "strong answers: three"
         assert cheap.completions == 2  # the open breaker kept the third request away from it
         rows = ledger(pod)
@@ -174,7 +174,7 @@ def test_a_request_the_provider_rejects_is_raised_not_retried_elsewhere(
         for _ in range(3):
             with pytest.raises(Exception, match="prompt too long"):
                 routed.options(run_id=f"rejected-{_}").start("x" * 10).result()
-        assert strong.completions == 0 and pod.breaker("cheap").state == "closed"
+        assert strong.completions == 0 and pod.breakers.get("cheap").state == "closed"
 
 
 def test_the_router_learns_from_reported_outcomes_to_pay_for_the_tier_that_succeeds(

@@ -117,7 +117,7 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
             cycles.append(max(s.finished_at or 0.0 for s in steps) - min(s.started_at or 0.0 for s in steps))
     cycles = sorted(cycles) or [0.0]
     totals = pod.ledger.totals(run_ids)
-    strongest = pod.expand_tiers(wf.DRAFT_MODELS)[-1]
+    strongest = pod.models.expand_tiers(wf.DRAFT_MODELS)[-1]
     return DemoReport(
         tickets=len(chosen),
         auto_resolved=by_outcome["sent"],

@@ -6,7 +6,7 @@ from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage, Standing
 from podium.governance._report import governance_report, report_markdown
-from podium.governance._routed import RoutedModel
+from podium.governance._routed import RoutedModel, RoutedModels
 from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope
 from podium.governance._wrappers import GovernedModel, GovernedToolset
 
@@ -26,6 +26,7 @@ __all__ = [
     "Outcome",
     "Refusal",
     "RoutedModel",
+    "RoutedModels",
     "Stage",
     "Standing",
     "Usage",

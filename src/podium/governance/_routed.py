@@ -38,7 +38,7 @@ from podium._tiers import TIERS
 from podium.errors import ModelUnavailable
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
-from podium.models import CircuitBreaker, Features, Router, RouteTier, Task, to_chat
+from podium.models import Breakers, Features, ModelCatalog, Router, RouteTier, Task, to_chat
 from podium.store import insert_if_absent, tables
 
 
@@ -52,15 +52,13 @@ class RoutedModel(Model):
         engine: sa.Engine,
         group: str,
         floor: float,
-        breaker: Callable[[str], CircuitBreaker],
-        on_breaker_open: Callable[[str, str], None],
+        breakers: Breakers,
     ) -> None:
         super().__init__()
         self._candidates = sorted(candidates, key=lambda m: (TIERS.index(m.tier), _expected_cost(m, 500, 500)))
         self._by_name = {model.name: model for model in self._candidates}
         self._group = group
-        self._breaker = breaker
-        self._on_breaker_open = on_breaker_open
+        self._breakers = breakers
         # No shadow calls yet: a shadow answer only teaches once something judges it (the review loop will).
         self.router = Router(
             [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates], floor=floor, shadow_rate=0.0
@@ -104,7 +102,7 @@ class RoutedModel(Model):
             decision = self.router.decide(task, costs=costs)
         failures: list[str] = []
         for name in self._fallback_order(decision.tier):
-            breaker = self._breaker(name)
+            breaker = self._breakers.get(name)
             if not breaker.allow():
                 failures.append(f"{name}: circuit breaker open")
                 continue
@@ -119,7 +117,7 @@ class RoutedModel(Model):
                     raise
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
                 if breaker.failed():
-                    self._on_breaker_open(name, failures[-1])
+                    self._breakers.opened(name, failures[-1])
                 continue
             except BaseException:
                 breaker.abandoned()
@@ -161,6 +159,59 @@ class RoutedModel(Model):
         names = list(self._by_name)
         at = names.index(chosen)
         return [chosen, *names[at + 1 :], *reversed(names[:at])]
+
+
+class RoutedModels:
+    """This process's routed models, one per agent and list of candidates, and the outcomes that teach them."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        governed: Callable[[str, str], GovernedModel],
+        catalog: ModelCatalog,
+        breakers: Breakers,
+    ) -> None:
+        self._engine = engine
+        self._governed = governed
+        self._catalog = catalog
+        self._breakers = breakers
+        self._models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
+
+    def get(self, agent: str, candidates: tuple[str, ...]) -> RoutedModel:
+        """A model that routes each of `agent`'s requests to one of `candidates` (see docs/routing.md)."""
+        routed = self._models.get((agent, candidates))
+        if routed is None:
+            routed = self._models[(agent, candidates)] = RoutedModel(
+                [self._governed(agent, name) for name in self._catalog.expand_tiers(candidates)],
+                engine=self._engine,
+                group=agent,
+                floor=self._catalog.config.routing.floor,
+                breakers=self._breakers,
+            )
+        return routed
+
+    def outcome(self, run_id: str, success: bool) -> int:
+        """Record whether the routed answers of `run_id` were good, and teach this process's routers at once
+        (others learn it when they next start); return how many routed requests it credited."""
+        routed = tables.routed
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(routed.c.id, routed.c.router, routed.c.model, routed.c.features).where(
+                    routed.c.run_id == run_id, routed.c.success.is_(None)
+                )
+            ).all()
+            if rows:
+                conn.execute(
+                    routed.update()
+                    .where(routed.c.id.in_([row.id for row in rows]), routed.c.success.is_(None))
+                    .values(success=int(success))
+                )
+        routers = {model.key: model for model in list(self._models.values())}
+        for row in rows:
+            if row.router in routers:
+                routers[row.router].learn(row.features, row.model, success)
+        return len(rows)
 
 
 def _provider_fault(error: ModelAPIError) -> bool:

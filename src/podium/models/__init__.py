@@ -1,7 +1,7 @@
 """Models: tiers, the in-process local models, and the catalog the governor routes to."""
 
-from podium.models._breaker import CircuitBreaker
-from podium.models._catalog import ModelCatalog, ModelEntry, TrainedClassifier, TrainedModels
+from podium.models._breaker import Breakers, CircuitBreaker
+from podium.models._catalog import ModelCatalog, ModelEntry, ServedClassifiers, TrainedClassifier, TrainedModels
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
 from podium.models._config import ModelConfig
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, sha256_of, verify_model_file
@@ -15,6 +15,7 @@ __all__ = [
     "COMPUTE_SECONDS",
     "FLOOR_SHARES",
     "SMOLLM2_135M",
+    "Breakers",
     "CircuitBreaker",
     "ClassifierModel",
     "Features",
@@ -27,6 +28,7 @@ __all__ = [
     "Prediction",
     "RouteTier",
     "Router",
+    "ServedClassifiers",
     "Task",
     "TextClassifier",
     "TrainedClassifier",

@@ -11,6 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+import sqlalchemy as sa
+
+from podium.audit import record
+
 State = Literal["closed", "open", "half-open"]
 
 
@@ -61,3 +65,24 @@ class CircuitBreaker:
         if self._opened_at is None:
             return "closed"
         return "open" if self._clock() - self._opened_at < self._cooldown else "half-open"
+
+
+class Breakers:
+    """The circuit breaker of each model's provider, shared by every agent in this process; an opening is audited."""
+
+    def __init__(self, engine: sa.Engine, *, failures: int, cooldown_s: float) -> None:
+        self._engine = engine
+        self._failures = failures
+        self._cooldown_s = cooldown_s
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, model: str) -> CircuitBreaker:
+        found = self._breakers.get(model)
+        if found is None:
+            found = self._breakers.setdefault(model, CircuitBreaker(self._failures, self._cooldown_s))
+        return found
+
+    def opened(self, model: str, error: str) -> None:
+        """Audit that `model`'s breaker opened after `error`."""
+        with self._engine.begin() as conn:
+            record(conn, "podium:router", "breaker.open", model, decision="opened", detail={"last_error": error})

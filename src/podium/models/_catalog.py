@@ -1,22 +1,30 @@
-"""The models a podium process may use, by name: tier, price, and how to load each (lazily, once)."""
+"""The models a podium process may use, by name: tier, price, and how to load each (lazily, once).
+
+The catalog holds the built-in local model, the remote ones podium.toml declares (and turns `tier:<tier>` into
+those of that tier), and the classifiers podium trained itself, which `ServedClassifiers` keeps current.
+"""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 from pydantic_ai.models import Model
 
-from podium._tiers import Tier
+from podium._tiers import LOCAL, TIER_PREFIX, TIERS, Tier
 from podium.audit import record
 from podium.cost import Price
-from podium.errors import ModelFileError, NotFoundError
+from podium.errors import ConfigurationError, ModelFileError, NotFoundError
 from podium.models._classifier import ClassifierModel, TextClassifier
-from podium.models._files import verify_model_file
+from podium.models._config import ModelConfig
+from podium.models._files import SMOLLM2_135M, verify_model_file
+from podium.models._llama import LlamaCppModel
+from podium.models._remote import check_endpoint, openai_compatible
 from podium.store import tables
 
 
@@ -35,11 +43,31 @@ class TrainedClassifier:
     name: str
 
 
+_TIER_WIDE = tuple(f"{TIER_PREFIX}{tier}" for tier in TIERS if tier != LOCAL)  # an agent may name these unchecked
+
+
 class ModelCatalog:
-    def __init__(self) -> None:
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
         self._entries: dict[str, ModelEntry] = {}
         self._loaded: dict[str, Model] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def configured(cls, config: ModelConfig, *, llm_threads: int, local_price: Price) -> ModelCatalog:
+        """The built-in local model and every model `config` declares; each tier routing.tiers names must have one."""
+        catalog = cls(config)
+        catalog.add(
+            "smollm2-135m",
+            LOCAL,
+            lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M, threads=llm_threads),
+            local_price,
+        )
+        for name, setting in config.models.items():
+            price = setting.resolved_price(name)
+            catalog.add(name, setting.tier, functools.partial(openai_compatible, name, setting), price)
+        config.check_tiers({catalog.entry(name).tier for name in catalog.names()})
+        return catalog
 
     def add(self, name: str, tier: Tier, load: Callable[[], Model], price: Price) -> None:
         with self._lock:
@@ -69,6 +97,39 @@ class ModelCatalog:
         """The model if it is loaded already, without loading it."""
         with self._lock:
             return self._loaded.get(name)
+
+    def expand_tiers(self, candidates: Sequence[str]) -> list[str]:
+        """Model names for `candidates`, where `tier:intermediate` or `tier:frontier` stands for every model
+        podium.toml declares in that tier (cheapest first; possibly none)."""
+        names: list[str] = []
+        for candidate in candidates:
+            if candidate.startswith(TIER_PREFIX):
+                tier = candidate.removeprefix(TIER_PREFIX)
+                declared = [n for n, setting in self.config.models.items() if setting.tier == tier]
+                names += sorted(declared, key=lambda n: self.entry(n).price.cost_nano_usd(500, 500, 0))
+            else:
+                names.append(candidate)
+        if not names:
+            raise ConfigurationError(
+                f"none of {', '.join(candidates)} names a model: declare one in podium.toml for those tiers."
+            )
+        return names
+
+    def check(self, agent_models: Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Before anything runs: every model an agent names (agent, its models) exists, and every remote endpoint
+        answers."""
+        for agent, models in agent_models:
+            for model in models:
+                if model in _TIER_WIDE:
+                    continue  # any model declared for that tier (possibly none)
+                if model not in self.names():
+                    raise ConfigurationError(
+                        f"agent {agent!r} lists model {model!r}, which is not configured (known: "
+                        f"{', '.join(self.names())}, or {' / '.join(_TIER_WIDE)} for any model of "
+                        f"that tier). Add [models.{model}] to podium.toml, or fix the name."
+                    )
+        for name, setting in self.config.models.items():
+            check_endpoint(name, setting)
 
 
 class TrainedModels:
@@ -179,6 +240,36 @@ class TrainedModels:
                 f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents."
             )
         return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256), row.sha256)
+
+
+class ServedClassifiers:
+    """The classifiers podium trained that this process serves (in the local tier): retrained from people's
+    corrections, and swapped for the latest file of each, whichever process trained it."""
+
+    def __init__(self, catalog: ModelCatalog, trained: TrainedModels, *, price: Price, retrain_after: int) -> None:
+        self._catalog = catalog
+        self._trained = trained
+        self._price = price
+        self._retrain_after = retrain_after
+        self._names: set[str] = set()
+
+    def serve(self, name: str) -> None:
+        self._catalog.add(name, LOCAL, lambda: self._trained.load_classifier(name), self._price)
+        self._names.add(name)
+
+    def learn(self, *, min_new: int | None = None) -> dict[str, Path]:
+        """Retrain each served classifier once `min_new` labels from reviews arrived (default: retrain_after),
+        and serve the latest file of each. Returns the files retrained now, by model."""
+        retrained: dict[str, Path] = {}
+        for name in sorted(self._names):
+            path = self._trained.learn(name, min_new=self._retrain_after if min_new is None else min_new)
+            if path is not None:
+                retrained[name] = path
+            loaded = self._catalog.loaded(name)
+            if isinstance(loaded, ClassifierModel) and self._trained.recorded_sha256(name) != loaded.sha256:
+                latest = self._trained.load_classifier(name)
+                loaded.replace(latest.classifier, latest.sha256)
+        return retrained
 
 
 def _record_file(conn: sa.Connection, name: str, path: Path, sha256: str, recorded_at: float) -> None:
