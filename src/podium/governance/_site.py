@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from podium.governance._call import Call
 
 T = TypeVar("T")
-DoorKind = Literal["workflow", "request", "mcp", "adhoc"]
+DoorKind = Literal["workflow", "request", "adhoc"]  # an MCP tool session is a request door (issue 16 opens one)
 
 
 @dataclass(frozen=True)
