@@ -110,3 +110,14 @@ def cancellable(text: str) -> str:
 def slow_side_effect(text: str) -> str:
     answer = ask("tester", "echo")
     return use("tester", "slow_note", f"{text}: {answer}")
+
+
+@podium.step(name="tests.request_inside_step")
+def _request_inside(text: str) -> str:
+    with podium.request_scope("nested"):
+        return str(worker.call_tool("note", text=text))
+
+
+@podium.workflow(name="tests.request_inside_step")
+def request_inside_step() -> str:
+    return _request_inside("hidden from the run")

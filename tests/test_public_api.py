@@ -71,3 +71,31 @@ def test_a_review_request_survives_pickling_with_the_action_it_carries() -> None
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is podium.ReviewRequired
     assert copy.request == action
+
+
+def test_a_review_request_recorded_by_an_older_podium_still_names_its_action() -> None:
+    """A run waiting for a person across an upgrade: DBOS re-raises the ReviewRequired it recorded, with the loose
+    fields podium 0.1 gave it."""
+    import pickle
+
+    old = podium.ReviewRequired.__new__(podium.ReviewRequired)
+    fields = {
+        "agent": "a",
+        "kind": "tool",
+        "resource": "t",
+        "run_id": "run-1",
+        "reasons": ("low_confidence",),
+        "arguments": {"x": 1},
+        "schema": {},
+        "input_digest": "d" * 64,
+        "facts": {"summary": "s"},
+        "judgement": None,
+    }
+    old.__dict__.update(message="waits", fields=fields)
+    recorded = pickle.dumps(old)
+    copy = pickle.loads(recorded)
+    assert (copy.request.reasons, copy.request.input_digest, copy.request.arguments) == (
+        ("low_confidence",),
+        "d" * 64,
+        {"x": 1},
+    )

@@ -121,6 +121,19 @@ class ReviewRequired(GovernanceError):
 
     request: ProposedAction
 
+    def __init__(self, message: str, **fields: Any) -> None:
+        if "request" not in fields and "input_digest" in fields:
+            # Recorded by podium before 0.2 (a run that waited across the upgrade): its action came as loose fields.
+            names = ProposedAction.__dataclass_fields__
+            action = {k: fields.pop(k) for k in list(fields) if k in names and k not in ("agent", "resource", "run_id")}
+            fields["request"] = ProposedAction(
+                agent=fields["agent"],
+                resource=fields["resource"],
+                run_id=fields.get("run_id"),
+                **{**action, "reasons": tuple(action.get("reasons", ())), "facts": action.get("facts") or {}},
+            )
+        super().__init__(message, **fields)
+
 
 class ActionRejected(GovernanceError):
     """A person rejected the proposed action, or nobody decided in time and the workflow's default is to

@@ -25,7 +25,7 @@ def _greedy(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart("ok")], usage=RequestUsage(input_tokens=read, output_tokens=out))
 
 
-burst = podium.Agent("burst", owner="finance-lead@example.com", models=["greedy"], tools=[])
+burst = podium.Agent("burst", owner="finance-lead@example.com", team="finance", models=["greedy"], tools=[])
 APP = podium.App(
     agents=[burst],
     models=[ModelEntry("greedy", "frontier", Price(1_000.0, 2_000.0), lambda: FunctionModel(_greedy))],
@@ -74,3 +74,44 @@ def test_the_most_a_call_can_cost_bounds_what_it_is_billed(sqlite_settings: Sett
 
             (held,) = conn.execute(tables.reservations.select()).mappings().all()
         assert pod.ledger.totals(None).cost_nano_usd <= held["amount_nano_usd"]
+
+
+def test_the_bound_counts_tool_calls_tool_results_and_attachments() -> None:
+    """What a tool-using agent sends back to its model costs input tokens too: the bound counts every part."""
+    from pydantic_ai.messages import (
+        BinaryContent,
+        ModelRequest,
+        ModelResponse,
+        ToolCallPart,
+        ToolReturnPart,
+        UserPromptPart,
+    )
+    from pydantic_ai.models import ModelRequestParameters
+
+    from podium.governance._wrappers import most_tokens
+
+    history = [
+        ModelRequest(
+            parts=[UserPromptPart(["look at this", BinaryContent(b"\x89PNG" * 2_500, media_type="image/png")])]
+        ),
+        ModelResponse(parts=[ToolCallPart("lookup", {"query": "q" * 20_000}, tool_call_id="1")]),
+        ModelRequest(parts=[ToolReturnPart("lookup", "r" * 50_000, tool_call_id="1")]),
+    ]
+    read, out = most_tokens(history, ModelRequestParameters(), {"max_tokens": 100})
+    assert read >= 10_000 + 20_000 + 50_000 and out == 100
+
+
+def test_a_memory_read_holds_no_budget(sqlite_settings: Settings) -> None:
+    """Nothing charges a memory access, so it reserves nothing (and a spent budget does not stop it)."""
+    import sqlalchemy as sa
+
+    from podium.governance import Call
+    from podium.store import tables
+
+    with podium.launch(sqlite_settings, APP) as pod:
+        pod.agents.grant("burst", data_scopes=["finance/notes"], by="finance-lead@example.com")
+        pod.budgets.set("agent:burst", 0.0, by="cfo@example.com")
+        decision = pod.governor.authorize(Call("burst", "memory.read", "finance/notes", "data", ""))
+        assert decision.allowed
+        with pod.engine.connect() as conn:
+            assert conn.execute(sa.select(tables.reservations)).all() == []

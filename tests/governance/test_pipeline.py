@@ -77,7 +77,7 @@ def test_a_model_call_from_plain_code_is_governed_and_idempotent_under_its_reque
 
         (row,) = ledger(pod)
         assert (row.call_key, row.run_id, row.kind, row.resource, row.agent) == (
-            "request:req-42:1",
+            "request:person.ana@example.com:req-42:1",
             None,
             "model",
             "echo",
@@ -85,18 +85,26 @@ def test_a_model_call_from_plain_code_is_governed_and_idempotent_under_its_reque
         )
         assert row.cost_nano_usd == 9_000_000  # 7 tokens in at $1,000/M, 1 out at $2,000/M
         (entry,) = [e for e in audit(pod) if e.action == "model.call"]
-        assert (entry.call_key, entry.decision, entry.actor) == ("request:req-42:1", "allowed", "agent:tester")
+        assert (entry.call_key, entry.decision, entry.actor) == (
+            "request:person.ana@example.com:req-42:1",
+            "allowed",
+            "agent:tester",
+        )
         assert json.loads(entry.detail)["on_behalf_of"] == "ana@example.com"
         budget = pod.budgets.get("agent:tester")
         assert (budget.spent_nano_usd, budget.reserved_nano_usd) == (9_000_000, 0)  # reserved, settled once
         with pod.engine.connect() as conn:
             holds = conn.execute(sa.select(tables.reservations.c.call_key, tables.reservations.c.status)).all()
         # The retry held the most it could cost while it ran, and gave it back: its call was already paid for.
-        assert [tuple(h) for h in holds] == [("request:req-42:1", "committed"), ("request:req-42:1", "released")]
+        assert [tuple(h) for h in holds] == [
+            ("request:person.ana@example.com:req-42:1", "committed"),
+            ("request:person.ana@example.com:req-42:1", "released"),
+        ]
 
         with podium.request_scope("req-43"):  # another request is another call
             _apps.worker.run("hello", model="echo", max_tokens=10)
-        assert [r.call_key for r in ledger(pod)] == ["request:req-42:1", "request:req-43:1"]
+        keys = [r.call_key for r in ledger(pod)]
+        assert keys == ["request:person.ana@example.com:req-42:1", "request:anonymous:req-43:1"]
         assert pod.verify_audit().ok
 
 
@@ -121,16 +129,34 @@ def test_a_key_budget_stops_the_calls_of_requests_made_with_that_key(settings: S
 
         assert pod.budgets.get(f"key:{key.id}").spent_nano_usd == 9_000_000
         assert [(r.call_key, r.api_key) for r in ledger(pod)] == [
-            ("request:with-key-1:1", key.id),
-            ("request:without-key:1", None),
+            (f"request:key.{key.id}:with-key-1:1", key.id),
+            ("request:anonymous:without-key:1", None),
         ]
         refused = [e for e in audit(pod) if e.decision == "over_budget"]
         assert [(e.call_key, json.loads(e.detail)["stage"]) for e in refused] == [
-            ("request:with-key-2:1:over_budget", "budgets")
+            (f"request:key.{key.id}:with-key-2:1:over_budget", "budgets")
         ]
 
 
 def test_a_request_id_that_cannot_key_a_call_is_refused_with_the_fix(sqlite_settings: Settings) -> None:
-    refused = pytest.raises(podium.UsageError, match="use the client's idempotency key")
-    with _apps.launch(sqlite_settings), refused, podium.request_scope("a\nb"):
-        pass
+    with _apps.launch(sqlite_settings):
+        for bad in ("a\nb", "", "run-1:2:1", "x" * 201):
+            with pytest.raises(podium.UsageError, match="use the client's idempotency key"), podium.request_scope(bad):
+                pass
+
+
+def test_the_same_request_id_from_two_askers_is_two_requests(sqlite_settings: Settings) -> None:
+    with _apps.launch(sqlite_settings) as pod:
+        for person in ("ana@example.com", "bo@example.com"):
+            with podium.request_scope("1", person=person):
+                assert _apps.worker.call_tool("note", text=f"from {person}") == "queued"
+        assert [m.body for m in pod.outbox.messages()] == ["from ana@example.com", "from bo@example.com"]
+        assert len(ledger(pod)) == 2
+
+
+def test_a_request_scope_inside_a_workflow_step_is_refused(sqlite_settings: Settings) -> None:
+    """Inside a step, calls belong to the run (its cancel, its kills, its budgets): a request door would hide them."""
+    with _apps.launch(sqlite_settings):
+        run = _apps.request_inside_step.start()
+        with pytest.raises(podium.UsageError, match="opened inside another front door"):
+            run.result()

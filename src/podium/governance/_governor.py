@@ -114,10 +114,10 @@ class Governor:
             self._record(ctx, outcome, {"error": f"{type(exc).__name__}: {exc}"})  # settles the reservation
             raise
         else:
-            outcome = "allowed"
             ctx.usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
             ctx.output_digest = digest(output(result))
-            self._record(ctx, outcome, {})
+            self._record(ctx, "allowed", {})
+            outcome = "allowed"  # only once recorded: until then the stages hold what they held, to give back
         finally:
             self._finish(entered, ctx, outcome)
         self._events.emit(Event("call_recorded", ctx.site.run_id, ctx.call.resource, ctx.site.step_id))
@@ -208,8 +208,15 @@ class Governor:
 
     @staticmethod
     def _finish(entered: Sequence[Stage], ctx: CallContext, outcome: Outcome | None) -> None:
+        """Every entered stage's finish, last first; one that fails does not keep the others from theirs."""
+        failed: Exception | None = None
         for stage in reversed(entered):
-            stage.finish(ctx, outcome)
+            try:
+                stage.finish(ctx, outcome)
+            except Exception as exc:  # noqa: BLE001 - raised below, once the other stages have finished
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def _record(
         self,

@@ -8,12 +8,14 @@ person). The governor asks the door in force; it needs no workflow to govern a c
 
     door          call key                     idempotent across
     workflow      <run>:<step>:<n>             a step re-run after a crash     (podium.workflows installs it)
-    request       request:<request id>:<n>     a client retrying one request   (`request_scope`)
+    request       request:<asker>:<id>:<n>     a client retrying one request   (`request_scope`; the asker is the
+                                               API key, else the person, else "anonymous")
     (none)        adhoc:<uuid>                 nothing: a one-off call from plain code
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,8 +83,10 @@ class RequestDoor:
 
     def next_site(self, what: str) -> CallSite:
         self.calls += 1
+        # Keyed by who asks as well as by their id: two clients' request "1" are two requests.
+        asker = f"key.{self.api_key}" if self.api_key else f"person.{self.person}" if self.person else "anonymous"
         return CallSite(
-            f"request:{self.request_id}:{self.calls}",
+            f"request:{asker}:{self.request_id}:{self.calls}",
             None,
             None,
             door="request",
@@ -109,6 +113,7 @@ def next_call_site(what: str) -> CallSite:
 
 
 MAX_REQUEST_ID = 200
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID}}}")
 
 
 @contextmanager
@@ -118,10 +123,15 @@ def request_scope(request_id: str, *, api_key: str | None = None, person: str | 
     `api_key` (the id of the key that authenticated the request) puts its `key:<id>` budget on every call, and
     attributes the ledger rows to it; `person` is who the request acts for.
     """
-    if not request_id or len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+    if not _REQUEST_ID.fullmatch(request_id):
         raise UsageError(
-            f"request id {request_id[:40]!r} is not 1-{MAX_REQUEST_ID} printable characters: use the client's "
-            "idempotency key or a UUID."
+            f"request id {request_id[:40]!r} is not 1-{MAX_REQUEST_ID} letters, digits, '.', '_' or '-': use the "
+            "client's idempotency key or a UUID."
+        )
+    if _door.get() is not None:
+        raise UsageError(
+            f"request_scope({request_id!r}) was opened inside another front door (a workflow step, or a request): "
+            "its calls are keyed there already. Open a request scope only where a request from outside arrives."
         )
     with enter_door(RequestDoor(request_id, api_key, person)) as door:
         assert isinstance(door, RequestDoor)

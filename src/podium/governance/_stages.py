@@ -20,6 +20,7 @@ from podium.governance._site import CallSite
 from podium.policy import Decision, Entity, PolicySet, agent_entity
 from podium.store import tables
 
+CHARGED_KINDS = frozenset({"model", "tool"})  # the calls that have a ledger row, and so can spend a budget
 # Refusals by these policies mean "stopped" (someone halted the agent or run), not "never allowed".
 STOPPING_POLICIES = frozenset({"only-active-agents-act", "killed-work-halts", "cancelled-runs-halt"})
 
@@ -240,8 +241,8 @@ class BudgetStage(Stage):
         self._events = events
 
     def check(self, ctx: CallContext) -> None:
-        if ctx.standing is None or not ctx.standing.budgeted:
-            return
+        if ctx.standing is None or not ctx.standing.budgeted or ctx.call.kind not in CHARGED_KINDS:
+            return  # nothing covers it, or nothing can be charged for it (a memory access costs no money)
         call, site = ctx.call, ctx.site
         ctx.budget_scopes = scopes = site.budget_scopes(call.agent, ctx.team)
         waived = frozenset().union(*(a.waived_budgets() for a in ctx.approvals))

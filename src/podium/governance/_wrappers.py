@@ -11,11 +11,21 @@ from typing import Any
 
 from pydantic_ai import RunContext
 from pydantic_ai._utils import disable_threads  # private; pydantic-ai's Temporal integration uses it (pinned)
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequestPart,
+    ModelResponse,
+    ModelResponsePart,
+    RetryPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
+from pydantic_core import to_json
 
 from podium._tiers import Tier
 from podium.audit import canonical_json, digest
@@ -41,15 +51,30 @@ def most_tokens(
     messages: list[ModelMessage], parameters: ModelRequestParameters, model_settings: ModelSettings
 ) -> tuple[int, int]:
     """The most input and output tokens a request can be billed for: no tokeniser makes more tokens than the UTF-8
-    bytes it reads (messages and the tool definitions sent with them), plus the chat template's markers; and no
-    more output than its max_tokens (which the governor always sets)."""
-    turns = to_chat(messages)
+    bytes it reads (every part of every message: prompts, tool calls and their results, retries, attachments as
+    their JSON, and the tool definitions sent with them), plus the chat template's markers; and no more output than
+    its max_tokens (which the governor always sets)."""
+    parts = [part for message in messages for part in message.parts]
     tools = [
         {"name": tool.name, "description": tool.description, "parameters": tool.parameters_json_schema}
         for tool in (*parameters.function_tools, *parameters.output_tools)
     ]
-    read = sum(len(turn.content.encode()) for turn in turns) + len(canonical_json(tools).encode())
-    return read + TOKENS_PER_MESSAGE * (len(turns) + 2), int(model_settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
+    read = sum(_bytes_read(part) for part in parts) + len(canonical_json(tools).encode())
+    return read + TOKENS_PER_MESSAGE * (len(parts) + 2), int(model_settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
+
+
+def _bytes_read(part: ModelRequestPart | ModelResponsePart) -> int:
+    """The UTF-8 bytes of what a part puts in front of the model."""
+    if isinstance(part, ToolCallPart):
+        text = part.tool_name + part.args_as_json_str()
+    elif isinstance(part, ToolReturnPart):
+        text = part.tool_name + part.model_response_str()
+    elif isinstance(part, RetryPromptPart):
+        text = part.model_response()
+    else:
+        content = getattr(part, "content", "")
+        return len(content.encode()) if isinstance(content, str) else len(to_json(content))
+    return len(text.encode())
 
 
 class GovernedModel(WrapperModel):
@@ -96,9 +121,10 @@ class GovernedModel(WrapperModel):
         turns = [(t.role, t.content) for t in to_chat(messages)]
         # The output is capped, so that the most the call can cost is known before it runs and reserved whole:
         # concurrent calls then cannot take a budget past its limit, whatever they turn out to cost.
-        model_settings = {**(model_settings or {}), "max_tokens": _max_tokens(model_settings)}
+        model_settings = {**(model_settings or {}), "max_tokens": self._max_tokens(model_settings)}
         tokens_in, tokens_out = most_tokens(messages, model_request_parameters, model_settings)
-        most = self._price.cost_nano_usd(tokens_in, tokens_out, (tokens_in + tokens_out) / SLOWEST_TOKENS_PER_SECOND)
+        slowest = getattr(self.wrapped, "slowest_tokens_per_second", SLOWEST_TOKENS_PER_SECOND)
+        most = self._price.cost_nano_usd(tokens_in, tokens_out, (tokens_in + tokens_out) / slowest)
         call = Call(self._agent, "model", self._name, self._tier, digest(turns), estimate_nano_usd=most)
 
         async def execute(_: Call) -> ModelResponse:
@@ -109,14 +135,18 @@ class GovernedModel(WrapperModel):
 
         return await self._governor.govern(call, execute, self._measure, _response_text, detail)
 
+    def _max_tokens(self, model_settings: ModelSettings | None) -> int:
+        """The request's own bound, else the model's configured one, else what the model makes unasked (a local
+        model says; a remote one gets DEFAULT_MAX_TOKENS)."""
+        unasked = getattr(self.wrapped, "default_max_tokens", DEFAULT_MAX_TOKENS)
+        return int(
+            (model_settings or {}).get("max_tokens") or (self.wrapped.settings or {}).get("max_tokens") or unasked
+        )
+
     def _measure(self, response: ModelResponse) -> Usage:
         seconds = float((response.provider_details or {}).get(COMPUTE_SECONDS, 0.0))
         tokens_in, tokens_out = response.usage.input_tokens, response.usage.output_tokens
         return Usage(tokens_in, tokens_out, seconds, self._price.cost_nano_usd(tokens_in, tokens_out, seconds))
-
-
-def _max_tokens(model_settings: ModelSettings | None) -> int:
-    return int((model_settings or {}).get("max_tokens") or DEFAULT_MAX_TOKENS)
 
 
 def _response_text(response: ModelResponse) -> str:

@@ -95,6 +95,9 @@ class TextClassifier:
 class ClassifierModel(LocalModel):
     """Serves a TextClassifier as a model: the last user message in, a JSON prediction out."""
 
+    default_max_tokens = 1  # one prediction
+    slowest_tokens_per_second = 1000.0  # a linear model over hashed features: far faster than any LLM
+
     def __init__(self, name: str, classifier: TextClassifier, sha256: str = "") -> None:
         super().__init__(name)
         self.classifier = classifier

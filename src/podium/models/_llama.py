@@ -20,6 +20,9 @@ class LlamaCppModel(LocalModel):
     The file must hash to `sha256`; podium refuses to load anything else.
     """
 
+    default_max_tokens = DEFAULT_MAX_TOKENS
+    slowest_tokens_per_second = 2.0  # ~90 tokens a second on this VM's 2 threads; it swings 3-10x for minutes
+
     def __init__(
         self,
         name: str,

@@ -60,6 +60,11 @@ class LocalModel(Model):
     the governor costs at the configured local rate.
     """
 
+    # What the governor reserves a request against when the request sets no bound: the output it makes unasked,
+    # and the slowest it works (input and output tokens a second), so that its compute has a most it can cost.
+    default_max_tokens: int = 1024
+    slowest_tokens_per_second: float = 2.0
+
     def __init__(self, name: str) -> None:
         super().__init__()
         self._name = name
