@@ -68,43 +68,42 @@ def test_a_stage_is_inserted_by_name_and_a_wrong_name_says_which_there_are(sqlit
 
 
 def test_a_model_call_from_plain_code_is_governed_and_idempotent_under_its_request_key(settings: Settings) -> None:
-    """No workflow, no step: the request door names the call, and a retried request is recorded and charged once."""
+    """No workflow, no step: the request door names the call. A client that sends the request again is recorded
+    under the same key once; the second run of its call is real spend, so it is ledgered and charged as waste."""
+    key = "request:person.ana@example.com:req-42:1"
     with _apps.launch(settings) as pod:
         pod.budgets.set("agent:tester", 5.0, by="cfo@example.com")
-        for _ in range(2):  # the client retries the same request
+        for _ in range(2):  # the client sends the same request again
             with podium.request_scope("req-42", person="ana@example.com"):
                 assert _apps.worker.run("hello", model="echo", max_tokens=10) == "echo"
 
-        (row,) = ledger(pod)
-        assert (row.call_key, row.run_id, row.kind, row.resource, row.agent) == (
-            "request:person.ana@example.com:req-42:1",
+        first, again = ledger(pod)
+        assert (first.call_key, first.run_id, first.kind, first.resource, first.agent, first.wasted) == (
+            key,
             None,
             "model",
             "echo",
             "tester",
+            0,
         )
-        assert row.cost_nano_usd == 9_000_000  # 7 tokens in at $1,000/M, 1 out at $2,000/M
-        (entry,) = [e for e in audit(pod) if e.action == "model.call"]
-        assert (entry.call_key, entry.decision, entry.actor) == (
-            "request:person.ana@example.com:req-42:1",
-            "allowed",
-            "agent:tester",
-        )
-        assert json.loads(entry.detail)["on_behalf_of"] == "ana@example.com"
+        assert again.call_key.startswith(f"{key}:retry-") and again.wasted == 1
+        assert first.cost_nano_usd == again.cost_nano_usd == 9_000_000  # 7 tokens in at $1,000/M, 1 out at $2,000/M
+        entries = [e for e in audit(pod) if e.action == "model.call"]
+        assert [(e.call_key, e.decision, e.actor) for e in entries] == [
+            (key, "allowed", "agent:tester"),
+            (again.call_key, "allowed", "agent:tester"),
+        ]
+        assert json.loads(entries[0].detail)["on_behalf_of"] == "ana@example.com"
+        assert json.loads(entries[1].detail)["retry_of"] == key
         budget = pod.budgets.get("agent:tester")
-        assert (budget.spent_nano_usd, budget.reserved_nano_usd) == (9_000_000, 0)  # reserved, settled once
+        assert (budget.spent_nano_usd, budget.reserved_nano_usd) == (18_000_000, 0)  # each run reserved, then settled
         with pod.engine.connect() as conn:
             holds = conn.execute(sa.select(tables.reservations.c.call_key, tables.reservations.c.status)).all()
-        # The retry held the most it could cost while it ran, and gave it back: its call was already paid for.
-        assert [tuple(h) for h in holds] == [
-            ("request:person.ana@example.com:req-42:1", "committed"),
-            ("request:person.ana@example.com:req-42:1", "released"),
-        ]
+        assert [tuple(h) for h in holds] == [(key, "committed"), (key, "committed")]
 
         with podium.request_scope("req-43"):  # another request is another call
             _apps.worker.run("hello", model="echo", max_tokens=10)
-        keys = [r.call_key for r in ledger(pod)]
-        assert keys == ["request:person.ana@example.com:req-42:1", "request:anonymous:req-43:1"]
+        assert [r.call_key for r in ledger(pod)][-1] == "request:anonymous:req-43:1"
         assert pod.verify_audit().ok
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
@@ -27,6 +28,7 @@ class CallRecord:
     team: str = ""
     budget_scopes: tuple[str, ...] = ()  # budgets covering the call: charged, and its reservation settled, with it
     policies: tuple[str, ...] = ()  # the Cedar policies that decided
+    retry: str = ""  # a request's call that ran again after it was recorded: its own id (waste, charged)
 
     @property
     def ran(self) -> bool:
@@ -36,7 +38,8 @@ class CallRecord:
     @property
     def key(self) -> str:
         # A refusal or failure gets its own key, so the same call allowed on a retry is still recorded.
-        return self.site.key if self.decision == "allowed" else f"{self.site.key}:{self.decision}"
+        key = self.site.key if self.decision == "allowed" else f"{self.site.key}:{self.decision}"
+        return f"{key}:retry-{self.retry}" if self.retry else key
 
     def ledger_row(self) -> dict[str, object]:
         return {
@@ -53,7 +56,7 @@ class CallRecord:
             "cost_nano_usd": self.usage.cost_nano_usd,
             "at": self.at,
             "wall_seconds": self.usage.wall_seconds,
-            "wasted": int(self.decision == "failed"),
+            "wasted": int(self.decision == "failed" or bool(self.retry)),
             "workflow": self.site.workflow,
             "team": self.team or None,
             "api_key": self.site.api_key,
@@ -65,6 +68,8 @@ class CallRecord:
             detail["api_key"] = self.site.api_key
         if self.site.person:
             detail["on_behalf_of"] = self.site.person
+        if self.retry:
+            detail["retry_of"] = self.site.key
         if self.decision == "allowed":
             detail.update(
                 input_tokens=str(self.usage.input_tokens),
@@ -96,6 +101,13 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     """
     ran = [r for r in records if r.ran]
     first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in ran]) if ran else set()
+    # A client that sends a request again gets its calls run again (a step re-run after a crash is the workflow's
+    # own doing): what they cost is real, so each such run is ledgered, charged and audited as waste of its own.
+    again = {id(r): replace(r, retry=uuid.uuid4().hex[:12]) for r in ran if r.key not in first_time and _asked(r)}
+    if again:
+        first_time |= insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in again.values()])
+        records = [again.get(id(r), r) for r in records]
+        ran = [r for r in records if r.ran]
     # Charge what each call cost, unless an earlier execution of the step already paid (its row existed).
     settle(
         conn,
@@ -107,3 +119,8 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     )
     entries = [r.audit_entry() for r in records if r.key in first_time or not r.ran]
     append_many(conn, entries, known_new=first_time)
+
+
+def _asked(record: CallRecord) -> bool:
+    """Whether the call came through a request from outside (whose retries are the client's, not podium's)."""
+    return record.site.door == "request"
