@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import pytest
 import sqlalchemy as sa
+from pydantic_ai.messages import ModelResponse, TextPart
 
 import podium
 from podium import ActionDenied, BudgetExhausted, Settings
@@ -159,3 +160,45 @@ def test_a_request_scope_inside_a_workflow_step_is_refused(sqlite_settings: Sett
         run = _apps.request_inside_step.start()
         with pytest.raises(podium.UsageError, match="opened inside another front door"):
             run.result()
+
+
+def test_a_streamed_request_is_refused_rather_than_sent_past_the_governor(sqlite_settings: Settings) -> None:
+    """pydantic-ai's WrapperModel passes request_stream straight to the provider: the governed model refuses it."""
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    from pydantic_ai import Agent as PydanticAgent
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from podium.governance import GovernedModel
+
+    reached: list[str] = []
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        reached.append("stream")
+        yield "ungoverned"
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        reached.append("request")
+        return ModelResponse(parts=[TextPart("governed")])
+
+    with _apps.launch(sqlite_settings) as pod:
+        model = GovernedModel(
+            FunctionModel(answer, stream_function=stream),
+            governor=pod.governor,
+            agent="tester",
+            name="echo",
+            tier="frontier",
+            price=_apps.ECHO_PRICE,
+        )
+
+        async def streamed() -> None:
+            async with PydanticAgent(model).run_stream("hello") as result:
+                await result.get_output()
+
+        with pytest.raises(podium.UsageError, match="does not govern yet, so it is refused"):
+            asyncio.run(streamed())
+        assert reached == [] and ledger(pod) == []
+        assert PydanticAgent(model).run_sync("hello", model_settings={"max_tokens": 10}).output == "governed"
+        assert reached == ["request"] and len(ledger(pod)) == 1

@@ -5,7 +5,8 @@ An agent never holds a bare model or toolset; it holds these, so no call can byp
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from pydantic_ai.messages import (
     ToolCallPart,
     ToolReturnPart,
 )
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
@@ -30,6 +31,7 @@ from pydantic_core import to_json
 from podium._tiers import Tier
 from podium.audit import canonical_json, digest
 from podium.cost import Price
+from podium.errors import UsageError
 from podium.governance._call import Call, Usage
 from podium.governance._governor import Governor
 from podium.governance._site import CallSite, current_call
@@ -134,6 +136,30 @@ class GovernedModel(WrapperModel):
             return response
 
         return await self._governor.govern(call, execute, self._measure, _response_text, detail)
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        """Refused: a streamed request would reach the provider past the governor (WrapperModel passes it on)."""
+        raise UsageError(
+            f"model {self._name!r} was asked to stream (run_stream), which podium does not govern yet, so it is "
+            "refused rather than sent ungoverned. Use a non-streaming run (agent.run)."
+        )
+        yield  # pragma: no cover - makes this an async generator; never reached
+
+    async def compact_messages(
+        self, request_context: ModelRequestContext, *, instructions: str | None = None
+    ) -> ModelResponse:
+        """Refused: the provider's own compaction would be a model call past the governor."""
+        raise UsageError(
+            f"model {self._name!r} was asked to compact a conversation with the provider, which podium does not "
+            "govern; keep histories short, or compact them with a governed call of your own."
+        )
 
     def _max_tokens(self, model_settings: ModelSettings | None) -> int:
         """The request's own bound, else the model's configured one, else what the model makes unasked (a local
