@@ -56,7 +56,7 @@ def kill_scope(
     return "all" if everything else f"{given[0][0]}:{given[0][1]}"
 
 
-StopRuns = Callable[[sa.Connection, Sequence[str], str], Callable[[], None]]
+StopRuns = Callable[[sa.Connection, Sequence[str], str], tuple[set[str], Callable[[], None]]]
 
 
 class KillSwitch:
@@ -68,8 +68,8 @@ class KillSwitch:
         authorizer: Authorizer,
         stop_runs: StopRuns,
     ) -> None:
-        """`stop_runs` stops runs in the kill's transaction and returns what to do after it commits (the runtime
-        passes `Runs.stop_many`: cancelling runs and withdrawing their reviews belongs to workflows)."""
+        """`stop_runs` stops runs in the kill's transaction and returns those it stopped and what to do after it
+        commits (the runtime passes `Runs.stop_many`: cancelling runs and withdrawing reviews belongs to workflows)."""
         self._shared = engine
         self._control: sa.Engine | None = None
         self._client = client
@@ -179,6 +179,6 @@ class KillSwitch:
         if not ids:
             return 0
         with self._engine.begin() as conn:
-            after_commit = self._stop_runs(conn, ids, actor)
+            _, after_commit = self._stop_runs(conn, ids, actor)
         after_commit()
         return len(ids)

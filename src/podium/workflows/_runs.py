@@ -145,30 +145,26 @@ class Runs:
         if run.status in ("SUCCESS", "ERROR"):
             raise UsageError(f"run {run_id} already finished ({run.status}); there is nothing to cancel.")
         with self._authorizer.act(by, "run.cancel", f"run:{run_id}") as act:
-            # Cancelling a run already stopped changes nothing and is not logged again.
-            act.audited = insert_if_absent(
-                act.conn, tables.run_stops, run_id=run_id, stopped_by=by, stopped_at=time.time()
-            )
-            withdrawn = withdraw_reviews(act.conn, [run_id], actor_name(by))
-        self._client.cancel_workflow(run_id)
-        wake_withdrawn(self._client, withdrawn, actor_name(by))
+            stopped, after_commit = self.stop_many(act.conn, [run_id], actor_name(by))
+            act.audited = bool(stopped)  # cancelling a run already stopped changes nothing: not logged again
+        after_commit()
         return self.get(run_id)
 
-    def stop_many(self, conn: sa.Connection, run_ids: Sequence[str], actor: str) -> Callable[[], None]:
-        """Stop `run_ids` for another operator action (a kill), in its transaction `conn`: the governor refuses
-        their calls from the commit on, and their open reviews are withdrawn. Returns what to do once `conn` has
-        committed: cancel the runs in DBOS and wake their withdrawn waits (woken earlier, a wait could ask a person
-        afresh before the cancel lands)."""
+    def stop_many(self, conn: sa.Connection, run_ids: Sequence[str], actor: str) -> tuple[set[str], Callable[[], None]]:
+        """Stop `run_ids` in the transaction `conn` of the operator action that stops them (a cancel, a kill): the
+        governor refuses their calls from the commit on, and their open reviews are withdrawn. Returns the runs
+        stopped now (not already), and what to do once `conn` has committed: cancel the runs in DBOS and wake
+        their withdrawn waits (woken earlier, a wait could ask a person afresh before the cancel lands)."""
         now = time.time()
         rows = [{"run_id": i, "stopped_by": actor, "stopped_at": now} for i in run_ids]
-        insert_many_if_absent(conn, tables.run_stops, rows)
+        stopped = insert_many_if_absent(conn, tables.run_stops, rows)
         withdrawn = withdraw_reviews(conn, list(run_ids), actor)
 
         def after_commit() -> None:
             self._client.cancel_workflows(list(run_ids))
             wake_withdrawn(self._client, withdrawn, actor)
 
-        return after_commit
+        return {str(run_id) for run_id in stopped}, after_commit
 
     def resume(self, run_id: str, *, by: str) -> RunInfo:
         """Resume a cancelled or failed run from its last finished step. Audited."""
