@@ -280,6 +280,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE podium_agents ADD COLUMN withheld TEXT NOT NULL DEFAULT '{}'",
         ),
     ),
+    Migration(
+        10,
+        "people's keys: a name alone grants nothing, a key proves who acts (stored hashed, revocable, expiring)",
+        (
+            """CREATE TABLE podium_person_keys (
+                id TEXT PRIMARY KEY,
+                person TEXT NOT NULL,
+                secret_sha256 TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                created_by TEXT NOT NULL,
+                expires_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION,
+                revoked_by TEXT)""",
+            "CREATE INDEX podium_person_keys_person ON podium_person_keys (person)",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

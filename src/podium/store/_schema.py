@@ -221,6 +221,20 @@ people = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+person_keys = sa.Table(
+    "podium_person_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("person", sa.Text, nullable=False),
+    sa.Column("secret_sha256", sa.Text, nullable=False),  # the key itself is shown once and never stored
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float),  # NULL: until revoked
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("revoked_by", sa.Text),
+    sa.Index("podium_person_keys_person", "person"),
+)
+
 labels = sa.Table(
     "podium_labels",
     metadata,
