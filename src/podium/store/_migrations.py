@@ -296,6 +296,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX podium_person_keys_person ON podium_person_keys (person)",
         ),
     ),
+    Migration(
+        11,
+        "each declared workflow's parameters, so a run started by name is checked before it is queued",
+        # JSON list of {"name", "schema", "required"}: the JSON schema of each parameter, from its type hint
+        ("ALTER TABLE podium_workflows ADD COLUMN parameters TEXT NOT NULL DEFAULT '[]'",),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (
