@@ -23,9 +23,11 @@ from podium.errors import (
     PodiumError,
     ReviewRequired,
     StaleError,
+    Unauthenticated,
     UsageError,
 )
 from podium.governance import current_call, request_scope
+from podium.policy import Identity
 from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
 from podium.settings import Settings
 from podium.tools import send_to_outbox, tool
@@ -45,6 +47,7 @@ __all__ = [
     "EventBus",
     "ExceptionRules",
     "GovernanceError",
+    "Identity",
     "InputDataError",
     "Judgement",
     "ModelFileError",
@@ -58,6 +61,7 @@ __all__ = [
     "Run",
     "Settings",
     "StaleError",
+    "Unauthenticated",
     "UsageError",
     "__version__",
     "assess",

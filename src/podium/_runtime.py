@@ -28,10 +28,10 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from podium import _current
 from podium._events import EventBus
-from podium.agents import Agent, AgentRegistry
-from podium.audit import AuditLog, Verification
+from podium.agents import Agent, AgentRegistry, split_key
+from podium.audit import AuditLog, Verification, record
 from podium.cost import Budgets, Ledger, Price
-from podium.errors import ConfigurationError, UsageError
+from podium.errors import ConfigurationError, Unauthenticated, UsageError
 from podium.governance import (
     GovernedModel,
     GovernedToolset,
@@ -50,8 +50,8 @@ from podium.models import (
     TrainedClassifier,
     TrainedModels,
 )
-from podium.people import People
-from podium.policy import PolicySet
+from podium.people import People, PersonKeys
+from podium.policy import Identity, PolicySet
 from podium.review import ExceptionStage, Reviews
 from podium.settings import Settings
 from podium.store import create_engine, is_sqlite, migrate
@@ -91,6 +91,7 @@ class Podium:
         self.runs = Runs(engine, self._client, authorizer)
         self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour, authorizer)
         self.people = People(engine, authorizer)
+        self.keys = PersonKeys(engine, authorizer)
         self.audit = AuditLog.from_settings(engine, settings)
         self.kill_switch = KillSwitch(engine, self._client, self.agents, authorizer, self.runs.stop_many)
         self.ledger = Ledger(engine)
@@ -251,12 +252,41 @@ class Podium:
     def verify_audit(self) -> Verification:
         return self.audit.verify()
 
-    def kill(self, scope: str, *, by: str, reason: str = "") -> KillReport:
+    def authenticate(self, key: str, *, audit: bool = True) -> Identity:
+        """Who `key` proves: a person (a key from `podium keys issue` or `podium init`) or an agent (a key from the
+        registry). Pass the identity as `by=` to act as them; a name is never accepted instead. Raises
+        `Unauthenticated` for a key that is malformed, unknown, revoked or expired, audited unless `audit` is
+        False (the HTTP server counts its refusals in aggregate instead)."""
+        agent_key_id, _ = split_key(key)
+        if agent_key_id:
+            return Identity("agent", self.agents.authenticate(key, audit=audit).name, agent_key_id)
+        try:
+            return self.keys.authenticate(key)
+        except Unauthenticated as refused:
+            if audit:
+                with self.engine.begin() as conn:
+                    record(conn, f"key:{refused.fields['key_id']}", "auth.key", "person:?", decision="denied",
+                           detail={"reason": str(refused.fields["reason"])})
+            raise
+
+    def operator(self) -> Identity:
+        """Who runs this process's operator commands: the key in `settings.key` (PODIUM_KEY), else the one
+        `podium init` stored for the local command line (`settings.key_file`)."""
+        key = self.settings.operator_key()
+        if key is None:
+            raise Unauthenticated(
+                f"no key: acting needs one. Set PODIUM_KEY (or --key), or on a new home run `podium init --admin "
+                f"EMAIL`, which stores the admin's key in {self.settings.key_file}.",
+                reason="no key",
+            )
+        return self.authenticate(key)
+
+    def kill(self, scope: str, *, by: Identity, reason: str = "") -> KillReport:
         """Halt everything `scope` covers: `agent:<name>` (and its delegates), `workflow:<name>`, `team:<name>` or
         `all` (see docs/governance.md). Audited."""
         return self.kill_switch.kill(scope, by=by, reason=reason)
 
-    def restore(self, scope: str, *, by: str, reason: str = "") -> None:
+    def restore(self, scope: str, *, by: Identity, reason: str = "") -> None:
         """Lift the kill on `scope`, deliberately and audited."""
         self.kill_switch.restore(scope, by=by, reason=reason)
 

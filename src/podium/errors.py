@@ -9,6 +9,7 @@
     │   └── StaleError             it changed since you looked (a request decided, escalated or claimed meanwhile)
     ├── GovernanceError            the governor refused an action at run time
     │   ├── ActionDenied           the agent is not allowed that model or tool
+    │   │   └── Unauthenticated    no key, or a key that proves no one (unknown, revoked, expired)
     │   ├── ActorStopped           the agent is suspended or its run was cancelled
     │   │   └── SideEffectFenced   … noticed as a side effect committed: nothing of it was written
     │   ├── BudgetExhausted        a budget covering the call has no room for it
@@ -78,6 +79,10 @@ class GovernanceError(PodiumError):
 
 class ActionDenied(GovernanceError):
     """The agent may not use this model or tool."""
+
+
+class Unauthenticated(ActionDenied):
+    """No key was presented, or the key proves no one (malformed, unknown, revoked, expired); `reason` says which."""
 
 
 class ActorStopped(GovernanceError):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from podium._version import __version__
+from podium.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -75,6 +76,12 @@ class Settings(BaseSettings):
         "http(s):// witnesses (docs/governance.md). Unset: the folder `<home>-witness` beside `home`.",
     )
 
+    key: SecretStr | None = Field(
+        default=None,
+        description="The key this process acts with (a person's, from `podium keys issue`). Unset: the key "
+        "`podium init` stored in `home`/operator.key, if any.",
+    )
+
     @field_validator("audit_witnesses", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -103,6 +110,23 @@ class Settings(BaseSettings):
             return self.config
         default = Path("podium.toml")
         return default if default.is_file() else None
+
+    @property
+    def key_file(self) -> Path:
+        """Where `podium init` stores the first admin's key for the local command line (owner-only)."""
+        return self.home / "operator.key"
+
+    def operator_key(self) -> str | None:
+        """The key to act with: `key` if set, else the stored one; None if neither."""
+        if self.key is not None:
+            return self.key.get_secret_value()
+        try:
+            return self.key_file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            message = f"cannot read the stored key {self.key_file}: {exc.strerror}. Set PODIUM_KEY instead."
+            raise ConfigurationError(message) from None
 
     @property
     def resolved_database_url(self) -> str:

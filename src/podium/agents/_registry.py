@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from podium._tiers import check_tier_ceiling
 from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import actor_name, parse_actor, record
-from podium.errors import ActionDenied, NotFoundError, UsageError
-from podium.policy import Authorizer, Entity, GovernedAction, PolicySet, agent_entity, person_entity
+from podium.errors import NotFoundError, Unauthenticated, UsageError
+from podium.policy import Authorizer, Entity, GovernedAction, Identity, PolicySet, agent_entity, person_entity
 from podium.store import tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
@@ -163,7 +163,7 @@ class AgentRegistry:
         name: str,
         *,
         owner: str,
-        by: str,
+        by: Identity,
         team: str = "",
         display_name: str = "",
         purpose: str = "",
@@ -207,7 +207,7 @@ class AgentRegistry:
         self,
         name: str,
         *,
-        by: str,
+        by: Identity,
         models: Iterable[str] = (),
         tools: Iterable[str] = (),
         data_scopes: Iterable[str] = (),
@@ -221,7 +221,7 @@ class AgentRegistry:
         self,
         name: str,
         *,
-        by: str,
+        by: Identity,
         models: Iterable[str] = (),
         tools: Iterable[str] = (),
         data_scopes: Iterable[str] = (),
@@ -231,7 +231,7 @@ class AgentRegistry:
             name, by, "revoke", {"models": models, "tools": tools, "data_scopes": data_scopes}
         )
 
-    def set_status(self, name: str, status: AgentStatus, *, by: str) -> AgentRecord:
+    def set_status(self, name: str, status: AgentStatus, *, by: Identity) -> AgentRecord:
         """Suspend or resume an agent (a suspended agent's next governed call is refused)."""
         current = self.get(name)
         if current.status == "retired":
@@ -239,18 +239,18 @@ class AgentRegistry:
         change = {"active": "resume", "suspended": "suspend"}[status]
         return self._change(current, replace(current, status=status), by, change)
 
-    def retire(self, name: str, *, by: str) -> AgentRecord:
+    def retire(self, name: str, *, by: Identity) -> AgentRecord:
         """Retire an agent for good: it may never act again and its keys are revoked."""
         current = self.get(name)
         return self._change(current, replace(current, status="retired"), by, "retire", revoke_keys=True)
 
-    def rotate_key(self, name: str, *, by: str) -> IssuedKey:
+    def rotate_key(self, name: str, *, by: Identity) -> IssuedKey:
         """Revoke the agent's keys and issue a new one (shown once)."""
         current = self.get(name)
         if current.status == "retired":
             raise UsageError(f"agent {name!r} is retired; it gets no new keys.")
         with self._act(by, "registry.change", current, {"change": "rotate-key"}, audit_as="registry.rotate-key") as act:
-            self.revoke_keys(act.conn, [name], by=actor_name(by))
+            self.revoke_keys(act.conn, [name], by=by.actor)
             key = self._issue_key(act.conn, name)
             act.detail = {"key_id": key.id}
         return key
@@ -260,7 +260,7 @@ class AgentRegistry:
         delegator: str,
         name: str,
         *,
-        by: str,
+        by: Identity,
         models: Sequence[str] = (),
         tools: Sequence[str] = (),
         data_scopes: Sequence[str] = (),
@@ -315,10 +315,12 @@ class AgentRegistry:
             ).rowcount
         )
 
-    def authenticate(self, key: str, *, acting_as: str | None = None) -> AgentRecord:
-        """The agent a presented API key belongs to, if the key is live and the agent may act; refused and audited
-        otherwise (an unknown, malformed or revoked key, a stopped agent, or a key used to act as another agent)."""
-        key_id, secret = _split_key(key)
+    def authenticate(self, key: str, *, acting_as: str | None = None, audit: bool = True) -> AgentRecord:
+        """The agent a presented API key belongs to, if the key is live and the agent may act; refused
+        (`Unauthenticated`) otherwise: an unknown, malformed or revoked key, a stopped agent, or a key used to act
+        as another agent. The refusal is audited unless `audit` is False (a front door that audits refusals in
+        aggregate, so a flood of bad keys cannot flood the log)."""
+        key_id, secret = split_key(key)
         keys = tables.agent_keys
         row = None
         if key_id:
@@ -344,6 +346,8 @@ class AgentRegistry:
                 problem = f"the key belongs to agent {agent.name!r} (team {agent.team or '-'}), not {acting_as!r}"
             else:
                 return agent
+        if not audit:
+            raise Unauthenticated(f"API key refused: {problem}.", key_id=key_id or "?", reason=problem)
         with self._engine.begin() as conn:
             record(
                 conn,
@@ -353,12 +357,12 @@ class AgentRegistry:
                 decision="denied",
                 detail={"reason": problem},
             )
-        raise ActionDenied(f"API key refused: {problem}.", key_id=key_id)
+        raise Unauthenticated(f"API key refused: {problem}.", key_id=key_id or "?", reason=problem)
 
     # -- internals -------------------------------------------------------------------------------------------
 
     def _change_permissions(
-        self, name: str, by: str, change: Literal["grant", "revoke"], given: dict[str, Iterable[str]]
+        self, name: str, by: Identity, change: Literal["grant", "revoke"], given: dict[str, Iterable[str]]
     ) -> AgentRecord:
         current = self.get(name)
         named = {kind: list(names) for kind, names in given.items()}
@@ -387,7 +391,7 @@ class AgentRegistry:
         return self._change(current, updated, by, change)
 
     def _change(
-        self, current: AgentRecord, changed: AgentRecord, by: str, change: str, *, revoke_keys: bool = False
+        self, current: AgentRecord, changed: AgentRecord, by: Identity, change: str, *, revoke_keys: bool = False
     ) -> AgentRecord:
         """Write `changed` over `current`, unless someone changed the agent since it was read (then nothing is
         written and the caller is told to look again): two operators never silently undo each other."""
@@ -410,7 +414,7 @@ class AgentRegistry:
                     f"Look at it again (`podium agents show {current.name}`) and repeat the {change} if still right."
                 )
             if revoke_keys:
-                self.revoke_keys(conn, [current.name], by=actor_name(by))
+                self.revoke_keys(conn, [current.name], by=by.actor)
             act.detail = _summary(changed)
         return changed
 
@@ -438,7 +442,7 @@ class AgentRegistry:
 
     def _act(
         self,
-        by: str,
+        by: Identity,
         action: str,
         resource: AgentRecord,
         context: dict[str, Any],
@@ -453,9 +457,9 @@ class AgentRegistry:
             by, action, entity_of(resource), context, resource_name=name, detail=detail, audit_as=audit_as
         )
 
-    def principal(self, by: str) -> Entity:
+    def principal(self, by: Identity) -> Entity:
         """Who `by` is, as Cedar sees them: a person, or an agent with its registry entry."""
-        kind, name = parse_actor(by)
+        kind, name = by.kind, by.name
         if kind == "agent":
             return entity_of(self.get(name))
         with self._engine.connect() as conn:
@@ -487,7 +491,7 @@ def entity_of(agent: AgentRecord) -> Entity:
     )
 
 
-def _split_key(key: str) -> tuple[str, str]:
+def split_key(key: str) -> tuple[str, str]:
     """(id, secret) of a podium key; ("", "") for anything else."""
     prefix, _, rest = key.strip().partition("_")
     key_id, _, secret = rest.partition("_")

@@ -19,6 +19,7 @@ from podium._runtime import App, Podium
 from podium._time import format_time
 from podium.cli._common import connected, console, err, progress_bar, root_options, settings
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
+from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
 from podium.cost import usd
 from podium.errors import AuditTampered, GovernanceError, PodiumError, UsageError
@@ -40,6 +41,7 @@ for sub, name in (
     (runs_app, "runs"),
     (review_app, "review"),
     (people_app, "people"),
+    (keys_app, "keys"),
     (agents_app, "agents"),
     (policy_app, "policy"),
     (audit_app, "audit"),
@@ -51,6 +53,7 @@ for sub, name in (
     app.add_typer(sub, name=name)
 
 app.callback()(root_options)
+app.command()(init)
 app.command()(kill)
 app.command()(restore)
 
@@ -129,7 +132,7 @@ def demo(
     if report.waiting_for_person:
         console.print(
             "Decide the waiting ones: [bold]podium review list[/], then "
-            f"[bold]podium review approve ID --by {SUPPORT_LEAD}[/] (or edit, reject, claim, reassign)."
+            "[bold]podium review approve ID[/] (or edit, reject, claim, reassign)."
         )
     _exit_leaving_waits_durable()
 
@@ -147,21 +150,29 @@ def _exit_leaving_waits_durable() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on; people are not authenticated yet.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback unless you mean otherwise).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A host name clients reach this server by, besides loopback's (repeatable)."),
+    ] = None,
 ) -> None:
-    """Serve the review queue over HTTP (GET /v1/reviews …; docs at /docs). Needs the `api` extra."""
+    """Serve the review queue over HTTP (GET /v1/reviews …; docs at /docs), each request authenticated by a
+    person's key (`Authorization: Bearer`). Needs the `api` extra."""
     try:
         import uvicorn
 
-        from podium.api import create_app
+        from podium.api import LOOPBACK_NAMES, create_app
     except ImportError:
         raise UsageError(
             "podium serve needs the api extra: pip install -e '.[api]' (make install-test installs it)."
         ) from None
+    hosts = [*LOOPBACK_NAMES, *(allow_host or ())]
+    if host not in ("0.0.0.0", "::"):
+        hosts.append(host)
     with connected() as pod:
         console.print(f"review queue on http://{host}:{port}/v1/reviews (API docs: /docs); Ctrl-C stops it.")
-        uvicorn.run(create_app(pod), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(pod, allowed_hosts=hosts), host=host, port=port, log_level="warning")
 
 
 # -- worker --------------------------------------------------------------------------------------------------
@@ -263,18 +274,18 @@ def runs_show(run_id: str) -> None:
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: str, by: Annotated[str, typer.Option(help="Who cancels it (audited).")]) -> None:
+def runs_cancel(run_id: str) -> None:
     """Cancel a run: the governor refuses its calls at once, even mid-step, and no further step starts."""
     with connected() as pod:
-        run = pod.runs.cancel(run_id, by=by)
+        run = pod.runs.cancel(run_id, by=pod.operator())
     console.print(f"{run.id}: {run.status}")
 
 
 @runs_app.command("resume")
-def runs_resume(run_id: str, by: Annotated[str, typer.Option(help="Who resumes it (audited).")]) -> None:
+def runs_resume(run_id: str) -> None:
     """Resume a cancelled or failed run from its last finished step."""
     with connected() as pod:
-        run = pod.runs.resume(run_id, by=by)
+        run = pod.runs.resume(run_id, by=pod.operator())
     console.print(f"{run.id}: {run.status} (a launched podium process picks it up)")
 
 
@@ -469,7 +480,7 @@ def budgets_list() -> None:
             _usd(budget.left_nano_usd),
             budget.on_exhausted,
         )
-    console.print(table if budgets else "No budgets yet: `podium budgets set agent:NAME USD --by you`.")
+    console.print(table if budgets else "No budgets yet: `podium budgets set agent:NAME USD`.")
 
 
 @budgets_app.command("set")
@@ -481,5 +492,5 @@ def budgets_set(
 ) -> None:
     """Create or change a budget; spend so far is kept."""
     with connected() as pod:
-        budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=by)  # type: ignore[arg-type]
+        budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=pod.operator())  # type: ignore[arg-type]
     console.print(f"{budget.scope}: limit ${_usd(budget.limit_nano_usd)}, {budget.on_exhausted} when exhausted")

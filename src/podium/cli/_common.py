@@ -26,12 +26,21 @@ def root_options(
         str | None, typer.Option(help="Database URL (default: PODIUM_DATABASE_URL, else SQLite in --home).")
     ] = None,
     home: Annotated[Path | None, typer.Option(help="Folder for the SQLite file and trained models.")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="Your key, to act as you (default: PODIUM_KEY, else the key `podium init` stored in the home).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     _overrides.clear()  # one process may run several commands (tests, embedding): each starts afresh
     if database_url:
         _overrides["database_url"] = database_url
     if home:
         _overrides["home"] = home
+    if key:
+        _overrides["key"] = key
 
 
 def settings() -> Settings:

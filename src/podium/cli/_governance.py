@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from pathlib import Path
@@ -29,14 +28,9 @@ audit_app = typer.Typer(
 )
 governance_app = typer.Typer(help="Accountability: who owns which agent, and what it did.", no_args_is_help=True)
 
-By = Annotated[str, typer.Option(help="Who does it: a person's name, or agent:<name> (audited).")]
 Models = Annotated[list[str] | None, typer.Option("--model", help=f"A model name or {TIER_PREFIX}<tier> (repeatable).")]
 Tools = Annotated[list[str] | None, typer.Option("--tool", help="A tool name (repeatable).")]
 Scopes = Annotated[list[str] | None, typer.Option("--data-scope", help="A data scope <team>/<name> (repeatable).")]
-
-
-def _me() -> str:
-    return getpass.getuser()
 
 
 # -- agents --------------------------------------------------------------------------------------------------
@@ -56,14 +50,13 @@ def agents_add(
     budget_usd: Annotated[
         float | None, typer.Option(help="A budget for the agent's spend (stops it when spent).")
     ] = None,
-    by: By = "",
 ) -> None:
     """Register an agent and print its API key (shown once: store it now)."""
     with connected() as pod:
         record, key = pod.agents.add(
             name,
             owner=owner,
-            by=by or _me(),
+            by=pod.operator(),
             team=team,
             purpose=purpose,
             display_name=display_name,
@@ -73,7 +66,7 @@ def agents_add(
             tier_ceiling=tier_ceiling,
         )
         if budget_usd is not None:
-            pod.budgets.set(f"agent:{record.name}", budget_usd, by=by or _me())
+            pod.budgets.set(f"agent:{record.name}", budget_usd, by=pod.operator())
     console.print(f"Registered [bold]{record.name}[/], owned by {record.owner}.")
     console.print(f"API key (shown once, podium keeps only its digest): [bold]{key.secret}[/]")
 
@@ -141,54 +134,54 @@ def agents_show(name: str) -> None:
 
 
 @agents_app.command("grant")
-def agents_grant(name: str, model: Models = None, tool: Tools = None, data_scope: Scopes = None, by: By = "") -> None:
+def agents_grant(name: str, model: Models = None, tool: Tools = None, data_scope: Scopes = None) -> None:
     """Add models, tools or data scopes to an agent's permissions (a person's decision; audited)."""
     with connected() as pod:
         record = pod.agents.grant(
-            name, by=by or _me(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
+            name, by=pod.operator(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
         )
     console.print(f"{record.name}: models {', '.join(record.models) or '-'}; tools {', '.join(record.tools) or '-'}")
 
 
 @agents_app.command("revoke")
-def agents_revoke(name: str, model: Models = None, tool: Tools = None, data_scope: Scopes = None, by: By = "") -> None:
+def agents_revoke(name: str, model: Models = None, tool: Tools = None, data_scope: Scopes = None) -> None:
     """Remove models, tools or data scopes from an agent's permissions (audited)."""
     with connected() as pod:
         record = pod.agents.revoke(
-            name, by=by or _me(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
+            name, by=pod.operator(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
         )
     console.print(f"{record.name}: models {', '.join(record.models) or '-'}; tools {', '.join(record.tools) or '-'}")
 
 
 @agents_app.command("suspend")
-def agents_suspend(name: str, by: By = "") -> None:
+def agents_suspend(name: str) -> None:
     """Stop an agent: the governor refuses its next model or tool call, in every process."""
     with connected() as pod:
-        record = pod.agents.set_status(name, "suspended", by=by or _me())
+        record = pod.agents.set_status(name, "suspended", by=pod.operator())
     console.print(f"{record.name}: {record.status}")
 
 
 @agents_app.command("resume")
-def agents_resume(name: str, by: By = "") -> None:
+def agents_resume(name: str) -> None:
     """Let a suspended agent act again."""
     with connected() as pod:
-        record = pod.agents.set_status(name, "active", by=by or _me())
+        record = pod.agents.set_status(name, "active", by=pod.operator())
     console.print(f"{record.name}: {record.status}")
 
 
 @agents_app.command("rotate-key")
-def agents_rotate_key(name: str, by: By = "") -> None:
+def agents_rotate_key(name: str) -> None:
     """Revoke an agent's keys and print a new one (shown once)."""
     with connected() as pod:
-        key = pod.agents.rotate_key(name, by=by or _me())
+        key = pod.agents.rotate_key(name, by=pod.operator())
     console.print(f"New API key for {name} (shown once; the old ones no longer work): [bold]{key.secret}[/]")
 
 
 @agents_app.command("retire")
-def agents_retire(name: str, by: By = "") -> None:
+def agents_retire(name: str) -> None:
     """Retire an agent for good: it never acts again and its keys are revoked."""
     with connected() as pod:
-        record = pod.agents.retire(name, by=by or _me())
+        record = pod.agents.retire(name, by=pod.operator())
     console.print(f"{record.name}: {record.status}")
 
 
@@ -206,13 +199,12 @@ def kill(
     workflow: Workflow = None,
     team: Team = None,
     everything: Everything = False,
-    by: By = "",
     reason: Reason = "",
 ) -> None:
     """Halt now: refuse every further action, stop side effects under way, revoke keys, cancel runs in flight."""
     scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
-        report = pod.kill(scope, by=by or _me(), reason=reason)
+        report = pod.kill(scope, by=pod.operator(), reason=reason)
     console.print(
         f"[bold red]killed {report.scope}[/]: acknowledged in {report.acknowledged_s * 1000:.0f} ms; "
         f"{report.keys_revoked} key(s) revoked; {report.runs_cancelled} run(s) in flight cancelled "
@@ -225,14 +217,13 @@ def restore(
     workflow: Workflow = None,
     team: Team = None,
     everything: Everything = False,
-    by: By = "",
     reason: Reason = "",
 ) -> None:
     """Lift a kill (audited). Revoked keys stay revoked (`podium agents rotate-key`); cancelled runs stay
     cancelled (`podium runs resume`)."""
     scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
-        pod.restore(scope, by=by or _me(), reason=reason)
+        pod.restore(scope, by=pod.operator(), reason=reason)
     console.print("restored: the governor lets it act again.")
 
 
@@ -432,7 +423,7 @@ def governance_report_command(
     """Every agent with its owner, permissions, last actions and denials; agents with no owner or stale keys."""
     with connected() as pod:
         report = governance_report(pod, stale_days=stale_days)
-    table = Table("agent", "owner", "team", "status", "may use", "last action", "denials", "key", title="agents")
+    table = Table("agent", "owner", "team", "status", "may use", "last action", "refusals", "key", title="agents")
     for row in report.agents:
         table.add_row(
             row.name,
@@ -447,8 +438,8 @@ def governance_report_command(
     console.print(table)
     console.print(
         f"{len(report.agents)} agent(s): [bold]{report.share_without_owner:.0%}[/] without an owner, "
-        f"[bold]{report.share_stale_keys:.0%}[/] with stale or no live keys; "
-        f"{report.denials} denial(s) in the log; active kills: {', '.join(report.kills) or 'none'}."
+        f"{report.key_summary()}; "
+        f"{report.denials} refused action(s) in the log; active kills: {', '.join(report.kills) or 'none'}."
     )
     if markdown is not None:
         markdown.write_text(report_markdown(report), encoding="utf-8")

@@ -20,7 +20,6 @@ review_app = typer.Typer(
 )
 people_app = typer.Typer(help="Who decides reviews: people, their teams and loaded hourly rates.", no_args_is_help=True)
 
-By = Annotated[str, typer.Option(help="Who acts (a person's name, e.g. ana@example.com); recorded in the audit log.")]
 Note = Annotated[str, typer.Option(help="Why (recorded with the decision).")]
 Minutes = Annotated[
     float,
@@ -131,6 +130,7 @@ def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
 def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reason: str | None, **how: Any) -> None:
     """Decide each request on its own: a refusal is reported and the rest still decided; exit 1 if any failed."""
     with connected() as pod:
+        how["by"] = pod.operator()
         targets = _targets(pod, ids, reason)
         if len(targets) == 1:  # one request: its refusal is the command's error
             decide = pod.reviews.approve if verb == "approve" else pod.reviews.reject
@@ -153,7 +153,6 @@ def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reas
 def review_approve(
     ids: Ids = None,
     *,
-    by: By,
     reason: Reason = None,
     note: Note = "",
     minutes: Minutes = 0.0,
@@ -161,14 +160,13 @@ def review_approve(
     digest: Digest = None,
 ) -> None:
     """Approve the exact action each run proposed; each run resumes and performs it once."""
-    _decide_each("approve", ids, reason, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
+    _decide_each("approve", ids, reason, rationale=note, minutes=minutes, label=label, expected_digest=digest)
 
 
 @review_app.command("reject")
 def review_reject(
     ids: Ids = None,
     *,
-    by: By,
     reason: Reason = None,
     note: Note = "",
     minutes: Minutes = 0.0,
@@ -176,7 +174,7 @@ def review_reject(
     digest: Digest = None,
 ) -> None:
     """Reject the proposed actions; each run goes on without performing it."""
-    _decide_each("reject", ids, reason, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest)
+    _decide_each("reject", ids, reason, rationale=note, minutes=minutes, label=label, expected_digest=digest)
 
 
 def _parse_change(text: str) -> tuple[str, Any]:
@@ -195,7 +193,6 @@ def review_edit(
     review_id: str,
     *,
     set_: Annotated[list[str], typer.Option("--set", help="An argument to change, as name=value (repeatable).")],
-    by: By,
     note: Note = "",
     minutes: Minutes = 0.0,
     label: Label = None,
@@ -205,16 +202,16 @@ def review_edit(
     changes = dict(_parse_change(item) for item in set_)
     with connected() as pod:
         request = pod.reviews.edit(
-            review_id, changes, by=by, rationale=note, minutes=minutes, label=label, expected_digest=digest
+            review_id, changes, by=pod.operator(), rationale=note, minutes=minutes, label=label, expected_digest=digest
         )
     console.print(f"{request.id}: approved with edits by {request.decided_by}")
 
 
 @review_app.command("claim")
-def review_claim(review_id: str, by: By) -> None:
+def review_claim(review_id: str) -> None:
     """Take a request: until it is decided or reassigned, only you decide it."""
     with connected() as pod:
-        request = pod.reviews.claim(review_id, by=by)
+        request = pod.reviews.claim(review_id, by=pod.operator())
     console.print(f"{request.id}: claimed by {request.claimed_by}")
 
 
@@ -222,12 +219,11 @@ def review_claim(review_id: str, by: By) -> None:
 def review_reassign(
     review_id: str,
     to: Annotated[str, typer.Option(help="The person, or team:<name>, who decides it now.")],
-    by: By,
     note: Note = "",
 ) -> None:
     """Hand a request to someone else (lifts any claim)."""
     with connected() as pod:
-        request = pod.reviews.reassign(review_id, to=to, by=by, rationale=note)
+        request = pod.reviews.reassign(review_id, to=to, by=pod.operator(), rationale=note)
     console.print(f"{request.id}: waiting on {request.waiting_on}")
 
 
@@ -285,14 +281,13 @@ def _duration(seconds: float | None) -> str:
 @people_app.command("add")
 def people_add(
     name: Annotated[str, typer.Argument(help="How they sign decisions, e.g. ana@example.com.")],
-    by: By,
     team: Annotated[list[str] | None, typer.Option(help="A team they decide for (repeatable).")] = None,
     rate: Annotated[float | None, typer.Option(min=0, help="Loaded cost of an hour of their time, USD.")] = None,
     display_name: Annotated[str, typer.Option(help="Their name as people read it.")] = "",
 ) -> None:
     """Add a person (or replace their entry): review chains that name their teams let them decide."""
     with connected() as pod:
-        person = pod.people.add(name, teams=team or [], by=by, display_name=display_name, usd_per_hour=rate)
+        person = pod.people.add(name, teams=team or [], by=pod.operator(), display_name=display_name, usd_per_hour=rate)
     console.print(f"{person.name}: teams {', '.join(person.teams) or '-'}")
 
 
@@ -306,12 +301,12 @@ def people_list() -> None:
         table.add_row(
             p.name, p.display_name, ", ".join(p.teams), "default" if p.usd_per_hour is None else f"{p.usd_per_hour:g}"
         )
-    console.print(table if found else "Nobody yet: `podium people add NAME --team T --by you`.")
+    console.print(table if found else "Nobody yet: `podium people add NAME --team T`.")
 
 
 @people_app.command("remove")
-def people_remove(name: str, by: By) -> None:
+def people_remove(name: str) -> None:
     """Remove a person from the directory (their past decisions stay in the audit log)."""
     with connected() as pod:
-        pod.people.remove(name, by=by)
+        pod.people.remove(name, by=pod.operator())
     console.print(f"{name}: removed")

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from podium.cost._prices import NANO, usd
 from podium.errors import BudgetExhausted, NotFoundError, UsageError
-from podium.policy import Authorizer
+from podium.policy import Authorizer, Identity
 from podium.store import TERMINAL_RUN_STATES, tables, workflow_status
 
 OnExhausted = Literal["stop", "review"]
@@ -65,7 +65,7 @@ class Budgets:
         self._engine = engine
         self._authorizer = authorizer  # who may set a budget
 
-    def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: str) -> Budget:
+    def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: Identity) -> Budget:
         """Create or change a budget (audited). Spend and reservations so far are kept."""
         check_scope(scope)
         if limit_usd < 0:
@@ -135,7 +135,7 @@ class Budgets:
                     raise BudgetExhausted(
                         f"budget {scope} is exhausted: {_usd(budget.spent_nano_usd)} spent and "
                         f"{_usd(budget.reserved_nano_usd)} reserved of {_usd(budget.limit_nano_usd)}, and this call "
-                        f"needs up to {_usd(amount)}. Raise it with `podium budgets set {scope} USD --by you`.",
+                        f"needs up to {_usd(amount)}. Raise it with `podium budgets set {scope} USD`.",
                         scope=scope,
                         on_exhausted=budget.on_exhausted,
                     )

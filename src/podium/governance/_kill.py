@@ -17,9 +17,8 @@ import sqlalchemy as sa
 from dbos import DBOSClient
 
 from podium.agents import AgentRegistry
-from podium.audit import actor_name
 from podium.errors import NotFoundError, UsageError
-from podium.policy import Authorizer
+from podium.policy import Authorizer, Identity, require_identity
 from podium.store import create_engine, tables
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
@@ -93,11 +92,11 @@ class KillSwitch:
             rows = conn.execute(sa.select(tables.kills).order_by(tables.kills.c.killed_at)).all()
         return [Kill(*row) for row in rows]
 
-    def kill(self, scope: str, *, by: str, reason: str = "") -> KillReport:
+    def kill(self, scope: str, *, by: Identity, reason: str = "") -> KillReport:
         """Halt everything `scope` covers (see the module docstring); audited."""
         started = time.perf_counter()
         agents = self._agents_in(scope)
-        actor = actor_name(by)
+        actor = require_identity(by).actor
         with self._authorizer.act(by, "governance.kill", scope, detail={"reason": reason}, engine=self._engine) as act:
             conn = act.conn
             if conn.dialect.name == "postgresql":
@@ -115,7 +114,7 @@ class KillSwitch:
         cancelled = self._cancel_runs(scope, agents, actor)
         return KillReport(scope, tuple(agents), revoked, cancelled, acknowledged, time.perf_counter() - started)
 
-    def restore(self, scope: str, *, by: str, reason: str = "") -> Kill:
+    def restore(self, scope: str, *, by: Identity, reason: str = "") -> Kill:
         """Lift the kill on `scope`; audited. Keys it revoked stay revoked, runs it cancelled stay cancelled."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(tables.kills).where(tables.kills.c.scope == scope)).first()

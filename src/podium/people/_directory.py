@@ -1,7 +1,8 @@
 """The directory of people: who is in which team (review chains name teams), and what an hour of them costs.
 
-People are named as they sign decisions (`--by ana@example.com`); the directory adds their teams, which Cedar
-sees as `principal.teams`, and their loaded hourly rate, at which the ledger costs their review minutes.
+People are named as they sign decisions (ana@example.com) and prove it with a key (`podium keys`); the directory
+adds their teams, which Cedar sees as `principal.teams`, and their loaded hourly rate, at which the ledger costs
+their review minutes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from podium.audit import parse_actor
 from podium.errors import NotFoundError, UsageError
-from podium.policy import Authorizer, GovernedAction, person_entity
+from podium.policy import Authorizer, GovernedAction, Identity, person_entity
 from podium.store import tables
 
 p = tables.people
@@ -43,7 +44,7 @@ class People:
         name: str,
         *,
         teams: Iterable[str],
-        by: str,
+        by: Identity,
         display_name: str = "",
         usd_per_hour: float | None = None,
     ) -> Person:
@@ -67,30 +68,40 @@ class People:
                 act.conn.execute(p.insert().values(name=name, **values))
         return person
 
-    def remove(self, name: str, *, by: str) -> None:
+    def remove(self, name: str, *, by: Identity) -> None:
         person = self.get(name)
         with self._act(by, name, person.teams, stays_admin=False) as act:
             act.action = "people.remove"
             act.conn.execute(p.delete().where(p.c.name == name))
+            keys = tables.person_keys  # so that adding them again later does not revive a key they left with
+            revoked = act.conn.execute(
+                keys.update()
+                .where(keys.c.person == name, keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time(), revoked_by=by.actor)
+            ).rowcount
+            act.detail["keys_revoked"] = str(revoked)
 
     @contextmanager
     def _act(
-        self, by: str, name: str, teams: Iterable[str], *, stays_admin: bool, detail: dict[str, str] | None = None
+        self,
+        by: Identity,
+        name: str,
+        teams: Iterable[str],
+        *,
+        stays_admin: bool,
+        detail: dict[str, str] | None = None,
     ) -> Iterator[GovernedAction]:
-        """Who may change the directory: admins, or anyone while there is none (to appoint the first). A change
-        that would leave no admin is refused, so the directory never falls back to being anyone's."""
+        """Who may change the directory: admins (the first is made by `podium init`). A change that would leave no
+        admin is refused, so the directory always has someone who can appoint and issue keys."""
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(p.c.name, p.c.teams).where(p.c.teams.like('%"admins"%'))).all()
         admins = {row.name for row in rows if "admins" in json.loads(row.teams)}
-        context = {"no_admins_yet": not admins}
         entity = person_entity(name, teams)
-        with self._authorizer.act(
-            by, "people.change", entity, context, resource_name=f"person:{name}", detail=detail
-        ) as act:
+        with self._authorizer.act(by, "people.change", entity, resource_name=f"person:{name}", detail=detail) as act:
             if admins == {name} and not stays_admin:
                 raise UsageError(
-                    f"{name} is the last admin: the directory would be left without one, and anyone could then "
-                    f"change it. Make someone else an admin first (`podium people add NAME --team admins --by {name}`)."
+                    f"{name} is the last admin: the directory would be left without one, and nobody could then "
+                    "change it. Make someone else an admin first (`podium people add NAME --team admins`)."
                 )
             yield act
 

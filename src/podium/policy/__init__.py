@@ -22,6 +22,7 @@ from podium.policy._cedar import (
     scope_entity,
     tool_entity,
 )
+from podium.policy._identity import Identity, require_identity
 
 __all__ = [
     "CALL_ACTIONS",
@@ -31,12 +32,14 @@ __all__ = [
     "Decision",
     "Entity",
     "GovernedAction",
+    "Identity",
     "Policy",
     "PolicySet",
     "agent_entity",
     "data_entity",
     "model_entity",
     "person_entity",
+    "require_identity",
     "review_entity",
     "run_entity",
     "run_file",

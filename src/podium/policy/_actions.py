@@ -17,9 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from podium.audit import actor_name, record
+from podium.audit import record
 from podium.errors import ActionDenied
 from podium.policy._cedar import Decision, Entity, PolicySet, run_entity, scope_entity
+from podium.policy._identity import Identity, require_identity
 
 
 @dataclass
@@ -35,9 +36,10 @@ class GovernedAction:
 
 
 class Authorizer:
-    """Cedar decisions on what people (or agents) do outside governed calls, and their audit entries."""
+    """Cedar decisions on what people (or agents) do outside governed calls, and their audit entries. `by` is
+    always an `Identity` a key proved: a name is refused."""
 
-    def __init__(self, engine: sa.Engine, policies: PolicySet, principal: Callable[[str], Entity]) -> None:
+    def __init__(self, engine: sa.Engine, policies: PolicySet, principal: Callable[[Identity], Entity]) -> None:
         self._engine = engine
         self._policies = policies
         self._principal = principal  # who `by` is, as Cedar sees them (the registry knows agents and people)
@@ -45,7 +47,7 @@ class Authorizer:
     @contextmanager
     def act(
         self,
-        by: str,
+        by: Identity,
         action: str,
         resource: Entity | str,
         context: Mapping[str, Any] | None = None,
@@ -72,7 +74,7 @@ class Authorizer:
             if act.audited:
                 record(
                     conn,
-                    actor_name(by),
+                    by.actor,
                     act.action,
                     name,
                     decision=act.outcome,
@@ -83,7 +85,7 @@ class Authorizer:
 
     def check(
         self,
-        by: str,
+        by: Identity,
         action: str,
         resource: Entity,
         context: Mapping[str, Any] | None = None,
@@ -93,7 +95,8 @@ class Authorizer:
     ) -> Decision:
         """The decision alone, for a change that audits itself (through `act`) or is a step of a larger one. A
         refusal is audited, in a transaction of its own, and raised."""
-        actor = actor_name(by)
+        by = require_identity(by)
+        actor = by.actor
         name = resource_name or resource.id
         context = dict(context or {})
         decision = self._policies.decide(self._principal(by), action, resource, context)

@@ -23,7 +23,7 @@ from dbos import DBOSClient, SendMessage
 from podium.audit import canonical_json, digest, parse_actor, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, PodiumError, StaleError, UsageError
-from podium.policy import Authorizer, GovernedAction, review_entity
+from podium.policy import Authorizer, GovernedAction, Identity, require_identity, review_entity
 from podium.review._metrics import ReviewMetrics, review_metrics
 from podium.review._schema import problems
 from podium.store import tables
@@ -183,7 +183,7 @@ class Reviews:
         self,
         review_id: str,
         *,
-        by: str,
+        by: Identity,
         rationale: str = "",
         minutes: float = 0.0,
         label: str | None = None,
@@ -201,7 +201,7 @@ class Reviews:
         self,
         review_id: str,
         *,
-        by: str,
+        by: Identity,
         rationale: str = "",
         minutes: float = 0.0,
         label: str | None = None,
@@ -216,7 +216,7 @@ class Reviews:
         review_id: str,
         changes: Mapping[str, Any],
         *,
-        by: str,
+        by: Identity,
         rationale: str = "",
         minutes: float = 0.0,
         label: str | None = None,
@@ -249,23 +249,23 @@ class Reviews:
         requests since epoch `since`: computed live from them, nothing else is kept."""
         return review_metrics(self._engine, since=since)
 
-    def approve_many(self, review_ids: Iterable[str], *, by: str, **details: Unpack[DecisionDetails]) -> BulkDecision:
+    def approve_many(self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]) -> BulkDecision:
         """Approve several requests, each as its own decision with the same details: a refusal is kept with its
         reason, and the rest are still decided."""
         return _each(review_ids, lambda review_id: self.approve(review_id, by=by, **details))
 
-    def reject_many(self, review_ids: Iterable[str], *, by: str, **details: Unpack[DecisionDetails]) -> BulkDecision:
+    def reject_many(self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]) -> BulkDecision:
         """Reject several requests, each as its own decision (see `approve_many`)."""
         return _each(review_ids, lambda review_id: self.reject(review_id, by=by, **details))
 
-    def claim(self, review_id: str, *, by: str) -> ReviewRequest:
+    def claim(self, review_id: str, *, by: Identity) -> ReviewRequest:
         """Take the request: until it is decided or reassigned, only `by` decides it."""
         request = self._open(review_id)
-        _, name = parse_actor(by)
+        name = require_identity(by).name
         self._update(request, {"claimed_by": name}, by, "claim", {"claimed_by": name})
         return self.get(review_id)
 
-    def reassign(self, review_id: str, *, to: str, by: str, rationale: str = "") -> ReviewRequest:
+    def reassign(self, review_id: str, *, to: str, by: Identity, rationale: str = "") -> ReviewRequest:
         """Hand the request to `to` (a person or `team:<name>`), who may then decide it; lifts any claim."""
         request = self._open(review_id)
         to = to.strip()
@@ -289,11 +289,9 @@ class Reviews:
             raise StaleError(_decided_message(request))
         return request
 
-    def _act(self, request: ReviewRequest, by: str, decision: str) -> AbstractContextManager[GovernedAction]:
+    def _act(self, request: ReviewRequest, by: Identity, decision: str) -> AbstractContextManager[GovernedAction]:
         """The governed path for a decision on `request` (Cedar's `review.decide`, audited as `review.<decision>`,
         bound to the digest of the action it decides)."""
-        if not by.strip():
-            raise UsageError("a decision needs the name of the person who made it (--by).")
         resource = review_entity(
             request.id,
             workflow=request.workflow or "",
@@ -313,7 +311,7 @@ class Reviews:
         )
 
     def _update(
-        self, request: ReviewRequest, values: dict[str, Any], by: str, decision: str, detail: dict[str, str]
+        self, request: ReviewRequest, values: dict[str, Any], by: Identity, decision: str, detail: dict[str, str]
     ) -> None:
         with self._act(request, by, decision) as act:
             act.action, act.detail = f"review.{decision}", detail
@@ -325,7 +323,7 @@ class Reviews:
         self,
         request: ReviewRequest,
         status: str,
-        by: str,
+        by: Identity,
         rationale: str,
         minutes: float,
         label: str | None,
@@ -346,7 +344,7 @@ class Reviews:
             )
         if label is not None and request.judgement is None:
             raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
-        _, person = parse_actor(by)
+        person = require_identity(by).name
         arguments = edited_arguments if edited_arguments is not None else request.action["arguments"]
         approved_action = {**request.action, "arguments": arguments} if status == "approved" else None
         # An unedited approval lets through exactly the proposed action (a model call's too, which has no arguments).

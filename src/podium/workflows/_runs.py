@@ -11,9 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
-from podium.audit import actor_name
 from podium.errors import NotFoundError, UsageError
-from podium.policy import Authorizer
+from podium.policy import Authorizer, Identity
 from podium.review import wake_withdrawn, withdraw_reviews
 from podium.store import insert_if_absent, insert_many_if_absent, tables
 
@@ -138,14 +137,14 @@ class Runs:
             for s in self._client.list_workflow_steps(run_id)
         ]
 
-    def cancel(self, run_id: str, *, by: str) -> RunInfo:
+    def cancel(self, run_id: str, *, by: Identity) -> RunInfo:
         """Cancel a run: the governor refuses its calls from now on, even one made by a step already running,
         and DBOS starts none of its further steps. Audited."""
         run = self.get(run_id)
         if run.status in ("SUCCESS", "ERROR"):
             raise UsageError(f"run {run_id} already finished ({run.status}); there is nothing to cancel.")
         with self._authorizer.act(by, "run.cancel", f"run:{run_id}") as act:
-            stopped, after_commit = self.stop_many(act.conn, [run_id], actor_name(by))
+            stopped, after_commit = self.stop_many(act.conn, [run_id], by.actor)
             act.audited = bool(stopped)  # cancelling a run already stopped changes nothing: not logged again
         after_commit()
         return self.get(run_id)
@@ -166,7 +165,7 @@ class Runs:
 
         return {str(run_id) for run_id in stopped}, after_commit
 
-    def resume(self, run_id: str, *, by: str) -> RunInfo:
+    def resume(self, run_id: str, *, by: Identity) -> RunInfo:
         """Resume a cancelled or failed run from its last finished step. Audited."""
         run = self.get(run_id)
         if run.status == "SUCCESS":

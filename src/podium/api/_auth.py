@@ -1,0 +1,160 @@
+"""Who is asking, over HTTP: a Bearer key on every route, checked before anything else is read.
+
+Refusals are the one thing an outsider can produce at will, so they are rate-limited per client address and
+counted in the audit log in aggregate (one `auth.refused` entry per window, with counts by reason and client)
+rather than one entry each: a flood of bad keys costs the server a dictionary update, not a signed log entry.
+Nothing is dropped: every refusal is in some window's count, and the last window is written at shutdown.
+
+The `Host` header is checked against the names the server answers to, so a web page on another site cannot
+reach a server on loopback through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from podium._runtime import Podium
+from podium.audit import record
+from podium.errors import Unauthenticated
+from podium.policy import Identity
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class AuthError(Exception):
+    """A request refused before it reached a route: 401 (who are you?), 403 (not you) or 429 (slow down)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+class Gatekeeper:
+    """Authenticates each request's Bearer key, limits and counts refusals, and audits them per window."""
+
+    def __init__(self, pod: Podium, *, window_s: float = 60.0, max_refusals: int = 20) -> None:
+        self._pod = pod
+        self._window_s = window_s
+        self._max_refusals = max_refusals  # per client address per window; after that, 429 without a lookup
+        self._lock = threading.Lock()
+        self._recent: dict[str, deque[float]] = {}
+        self._reasons: Counter[str] = Counter()
+        self._clients: Counter[str] = Counter()
+        self._since: float | None = None
+
+    def person(self, request: Request) -> Identity:
+        """The person the request's key proves; agents' keys do not operate podium."""
+        identity = self.identity(request)
+        if identity.kind != "person":
+            raise AuthError(403, f"{identity.actor} holds an agent's key; operator routes take a person's key.")
+        return identity
+
+    def identity(self, request: Request) -> Identity:
+        client = request.client.host if request.client else "?"
+        self._check_rate(client)
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            self._refuse(client, "no key")
+            raise AuthError(401, "no key: send `Authorization: Bearer <key>` (`podium keys issue --person EMAIL`).")
+        try:
+            return self._pod.authenticate(key.strip(), audit=False)
+        except Unauthenticated as refused:
+            self._refuse(client, str(refused.fields.get("reason", "refused")))
+            raise AuthError(401, refused.message) from None
+
+    def flush(self) -> int:
+        """Write the refusals counted since the last flush as one audit entry; return how many it counts."""
+        with self._lock:
+            total, reasons, clients, since = sum(self._reasons.values()), self._reasons, self._clients, self._since
+            self._reasons, self._clients, self._since = Counter(), Counter(), None
+        if not total:
+            return 0
+        detail = {
+            "count": str(total),
+            "reasons": json.dumps(dict(reasons.most_common(20))),
+            "clients": json.dumps(dict(clients.most_common(20))),
+            "clients_total": str(len(clients)),
+            "since": str(since),
+        }
+        with self._pod.engine.begin() as conn:
+            record(conn, "anonymous", "auth.refused", "http", decision="denied", detail=detail)
+        return total
+
+    async def flush_every_window(self) -> None:
+        """Run in the server's lifespan: flush once a window, so counts reach the log while the server runs."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(self._window_s)
+            await asyncio.to_thread(self.flush)
+
+    def _check_rate(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent.setdefault(client, deque())
+            while recent and recent[0] <= now - self._window_s:
+                recent.popleft()
+            if len(recent) < self._max_refusals:
+                return
+            self._count(client, "rate limited")
+            retry = max(1, round(recent[0] + self._window_s - now))
+        raise AuthError(429, f"too many refused requests from {client}; retry later.", {"Retry-After": str(retry)})
+
+    def _refuse(self, client: str, reason: str) -> None:
+        with self._lock:
+            self._recent.setdefault(client, deque()).append(time.monotonic())
+            self._count(client, reason)
+
+    def _count(self, client: str, reason: str) -> None:
+        self._reasons[reason] += 1
+        self._clients[client] += 1
+        if self._since is None:
+            self._since = time.time()
+
+
+class HostCheck:
+    """Refuse requests whose `Host` header names a host this server does not answer to (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self._app = app
+        self._allowed = {h.lower().strip("[]") for h in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            name = _hostname(host)
+            if name not in self._allowed:
+                allowed = ", ".join(sorted(self._allowed))
+                message = (
+                    f"this server does not answer to host {host!r} (it answers to {allowed}); start it with "
+                    "`podium serve --allow-host NAME` to add a name."
+                )
+                await JSONResponse({"error": message}, status_code=421)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _hostname(host: str) -> str:
+    """`example.com:8000` -> `example.com`; `[::1]:8000` -> `::1`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def auth_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthError)
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="podium"'
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
