@@ -15,6 +15,7 @@ from podium.cli import app
 from podium.errors import ActionDenied, ActorStopped, NotFoundError, UsageError
 from podium.governance._kill import kill_scope
 from podium.store import tables
+from podium.testing import key_for, sign_in
 from tests import _apps
 
 
@@ -47,12 +48,13 @@ def wait_for(predicate: object, what: str) -> None:
 
 
 def test_a_kill_that_lands_while_a_side_effect_is_under_way_stops_it(pod: Podium) -> None:
-    _record, key = pod.agents.add("tester-api", owner="qa-lead@example.com", by="ops-lead")
-    pod.agents.delegate("tester", "tester-api-helper", by="ops-lead")
+    ops_lead, ciso = sign_in(pod, "ops-lead"), sign_in(pod, "ciso")
+    _record, key = pod.agents.add("tester-api", owner="qa-lead@example.com", by=ops_lead)
+    pod.agents.delegate("tester", "tester-api-helper", by=ops_lead)
     run = _apps.slow_side_effect.options(run_id="run-slow").start("pay the invoice")
     assert _apps.inside_tool.wait(timeout=30), "the tool never started"  # admitted: past the governor's check
 
-    report = pod.kill("agent:tester", by="ciso", reason="incident 42")
+    report = pod.kill("agent:tester", by=ciso, reason="incident 42")
     _apps.let_tool_finish.set()  # the tool now tries to commit its side effect, after the kill was acknowledged
     wait_for(lambda: audit(pod, decision="stopped"), "the fence's refusal")
 
@@ -74,31 +76,33 @@ def test_a_kill_that_lands_while_a_side_effect_is_under_way_stops_it(pod: Podium
 
     with pytest.raises(ActorStopped, match="kill switch covers agent 'tester'.*podium restore"):
         _apps.worker.call_tool("note", text="still killed")
-    pod.restore("agent:tester", by="ciso", reason="incident closed")
+    pod.restore("agent:tester", by=ciso, reason="incident closed")
     assert _apps.worker.call_tool("note", text="back") == "queued"
     assert [e.actor for e in audit(pod, action="governance.restore")] == ["person:ciso"]
     assert pod.verify_audit().ok
 
 
 def test_a_kill_revokes_the_agents_keys_and_restore_does_not_bring_them_back(pod: Podium) -> None:
-    _record, key = pod.agents.add("bot", owner="ops@example.com", team="support", by="ops-lead")
-    report = pod.kill("team:support", by="ciso")
+    ops_lead, ciso = sign_in(pod, "ops-lead"), sign_in(pod, "ciso")
+    _record, key = pod.agents.add("bot", owner="ops@example.com", team="support", by=ops_lead)
+    report = pod.kill("team:support", by=ciso)
     assert "bot" in report.agents and report.keys_revoked == 1
     with pytest.raises(ActionDenied, match="revoked by person:ciso"):
         pod.agents.authenticate(key.secret)
     with pytest.raises(ActorStopped):  # teller is in team support
         _apps.teller.call_tool("note", text="x")
-    pod.restore("team:support", by="ciso")
+    pod.restore("team:support", by=ciso)
     with pytest.raises(ActionDenied, match="revoked"):
         pod.agents.authenticate(key.secret)
-    fresh = pod.agents.rotate_key("bot", by="ops-lead")
+    fresh = pod.agents.rotate_key("bot", by=ops_lead)
     assert pod.agents.authenticate(fresh.secret).name == "bot"
 
 
 def test_a_workflow_kill_cancels_its_runs_in_flight_and_refuses_their_next_call(pod: Podium) -> None:
+    ciso = sign_in(pod, "ciso")
     run = _apps.cancellable.options(run_id="run-parked").start("late")
     assert _apps.parked.wait(timeout=30)
-    report = pod.kill("workflow:tests.cancellable", by="ciso")
+    report = pod.kill("workflow:tests.cancellable", by=ciso)
     assert report.runs_cancelled == 1 and report.agents == ()
     _apps.release.set()
     wait_for(lambda: audit(pod, decision="stopped"), "the refusal of the parked step's call")
@@ -108,37 +112,40 @@ def test_a_workflow_kill_cancels_its_runs_in_flight_and_refuses_their_next_call(
 
 
 def test_kill_everything(pod: Podium) -> None:
-    report = pod.kill("all", by="ciso")
+    ciso = sign_in(pod, "ciso")
+    report = pod.kill("all", by=ciso)
     assert set(report.agents) >= {"tester", "intruder", "teller"}
     with pytest.raises(ActorStopped):
         _apps.worker.run("hello", model="echo")
-    pod.restore("all", by="ciso")
+    pod.restore("all", by=ciso)
     assert _apps.worker.run("hello", model="echo") == "echo"
 
 
 def test_bad_kill_requests_say_what_to_fix(pod: Podium) -> None:
+    ciso = sign_in(pod, "ciso")
     with pytest.raises(NotFoundError, match="no agent named 'nobody'"):
-        pod.kill("agent:nobody", by="ciso")
+        pod.kill("agent:nobody", by=ciso)
     with pytest.raises(NotFoundError, match="no agent is in team 'ghosts'"):
-        pod.kill("team:ghosts", by="ciso")
+        pod.kill("team:ghosts", by=ciso)
     with pytest.raises(UsageError, match="exactly one of --agent, --workflow, --team or --all"):
         kill_scope(agent="tester", team="support")
     with pytest.raises(UsageError, match="kill scope 'crew:x' is not agent:<name>"):
-        pod.kill("crew:x", by="ciso")
+        pod.kill("crew:x", by=ciso)
     with pytest.raises(NotFoundError, match="no kill covers 'agent:tester'"):
-        pod.restore("agent:tester", by="ciso")
+        pod.restore("agent:tester", by=ciso)
     with pytest.raises(ActionDenied, match="may not governance.kill"):
-        pod.kill("agent:intruder", by="agent:tester")  # agents do not pull the switch on each other
+        pod.kill("agent:intruder", by=sign_in(pod, "agent:tester"))  # agents do not pull the switch on each other
     assert pod.kill_switch.active() == []
 
 
 def test_the_cli_kills_and_restores(pod: Podium) -> None:
     runner = CliRunner()
     base = ["--database-url", pod.settings.resolved_database_url, "--home", str(pod.settings.home)]
-    killed = runner.invoke(app, [*base, "kill", "--agent", "tester", "--by", "ciso"], terminal_width=200)
+    base += ["--key", key_for(pod, "ciso")]
+    killed = runner.invoke(app, [*base, "kill", "--agent", "tester"], terminal_width=200)
     assert killed.exit_code == 0, killed.output
     assert "killed agent:tester" in killed.output and "acknowledged in" in killed.output
     shown = runner.invoke(app, [*base, "agents", "show", "tester"], terminal_width=200).output
     assert "killed: agent:tester" in shown
-    restored = runner.invoke(app, [*base, "restore", "--agent", "tester", "--by", "ciso"], terminal_width=200)
+    restored = runner.invoke(app, [*base, "restore", "--agent", "tester"], terminal_width=200)
     assert restored.exit_code == 0 and "restored" in restored.output
