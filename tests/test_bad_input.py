@@ -145,3 +145,33 @@ def test_training_needs_labels_for_every_text() -> None:
         TextClassifier.train(["a", "b"], ["x"])
     with pytest.raises(InputDataError, match="at least two different labels"):
         TextClassifier.train(["a", "b"], ["x", "x"])
+
+# -- the class of faults: whatever escapes a command is one line and an exit code, never a traceback ---------
+
+
+@pytest.mark.parametrize(
+    ("failure", "line", "code"),
+    [
+        (
+            RuntimeError("boom\n  second line"),
+            "error: podium failed unexpectedly (RuntimeError: boom second line). This is a bug in podium: please "
+            "report it with the command you ran.",
+            1,
+        ),
+        (
+            PermissionError(13, "Permission denied", "/x"),
+            "error: Permission denied: /x. Check the path and its permissions.",
+            1,
+        ),
+        (InputDataError("a [bold]mistake[/] to fix"), "error: a [bold]mistake[/] to fix", 2),
+    ],
+)
+def test_what_a_command_raises_is_one_literal_line_and_an_exit_code(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch, failure: Exception, line: str, code: int
+) -> None:
+    def fail(*_: object, **__: object) -> Podium:
+        raise failure
+
+    monkeypatch.setattr(Podium, "connect", fail)
+    result = runner.invoke(app, ["--home", str(sqlite_settings.home), "runs", "list"])
+    assert (result.exit_code, result.output) == (code, line + "\n")

@@ -6,10 +6,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from podium import Settings
+from podium import Podium, Settings
 from podium.cli import app
-from podium.errors import UsageError
 from podium.store import tables
+from podium.testing import TEST_ADMIN, key_for
 from tests import _apps
 
 runner = CliRunner()
@@ -64,9 +64,11 @@ def test_models_list_checks_the_packaged_model(sqlite_settings: Settings) -> Non
 
 
 def test_agents_add_with_a_tier_ceiling_that_is_not_a_tier_is_one_error_line(sqlite_settings: Settings) -> None:
-    args = ["agents", "add", "bot", "--owner", "ops@example.com", "--tier-ceiling", "galactic", "--by", "ops"]
-    result = runner.invoke(app, ["--home", str(sqlite_settings.home), *args], terminal_width=200)
-    assert isinstance(result.exception, UsageError), result.output  # `podium` prints it as one line (main)
-    assert (
-        str(result.exception) == "tier ceiling 'galactic' is not a tier: use local, intermediate or frontier (or none)."
+    with Podium.connect(sqlite_settings) as pod:
+        key = key_for(pod, TEST_ADMIN)
+    args = ["agents", "add", "bot", "--owner", "ops@example.com", "--tier-ceiling", "galactic"]
+    result = runner.invoke(app, ["--home", str(sqlite_settings.home), "--key", key, *args], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        "error: tier ceiling 'galactic' is not a tier: use local, intermediate or frontier (or none).\n"
     )

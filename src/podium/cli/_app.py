@@ -17,12 +17,12 @@ from rich.table import Table
 
 from podium._runtime import App, Podium
 from podium._time import format_time
-from podium.cli._common import connected, console, err, progress_bar, root_options, settings
+from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
 from podium.cost import usd
-from podium.errors import AuditTampered, GovernanceError, PodiumError, UsageError
+from podium.errors import AuditTampered, UsageError
 
 app = typer.Typer(
     help="podium: governed AI orchestration. Durable workflows where agents and people cooperate, "
@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    cls=PodiumGroup,
 )
 runs_app = typer.Typer(help="Inspect and control workflow runs.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
@@ -59,12 +60,8 @@ app.command()(restore)
 
 
 def main() -> None:
-    """Entry point: podium's own errors become one clear line and an exit code, never a traceback."""
-    try:
-        app()
-    except PodiumError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(1 if isinstance(exc, GovernanceError) else 2)
+    """Entry point: every error becomes one clear line and an exit code, never a traceback (see PodiumGroup)."""
+    app()
 
 
 # -- demo ----------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,8 +12,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+from typer.core import TyperGroup
 
 from podium._runtime import Podium
+from podium.errors import GovernanceError, PodiumError
 from podium.settings import Settings
 
 console = Console()
@@ -59,3 +63,43 @@ def connected() -> Iterator[Podium]:
 
 def progress_bar(what: str) -> Progress:
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+class PodiumGroup(TyperGroup):
+    """The root command. Whatever a command raises ends as one line on stderr and an exit code, never a traceback:
+    a mistake to fix (UsageError) exits 2, a refusal (GovernanceError) 1, and any other failure 1, never 0."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise  # Typer's own: usage errors (exit 2), explicit exits, Ctrl-C
+        except PodiumError as exc:
+            code, message = (1 if isinstance(exc, GovernanceError) else 2), str(exc)
+        except Exception as exc:  # noqa: BLE001 - the last resort: a failure no check above foresaw
+            code, message = 1, failure_line(exc)
+        error_line(message)
+        raise typer.Exit(code)
+
+
+def error_line(message: str) -> None:
+    """Print `message` as one literal line: no markup interpreted, no wrapping, whitespace runs made one space."""
+    err.print(Text.assemble(("error:", "bold red"), " ", " ".join(message.split())), soft_wrap=True, highlight=False)
+
+
+def failure_line(exc: Exception) -> str:
+    """What went wrong, for a failure podium did not turn into an error of its own: a file the system refused, a
+    database that failed, or a bug (named as one)."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}. Check the path and its permissions."
+    database_errors = sys.modules.get("sqlalchemy.exc")  # a database error needs SQLAlchemy loaded first
+    if database_errors is not None and isinstance(exc, database_errors.DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return (
+            f"the database failed: {reason}. Check that it answers (PODIUM_DATABASE_URL), or restore it from a "
+            "backup if it is damaged."
+        )
+    return (
+        f"podium failed unexpectedly ({type(exc).__name__}: {exc}). This is a bug in podium: please report it "
+        "with the command you ran."
+    )
