@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium._runtime import Podium
+from podium.api._errors import error_response
 from podium.audit import record
 from podium.errors import Unauthenticated
 from podium.policy import Identity
@@ -139,7 +140,7 @@ class HostCheck:
                     f"this server does not answer to host {host!r} (it answers to {allowed}); start it with "
                     "`podium serve --allow-host NAME` to add a name."
                 )
-                await JSONResponse({"error": message}, status_code=421)(scope, receive, send)
+                await error_response(421, message)(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
@@ -157,4 +158,4 @@ async def auth_error(_: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="podium"'
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+    return error_response(exc.status, exc.message, headers)

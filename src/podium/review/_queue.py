@@ -136,11 +136,14 @@ class Reviews:
         older_than_s: float | None = None,
         waiting_on: str | None = None,
         limit: int = 100,
+        after: tuple[float, str] | None = None,
     ) -> builtins.list[ReviewRequest]:
         """Requests, oldest first, at most `limit`. `status` "open" (the default) means pending or held, None any;
         `reason` matches a reason code or its prefix (`compliance` matches `compliance:…`); `waiting_on` a person or
-        `team:`."""
+        `team:`; `after` a (created_at, id) position in that order: the next page starts past it."""
         query = _REQUESTS.order_by(r.c.created_at, r.c.id)
+        if after is not None:
+            query = query.where((r.c.created_at > after[0]) | ((r.c.created_at == after[0]) & (r.c.id > after[1])))
         if status == "open":
             query = query.where(r.c.status.in_(OPEN))
         elif status is not None:

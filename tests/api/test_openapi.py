@@ -1,0 +1,43 @@
+"""The OpenAPI document declares every status each route can answer, with the one error model, and the key."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+EVERY_KEYED_ROUTE = {"401", "403", "421", "422", "429", "500"}  # the key check, the Host check, validation, a bug
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def test_every_route_declares_the_statuses_it_can_answer_with_the_error_model(sqlite_api: Api) -> None:
+    doc = sqlite_api.client.get("/openapi.json").json()  # public, like the docs that read it
+    operations = [(path, method, op) for path, ops in doc["paths"].items() for method, op in ops.items()]
+    assert {(method, path) for path, method, _ in operations} == {
+        ("get", "/health"),
+        ("get", "/v1/reviews"),
+        ("get", "/v1/reviews/stats"),
+        ("get", "/v1/reviews/{review_id}"),
+        *(("post", f"/v1/reviews/{{review_id}}/{verb}") for verb in ("approve", "reject", "edit", "claim", "reassign")),
+    }, "a new route: say here what it answers"
+    for path, method, op in operations:
+        statuses = set(op["responses"]) - {"200"}
+        for status in statuses:
+            assert op["responses"][status]["content"]["application/json"]["schema"] == ERROR, (method, path, status)
+        assert op["responses"]["200"]["content"]["application/json"]["schema"], (method, path, "200 has a schema")
+        if path == "/health":
+            assert statuses == {"421", "500", "503"} and "security" not in op
+            continue
+        expected = set(EVERY_KEYED_ROUTE)
+        if "{review_id}" in path:
+            expected.add("404")
+        if method == "post":
+            expected.add("409")  # decided, claimed or escalated meanwhile
+        assert statuses == expected, (method, path)
+        assert op["security"] == [{"bearer": []}], (method, path)
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A person's key: `podium keys issue --person EMAIL`.",
+    }
+    codes = doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
+    assert {"unauthenticated", "refused", "not_found", "conflict", "wrong_host", "invalid", "internal"} <= set(codes)
+    assert "HTTPValidationError" not in doc["components"]["schemas"], "FastAPI's own 422 shape is never answered"
