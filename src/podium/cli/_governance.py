@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from podium._tiers import TIER_CHOICES, TIER_PREFIX
 from podium._time import format_time
 from podium.audit.verifier import check
 from podium.cli._common import connected, console, err, settings
+from podium.cli._display import AsJson, block, iso, literal, print_json, row, styled, table
 from podium.cost import usd
 from podium.errors import UsageError
 from podium.governance import governance_report, kill_scope, report_markdown
 from podium.policy import PolicySet, run_file, test_suites
+
+if TYPE_CHECKING:
+    from podium.agents import AgentRecord
+    from podium.audit import StoredEntry
+    from podium.cost import Budget
 
 agents_app = typer.Typer(
     help="The agent registry: identities, accountable owners, permissions, keys, status.", no_args_is_help=True
@@ -67,23 +74,76 @@ def agents_add(
         )
         if budget_usd is not None:
             pod.budgets.set(f"agent:{record.name}", budget_usd, by=pod.operator())
-    console.print(f"Registered [bold]{record.name}[/], owned by {record.owner}.")
-    console.print(f"API key (shown once, podium keeps only its digest): [bold]{key.secret}[/]")
+    console.print(styled("Registered [bold]{}[/], owned by {}.", record.name, record.owner))
+    console.print(styled("API key (shown once, podium keeps only its digest): [bold]{}[/]", key.secret))
 
 
 @agents_app.command("list")
-def agents_list() -> None:
+def agents_list(as_json: AsJson = False) -> None:
     """Every registered agent with its owner, team, permissions and status."""
     with connected() as pod:
         found = pod.agents.list()
-    table = Table("agent", "owner", "team", "status", "models", "tools")
+    if as_json:
+        print_json([_agent(a) for a in found])
+        return
+    shown = table("agent", "owner", "team", "status", "models", "tools", ids=["agent"])
     for a in found:
-        table.add_row(a.name, a.owner or "[red]none[/]", a.team, a.status, ", ".join(a.models), ", ".join(a.tools))
-    console.print(table if found else "No agents registered yet: `podium agents add` or launch an app that has some.")
+        owner = a.owner or Text("none", style="red")
+        shown.add_row(*row(a.name, owner, a.team, a.status, ", ".join(a.models), ", ".join(a.tools)))
+    console.print(shown if found else "No agents registered yet: `podium agents add` or launch an app that has some.")
+
+
+def _agent(a: AgentRecord) -> dict[str, Any]:
+    """An agent in `agents list --json` (docs/cli-json.md)."""
+    return {
+        "name": a.name,
+        "display_name": a.display_name,
+        "purpose": a.purpose,
+        "owner": a.owner or None,
+        "team": a.team,
+        "status": a.status,
+        "models": list(a.models),
+        "tools": list(a.tools),
+        "data_scopes": list(a.data_scopes),
+        "tier_ceiling": a.tier_ceiling or None,
+        "delegated_by": a.delegated_by,
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
+    }
+
+
+def budget_fields(b: Budget) -> dict[str, Any]:
+    """A budget in `budgets list --json` and `agents show --json` (docs/cli-json.md)."""
+    return {
+        "scope": b.scope,
+        "limit_usd": usd(b.limit_nano_usd),
+        "spent_usd": usd(b.spent_nano_usd),
+        "reserved_usd": usd(b.reserved_nano_usd),
+        "left_usd": usd(b.left_nano_usd),
+        "on_exhausted": b.on_exhausted,
+    }
+
+
+def _entry(stored: StoredEntry) -> dict[str, Any]:
+    """An audit entry in `audit list --json` and `agents show --json` (docs/cli-json.md)."""
+    e = stored.entry
+    return {
+        "seq": stored.seq,
+        "at": iso(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "resource": e.resource,
+        "decision": e.decision,
+        "policies": list(e.policies),
+        "run_id": e.run_id,
+        "step_id": e.step_id,
+        "cost_usd": usd(e.cost_nano_usd),
+        "detail": json.loads(e.detail),
+    }
 
 
 @agents_app.command("show")
-def agents_show(name: str) -> None:
+def agents_show(name: str, as_json: AsJson = False) -> None:
     """One agent: identity, permissions, keys, kills, and its latest audited actions."""
     with connected() as pod:
         agent = pod.agents.get(name)
@@ -91,15 +151,27 @@ def agents_show(name: str) -> None:
         recent = list(pod.audit.entries(actor=f"agent:{name}", after=max(0, pod.audit.size() - 5000)))[-10:]
         kills = [k for k in pod.kill_switch.active() if k.scope in (f"agent:{name}", f"team:{agent.team}", "all")]
         budget = next((b for b in pod.budgets.list() if b.scope == f"agent:{name}"), None)
-    table = Table(show_header=False, title=f"agent {agent.name}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    if as_json:
+        print_json(
+            {
+                **_agent(agent),
+                "kills": [k.scope for k in kills],
+                "budget": budget_fields(budget) if budget else None,
+                "keys": [{"id": k.id, "created_at": iso(k.created_at), "revoked_at": iso(k.revoked_at)} for k in keys],
+                "recent_actions": [_entry(stored) for stored in recent],
+            }
+        )
+        return
+    shown = Table(show_header=False, title=literal(f"agent {agent.name}"), title_justify="left")
+    shown.add_column(style="bold")
+    shown.add_column()
+    killed = styled(" [red](killed: {})[/]", ", ".join(k.scope for k in kills)) if kills else ""
     for label, value in (
         ("display name", agent.display_name or agent.name),
         ("purpose", agent.purpose or "-"),
-        ("owner", agent.owner or "[red]none: it cannot act[/]"),
+        ("owner", agent.owner or Text("none: it cannot act", style="red")),
         ("team", agent.team or "-"),
-        ("status", agent.status + (f" [red](killed: {', '.join(k.scope for k in kills)})[/]" if kills else "")),
+        ("status", Text.assemble(literal(agent.status), killed)),
         ("models", ", ".join(agent.models) or "-"),
         ("tier ceiling", agent.tier_ceiling or "none"),
         ("tools", ", ".join(agent.tools) or "-"),
@@ -123,13 +195,15 @@ def agents_show(name: str) -> None:
             or "none",
         ),
     ):
-        table.add_row(label, value)
-    console.print(table)
+        shown.add_row(*row(label, value))
+    console.print(shown)
     if recent:
-        actions = Table("#", "when", "action", "resource", "decision", "policies", title="latest actions")
+        actions = table("#", "when", "action", "resource", "decision", "policies", ids=["#"], title="latest actions")
         for stored in recent:
             e = stored.entry
-            actions.add_row(str(stored.seq), format_time(e.at), e.action, e.resource, e.decision, ", ".join(e.policies))
+            actions.add_row(
+                *row(stored.seq, format_time(e.at), e.action, e.resource, e.decision, ", ".join(e.policies))
+            )
         console.print(actions)
 
 
@@ -140,7 +214,9 @@ def agents_grant(name: str, model: Models = None, tool: Tools = None, data_scope
         record = pod.agents.grant(
             name, by=pod.operator(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
         )
-    console.print(f"{record.name}: models {', '.join(record.models) or '-'}; tools {', '.join(record.tools) or '-'}")
+    console.print(
+        styled("{}: models {}; tools {}", record.name, ", ".join(record.models) or "-", ", ".join(record.tools) or "-")
+    )
 
 
 @agents_app.command("revoke")
@@ -150,7 +226,9 @@ def agents_revoke(name: str, model: Models = None, tool: Tools = None, data_scop
         record = pod.agents.revoke(
             name, by=pod.operator(), models=model or (), tools=tool or (), data_scopes=data_scope or ()
         )
-    console.print(f"{record.name}: models {', '.join(record.models) or '-'}; tools {', '.join(record.tools) or '-'}")
+    console.print(
+        styled("{}: models {}; tools {}", record.name, ", ".join(record.models) or "-", ", ".join(record.tools) or "-")
+    )
 
 
 @agents_app.command("suspend")
@@ -158,7 +236,7 @@ def agents_suspend(name: str) -> None:
     """Stop an agent: the governor refuses its next model or tool call, in every process."""
     with connected() as pod:
         record = pod.agents.set_status(name, "suspended", by=pod.operator())
-    console.print(f"{record.name}: {record.status}")
+    console.print(styled("{}: {}", record.name, record.status))
 
 
 @agents_app.command("resume")
@@ -166,7 +244,7 @@ def agents_resume(name: str) -> None:
     """Let a suspended agent act again."""
     with connected() as pod:
         record = pod.agents.set_status(name, "active", by=pod.operator())
-    console.print(f"{record.name}: {record.status}")
+    console.print(styled("{}: {}", record.name, record.status))
 
 
 @agents_app.command("rotate-key")
@@ -174,7 +252,7 @@ def agents_rotate_key(name: str) -> None:
     """Revoke an agent's keys and print a new one (shown once)."""
     with connected() as pod:
         key = pod.agents.rotate_key(name, by=pod.operator())
-    console.print(f"New API key for {name} (shown once; the old ones no longer work): [bold]{key.secret}[/]")
+    console.print(styled("New API key for {} (shown once; the old ones no longer work): [bold]{}[/]", name, key.secret))
 
 
 @agents_app.command("retire")
@@ -182,7 +260,7 @@ def agents_retire(name: str) -> None:
     """Retire an agent for good: it never acts again and its keys are revoked."""
     with connected() as pod:
         record = pod.agents.retire(name, by=pod.operator())
-    console.print(f"{record.name}: {record.status}")
+    console.print(styled("{}: {}", record.name, record.status))
 
 
 # -- kill switch ---------------------------------------------------------------------------------------------
@@ -191,7 +269,7 @@ Agent = Annotated[str | None, typer.Option("--agent", help="An agent (and its de
 Workflow = Annotated[str | None, typer.Option("--workflow", help="Every run of a workflow.")]
 Team = Annotated[str | None, typer.Option("--team", help="Every agent of a team.")]
 Everything = Annotated[bool, typer.Option("--all", help="Everything.")]
-Reason = Annotated[str, typer.Option(help="Why (audited).")]
+Note = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
 
 def kill(
@@ -199,16 +277,22 @@ def kill(
     workflow: Workflow = None,
     team: Team = None,
     everything: Everything = False,
-    reason: Reason = "",
+    note: Note = "",
 ) -> None:
     """Halt now: refuse every further action, stop side effects under way, revoke keys, cancel runs in flight."""
     scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
-        report = pod.kill(scope, by=pod.operator(), reason=reason)
+        report = pod.kill(scope, by=pod.operator(), reason=note)
     console.print(
-        f"[bold red]killed {report.scope}[/]: acknowledged in {report.acknowledged_s * 1000:.0f} ms; "
-        f"{report.keys_revoked} key(s) revoked; {report.runs_cancelled} run(s) in flight cancelled "
-        f"({report.total_s:.2f} s in all). Lift it deliberately with `podium restore`."
+        styled(
+            "[bold red]killed {}[/]: acknowledged in {} ms; {} key(s) revoked; {} run(s) in flight cancelled ({} s in "
+            "all). Lift it deliberately with `podium restore`.",
+            report.scope,
+            f"{report.acknowledged_s * 1000:.0f}",
+            report.keys_revoked,
+            report.runs_cancelled,
+            f"{report.total_s:.2f}",
+        )
     )
 
 
@@ -217,13 +301,13 @@ def restore(
     workflow: Workflow = None,
     team: Team = None,
     everything: Everything = False,
-    reason: Reason = "",
+    note: Note = "",
 ) -> None:
     """Lift a kill (audited). Revoked keys stay revoked (`podium agents rotate-key`); cancelled runs stay
     cancelled (`podium runs resume`)."""
     scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
-        pod.restore(scope, by=pod.operator(), reason=reason)
+        pod.restore(scope, by=pod.operator(), reason=note)
     console.print("restored: the governor lets it act again.")
 
 
@@ -239,43 +323,69 @@ def policy_test(
     """Run the policy unit tests (podium's baseline and the folder's *.test.toml) against the policies."""
     directory = folder or settings().policies_dir
     policies = PolicySet.load(directory)  # loads and validates every policy before any case runs
-    table = Table("file", "case", "expected", "decision")
-    table.add_column("decided by", overflow="fold")
+    cases = table("file", "case", "expected", "decision", "decided by", ids=["decided by"])
     failed = 0
     for suite_policies, path in test_suites(directory):
         for result in run_file(suite_policies, path):
-            mark = "[green]pass[/]" if result.passed else "[bold red]FAIL[/]"
+            mark = styled("[green]pass[/] {}" if result.passed else "[bold red]FAIL[/] {}", result.name)
             failed += not result.passed
-            table.add_row(
-                result.file,
-                f"{mark} {result.name}",
-                result.expected,
-                "allow" if result.decision.allowed else "deny",
-                ", ".join(result.decision.policies) or "-",
+            cases.add_row(
+                *row(
+                    result.file,
+                    mark,
+                    result.expected,
+                    "allow" if result.decision.allowed else "deny",
+                    ", ".join(result.decision.policies) or "-",
+                )
             )
-    console.print(table)
+    console.print(cases)
     console.print(
-        f"{len(policies.policies)} policies, digest {policies.short_digest}; "
-        + ("[green]all cases pass[/]" if not failed else f"[bold red]{failed} case(s) failed[/]")
+        styled("{} policies, digest {}; ", len(policies.policies), policies.short_digest)
+        + (styled("[green]all cases pass[/]") if not failed else styled("[bold red]{} case(s) failed[/]", failed))
     )
     if failed:
         raise typer.Exit(1)
 
 
 @policy_app.command("explain")
-def policy_explain(seq: Annotated[int, typer.Argument(help="The audit entry's number (`podium audit list`).")]) -> None:
+def policy_explain(
+    seq: Annotated[int, typer.Argument(help="The audit entry's number (`podium audit list`).")],
+    as_json: AsJson = False,
+) -> None:
     """Show which policies allowed or denied an audited action, with their text and where they live."""
     with connected() as pod:
         stored = pod.audit.get(seq)
         policies = pod.policies
     entry = stored.entry
     detail = json.loads(entry.detail)
+    if as_json:
+        deciding = [(i, policies.policies.get(i)) for i in entry.policies]
+        print_json(
+            {
+                "entry": _entry(stored),
+                "policy_set": policies.short_digest,
+                "policies": [
+                    {"id": i, "effect": p.effect, "source": str(p.source), "line": p.line, "text": p.text}
+                    if p
+                    else {"id": i, "effect": None, "source": None, "line": None, "text": None}
+                    for i, p in deciding
+                ],
+            }
+        )
+        return
     console.print(
-        f"entry {seq}: [bold]{entry.actor}[/] {entry.action} {entry.resource} -> [bold]{entry.decision}[/]"
-        f" at {format_time(entry.at)}"
+        styled(
+            "entry {}: [bold]{}[/] {} {} -> [bold]{}[/] at {}",
+            seq,
+            entry.actor,
+            entry.action,
+            entry.resource,
+            entry.decision,
+            format_time(entry.at),
+        )
     )
     if detail.get("reason"):
-        console.print(f"reason: {detail['reason']}")
+        console.print("reason:", block(detail["reason"]), sep="\n")
     if not entry.policies:
         console.print(
             "No policy decided this entry: "
@@ -284,16 +394,20 @@ def policy_explain(seq: Annotated[int, typer.Argument(help="The audit entry's nu
     recorded_set = detail.get("policy_set", "")
     if recorded_set and recorded_set != policies.short_digest:
         console.print(
-            f"[yellow]the policies changed since (then {recorded_set}, now {policies.short_digest}); "
-            "showing today's text of the same ids[/]"
+            styled(
+                "[yellow]the policies changed since (then {}, now {}); showing today's text of the same ids[/]",
+                recorded_set,
+                policies.short_digest,
+            )
         )
     for policy_id in entry.policies:
         policy = policies.policies.get(policy_id)
         if policy is None:
-            console.print(f"[yellow]{policy_id}: no longer in the loaded policies[/]")
+            console.print(styled("[yellow]{}: no longer in the loaded policies[/]", policy_id))
             continue
-        console.print(f"\n[bold]{policy.effect} {policy.id}[/]  [dim]{policy.source}:{policy.line}[/]")
-        console.print(policy.text, highlight=False, markup=False)
+        console.print()
+        console.print(styled("[bold]{} {}[/]  [dim]{}:{}[/]", policy.effect, policy.id, policy.source, policy.line))
+        console.print(literal(policy.text))
 
 
 # -- audit ---------------------------------------------------------------------------------------------------
@@ -304,18 +418,22 @@ def audit_list(
     limit: Annotated[int, typer.Option(help="How many of the latest entries.")] = 20,
     actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. agent:support-triage.")] = None,
     run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """The latest audit entries."""
     with connected() as pod:
         size = pod.audit.size()
         found = list(pod.audit.entries(actor=actor, run_id=run, after=0 if actor or run else max(0, size - limit)))
-    table = Table("#", "when", "actor", "action", "resource", "decision", "policies")
+    if as_json:
+        print_json([_entry(stored) for stored in found[-limit:]])
+        return
+    shown = table("#", "when", "actor", "action", "resource", "decision", "policies", ids=["#", "actor"])
     for stored in found[-limit:]:
         e = stored.entry
-        table.add_row(
-            str(stored.seq), format_time(e.at), e.actor, e.action, e.resource, e.decision, ", ".join(e.policies)
+        shown.add_row(
+            *row(stored.seq, format_time(e.at), e.actor, e.action, e.resource, e.decision, ", ".join(e.policies))
         )
-    console.print(table)
+    console.print(shown)
 
 
 @audit_app.command("verify")
@@ -342,7 +460,7 @@ def audit_verify(
         )
         if outcome.status == 2:
             raise UsageError(outcome.message)
-        (console if outcome.status == 0 else err).print(outcome.message, highlight=False, markup=False)
+        (console if outcome.status == 0 else err).print(literal(outcome.message))
         raise typer.Exit(outcome.status)
     if public_key or trusted_head or save_head or trust_embedded_key:
         raise UsageError(
@@ -358,12 +476,15 @@ def audit_verify(
             else ""
         )
         console.print(
-            f"[green]audit log verified[/]: {result.entries:,} entries, {result.tree_heads} signed tree "
-            f"head(s){witnessed}; no gap, no alteration.",
-            highlight=False,
+            styled(
+                "[green]audit log verified[/]: {} entries, {} signed tree head(s){}; no gap, no alteration.",
+                f"{result.entries:,}",
+                result.tree_heads,
+                witnessed,
+            )
         )
         return
-    err.print(f"[bold red]audit log BROKEN[/] at entry {result.entries}: {result.problem}", highlight=False)
+    err.print(styled("[bold red]audit log BROKEN[/] at entry {}: {}", result.entries, result.problem))
     raise typer.Exit(1)
 
 
@@ -375,7 +496,9 @@ def audit_checkpoint() -> None:
     if head is None:
         console.print("The audit log is empty; nothing to sign.")
         return
-    console.print(f"signed tree head: {head.tree_size:,} entries, root {head.root_hash}, key {head.key_id[:16]}")
+    console.print(
+        styled("signed tree head: {} entries, root {}, key {}", f"{head.tree_size:,}", head.root_hash, head.key_id[:16])
+    )
 
 
 @audit_app.command("export")
@@ -385,8 +508,14 @@ def audit_export(folder: Annotated[Path, typer.Argument(help="Where to write the
         started = time.perf_counter()
         head = pod.audit.export(folder)
     console.print(
-        f"exported {head.tree_size:,} entries to {folder} in {time.perf_counter() - started:.1f} s; "
-        f"check it with `podium audit verify {folder} --public-key KEY.pem --save-head LAST-HEAD.json`."
+        styled(
+            "exported {} entries to {} in {} s; check it with `podium audit verify {} --public-key KEY.pem "
+            "--save-head LAST-HEAD.json`.",
+            f"{head.tree_size:,}",
+            folder,
+            f"{time.perf_counter() - started:.1f}",
+            folder,
+        )
     )
 
 
@@ -398,7 +527,7 @@ def audit_prove(
     """Print an inclusion proof (JSON) that entry SEQ is in the signed tree."""
     with connected() as pod:
         proof = pod.audit.prove_inclusion(seq, size)
-    console.print_json(json.dumps({**proof.__dict__, "holds": proof.holds()}))
+    print_json({**proof.__dict__, "holds": proof.holds()})
 
 
 @audit_app.command("consistency")
@@ -409,7 +538,7 @@ def audit_consistency(
     """Print a consistency proof (JSON) that the log only grew since it had OLD_SIZE entries."""
     with connected() as pod:
         proof = pod.audit.prove_consistency(old_size, size)
-    console.print_json(json.dumps({**proof.__dict__, "holds": proof.holds()}))
+    print_json({**proof.__dict__, "holds": proof.holds()})
 
 
 # -- governance ----------------------------------------------------------------------------------------------
@@ -419,28 +548,69 @@ def audit_consistency(
 def governance_report_command(
     stale_days: Annotated[int, typer.Option(help="A key older than this is stale.")] = 90,
     markdown: Annotated[Path | None, typer.Option(help="Also write the report as Markdown to this file.")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Every agent with its owner, permissions, last actions and denials; agents with no owner or stale keys."""
     with connected() as pod:
         report = governance_report(pod, stale_days=stale_days)
-    table = Table("agent", "owner", "team", "status", "may use", "last action", "refusals", "key", title="agents")
-    for row in report.agents:
-        table.add_row(
-            row.name,
-            row.owner or "[bold red]NONE[/]",
-            row.team or "-",
-            row.status,
-            row.permissions,
-            row.last_action,
-            str(row.denials) + (f" ({row.last_denial})" if row.last_denial else ""),
-            "[bold red]stale[/]" if row.stale_key else row.key,
-        )
-    console.print(table)
-    console.print(
-        f"{len(report.agents)} agent(s): [bold]{report.share_without_owner:.0%}[/] without an owner, "
-        f"{report.key_summary()}; "
-        f"{report.denials} refused action(s) in the log; active kills: {', '.join(report.kills) or 'none'}."
-    )
     if markdown is not None:
         markdown.write_text(report_markdown(report), encoding="utf-8")
-        console.print(f"written to {markdown}")
+    if as_json:
+        print_json(
+            {
+                "generated_at": iso(report.generated_at),
+                "stale_days": report.stale_days,
+                "agents": [
+                    {
+                        "name": a.name,
+                        "owner": a.owner or None,
+                        "team": a.team,
+                        "status": a.status,
+                        "permissions": a.permissions,
+                        "last_action": a.last_action,
+                        "denials": a.denials,
+                        "last_denial": a.last_denial or None,
+                        "key": a.key,
+                        "stale_key": a.stale_key,
+                        "key_state": a.key_state,
+                    }
+                    for a in report.agents
+                ],
+                "share_without_owner": report.share_without_owner,
+                "share_stale_keys": report.share_stale_keys,
+                "share_all_keys_revoked": report.share_all_keys_revoked,
+                "share_without_keys": report.share_without_keys,
+                "denials": report.denials,
+                "kills": report.kills,
+            }
+        )
+        return
+    shown = table(
+        "agent", "owner", "team", "status", "may use", "last action", "refusals", "key", ids=["agent"], title="agents"
+    )
+    for a in report.agents:
+        shown.add_row(
+            *row(
+                a.name,
+                a.owner or Text("NONE", style="bold red"),
+                a.team or "-",
+                a.status,
+                a.permissions,
+                a.last_action,
+                f"{a.denials} ({a.last_denial})" if a.last_denial else a.denials,
+                Text("stale", style="bold red") if a.stale_key else a.key,
+            )
+        )
+    console.print(shown)
+    console.print(
+        styled(
+            "{} agent(s): [bold]{}[/] without an owner, {}; {} refused action(s) in the log; active kills: {}.",
+            len(report.agents),
+            f"{report.share_without_owner:.0%}",
+            report.key_summary(),
+            report.denials,
+            ", ".join(report.kills) or "none",
+        )
+    )
+    if markdown is not None:
+        console.print(styled("written to {}", markdown))

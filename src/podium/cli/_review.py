@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from podium._time import format_time
 from podium.cli._common import connected, console, err
+from podium.cli._display import AsJson, block, iso, literal, print_json, row, shorten, styled, table
 from podium.errors import PodiumError, UsageError
+
+if TYPE_CHECKING:
+    from podium.people import Person
+    from podium.review import ReviewRequest
 
 review_app = typer.Typer(
     help="Decide the exceptions that wait for a person: list, show, claim, approve, reject, edit, reassign.",
@@ -39,6 +46,17 @@ Reason = Annotated[
     typer.Option(help="Only requests with this reason code, or prefix (low_confidence, compliance, policy …)."),
 ]
 
+
+class ReviewStatus(StrEnum):
+    open = "open"
+    pending = "pending"
+    held = "held"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    all = "all"
+
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
 
@@ -54,64 +72,127 @@ def _seconds(text: str | None) -> float | None:
 @review_app.command("list")
 def review_list(
     status: Annotated[
-        str, typer.Option(help="open (pending or held), pending, held, approved, rejected, expired, or all.")
-    ] = "open",
+        ReviewStatus, typer.Option(help="open means pending or held; all, any status.", case_sensitive=False)
+    ] = ReviewStatus.open,
     reason: Reason = None,
     min_value: Annotated[float | None, typer.Option(help="Only requests worth at least this many USD.")] = None,
     older_than: Annotated[str | None, typer.Option(help="Only requests older than this (30m, 4h, 2d).")] = None,
     waiting_on: Annotated[str | None, typer.Option(help="Only requests asked of this person or team:<name>.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: AsJson = False,
 ) -> None:
     """Requests, oldest first, with who is asked and when their deadline is."""
     with connected() as pod:
         found = pod.reviews.list(
-            status=None if status == "all" else status,
+            status=None if status is ReviewStatus.all else status.value,
             reason=reason,
             min_value_usd=min_value,
             older_than_s=_seconds(older_than),
             waiting_on=waiting_on,
             limit=limit,
         )
-    if not found:
-        console.print("Nothing waits for a person." if status == "open" else "No such requests.")
+    if as_json:
+        print_json([_review_summary(r) for r in found])
         return
-    table = Table("review id", "reasons", "value", "status", "waiting on", "deadline (UTC)", "summary")
+    if not found:
+        console.print("Nothing waits for a person." if status is ReviewStatus.open else "No such requests.")
+        return
+    shown = table(
+        "review id", "reasons", "value", "status", "waiting on", "deadline (UTC)", "summary", ids=["review id"]
+    )
     now = time.time()
     for r in found:
         late = r.status == "pending" and r.level_deadline_at < now
-        deadline = f"[red]{format_time(r.level_deadline_at)}[/]" if late else format_time(r.level_deadline_at)
+        deadline = literal(format_time(r.level_deadline_at), style="red" if late else "")
         value = f"${r.value_usd:,.2f}" if r.value_usd is not None else ""
-        who = (r.claimed_by and f"{r.claimed_by} (claimed)") or r.waiting_on
-        table.add_row(r.id, ", ".join(r.reasons), value, r.status, who, deadline, r.summary[:60])
-    console.print(table)
+        who = styled("{} (claimed)", r.claimed_by) if r.claimed_by else r.waiting_on
+        shown.add_row(*row(r.id, ", ".join(r.reasons), value, r.status, who, deadline, shorten(r.summary, 60)))
+    console.print(shown)
+
+
+def _review_summary(r: ReviewRequest) -> dict[str, Any]:
+    """A request in `review list --json` (docs/cli-json.md)."""
+    return {
+        "id": r.id,
+        "run_id": r.run_id,
+        "agent": r.agent,
+        "team": r.team,
+        "workflow": r.workflow,
+        "reasons": list(r.reasons),
+        "summary": r.summary,
+        "value_usd": r.value_usd,
+        "status": r.status,
+        "waiting_on": r.waiting_on,
+        "claimed_by": r.claimed_by,
+        "created_at": iso(r.created_at),
+        "deadline_at": iso(r.deadline_at),
+        "level_deadline_at": iso(r.level_deadline_at),
+    }
 
 
 @review_app.command("show")
-def review_show(review_id: str) -> None:
+def review_show(review_id: str, as_json: AsJson = False) -> None:
     """One request: why it waits, the exact action it would release, who may decide, and what was decided."""
     with connected() as pod:
         r = pod.reviews.get(review_id)
-    console.print(f"[bold]{r.id}[/]  {r.status}  reasons: {', '.join(r.reasons)}")
-    console.print(f"run {r.run_id} · agent {r.agent} · workflow {r.workflow or '-'}\n{r.summary}\n")
-    console.print(f"[bold]action[/]: {r.action.get('kind')} {r.action.get('resource')!r}")
+    if as_json:
+        print_json(_review_detail(r))
+        return
+    console.print(styled("[bold]{}[/]  {}  reasons: {}", r.id, r.status, ", ".join(r.reasons)))
+    console.print(styled("run {} · agent {} · workflow {}", r.run_id, r.agent, r.workflow or "-"))
+    console.print(block(r.summary))
+    console.print(styled("[bold]action[/]: {} {}", r.action.get("kind"), repr(r.action.get("resource"))))
     for key, value in r.action.get("arguments", {}).items():
-        console.print(f"  [bold]{key}[/]: {value}")
-    console.print(f"action digest: {r.action_digest}")
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if "\n" in text:  # a block under its name, so no line of it can pass for another argument
+            console.print(styled("  [bold]{}[/]:", key), block(text, indent="    "), sep="\n")
+        else:
+            console.print(styled("  [bold]{}[/]: {}", key, text))
+    console.print(styled("action digest: {}", r.action_digest))
     if r.judgement:
         j = r.judgement
+        confidence = f"{j['confidence']:.0%}"
         console.print(
-            f"model judgement: {j['model']} said [bold]{j['label']}[/] ({j['confidence']:.0%}); --label corrects it"
+            styled("model judgement: {} said [bold]{}[/] ({}); --label corrects it", j["model"], j["label"], confidence)
         )
-    chain = " → ".join(f"[bold]{d}[/]" if i == r.level else d for i, d in enumerate(r.chain))
-    console.print(f"escalation: {chain}; this level's deadline {format_time(r.level_deadline_at)} UTC; "
-                  f"then {r.on_expiry}")  # fmt: skip
+    chain = Text(" → ").join(literal(d, style="bold" if i == r.level else "") for i, d in enumerate(r.chain))
+    deadline = styled("; this level's deadline {} UTC; then {}", format_time(r.level_deadline_at), r.on_expiry)
+    console.print(Text.assemble("escalation: ", chain, deadline))
     if r.assignee or r.claimed_by:
-        console.print(f"reassigned to {r.assignee or '-'}; claimed by {r.claimed_by or '-'}")
+        console.print(styled("reassigned to {}; claimed by {}", r.assignee or "-", r.claimed_by or "-"))
     if r.decided_by:
-        console.print(f"decided by {r.decided_by} at {format_time(r.decided_at)} UTC ({r.minutes or 0:g} min): "
-                      f"{r.rationale or ''}")  # fmt: skip
+        console.print(
+            styled(
+                "decided by {} at {} UTC ({} min): {}",
+                r.decided_by,
+                format_time(r.decided_at),
+                f"{r.minutes or 0:g}",
+                r.rationale or "",
+            )
+        )
     if r.edited and r.approved_action:
-        console.print(f"approved with edits: {json.dumps(r.approved_action['arguments'])}")
+        console.print(styled("approved with edits: {}", json.dumps(r.approved_action["arguments"], ensure_ascii=False)))
+
+
+def _review_detail(r: ReviewRequest) -> dict[str, Any]:
+    """A request in `review show --json` (docs/cli-json.md): the list's fields and what it would release."""
+    return {
+        **_review_summary(r),
+        "action": r.action,
+        "action_digest": r.action_digest,
+        "judgement": r.judgement,
+        "chain": list(r.chain),
+        "level": r.level,
+        "on_expiry": r.on_expiry,
+        "assignee": r.assignee,
+        "decided_by": r.decided_by,
+        "decided_at": iso(r.decided_at),
+        "rationale": r.rationale,
+        "minutes": r.minutes,
+        "label": r.label,
+        "approved_action": r.approved_action,
+        "edited": r.edited,
+    }
 
 
 def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
@@ -141,9 +222,9 @@ def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reas
             done = bulk(targets, **how)
             decided, refused = done.decided, done.refused
     for request in decided:
-        console.print(f"{request.id}: {request.status} by {request.decided_by}")
+        console.print(styled("{}: {} by {}", request.id, request.status, request.decided_by))
     for review_id, exc in refused.items():
-        err.print(f"[red]{review_id}:[/] {exc}", highlight=False)
+        err.print(styled("[red]{}:[/] {}", review_id, str(exc)))
     if refused:
         err.print(f"{len(refused)} of {len(targets)} not decided (see above); the others stand.")
         raise typer.Exit(1)
@@ -204,7 +285,7 @@ def review_edit(
         request = pod.reviews.edit(
             review_id, changes, by=pod.operator(), rationale=note, minutes=minutes, label=label, expected_digest=digest
         )
-    console.print(f"{request.id}: approved with edits by {request.decided_by}")
+    console.print(styled("{}: approved with edits by {}", request.id, request.decided_by))
 
 
 @review_app.command("claim")
@@ -212,7 +293,7 @@ def review_claim(review_id: str) -> None:
     """Take a request: until it is decided or reassigned, only you decide it."""
     with connected() as pod:
         request = pod.reviews.claim(review_id, by=pod.operator())
-    console.print(f"{request.id}: claimed by {request.claimed_by}")
+    console.print(styled("{}: claimed by {}", request.id, request.claimed_by))
 
 
 @review_app.command("reassign")
@@ -224,7 +305,7 @@ def review_reassign(
     """Hand a request to someone else (lifts any claim)."""
     with connected() as pod:
         request = pod.reviews.reassign(review_id, to=to, by=pod.operator(), rationale=note)
-    console.print(f"{request.id}: waiting on {request.waiting_on}")
+    console.print(styled("{}: waiting on {}", request.id, request.waiting_on))
 
 
 @review_app.command("stats")
@@ -252,19 +333,19 @@ def review_stats(
             f"{m.judgment_yield:.0%}" if m.judgment_yield is not None else "-",
         ),
     ]
-    for row in rows:
-        summary.add_row(*row)
+    for label, value in rows:
+        summary.add_row(label, value)
     console.print(summary)
     per = Table("workflow", "runs", "with exception", "rate")
     for name, runs in sorted(m.runs.items()):
-        per.add_row(name, f"{runs}", f"{m.runs_with_exception.get(name, 0)}", f"{m.exception_rate_of(name) or 0:.1%}")
+        per.add_row(*row(name, runs, m.runs_with_exception.get(name, 0), f"{m.exception_rate_of(name) or 0:.1%}"))
     console.print(per)
     reasons = Table("reason", "requests")
     for code, count in m.exceptions_by_reason.items():
-        reasons.add_row(code, f"{count}")
+        reasons.add_row(*row(code, count))
     console.print(reasons)
     for signal in m.fatigue:
-        console.print(f"[yellow]guardrail fatigue:[/] {signal.advice}")
+        console.print(styled("[yellow]guardrail fatigue:[/] {}", signal.advice))
 
 
 def _duration(seconds: float | None) -> str:
@@ -288,20 +369,27 @@ def people_add(
     """Add a person (or replace their entry): review chains that name their teams let them decide."""
     with connected() as pod:
         person = pod.people.add(name, teams=team or [], by=pod.operator(), display_name=display_name, usd_per_hour=rate)
-    console.print(f"{person.name}: teams {', '.join(person.teams) or '-'}")
+    console.print(styled("{}: teams {}", person.name, ", ".join(person.teams) or "-"))
 
 
 @people_app.command("list")
-def people_list() -> None:
+def people_list(as_json: AsJson = False) -> None:
     """Everyone in the directory."""
     with connected() as pod:
         found = pod.people.list()
-    table = Table("name", "display name", "teams", "USD / hour")
+    if as_json:
+        print_json([_person(p) for p in found])
+        return
+    shown = table("name", "display name", "teams", "USD / hour", ids=["name"])
     for p in found:
-        table.add_row(
-            p.name, p.display_name, ", ".join(p.teams), "default" if p.usd_per_hour is None else f"{p.usd_per_hour:g}"
-        )
-    console.print(table if found else "Nobody yet: `podium people add NAME --team T`.")
+        rate = "default" if p.usd_per_hour is None else f"{p.usd_per_hour:g}"
+        shown.add_row(*row(p.name, p.display_name, ", ".join(p.teams), rate))
+    console.print(shown if found else "Nobody yet: `podium people add NAME --team T`.")
+
+
+def _person(p: Person) -> dict[str, Any]:
+    """A person in `people list --json` (docs/cli-json.md); usd_per_hour null: the default rate."""
+    return {"name": p.name, "display_name": p.display_name, "teams": list(p.teams), "usd_per_hour": p.usd_per_hour}
 
 
 @people_app.command("remove")
@@ -309,4 +397,4 @@ def people_remove(name: str) -> None:
     """Remove a person from the directory (their past decisions stay in the audit log)."""
     with connected() as pod:
         pod.people.remove(name, by=pod.operator())
-    console.print(f"{name}: removed")
+    console.print(styled("{}: removed", name))
