@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +24,8 @@ runner = CliRunner()
 
 def cli(settings: Settings, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["--home", str(settings.home), *args])
-    return result.exit_code, result.output + (str(result.exception) if result.exception else "")
+    failed = result.exception and not isinstance(result.exception, SystemExit)  # exits say what they mean
+    return result.exit_code, result.output + (str(result.exception) if failed else "")
 
 
 def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: Settings) -> None:
@@ -146,6 +148,7 @@ def test_training_needs_labels_for_every_text() -> None:
     with pytest.raises(InputDataError, match="at least two different labels"):
         TextClassifier.train(["a", "b"], ["x", "x"])
 
+
 # -- the class of faults: whatever escapes a command is one line and an exit code, never a traceback ---------
 
 
@@ -175,3 +178,50 @@ def test_what_a_command_raises_is_one_literal_line_and_an_exit_code(
     monkeypatch.setattr(Podium, "connect", fail)
     result = runner.invoke(app, ["--home", str(sqlite_settings.home), "runs", "list"])
     assert (result.exit_code, result.output) == (code, line + "\n")
+
+
+def _emptied(db: Path) -> None:
+    db.write_bytes(b"")
+
+
+def _overwritten(db: Path) -> None:
+    db.write_bytes(b"not a database " * 1000)
+
+
+def _cut_short(db: Path) -> None:
+    db.write_bytes(db.read_bytes()[:8192])
+
+
+def _made_a_folder(db: Path) -> None:
+    db.unlink()
+    db.mkdir()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_emptied, "podium.db is empty (0 bytes): podium never leaves a database file like that"),
+        (_overwritten, "podium.db is not a SQLite database"),
+        (_cut_short, "is damaged (database disk image is malformed). Restore it from a backup"),
+        (_made_a_folder, "cannot read the SQLite database"),
+    ],
+)
+def test_a_damaged_database_file_is_refused_in_one_line_and_never_started_afresh(
+    sqlite_settings: Settings, damage: Callable[[Path], None], problem: str
+) -> None:
+    with Podium.connect(sqlite_settings):
+        pass  # a database with podium's tables in it
+    db = sqlite_settings.home / "podium.db"
+    damage(db)
+    left = db.read_bytes() if db.is_file() else None
+    code, output = cli(sqlite_settings, "runs", "list")
+    assert code == 2 and problem in output and output.count("\n") == 1, output
+    assert (db.read_bytes() if db.is_file() else None) == left
+    assert sorted(p.name for p in db.parent.iterdir() if p.name.startswith("podium.db")) == ["podium.db"]
+
+
+def test_a_new_database_file_is_never_empty(tmp_path: Path) -> None:
+    with Podium.connect(Settings(home=tmp_path / "new")):
+        db = tmp_path / "new" / "podium.db"
+        assert db.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert [p.name for p in db.parent.iterdir() if p.name.startswith(".")] == []  # no temporary file left

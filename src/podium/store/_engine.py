@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,10 @@ def _sqlite_engine(url: sa.URL, pooled: bool = True) -> sa.Engine:
                 f"cannot create the folder {path.parent} for the SQLite database ({exc.strerror}). "
                 "Set PODIUM_HOME or PODIUM_DATABASE_URL to a writable place."
             ) from exc
+        if path.exists():
+            _check_sqlite_file(path)
+        else:
+            _create_sqlite_file(path)
     engine = (
         sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
         if pooled
@@ -90,6 +97,51 @@ def _sqlite_engine(url: sa.URL, pooled: bool = True) -> sa.Engine:
     return engine
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a file that is not a SQLite database: SQLite would start an empty database over an empty file (its
+    history gone without a word), and fail on garbage at some later query."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the SQLite database {path} ({exc.strerror}). Point PODIUM_HOME or PODIUM_DATABASE_URL at "
+            "the database file, readable and writable by you."
+        ) from exc
+    if header != SQLITE_HEADER:
+        what = "is empty (0 bytes)" if not header else "is not a SQLite database"
+        raise ConfigurationError(
+            f"{path} {what}: podium never leaves a database file like that, so it was damaged or replaced. "
+            "Restore it from a backup; podium does not start afresh over it (move it aside for a new, empty home)."
+        )
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Make a new database file whole (a SQLite header, WAL mode) under a temporary name, then link it into place:
+    a database podium made is never empty, so an empty one is refused (`_check_sqlite_file`), and two processes
+    starting at once end up with the same file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        created = sqlite3.connect(temporary)
+        try:
+            created.execute("PRAGMA journal_mode=WAL")
+        finally:
+            created.close()
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process made it first: use theirs
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigurationError(
+            f"cannot create the SQLite database {path} ({exc}). Set PODIUM_HOME or PODIUM_DATABASE_URL to a "
+            "writable place."
+        ) from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _check_connection(engine: sa.Engine) -> None:
     try:
         with engine.connect() as conn:
@@ -101,4 +153,11 @@ def _check_connection(engine: sa.Engine) -> None:
             f"the database at {safe_url(engine.url)} did not answer: {reason}. "
             "Check that the server runs and PODIUM_DATABASE_URL is right "
             "(unset it to use the embedded SQLite file)."
+        ) from exc
+    except sa.exc.DatabaseError as exc:  # it answers, but what it holds is damaged (a SQLite file cut short)
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigurationError(
+            f"the database at {safe_url(engine.url)} is damaged ({reason}). Restore it from a backup; podium does "
+            "not write over it."
         ) from exc
