@@ -13,7 +13,9 @@ from podium import Podium, Settings
 from podium.errors import ActionDenied, ActorStopped, GovernanceError
 from podium.governance import Call
 from podium.store import tables
+from podium.testing import sign_in
 from tests import _apps
+from tests._people import operator
 
 # The code of a delegate: what it declares does not matter, the registry's entry for it does.
 HELPER = podium.Agent("tester-helper", owner="qa-lead@example.com", models=["echo"], tools=["note", "shout"])
@@ -22,26 +24,27 @@ HELPER = podium.Agent("tester-helper", owner="qa-lead@example.com", models=["ech
 @pytest.fixture
 def pod(settings: Settings) -> Iterator[Podium]:
     with _apps.launch(settings) as launched:
-        launched.agents.grant("teller", tools=["wire_money"], by="risk-officer")  # granted, yet another team's tool
+        risk_officer = operator(launched, "risk-officer")
+        launched.agents.grant("teller", tools=["wire_money"], by=risk_officer)  # granted, yet another team's tool
         yield launched
 
 
 def _grant_itself_a_tool(pod: Podium) -> None:
-    pod.agents.grant("tester", tools=["shout"], by="agent:tester")
+    pod.agents.grant("tester", tools=["shout"], by=sign_in(pod, "agent:tester"))
 
 
 def _grant_another_agent_a_tool(pod: Podium) -> None:
-    pod.agents.grant("intruder", tools=["note"], by="agent:tester")
+    pod.agents.grant("intruder", tools=["note"], by=sign_in(pod, "agent:tester"))
 
 
 def _lift_its_own_suspension(pod: Podium) -> None:
-    pod.agents.set_status("tester", "suspended", by="ciso")
-    pod.agents.set_status("tester", "active", by="agent:tester")
+    pod.agents.set_status("tester", "suspended", by=operator(pod, "ciso"))
+    pod.agents.set_status("tester", "active", by=sign_in(pod, "agent:tester"))
 
 
 def _raise_its_own_budget(pod: Podium) -> None:
-    pod.budgets.set("agent:tester", 0.01, by="cfo")
-    pod.budgets.set("agent:tester", 1_000_000, by="agent:tester")
+    pod.budgets.set("agent:tester", 0.01, by=operator(pod, "cfo"))
+    pod.budgets.set("agent:tester", 1_000_000, by=sign_in(pod, "agent:tester"))
 
 
 def _resume_a_run_a_person_cancelled(pod: Podium) -> None:
@@ -49,17 +52,17 @@ def _resume_a_run_a_person_cancelled(pod: Podium) -> None:
     _apps.release.clear()
     _apps.cancellable.options(run_id="run-stopped").start("x")
     assert _apps.parked.wait(timeout=30)
-    pod.runs.cancel("run-stopped", by="ciso")
+    pod.runs.cancel("run-stopped", by=operator(pod, "ciso"))
     _apps.release.set()
-    pod.runs.resume("run-stopped", by="agent:tester")
+    pod.runs.resume("run-stopped", by=sign_in(pod, "agent:tester"))
 
 
 def _widen_a_delegation(pod: Podium) -> None:
-    pod.agents.delegate("tester", "tester-helper", tools=["note", "shout"], by="agent:tester")
+    pod.agents.delegate("tester", "tester-helper", tools=["note", "shout"], by=sign_in(pod, "agent:tester"))
 
 
 def _delegate_for_another_agent(pod: Podium) -> None:
-    pod.agents.delegate("teller", "teller-helper", tools=["note"], by="agent:tester")
+    pod.agents.delegate("teller", "teller-helper", tools=["note"], by=sign_in(pod, "agent:tester"))
 
 
 def _act_for_another_team(pod: Podium) -> None:
@@ -67,34 +70,36 @@ def _act_for_another_team(pod: Podium) -> None:
 
 
 def _read_another_teams_data(pod: Podium) -> None:
-    pod.agents.grant("teller", data_scopes=["finance/ledger"], by="risk-officer")
+    pod.agents.grant("teller", data_scopes=["finance/ledger"], by=operator(pod, "risk-officer"))
     pod.governor.authorize(Call("teller", "memory.read", "finance/ledger", "data", ""))
 
 
 def _use_a_revoked_key(pod: Podium) -> None:
-    _record, key = pod.agents.add("gateway-bot", owner="ops@example.com", team="support", by="ops-lead")
-    pod.agents.rotate_key("gateway-bot", by="ops-lead")
+    ops_lead = operator(pod, "ops-lead")
+    _record, key = pod.agents.add("gateway-bot", owner="ops@example.com", team="support", by=ops_lead)
+    pod.agents.rotate_key("gateway-bot", by=ops_lead)
     pod.agents.authenticate(key.secret)
 
 
 def _use_a_key_to_act_as_another_agent(pod: Podium) -> None:
-    _record, key = pod.agents.add("gateway-bot", owner="ops@example.com", team="support", by="ops-lead")
+    ops_lead = operator(pod, "ops-lead")
+    _record, key = pod.agents.add("gateway-bot", owner="ops@example.com", team="support", by=ops_lead)
     pod.agents.authenticate(key.secret, acting_as="tester")
 
 
 def _act_after_suspension(pod: Podium) -> None:
-    pod.agents.set_status("tester", "suspended", by="ciso")
+    pod.agents.set_status("tester", "suspended", by=operator(pod, "ciso"))
     _apps.worker.call_tool("note", text="still here")
 
 
 def _act_after_retirement(pod: Podium) -> None:
-    pod.agents.retire("tester", by="ciso")
+    pod.agents.retire("tester", by=operator(pod, "ciso"))
     _apps.worker.run("hello", model="echo")
 
 
 def _delegate_acts_beyond_its_narrowed_delegator(pod: Podium) -> None:
-    pod.agents.delegate("tester", "tester-helper", tools=["note"], by="agent:tester")  # allowed: a subset
-    pod.agents.revoke("tester", tools=["note"], by="ciso")  # the delegator loses it; so does the delegate
+    pod.agents.delegate("tester", "tester-helper", tools=["note"], by=sign_in(pod, "agent:tester"))  # allowed: a subset
+    pod.agents.revoke("tester", tools=["note"], by=operator(pod, "ciso"))  # the delegator loses it; its delegate too
     HELPER.call_tool("note", text="through the back door")
 
 
@@ -160,18 +165,18 @@ def test_every_escalation_is_refused_and_audited(
 
 
 def test_a_delegation_that_narrows_is_allowed_and_the_delegate_acts_within_it(pod: Podium) -> None:
-    delegate = pod.agents.delegate("tester", "tester-helper", tools=["note"], by="agent:tester")
+    delegate = pod.agents.delegate("tester", "tester-helper", tools=["note"], by=sign_in(pod, "agent:tester"))
     assert (delegate.owner, delegate.delegated_by) == ("qa-lead@example.com", "tester")
     assert HELPER.call_tool("note", text="within bounds") == "queued"
     with pytest.raises(ActionDenied, match="not allowed tool 'shout'"):
         HELPER.call_tool("shout", text="beyond")
-    pod.agents.set_status("tester", "suspended", by="ciso")  # stopping the delegator stops its delegates
+    pod.agents.set_status("tester", "suspended", by=operator(pod, "ciso"))  # stopping the delegator stops its delegates
     with pytest.raises(ActorStopped, match="its delegator"):
         HELPER.call_tool("note", text="after the delegator stopped")
 
 
 def test_a_person_may_change_the_registry_and_it_is_audited(pod: Podium) -> None:
-    pod.agents.grant("tester", tools=["shout"], by="ciso")
+    pod.agents.grant("tester", tools=["shout"], by=operator(pod, "ciso"))
     assert _apps.worker.call_tool("shout", text="now allowed") == "NOW ALLOWED"
     with pod.engine.connect() as conn:
         actions = conn.execute(

@@ -15,8 +15,9 @@ from podium.cli import app
 from podium.errors import ActionDenied, ActorStopped, NotFoundError, UsageError
 from podium.governance._kill import kill_scope
 from podium.store import tables
-from podium.testing import key_for, sign_in
+from podium.testing import sign_in
 from tests import _apps
+from tests._people import operator, operator_key
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def wait_for(predicate: object, what: str) -> None:
 
 
 def test_a_kill_that_lands_while_a_side_effect_is_under_way_stops_it(pod: Podium) -> None:
-    ops_lead, ciso = (sign_in(pod, name, teams=["admins"]) for name in ("ops-lead", "ciso"))
+    ops_lead, ciso = (operator(pod, name) for name in ("ops-lead", "ciso"))
     _record, key = pod.agents.add("tester-api", owner="qa-lead@example.com", by=ops_lead)
     pod.agents.delegate("tester", "tester-api-helper", by=ops_lead)
     run = _apps.slow_side_effect.options(run_id="run-slow").start("pay the invoice")
@@ -83,7 +84,7 @@ def test_a_kill_that_lands_while_a_side_effect_is_under_way_stops_it(pod: Podium
 
 
 def test_a_kill_revokes_the_agents_keys_and_restore_does_not_bring_them_back(pod: Podium) -> None:
-    ops_lead, ciso = (sign_in(pod, name, teams=["admins"]) for name in ("ops-lead", "ciso"))
+    ops_lead, ciso = (operator(pod, name) for name in ("ops-lead", "ciso"))
     _record, key = pod.agents.add("bot", owner="ops@example.com", team="support", by=ops_lead)
     report = pod.kill("team:support", by=ciso)
     assert "bot" in report.agents and report.keys_revoked == 1
@@ -99,7 +100,7 @@ def test_a_kill_revokes_the_agents_keys_and_restore_does_not_bring_them_back(pod
 
 
 def test_a_workflow_kill_cancels_its_runs_in_flight_and_refuses_their_next_call(pod: Podium) -> None:
-    ciso = sign_in(pod, "ciso", teams=["admins"])
+    ciso = operator(pod, "ciso")
     run = _apps.cancellable.options(run_id="run-parked").start("late")
     assert _apps.parked.wait(timeout=30)
     report = pod.kill("workflow:tests.cancellable", by=ciso)
@@ -112,7 +113,7 @@ def test_a_workflow_kill_cancels_its_runs_in_flight_and_refuses_their_next_call(
 
 
 def test_kill_everything(pod: Podium) -> None:
-    ciso = sign_in(pod, "ciso", teams=["admins"])
+    ciso = operator(pod, "ciso")
     report = pod.kill("all", by=ciso)
     assert set(report.agents) >= {"tester", "intruder", "teller"}
     with pytest.raises(ActorStopped):
@@ -122,7 +123,7 @@ def test_kill_everything(pod: Podium) -> None:
 
 
 def test_bad_kill_requests_say_what_to_fix(pod: Podium) -> None:
-    ciso = sign_in(pod, "ciso", teams=["admins"])
+    ciso = operator(pod, "ciso")
     with pytest.raises(NotFoundError, match="no agent named 'nobody'"):
         pod.kill("agent:nobody", by=ciso)
     with pytest.raises(NotFoundError, match="no agent is in team 'ghosts'"):
@@ -141,7 +142,7 @@ def test_bad_kill_requests_say_what_to_fix(pod: Podium) -> None:
 def test_the_cli_kills_and_restores(pod: Podium) -> None:
     runner = CliRunner()
     base = ["--database-url", pod.settings.resolved_database_url, "--home", str(pod.settings.home)]
-    base += ["--key", key_for(pod, "ciso", teams=["admins"])]
+    base += ["--key", operator_key(pod, "ciso")]
     killed = runner.invoke(app, [*base, "kill", "--agent", "tester"], terminal_width=200)
     assert killed.exit_code == 0, killed.output
     assert "killed agent:tester" in killed.output and "acknowledged in" in killed.output
