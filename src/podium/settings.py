@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     def operator_key(self) -> str | None:
         """The key to act with: `key` if set, else the stored one; None if neither."""
         if self.key is not None:
-            return self.key.get_secret_value()
+            return self.key.get_secret_value().strip() or None
         try:
             return self.key_file.read_text(encoding="utf-8").strip() or None
         except FileNotFoundError:

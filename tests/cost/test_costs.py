@@ -32,7 +32,7 @@ def test_costs_by_workflow_match_the_ledger_and_the_printed_query(sqlite_setting
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["costs", "--by", "planet"], "use workflow, run, agent or team"),
+        (["costs", "--per", "planet"], "use workflow, run, agent or team"),
         (["budgets", "set", "agent:spender", "1", "--by", "cfo", "--on-exhausted", "shrug"], "'stop'"),
     ],
 )

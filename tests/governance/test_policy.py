@@ -138,10 +138,10 @@ def test_policy_explain_names_the_deciding_policy_of_allowed_operator_actions(sq
         pod.kill_switch.kill("team:ops", by="ciso@example.com", reason="drill")
         entries = {e.entry.action: e for e in pod.audit.entries()}
     expected = {
-        "budget.set": "people-set-budgets",
+        "budget.set": "admins-set-budgets",
         "review.approve": "reviews-are-decided-by-their-chain",
-        "registry.suspend": "people-manage-the-registry",
-        "governance.kill": "people-pull-the-kill-switch",
+        "registry.suspend": "admins-manage-the-registry",
+        "governance.kill": "admins-pull-the-kill-switch",
     }
     for action, policy in expected.items():
         stored = entries[action]

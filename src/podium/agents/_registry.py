@@ -426,7 +426,7 @@ class AgentRegistry:
         )
         _log.warning(
             "agent %r: the code declares %s, which a person revoked; it stays withheld. If it should be allowed "
-            "again, a person restores it: `%s --by <person>`.",
+            "again, a person with the right restores it: `%s`.",
             name,
             what,
             restore,
@@ -437,7 +437,7 @@ class AgentRegistry:
             "registry.withheld",
             f"agent:{name}",
             decision="denied",
-            detail={"withheld": what, "restore": f"{restore} --by <person>"},
+            detail={"withheld": what, "restore": restore},
         )
 
     def _act(

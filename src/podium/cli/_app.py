@@ -112,12 +112,9 @@ def demo(
         ("tokens (in + out)", f"{report.tokens:,}"),
         ("cost per ticket (ledger)", f"${report.cost_per_ticket_usd:.6f}"),
         ("cost, all tickets (ledger)", f"${report.cost_usd:.6f}"),
-        (
-            f"same calls, all on the strongest tier ({report.strongest_model})",
-            f"${report.strongest_cost_usd:.6f} ({report.strongest_cost_usd / (report.cost_usd or 1):.1f}x)",
-        ),
+        *report.baseline_rows(),
         ("cycle time p50 / p95, auto-resolved", f"{report.cycle_p50_s:.2f} s / {report.cycle_p95_s:.2f} s"),
-        ("replies in outbox (exactly one per sent ticket)", f"{report.replies_in_outbox}"),
+        report.replies_row(),
         (
             "audit log (Merkle tree, signed head)",
             f"verified, {report.audit.entries:,} entries" if report.audit.ok else f"BROKEN: {report.audit.problem}",
@@ -147,7 +144,9 @@ def _exit_leaving_waits_durable() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on (loopback unless you mean otherwise).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (loopback unless you mean otherwise).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     allow_host: Annotated[
         list[str] | None,
@@ -239,9 +238,10 @@ def runs_start(
 
 @runs_app.command("list")
 def runs_list(
-    status: Annotated[str | None, typer.Option(help="PENDING, ENQUEUED, SUCCESS, ERROR or CANCELLED.")] = None,
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs in this status.", case_sensitive=False)] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
+    as_json: AsJson = False,
 ) -> None:
     """The newest runs first."""
     with connected() as pod:
@@ -418,38 +418,40 @@ CATEGORY_TITLES = {
 
 @app.command()
 def costs(
-    by: Annotated[str, typer.Option(help="Group by workflow, run, agent or team.")] = "workflow",
+    per: Annotated[str, typer.Option(help="One row per workflow, run, agent or team.")] = "workflow",
     sql: Annotated[bool, typer.Option(help="Print the query behind the figures instead, to reproduce them.")] = False,
 ) -> None:
     """The fully loaded cost per workflow (or run, agent, team): tokens, local compute, tool fees, human review
     minutes, compliance checks and retry waste, from the ledger."""
     from podium.cost import CATEGORIES, cost_breakdown, cost_breakdown_query
 
-    if by not in ("workflow", "run", "agent", "team"):
-        raise UsageError(f"--by {by!r}: use workflow, run, agent or team.")
+    if per not in ("workflow", "run", "agent", "team"):
+        raise UsageError(f"--per {per!r}: use workflow, run, agent or team.")
     if sql:
         with connected() as pod:
-            query = cost_breakdown_query(by)  # type: ignore[arg-type]
+            query = cost_breakdown_query(per)  # type: ignore[arg-type]
             console.print(str(query.compile(pod.engine, compile_kwargs={"literal_binds": True})))
         return
     with connected() as pod:
-        lines = cost_breakdown(pod.engine, by)  # type: ignore[arg-type]
+        lines = cost_breakdown(pod.engine, per)  # type: ignore[arg-type]
     if not lines:
         console.print("The ledger is empty: nothing has run yet.")
         return
-    table = Table(title=f"Fully loaded cost per {by}, USD", title_justify="left")
-    table.add_column(by, no_wrap=True)
+    shown = Table(title=f"Fully loaded cost per {per}, USD", title_justify="left")
+    shown.add_column(per, no_wrap=True, overflow="fold")
     for column in ("runs", *(CATEGORY_TITLES[c] for c in CATEGORIES), "total", "per run"):
-        table.add_column(column, justify="right")
+        shown.add_column(column, justify="right")
     for line in lines:
-        table.add_row(
-            line.key,
-            str(line.runs),
-            *(_usd(line.by_category[c]) for c in CATEGORIES),
-            f"[bold]{_usd(line.total_nano_usd)}[/]",
-            _usd(line.total_nano_usd // max(line.runs, 1)),
+        shown.add_row(
+            *row(
+                line.key,
+                line.runs,
+                *(_usd(line.by_category[c]) for c in CATEGORIES),
+                styled("[bold]{}[/]", _usd(line.total_nano_usd)),
+                _usd(line.total_nano_usd // max(line.runs, 1)),
+            )
         )
-    console.print(table)
+    console.print(shown)
     widest = max(line.total_nano_usd for line in lines) or 1
     label_width = max(len(line.key) for line in lines)
     for line in lines:
@@ -484,7 +486,6 @@ def budgets_list() -> None:
 def budgets_set(
     scope: Annotated[str, typer.Argument(help="agent:NAME, workflow:NAME, team:NAME or key:ID.")],
     limit_usd: Annotated[float, typer.Argument(help="The limit in USD.")],
-    by: Annotated[str, typer.Option(help="Who sets it (audited).")],
     on_exhausted: Annotated[str, typer.Option(help="stop: refuse the call; review: ask a person.")] = "stop",
 ) -> None:
     """Create or change a budget; spend so far is kept."""
