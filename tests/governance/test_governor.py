@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from podium import ActionDenied, ActorStopped, Podium, Settings, UsageError
 from podium.store import tables
 from tests import _apps
+from tests._people import operator
 
 
 def audit_rows(pod: Podium) -> list[sa.Row[tuple[object, ...]]]:
@@ -68,7 +69,8 @@ def test_a_model_the_agent_is_not_allowed_is_refused_and_audited(settings: Setti
 
 def test_a_suspended_agent_makes_no_further_call(settings: Settings) -> None:
     with _apps.launch(settings) as pod:
-        pod.agents.set_status("tester", "suspended", by="security-officer")
+        security_officer = operator(pod, "security-officer")
+        pod.agents.set_status("tester", "suspended", by=security_officer)
         with pytest.raises(ActorStopped, match="is suspended.*podium agents resume tester"):
             _apps.ask_then_note.options(run_id="run-suspended").start("tester", "x").result()
         assert ledger_rows(pod) == []
@@ -77,7 +79,7 @@ def test_a_suspended_agent_makes_no_further_call(settings: Settings) -> None:
         assert ("person:security-officer", "registry.suspend", "allowed") in actions
         assert ("agent:tester", "model.call", "stopped") in actions
 
-        pod.agents.set_status("tester", "active", by="security-officer")
+        pod.agents.set_status("tester", "active", by=security_officer)
         assert _apps.ask_then_note.options(run_id="run-restored").start("tester", "y").result() == "queued"
 
 
@@ -87,7 +89,7 @@ def test_a_cancelled_run_makes_no_further_call_even_mid_step(settings: Settings)
     with _apps.launch(settings) as pod:
         run = _apps.cancellable.options(run_id="run-cancel").start("late")
         assert _apps.parked.wait(timeout=30), "the run never reached its parked step"
-        assert pod.runs.cancel("run-cancel", by="operator").status == "CANCELLED"
+        assert pod.runs.cancel("run-cancel", by=operator(pod, "operator")).status == "CANCELLED"
         _apps.release.set()  # the step wakes up after the cancel and tries its tool call
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(e.decision == "stopped" for e in audit_rows(pod)):

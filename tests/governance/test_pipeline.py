@@ -16,6 +16,7 @@ from podium.audit import canonical_json
 from podium.governance import CallContext, Refusal, Stage
 from podium.store import tables
 from tests import _apps
+from tests._people import operator
 from tests.governance.test_governor import audit_rows as audit
 from tests.governance.test_governor import ledger_rows as ledger
 
@@ -73,7 +74,7 @@ def test_a_model_call_from_plain_code_is_governed_and_idempotent_under_its_reque
     under the same key once; the second run of its call is real spend, so it is ledgered and charged as waste."""
     key = "request:person.ana@example.com:req-42:1"
     with _apps.launch(settings) as pod:
-        pod.budgets.set("agent:tester", 5.0, by="cfo@example.com")
+        pod.budgets.set("agent:tester", 5.0, by=operator(pod, "cfo@example.com"))
         for _ in range(2):  # the client sends the same request again
             with podium.request_scope("req-42", person="ana@example.com"):
                 assert _apps.worker.run("hello", model="echo", max_tokens=10) == "echo"
@@ -110,15 +111,16 @@ def test_a_model_call_from_plain_code_is_governed_and_idempotent_under_its_reque
 
 def test_a_key_budget_stops_the_calls_of_requests_made_with_that_key(settings: Settings) -> None:
     with _apps.launch(settings) as pod:
-        key = pod.agents.rotate_key("tester", by="qa-lead@example.com")
-        pod.budgets.set(f"key:{key.id}", 5.0, by="cfo@example.com")
+        cfo = operator(pod, "cfo@example.com")
+        key = pod.agents.rotate_key("tester", by=operator(pod, "qa-lead@example.com"))
+        pod.budgets.set(f"key:{key.id}", 5.0, by=cfo)
         with podium.request_scope("with-key-1", api_key=key.id):
             _apps.worker.run("hello", model="echo", max_tokens=10)
         with pod.engine.connect() as conn:
             most = conn.execute(sa.select(tables.reservations.c.amount_nano_usd)).scalar_one()
         spent = pod.budgets.get(f"key:{key.id}").spent_nano_usd
         assert spent == 9_000_000 < most  # the reservation was the most the call could cost; it cost less
-        pod.budgets.set(f"key:{key.id}", (spent + most - 1) / 1e9, by="cfo@example.com")  # no room for another
+        pod.budgets.set(f"key:{key.id}", (spent + most - 1) / 1e9, by=cfo)  # no room for another
         with (
             pytest.raises(BudgetExhausted, match=f"budget key:{key.id} is exhausted"),
             podium.request_scope("with-key-2", api_key=key.id),
