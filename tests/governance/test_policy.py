@@ -15,7 +15,9 @@ from podium.cli import app
 from podium.errors import ActionDenied, ConfigurationError
 from podium.policy import PolicySet
 from podium.store import tables
+from podium.testing import sign_in
 from tests import _apps
+from tests._people import operator
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "policies"
 runner = CliRunner()
@@ -112,7 +114,6 @@ def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reus
         "amount_nano_usd",
         "decision",
         "killed",
-        "no_admins_yet",
         "run_stopped",
         "widens",
     )
@@ -130,12 +131,13 @@ def test_policy_explain_names_the_deciding_policy_of_allowed_operator_actions(sq
     from tests.review.test_review import waiting
 
     with podium.launch(sqlite_settings, spending_app) as pod:
-        pod.budgets.set("team:ops", FEE_NANO / 1e9, by="cfo@example.com", on_exhausted="review")
+        ciso = operator(pod, "ciso@example.com")
+        pod.budgets.set("team:ops", FEE_NANO / 1e9, by=operator(pod, "cfo@example.com"), on_exhausted="review")
         assert budget_flow.start("q0").result() == "found q0"
         request = waiting(pod, budget_flow.start("q1").id)
-        pod.reviews.approve(request.id, by="finance-lead@example.com", rationale="month-end")
-        pod.agents.set_status("spender", "suspended", by="ciso@example.com")
-        pod.kill_switch.kill("team:ops", by="ciso@example.com", reason="drill")
+        pod.reviews.approve(request.id, by=sign_in(pod, "finance-lead@example.com"), rationale="month-end")
+        pod.agents.set_status("spender", "suspended", by=ciso)
+        pod.kill_switch.kill("team:ops", by=ciso, reason="drill")
         entries = {e.entry.action: e for e in pod.audit.entries()}
     expected = {
         "budget.set": "admins-set-budgets",
