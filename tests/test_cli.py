@@ -37,7 +37,7 @@ def test_help_lists_every_command_group() -> None:
 def test_runs_list_and_show(with_runs: Settings) -> None:
     assert "cli-run" in invoke(with_runs, "runs", "list")
     shown = invoke(with_runs, "runs", "show", "cli-run")
-    assert "SUCCESS" in shown and "tests.ask" in shown and "tests.use" in shown and "result: 'queued'" in shown
+    assert "success" in shown and "tests.ask" in shown and "tests.use" in shown and "result: 'queued'" in shown
 
 
 def test_agents_list_suspend_resume(with_runs: Settings) -> None:

@@ -102,14 +102,11 @@ def shorten(text: str, width: int) -> str:
 
 
 def table(*columns: str, ids: Sequence[str] = (), **options: Any) -> Table:
-    """A table whose id columns (named in `ids`) are never cut: other columns shrink and wrap first, and an id
-    longer than the terminal folds onto a second line rather than losing characters."""
+    """A table that never drops a character: a cell too long for its column folds onto more lines instead of
+    ending in an ellipsis, and the id columns (named in `ids`) keep their width while the others shrink first."""
     shown = Table(**options)
     for column in columns:
-        if column in ids:
-            shown.add_column(column, no_wrap=True, overflow="fold", min_width=len(column))
-        else:
-            shown.add_column(column)
+        shown.add_column(column, overflow="fold", no_wrap=column in ids)
     return shown
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -16,15 +16,11 @@ from podium._time import format_time
 from podium.audit.verifier import check
 from podium.cli._common import connected, console, err, settings
 from podium.cli._display import AsJson, block, iso, literal, print_json, row, styled, table
+from podium.cli._fields import agent_fields, budget_fields, entry_fields, report_fields
 from podium.cost import usd
 from podium.errors import UsageError
 from podium.governance import governance_report, kill_scope, report_markdown
 from podium.policy import PolicySet, run_file, test_suites
-
-if TYPE_CHECKING:
-    from podium.agents import AgentRecord
-    from podium.audit import StoredEntry
-    from podium.cost import Budget
 
 agents_app = typer.Typer(
     help="The agent registry: identities, accountable owners, permissions, keys, status.", no_args_is_help=True
@@ -84,62 +80,13 @@ def agents_list(as_json: AsJson = False) -> None:
     with connected() as pod:
         found = pod.agents.list()
     if as_json:
-        print_json([_agent(a) for a in found])
+        print_json([agent_fields(a) for a in found])
         return
     shown = table("agent", "owner", "team", "status", "models", "tools", ids=["agent"])
     for a in found:
         owner = a.owner or Text("none", style="red")
         shown.add_row(*row(a.name, owner, a.team, a.status, ", ".join(a.models), ", ".join(a.tools)))
     console.print(shown if found else "No agents registered yet: `podium agents add` or launch an app that has some.")
-
-
-def _agent(a: AgentRecord) -> dict[str, Any]:
-    """An agent in `agents list --json` (docs/cli-json.md)."""
-    return {
-        "name": a.name,
-        "display_name": a.display_name,
-        "purpose": a.purpose,
-        "owner": a.owner or None,
-        "team": a.team,
-        "status": a.status,
-        "models": list(a.models),
-        "tools": list(a.tools),
-        "data_scopes": list(a.data_scopes),
-        "tier_ceiling": a.tier_ceiling or None,
-        "delegated_by": a.delegated_by,
-        "created_at": iso(a.created_at),
-        "updated_at": iso(a.updated_at),
-    }
-
-
-def budget_fields(b: Budget) -> dict[str, Any]:
-    """A budget in `budgets list --json` and `agents show --json` (docs/cli-json.md)."""
-    return {
-        "scope": b.scope,
-        "limit_usd": usd(b.limit_nano_usd),
-        "spent_usd": usd(b.spent_nano_usd),
-        "reserved_usd": usd(b.reserved_nano_usd),
-        "left_usd": usd(b.left_nano_usd),
-        "on_exhausted": b.on_exhausted,
-    }
-
-
-def _entry(stored: StoredEntry) -> dict[str, Any]:
-    """An audit entry in `audit list --json` and `agents show --json` (docs/cli-json.md)."""
-    e = stored.entry
-    return {
-        "seq": stored.seq,
-        "at": iso(e.at),
-        "actor": e.actor,
-        "action": e.action,
-        "resource": e.resource,
-        "decision": e.decision,
-        "policies": list(e.policies),
-        "run_id": e.run_id,
-        "step_id": e.step_id,
-        "cost_usd": usd(e.cost_nano_usd),
-        "detail": json.loads(e.detail),
-    }
 
 
 @agents_app.command("show")
@@ -154,11 +101,11 @@ def agents_show(name: str, as_json: AsJson = False) -> None:
     if as_json:
         print_json(
             {
-                **_agent(agent),
+                **agent_fields(agent),
                 "kills": [k.scope for k in kills],
                 "budget": budget_fields(budget) if budget else None,
                 "keys": [{"id": k.id, "created_at": iso(k.created_at), "revoked_at": iso(k.revoked_at)} for k in keys],
-                "recent_actions": [_entry(stored) for stored in recent],
+                "recent_actions": [entry_fields(stored) for stored in recent],
             }
         )
         return
@@ -362,7 +309,7 @@ def policy_explain(
         deciding = [(i, policies.policies.get(i)) for i in entry.policies]
         print_json(
             {
-                "entry": _entry(stored),
+                "entry": entry_fields(stored),
                 "policy_set": policies.short_digest,
                 "policies": [
                     {"id": i, "effect": p.effect, "source": str(p.source), "line": p.line, "text": p.text}
@@ -425,9 +372,9 @@ def audit_list(
         size = pod.audit.size()
         found = list(pod.audit.entries(actor=actor, run_id=run, after=0 if actor or run else max(0, size - limit)))
     if as_json:
-        print_json([_entry(stored) for stored in found[-limit:]])
+        print_json([entry_fields(stored) for stored in found[-limit:]])
         return
-    shown = table("#", "when", "actor", "action", "resource", "decision", "policies", ids=["#", "actor"])
+    shown = table("#", "when", "actor", "action", "resource", "decision", "policies", ids=["#"])
     for stored in found[-limit:]:
         e = stored.entry
         shown.add_row(
@@ -556,34 +503,7 @@ def governance_report_command(
     if markdown is not None:
         markdown.write_text(report_markdown(report), encoding="utf-8")
     if as_json:
-        print_json(
-            {
-                "generated_at": iso(report.generated_at),
-                "stale_days": report.stale_days,
-                "agents": [
-                    {
-                        "name": a.name,
-                        "owner": a.owner or None,
-                        "team": a.team,
-                        "status": a.status,
-                        "permissions": a.permissions,
-                        "last_action": a.last_action,
-                        "denials": a.denials,
-                        "last_denial": a.last_denial or None,
-                        "key": a.key,
-                        "stale_key": a.stale_key,
-                        "key_state": a.key_state,
-                    }
-                    for a in report.agents
-                ],
-                "share_without_owner": report.share_without_owner,
-                "share_stale_keys": report.share_stale_keys,
-                "share_all_keys_revoked": report.share_all_keys_revoked,
-                "share_without_keys": report.share_without_keys,
-                "denials": report.denials,
-                "kills": report.kills,
-            }
-        )
+        print_json(report_fields(report))
         return
     shown = table(
         "agent", "owner", "team", "status", "may use", "last action", "refusals", "key", ids=["agent"], title="agents"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -14,12 +15,9 @@ from rich.text import Text
 
 from podium._time import format_time
 from podium.cli._common import connected, console, err
-from podium.cli._display import AsJson, block, iso, literal, print_json, row, shorten, styled, table
+from podium.cli._display import AsJson, block, literal, print_json, row, shorten, styled, table
+from podium.cli._fields import person_fields, review_detail_fields, review_fields
 from podium.errors import PodiumError, UsageError
-
-if TYPE_CHECKING:
-    from podium.people import Person
-    from podium.review import ReviewRequest
 
 review_app = typer.Typer(
     help="Decide the exceptions that wait for a person: list, show, claim, approve, reject, edit, reassign.",
@@ -41,6 +39,7 @@ Digest = Annotated[
     typer.Option(help="The action digest you were shown (a prefix will do): refused if the request changed since."),
 ]
 Ids = Annotated[list[str] | None, typer.Argument(help="Review ids (several for a bulk decision).")]
+Yes = Annotated[bool, typer.Option("--yes", help="Decide several requests at once without being asked to confirm.")]
 Reason = Annotated[
     str | None,
     typer.Option(help="Only requests with this reason code, or prefix (low_confidence, compliance, policy …)."),
@@ -92,7 +91,7 @@ def review_list(
             limit=limit,
         )
     if as_json:
-        print_json([_review_summary(r) for r in found])
+        print_json([review_fields(r) for r in found])
         return
     if not found:
         console.print("Nothing waits for a person." if status is ReviewStatus.open else "No such requests.")
@@ -110,33 +109,13 @@ def review_list(
     console.print(shown)
 
 
-def _review_summary(r: ReviewRequest) -> dict[str, Any]:
-    """A request in `review list --json` (docs/cli-json.md)."""
-    return {
-        "id": r.id,
-        "run_id": r.run_id,
-        "agent": r.agent,
-        "team": r.team,
-        "workflow": r.workflow,
-        "reasons": list(r.reasons),
-        "summary": r.summary,
-        "value_usd": r.value_usd,
-        "status": r.status,
-        "waiting_on": r.waiting_on,
-        "claimed_by": r.claimed_by,
-        "created_at": iso(r.created_at),
-        "deadline_at": iso(r.deadline_at),
-        "level_deadline_at": iso(r.level_deadline_at),
-    }
-
-
 @review_app.command("show")
 def review_show(review_id: str, as_json: AsJson = False) -> None:
     """One request: why it waits, the exact action it would release, who may decide, and what was decided."""
     with connected() as pod:
         r = pod.reviews.get(review_id)
     if as_json:
-        print_json(_review_detail(r))
+        print_json(review_detail_fields(r))
         return
     console.print(styled("[bold]{}[/]  {}  reasons: {}", r.id, r.status, ", ".join(r.reasons)))
     console.print(styled("run {} · agent {} · workflow {}", r.run_id, r.agent, r.workflow or "-"))
@@ -174,27 +153,6 @@ def review_show(review_id: str, as_json: AsJson = False) -> None:
         console.print(styled("approved with edits: {}", json.dumps(r.approved_action["arguments"], ensure_ascii=False)))
 
 
-def _review_detail(r: ReviewRequest) -> dict[str, Any]:
-    """A request in `review show --json` (docs/cli-json.md): the list's fields and what it would release."""
-    return {
-        **_review_summary(r),
-        "action": r.action,
-        "action_digest": r.action_digest,
-        "judgement": r.judgement,
-        "chain": list(r.chain),
-        "level": r.level,
-        "on_expiry": r.on_expiry,
-        "assignee": r.assignee,
-        "decided_by": r.decided_by,
-        "decided_at": iso(r.decided_at),
-        "rationale": r.rationale,
-        "minutes": r.minutes,
-        "label": r.label,
-        "approved_action": r.approved_action,
-        "edited": r.edited,
-    }
-
-
 def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
     if ids and reason:
         raise UsageError("give review ids or --reason, not both.")
@@ -208,11 +166,15 @@ def _targets(pod: Any, ids: list[str] | None, reason: str | None) -> list[str]:
     raise UsageError("name the requests to decide: review ids, or --reason CODE for every open one with it.")
 
 
-def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reason: str | None, **how: Any) -> None:
+def _decide_each(
+    verb: Literal["approve", "reject"], ids: list[str] | None, reason: str | None, yes: bool, **how: Any
+) -> None:
     """Decide each request on its own: a refusal is reported and the rest still decided; exit 1 if any failed."""
     with connected() as pod:
         how["by"] = pod.operator()
         targets = _targets(pod, ids, reason)
+        if len(targets) > 1 and not yes:
+            _confirm(verb, len(targets))
         if len(targets) == 1:  # one request: its refusal is the command's error
             decide = pod.reviews.approve if verb == "approve" else pod.reviews.reject
             decided = [decide(targets[0], **how)]
@@ -230,6 +192,14 @@ def _decide_each(verb: Literal["approve", "reject"], ids: list[str] | None, reas
         raise typer.Exit(1)
 
 
+def _confirm(verb: str, count: int) -> None:
+    """Several decisions at once are confirmed: by --yes, or by the person at a terminal who is shown the count."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"this would {verb} {count} requests at once: add --yes to confirm, or name them one by one.")
+    if not typer.confirm(f"{verb.capitalize()} {count} requests?"):
+        raise UsageError(f"nothing decided: {count} requests were not confirmed.")
+
+
 @review_app.command("approve")
 def review_approve(
     ids: Ids = None,
@@ -239,9 +209,10 @@ def review_approve(
     minutes: Minutes = 0.0,
     label: Label = None,
     digest: Digest = None,
+    yes: Yes = False,
 ) -> None:
     """Approve the exact action each run proposed; each run resumes and performs it once."""
-    _decide_each("approve", ids, reason, rationale=note, minutes=minutes, label=label, expected_digest=digest)
+    _decide_each("approve", ids, reason, yes, rationale=note, minutes=minutes, label=label, expected_digest=digest)
 
 
 @review_app.command("reject")
@@ -253,9 +224,10 @@ def review_reject(
     minutes: Minutes = 0.0,
     label: Label = None,
     digest: Digest = None,
+    yes: Yes = False,
 ) -> None:
     """Reject the proposed actions; each run goes on without performing it."""
-    _decide_each("reject", ids, reason, rationale=note, minutes=minutes, label=label, expected_digest=digest)
+    _decide_each("reject", ids, reason, yes, rationale=note, minutes=minutes, label=label, expected_digest=digest)
 
 
 def _parse_change(text: str) -> tuple[str, Any]:
@@ -378,18 +350,13 @@ def people_list(as_json: AsJson = False) -> None:
     with connected() as pod:
         found = pod.people.list()
     if as_json:
-        print_json([_person(p) for p in found])
+        print_json([person_fields(p) for p in found])
         return
     shown = table("name", "display name", "teams", "USD / hour", ids=["name"])
     for p in found:
         rate = "default" if p.usd_per_hour is None else f"{p.usd_per_hour:g}"
         shown.add_row(*row(p.name, p.display_name, ", ".join(p.teams), rate))
     console.print(shown if found else "Nobody yet: `podium people add NAME --team T`.")
-
-
-def _person(p: Person) -> dict[str, Any]:
-    """A person in `people list --json` (docs/cli-json.md); usd_per_hour null: the default rate."""
-    return {"name": p.name, "display_name": p.display_name, "teams": list(p.teams), "usd_per_hour": p.usd_per_hour}
 
 
 @people_app.command("remove")

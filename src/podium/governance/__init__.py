@@ -5,7 +5,7 @@ from podium.governance._call import Call, CallKind, Outcome, Usage
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage, Standing
-from podium.governance._report import governance_report, report_markdown
+from podium.governance._report import GovernanceReport, governance_report, report_markdown
 from podium.governance._routed import RoutedModel, RoutedModels
 from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope
 from podium.governance._wrappers import GovernedModel, GovernedToolset
@@ -19,6 +19,7 @@ __all__ = [
     "FrontDoor",
     "GovernedModel",
     "GovernedToolset",
+    "GovernanceReport",
     "Governor",
     "KillReport",
     "KillSwitch",
