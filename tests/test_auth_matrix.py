@@ -130,8 +130,8 @@ def cli_commands(pod: Podium) -> list[Command]:
         Command(("review", "approve", e, "--minutes", "1"), "review.approve", LEAD),
         Command(("runs", "cancel", run.id), "run.cancel"),
         Command(("runs", "resume", run.id), "run.resume"),
-        Command(("kill", "--agent", "refunder", "--reason", "drill"), "governance.kill"),
-        Command(("restore", "--agent", "refunder", "--reason", "drill over"), "governance.restore"),
+        Command(("kill", "--agent", "refunder", "--note", "drill"), "governance.kill"),
+        Command(("restore", "--agent", "refunder", "--note", "drill over"), "governance.restore"),
     ]
 
 
