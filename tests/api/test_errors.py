@@ -95,8 +95,9 @@ def test_each_error_a_route_answers_is_declared_and_has_the_one_shape(api: Api) 
     assert api.pod.reviews.get("open-1").status == "pending", "nothing refused changed the request"
 
 
-def test_refusals_past_the_limit_are_429_in_the_one_shape(api: Api) -> None:
+def test_refusals_past_the_limit_are_429_in_the_one_shape(sqlite_api: Api) -> None:
     """The fixture's gatekeeper allows 3 refused keys a window from one address."""
+    api = sqlite_api
     for _ in range(3):
         assert api.client.get("/v1/reviews", headers={"Authorization": f"Bearer {WRONG_KEY}"}).status_code == 401
     limited = api.client.get("/v1/reviews", headers=api.auth)
