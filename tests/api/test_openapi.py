@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from tests.api.conftest import Api
 
 EVERY_KEYED_ROUTE = {"401", "403", "421", "422", "429", "500"}  # the key check, the Host check, validation, a bug
@@ -41,3 +44,12 @@ def test_every_route_declares_the_statuses_it_can_answer_with_the_error_model(sq
     codes = doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
     assert {"unauthenticated", "refused", "not_found", "conflict", "wrong_host", "invalid", "internal"} <= set(codes)
     assert "HTTPValidationError" not in doc["components"]["schemas"], "FastAPI's own 422 shape is never answered"
+
+
+def test_the_docs_list_every_error_code_with_its_status(sqlite_api: Api) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "review.md").read_text()
+    table = dict(re.findall(r"^  \| (\d{3}) \| `(\w+)` \|", page, flags=re.MULTILINE))
+    doc = sqlite_api.client.get("/openapi.json").json()
+    assert sorted(table.values()) == sorted(doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"])
+    declared = {s for ops in doc["paths"].values() for op in ops.values() for s in op["responses"]} - {"200"}
+    assert declared <= set(table), "docs/review.md: a status a route declares is missing from the table"

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from contextlib import suppress
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,8 @@ from rich.table import Table
 from podium._runtime import App, Podium
 from podium._time import format_time
 from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings
+from podium.cli._display import AsJson, print_json, row, styled, table
+from podium.cli._fields import budget_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
@@ -167,7 +170,7 @@ def serve(
     if host not in ("0.0.0.0", "::"):
         hosts.append(host)
     with connected() as pod:
-        console.print(f"review queue on http://{host}:{port}/v1/reviews (API docs: /docs); Ctrl-C stops it.")
+        console.print(styled("review queue on http://{}:{}/v1/reviews (API docs: /docs); Ctrl-C stops it.", host, port))
         uvicorn.run(create_app(pod, allowed_hosts=hosts), host=host, port=port, log_level="warning")
 
 
@@ -185,7 +188,9 @@ def worker(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Podium.launch(settings(), podium_app) as pod:
-        console.print(f"worker [bold]{pod.executor_id}[/] runs {', '.join(pod.runs.declared())}; Ctrl-C stops it.")
+        console.print(
+            styled("worker [bold]{}[/] runs {}; Ctrl-C stops it.", pod.executor_id, ", ".join(pod.runs.declared()))
+        )
         with suppress(KeyboardInterrupt):
             # Once a minute: budget reservations of runs that ended elsewhere (cancelled mid-call, say) go back,
             # classifiers retrain on reviewers' labels when enough arrived (and every worker serves the newest),
@@ -193,11 +198,11 @@ def worker(
             while not stop.wait(SWEEP_SECONDS):
                 pod.budgets.release_abandoned()
                 for name, path in pod.learn().items():  # corrections from reviews retrain the classifiers
-                    console.print(f"retrained {name} on people's corrections: {path.name}")
+                    console.print(styled("retrained {} on people's corrections: {}", name, path.name))
                 try:
                     pod.audit.checkpoint()
                 except (AuditTampered, UsageError) as exc:  # tampering, a witness down: say so, loudly, keep going
-                    err.print(f"[bold red]audit log:[/] {exc}")
+                    err.print(styled("[bold red]audit log:[/] {}", exc))
     _exit_leaving_waits_durable()
 
 
@@ -233,7 +238,18 @@ def runs_start(
             raise UsageError(f"argument {number} is not JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
     with connected() as pod:
         run = pod.runs.start(workflow, values, run_id=run_id)
-    console.print(f"{run.id}: {run.status}")
+    console.print(styled("{}: {}", run.id, run.status.lower()))
+
+
+class RunStatus(StrEnum):
+    """Run statuses as the CLI shows them (DBOS's, in lower case like every other status podium shows)."""
+
+    pending = "pending"
+    enqueued = "enqueued"
+    success = "success"
+    error = "error"
+    cancelled = "cancelled"
+    max_recovery_attempts_exceeded = "max_recovery_attempts_exceeded"
 
 
 @runs_app.command("list")
@@ -245,29 +261,37 @@ def runs_list(
 ) -> None:
     """The newest runs first."""
     with connected() as pod:
-        found = pod.runs.list(status=status, workflow=workflow, limit=limit)
-    table = Table("run id", "workflow", "status", "created (UTC)", "seconds")
+        found = pod.runs.list(status=status.value if status else None, workflow=workflow, limit=limit)
+    if as_json:
+        print_json([run_fields(run) for run in found])
+        return
+    shown = table("run id", "workflow", "status", "created (UTC)", "seconds", ids=["run id"])
     for run in found:
-        table.add_row(run.id, run.workflow, run.status, format_time(run.created_at), f"{run.seconds:.2f}")
-    console.print(table if found else "No runs.")
+        shown.add_row(*row(run.id, run.workflow, run.status.lower(), format_time(run.created_at), f"{run.seconds:.2f}"))
+    console.print(shown if found else "No runs.")
 
 
 @runs_app.command("show")
-def runs_show(run_id: str) -> None:
+def runs_show(run_id: str, as_json: AsJson = False) -> None:
     """A run's status, steps and result."""
     with connected() as pod:
         run = pod.runs.get(run_id)
         steps = pod.runs.steps(run_id)
-    console.print(f"[bold]{run.id}[/]  {run.workflow}  [bold]{run.status}[/]  executor {run.executor_id}")
-    table = Table("#", "step", "started (UTC)", "seconds", "error")
+    if as_json:
+        print_json(run_detail_fields(run, steps))
+        return
+    console.print(
+        styled("[bold]{}[/]  {}  [bold]{}[/]  executor {}", run.id, run.workflow, run.status.lower(), run.executor_id)
+    )
+    shown = table("#", "step", "started (UTC)", "seconds", "error", ids=["#"])
     for s in steps:
         took = f"{s.finished_at - s.started_at:.3f}" if s.started_at and s.finished_at else "-"
-        table.add_row(str(s.step_id), s.name, format_time(s.started_at), took, s.error or "")
-    console.print(table)
+        shown.add_row(*row(s.step_id, s.name, format_time(s.started_at), took, s.error or ""))
+    console.print(shown)
     if run.error:
-        console.print(f"[red]error:[/] {run.error}")
+        console.print(styled("[red]error:[/] {}", run.error))
     elif run.output is not None:
-        console.print(f"result: {run.output!r}")
+        console.print(styled("result: {}", repr(run.output)))
 
 
 @runs_app.command("cancel")
@@ -275,7 +299,7 @@ def runs_cancel(run_id: str) -> None:
     """Cancel a run: the governor refuses its calls at once, even mid-step, and no further step starts."""
     with connected() as pod:
         run = pod.runs.cancel(run_id, by=pod.operator())
-    console.print(f"{run.id}: {run.status}")
+    console.print(styled("{}: {}", run.id, run.status.lower()))
 
 
 @runs_app.command("resume")
@@ -283,7 +307,7 @@ def runs_resume(run_id: str) -> None:
     """Resume a cancelled or failed run from its last finished step."""
     with connected() as pod:
         run = pod.runs.resume(run_id, by=pod.operator())
-    console.print(f"{run.id}: {run.status} (a launched podium process picks it up)")
+    console.print(styled("{}: {} (a launched podium process picks it up)", run.id, run.status.lower()))
 
 
 # -- models --------------------------------------------------------------------------------------------------
@@ -291,17 +315,18 @@ def runs_resume(run_id: str) -> None:
 
 @models_app.command("list")
 def models_list() -> None:
-    """Models podium knows (the ones it trained too), with the sha256 each local file is checked against and its
-    state; a remote model has no file to check."""
-    from podium.cli._display import styled
-    from podium.models import model_states
-
+    """Models podium knows, with their tier and whether their files pass the sha256 check."""
     with connected() as pod:
-        models = model_states(pod.models, pod.trained)
-    for model in models:  # one block each: a digest is never cut short, whatever the terminal's width
-        console.print(styled("[bold]{}[/]  ({}, {})", model.name, model.tier, model.kind))
-        console.print(styled("  sha256  {}", model.sha256 or "-"))
-        console.print(styled(f"  state   [{'green' if model.ok else 'red'}]{{}}[/]", model.state))
+        table = Table("model", "tier", "file check")
+        for name in pod.models.names():
+            entry = pod.models.entry(name)
+            try:
+                pod.models.get(name)
+                check = "[green]sha256 ok[/]"
+            except PodiumError as exc:
+                check = f"[red]{exc}[/]"
+            table.add_row(name, entry.tier, check)
+    console.print(table)
 
 
 @models_app.command("learn")
@@ -313,7 +338,11 @@ def models_learn(
     with connected() as pod:
         for name in pod.trained.names():
             path = pod.trained.learn(name, min_new=min_new)
-            console.print(f"{name}: retrained, {path.name}" if path else f"{name}: fewer than {min_new} new labels")
+            console.print(
+                styled("{}: retrained, {}", name, path.name)
+                if path
+                else styled("{}: fewer than {} new labels", name, min_new)
+            )
 
 
 @models_app.command("train-intents")
@@ -329,7 +358,7 @@ def models_train_intents(
     examples = load_tickets(labelled_file or TRAIN_CSV)
     with connected() as pod, console.status(f"Training on {len(examples):,} labelled tickets…"):
         path = train_intent_model(pod, examples)
-    console.print(f"Trained the intent classifier: {path}")
+    console.print(styled("Trained the intent classifier: {}", path))
 
 
 # -- route ---------------------------------------------------------------------------------------------------
@@ -373,7 +402,7 @@ def route_eval(
     print_route_summary(evaluation.summary())
     if plot:
         plot.write_text(evaluation.plot(f"Routing {file.name}: quality vs strong calls"), encoding="utf-8")
-        console.print(f"Plot written to {plot}")
+        console.print(styled("Plot written to {}", plot))
 
 
 def print_route_summary(summary: dict[str, Any]) -> None:
@@ -455,7 +484,7 @@ def costs(
     label_width = max(len(line.key) for line in lines)
     for line in lines:
         bar = "█" * max(1, round(40 * line.total_nano_usd / widest))
-        console.print(f"{line.key:<{label_width}}  [cyan]{bar}[/] ${_usd(line.total_nano_usd)}")
+        console.print(styled("{}  [cyan]{}[/] ${}", line.key.ljust(label_width), bar, _usd(line.total_nano_usd)))
     console.print(f"[dim]all: ${_usd(sum(line.total_nano_usd for line in lines))}; the query: podium costs --sql[/]")
 
 
@@ -464,21 +493,26 @@ def _usd(nano: int) -> str:
 
 
 @budgets_app.command("list")
-def budgets_list() -> None:
+def budgets_list(as_json: AsJson = False) -> None:
     """Every budget with its limit, spend, reservations in flight and what happens when it runs out."""
     with connected() as pod:
         budgets = pod.budgets.list()
-    table = Table("scope", "limit USD", "spent USD", "reserved USD", "left USD", "when exhausted")
-    for budget in budgets:
-        table.add_row(
-            budget.scope,
-            _usd(budget.limit_nano_usd),
-            _usd(budget.spent_nano_usd),
-            _usd(budget.reserved_nano_usd),
-            _usd(budget.left_nano_usd),
-            budget.on_exhausted,
+    if as_json:
+        print_json([budget_fields(b) for b in budgets])
+        return
+    shown = table("scope", "limit USD", "spent USD", "reserved USD", "left USD", "when exhausted", ids=["scope"])
+    for b in budgets:
+        shown.add_row(
+            *row(
+                b.scope,
+                _usd(b.limit_nano_usd),
+                _usd(b.spent_nano_usd),
+                _usd(b.reserved_nano_usd),
+                _usd(b.left_nano_usd),
+                b.on_exhausted,
+            )
         )
-    console.print(table if budgets else "No budgets yet: `podium budgets set agent:NAME USD`.")
+    console.print(shown if budgets else "No budgets yet: `podium budgets set agent:NAME USD`.")
 
 
 @budgets_app.command("set")
@@ -490,4 +524,6 @@ def budgets_set(
     """Create or change a budget; spend so far is kept."""
     with connected() as pod:
         budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=pod.operator())  # type: ignore[arg-type]
-    console.print(f"{budget.scope}: limit ${_usd(budget.limit_nano_usd)}, {budget.on_exhausted} when exhausted")
+    console.print(
+        styled("{}: limit ${}, {} when exhausted", budget.scope, _usd(budget.limit_nano_usd), budget.on_exhausted)
+    )
