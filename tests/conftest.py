@@ -58,7 +58,7 @@ def intent_model_file(tmp_path_factory: pytest.TempPathFactory) -> IntentModelFi
 
     examples = load_tickets(TRAIN_CSV)
     classifier = TextClassifier.train([t.text for t in examples], [t.category for t in examples])
-    path = tmp_path_factory.mktemp("models") / "intent-classifier.pkl"
+    path = tmp_path_factory.mktemp("models") / "intent-classifier.npz"
     classifier.save(path)
     return IntentModelFile(path, sha256_of(path), classifier)
 

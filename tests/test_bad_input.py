@@ -92,15 +92,14 @@ def test_a_model_file_whose_sha256_does_not_match_is_not_loaded(tmp_path: Path) 
         LlamaCppModel("smollm2-135m", impostor, SMOLLM2_135M.sha256)
 
 
-def test_a_trained_model_file_that_was_replaced_is_not_unpickled(
-    sqlite_settings: Settings, intent_model_file: IntentModelFile, tmp_path: Path
+def test_a_trained_model_file_that_was_replaced_is_not_loaded(
+    sqlite_settings: Settings, intent_model_file: IntentModelFile
 ) -> None:
-    copy = tmp_path / "intent.pkl"
-    copy.write_bytes(intent_model_file.path.read_bytes())
     with Podium.connect(sqlite_settings) as pod:
-        pod.trained.adopt("intent-classifier", copy, intent_model_file.sha256)
-        copy.write_bytes(copy.read_bytes() + b"tampered")
-        with pytest.raises(ModelFileError, match="was changed or replaced.*Retrain it"):
+        pod.trained.adopt("intent-classifier", intent_model_file.path, intent_model_file.sha256)
+        stored = pod.trained.file(intent_model_file.sha256)
+        stored.write_bytes(stored.read_bytes() + b"tampered")
+        with pytest.raises(ModelFileError, match="was changed or replaced.*retrain it"):
             pod.trained.load_classifier("intent-classifier")
         with pytest.raises(ModelFileError, match="has not trained a model named 'other'"):
             pod.trained.load_classifier("other")

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="A folder of Cedar policies (*.cedar) added to podium's baseline (docs/governance.md). Unset: "
         "./policies if there is one.",
     )
+    models_dir: Path | None = Field(
+        default=None,
+        description="Where podium keeps the models it trains, each file named by its sha256; the database records "
+        "the digest. Unset: `home`/models. Workers on other machines need the same files: point it at a shared "
+        "folder, or copy the files there.",
+    )
     audit_key: Path | None = Field(
         default=None,
         description="The Ed25519 key that signs the audit log's tree heads (created on first use). Unset: "
@@ -93,6 +99,10 @@ class Settings(BaseSettings):
             return self.policies
         default = Path("policies")
         return default if default.is_dir() else None
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.home / "models"
 
     @property
     def audit_key_file(self) -> Path:

@@ -315,18 +315,17 @@ def runs_resume(run_id: str) -> None:
 
 @models_app.command("list")
 def models_list() -> None:
-    """Models podium knows, with their tier and whether their files pass the sha256 check."""
+    """Models podium knows (the ones it trained too), with the sha256 each local file is checked against and its
+    state; a remote model has no file to check."""
+    from podium.cli._display import styled
+    from podium.models import model_states
+
     with connected() as pod:
-        table = Table("model", "tier", "file check")
-        for name in pod.models.names():
-            entry = pod.models.entry(name)
-            try:
-                pod.models.get(name)
-                check = "[green]sha256 ok[/]"
-            except PodiumError as exc:
-                check = f"[red]{exc}[/]"
-            table.add_row(name, entry.tier, check)
-    console.print(table)
+        models = model_states(pod.models, pod.trained)
+    for model in models:  # one block each: a digest is never cut short, whatever the terminal's width
+        console.print(styled("[bold]{}[/]  ({}, {})", model.name, model.tier, model.kind))
+        console.print(styled("  sha256  {}", model.sha256 or "-"))
+        console.print(styled(f"  state   [{'green' if model.ok else 'red'}]{{}}[/]", model.state))
 
 
 @models_app.command("learn")

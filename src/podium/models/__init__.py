@@ -1,10 +1,18 @@
 """Models: tiers, the in-process local models, and the catalog the governor routes to."""
 
 from podium.models._breaker import Breakers, CircuitBreaker
-from podium.models._catalog import ModelCatalog, ModelEntry, ServedClassifiers, TrainedClassifier, TrainedModels
+from podium.models._catalog import (
+    ModelCatalog,
+    ModelEntry,
+    ModelState,
+    ServedClassifiers,
+    TrainedClassifier,
+    TrainedModels,
+    model_states,
+)
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
 from podium.models._config import ModelConfig
-from podium.models._files import SMOLLM2_135M, PackagedModelFile, sha256_of, verify_model_file
+from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
 from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
 from podium.models._remote import check_endpoint, openai_compatible
@@ -24,6 +32,7 @@ __all__ = [
     "ModelCatalog",
     "ModelConfig",
     "ModelEntry",
+    "ModelState",
     "PackagedModelFile",
     "Prediction",
     "RouteTier",
@@ -36,7 +45,9 @@ __all__ = [
     "check_endpoint",
     "evaluate",
     "load_queries",
+    "model_states",
     "openai_compatible",
+    "read_verified",
     "sha256_of",
     "to_chat",
     "verify_model_file",

@@ -6,12 +6,16 @@ those of that tier), and the classifiers podium trained itself, which `ServedCla
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import sqlalchemy as sa
 from pydantic_ai.models import Model
@@ -20,9 +24,9 @@ from podium._tiers import LOCAL, TIER_PREFIX, TIERS, Tier
 from podium.audit import record
 from podium.cost import Price
 from podium.errors import ConfigurationError, ModelFileError, NotFoundError
-from podium.models._classifier import ClassifierModel, TextClassifier
+from podium.models._classifier import FILE_FORMAT, FILE_SUFFIX, ClassifierModel, TextClassifier
 from podium.models._config import ModelConfig
-from podium.models._files import SMOLLM2_135M, verify_model_file
+from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, verify_model_file
 from podium.models._llama import LlamaCppModel
 from podium.models._remote import check_endpoint, openai_compatible
 from podium.store import tables
@@ -34,6 +38,7 @@ class ModelEntry:
     tier: Tier
     price: Price
     load: Callable[[], Model]
+    packaged: PackagedModelFile | None = None  # the local file it loads, checked by `podium models list`
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class ModelCatalog:
             LOCAL,
             lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M, threads=llm_threads),
             local_price,
+            packaged=SMOLLM2_135M,
         )
         for name, setting in config.models.items():
             price = setting.resolved_price(name)
@@ -69,9 +75,17 @@ class ModelCatalog:
         config.check_tiers({catalog.entry(name).tier for name in catalog.names()})
         return catalog
 
-    def add(self, name: str, tier: Tier, load: Callable[[], Model], price: Price) -> None:
+    def add(
+        self,
+        name: str,
+        tier: Tier,
+        load: Callable[[], Model],
+        price: Price,
+        *,
+        packaged: PackagedModelFile | None = None,
+    ) -> None:
         with self._lock:
-            self._entries[name] = ModelEntry(name, tier, price, load)
+            self._entries[name] = ModelEntry(name, tier, price, load, packaged)
             self._loaded.pop(name, None)
 
     def entry(self, name: str) -> ModelEntry:
@@ -133,18 +147,24 @@ class ModelCatalog:
 
 
 class TrainedModels:
-    """Model files podium trains itself, with the sha256 recorded in the database when each was written."""
+    """Model files podium trains itself, stored by content: `<sha256>.npz` in the models folder
+    (PODIUM_MODELS_DIR, else `home`/models). The database records each model's digest, never a path, so every
+    process whose models folder holds that file (a shared folder, or a copy) finds the same one."""
 
     def __init__(self, engine: sa.Engine, folder: Path) -> None:
         self._engine = engine
-        self._folder = folder
+        self.folder = folder
+
+    def file(self, sha256: str) -> Path:
+        return self.folder / f"{sha256}{FILE_SUFFIX}"
 
     def train_classifier(self, name: str, texts: Sequence[str], labels: Sequence[str]) -> Path:
-        """Train a classifier on labelled texts, write it, and record its sha256 under `name`.
+        """Train a classifier on labelled texts, store it, and record its sha256 under `name`; return its file.
 
         The examples are kept (as `training` labels), so that people's corrections can later be added to them and
         the model retrained (`learn`)."""
         classifier = TextClassifier.train(texts, labels)
+        sha256 = self._store(classifier.to_bytes())
         now = time.time()
         with self._engine.begin() as conn:
             conn.execute(
@@ -162,21 +182,26 @@ class TrainedModels:
                 for i, (text, label) in enumerate(zip(texts, labels, strict=True))
             ]
             conn.execute(tables.labels.insert(), rows)
-        return self._write(name, classifier)
+            _record_file(conn, name, sha256, now)
+        return self.file(sha256)
 
     def learn(self, name: str, *, min_new: int) -> Path | None:
         """Retrain `name` on its training examples plus every label people gave in reviews, if at least `min_new`
-        such labels arrived since its file was written; return the new file (None: not due, or no training set)."""
+        such labels arrived since its file was written (or its record is an older podium's pickle, which is never
+        loaded); return the new file (None: not due, or no training set)."""
         labels, files = tables.labels, tables.model_files
         read_at = time.time()  # labels that arrive while it trains count towards the next retraining
         with self._engine.connect() as conn:
-            since = conn.execute(sa.select(files.c.recorded_at).where(files.c.name == name)).scalar()
+            recorded = conn.execute(sa.select(files.c.recorded_at, files.c.format).where(files.c.name == name)).first()
             fresh = conn.execute(
                 sa.select(sa.func.count()).where(
-                    labels.c.model == name, labels.c.source != "training", labels.c.at > (since or 0.0)
+                    labels.c.model == name,
+                    labels.c.source != "training",
+                    labels.c.at > (recorded.recorded_at if recorded else 0.0),
                 )
             ).scalar_one()
-            if fresh < max(min_new, 1):
+            legacy = recorded is not None and recorded.format != FILE_FORMAT
+            if fresh < max(min_new, 1) and not legacy:
                 return None
             examples = conn.execute(
                 sa.select(labels.c.text, labels.c.label).where(labels.c.model == name, labels.c.at <= read_at)
@@ -184,27 +209,38 @@ class TrainedModels:
         if len({label for _, label in examples}) < 2:
             return None  # no training set recorded (a model adopted from elsewhere): nothing to add corrections to
         classifier = TextClassifier.train([t for t, _ in examples], [label for _, label in examples])
-        path = self._path(name)
-        sha256 = classifier.save(path)
-        with self._engine.begin() as conn:  # the file and its audit entry, together
-            _record_file(conn, name, path, sha256, read_at)
+        sha256 = self._store(classifier.to_bytes())
+        with self._engine.begin() as conn:  # the record and its audit entry, together
+            _record_file(conn, name, sha256, read_at)
             record(
                 conn,
                 "system",
                 "model.retrain",
                 f"model:{name}",
                 decision="allowed",
-                detail={"examples": str(len(examples)), "from_reviews": str(fresh), "file": path.name},
+                detail={"examples": str(len(examples)), "from_reviews": str(fresh), "sha256": sha256},
             )
-        return path
+        return self.file(sha256)
 
-    def _path(self, name: str) -> Path:
-        return self._folder / f"{name}-{time.time_ns()}.pkl"
-
-    def _write(self, name: str, classifier: TextClassifier) -> Path:
-        path = self._path(name)
-        self.adopt(name, path, classifier.save(path))
-        return path
+    def _store(self, data: bytes) -> str:
+        """Write a model file under its digest (atomically: a reader never sees half of it); return the digest."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        path = self.file(sha256)
+        with contextlib.suppress(ModelFileError):
+            verify_model_file(path, sha256, fix="")
+            return sha256  # the same bytes are there already (content-addressed)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{sha256}.{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError as exc:
+            raise ModelFileError(
+                f"cannot write model file {path} ({exc.strerror}). Make the models folder writable, or set "
+                "PODIUM_MODELS_DIR to one that is.",
+                path=str(path),
+            ) from None
+        return sha256
 
     def names(self) -> list[str]:
         with self._engine.connect() as conn:
@@ -217,29 +253,50 @@ class TrainedModels:
             ).scalar()
 
     def adopt(self, name: str, path: Path, sha256: str) -> None:
-        """Record an existing model file (trained elsewhere, or by another database) under `name`.
+        """Record a classifier file trained elsewhere (or for another database) under `name`.
 
-        The file is checked against `sha256` now and at every load.
+        The file must hash to `sha256` and read as a classifier (as data: nothing in it runs); it is copied into
+        the models folder, where every load finds it by that digest.
         """
-        verify_model_file(path, sha256, fix="Pass the sha256 printed when the model was trained.")
+        fix = "Pass the sha256 printed when the model was trained, of a file podium wrote."
+        data = read_verified(path, sha256, fix=fix)
+        TextClassifier.from_bytes(data, source=str(path), fix=fix)
+        self._store(data)
         with self._engine.begin() as conn:
-            _record_file(conn, name, path, sha256, time.time())
+            _record_file(conn, name, sha256, time.time())
 
     def has(self, name: str) -> bool:
+        """Whether `name` is recorded in the current file format (an older podium's pickle record does not count:
+        it must be retrained)."""
         with self._engine.connect() as conn:
-            return (
-                conn.execute(sa.select(tables.model_files.c.name).where(tables.model_files.c.name == name)).first()
-                is not None
-            )
+            found = conn.execute(sa.select(tables.model_files.c.format).where(tables.model_files.c.name == name))
+            return found.scalar() == FILE_FORMAT
 
     def load_classifier(self, name: str) -> ClassifierModel:
+        """The classifier recorded as `name`, read from `<sha256>.npz` in the models folder."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(tables.model_files).where(tables.model_files.c.name == name)).first()
         if row is None:
             raise ModelFileError(
                 f"podium has not trained a model named {name!r} yet. Train it: podium models train-intents."
             )
-        return ClassifierModel(name, TextClassifier.load(Path(row.path), row.sha256), row.sha256)
+        if row.format != FILE_FORMAT:
+            raise ModelFileError(
+                f"model {name!r} was saved by an older podium as a pickle, which podium no longer loads (a pickle "
+                "can run code). Retrain it: podium models learn (podium demo retrains its own).",
+                sha256=row.sha256,
+            )
+        path = self.file(row.sha256)
+        if not path.is_file():
+            raise ModelFileError(
+                f"model {name!r} (sha256 {row.sha256}) is not in the models folder {self.folder.absolute()}. Copy "
+                f"{path.name} there from the home that trained it, or point PODIUM_MODELS_DIR at a folder every "
+                "worker shares; or retrain it: podium models learn.",
+                sha256=row.sha256,
+                path=str(path),
+            )
+        fix = "Copy the file again from the home that trained it, or retrain it: podium models learn."
+        return ClassifierModel(name, TextClassifier.load(path, row.sha256, fix=fix), row.sha256)
 
 
 class ServedClassifiers:
@@ -254,8 +311,12 @@ class ServedClassifiers:
         self._names: set[str] = set()
 
     def serve(self, name: str) -> None:
+        """Serve `name`; if it is trained already, load it now: a file this machine lacks (or cannot read) stops
+        the launch with the fix, instead of failing every run that asks it."""
         self._catalog.add(name, LOCAL, lambda: self._trained.load_classifier(name), self._price)
         self._names.add(name)
+        if self._trained.recorded_sha256(name) is not None:
+            self._catalog.get(name)
 
     def learn(self, *, min_new: int | None = None) -> dict[str, Path]:
         """Retrain each served classifier once `min_new` labels from reviews arrived (default: retrain_after),
@@ -272,8 +333,53 @@ class ServedClassifiers:
         return retrained
 
 
-def _record_file(conn: sa.Connection, name: str, path: Path, sha256: str, recorded_at: float) -> None:
-    """Make `path` the file served as `name`; `recorded_at` is how recent the labels it learnt from are."""
-    values = {"path": str(path), "sha256": sha256, "recorded_at": recorded_at}
+@dataclass(frozen=True)
+class ModelState:
+    """A model and the state of the file it runs on, as `podium models list` shows it."""
+
+    name: str
+    tier: Tier
+    kind: Literal["packaged", "trained", "remote", "in-process"]
+    sha256: str | None  # the digest podium checks the file against (None: no file)
+    ok: bool
+    state: str  # "sha256 ok", or what is wrong and the fix
+
+
+def model_states(catalog: ModelCatalog, trained: TrainedModels) -> list[ModelState]:
+    """Every model podium knows, with its file checked: the packaged and trained ones against their recorded
+    sha256 (a trained one is also read, as data), while a remote one has no file to check."""
+    trained_names = trained.names()
+    states = [_trained_state(trained, name) for name in trained_names]
+    for name in catalog.names():
+        entry = catalog.entry(name)
+        if name in trained_names:
+            continue
+        if name in catalog.config.models:
+            states.append(ModelState(name, entry.tier, "remote", None, True, "remote: no local file to check"))
+        elif entry.packaged is None:
+            states.append(ModelState(name, entry.tier, "in-process", None, True, "registered in code: no file"))
+        else:
+            packaged = entry.packaged
+            try:
+                verify_model_file(packaged.locate(), packaged.sha256, fix=packaged.fix)
+            except ModelFileError as exc:
+                states.append(ModelState(name, entry.tier, "packaged", packaged.sha256, False, str(exc)))
+            else:
+                states.append(ModelState(name, entry.tier, "packaged", packaged.sha256, True, "sha256 ok"))
+    return sorted(states, key=lambda state: state.name)
+
+
+def _trained_state(trained: TrainedModels, name: str) -> ModelState:
+    sha256 = trained.recorded_sha256(name)
+    try:
+        trained.load_classifier(name)
+    except ModelFileError as exc:
+        return ModelState(name, LOCAL, "trained", sha256, False, str(exc))
+    return ModelState(name, LOCAL, "trained", sha256, True, "sha256 ok")
+
+
+def _record_file(conn: sa.Connection, name: str, sha256: str, recorded_at: float) -> None:
+    """Make the file `sha256` the one served as `name`; `recorded_at` is how recent the labels it learnt from are."""
+    values = {"sha256": sha256, "format": FILE_FORMAT, "recorded_at": recorded_at}
     if not conn.execute(tables.model_files.update().where(tables.model_files.c.name == name).values(**values)).rowcount:
         conn.execute(tables.model_files.insert().values(name=name, **values))

@@ -2,22 +2,40 @@
 
 It answers like any other model (JSON text `{"label": ..., "confidence": ...}`), so it goes through the same
 governor, ledger and audit as an LLM, at a fraction of the cost.
+
+Its file is data, never code: a zip of NumPy arrays (read with `allow_pickle=False`) holding a JSON header (the
+classes and each feature block's analyzer, n-gram range and vocabulary) and float64 arrays (idf weights,
+coefficients, intercepts). Loading one checks its sha256, then every name, type and shape in it, and runs nothing
+from it: a crafted file is refused like a damaged one.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import pickle
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_ai.usage import RequestUsage
 
-from podium.errors import InputDataError
-from podium.models._files import sha256_of, verify_model_file
+from podium.errors import InputDataError, ModelFileError
+from podium.models._files import read_verified
 from podium.models._local import ChatTurn, LocalModel
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from scipy.sparse import csr_matrix
+
+    Floats = npt.NDArray[np.float64]
+
+FILE_FORMAT: Final = "podium-text-classifier/1"  # recorded beside each file's sha256; a pickle from before is "pickle"
+FILE_SUFFIX = ".npz"
+_WORD_TOKENS = r"(?u)\b\w\w+\b"  # scikit-learn's default, pinned: the file format must not move with its defaults
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,54 @@ class Prediction:
         return cls(str(data["label"]), float(data["confidence"]))
 
 
+class _Block(BaseModel):
+    """One TF-IDF feature block as the file's header describes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    analyzer: Literal["word", "char_wb"]
+    ngram_range: tuple[Annotated[int, Field(ge=1, le=8)], Annotated[int, Field(ge=1, le=8)]]
+    vocabulary: Annotated[list[str], Field(min_length=1)]
+
+
+class _Header(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal["podium-text-classifier/1"]
+    classes: Annotated[list[str], Field(min_length=2)]
+    features: Annotated[list[_Block], Field(min_length=1, max_length=4)]
+
+
+class _Features:
+    """A block's transform, as scikit-learn's TfidfVectorizer does it: n-gram counts over a fixed vocabulary,
+    1 + log(count), times idf, L2-normalised."""
+
+    def __init__(self, block: _Block, idf: Floats) -> None:
+        import numpy as np
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        vocabulary = {term: i for i, term in enumerate(block.vocabulary)}
+        if len(vocabulary) != len(block.vocabulary):
+            raise ValueError(f"the {block.analyzer} vocabulary repeats a term")
+        self.block, self.idf = block, idf
+        self.counter = CountVectorizer(
+            analyzer=block.analyzer,
+            ngram_range=block.ngram_range,
+            token_pattern=_WORD_TOKENS if block.analyzer == "word" else None,
+            lowercase=True,
+            vocabulary=vocabulary,
+            dtype=np.float64,
+        )
+
+    def transform(self, texts: Sequence[str]) -> csr_matrix:
+        import numpy as np
+        from sklearn.preprocessing import normalize
+
+        x = self.counter.transform(texts)
+        np.log(x.data, out=x.data)
+        x.data += 1.0
+        x.data *= self.idf[x.indices]
+        return normalize(x, copy=False)
+
+
 class TextClassifier:
     """TF-IDF word and character n-grams under a logistic-loss linear model (SGD).
 
@@ -38,15 +104,14 @@ class TextClassifier:
     probabilities good enough to tell a confident answer from a guess.
     """
 
-    def __init__(self, pipeline: Any) -> None:
-        self._pipeline = pipeline
+    def __init__(self, classes: Sequence[str], blocks: Sequence[_Features], coef: Floats, intercept: Floats) -> None:
+        self.classes = tuple(classes)
+        self._blocks = tuple(blocks)
+        self._coef, self._intercept = coef, intercept
+        self._tokens = self._blocks[0].counter.build_analyzer()
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str]) -> TextClassifier:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import SGDClassifier
-        from sklearn.pipeline import FeatureUnion, make_pipeline
-
         if len(texts) != len(labels) or not texts:
             raise InputDataError(
                 f"training needs one label per text and at least one text (got {len(texts)} texts, "
@@ -54,42 +119,175 @@ class TextClassifier:
             )
         if len(set(labels)) < 2:
             raise InputDataError("training needs at least two different labels. Check the labelled file.")
-        features = FeatureUnion(
-            [
-                ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-                (
-                    "chars",
-                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
-                ),
-            ]
-        )
-        classifier = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=50, tol=1e-4, random_state=0)
-        pipeline = make_pipeline(features, classifier)
-        pipeline.fit(list(texts), list(labels))
-        return cls(pipeline)
+        return cls.from_pipeline(_fit_pipeline(texts, labels))
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> TextClassifier:
+        """Keep only the arrays of a fitted `_fit_pipeline` pipeline: what predicts is what is saved."""
+        import numpy as np
+
+        union, sgd = pipeline.steps[0][1], pipeline.steps[-1][1]
+        blocks = []
+        for _, vectorizer in union.transformer_list:
+            terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+            block = _Block(analyzer=vectorizer.analyzer, ngram_range=vectorizer.ngram_range, vocabulary=terms)
+            blocks.append(_Features(block, np.asarray(vectorizer.idf_, dtype=np.float64)))
+        coef = np.asarray(sgd.coef_, dtype=np.float64)
+        intercept = np.asarray(sgd.intercept_, dtype=np.float64)
+        return cls([str(c) for c in sgd.classes_], blocks, coef, intercept)
+
+    def probabilities(self, texts: Sequence[str]) -> Floats:
+        """One row per text, one column per class (as scikit-learn's SGDClassifier.predict_proba: one-vs-rest
+        logistic scores, normalised)."""
+        import numpy as np
+        from scipy.sparse import hstack
+        from scipy.special import expit
+
+        features = hstack([block.transform(texts) for block in self._blocks]).tocsr()
+        scores: Floats = expit(features @ self._coef.T + self._intercept)
+        if scores.shape[1] == 1:  # two classes: one score, for the second
+            return np.hstack([1 - scores, scores])
+        return scores / scores.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
     def predict(self, text: str) -> Prediction:
-        probabilities = self._pipeline.predict_proba([text])[0]
+        probabilities = self.probabilities([text])[0]
         best = int(probabilities.argmax())
-        return Prediction(str(self._pipeline.classes_[best]), float(probabilities[best]))
+        return Prediction(self.classes[best], float(probabilities[best]))
 
     def count_tokens(self, text: str) -> int:
-        analyzer = self._pipeline.steps[0][1].transformer_list[0][1].build_analyzer()
-        return len(analyzer(text))
+        return len(self._tokens(text))
+
+    # -- the file ------------------------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes: the same model always gives the same bytes, so the same sha256."""
+        import numpy as np
+
+        header = _Header(format=FILE_FORMAT, classes=list(self.classes), features=[b.block for b in self._blocks])
+        arrays: dict[str, Any] = {
+            "header": np.frombuffer(header.model_dump_json().encode(), dtype=np.uint8),
+            "coef": self._coef,
+            "intercept": self._intercept,
+        }
+        arrays |= {f"idf_{i}": block.idf for i, block in enumerate(self._blocks)}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for name, array in arrays.items():
+                with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str, fix: str) -> TextClassifier:
+        """Read a classifier file as data; anything else (a pickle, a damaged or crafted file) is a ModelFileError."""
+        try:
+            return cls._parse(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            reason = f"its header is not valid ({'.'.join(map(str, first['loc']))}: {first['msg']})"
+        except KeyError as exc:
+            reason = f"it has no {exc.args[0]} array"
+        except (ValueError, EOFError, OSError, MemoryError, zipfile.BadZipFile) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not data.startswith(b"PK\x03\x04"):
+                reason = "it is not a zip of arrays (an older podium saved pickles, which podium never loads)"
+        raise ModelFileError(
+            f"model file {source} is not a classifier podium can read: {reason[:300]}. {fix}", path=source
+        )
+
+    @classmethod
+    def _parse(cls, data: bytes) -> TextClassifier:
+        import numpy as np
+
+        arrays = _read_arrays(data)
+        header = _Header.model_validate_json(_array(arrays, "header", np.uint8, 1).tobytes())
+        if set(arrays) != {"header", "coef", "intercept", *(f"idf_{i}" for i in range(len(header.features)))}:
+            raise ValueError(f"it holds other arrays than its header declares: {', '.join(sorted(arrays))}")
+        if len(set(header.classes)) != len(header.classes):
+            raise ValueError("its classes repeat")
+        blocks = []
+        for i, block in enumerate(header.features):
+            idf = _array(arrays, f"idf_{i}", np.float64, 1)
+            if idf.shape != (len(block.vocabulary),):
+                raise ValueError(f"idf_{i} has {idf.shape[0]} weights for {len(block.vocabulary)} terms")
+            blocks.append(_Features(block, idf))
+        rows = 1 if len(header.classes) == 2 else len(header.classes)
+        width = sum(len(block.vocabulary) for block in header.features)
+        coef, intercept = _array(arrays, "coef", np.float64, 2), _array(arrays, "intercept", np.float64, 1)
+        if coef.shape != (rows, width) or intercept.shape != (rows,):
+            raise ValueError(f"coef {coef.shape} and intercept {intercept.shape} do not fit {rows} x {width}")
+        return cls(header.classes, blocks, coef, intercept)
 
     def save(self, path: Path) -> str:
         """Write the model to `path` and return its sha256, which must be recorded to load it again."""
+        import hashlib
+
+        data = self.to_bytes()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(self._pipeline, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
         tmp.replace(path)
-        return sha256_of(path)
+        return hashlib.sha256(data).hexdigest()
 
     @classmethod
-    def load(cls, path: Path, sha256: str) -> TextClassifier:
-        # The file is unpickled only after its hash matched the one recorded when podium wrote it.
-        verify_model_file(path, sha256, fix="Retrain it: podium models train-intents.")
-        return cls(pickle.loads(path.read_bytes()))  # noqa: S301
+    def load(cls, path: Path, sha256: str, *, fix: str = "Retrain it: podium models learn.") -> TextClassifier:
+        """Read `path` as data once its bytes hash to `sha256` (the same bytes are hashed and parsed)."""
+        return cls.from_bytes(read_verified(path, sha256, fix=fix), source=str(path), fix=fix)
+
+
+def _read_arrays(data: bytes) -> dict[str, Any]:
+    """The zip's arrays, each checked before it is read: stored (not compressed), plain numbers, and exactly as
+    many bytes as its header declares (so a crafted header cannot make podium allocate more than the file holds)."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{info.filename} is compressed (podium stores arrays as they are)")
+            if not info.filename.endswith(".npy") or not name.isidentifier() or name in arrays:
+                raise ValueError(f"{info.filename!r} is not an array podium writes")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version != (1, 0):
+                    raise ValueError(f"{info.filename} has .npy version {version}, podium writes 1.0")
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                if dtype.kind not in "uif" or dtype.hasobject:
+                    raise ValueError(f"{info.filename} holds {dtype}, not numbers")
+                if int(np.prod(shape)) * dtype.itemsize != info.file_size - member.tell():
+                    raise ValueError(f"{info.filename} declares more or fewer values than it holds")
+            with archive.open(info) as member:
+                arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+    return arrays
+
+
+def _array(arrays: dict[str, Any], name: str, dtype: Any, ndim: int) -> Floats:
+    import numpy as np
+
+    array = arrays[name]
+    if array.dtype != dtype or array.ndim != ndim:
+        raise ValueError(f"{name} is {array.dtype} with {array.ndim} dimensions, not {np.dtype(dtype)} with {ndim}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return array  # type: ignore[no-any-return]
+
+
+def _fit_pipeline(texts: Sequence[str], labels: Sequence[str]) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+
+    features = FeatureUnion(
+        [
+            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, token_pattern=_WORD_TOKENS)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
+        ]
+    )
+    classifier = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=50, tol=1e-4, random_state=0)
+    pipeline = make_pipeline(features, classifier)
+    pipeline.fit(list(texts), list(labels))
+    return pipeline
 
 
 class ClassifierModel(LocalModel):

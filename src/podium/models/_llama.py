@@ -54,7 +54,7 @@ class LlamaCppModel(LocalModel):
             packaged.locate(),
             packaged.sha256,
             threads=threads,
-            fix=f"Reinstall it: {packaged.install_hint}.",
+            fix=packaged.fix,
         )
 
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:

@@ -302,6 +302,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         # JSON list of {"name", "schema", "required"}: the JSON schema of each parameter, from its type hint
         ("ALTER TABLE podium_workflows ADD COLUMN parameters TEXT NOT NULL DEFAULT '[]'",),
     ),
+    Migration(
+        12,
+        "trained models by digest: the file is <sha256>.npz in the models folder, never a recorded path; "
+        "rows written before name pickles, which are never loaded (retrain them)",
+        (
+            "ALTER TABLE podium_model_files ADD COLUMN format TEXT NOT NULL DEFAULT 'pickle'",
+            "ALTER TABLE podium_model_files DROP COLUMN path",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (

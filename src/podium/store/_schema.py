@@ -253,8 +253,8 @@ model_files = sa.Table(
     "podium_model_files",
     metadata,
     sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("path", sa.Text, nullable=False),
-    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),  # the file is <sha256>.npz in the models folder
+    sa.Column("format", sa.Text, nullable=False),  # "podium-text-classifier/1"; "pickle": never loaded, retrain
     sa.Column("recorded_at", sa.Float, nullable=False),
 )
 
