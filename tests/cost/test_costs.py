@@ -9,6 +9,7 @@ import podium
 from podium import Settings
 from podium.cli import app as cli
 from podium.cost import cost_breakdown
+from tests._people import operator_key
 from tests.cost._budget_app import FEE_NANO, app, budget_flow
 
 runner = CliRunner()
@@ -33,17 +34,20 @@ def test_costs_by_workflow_match_the_ledger_and_the_printed_query(sqlite_setting
     ("args", "message"),
     [
         (["costs", "--per", "planet"], "use workflow, run, agent or team"),
-        (["budgets", "set", "agent:spender", "1", "--by", "cfo", "--on-exhausted", "shrug"], "'stop'"),
+        (["budgets", "set", "agent:spender", "1", "--on-exhausted", "shrug"], "'stop'"),
     ],
 )
 def test_cli_bad_input(sqlite_settings: Settings, args: list[str], message: str) -> None:
-    result = runner.invoke(cli, ["--home", str(sqlite_settings.home), *args], terminal_width=200)
+    with podium.connect(sqlite_settings) as pod:
+        key = operator_key(pod, "cfo")
+    result = runner.invoke(cli, ["--home", str(sqlite_settings.home), "--key", key, *args], terminal_width=200)
     assert result.exit_code != 0
     assert message in result.output + str(result.exception)
 
 
 def test_budgets_cli_sets_and_lists(sqlite_settings: Settings) -> None:
-    home = ["--home", str(sqlite_settings.home)]
-    assert runner.invoke(cli, [*home, "budgets", "set", "team:ops", "2.5", "--by", "cfo"]).exit_code == 0
+    with podium.connect(sqlite_settings) as pod:
+        home = ["--home", str(sqlite_settings.home), "--key", operator_key(pod, "cfo")]
+    assert runner.invoke(cli, [*home, "budgets", "set", "team:ops", "2.5"]).exit_code == 0
     listed = runner.invoke(cli, [*home, "budgets", "list"], terminal_width=200).output
     assert "team:ops" in listed and "2.500000" in listed and "stop" in listed

@@ -13,6 +13,7 @@ from pydantic_ai.usage import RequestUsage
 import podium
 from podium import Price, Settings
 from podium.models import ModelEntry
+from tests._people import operator
 
 CALLS = 240
 PROMPT = "Summarise this ticket for the queue, please. " * 4  # 180 characters: ~45 tokens by the 4-characters rule
@@ -34,7 +35,7 @@ APP = podium.App(
 
 def test_240_concurrent_calls_never_overshoot_a_one_dollar_budget(settings: Settings) -> None:
     with podium.launch(settings, APP) as pod:
-        pod.budgets.set("agent:burst", 1.0, by="cfo@example.com")
+        pod.budgets.set("agent:burst", 1.0, by=operator(pod, "cfo@example.com"))
         start = threading.Barrier(CALLS)
         outcomes: list[str] = []
 
@@ -66,7 +67,7 @@ def test_240_concurrent_calls_never_overshoot_a_one_dollar_budget(settings: Sett
 def test_the_most_a_call_can_cost_bounds_what_it_is_billed(sqlite_settings: Settings, prompt: str) -> None:
     """Multi-byte text costs more tokens per character; the bound counts bytes, so it still holds."""
     with podium.launch(sqlite_settings, APP) as pod:
-        pod.budgets.set("agent:burst", 100.0, by="cfo@example.com")
+        pod.budgets.set("agent:burst", 100.0, by=operator(pod, "cfo@example.com"))
         with podium.request_scope("one"):
             burst.run(prompt, model="greedy", max_tokens=5)
         with pod.engine.connect() as conn:
@@ -109,8 +110,8 @@ def test_a_memory_read_holds_no_budget(sqlite_settings: Settings) -> None:
     from podium.store import tables
 
     with podium.launch(sqlite_settings, APP) as pod:
-        pod.agents.grant("burst", data_scopes=["finance/notes"], by="finance-lead@example.com")
-        pod.budgets.set("agent:burst", 0.0, by="cfo@example.com")
+        pod.agents.grant("burst", data_scopes=["finance/notes"], by=operator(pod, "finance-lead@example.com"))
+        pod.budgets.set("agent:burst", 0.0, by=operator(pod, "cfo@example.com"))
         decision = pod.governor.authorize(Call("burst", "memory.read", "finance/notes", "data", ""))
         assert decision.allowed
         with pod.engine.connect() as conn:
