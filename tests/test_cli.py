@@ -11,6 +11,7 @@ from podium.cli import app
 from podium.store import tables
 from podium.testing import TEST_ADMIN, key_for
 from tests import _apps
+from tests._people import operator_key
 
 runner = CliRunner()
 
@@ -43,8 +44,10 @@ def test_runs_list_and_show(with_runs: Settings) -> None:
 def test_agents_list_suspend_resume(with_runs: Settings) -> None:
     listed = invoke(with_runs, "agents", "list")
     assert "tester" in listed and "qa-lead@example.com" in listed
-    assert "tester: suspended" in invoke(with_runs, "agents", "suspend", "tester", "--by", "ciso")
-    assert "tester: active" in invoke(with_runs, "agents", "resume", "tester", "--by", "ciso")
+    with Podium.connect(with_runs) as pod:
+        key = operator_key(pod, "ciso")
+    assert "tester: suspended" in invoke(with_runs, "--key", key, "agents", "suspend", "tester")
+    assert "tester: active" in invoke(with_runs, "--key", key, "agents", "resume", "tester")
 
 
 def test_audit_verify_passes_then_fails_after_an_edit(with_runs: Settings) -> None:
