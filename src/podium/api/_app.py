@@ -17,7 +17,6 @@ in OpenAPI. Times are ISO 8601 UTC strings; lists page with a cursor (see `_view
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -32,7 +31,7 @@ from podium._runtime import Podium
 from podium._version import __version__
 from podium.api._auth import LOOPBACK_NAMES, AuthError, Gatekeeper, HostCheck, auth_error
 from podium.api._errors import install, responses
-from podium.api._views import Health, Review, ReviewPage, StatusFilter, cursor_after, position
+from podium.api._views import Health, Review, ReviewPage, Stats, StatusFilter, cursor_after, position
 from podium.errors import UsageError
 from podium.policy import Identity
 
@@ -137,16 +136,10 @@ def create_app(
         since: Annotated[
             AwareDatetime | None, Query(description="ISO 8601 with a zone (2026-12-01T00:00:00Z).")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> Stats:
         """Exception rates, latency, SLA breaches, judgment yield and guardrail fatigue, since `since` (all time
         if omitted)."""
-        m = pod.reviews.metrics(since=0.0 if since is None else since.timestamp())
-        return {
-            **asdict(m),
-            "exception_rate": m.exception_rate,
-            "judgment_yield": m.judgment_yield,
-            "fatigue": [{**asdict(f), "advice": f.advice} for f in m.fatigue],
-        }
+        return Stats.of(pod.reviews.metrics(since=0.0 if since is None else since.timestamp()))
 
     @v1.get("/reviews/{review_id:path}", responses=responses(404))
     def show(me: Person, review_id: str) -> Review:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from podium.errors import UsageError
-from podium.review import ReviewRequest
+from podium.review import ReviewMetrics, ReviewRequest
 
 ReviewStatus = Literal["pending", "held", "approved", "rejected", "expired", "cancelled"]
 StatusFilter = Literal["open", "all", "pending", "held", "approved", "rejected", "expired", "cancelled"]
@@ -74,6 +74,39 @@ class Review(BaseModel):
 class ReviewPage(BaseModel):
     items: list[Review]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: this is the last.")
+
+
+class Fatigue(BaseModel):
+    reason: str
+    decisions: int
+    approved_unchanged: float = Field(description="The share approved unchanged.")
+    advice: str
+
+
+class Stats(BaseModel):
+    """What human oversight costs and yields (`podium review stats`); durations in seconds, shares from 0 to 1."""
+
+    runs: dict[str, int] = Field(description="Runs per workflow.")
+    runs_with_exception: dict[str, int]
+    exceptions_by_reason: dict[str, int]
+    exception_rate: float | None
+    decided: int
+    open: int
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    sla_breaches: int
+    human_minutes: float
+    judgment_minutes: float
+    judgment_decisions: int
+    judgment_yield: float | None
+    fatigue: list[Fatigue] = Field(description="Rules people approve almost always unchanged.")
+
+    @classmethod
+    def of(cls, m: ReviewMetrics) -> Stats:
+        fatigue = [{**asdict(f), "advice": f.advice} for f in m.fatigue]
+        return cls.model_validate(
+            {**asdict(m), "exception_rate": m.exception_rate, "judgment_yield": m.judgment_yield, "fatigue": fatigue}
+        )
 
 
 class Health(BaseModel):
