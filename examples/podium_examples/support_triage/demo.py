@@ -36,17 +36,68 @@ class DemoReport:
     calls_by_tier: dict[str, int]
     tokens: int
     cost_usd: float
-    strongest_model: str
-    strongest_cost_usd: float  # the same model calls, all on the strongest draft model available
+    strongest: StrongestTier | None  # the dearest draft model the router could have used, if it is not local
     cycle_p50_s: float
     cycle_p95_s: float
     replies_in_outbox: int
+    one_reply_per_answered_ticket: bool  # every ticket answered has one reply in the outbox, no other has any
     audit: Verification
     seconds: float
 
     @property
     def cost_per_ticket_usd(self) -> float:
         return self.cost_usd / self.tickets
+
+    def call_rows(self) -> list[tuple[str, str]]:
+        """The ledger's rows by tier, each named for what it counts (the ledger files tool calls under the tier
+        `tool` and review decisions under `human`)."""
+        names = {"tool": "tool calls", "human": "review decisions"}
+        return [
+            (names.get(tier, f"model calls, {tier} tier"), f"{n}") for tier, n in sorted(self.calls_by_tier.items())
+        ]
+
+    def replies_row(self) -> tuple[str, str]:
+        """The outbox count, and whether it is what exactly-once promises (checked here, not assumed)."""
+        check = "one per answered ticket" if self.one_reply_per_answered_ticket else "NOT one per answered ticket"
+        return "replies in outbox", f"{self.replies_in_outbox} ({check})"
+
+    def baseline_rows(self) -> list[tuple[str, str]]:
+        """The ledger's cost set against every draft on the strongest tier declared, with that model's price."""
+        s = self.strongest
+        if s is None:
+            return [("drafts on a stronger tier", "none declared (podium.toml, docs/costs.md)")]
+        return [
+            (
+                f"cost, all tickets, every draft on {s.model}",
+                f"${s.cost_usd:.6f} ({s.cost_usd / (self.cost_usd or 1):.1f}x)",
+            ),
+            (
+                f"{s.model}'s price ({s.tier} tier)",
+                f"${s.input_per_mtok:g} / ${s.output_per_mtok:g} per M tokens in / out",
+            ),
+        ]
+
+
+@dataclass(frozen=True)
+class StrongestTier:
+    """The most expensive model the router could have drafted with, and what the runs would have cost on it."""
+
+    model: str
+    tier: str
+    input_per_mtok: float
+    output_per_mtok: float
+    cost_usd: float
+
+
+def ensure_demo_admin(settings: podium.Settings) -> bool:
+    """Give a new demo home its admin: the support lead, in team support (the first level of every review chain
+    here), with their key stored for the command line, so `podium review approve ID` then acts as them. A home
+    that has an admin already is left alone. Returns True if it made one."""
+    with podium.connect(settings) as pod:
+        if settings.key_file.exists() or any("admins" in person.teams for person in pod.people.list()):
+            return False
+        pod.keys.bootstrap(wf.SUPPORT_LEAD, store_in=settings.key_file, teams=["support"])
+        return True
 
 
 def ensure_intent_model(settings: podium.Settings, train_file: Path = TRAIN_CSV) -> bool:
@@ -76,6 +127,7 @@ def run_demo(
     Run ids come from ticket ids, so running the demo again re-uses the finished runs: no reply is sent twice.
     """
     chosen = sample(load_tickets(ticket_file), tickets, seed)
+    ensure_demo_admin(settings)
     started = time.perf_counter()
     with podium.launch(settings, wf.app) as pod:
         run_ids = [
@@ -117,7 +169,8 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
             cycles.append(max(s.finished_at or 0.0 for s in steps) - min(s.started_at or 0.0 for s in steps))
     cycles = sorted(cycles) or [0.0]
     totals = pod.ledger.totals(run_ids)
-    strongest = pod.models.expand_tiers(wf.DRAFT_MODELS)[-1]
+    answered = {r.id for r in runs.values() if r.status == "SUCCESS" and r.output.outcome.startswith("sent")}
+    replies = Counter(m.run_id for m in pod.outbox.messages(run_ids=run_ids))
     return DemoReport(
         tickets=len(chosen),
         auto_resolved=by_outcome["sent"],
@@ -130,11 +183,11 @@ def _report(pod: podium.Podium, chosen: list[Ticket], run_ids: list[str], second
         calls_by_tier=totals.calls_by_tier,
         tokens=totals.input_tokens + totals.output_tokens,
         cost_usd=usd(totals.cost_nano_usd),
-        strongest_model=strongest,
-        strongest_cost_usd=usd(_cost_on(pod, strongest, run_ids)),
+        strongest=_strongest(pod, run_ids),
         cycle_p50_s=statistics.median(cycles),
         cycle_p95_s=cycles[min(len(cycles) - 1, round(0.95 * (len(cycles) - 1)))],
-        replies_in_outbox=len(pod.outbox.messages(run_ids=run_ids)),
+        replies_in_outbox=sum(replies.values()),
+        one_reply_per_answered_ticket=replies == Counter(answered),
         audit=_sign_and_verify(pod),
         seconds=seconds,
     )
@@ -148,29 +201,29 @@ def _reasons(pod: podium.Podium, run_ids: list[str]) -> dict[str, int]:
     return dict(kinds.most_common())
 
 
-def _cost_on(pod: podium.Podium, model: str, run_ids: list[str]) -> int:
-    """What the runs' ledger would hold had every model call gone to `model`, at the same tokens: the baseline
-    of "always the strongest tier". A local model's compute is estimated from its own measured seconds per token
-    in these runs. Tool fees and review minutes are the same either way and are kept as they are."""
+def _strongest(pod: podium.Podium, run_ids: list[str]) -> StrongestTier | None:
+    """What the runs' ledger would hold had every draft gone to the dearest model the router could have used, at
+    the same token counts (a remote model's tokenizer counts somewhat differently); classifications, tool fees
+    and review minutes are the same either way. None when that model is local: there is no stronger tier."""
+    drafters = pod.models.expand_tiers(wf.DRAFT_MODELS)
+    entry = pod.models.entry(drafters[-1])
+    if entry.tier == "local":
+        return None
     t = tables.ledger
     with pod.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(
-                t.c.kind, t.c.resource, t.c.input_tokens, t.c.output_tokens, t.c.compute_seconds, t.c.cost_nano_usd
-            ).where(t.c.run_id.in_(run_ids))
+            sa.select(t.c.kind, t.c.resource, t.c.input_tokens, t.c.output_tokens, t.c.cost_nano_usd).where(
+                t.c.run_id.in_(run_ids)
+            )
         ).all()
-    price = pod.models.entry(model).price
-    own = [r for r in rows if r.resource == model]
-    own_tokens = sum(r.input_tokens + r.output_tokens for r in own)
-    seconds_per_token = sum(r.compute_seconds for r in own) / own_tokens if own_tokens else 0.0
-    total = 0
-    for r in rows:
-        if r.kind != "model":
-            total += r.cost_nano_usd
-        else:
-            tokens = r.input_tokens + r.output_tokens
-            total += price.cost_nano_usd(r.input_tokens, r.output_tokens, tokens * seconds_per_token)
-    return total
+    total = sum(
+        entry.price.cost_nano_usd(r.input_tokens, r.output_tokens, 0.0)
+        if r.kind == "model" and r.resource in drafters
+        else r.cost_nano_usd
+        for r in rows
+    )
+    price = entry.price
+    return StrongestTier(entry.name, entry.tier, price.input_per_mtok, price.output_per_mtok, usd(total))
 
 
 def _sign_and_verify(pod: podium.Podium) -> Verification:

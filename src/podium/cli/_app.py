@@ -111,7 +111,7 @@ def demo(
         ("closed without reply (rejected/expired)", f"{report.closed_without_reply}"),
         ("failed", f"{report.failed}"),
         ("intent accuracy vs labels", f"{report.intent_accuracy:.1%}"),
-        *((f"model/tool calls, {tier} tier", f"{n}") for tier, n in sorted(report.calls_by_tier.items())),
+        *report.call_rows(),
         ("tokens (in + out)", f"{report.tokens:,}"),
         ("cost per ticket (ledger)", f"${report.cost_per_ticket_usd:.6f}"),
         ("cost, all tickets (ledger)", f"${report.cost_usd:.6f}"),
