@@ -19,6 +19,7 @@ from podium.errors import ActionDenied, ActorStopped, UsageError
 from podium.governance._report import governance_report
 from podium.store import tables
 from tests import _apps
+from tests._people import operator
 
 runner = CliRunner()
 
@@ -114,8 +115,9 @@ def test_the_tier_ceiling_holds_whatever_the_grants(sqlite_settings: Settings) -
 def test_the_governance_report_flags_agents_without_owners_and_stale_keys(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
+    """Each key figure counts what its words say: a live key past the age, every key revoked, never a key."""
     with _apps.launch(sqlite_settings) as pod:
-        pod.agents.add("old-bot", owner="ops@example.com", team="support", by="ops")
+        pod.agents.add("old-bot", owner="ops@example.com", team="support", by=operator(pod, "ops"))
         with pod.engine.begin() as conn:
             conn.execute(tables.agent_keys.update().values(created_at=time.time() - 120 * 86400))
             # an agent imported from an older system, with no owner: the report must not let it pass unnoticed
@@ -124,19 +126,41 @@ def test_the_governance_report_flags_agents_without_owners_and_stale_keys(
                     name="orphan", owner="", models="[]", tools="[]", status="active", updated_at=0.0
                 )
             )
+            # an agent whose one key was revoked
+            conn.execute(
+                tables.agents.insert().values(
+                    name="gone-bot", owner="ops@example.com", models="[]", tools="[]", status="active", updated_at=0.0
+                )
+            )
+            conn.execute(
+                tables.agent_keys.insert().values(
+                    id="k-gone",
+                    agent="gone-bot",
+                    secret_sha256="0" * 64,
+                    created_at=0.0,
+                    revoked_at=1.0,
+                    revoked_by="ops",
+                )
+            )
         with pytest.raises(ActionDenied):
             _apps.intruder.call_tool("note", text="x")
         report = governance_report(pod, stale_days=90)
     lines = {line.name: line for line in report.agents}
     assert lines["old-bot"].stale_key and lines["orphan"].owner == ""
-    assert report.share_without_owner == pytest.approx(1 / 5) and report.share_stale_keys == pytest.approx(1 / 5)
+    assert lines["gone-bot"].key == "all revoked" and not lines["gone-bot"].stale_key
+    assert report.share_without_owner == pytest.approx(1 / 6) and report.share_stale_keys == pytest.approx(1 / 6)
+    assert report.share_all_keys_revoked == pytest.approx(1 / 6)
+    assert report.share_without_keys == pytest.approx(4 / 6)  # intruder, teller, tester, orphan
     assert lines["intruder"].denials == 1 and "not allowed tool 'note'" in lines["intruder"].last_denial
     assert lines["tester"].key == "none (in-process only)"
     markdown = tmp_path / "report.md"
     printed = cli(sqlite_settings, "governance", "report", "--markdown", str(markdown))
-    assert "20% without an owner" in printed and "20% with stale or no live keys" in printed
+    assert "17% without an owner" in printed
+    assert "17% with a live key older than 90 days, 17% with every key revoked, 67% never issued a key" in printed
+    assert "1 refused action(s) in the log" in printed
     written = markdown.read_text()
     assert "| orphan | **NONE** |" in written and "STALE" in written
+    assert "- with every key revoked: 17%" in written and "- refused actions in the audit log: 1" in written
 
 
 def cli_on(settings: Settings, *args: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,8 @@ class AgentLine:
     denials: int
     last_denial: str
     key: str
-    stale_key: bool
+    stale_key: bool  # a live key older than the report's stale_days
+    key_state: str  # live | all_revoked | none (never issued one: it acts in process only)
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,33 @@ class GovernanceReport:
 
     @property
     def share_without_owner(self) -> float:
-        return sum(not a.owner for a in self.agents) / len(self.agents) if self.agents else 0.0
+        return self._share(lambda a: not a.owner)
 
     @property
     def share_stale_keys(self) -> float:
-        return sum(a.stale_key for a in self.agents) / len(self.agents) if self.agents else 0.0
+        """Agents with a live key older than `stale_days`."""
+        return self._share(lambda a: a.stale_key)
+
+    @property
+    def share_all_keys_revoked(self) -> float:
+        """Agents that were issued keys and have none live."""
+        return self._share(lambda a: a.key_state == "all_revoked")
+
+    @property
+    def share_without_keys(self) -> float:
+        """Agents never issued a key (declared in code, acting in process only)."""
+        return self._share(lambda a: a.key_state == "none")
+
+    def _share(self, counted: Callable[[AgentLine], bool]) -> float:
+        return sum(counted(a) for a in self.agents) / len(self.agents) if self.agents else 0.0
+
+    def key_summary(self) -> str:
+        """The key figures in words, each counting exactly what it names."""
+        return (
+            f"{self.share_stale_keys:.0%} with a live key older than {self.stale_days} days, "
+            f"{self.share_all_keys_revoked:.0%} with every key revoked, "
+            f"{self.share_without_keys:.0%} never issued a key (in process only)"
+        )
 
 
 def governance_report(pod: Podium, *, stale_days: int = 90) -> GovernanceReport:
@@ -87,6 +111,7 @@ def governance_report(pod: Podium, *, stale_days: int = 90) -> GovernanceReport:
         issued = [k for k in key_rows if k.agent == agent.name]
         oldest_days = (now - min(live)) / 86400 if live else 0.0
         stale = bool(live) and oldest_days > stale_days
+        state = "live" if live else "all_revoked" if issued else "none"
         key = f"live, {oldest_days:.0f} d old" if live else "all revoked" if issued else "none (in-process only)"
         lines.append(
             AgentLine(
@@ -112,6 +137,7 @@ def governance_report(pod: Podium, *, stale_days: int = 90) -> GovernanceReport:
                 last_denial=str(json.loads(denial.detail).get("reason", denial.decision))[:80] if denial else "",
                 key=key,
                 stale_key=stale,
+                key_state=state,
             )
         )
     return GovernanceReport(
@@ -130,7 +156,9 @@ def report_markdown(report: GovernanceReport) -> str:
         "",
         f"- agents: {len(report.agents)}",
         f"- without an accountable owner: {report.share_without_owner:.0%}",
-        f"- with a key older than {report.stale_days} days: {report.share_stale_keys:.0%}",
+        f"- with a live key older than {report.stale_days} days: {report.share_stale_keys:.0%}",
+        f"- with every key revoked: {report.share_all_keys_revoked:.0%}",
+        f"- never issued a key (in process only): {report.share_without_keys:.0%}",
         f"- refused actions in the audit log: {report.denials}",
         f"- active kills: {', '.join(report.kills) or 'none'}",
         "",
