@@ -2,36 +2,87 @@
 
 Durable workflows in which agents and people cooperate, with every model and tool call passing one governor
 that authorises it, costs it in a ledger and records it in a tamper-evident audit log.
+
+Each name below is imported on first use (PEP 562), so that `import podium` or a command line that only reads
+the database does not load DBOS, pydantic-ai and the model libraries.
 """
 
-from podium._events import Event, EventBus
-from podium._runtime import App, Podium, connect, launch, route_outcome
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from podium._version import __version__
-from podium.agents import Agent
-from podium.cost import Price
-from podium.errors import (
-    ActionDenied,
-    ActionRejected,
-    ActorStopped,
-    BudgetExhausted,
-    ConfigurationError,
-    GovernanceError,
-    InputDataError,
-    ModelFileError,
-    ModelUnavailable,
-    NotFoundError,
-    PodiumError,
-    ReviewRequired,
-    StaleError,
-    Unauthenticated,
-    UsageError,
-)
-from podium.governance import current_call, request_scope
-from podium.policy import Identity
-from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
-from podium.settings import Settings
-from podium.tools import send_to_outbox, tool
-from podium.workflows import Reviewed, Run, step, workflow
+
+if TYPE_CHECKING:
+    from podium._events import Event, EventBus
+    from podium._runtime import App, Podium, connect, launch, route_outcome
+    from podium.agents import Agent
+    from podium.cost import Price
+    from podium.errors import (
+        ActionDenied,
+        ActionRejected,
+        ActorStopped,
+        BudgetExhausted,
+        ConfigurationError,
+        GovernanceError,
+        InputDataError,
+        ModelFileError,
+        ModelUnavailable,
+        NotFoundError,
+        PodiumError,
+        ReviewRequired,
+        StaleError,
+        UsageError,
+    )
+    from podium.governance import current_call, request_scope
+    from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
+    from podium.settings import Settings
+    from podium.tools import send_to_outbox, tool
+    from podium.workflows import Reviewed, Run, step, workflow
+
+_HOMES = {
+    "podium._events": ("Event", "EventBus"),
+    "podium._runtime": ("App", "Podium", "connect", "launch", "route_outcome"),
+    "podium.agents": ("Agent",),
+    "podium.cost": ("Price",),
+    "podium.errors": (
+        "ActionDenied",
+        "ActionRejected",
+        "ActorStopped",
+        "BudgetExhausted",
+        "ConfigurationError",
+        "GovernanceError",
+        "InputDataError",
+        "ModelFileError",
+        "ModelUnavailable",
+        "NotFoundError",
+        "PodiumError",
+        "ReviewRequired",
+        "StaleError",
+        "UsageError",
+    ),
+    "podium.governance": ("current_call", "request_scope"),
+    "podium.review": ("OWNER", "Escalation", "ExceptionRules", "Judgement", "assess"),
+    "podium.settings": ("Settings",),
+    "podium.tools": ("send_to_outbox", "tool"),
+    "podium.workflows": ("Reviewed", "Run", "step", "workflow"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'podium' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})
+
 
 __all__ = [
     "OWNER",
@@ -47,7 +98,6 @@ __all__ = [
     "EventBus",
     "ExceptionRules",
     "GovernanceError",
-    "Identity",
     "InputDataError",
     "Judgement",
     "ModelFileError",
@@ -61,7 +111,6 @@ __all__ = [
     "Run",
     "Settings",
     "StaleError",
-    "Unauthenticated",
     "UsageError",
     "__version__",
     "assess",
