@@ -49,7 +49,7 @@ class Review(BaseModel):
     chain: list[str]
     level: int
     level_deadline_at: datetime
-    on_expiry: str
+    on_expiry: Literal["reject", "hold"] = Field(description="What happens when nobody decides in time.")
     assignee: str | None
     claimed_by: str | None
     decided_by: str | None
