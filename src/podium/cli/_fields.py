@@ -10,7 +10,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from podium.cli._display import iso
-from podium.cost import usd
 
 if TYPE_CHECKING:
     from podium.agents import AgentRecord
@@ -123,6 +122,8 @@ def agent_fields(a: AgentRecord) -> dict[str, Any]:
 
 def budget_fields(b: Budget) -> dict[str, Any]:
     """A budget in `budgets list --json` and `agents show --json` (docs/cli-json.md)."""
+    from podium.cost import usd
+
     return {
         "scope": b.scope,
         "limit_usd": usd(b.limit_nano_usd),
@@ -135,6 +136,8 @@ def budget_fields(b: Budget) -> dict[str, Any]:
 
 def entry_fields(stored: StoredEntry) -> dict[str, Any]:
     """An audit entry in `audit list --json` and `agents show --json` (docs/cli-json.md)."""
+    from podium.cost import usd
+
     e = stored.entry
     return {
         "seq": stored.seq,

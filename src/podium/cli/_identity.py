@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from podium._runtime import Podium
 from podium._time import format_time
 from podium.cli._common import connected, console, settings
-from podium.people import IssuedPersonKey, PersonKey
+
+if TYPE_CHECKING:
+    from podium.people import IssuedPersonKey, PersonKey
 
 keys_app = typer.Typer(
     help="People's keys: issue (shown once), list and revoke them. Every action is taken as a key's person.",
@@ -29,6 +30,8 @@ def init(
 ) -> None:
     """Create a home and its first admin, print the admin's key once, and store it (owner-only) for this
     command line. The only way to make the first admin: there is no first-come admin."""
+    from podium._runtime import Podium
+
     config = settings()
     with Podium.connect(config) as pod:
         issued = pod.keys.bootstrap(admin, store_in=config.key_file)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genai_prices import Usage, calc_price
-
 from podium.errors import ConfigurationError
 
 NANO = 1_000_000_000
@@ -27,6 +25,8 @@ class Price:
     @classmethod
     def listed(cls, model: str, provider: str) -> Price:
         """The provider's list price, from the price data genai-prices ships (no network)."""
+        from genai_prices import Usage, calc_price  # its price data takes a while to load: only when asked
+
         try:
             listed = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model, provider_id=provider)
         except LookupError as exc:
