@@ -11,29 +11,33 @@ import threading
 from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from podium._runtime import App, Podium
 from podium._time import format_time
 from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings
 from podium.cli._display import AsJson, print_json, row, styled, table
 from podium.cli._fields import budget_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
+from podium.cli._help import conventional_help
 from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
-from podium.cost import usd
 from podium.errors import AuditTampered, UsageError
 
+if TYPE_CHECKING:
+    from podium._runtime import App
+
+conventional_help()
 app = typer.Typer(
     help="podium: governed AI orchestration. Durable workflows where agents and people cooperate, "
     "with every model and tool call authorised, costed and audited.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",  # podium's own help text: paragraphs reflow, `code` stands out
     pretty_exceptions_enable=False,
     cls=PodiumGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 runs_app = typer.Typer(help="Inspect and control workflow runs.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
@@ -184,6 +188,8 @@ def worker(
     ],
 ) -> None:
     """Run workflows: recover this executor's interrupted runs and take queued ones, until Ctrl-C or SIGTERM."""
+    from podium._runtime import Podium
+
     podium_app = _load_app(app_path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -210,6 +216,8 @@ SWEEP_SECONDS = 60.0
 
 
 def _load_app(app_path: str) -> App:
+    from podium._runtime import App
+
     module_name, _, attribute = app_path.partition(":")
     try:
         loaded = getattr(importlib.import_module(module_name), attribute or "app")
@@ -488,6 +496,8 @@ def costs(
 
 
 def _usd(nano: int) -> str:
+    from podium.cost import usd
+
     return f"{usd(nano):.6f}"
 
 

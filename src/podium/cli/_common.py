@@ -6,23 +6,32 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from typer.core import TyperGroup
 
-from podium._runtime import Podium
 from podium.errors import GovernanceError, PodiumError
-from podium.settings import Settings
+
+if TYPE_CHECKING:
+    from podium._runtime import Podium
+    from podium.settings import Settings
 
 console = Console()
 err = Console(stderr=True)
 
 _overrides: dict[str, Any] = {}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from podium._version import __version__
+
+        typer.echo(f"podium {__version__}")
+        raise typer.Exit
 
 
 def root_options(
@@ -37,6 +46,9 @@ def root_options(
             show_default=False,
         ),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print podium's version and exit.", callback=_version, is_eager=True)
+    ] = False,
 ) -> None:
     _overrides.clear()  # one process may run several commands (tests, embedding): each starts afresh
     if database_url:
@@ -48,6 +60,10 @@ def root_options(
 
 
 def settings() -> Settings:
+    from pydantic import ValidationError
+
+    from podium.settings import Settings
+
     try:
         return Settings(**_overrides)
     except ValidationError as exc:
@@ -57,12 +73,15 @@ def settings() -> Settings:
 
 @contextmanager
 def connected() -> Iterator[Podium]:
+    from podium._runtime import Podium  # DBOS and the model libraries load only for a command that connects
+
     with Podium.connect(settings()) as pod:
         yield pod
 
 
 def progress_bar(what: str) -> Progress:
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
 
 class PodiumGroup(TyperGroup):
     """The root command. Whatever a command raises ends as one line on stderr and an exit code, never a traceback:

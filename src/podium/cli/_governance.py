@@ -13,14 +13,10 @@ from rich.text import Text
 
 from podium._tiers import TIER_CHOICES, TIER_PREFIX
 from podium._time import format_time
-from podium.audit.verifier import check
 from podium.cli._common import connected, console, err, settings
 from podium.cli._display import AsJson, block, iso, literal, print_json, row, styled, table
 from podium.cli._fields import agent_fields, budget_fields, entry_fields, report_fields
-from podium.cost import usd
 from podium.errors import UsageError
-from podium.governance import governance_report, kill_scope, report_markdown
-from podium.policy import PolicySet, run_file, test_suites
 
 agents_app = typer.Typer(
     help="The agent registry: identities, accountable owners, permissions, keys, status.", no_args_is_help=True
@@ -92,6 +88,8 @@ def agents_list(as_json: AsJson = False) -> None:
 @agents_app.command("show")
 def agents_show(name: str, as_json: AsJson = False) -> None:
     """One agent: identity, permissions, keys, kills, and its latest audited actions."""
+    from podium.cost import usd
+
     with connected() as pod:
         agent = pod.agents.get(name)
         keys = pod.agents.keys(name)
@@ -227,6 +225,8 @@ def kill(
     note: Note = "",
 ) -> None:
     """Halt now: refuse every further action, stop side effects under way, revoke keys, cancel runs in flight."""
+    from podium.governance import kill_scope
+
     scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
         report = pod.kill(scope, by=pod.operator(), reason=note)
@@ -252,6 +252,8 @@ def restore(
 ) -> None:
     """Lift a kill (audited). Revoked keys stay revoked (`podium agents rotate-key`); cancelled runs stay
     cancelled (`podium runs resume`)."""
+    from podium.governance import kill_scope
+
     scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
     with connected() as pod:
         pod.restore(scope, by=pod.operator(), reason=note)
@@ -268,6 +270,8 @@ def policy_test(
     ] = None,
 ) -> None:
     """Run the policy unit tests (podium's baseline and the folder's *.test.toml) against the policies."""
+    from podium.policy import PolicySet, run_file, test_suites
+
     directory = folder or settings().policies_dir
     policies = PolicySet.load(directory)  # loads and validates every policy before any case runs
     cases = table("file", "case", "expected", "decision", "decided by", ids=["decided by"])
@@ -397,6 +401,8 @@ def audit_verify(
 ) -> None:
     """Check the log: every leaf, every signed tree head, against its witnesses (the database) or the key and head
     you trust (an export; the same as `python -m podium.audit.verifier`). Exit 1 unless it verifies."""
+    from podium.audit.verifier import check
+
     if export is not None:
         outcome = check(
             export,
@@ -498,6 +504,8 @@ def governance_report_command(
     as_json: AsJson = False,
 ) -> None:
     """Every agent with its owner, permissions, last actions and denials; agents with no owner or stale keys."""
+    from podium.governance import governance_report, report_markdown
+
     with connected() as pod:
         report = governance_report(pod, stale_days=stale_days)
     if markdown is not None:
