@@ -65,7 +65,9 @@ def settled(pod: Podium, timeout: float = 60.0) -> dict[str, list[tuple[Any, ...
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting_runs = {r.run_id for r in pod.reviews.list(status="open", limit=1000)}
-        busy = [r.id for r in pod.runs.list(limit=1000) if r.status in ("PENDING", "ENQUEUED") and r.id not in waiting_runs]
+        busy = [
+            r.id for r in pod.runs.list(limit=1000) if r.status in ("PENDING", "ENQUEUED") and r.id not in waiting_runs
+        ]
         if not busy:
             return snapshot(pod)
         time.sleep(0.1)
@@ -230,7 +232,9 @@ def test_every_route_acts_only_with_the_right_key(served: tuple[Podium, str, Gat
                 assert answer.status_code == (403 if kind == "other" else 401), (path(review_id), kind, answer.text)
                 assert "error" in answer.json()
                 assert snapshot(pod) == before, f"{method} {path(review_id)} with {kind} key changed something"
-            answer = client.request(method, path(review_id), json=body, headers={"Authorization": f"Bearer {creds['right']}"})
+            answer = client.request(
+                method, path(review_id), json=body, headers={"Authorization": f"Bearer {creds['right']}"}
+            )
             assert answer.status_code == 200, (path(review_id), answer.text)
             if audited_as:
                 assert entries(pod, audited_as)[-1][0] == f"person:{LEAD}", path(review_id)

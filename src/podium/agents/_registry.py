@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from podium._tiers import check_tier_ceiling
 from podium.agents._agent import AgentIdentity, check_name
-from podium.audit import actor_name, parse_actor, record
+from podium.audit import record
 from podium.errors import NotFoundError, Unauthenticated, UsageError
 from podium.policy import Authorizer, Entity, GovernedAction, Identity, PolicySet, agent_entity, person_entity
 from podium.store import tables
