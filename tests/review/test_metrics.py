@@ -9,6 +9,7 @@ import pytest
 
 import podium
 from podium import Podium, Settings
+from podium.testing import sign_in
 from tests.review import _app
 from tests.review.test_review import waiting
 
@@ -16,7 +17,7 @@ from tests.review.test_review import waiting
 @pytest.fixture
 def pod(sqlite_settings: Settings) -> Iterator[Podium]:
     with podium.launch(sqlite_settings, _app.app) as launched:
-        launched.people.add("bob", teams=["refunds"], by="admin@example.com")
+        sign_in(launched, "bob", teams=["refunds"])
         yield launched
 
 
@@ -27,8 +28,9 @@ def test_metrics_say_where_human_time_goes_and_which_rule_to_relax(pod: Podium) 
     late = _app.refund_quick.start("late", 900.0)  # nobody answers: escalates twice, then expires
     assert {run.result() for run in calm} == {"paid"}
     requests = [waiting(pod, run.id) for run in unsure]
-    pod.reviews.approve_many([r.id for r in requests], by="bob", minutes=1)  # rubber-stamping
-    pod.reviews.reject(waiting(pod, big.id).id, by="bob", minutes=5, rationale="far above policy")
+    bob = sign_in(pod, "bob")
+    pod.reviews.approve_many([r.id for r in requests], by=bob, minutes=1)  # rubber-stamping
+    pod.reviews.reject(waiting(pod, big.id).id, by=bob, minutes=5, rationale="far above policy")
     assert {run.result() for run in unsure} == {"paid"}
     assert (big.result(), late.result()) == ("not paid: rejected", "not paid: expired")
 
