@@ -111,7 +111,7 @@ class Podium:
         config_file = settings.config_file
         self.config = ModelConfig.load(config_file) if config_file else ModelConfig()
         local_price = Price(compute_per_hour=settings.local_compute_usd_per_hour)
-        self.models = ModelCatalog.configured(self.config, llm_threads=settings.llm_threads, local_price=local_price)
+        self.models = ModelCatalog.configured(self.config, local_price=local_price)
         self.trained = TrainedModels(engine, settings.resolved_models_dir)
         self.classifiers = ServedClassifiers(
             self.models, self.trained, price=local_price, retrain_after=settings.retrain_after

@@ -53,7 +53,6 @@ class Settings(BaseSettings):
         ge=0,
         description="The loaded cost of an hour of a reviewer's time; review minutes are costed at this rate.",
     )
-    llm_threads: int = Field(default=2, ge=1, description="CPU threads for in-process llama.cpp models.")
     config: Path | None = Field(
         default=None,
         description="A podium.toml declaring remote models and routing (docs/routing.md). Unset: ./podium.toml "

@@ -59,13 +59,13 @@ class ModelCatalog:
         self._lock = threading.Lock()
 
     @classmethod
-    def configured(cls, config: ModelConfig, *, llm_threads: int, local_price: Price) -> ModelCatalog:
+    def configured(cls, config: ModelConfig, *, local_price: Price) -> ModelCatalog:
         """The built-in local model and every model `config` declares; each tier routing.tiers names must have one."""
         catalog = cls(config)
         catalog.add(
             "smollm2-135m",
             LOCAL,
-            lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M, threads=llm_threads),
+            lambda: LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M),
             local_price,
             packaged=SMOLLM2_135M,
         )

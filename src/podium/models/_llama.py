@@ -21,7 +21,7 @@ class LlamaCppModel(LocalModel):
     """
 
     default_max_tokens = DEFAULT_MAX_TOKENS
-    slowest_tokens_per_second = 2.0  # ~90 tokens a second on this VM's 2 threads; it swings 3-10x for minutes
+    slowest_tokens_per_second = 2.0  # 80-180 tokens a CPU second on one thread of this VM
 
     def __init__(
         self,
@@ -29,7 +29,6 @@ class LlamaCppModel(LocalModel):
         path: Path,
         sha256: str,
         *,
-        threads: int = 2,
         context_tokens: int = 2048,
         fix: str = "Point the model at the right file or record its new sha256 deliberately.",
     ) -> None:
@@ -43,17 +42,19 @@ class LlamaCppModel(LocalModel):
                 "Run `make install` (it builds it with the CPU flags this machine needs), "
                 "or pip install 'podium[local]'."
             ) from exc
+        # One thread, the caller's, so that its CPU time is the whole of the work (LocalModel charges that). With
+        # more, llama.cpp's OpenMP workers spin at every barrier while one of them waits for a core: on a busy
+        # 2-core machine two threads spent 1.2-5.2 s of CPU (1-10 s wall) on a reply one thread made in 0.54 s.
         self._llama: Any = Llama(
-            model_path=str(self.path), n_ctx=context_tokens, n_threads=threads, seed=0, verbose=False
+            model_path=str(self.path), n_ctx=context_tokens, n_threads=1, n_threads_batch=1, seed=0, verbose=False
         )
 
     @classmethod
-    def from_package(cls, name: str, packaged: PackagedModelFile, *, threads: int = 2) -> LlamaCppModel:
+    def from_package(cls, name: str, packaged: PackagedModelFile) -> LlamaCppModel:
         return cls(
             name,
             packaged.locate(),
             packaged.sha256,
-            threads=threads,
             fix=packaged.fix,
         )
 

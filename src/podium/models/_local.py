@@ -1,4 +1,4 @@
-"""What every in-process model shares: text in, text out, and a measured compute time for the ledger."""
+"""What every in-process model shares: text in, text out, and the CPU time the work consumed, for the ledger."""
 
 from __future__ import annotations
 
@@ -55,9 +55,11 @@ def to_chat(messages: list[ModelMessage]) -> list[ChatTurn]:
 class LocalModel(Model):
     """A model that runs in this process on the CPU, one request at a time.
 
-    Subclasses implement `_generate`; this class serialises requests (the libraries underneath are not
-    thread-safe), times them, and reports the compute time in `provider_details["compute_seconds"]`, which
-    the governor costs at the configured local rate.
+    Subclasses implement `_generate`, computing on the calling thread alone; this class serialises requests (the
+    libraries underneath are not thread-safe) and reports the CPU time that thread spent on the request in
+    `provider_details["compute_seconds"]`, which the governor costs at the configured local rate. CPU time, not
+    wall time: waiting for the lock or for a core another process holds costs nothing, so the same request costs
+    the same on a quiet machine and a busy one (docs/costs.md).
     """
 
     # What the governor reserves a request against when the request sets no bound: the output it makes unasked,
@@ -96,10 +98,12 @@ class LocalModel(Model):
         )
 
     def _timed(self, work: Callable[[], tuple[str, RequestUsage]]) -> tuple[str, RequestUsage, float]:
+        """Run `work` under the lock; return its result and the CPU seconds this thread spent in it (the thread's
+        own clock: other threads of this process, and other processes, do not move it)."""
         with self._lock:
-            started = time.perf_counter()
+            started = time.thread_time()
             text, usage = work()
-            return text, usage, time.perf_counter() - started
+            return text, usage, time.thread_time() - started
 
     @abstractmethod
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
