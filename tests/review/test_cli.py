@@ -11,6 +11,7 @@ import podium
 from podium import Podium, Settings
 from podium.cli import app
 from podium.cli._common import console
+from podium.testing import TEST_ADMIN, key_for
 from tests.review import _app
 from tests.review._app import LEAD
 from tests.review.test_review import waiting
@@ -26,13 +27,18 @@ def pod(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield launched
 
 
-def cli(pod: Podium, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["--database-url", pod.settings.resolved_database_url, *args])
+def cli(pod: Podium, *args: str, key: str = "") -> tuple[int, str]:
+    """Run `podium ARGS` on `pod`'s database, acting with `key` if given."""
+    result = runner.invoke(
+        app, ["--database-url", pod.settings.resolved_database_url, *(("--key", key) if key else ()), *args]
+    )
     return result.exit_code, result.output + (str(result.exception) if result.exception else "")
 
 
 def test_a_person_works_the_queue_from_the_cli(pod: Podium) -> None:
-    assert cli(pod, "people", "add", "bob", "--team", "refunds", "--rate", "75", "--by", "admin")[0] == 0
+    admin = key_for(pod, TEST_ADMIN)
+    assert cli(pod, "people", "add", "bob", "--team", "refunds", "--rate", "75", key=admin)[0] == 0
+    bob = key_for(pod, "bob")
     big = _app.refund_flow.start("c-20", 640.0, note="broken blender")
     unsure = _app.refund_flow.start("c-21", 12.0, confidence=0.2)
     request, other = waiting(pod, big.id), waiting(pod, unsure.id)
@@ -47,21 +53,21 @@ def test_a_person_works_the_queue_from_the_cli(pod: Podium) -> None:
     for shown in ("high_value", "amount_usd", "640.0", request.action_digest, "team:refunds", LEAD, "then reject"):
         assert shown in output, shown
 
-    code, output = cli(pod, "review", "edit", request.id, "--set", "amount_usd=many", "--by", "bob")
+    code, output = cli(pod, "review", "edit", request.id, "--set", "amount_usd=many", key=bob)
     assert code != 0 and "amount_usd: expected number, got str 'many'" in output
-    code, output = cli(pod, "review", "approve", request.id, "--by", "mallory")
+    code, output = cli(pod, "review", "approve", request.id, key=key_for(pod, "mallory"))
     assert code != 0 and "may not review.decide" in output
-    code, output = cli(pod, "review", "approve", "--by", "bob")
+    code, output = cli(pod, "review", "approve", key=bob)
     assert code != 0 and "name the requests to decide" in output
 
-    assert cli(pod, "review", "claim", request.id, "--by", "bob")[0] == 0
+    assert cli(pod, "review", "claim", request.id, key=bob)[0] == 0
     code, output = cli(
-        pod, "review", "edit", request.id, "--set", "amount_usd=320", "--by", "bob", "--minutes", "4",
-        "--note", "half: item was used", "--digest", request.action_digest[:12],
+        pod, "review", "edit", request.id, "--set", "amount_usd=320", "--minutes", "4",
+        "--note", "half: item was used", "--digest", request.action_digest[:12], key=bob,
     )  # fmt: skip
     assert code == 0, output
     assert big.result() == "paid"
-    code, output = cli(pod, "review", "reject", "--reason", "low_confidence", "--by", "bob", "--label", "complaint")
+    code, output = cli(pod, "review", "reject", "--reason", "low_confidence", "--label", "complaint", key=bob)
     assert code == 0 and f"{other.id}: rejected by bob" in output
     assert unsure.result() == "not paid: rejected"
 
