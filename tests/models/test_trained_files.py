@@ -279,3 +279,8 @@ def test_models_list_shows_the_trained_classifier_and_a_remote_model_as_remote(
     assert (
         f"smollm2-135m  (local, packaged)\n  sha256  {podium.models.SMOLLM2_135M.sha256}\n  state   sha256 ok" in listed
     )
+
+
+def test_a_classification_is_billed_for_the_words_it_reads(intent_model_file: IntentModelFile) -> None:
+    """Its input tokens are the words, not the words plus the word pairs its features also count (11 here)."""
+    assert intent_model_file.classifier.count_tokens("My card was stolen, what now?") == 6

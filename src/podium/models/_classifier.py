@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,7 +109,6 @@ class TextClassifier:
         self.classes = tuple(classes)
         self._blocks = tuple(blocks)
         self._coef, self._intercept = coef, intercept
-        self._tokens = self._blocks[0].counter.build_analyzer()
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str]) -> TextClassifier:
@@ -155,7 +155,8 @@ class TextClassifier:
         return Prediction(self.classes[best], float(probabilities[best]))
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokens(text))
+        """The words it reads (the ledger's input tokens): words, not the word pairs it also weighs."""
+        return len(re.findall(_WORD_TOKENS, text))
 
     # -- the file ------------------------------------------------------------------------------------------------
 
