@@ -12,7 +12,7 @@ from podium.store import tables
 from podium.testing import sign_in
 from tests._driver import drive_process
 from tests._people import operator
-from tests.cost._budget_app import FEE_NANO, app, budget_flow
+from tests.cost._budget_app import FEE_NANO, app, budget_flow, spender
 from tests.review.test_review import waiting
 
 
@@ -82,6 +82,7 @@ def reservations(pod: podium.Podium) -> list[str]:
 @pytest.mark.parametrize("after_the_crash", ["the run resumes", "the run is cancelled"])
 def test_a_kill_between_reserve_and_commit_loses_no_money(settings: Settings, after_the_crash: str) -> None:
     with podium.connect(settings) as pod:
+        pod.agents.register(spender.identity)  # as a launch of its app does: a budget covers an agent that exists
         pod.budgets.set("agent:spender", 1.0, by=operator(pod, "cfo@example.com"))
     assert drive(settings, "budget-crash", freeze=True) == "FROZEN"
     with podium.connect(settings) as pod:
@@ -110,7 +111,10 @@ def test_bad_budget_input_is_refused_with_the_fix(sqlite_settings: Settings) -> 
         cfo = operator(pod, "cfo@example.com")
         with pytest.raises(UsageError, match="not kind:name"):
             pod.budgets.set("spender", 1.0, by=cfo)
-        with pytest.raises(UsageError, match="negative"):
+        with pytest.raises(NotFoundError, match="no agent 'spender' to budget"):
+            pod.budgets.set("agent:spender", 1.0, by=cfo)
+        pod.agents.register(spender.identity)
+        with pytest.raises(UsageError, match="give a number from 0 to 1e"):
             pod.budgets.set("agent:spender", -1.0, by=cfo)
         with pytest.raises(UsageError, match="'stop'"):
             pod.budgets.set("agent:spender", 1.0, by=cfo, on_exhausted="ignore")  # type: ignore[arg-type]
@@ -124,6 +128,7 @@ def test_a_call_recorded_after_its_reservation_was_released_is_still_charged(sql
     from podium.cost._budgets import Charge, settle
 
     with podium.connect(sqlite_settings) as pod:
+        pod.agents.register(spender.identity)
         pod.budgets.set("agent:spender", 1.0, by=operator(pod, "cfo@example.com"))
         pod.budgets.reserve("run-1:1:1", "run-1", ("agent:spender",), FEE_NANO)
         pod.budgets.release("run-1:1:1")

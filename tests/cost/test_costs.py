@@ -9,6 +9,7 @@ import podium
 from podium import Settings
 from podium.cli import app as cli
 from podium.cost import cost_breakdown
+from podium.testing import sign_in
 from tests._people import operator_key
 from tests.cost._budget_app import FEE_NANO, app, budget_flow
 
@@ -48,6 +49,7 @@ def test_cli_bad_input(sqlite_settings: Settings, args: list[str], message: str)
 def test_budgets_cli_sets_and_lists(sqlite_settings: Settings) -> None:
     with podium.connect(sqlite_settings) as pod:
         home = ["--home", str(sqlite_settings.home), "--key", operator_key(pod, "cfo")]
+        sign_in(pod, "ops-lead", teams=["ops"])  # a budget covers a team someone is in
     assert runner.invoke(cli, [*home, "budgets", "set", "team:ops", "2.5"]).exit_code == 0
     listed = runner.invoke(cli, [*home, "budgets", "list"], terminal_width=200).output
     assert "team:ops" in listed and "2.500000" in listed and "stop" in listed

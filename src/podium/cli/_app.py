@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from podium._bounds import MAX_JSON_BYTES, check_text
 from podium._time import format_time
 from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings
-from podium.cli._display import AsJson, print_json, row, styled, table
+from podium.cli._display import AsJson, print_json, row, shorten, styled, table
 from podium.cli._fields import budget_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._help import conventional_help
@@ -240,10 +241,15 @@ def runs_start(
     """Queue a run; a `podium worker` of the workflow's app executes it."""
     values = []
     for number, text in enumerate(args or [], start=1):
+        check_text(text, f"argument {number}", max_chars=MAX_JSON_BYTES)
         try:
             values.append(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"argument {number} is not JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise UsageError(
+                f"argument {number} is not a JSON value ({why}): {shorten(text, 60)!r}. Quote it for the shell: "
+                """'"text"', 42, '{"key": 1}'."""
+            ) from None
     with connected() as pod:
         run = pod.runs.start(workflow, values, run_id=run_id)
     console.print(styled("{}: {}", run.id, run.status.lower()))

@@ -12,8 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
+from typer._click import Context
+from typer._click import exceptions as click_errors  # Typer 0.29 vendors click: these are the ones it raises
 from typer.core import TyperGroup
 
+from podium._bounds import check_text
 from podium.errors import GovernanceError, PodiumError
 
 if TYPE_CHECKING:
@@ -83,21 +86,44 @@ def progress_bar(what: str) -> Progress:
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
+_ARGV = "podium.argv"
+MAX_ARGUMENT_CHARS = 1_000_000
+
+
 class PodiumGroup(TyperGroup):
     """The root command. Whatever a command raises ends as one line on stderr and an exit code, never a traceback:
     a mistake to fix (UsageError) exits 2, a refusal (GovernanceError) 1, and any other failure 1, never 0."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGV] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Context) -> Any:
         try:
+            for arg in ctx.meta.get(_ARGV, ()):  # the shell hands over bytes: what is not UTF-8 text stops here
+                check_text(arg, "an argument", max_chars=MAX_ARGUMENT_CHARS)
             return super().invoke(ctx)
+        except click_errors.NoArgsIsHelpError:
+            raise  # `podium runs` alone: the help, as Typer shows it
+        except click_errors.UsageError as exc:  # an option or argument Typer could not parse: said in one line too
+            code, message = exc.exit_code, f"{_sentence(exc.format_message())} See `{_command_path(exc)} --help`."
         except (typer.TyperException, typer.Exit, typer.Abort):
-            raise  # Typer's own: usage errors (exit 2), explicit exits, Ctrl-C
+            raise  # Typer's own: explicit exits, Ctrl-C
         except PodiumError as exc:
             code, message = (1 if isinstance(exc, GovernanceError) else 2), str(exc)
         except Exception as exc:  # noqa: BLE001 - the last resort: a failure no check above foresaw
             code, message = 1, failure_line(exc)
         error_line(message)
         raise typer.Exit(code)
+
+
+def _command_path(exc: click_errors.UsageError) -> str:
+    return exc.ctx.command_path if exc.ctx is not None else "podium"
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def error_line(message: str) -> None:

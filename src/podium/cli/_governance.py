@@ -51,6 +51,10 @@ def agents_add(
     ] = None,
 ) -> None:
     """Register an agent and print its API key (shown once: store it now)."""
+    from podium.cost import Budgets
+
+    if budget_usd is not None:  # checked first: a budget refused after the agent was added would leave it unbudgeted
+        Budgets.validate(f"agent:{name}", budget_usd)
     with connected() as pod:
         record, key = pod.agents.add(
             name,

@@ -26,6 +26,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from podium._bounds import MAX_USD, check_name, check_number
 from podium.cost._prices import NANO, usd
 from podium.errors import BudgetExhausted, NotFoundError, UsageError
 from podium.policy import Authorizer, Identity
@@ -51,7 +52,7 @@ class Budget:
 
 
 def check_scope(scope: str) -> str:
-    kind, _, name = scope.partition(":")
+    kind, _, name = check_name(scope, "a budget scope").partition(":")
     if kind not in SCOPE_KINDS or not name:
         raise UsageError(
             f"budget scope {scope!r} is not kind:name with kind one of {', '.join(SCOPE_KINDS)} "
@@ -66,13 +67,10 @@ class Budgets:
         self._authorizer = authorizer  # who may set a budget
 
     def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: Identity) -> Budget:
-        """Create or change a budget (audited). Spend and reservations so far are kept."""
-        check_scope(scope)
-        if limit_usd < 0:
-            raise UsageError(f"budget limit {limit_usd} for {scope} is negative; give a limit in USD >= 0.")
-        if on_exhausted not in ("stop", "review"):
-            raise UsageError(f"on_exhausted={on_exhausted!r}: use 'stop' (refuse the call) or 'review' (ask a person).")
-        limit = round(limit_usd * NANO)
+        """Create or change a budget (audited) on something that exists: a registered agent, a launched workflow,
+        a team someone is in, an issued key. Spend and reservations so far are kept."""
+        limit = self.validate(scope, limit_usd, on_exhausted)
+        _require_scope(self._engine, scope)
         detail = {"limit_nano_usd": str(limit), "on_exhausted": on_exhausted}
         with self._authorizer.act(by, "budget.set", scope, detail=detail) as act:
             conn = act.conn
@@ -88,6 +86,16 @@ class Budgets:
                     )
                 )
         return self.get(scope)
+
+    @staticmethod
+    def validate(scope: str, limit_usd: float, on_exhausted: str = "stop") -> int:
+        """The limit in nano-USD, if `set` takes these values (whatever exists): a scope of a known kind, a finite
+        limit of $0 to $1,000,000,000, and stop or review. For checking a budget before what it covers is made."""
+        check_scope(scope)
+        check_number(limit_usd, f"the limit of {scope} (USD)", low=0, high=MAX_USD)
+        if on_exhausted not in ("stop", "review"):
+            raise UsageError(f"on_exhausted={on_exhausted!r}: use 'stop' (refuse the call) or 'review' (ask a person).")
+        return round(limit_usd * NANO)
 
     def get(self, scope: str) -> Budget:
         with self._engine.connect() as conn:
@@ -214,6 +222,35 @@ def settle(conn: sa.Connection, charges: Sequence[Charge]) -> None:
             .where(b.c.scope == scope)
             .values(reserved_nano_usd=b.c.reserved_nano_usd + reserved, spent_nano_usd=b.c.spent_nano_usd + spent)
         )
+
+
+def _require_scope(engine: sa.Engine, scope: str) -> None:
+    """Refuse a budget on nothing: a typo would otherwise be a budget that never stops anything."""
+    kind, _, name = scope.partition(":")
+    if kind == "agent":
+        known = sa.select(tables.agents.c.name)
+    elif kind == "workflow":
+        known = sa.select(tables.workflows.c.name)
+    elif kind == "key":
+        known = sa.select(tables.agent_keys.c.id)
+    else:
+        known = sa.select(tables.agents.c.team).where(tables.agents.c.team != "")
+    with engine.connect() as conn:
+        names = set(conn.execute(known.distinct()).scalars())
+        if kind == "team":  # a team is anyone's: an agent's, or a person's in the directory
+            people = conn.execute(sa.select(tables.people.c.teams)).scalars()
+            names |= {team for teams in people for team in json.loads(teams)}
+    if name not in names:
+        shown = ", ".join(sorted(names)[:10]) + (" …" if len(names) > 10 else "")
+        raise NotFoundError(f"no {kind} {name!r} to budget (known: {shown or 'none'}); check the name. {_KNOWN[kind]}")
+
+
+_KNOWN = {
+    "agent": "`podium agents list` shows the agents.",
+    "workflow": "A workflow is known once a worker has launched it.",
+    "team": "Teams are those of agents (`podium agents list`) and people (`podium people list`).",
+    "key": "`podium agents show NAME` shows an agent's keys.",
+}
 
 
 def _budget(row: sa.Row[tuple[object, ...]]) -> Budget:

@@ -4,6 +4,7 @@ from podium.review._context import approvals_scope, assess, workflow_scope
 from podium.review._metrics import Fatigue, ReviewMetrics
 from podium.review._queue import BulkDecision, DecisionDetails, ReviewRequest, Reviews, wake_withdrawn, withdraw_reviews
 from podium.review._rules import DATA_CLASSES, NO_RULES, OWNER, Escalation, ExceptionRules, Facts, Judgement
+from podium.review._schema import problems
 from podium.review._stage import ExceptionStage
 from podium.review._wait import await_decision
 
@@ -25,6 +26,7 @@ __all__ = [
     "approvals_scope",
     "assess",
     "await_decision",
+    "problems",
     "wake_withdrawn",
     "withdraw_reviews",
     "workflow_scope",

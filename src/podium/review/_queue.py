@@ -10,6 +10,7 @@ delivered without its record.
 from __future__ import annotations
 
 import builtins
+import difflib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from typing import Any, TypedDict, Unpack
 import sqlalchemy as sa
 from dbos import DBOSClient, SendMessage
 
+from podium._bounds import MAX_MINUTES, MAX_USD, check_count, check_json, check_name, check_number, check_text
 from podium.audit import canonical_json, digest, parse_actor, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, PodiumError, StaleError, UsageError
@@ -34,6 +36,7 @@ _REQUESTS = sa.select(r, tables.agents.c.team.label("agent_team")).outerjoin(
     tables.agents, tables.agents.c.name == r.c.agent
 )
 OPEN = ("pending", "held")  # statuses a person can still decide
+STATUSES = (*OPEN, "approved", "rejected", "expired", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class Reviews:
         """Requests, oldest first, at most `limit`. `status` "open" (the default) means pending or held, None any;
         `reason` matches a reason code or its prefix (`compliance` matches `compliance:…`); `waiting_on` a person or
         `team:`; `after` a (created_at, id) position in that order: the next page starts past it."""
+        _check_filters(status, reason, min_value_usd, older_than_s, waiting_on, limit)
         query = _REQUESTS.order_by(r.c.created_at, r.c.id)
         if after is not None:
             query = query.where((r.c.created_at > after[0]) | ((r.c.created_at == after[0]) & (r.c.id > after[1])))
@@ -172,6 +176,7 @@ class Reviews:
         return found
 
     def get(self, review_id: str) -> ReviewRequest:
+        check_name(review_id, "a review id")
         with self._engine.connect() as conn:
             row = conn.execute(_REQUESTS.where(r.c.id == review_id)).first()
         if row is None:
@@ -197,6 +202,7 @@ class Reviews:
         `label` corrects (or confirms) the model's judgement the request carries; `expected_digest` is the action
         digest the person saw, so an approval of a request that changed meanwhile is refused.
         """
+        _check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
         request = self.get(review_id)
         return self._decide(request, "approved", by, rationale, minutes, label, expected_digest, None)
 
@@ -211,6 +217,7 @@ class Reviews:
         expected_digest: str | None = None,
     ) -> ReviewRequest:
         """Reject the proposed action: the run goes on without it (the workflow sees ActionRejected)."""
+        _check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
         request = self.get(review_id)
         return self._decide(request, "rejected", by, rationale, minutes, label, expected_digest, None)
 
@@ -227,9 +234,11 @@ class Reviews:
     ) -> ReviewRequest:
         """Approve the action with some arguments changed: a correction. The edited action has a digest of its
         own, and must fit the action's schema; the run performs the edited action, once."""
-        request = self.get(review_id)
+        _check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
         if not changes:
             raise UsageError("an edit needs at least one changed argument (--set name=value).")
+        check_json(dict(changes), "the edit")
+        request = self.get(review_id)
         if request.action.get("kind") != "tool":
             raise UsageError(
                 f"review {review_id} is about a {request.action.get('kind')} call, which has no "
@@ -250,15 +259,22 @@ class Reviews:
     def metrics(self, *, since: float = 0.0) -> ReviewMetrics:
         """Exception rates, review latency, SLA breaches, judgment yield and guardrail fatigue, over the runs and
         requests since epoch `since`: computed live from them, nothing else is kept."""
+        check_number(since, "since (seconds since 1970)", low=0, high=1e11)
         return review_metrics(self._engine, since=since)
 
-    def approve_many(self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]) -> BulkDecision:
+    def approve_many(
+        self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]
+    ) -> BulkDecision:
         """Approve several requests, each as its own decision with the same details: a refusal is kept with its
-        reason, and the rest are still decided."""
+        reason, and the rest are still decided. Details out of bounds refuse them all, before any is read."""
+        _check_decision(**details)
         return _each(review_ids, lambda review_id: self.approve(review_id, by=by, **details))
 
-    def reject_many(self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]) -> BulkDecision:
+    def reject_many(
+        self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]
+    ) -> BulkDecision:
         """Reject several requests, each as its own decision (see `approve_many`)."""
+        _check_decision(**details)
         return _each(review_ids, lambda review_id: self.reject(review_id, by=by, **details))
 
     def claim(self, review_id: str, *, by: Identity) -> ReviewRequest:
@@ -270,8 +286,9 @@ class Reviews:
 
     def reassign(self, review_id: str, *, to: str, by: Identity, rationale: str = "") -> ReviewRequest:
         """Hand the request to `to` (a person or `team:<name>`), who may then decide it; lifts any claim."""
+        to = check_name(to, "--to").strip()
+        check_text(rationale, "the note")
         request = self._open(review_id)
-        to = to.strip()
         try:  # a team's name follows the rules of a person's
             valid = parse_actor(to.removeprefix("team:"))[0] == "person"
         except UsageError:
@@ -280,11 +297,43 @@ class Reviews:
             raise UsageError(
                 f"cannot reassign to {to!r}: name a person (--to ana@example.com) or a team (--to team:support)."
             )
+        self._require_in_directory(to)
         detail = {"from": request.waiting_on, "to": to, "rationale": rationale}
         self._update(request, {"assignee": to, "claimed_by": None}, by, "reassign", detail)
         return self.get(review_id)
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _check_label(self, label: str, judgement: Mapping[str, Any]) -> None:
+        """A label must be one the model knows: one it was trained on or people gave it, or its own answer. A typo
+        would otherwise become a class of its own at the next retraining."""
+        model = str(judgement["model"])
+        with self._engine.connect() as conn:
+            query = sa.select(tables.labels.c.label).where(tables.labels.c.model == model).distinct()
+            known = set(conn.execute(query).scalars())
+        if not known or label in known | {judgement["label"]}:
+            return  # a model podium has no labels of (trained elsewhere) names its own classes
+        close = difflib.get_close_matches(label, sorted(known), n=3)
+        raise UsageError(
+            f"label {label!r} is not one of the {len(known)} labels of {model}"
+            + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ".")
+            + f" Give one it knows (the model said {judgement['label']!r})."
+        )
+
+    def _require_in_directory(self, to: str) -> None:
+        """Refuse to hand a request to nobody: a name not in the directory, or a team nobody in it is in."""
+        with self._engine.connect() as conn:
+            people = {
+                name: teams for name, teams in conn.execute(sa.select(tables.people.c.name, tables.people.c.teams))
+            }
+        team = to.startswith("team:")
+        teams = {name for listed in people.values() for name in json.loads(listed)}
+        if to.removeprefix("team:") not in (teams if team else people):
+            nobody = "no one in the directory is in that team" if team else "nobody by that name is in the directory"
+            raise UsageError(
+                f"cannot reassign to {to!r}: {nobody}. `podium people list` shows who is; `podium people add` adds "
+                "someone."
+            )
 
     def _open(self, review_id: str) -> ReviewRequest:
         request = self.get(review_id)
@@ -333,8 +382,6 @@ class Reviews:
         expected_digest: str | None,
         edited_arguments: dict[str, Any] | None,
     ) -> ReviewRequest:
-        if minutes < 0:
-            raise UsageError(f"minutes={minutes} is negative; give the minutes the decision took (>= 0).")
         if request.status not in OPEN:
             raise StaleError(_decided_message(request))
         if expected_digest is not None and len(expected_digest) < 8:
@@ -347,6 +394,8 @@ class Reviews:
             )
         if label is not None and request.judgement is None:
             raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
+        if label is not None and request.judgement is not None:
+            self._check_label(label, request.judgement)
         person = require_identity(by).name
         arguments = edited_arguments if edited_arguments is not None else request.action["arguments"]
         approved_action = {**request.action, "arguments": arguments} if status == "approved" else None
@@ -520,3 +569,35 @@ def _request(row: sa.Row[Any]) -> ReviewRequest:
         approved_digest=row.approved_digest,
         consumed_by=row.consumed_by,
     )
+
+
+def _check_decision(
+    *, rationale: str = "", minutes: float = 0.0, label: str | None = None, expected_digest: str | None = None
+) -> None:
+    """The bounds of what a person adds to a decision, checked before anything is read or written."""
+    check_text(rationale, "the note")
+    check_number(minutes, "minutes (the time the decision took)", low=0, high=MAX_MINUTES)
+    if label is not None:
+        check_name(label, "--label")
+    if expected_digest is not None:
+        check_name(expected_digest, "--digest")
+
+
+def _check_filters(
+    status: str | None,
+    reason: str | None,
+    min_value_usd: float | None,
+    older_than_s: float | None,
+    waiting_on: str | None,
+    limit: int,
+) -> None:
+    if status is not None and status != "open" and status not in STATUSES:
+        raise UsageError(f"unknown review status {status!r}; use open, {', '.join(STATUSES)} (or all).")
+    for value, what in ((reason, "--reason"), (waiting_on, "--waiting-on")):
+        if value is not None:
+            check_name(value, what)
+    if min_value_usd is not None:
+        check_number(min_value_usd, "--min-value (USD)", low=0, high=MAX_USD)
+    if older_than_s is not None:
+        check_number(older_than_s, "--older-than (seconds)", low=0, high=100 * 365 * 86400)
+    check_count(limit, "--limit")

@@ -299,8 +299,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         11,
         "each declared workflow's parameters, so a run started by name is checked before it is queued",
-        # JSON list of {"name", "schema", "required"}: the JSON schema of each parameter, from its type hint
-        ("ALTER TABLE podium_workflows ADD COLUMN parameters TEXT NOT NULL DEFAULT '[]'",),
+        # JSON list of {"name", "schema", "required"}: the JSON schema of each parameter, from its type hint;
+        # NULL until a worker of this version declares the workflow again (nothing to check against until then)
+        ("ALTER TABLE podium_workflows ADD COLUMN parameters TEXT",),
     ),
     Migration(
         12,

@@ -271,7 +271,7 @@ workflows = sa.Table(
     metadata,
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("registered_at", sa.Float, nullable=False),
-    sa.Column("parameters", sa.Text, nullable=False, server_default="[]"),  # JSON: name, schema, required of each
+    sa.Column("parameters", sa.Text),  # JSON: name, schema, required of each; NULL: declared before podium knew
 )
 
 routed = sa.Table(

@@ -33,6 +33,7 @@ from podium._events import Event
 from podium.errors import GovernanceError, ReviewRequired, UsageError
 from podium.governance import Approval
 from podium.review import NO_RULES, ExceptionRules, approvals_scope, await_decision, workflow_scope
+from podium.workflows._arguments import parameters_of
 from podium.workflows._context import body_scope, step_scope
 
 P = ParamSpec("P")
@@ -113,6 +114,7 @@ class Workflow(Generic[P, R]):
 
     def __init__(self, fn: Callable[P, R], name: str, exceptions: ExceptionRules) -> None:
         self.name = name
+        self.parameters = parameters_of(fn)  # recorded at launch: a run started by name is checked against them
 
         @functools.wraps(fn)
         def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:

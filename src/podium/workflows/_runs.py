@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,10 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
+from podium._bounds import check_count, check_json, check_name
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer, Identity
 from podium.review import wake_withdrawn, withdraw_reviews
 from podium.store import insert_if_absent, insert_many_if_absent, tables
+from podium.workflows._api import DECLARED, Workflow
+from podium.workflows._arguments import check_arguments
 
 WORK_QUEUE = "podium-work"
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
@@ -64,6 +68,10 @@ class Runs:
         limit: int = 50,
     ) -> builtins.list[RunInfo]:
         """The newest runs first."""
+        check_count(limit, "--limit")
+        for value, what in ((workflow, "--workflow"), (prefix, "a run id prefix")):
+            if value is not None:
+                check_name(value, what)
         if status is not None and status.upper() not in STATUSES:
             raise UsageError(f"unknown run status {status!r}; use one of {', '.join(STATUSES)}.")
         found = self._client.list_workflows(
@@ -81,9 +89,15 @@ class Runs:
     def start(self, workflow: str, args: builtins.list[Any], *, run_id: str | None = None) -> RunInfo:
         """Queue a run of `workflow` by name with JSON-like `args`, for any launched process to execute.
 
-        The arguments are validated against the workflow's signature when a worker picks the run up.
+        The arguments are checked against the workflow's signature as its workers declared it, so a run that could
+        not start is refused now rather than failing on a worker (which validates them again).
         """
-        self._require_declared(workflow)
+        if run_id is not None:
+            check_name(run_id, "--run-id")
+        check_json(list(args), f"the arguments of {workflow}")  # a request, not a payload: big data by reference
+        parameters = self._require_declared(workflow)
+        if parameters is not None:
+            check_arguments(workflow, parameters, args)
         if run_id is not None and self._client.list_workflows(workflow_ids=[run_id], load_input=False):
             return self.get(run_id)
         options: EnqueueOptions = {"workflow_name": workflow, "queue_name": WORK_QUEUE}
@@ -93,22 +107,31 @@ class Runs:
         return self.get(handle.get_workflow_id())
 
     def declare(self, names: builtins.list[str]) -> None:
-        """Record the workflows a launched process can run (called by `podium.launch`)."""
+        """Record the workflows a launched process can run, with their parameters (called by `podium.launch`)."""
+        w = tables.workflows
         with self._engine.begin() as conn:
             for name in names:
-                insert_if_absent(conn, tables.workflows, name=name, registered_at=time.time())
+                declared = DECLARED.get(name)
+                parameters = json.dumps(declared.parameters) if isinstance(declared, Workflow) else None
+                insert_if_absent(conn, w, name=name, registered_at=time.time(), parameters=parameters)
+                conn.execute(w.update().where(w.c.name == name).values(parameters=parameters))  # the latest code's
 
     def declared(self) -> builtins.list[str]:
         with self._engine.connect() as conn:
             return sorted(conn.execute(sa.select(tables.workflows.c.name)).scalars())
 
-    def _require_declared(self, workflow: str) -> None:
-        known = self.declared()
-        if workflow not in known:
+    def _require_declared(self, workflow: str) -> builtins.list[dict[str, Any]] | None:
+        """The workflow's parameters as its workers declared them (None: declared by an older podium)."""
+        check_name(workflow, "a workflow name")
+        with self._engine.connect() as conn:
+            rows = dict(conn.execute(sa.select(tables.workflows.c.name, tables.workflows.c.parameters)).all())
+        if workflow not in rows:
             raise NotFoundError(
                 f"no workflow named {workflow!r} has been launched on this database (known: "
-                f"{', '.join(known) or 'none'}). Start a worker for it first: podium worker MODULE:APP."
+                f"{', '.join(sorted(rows)) or 'none'}). Start a worker for it first: podium worker MODULE:APP."
             )
+        parameters = rows[workflow]
+        return None if parameters is None else list(json.loads(parameters))
 
     def by_ids(self, run_ids: builtins.list[str]) -> builtins.list[RunInfo]:
         found: builtins.list[RunInfo] = []
@@ -118,6 +141,7 @@ class Runs:
         return found
 
     def get(self, run_id: str) -> RunInfo:
+        check_name(run_id, "a run id")
         found = self._client.list_workflows(workflow_ids=[run_id], load_input=False)
         if not found:
             raise NotFoundError(f"no run with id {run_id!r}. `podium runs list` shows run ids.", run_id=run_id)
