@@ -14,6 +14,7 @@ import uvicorn
 import podium
 from podium import Podium, Settings
 from podium.api import create_app
+from podium.testing import key_for
 from tests.review import _app
 from tests.review._app import LEAD
 from tests.review.test_review import outbox, waiting
@@ -40,33 +41,38 @@ def served(settings: Settings) -> Iterator[tuple[Podium, httpx2.Client]]:
 
 def test_a_reviewer_decides_over_http(served: tuple[Podium, httpx2.Client]) -> None:
     pod, client = served
+    lead = {"Authorization": f"Bearer {key_for(pod, LEAD)}"}
+    mallory = {"Authorization": f"Bearer {key_for(pod, 'mallory')}"}
     big = _app.refund_flow.start("c-50", 800.0, note="late delivery")
     small = _app.refund_flow.start("c-51", 15.0, confidence=0.1)
     request, other = waiting(pod, big.id), waiting(pod, small.id)
 
-    listed = client.get("/v1/reviews", params={"reason": "high_value"}).json()
+    listed = client.get("/v1/reviews", params={"reason": "high_value"}, headers=lead).json()["items"]
     assert [r["id"] for r in listed] == [request.id]
-    shown = client.get(f"/v1/reviews/{request.id}").json()
+    shown = client.get(f"/v1/reviews/{request.id}", headers=lead).json()
     assert (shown["action"]["arguments"]["amount_usd"], shown["waiting_on"]) == (800.0, "team:refunds")
 
-    assert client.get("/v1/reviews/nope").status_code == 404
-    refused = client.post(f"/v1/reviews/{request.id}/approve", json={"by": "mallory"})
-    assert refused.status_code == 403 and "may not review.decide" in refused.json()["error"]
-    bad = client.post(f"/v1/reviews/{request.id}/edit", json={"by": LEAD, "changes": {"amount_usd": "a lot"}})
-    assert bad.status_code == 422 and "amount_usd: expected number" in bad.json()["error"]
-    assert client.post(f"/v1/reviews/{request.id}/approve", json={"minutes": 1}).status_code == 422, "no `by`"
+    assert client.get("/v1/reviews/nope", headers=lead).status_code == 404
+    refused = client.post(f"/v1/reviews/{request.id}/approve", json={}, headers=mallory)
+    assert refused.status_code == 403 and "person:mallory may not review.decide" in refused.json()["error"]["message"]
+    bad = client.post(f"/v1/reviews/{request.id}/edit", json={"changes": {"amount_usd": "a lot"}}, headers=lead)
+    assert bad.status_code == 422 and "amount_usd: expected number" in bad.json()["error"]["message"]
+    assert client.post(f"/v1/reviews/{request.id}/approve", json={"minutes": 1}).status_code == 401, "no key"
+    assert pod.reviews.get(request.id).status == "pending"
 
     edited = client.post(
         f"/v1/reviews/{request.id}/edit",
-        json={"by": LEAD, "changes": {"amount_usd": 400.0}, "rationale": "half", "minutes": 3},
+        json={"changes": {"amount_usd": 400.0}, "rationale": "half", "minutes": 3},
+        headers=lead,
     )
     assert edited.status_code == 200 and edited.json()["edited"] is True
-    assert big.result() == "paid"
-    again = client.post(f"/v1/reviews/{request.id}/approve", json={"by": LEAD})
-    assert again.status_code == 409 and "a request is decided once" in again.json()["error"]
+    assert (edited.json()["decided_by"], big.result()) == (LEAD, "paid")
+    again = client.post(f"/v1/reviews/{request.id}/approve", json={}, headers=lead)
+    assert again.status_code == 409 and "a request is decided once" in again.json()["error"]["message"]
 
-    assert client.post(f"/v1/reviews/{other.id}/reject", json={"by": LEAD, "label": "complaint"}).status_code == 200
+    rejected = client.post(f"/v1/reviews/{other.id}/reject", json={"label": "refund"}, headers=lead)
+    assert rejected.status_code == 200, rejected.text
     assert small.result() == "not paid: rejected"
     assert outbox(pod) == ["400.00 late delivery"]
-    stats = client.get("/v1/reviews/stats").json()
+    stats = client.get("/v1/reviews/stats", headers=lead).json()
     assert (stats["decided"], stats["exception_rate"], stats["exceptions_by_reason"]["high_value"]) == (2, 1.0, 1)

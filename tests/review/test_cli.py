@@ -67,7 +67,7 @@ def test_a_person_works_the_queue_from_the_cli(pod: Podium) -> None:
     )  # fmt: skip
     assert code == 0, output
     assert big.result() == "paid"
-    code, output = cli(pod, "review", "reject", "--reason", "low_confidence", "--label", "complaint", key=bob)
+    code, output = cli(pod, "review", "reject", "--reason", "low_confidence", "--label", "refund", key=bob)
     assert code == 0 and f"{other.id}: rejected by bob" in output
     assert unsure.result() == "not paid: rejected"
 
