@@ -19,7 +19,7 @@ from podium.errors import ActionDenied, ActorStopped, UsageError
 from podium.governance._report import governance_report
 from podium.store import tables
 from tests import _apps
-from tests._people import operator
+from tests._people import operator, operator_key
 
 runner = CliRunner()
 
@@ -31,8 +31,12 @@ def cli(settings: Settings, *args: str, code: int = 0) -> str:
 
 
 def test_an_agent_is_added_its_key_shown_once_and_stored_only_as_a_digest(sqlite_settings: Settings) -> None:
+    with Podium.connect(sqlite_settings) as pod:
+        ops, ciso = operator_key(pod, "ops"), operator_key(pod, "ciso")
     added = cli(
         sqlite_settings,
+        "--key",
+        ops,
         "agents",
         "add",
         "bot",
@@ -46,8 +50,6 @@ def test_an_agent_is_added_its_key_shown_once_and_stored_only_as_a_digest(sqlite
         "smollm2-135m",
         "--tool",
         "note",
-        "--by",
-        "ops",
         "--budget-usd",
         "2.5",
     )
@@ -62,19 +64,19 @@ def test_an_agent_is_added_its_key_shown_once_and_stored_only_as_a_digest(sqlite
     assert "answers order questions" in shown and "ops-lead@example.com" in shown and f"{key_row.id} live" in shown
     assert "$0.0000 spent of $2.50 (stop when spent)" in shown
 
-    rotated = cli(sqlite_settings, "agents", "rotate-key", "bot", "--by", "ops")
+    rotated = cli(sqlite_settings, "--key", ops, "agents", "rotate-key", "bot")
     new_secret = next(word for word in rotated.split() if word.startswith("pod_"))
     with Podium.connect(sqlite_settings) as pod:
         with pytest.raises(ActionDenied, match="revoked by person:ops"):
             pod.agents.authenticate(secret)
         assert pod.agents.authenticate(new_secret).name == "bot"
 
-    assert "bot: retired" in cli(sqlite_settings, "agents", "retire", "bot", "--by", "ciso")
+    assert "bot: retired" in cli(sqlite_settings, "--key", ciso, "agents", "retire", "bot")
     with Podium.connect(sqlite_settings) as pod:
         with pytest.raises(ActionDenied, match="revoked"):
             pod.agents.authenticate(new_secret)
         with pytest.raises(UsageError, match="retired, which is final"):
-            pod.agents.set_status("bot", "active", by="ciso")
+            pod.agents.set_status("bot", "active", by=pod.authenticate(ciso))
         actions = [(s.entry.actor, s.entry.action) for s in pod.audit.entries() if s.entry.action.startswith("reg")]
     assert actions == [
         ("person:ops", "registry.add"),
@@ -98,15 +100,16 @@ def test_bad_registry_input_is_refused_with_the_fix(
     with _apps.launch(sqlite_settings) as pod:
         arguments = {"name": "bot", "owner": "ops@example.com", **changes}
         with pytest.raises(UsageError, match=message):
-            pod.agents.add(arguments.pop("name"), by="ops", **arguments)  # type: ignore[arg-type]
+            pod.agents.add(arguments.pop("name"), by=operator(pod, "ops"), **arguments)  # type: ignore[arg-type]
         assert [a.name for a in pod.agents.list()] == ["intruder", "teller", "tester"]
 
 
 def test_the_tier_ceiling_holds_whatever_the_grants(sqlite_settings: Settings) -> None:
     capped = podium.Agent("capped", owner="ops@example.com", models=["echo"])
     with _apps.launch(sqlite_settings) as pod:
+        ops = operator(pod, "ops")
         pod.agents.add(
-            "capped", owner="ops@example.com", models=["echo", "tier:frontier"], tier_ceiling="local", by="ops"
+            "capped", owner="ops@example.com", models=["echo", "tier:frontier"], tier_ceiling="local", by=ops
         )
         with pytest.raises(ActionDenied, match="denied by model-tier-ceiling"):
             capped.run("hi", model="echo")
@@ -172,10 +175,11 @@ def test_a_revoke_or_suspend_made_in_an_incident_survives_a_worker_restart(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Code declares an agent; it does not re-grant what a person withdrew. Only `podium agents grant` does."""
-    with _apps.launch(settings):
+    with _apps.launch(settings) as pod:
         assert _apps.use("tester", "note", "before") == "queued"
-    cli_on(settings, "agents", "revoke", "tester", "--tool", "note", "--by", "ciso")
-    cli_on(settings, "agents", "suspend", "teller", "--by", "ciso")
+        ciso = operator_key(pod, "ciso")
+    cli_on(settings, "--key", ciso, "agents", "revoke", "tester", "--tool", "note")
+    cli_on(settings, "--key", ciso, "agents", "suspend", "teller")
 
     with caplog.at_level("WARNING", logger="podium.agents"), _apps.launch(settings) as pod:  # the worker restarts
         with pytest.raises(ActionDenied, match="not allowed tool 'note'"):
@@ -185,11 +189,11 @@ def test_a_revoke_or_suspend_made_in_an_incident_survives_a_worker_restart(
         assert pod.agents.get("tester").tools == ("slow_note",)
         withheld = [e.entry for e in pod.audit.entries() if e.entry.action == "registry.withheld"]
     (warning,) = [r.getMessage() for r in caplog.records if "tester" in r.getMessage()]
-    assert "withheld" in warning and "podium agents grant tester --tool note --by" in warning
+    assert "withheld" in warning and "restores it: `podium agents grant tester --tool note`" in warning
     assert [(e.actor.split(":")[0], e.resource, e.decision) for e in withheld] == [("deploy", "agent:tester", "denied")]
     assert json.loads(withheld[0].detail) == {
         "withheld": "tool note",
-        "restore": "podium agents grant tester --tool note --by <person>",
+        "restore": "podium agents grant tester --tool note",
     }
 
     # A developer adds a tool nobody withdrew: code may grant that; the withdrawn one still stays out.
@@ -198,7 +202,7 @@ def test_a_revoke_or_suspend_made_in_an_incident_survives_a_worker_restart(
         assert pod.agents.get("tester").tools == ("slow_note", "shout")
         assert pod.agents.get("teller").status == "suspended"
 
-    cli_on(settings, "agents", "grant", "tester", "--tool", "note", "--by", "ciso")  # a person restores it
+    cli_on(settings, "--key", ciso, "agents", "grant", "tester", "--tool", "note")  # a person restores it
     with _apps.launch(settings) as pod:
         assert _apps.use("tester", "note", "restored") == "queued"
         assert pod.agents.get("tester").tools == ("note", "slow_note")
