@@ -62,6 +62,7 @@ def test_audit_verify_passes_then_fails_after_an_edit(with_runs: Settings) -> No
 
 
 def test_models_list_checks_the_packaged_model(sqlite_settings: Settings) -> None:
+    Podium.connect(sqlite_settings).close()  # a home with a database: a read command never makes one
     output = invoke(sqlite_settings, "models", "list")
     assert "smollm2-135m" in output and "sha256 ok" in output
 

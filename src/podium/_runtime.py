@@ -16,47 +16,51 @@ import functools
 import inspect
 import os
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient, DBOSConfig, Queue
-from pydantic_ai.toolsets import FunctionToolset
 
 from podium import _current
 from podium._events import EventBus
-from podium.agents import Agent, AgentRegistry, split_key
-from podium.audit import AuditLog, Verification, record
-from podium.cost import Budgets, Ledger, Price
 from podium.errors import ConfigurationError, Unauthenticated, UsageError
-from podium.governance import (
-    GovernedModel,
-    GovernedToolset,
-    Governor,
-    KillReport,
-    KillSwitch,
-    RoutedModel,
-    RoutedModels,
-)
-from podium.models import (
-    Breakers,
-    ModelCatalog,
-    ModelConfig,
-    ModelEntry,
-    ServedClassifiers,
-    TrainedClassifier,
-    TrainedModels,
-)
-from podium.people import People, PersonKeys
-from podium.policy import Identity, PolicySet
-from podium.review import ExceptionStage, Reviews
 from podium.settings import Settings
-from podium.store import create_engine, is_sqlite, migrate
-from podium.tools import Outbox, fee_nano_usd, tool_team
-from podium.workflows import DECLARED, WORK_QUEUE, Runs
+from podium.store import MIGRATIONS, create_engine, current_version, is_sqlite, migrate, safe_url
+
+if TYPE_CHECKING:
+    from dbos import DBOSClient, Queue
+    from pydantic_ai.toolsets import FunctionToolset
+
+    from podium.agents import Agent, AgentRegistry
+    from podium.audit import AuditLog, Verification
+    from podium.cost import Budgets, Ledger, Price
+    from podium.governance import (
+        GovernedModel,
+        GovernedToolset,
+        Governor,
+        KillReport,
+        KillSwitch,
+        RoutedModel,
+        RoutedModels,
+    )
+    from podium.models import (
+        Breakers,
+        ModelCatalog,
+        ModelConfig,
+        ModelEntry,
+        ServedClassifiers,
+        TrainedClassifier,
+        TrainedModels,
+    )
+    from podium.people import People, PersonKeys
+    from podium.policy import Identity, PolicySet
+    from podium.review import Reviews
+    from podium.tools import Outbox
+    from podium.workflows import Runs
 
 EXECUTOR_SLOTS = 64
 
@@ -76,6 +80,53 @@ class App:
 
 _ADVISORY_LOCK_CLASS = 0x706F64  # "pod": the namespace of podium's executor locks in PostgreSQL
 
+T = TypeVar("T")
+
+
+class _Part(Generic[T]):
+    """A part of the runtime, built on first use, once, under the runtime's lock: a command that lists runs or
+    reviews loads neither DBOS's client nor the model libraries, and threads asking at once get the same part."""
+
+    def __init__(self, build: Callable[[Podium], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, pod: None, owner: type[Podium]) -> Self: ...
+    @overload
+    def __get__(self, pod: Podium, owner: type[Podium]) -> T: ...
+    def __get__(self, pod: Podium | None, owner: type[Podium]) -> T | Self:
+        if pod is None:
+            return self
+        with pod._building:  # after the first use the instance's own attribute answers, without this lock
+            if self._name not in pod.__dict__:
+                pod.__dict__[self._name] = self._build(pod)
+        return cast(T, pod.__dict__[self._name])
+
+
+class _DeferredClient:
+    """DBOS's client, made on first use (DBOS takes a while to load): reading runs, reviews and the registry goes
+    to the database directly, and only controlling a run or waking a waiting one needs DBOS."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._client: DBOSClient | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                from dbos import DBOSClient
+
+                self._client = DBOSClient(system_database_engine=self._engine)
+        return getattr(self._client, name)
+
+    def destroy(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.destroy()
+
 
 class Podium:
     """A connection to a podium database, and when launched, the process that runs workflows on it."""
@@ -84,52 +135,169 @@ class Podium:
         self.settings = settings
         self.engine = engine
         self.events = EventBus()
-        self._client = DBOSClient(system_database_engine=engine)
-        self.policies = PolicySet.load(settings.policies_dir)
-        self.agents = AgentRegistry(engine, self.policies)
-        authorizer = self.agents.authorizer
-        self.runs = Runs(engine, self._client, authorizer)
-        self.reviews = Reviews(engine, self._client, settings.review_usd_per_hour, authorizer)
-        self.people = People(engine, authorizer)
-        self.keys = PersonKeys(engine, authorizer)
-        self.audit = AuditLog.from_settings(engine, settings)
-        self.kill_switch = KillSwitch(engine, self._client, self.agents, authorizer, self.runs.stop_many)
-        self.ledger = Ledger(engine)
-        self.budgets = Budgets(engine, authorizer)
-        self.outbox = Outbox(engine)
-        self.governor = Governor(
-            engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(engine)
-        )
+        self._building = threading.RLock()  # a part may need others built first (see _Part)
+        self._deferred_client = _DeferredClient(engine)
+        self._client = cast("DBOSClient", self._deferred_client)
         self.executor_id: str | None = None
         self._work_queue: Queue | None = None
-        self._toolset: FunctionToolset[Any] = FunctionToolset()
         self._governed_models: dict[tuple[str, str], GovernedModel] = {}
         self._governed_toolsets: dict[str, GovernedToolset] = {}
         self._tool_fees: dict[str, int] = {}
         self._tool_teams: dict[str, str] = {}
         self._release_executor: Callable[[], None] | None = None
-        config_file = settings.config_file
-        self.config = ModelConfig.load(config_file) if config_file else ModelConfig()
-        local_price = Price(compute_per_hour=settings.local_compute_usd_per_hour)
-        self.models = ModelCatalog.configured(self.config, local_price=local_price)
-        self.trained = TrainedModels(engine, settings.resolved_models_dir)
-        self.classifiers = ServedClassifiers(
-            self.models, self.trained, price=local_price, retrain_after=settings.retrain_after
+
+    # -- its parts, each built on first use ------------------------------------------------------------------
+
+    @_Part
+    def policies(self) -> PolicySet:
+        from podium.policy import PolicySet
+
+        return PolicySet.load(self.settings.policies_dir)
+
+    @_Part
+    def agents(self) -> AgentRegistry:
+        from podium.agents import AgentRegistry
+
+        return AgentRegistry(self.engine, self.policies)
+
+    @_Part
+    def runs(self) -> Runs:
+        from podium.workflows import Runs
+
+        return Runs(self.engine, self._client, self.agents.authorizer)
+
+    @_Part
+    def reviews(self) -> Reviews:
+        from podium.review import Reviews
+
+        return Reviews(self.engine, self._client, self.settings.review_usd_per_hour, self.agents.authorizer)
+
+    @_Part
+    def people(self) -> People:
+        from podium.people import People
+
+        return People(self.engine, self.agents.authorizer)
+
+    @_Part
+    def keys(self) -> PersonKeys:
+        from podium.people import PersonKeys
+
+        return PersonKeys(self.engine, self.agents.authorizer)
+
+    @_Part
+    def audit(self) -> AuditLog:
+        from podium.audit import AuditLog
+
+        return AuditLog.from_settings(self.engine, self.settings)
+
+    @_Part
+    def kill_switch(self) -> KillSwitch:
+        from podium.governance import KillSwitch
+
+        return KillSwitch(self.engine, self._client, self.agents, self.agents.authorizer, self.runs.stop_many)
+
+    @_Part
+    def ledger(self) -> Ledger:
+        from podium.cost import Ledger
+
+        return Ledger(self.engine)
+
+    @_Part
+    def budgets(self) -> Budgets:
+        from podium.cost import Budgets
+
+        return Budgets(self.engine, self.agents.authorizer)
+
+    @_Part
+    def outbox(self) -> Outbox:
+        from podium.tools import Outbox
+
+        return Outbox(self.engine)
+
+    @_Part
+    def governor(self) -> Governor:
+        from podium.governance import Governor
+        from podium.review import ExceptionStage
+
+        return Governor(
+            self.engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(self.engine)
         )
+
+    @_Part
+    def _toolset(self) -> FunctionToolset[Any]:
+        from pydantic_ai.toolsets import FunctionToolset
+
+        return FunctionToolset()
+
+    @_Part
+    def config(self) -> ModelConfig:
+        from podium.models import ModelConfig
+
+        config_file = self.settings.config_file
+        return ModelConfig.load(config_file) if config_file else ModelConfig()
+
+    @_Part
+    def _local_price(self) -> Price:
+        from podium.cost import Price
+
+        return Price(compute_per_hour=self.settings.local_compute_usd_per_hour)
+
+    @_Part
+    def models(self) -> ModelCatalog:
+        from podium.models import ModelCatalog
+
+        return ModelCatalog.configured(self.config, local_price=self._local_price)
+
+    @_Part
+    def trained(self) -> TrainedModels:
+        from podium.models import TrainedModels
+
+        return TrainedModels(self.engine, self.settings.resolved_models_dir)
+
+    @_Part
+    def classifiers(self) -> ServedClassifiers:
+        from podium.models import ServedClassifiers
+
+        return ServedClassifiers(
+            self.models, self.trained, price=self._local_price, retrain_after=self.settings.retrain_after
+        )
+
+    @_Part
+    def breakers(self) -> Breakers:
+        from podium.models import Breakers
+
         routing = self.config.routing
-        self.breakers = Breakers(engine, failures=routing.breaker_failures, cooldown_s=routing.breaker_cooldown_s)
-        self.routed = RoutedModels(engine, governed=self.governed_model, catalog=self.models, breakers=self.breakers)
+        return Breakers(self.engine, failures=routing.breaker_failures, cooldown_s=routing.breaker_cooldown_s)
+
+    @_Part
+    def routed(self) -> RoutedModels:
+        from podium.governance import RoutedModels
+
+        return RoutedModels(self.engine, governed=self.governed_model, catalog=self.models, breakers=self.breakers)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, settings: Settings | None = None) -> Podium:
-        """Open the database (migrating it if needed) without executing workflows."""
+    def connect(cls, settings: Settings | None = None, *, create: bool = True) -> Podium:
+        """Open the database (migrating it if needed) without executing workflows.
+
+        With `create=False` (the command line's read commands) a database that does not exist is an error, not
+        made: a read on the wrong home says so instead of leaving an empty database behind.
+        """
         settings = settings or Settings()
-        engine = create_engine(settings.resolved_database_url)
+        url = settings.resolved_database_url
+        if not create:
+            _require_sqlite_file(url)
+        engine = create_engine(url)
         try:
-            migrate(engine)
-            DBOS.migrate(settings.resolved_database_url)
+            if not create and not sa.inspect(engine).has_table("podium_schema_version"):
+                raise UsageError(_no_database(url))
+            if create or current_version(engine) < MIGRATIONS[-1].version:
+                migrate(engine)
+            if create:
+                from dbos import DBOS
+
+                DBOS.migrate(url)  # DBOS's tables too, so that podium can read its runs without loading DBOS
         except Exception:
             engine.dispose()
             raise
@@ -141,6 +309,12 @@ class Podium:
 
         Everything a workflow uses is registered before DBOS starts recovering interrupted runs.
         """
+        from dbos import DBOS, DBOSConfig
+
+        from podium.models import TrainedClassifier
+        from podium.tools import fee_nano_usd, tool_team
+        from podium.workflows import DECLARED, WORK_QUEUE
+
         app = app or App()
         if _current.get_or_none() is not None:
             raise UsageError("a podium runtime is already launched in this process; close it before launching another.")
@@ -183,14 +357,18 @@ class Podium:
 
     def close(self) -> None:
         if _current.get_or_none() is self:
+            from dbos import DBOS
+
             DBOS.destroy(destroy_registry=False)
             _current.set(None)
-        self.governor.close()
-        self.kill_switch.close()
+        built = self.__dict__
+        for part in ("governor", "kill_switch"):
+            if part in built:
+                built[part].close()
         if self._release_executor is not None:
             self._release_executor()
             self._release_executor = None
-        self._client.destroy()
+        self._deferred_client.destroy()
         self.engine.dispose()
 
     def __enter__(self) -> Self:
@@ -207,6 +385,8 @@ class Podium:
         """`model` as `agent` may use it: every request passes the governor."""
         governed = self._governed_models.get((agent, model))
         if governed is None:
+            from podium.governance import GovernedModel
+
             entry = self.models.entry(model)
             governed = self._governed_models[(agent, model)] = GovernedModel(
                 self.models.get(model),
@@ -237,6 +417,8 @@ class Podium:
         """Every registered tool as `agent` may use it: every call passes the governor."""
         toolset = self._governed_toolsets.get(agent)
         if toolset is None:
+            from podium.governance import GovernedToolset
+
             toolset = self._governed_toolsets[agent] = GovernedToolset(
                 self._toolset, governor=self.governor, agent=agent, fees=self._tool_fees, teams=self._tool_teams
             )
@@ -257,6 +439,10 @@ class Podium:
         registry). Pass the identity as `by=` to act as them; a name is never accepted instead. Raises
         `Unauthenticated` for a key that is malformed, unknown, revoked or expired, audited unless `audit` is
         False (the HTTP server counts its refusals in aggregate instead)."""
+        from podium.agents import split_key
+        from podium.audit import record
+        from podium.policy import Identity
+
         agent_key_id, _ = split_key(key)
         if agent_key_id:
             return Identity("agent", self.agents.authenticate(key, audit=audit).name, agent_key_id)
@@ -265,8 +451,14 @@ class Podium:
         except Unauthenticated as refused:
             if audit:
                 with self.engine.begin() as conn:
-                    record(conn, f"key:{refused.fields['key_id']}", "auth.key", "person:?", decision="denied",
-                           detail={"reason": str(refused.fields["reason"])})
+                    record(
+                        conn,
+                        f"key:{refused.fields['key_id']}",
+                        "auth.key",
+                        "person:?",
+                        decision="denied",
+                        detail={"reason": str(refused.fields["reason"])},
+                    )
             raise
 
     def operator(self) -> Identity:
@@ -289,6 +481,21 @@ class Podium:
     def restore(self, scope: str, *, by: Identity, reason: str = "") -> None:
         """Lift the kill on `scope`, deliberately and audited."""
         self.kill_switch.restore(scope, by=by, reason=reason)
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Refuse to read a SQLite database that does not exist (making the engine would create it)."""
+    parsed = sa.engine.make_url(url)
+    in_a_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if in_a_file and not Path(str(parsed.database)).exists():
+        raise UsageError(_no_database(url))
+
+
+def _no_database(url: str) -> str:
+    return (
+        f"no podium database at {safe_url(url)}: `podium init --admin EMAIL` makes one, or point --home or "
+        "PODIUM_DATABASE_URL at yours."
+    )
 
 
 def _inline(tool: Callable[..., Any]) -> Callable[..., Any]:
@@ -385,6 +592,8 @@ def route_outcome(success: bool) -> int:
     Call it in the workflow, once the outcome is known; it teaches the routers of this process and returns how
     many routed requests it credited (0 after a restart: what awaits an outcome is kept in memory).
     """
+    from dbos import DBOS
+
     run_id = DBOS.workflow_id
     if run_id is None:
         raise UsageError(

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import re
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import RunContext
-from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters
-from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import RunUsage
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from podium import _current
 from podium.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:  # pydantic-ai loads when an agent first acts, not when the registry is read
+    from pydantic_ai.models import Model
+    from pydantic_ai.settings import ModelSettings
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -90,6 +88,8 @@ class Agent:
         Given several models, the router picks one per request (the cheapest likely to do it well enough) and
         falls back to the others if its provider fails.
         """
+        from pydantic_ai import Agent as PydanticAgent
+
         podium = _current.get()
         governed: Model = (
             podium.governed_model(self.identity.name, model)
@@ -109,7 +109,10 @@ class Agent:
     def call_tool(self, tool: str, /, **arguments: Any) -> Any:
         """Call `tool` with `arguments` from workflow code, governed. Call it inside a `@podium.step`."""
         toolset = _current.get().governed_toolset(self.identity.name)
-        context = RunContext[None](deps=None, model=_WORKFLOW_CODE, usage=RunUsage())
+        from pydantic_ai import RunContext
+        from pydantic_ai.usage import RunUsage
+
+        context = RunContext[None](deps=None, model=_workflow_code(), usage=RunUsage())
 
         async def call() -> Any:
             tools = await toolset.get_tools(context)
@@ -137,24 +140,28 @@ def _run_in_thread_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     return runner.run(coroutine, context=contextvars.copy_context())
 
 
-class _WorkflowCode(Model):
-    """Stands in for "a model" in the run context of a tool call that workflow code made directly."""
+@functools.cache
+def _workflow_code() -> Model:
+    """Stands in for "a model" in the run context of a tool call that workflow code made directly (made on first
+    use, with pydantic-ai)."""
+    from pydantic_ai.messages import ModelMessage, ModelResponse
+    from pydantic_ai.models import Model, ModelRequestParameters
 
-    @property
-    def model_name(self) -> str:
-        return "workflow-code"
+    class WorkflowCode(Model):
+        @property
+        def model_name(self) -> str:
+            return "workflow-code"
 
-    @property
-    def system(self) -> str:
-        return "podium"
+        @property
+        def system(self) -> str:
+            return "podium"
 
-    async def request(
-        self,
-        messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        params: ModelRequestParameters,
-    ) -> ModelResponse:
-        raise UsageError("workflow code does not request completions; use Agent.run.")
+        async def request(
+            self,
+            messages: list[ModelMessage],
+            model_settings: ModelSettings | None,
+            params: ModelRequestParameters,
+        ) -> ModelResponse:
+            raise UsageError("workflow code does not request completions; use Agent.run.")
 
-
-_WORKFLOW_CODE = _WorkflowCode()
+    return WorkflowCode()

@@ -274,7 +274,7 @@ def runs_list(
     as_json: AsJson = False,
 ) -> None:
     """The newest runs first."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         found = pod.runs.list(status=status.value if status else None, workflow=workflow, limit=limit)
     if as_json:
         print_json([run_fields(run) for run in found])
@@ -288,7 +288,7 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: str, as_json: AsJson = False) -> None:
     """A run's status, steps and result."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         run = pod.runs.get(run_id)
         steps = pod.runs.steps(run_id)
     if as_json:
@@ -334,7 +334,7 @@ def models_list() -> None:
     from podium.cli._display import styled
     from podium.models import model_states
 
-    with connected() as pod:
+    with connected(read=True) as pod:
         models = model_states(pod.models, pod.trained)
     for model in models:  # one block each: a digest is never cut short, whatever the terminal's width
         console.print(styled("[bold]{}[/]  ({}, {})", model.name, model.tier, model.kind))
@@ -469,11 +469,11 @@ def costs(
     if per not in ("workflow", "run", "agent", "team"):
         raise UsageError(f"--per {per!r}: use workflow, run, agent or team.")
     if sql:
-        with connected() as pod:
+        with connected(read=True) as pod:
             query = cost_breakdown_query(per)  # type: ignore[arg-type]
             console.print(str(query.compile(pod.engine, compile_kwargs={"literal_binds": True})))
         return
-    with connected() as pod:
+    with connected(read=True) as pod:
         lines = cost_breakdown(pod.engine, per)  # type: ignore[arg-type]
     if not lines:
         console.print("The ledger is empty: nothing has run yet.")
@@ -510,7 +510,7 @@ def _usd(nano: int) -> str:
 @budgets_app.command("list")
 def budgets_list(as_json: AsJson = False) -> None:
     """Every budget with its limit, spend, reservations in flight and what happens when it runs out."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         budgets = pod.budgets.list()
     if as_json:
         print_json([budget_fields(b) for b in budgets])

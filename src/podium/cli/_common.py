@@ -17,14 +17,15 @@ from typer._click import exceptions as click_errors  # Typer 0.29 vendors click:
 from typer.core import TyperGroup
 
 from podium._bounds import check_text
+from podium.cli._display import literal, styled
 from podium.errors import GovernanceError, PodiumError
 
 if TYPE_CHECKING:
     from podium._runtime import Podium
     from podium.settings import Settings
 
-console = Console()
-err = Console(stderr=True)
+console = Console(emoji=False, highlight=False)  # data goes in as Text (cli/_display.py), never as markup
+err = Console(stderr=True, emoji=False, highlight=False)
 
 _overrides: dict[str, Any] = {}
 
@@ -75,10 +76,18 @@ def settings() -> Settings:
 
 
 @contextmanager
-def connected() -> Iterator[Podium]:
-    from podium._runtime import Podium  # DBOS and the model libraries load only for a command that connects
+def connected(*, read: bool = False) -> Iterator[Podium]:
+    """The database, for one command. A read command (`read=True`) says in one dim line on stderr which database
+    it reads, and never creates one: on a home without a database it says so and exits 2."""
+    from podium._runtime import Podium  # the runtime loads only for a command that connects
 
-    with Podium.connect(settings()) as pod:
+    config = settings()
+    if read:
+        from podium.store import safe_url
+
+        where = styled("[dim]home {}, database {}[/]", config.home, safe_url(config.resolved_database_url))
+        err.print(where, soft_wrap=True)
+    with Podium.connect(config, create=not read) as pod:
         yield pod
 
 
@@ -128,7 +137,7 @@ def _sentence(text: str) -> str:
 
 def error_line(message: str) -> None:
     """Print `message` as one literal line: no markup interpreted, no wrapping, whitespace runs made one space."""
-    err.print(Text.assemble(("error:", "bold red"), " ", " ".join(message.split())), soft_wrap=True, highlight=False)
+    err.print(Text.assemble(("error:", "bold red"), " ", literal(" ".join(message.split()))), soft_wrap=True)
 
 
 def failure_line(exc: Exception) -> str:

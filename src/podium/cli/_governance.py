@@ -77,7 +77,7 @@ def agents_add(
 @agents_app.command("list")
 def agents_list(as_json: AsJson = False) -> None:
     """Every registered agent with its owner, team, permissions and status."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         found = pod.agents.list()
     if as_json:
         print_json([agent_fields(a) for a in found])
@@ -94,7 +94,7 @@ def agents_show(name: str, as_json: AsJson = False) -> None:
     """One agent: identity, permissions, keys, kills, and its latest audited actions."""
     from podium.cost import usd
 
-    with connected() as pod:
+    with connected(read=True) as pod:
         agent = pod.agents.get(name)
         keys = pod.agents.keys(name)
         recent = list(pod.audit.entries(actor=f"agent:{name}", after=max(0, pod.audit.size() - 5000)))[-10:]
@@ -308,7 +308,7 @@ def policy_explain(
     as_json: AsJson = False,
 ) -> None:
     """Show which policies allowed or denied an audited action, with their text and where they live."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         stored = pod.audit.get(seq)
         policies = pod.policies
     entry = stored.entry
@@ -376,7 +376,7 @@ def audit_list(
     as_json: AsJson = False,
 ) -> None:
     """The latest audit entries."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         size = pod.audit.size()
         found = list(pod.audit.entries(actor=actor, run_id=run, after=0 if actor or run else max(0, size - limit)))
     if as_json:
@@ -424,7 +424,7 @@ def audit_verify(
             "--public-key, --trusted-head, --save-head and --trust-embedded-key check an export: pass its folder "
             "(the database is checked against its witnesses, PODIUM_AUDIT_WITNESSES)."
         )
-    with connected() as pod:
+    with connected(read=True) as pod:
         result = pod.verify_audit()
     if result.ok:
         witnessed = (
@@ -510,7 +510,7 @@ def governance_report_command(
     """Every agent with its owner, permissions, last actions and denials; agents with no owner or stale keys."""
     from podium.governance import governance_report, report_markdown
 
-    with connected() as pod:
+    with connected(read=True) as pod:
         report = governance_report(pod, stale_days=stale_days)
     if markdown is not None:
         markdown.write_text(report_markdown(report), encoding="utf-8")

@@ -68,7 +68,7 @@ def keys_list(
     as_json: Json = False,
 ) -> None:
     """Every key: whose, when made and by whom, and whether it is live, expired or revoked (never the secret)."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         found = pod.keys.list(person)
     if as_json:
         typer.echo(json.dumps([_key_json(k) for k in found]))

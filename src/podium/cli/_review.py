@@ -81,7 +81,7 @@ def review_list(
     as_json: AsJson = False,
 ) -> None:
     """Requests, oldest first, with who is asked and when their deadline is."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         found = pod.reviews.list(
             status=None if status is ReviewStatus.all else status.value,
             reason=reason,
@@ -112,7 +112,7 @@ def review_list(
 @review_app.command("show")
 def review_show(review_id: str, as_json: AsJson = False) -> None:
     """One request: why it waits, the exact action it would release, who may decide, and what was decided."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         r = pod.reviews.get(review_id)
     if as_json:
         print_json(review_detail_fields(r))
@@ -287,7 +287,7 @@ def review_stats(
     """Exception rate (overall, per workflow, per reason), review latency, SLA breaches, judgment yield, and the
     rules reviewers approve almost always unchanged (guardrail fatigue)."""
     window = _seconds(since)
-    with connected() as pod:
+    with connected(read=True) as pod:
         m = pod.reviews.metrics(since=time.time() - window if window else 0.0)
     rate = m.exception_rate
     summary = Table(show_header=False, title="Humans on the loop", title_justify="left")
@@ -347,7 +347,7 @@ def people_add(
 @people_app.command("list")
 def people_list(as_json: AsJson = False) -> None:
     """Everyone in the directory."""
-    with connected() as pod:
+    with connected(read=True) as pod:
         found = pod.people.list()
     if as_json:
         print_json([person_fields(p) for p in found])

@@ -1,14 +1,39 @@
 """Governance: the governor and its pipeline of stages, its front doors, its pydantic-ai wrappers, Cedar policies
-and the kill switch."""
+and the kill switch.
+
+The pydantic-ai wrappers (GovernedModel, GovernedToolset, RoutedModel, RoutedModels) load on first use: reading
+runs, reviews and the registry needs the governor's records, not pydantic-ai.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from podium.governance._call import Call, CallKind, Outcome, Usage
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
-from podium.governance._routed import RoutedModel, RoutedModels
 from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope
-from podium.governance._wrappers import GovernedModel, GovernedToolset
+
+if TYPE_CHECKING:
+    from podium.governance._routed import RoutedModel, RoutedModels
+    from podium.governance._wrappers import GovernedModel, GovernedToolset
+
+_ON_FIRST_USE = {
+    "GovernedModel": "podium.governance._wrappers",
+    "GovernedToolset": "podium.governance._wrappers",
+    "RoutedModel": "podium.governance._routed",
+    "RoutedModels": "podium.governance._routed",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ON_FIRST_USE:
+        raise AttributeError(f"module 'podium.governance' has no attribute {name!r}")
+    return getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
+
 
 __all__ = [
     "Approval",
@@ -17,9 +42,9 @@ __all__ = [
     "CallKind",
     "CallSite",
     "FrontDoor",
+    "GovernanceReport",
     "GovernedModel",
     "GovernedToolset",
-    "GovernanceReport",
     "Governor",
     "KillReport",
     "KillSwitch",

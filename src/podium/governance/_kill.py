@@ -12,16 +12,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from dbos import DBOSClient
 
 from podium.agents import AgentRegistry
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer, Identity, require_identity
 from podium.store import create_engine, tables
 
+if TYPE_CHECKING:
+    from dbos import DBOSClient
+
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
+MAX_NOTE_CHARS = 2_000  # why a kill was made: a few sentences in the audit log
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,12 @@
-"""Humans on the loop: exception rules, durable reviews bound to the exact action, and what people decide."""
+"""Humans on the loop: exception rules, durable reviews bound to the exact action, and what people decide.
+
+`await_decision` (the durable wait, DBOS steps) loads on first use: reading the queue does not need DBOS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from podium.review._context import approvals_scope, assess, workflow_scope
 from podium.review._metrics import Fatigue, ReviewMetrics
@@ -6,7 +14,16 @@ from podium.review._queue import BulkDecision, DecisionDetails, ReviewRequest, R
 from podium.review._rules import DATA_CLASSES, NO_RULES, OWNER, Escalation, ExceptionRules, Facts, Judgement
 from podium.review._schema import problems
 from podium.review._stage import ExceptionStage
-from podium.review._wait import await_decision
+
+if TYPE_CHECKING:
+    from podium.review._wait import await_decision
+
+
+def __getattr__(name: str) -> Any:
+    if name != "await_decision":
+        raise AttributeError(f"module 'podium.review' has no attribute {name!r}")
+    return importlib.import_module("podium.review._wait").await_decision
+
 
 __all__ = [
     "DATA_CLASSES",

@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import sqlalchemy as sa
-from dbos import DBOSClient, SendMessage
 
 from podium._bounds import MAX_MINUTES, MAX_USD, check_count, check_json, check_name, check_number, check_text
 from podium.audit import canonical_json, digest, parse_actor, record
@@ -29,6 +28,9 @@ from podium.policy import Authorizer, GovernedAction, Identity, require_identity
 from podium.review._metrics import ReviewMetrics, review_metrics
 from podium.review._schema import problems
 from podium.store import tables
+
+if TYPE_CHECKING:
+    from dbos import DBOSClient
 
 r = tables.reviews
 # A request with its agent's team (whose reviews they are, and whom the ledger charges their minutes to).
@@ -502,6 +504,8 @@ def withdraw_reviews(conn: sa.Connection, run_ids: list[str], actor: str) -> lis
 
 def wake_withdrawn(client: DBOSClient, withdrawn: list[tuple[str, str]], actor: str) -> None:
     """Wake the waits of withdrawn requests, which would otherwise hold their threads until the deadline."""
+    from dbos import SendMessage
+
     message = {"status": "cancelled", "by": actor, "rationale": "the run was cancelled"}
     if withdrawn:
         client.send_bulk(

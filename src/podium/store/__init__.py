@@ -1,7 +1,7 @@
 """Storage: the engine, podium's tables and their migrations."""
 
 from podium.store import _schema as tables
-from podium.store._dbos import RUN_COLUMNS, TERMINAL_RUN_STATES, workflow_status
+from podium.store._dbos import RUN_COLUMNS, TERMINAL_RUN_STATES, newest_runs, workflow_status
 from podium.store._engine import create_engine, is_sqlite, safe_url
 from podium.store._group_commit import GroupCommitter
 from podium.store._migrations import MIGRATIONS, current_version, migrate
@@ -18,6 +18,7 @@ __all__ = [
     "insert_many_if_absent",
     "is_sqlite",
     "migrate",
+    "newest_runs",
     "safe_url",
     "tables",
     "workflow_status",

@@ -24,17 +24,18 @@ import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, ParamSpec, TypeVar, overload
-
-from dbos import DBOS, SetWorkflowID, WorkflowHandle, make_pydantic_args_validator
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar, overload
 
 from podium import _current
 from podium._events import Event
 from podium.errors import GovernanceError, ReviewRequired, UsageError
 from podium.governance import Approval
-from podium.review import NO_RULES, ExceptionRules, approvals_scope, await_decision, workflow_scope
+from podium.review import NO_RULES, ExceptionRules, approvals_scope, workflow_scope
 from podium.workflows._arguments import parameters_of
 from podium.workflows._context import body_scope, step_scope
+
+if TYPE_CHECKING:
+    from dbos import WorkflowHandle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -71,6 +72,8 @@ class Step(Generic[P, R]):
     """A durable step: its result is recorded, so a resumed workflow does not run it again."""
 
     def __init__(self, fn: Callable[P, R], name: str, retries: int) -> None:
+        from dbos import DBOS  # on first use: a process that only reads runs does not load DBOS
+
         self.name = name
 
         @functools.wraps(fn)
@@ -106,6 +109,8 @@ class Step(Generic[P, R]):
                     value, tuple(a.review_id for a in approvals), tuple(r for a in approvals for r in sorted(a.reasons))
                 )
             except ReviewRequired as needed:
+                from podium.review import await_decision
+
                 approvals = (*approvals, await_decision(needed))
 
 
@@ -113,6 +118,8 @@ class Workflow(Generic[P, R]):
     """A durable workflow. Call it to run inline, or `start` it to run in the background."""
 
     def __init__(self, fn: Callable[P, R], name: str, exceptions: ExceptionRules) -> None:
+        from dbos import DBOS, make_pydantic_args_validator
+
         self.name = name
         self.parameters = parameters_of(fn)  # recorded at launch: a run started by name is checked against them
 
@@ -156,6 +163,8 @@ class Starter(Generic[P, R]):
     queued: bool
 
     def start(self, *args: P.args, **kwargs: P.kwargs) -> Run[R]:
+        from dbos import DBOS, SetWorkflowID
+
         podium = _current.get()  # a clear error if nothing is launched, instead of DBOS's
         if self.run_id is not None and DBOS.get_workflow_status(self.run_id) is not None:
             # Never execute a run twice side by side: an existing run is finished, waiting, or being recovered.

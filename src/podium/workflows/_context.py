@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from dbos import DBOS
-
 from podium.errors import UsageError
 from podium.governance import CallSite, enter_door
 
@@ -48,6 +46,8 @@ def step_scope(step_name: str) -> Iterator[StepScope | None]:
 
     A step function called outside any workflow is a plain function call: there is no scope.
     """
+    from dbos import DBOS
+
     run_id, step_id = DBOS.workflow_id, DBOS.step_id
     if run_id is None or step_id is None:
         yield None
@@ -93,6 +93,8 @@ class _WorkflowBody:
     name: str
 
     def next_site(self, what: str) -> CallSite:
+        from dbos import DBOS
+
         raise UsageError(
             f"{what} was called in the body of workflow {self.name!r} (run {DBOS.workflow_id}), outside any step. "
             "Move it into a function decorated with @podium.step, so that it runs exactly once and is recorded once."

@@ -7,18 +7,20 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
 from podium._bounds import check_count, check_json, check_name
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer, Identity
 from podium.review import wake_withdrawn, withdraw_reviews
-from podium.store import insert_if_absent, insert_many_if_absent, tables
+from podium.store import insert_if_absent, insert_many_if_absent, newest_runs, tables
 from podium.workflows._api import DECLARED, Workflow
 from podium.workflows._arguments import check_arguments
+
+if TYPE_CHECKING:
+    from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
 
 WORK_QUEUE = "podium-work"
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
@@ -34,7 +36,7 @@ class RunInfo:
     updated_at: float
     executor_id: str | None
     app_version: str | None
-    error: str | None
+    error: str | None  # error and output are read by `Runs.get`; `Runs.list` leaves them None
     output: Any
 
     @property
@@ -67,24 +69,33 @@ class Runs:
         prefix: str | None = None,
         limit: int = 50,
     ) -> builtins.list[RunInfo]:
-        """The newest runs first."""
+        """The newest runs first, without their error or output (`get` reads those)."""
         check_count(limit, "--limit")
         for value, what in ((workflow, "--workflow"), (prefix, "a run id prefix")):
             if value is not None:
                 check_name(value, what)
         if status is not None and status.upper() not in STATUSES:
             raise UsageError(f"unknown run status {status!r}; use one of {', '.join(STATUSES)}.")
-        found = self._client.list_workflows(
-            name=workflow,
-            status=status.upper() if status else None,
-            workflow_id_prefix=prefix,
-            limit=limit,
-            sort_desc=True,
-            load_input=False,
+        found = newest_runs(
+            self._engine, workflow=workflow, status=status.upper() if status else None, prefix=prefix, limit=limit
         )
         if workflow is not None and not found:
             self._require_declared(workflow)
-        return [_info(s) for s in found]
+        return [
+            RunInfo(
+                id=row.workflow_uuid,
+                workflow=row.name,
+                status=row.status,
+                created_at=row.created_at / 1000,
+                started_at=(row.started_at_epoch_ms or row.created_at) / 1000,
+                updated_at=row.updated_at / 1000,
+                executor_id=row.executor_id,
+                app_version=row.application_version,
+                error=None,
+                output=None,
+            )
+            for row in found
+        ]
 
     def start(self, workflow: str, args: builtins.list[Any], *, run_id: str | None = None) -> RunInfo:
         """Queue a run of `workflow` by name with JSON-like `args`, for any launched process to execute.
