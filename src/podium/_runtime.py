@@ -312,6 +312,7 @@ class Podium:
         from dbos import DBOS, DBOSConfig
 
         from podium.models import TrainedClassifier
+        from podium.review import await_decision  # noqa: F401 - its DBOS steps registered before DBOS launches
         from podium.tools import fee_nano_usd, tool_team
         from podium.workflows import DECLARED, WORK_QUEUE
 
