@@ -16,7 +16,9 @@ from podium import ConfigurationError, InputDataError, ModelFileError, NotFoundE
 from podium.cli import app
 from podium.models import SMOLLM2_135M, LlamaCppModel, TextClassifier
 from podium.store import tables
+from podium.testing import key_for
 from podium_examples.support_triage.tickets import load_tickets
+from tests._people import operator
 from tests.conftest import IntentModelFile
 
 runner = CliRunner()
@@ -30,11 +32,12 @@ def cli(settings: Settings, *args: str) -> tuple[int, str]:
 
 def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: Settings) -> None:
     with Podium.connect(settings) as pod:
+        ops = operator(pod, "ops")
         for action in (
             pod.runs.get,
             pod.runs.steps,
-            partial(pod.runs.cancel, by="x"),
-            partial(pod.runs.resume, by="x"),
+            partial(pod.runs.cancel, by=ops),
+            partial(pod.runs.resume, by=ops),
         ):
             with pytest.raises(NotFoundError, match=r"no run with id 'nope'\. `podium runs list` shows run ids"):
                 action("nope")
@@ -59,7 +62,9 @@ def test_the_cli_reports_errors_in_one_line_with_an_exit_code(sqlite_settings: S
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: no run with id 'nope'. `podium runs list` shows run ids."
-    code, output = cli(sqlite_settings, "review", "approve", "nope", "--by", "alice")
+    with Podium.connect(sqlite_settings) as pod:
+        alice = key_for(pod, "alice")
+    code, output = cli(sqlite_settings, "--key", alice, "review", "approve", "nope")
     assert code != 0
     assert "no review request 'nope'" in output
 
