@@ -12,6 +12,7 @@ from pydantic_ai.models import override_allow_model_requests
 import podium
 from podium.errors import ConfigurationError
 from podium.store import tables
+from podium.testing import sign_in
 from tests._openai_server import FakeProvider
 from tests.review.test_review import waiting
 
@@ -240,7 +241,7 @@ def test_a_reviewers_decision_is_the_outcome_the_router_learns_from(
     with podium.launch(routed_settings(tmp_path, cheap, strong), podium.App(agents=[poster], tools=[post])) as pod:
         for decide, expected in ((pod.reviews.reject, "rejected"), (pod.reviews.approve, "posted")):
             run = routed_then_reviewed.start("announce the new card")
-            decide(waiting(pod, run.id).id, by="comms-lead@example.com")
+            decide(waiting(pod, run.id).id, by=sign_in(pod, "comms-lead@example.com"))
             assert run.result() == expected
             with pod.engine.connect() as conn:
                 judged = conn.execute(
