@@ -9,6 +9,7 @@ import pytest
 
 import podium
 from podium import Settings
+from podium.testing import sign_in
 from podium_examples.support_triage import workflow as wf
 from podium_examples.support_triage.tickets import Ticket
 from tests.conftest import IntentModelFile
@@ -37,7 +38,7 @@ def test_a_reply_that_waited_for_a_person_is_reported_sent_after_review(
     with podium.launch(settings.model_copy(update={"policies": policies}), wf.app) as pod:
         run = wf.triage_ticket.start(Ticket("t-2", "customer-2", TEXT, "card_arrival"))
         request = waiting(pod, run.id, timeout=120)
-        pod.reviews.approve(request.id, by=wf.SUPPORT_LEAD)
+        pod.reviews.approve(request.id, by=sign_in(pod, wf.SUPPORT_LEAD))
         reviewed = run.result()
         assert [m.recipient for m in pod.outbox.messages()] == ["customer-1", "customer-2"]
     assert (reviewed.outcome, reviewed.exception) == ("sent_after_review", "policy:replies-need-a-person")
