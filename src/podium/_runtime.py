@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         TrainedModels,
     )
     from podium.people import People, PersonKeys
-    from podium.policy import Identity, PolicySet
+    from podium.policy import Authorizer, Identity, PolicySet
     from podium.review import Reviews
     from podium.tools import Outbox
     from podium.workflows import Runs
@@ -105,27 +105,26 @@ class _Part(Generic[T]):
         return cast(T, pod.__dict__[self._name])
 
 
-class _DeferredClient:
-    """DBOS's client, made on first use (DBOS takes a while to load): reading runs, reviews and the registry goes
-    to the database directly, and only controlling a run or waking a waiting one needs DBOS."""
+class _Deferred:
+    """Stands in for an object made on first use: DBOS's client (DBOS takes a while to load) and the Cedar
+    authorizer (the policies are parsed), so that a command that only lists runs needs neither."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
         self._lock = threading.Lock()
-        self._client: DBOSClient | None = None
+        self.made: Any = None
 
     def __getattr__(self, name: str) -> Any:
         with self._lock:
-            if self._client is None:
-                from dbos import DBOSClient
+            if self.made is None:
+                self.made = self._make()
+        return getattr(self.made, name)
 
-                self._client = DBOSClient(system_database_engine=self._engine)
-        return getattr(self._client, name)
 
-    def destroy(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.destroy()
+def _dbos_client(engine: sa.Engine) -> DBOSClient:
+    from dbos import DBOSClient
+
+    return DBOSClient(system_database_engine=engine)
 
 
 class Podium:
@@ -136,7 +135,7 @@ class Podium:
         self.engine = engine
         self.events = EventBus()
         self._building = threading.RLock()  # a part may need others built first (see _Part)
-        self._deferred_client = _DeferredClient(engine)
+        self._deferred_client = _Deferred(lambda: _dbos_client(engine))
         self._client = cast("DBOSClient", self._deferred_client)
         self.executor_id: str | None = None
         self._work_queue: Queue | None = None
@@ -164,7 +163,8 @@ class Podium:
     def runs(self) -> Runs:
         from podium.workflows import Runs
 
-        return Runs(self.engine, self._client, self.agents.authorizer)
+        authorizer = cast("Authorizer", _Deferred(lambda: self.agents.authorizer))  # only cancel and resume ask it
+        return Runs(self.engine, self._client, authorizer)
 
     @_Part
     def reviews(self) -> Reviews:
@@ -369,7 +369,8 @@ class Podium:
         if self._release_executor is not None:
             self._release_executor()
             self._release_executor = None
-        self._deferred_client.destroy()
+        if self._deferred_client.made is not None:
+            self._deferred_client.made.destroy()
         self.engine.dispose()
 
     def __enter__(self) -> Self:

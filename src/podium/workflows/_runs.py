@@ -13,14 +13,12 @@ import sqlalchemy as sa
 
 from podium._bounds import check_count, check_json, check_name
 from podium.errors import NotFoundError, UsageError
-from podium.policy import Authorizer, Identity
-from podium.review import wake_withdrawn, withdraw_reviews
 from podium.store import insert_if_absent, insert_many_if_absent, newest_runs, tables
-from podium.workflows._api import DECLARED, Workflow
-from podium.workflows._arguments import check_arguments
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # listing runs loads none of these: a command that lists them starts quickly
     from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
+
+    from podium.policy import Authorizer, Identity
 
 WORK_QUEUE = "podium-work"
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
@@ -105,6 +103,8 @@ class Runs:
         """
         if run_id is not None:
             check_name(run_id, "--run-id")
+        from podium.workflows._arguments import check_arguments
+
         check_json(list(args), f"the arguments of {workflow}")  # a request, not a payload: big data by reference
         parameters = self._require_declared(workflow)
         if parameters is not None:
@@ -119,6 +119,8 @@ class Runs:
 
     def declare(self, names: builtins.list[str]) -> None:
         """Record the workflows a launched process can run, with their parameters (called by `podium.launch`)."""
+        from podium.workflows._api import DECLARED, Workflow
+
         w = tables.workflows
         with self._engine.begin() as conn:
             for name in names:
@@ -189,6 +191,8 @@ class Runs:
         governor refuses their calls from the commit on, and their open reviews are withdrawn. Returns the runs
         stopped now (not already), and what to do once `conn` has committed: cancel the runs in DBOS and wake
         their withdrawn waits (woken earlier, a wait could ask a person afresh before the cancel lands)."""
+        from podium.review import wake_withdrawn, withdraw_reviews
+
         now = time.time()
         rows = [{"run_id": i, "stopped_by": actor, "stopped_at": now} for i in run_ids]
         stopped = insert_many_if_absent(conn, tables.run_stops, rows)
