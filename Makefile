@@ -47,6 +47,7 @@ test: install-test lint typecheck pytest
 
 bench: install-test
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.workflows
+	$(PY) -m benchmarks.cli
 
 clean:
 	rm -rf $(VENV) .podium .podium-witness .pytest_cache .mypy_cache .ruff_cache
