@@ -31,7 +31,7 @@ from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import record
 from podium.errors import NotFoundError, Unauthenticated, UsageError
 from podium.policy import Authorizer, Entity, GovernedAction, Identity, PolicySet, agent_entity, person_entity
-from podium.store import tables
+from podium.store import insert_if_absent, tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
 KEY_PREFIX = "pod"
@@ -126,8 +126,14 @@ class AgentRegistry:
         cannot reach it. Code declares the owner, the team and the models and tools it needs, but people have the
         last word: the agent keeps its status (a suspension stays), what a person granted, and never gets back
         what a person revoked. A declared permission a person withheld is logged once with the command that
-        restores it, and audited as refused.
+        restores it, and audited as refused. Processes starting at once may declare a new agent together: one
+        inserts it, the others then merge into its row.
         """
+        if not self._register(identity):
+            self._register(identity)
+
+    def _register(self, identity: AgentIdentity) -> bool:
+        """One try; False if another process inserted the agent after this one read that there was none."""
         with self._engine.begin() as conn:
             row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == identity.name)).first()
             current = _record(row) if row is not None else None
@@ -144,19 +150,18 @@ class AgentRegistry:
                 "team": identity.team,
             }
             if row is not None and all(getattr(row, k) == v for k, v in values.items()):
-                return
+                return True
             now = time.time()
             if row is None:
-                conn.execute(
-                    tables.agents.insert().values(
-                        name=identity.name, status="active", updated_at=now, created_at=now, **values
-                    )
-                )
+                new = dict(name=identity.name, status="active", updated_at=now, created_at=now, **values)
+                if not insert_if_absent(conn, tables.agents, **new):
+                    return False
             else:
                 conn.execute(
                     tables.agents.update().where(tables.agents.c.name == identity.name).values(updated_at=now, **values)
                 )
             record(conn, deployer(), "registry.register", f"agent:{identity.name}", detail=values)
+        return True
 
     def add(
         self,
