@@ -8,18 +8,26 @@ from dataclasses import dataclass
 from typing import Literal
 
 EventKind = Literal[
-    "workflow_started", "step_started", "budget_reserved", "call_recorded", "step_finished", "workflow_returning"
+    "workflow_started",
+    "step_started",
+    "budget_reserved",
+    "call_recorded",
+    "step_finished",
+    "workflow_returning",
+    "workflow_failed",
 ]
 
 
 @dataclass(frozen=True)
 class Event:
-    """Something that just happened in this process. `name` is the workflow, step or governed resource."""
+    """Something that just happened in this process. `name` is the workflow, step or governed resource; `error`
+    names the exception a failed workflow raised."""
 
     kind: EventKind
     run_id: str | None
     name: str
     step_id: int | None = None
+    error: str | None = None
 
 
 Listener = Callable[[Event], None]

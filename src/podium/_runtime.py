@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 import sqlalchemy as sa
 
 from podium import _current
-from podium._events import EventBus
+from podium._events import EventBus, Listener
 from podium.errors import ConfigurationError, Unauthenticated, UsageError
 from podium.settings import Settings
 from podium.store import MIGRATIONS, create_engine, current_version, is_sqlite, migrate, safe_url
@@ -304,10 +304,13 @@ class Podium:
         return cls(settings, engine)
 
     @classmethod
-    def launch(cls, settings: Settings | None = None, app: App | None = None) -> Podium:
+    def launch(
+        cls, settings: Settings | None = None, app: App | None = None, *, listener: Listener | None = None
+    ) -> Podium:
         """Connect, register the app's agents, tools and models, then start executing workflows.
 
-        Everything a workflow uses is registered before DBOS starts recovering interrupted runs.
+        Everything a workflow uses is registered before DBOS starts recovering interrupted runs; so is `listener`,
+        which hears every event of this process (`podium worker` logs each run with it, recovered ones too).
         """
         from dbos import DBOS, DBOSConfig
 
@@ -320,6 +323,8 @@ class Podium:
         if _current.get_or_none() is not None:
             raise UsageError("a podium runtime is already launched in this process; close it before launching another.")
         podium = cls.connect(settings)
+        if listener is not None:
+            podium.events.subscribe(listener)
         try:
             for tool in app.tools:
                 podium._toolset.add_function(_inline(tool))

@@ -71,7 +71,10 @@ def test_a_worker_runs_a_run_started_from_the_cli(settings: Settings, intent_mod
         assert "support_triage" in unknown.stderr
         not_json = podium_cli(settings, "runs", "start", "support_triage", "{id: 1}")
         assert not_json.returncode == 2
-        assert "argument 1 is not JSON" in not_json.stderr
+        assert "argument 1 is not a JSON value" in not_json.stderr
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0
+    log = worker.stdout.read()  # the worker's log: one line as the run started, one as it finished
+    assert "run cli-1 (support_triage) started" in log, log
+    assert "run cli-1 (support_triage) finished in" in log, log

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +29,7 @@ from podium.cli._review import people_app, review_app
 from podium.errors import AuditTampered, UsageError
 
 if TYPE_CHECKING:
+    from podium._events import Event
     from podium._runtime import App
 
 conventional_help()
@@ -194,7 +196,7 @@ def worker(
     podium_app = _load_app(app_path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Podium.launch(settings(), podium_app) as pod:
+    with Podium.launch(settings(), podium_app, listener=RunLog()) as pod:
         console.print(
             styled("worker [bold]{}[/] runs {}; Ctrl-C stops it.", pod.executor_id, ", ".join(pod.runs.declared()))
         )
@@ -214,6 +216,28 @@ def worker(
 
 
 SWEEP_SECONDS = 60.0
+
+
+class RunLog:
+    """One line per run a worker starts (or resumes) and per run that ends, with how long it took: what a worker
+    did is in its log, whether or not anyone watches its terminal."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.run_id is None or event.kind not in ("workflow_started", "workflow_returning", "workflow_failed"):
+            return
+        now = time.time()
+        if event.kind == "workflow_started":
+            self._started[event.run_id] = now
+            console.print(styled("{} run {} ({}) started", format_time(now), event.run_id, event.name))
+            return
+        took = now - self._started.pop(event.run_id, now)
+        outcome = "finished" if event.kind == "workflow_returning" else f"failed ({event.error})"
+        console.print(
+            styled("{} run {} ({}) {} in {} s", format_time(now), event.run_id, event.name, outcome, f"{took:.2f}")
+        )
 
 
 def _load_app(app_path: str) -> App:

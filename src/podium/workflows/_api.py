@@ -127,8 +127,12 @@ class Workflow(Generic[P, R]):
         def instrumented(*args: P.args, **kwargs: P.kwargs) -> R:
             run_id = DBOS.workflow_id
             _emit(Event("workflow_started", run_id, name))
-            with workflow_scope(name, exceptions), body_scope(name):
-                result = fn(*args, **kwargs)
+            try:
+                with workflow_scope(name, exceptions), body_scope(name):
+                    result = fn(*args, **kwargs)
+            except BaseException as exc:
+                _emit(Event("workflow_failed", run_id, name, error=type(exc).__name__))
+                raise
             _emit(Event("workflow_returning", run_id, name))
             return result
 
