@@ -19,7 +19,7 @@ from rich.table import Table
 
 from podium._bounds import MAX_JSON_BYTES, check_text
 from podium._time import format_time
-from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings
+from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings, working
 from podium.cli._display import AsJson, print_json, row, shorten, styled, table
 from podium.cli._fields import budget_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
@@ -91,7 +91,7 @@ def demo(
     from podium_examples.support_triage.workflow import SUPPORT_LEAD
 
     config = settings()
-    with console.status("Training the intent classifier on 10,003 labelled tickets (once)…"):
+    with working("Training the intent classifier on 10,003 labelled tickets (once)…"):
         if ensure_intent_model(config):
             console.print("Trained the intent classifier [dim](specialised local model)[/].")
     with progress_bar("Triaging tickets") as bar:
@@ -393,7 +393,7 @@ def models_train_intents(
     from podium_examples.support_triage.tickets import TRAIN_CSV, load_tickets
 
     examples = load_tickets(labelled_file or TRAIN_CSV)
-    with connected() as pod, console.status(f"Training on {len(examples):,} labelled tickets…"):
+    with connected() as pod, working(f"Training on {len(examples):,} labelled tickets…"):
         path = train_intent_model(pod, examples)
     console.print(styled("Trained the intent classifier: {}", path))
 

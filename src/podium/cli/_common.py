@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from typer._click import Context
 from typer._click import exceptions as click_errors  # Typer 0.29 vendors click: these are the ones it raises
@@ -92,7 +93,72 @@ def connected(*, read: bool = False) -> Iterator[Podium]:
 
 
 def progress_bar(what: str) -> Progress:
-    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    """A bar on a terminal; elsewhere (a log, a pipe, CI) progress lines, which a bar would leave empty."""
+    if console.is_terminal:
+        return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    return ProgressLines(what)
+
+
+class ProgressLines(Progress):
+    """Progress as lines: the first update, then at most one line every `every_s` seconds, and the last."""
+
+    def __init__(self, what: str, every_s: float = 5.0) -> None:
+        super().__init__(console=console, disable=True)
+        self._what, self._every_s = what, every_s
+        self._said = -every_s
+
+    def update(
+        self,
+        task_id: TaskID,
+        *,
+        total: float | None = None,
+        completed: float | None = None,
+        advance: float | None = None,
+        description: str | None = None,
+        visible: bool | None = None,
+        refresh: bool = False,
+        **fields: Any,
+    ) -> None:
+        super().update(
+            task_id,
+            total=total,
+            completed=completed,
+            advance=advance,
+            description=description,
+            visible=visible,
+            refresh=refresh,
+            **fields,
+        )
+        self._tell(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._tell(task_id)
+
+    def stop(self) -> None:
+        super().stop()
+        for task in self.tasks:
+            self._tell(task.id, last=True)
+
+    def _tell(self, task_id: TaskID, *, last: bool = False) -> None:
+        now = time.monotonic()
+        if last or now - self._said >= self._every_s:
+            self._said = now
+            task = self._tasks[task_id]
+            console.print(f"{self._what}: {task.completed:g}/{task.total or 0:g} ({task.elapsed or 0:.0f} s)")
+
+
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """A spinner on a terminal; elsewhere a line as the work starts and one as it ends."""
+    if console.is_terminal:
+        with console.status(what):
+            yield
+        return
+    started = time.monotonic()
+    console.print(what)
+    yield
+    console.print(f"{what} done ({time.monotonic() - started:.0f} s)")
 
 
 _ARGV = "podium.argv"
