@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from podium import ConfigurationError, InputDataError, ModelFileError, NotFoundError, Podium, Settings
+from podium import ConfigurationError, InputDataError, ModelFileError, NotFoundError, Podium, Settings, UsageError
 from podium.cli import app
 from podium.models import SMOLLM2_135M, LlamaCppModel, TextClassifier
 from podium.store import tables
-from podium.testing import key_for
+from podium.testing import TEST_ADMIN, key_for
 from podium_examples.support_triage.tickets import load_tickets
 from tests._people import operator
 from tests.conftest import IntentModelFile
@@ -25,9 +26,14 @@ runner = CliRunner()
 
 
 def cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """The exit code and what the command said, less the line a read command starts with (its home)."""
     result = runner.invoke(app, ["--home", str(settings.home), *args])
     failed = result.exception and not isinstance(result.exception, SystemExit)  # exits say what they mean
-    return result.exit_code, result.output + (str(result.exception) if failed else "")
+    said = "".join(line for line in result.output.splitlines(keepends=True) if not WHERE.match(line))
+    return result.exit_code, said + (str(result.exception) if failed else "")
+
+
+WHERE = re.compile(r"^home .*, database .*$")
 
 
 def test_an_unknown_run_id_is_named_with_the_command_that_lists_runs(settings: Settings) -> None:
@@ -179,9 +185,10 @@ def test_what_a_command_raises_is_one_literal_line_and_an_exit_code(
     def fail(*_: object, **__: object) -> Podium:
         raise failure
 
+    with Podium.connect(sqlite_settings):
+        pass  # a home with a database in it, which a read command opens
     monkeypatch.setattr(Podium, "connect", fail)
-    result = runner.invoke(app, ["--home", str(sqlite_settings.home), "runs", "list"])
-    assert (result.exit_code, result.output) == (code, line + "\n")
+    assert cli(sqlite_settings, "runs", "list") == (code, line + "\n")
 
 
 def _emptied(db: Path) -> None:
@@ -229,3 +236,64 @@ def test_a_new_database_file_is_never_empty(tmp_path: Path) -> None:
         db = tmp_path / "new" / "podium.db"
         assert db.read_bytes()[:16] == b"SQLite format 3\x00"
     assert [p.name for p in db.parent.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_a_run_started_by_name_is_checked_against_the_workflow_before_it_is_queued(settings: Settings) -> None:
+    from tests.review import _app  # declares tests.refund(customer: str, amount_usd: float, ...)
+
+    with Podium.connect(settings) as pod:
+        pod.runs.declare([_app.refund_flow.name])  # as a worker's launch records it, with its parameters
+        for args, problem in [
+            ([5], "argument 1 (customer): expected string, got int 5"),
+            ([{"id": 1}], "argument 1 (customer): expected string, got dict"),
+            ([], "missing customer, amount_usd"),
+            (["c-1", 5.0, 0.9, "", [], "extra"], "6 arguments given, it takes at most 5"),
+            (["c-1", "x" * 100_000], "100,000 characters long; give at most 65,536"),
+            (["c-1", float("nan")], "finite number"),
+        ]:
+            with pytest.raises(UsageError, match=re.escape(problem)):
+                pod.runs.start(_app.refund_flow.name, args)
+        assert pod.runs.list() == [], "nothing was queued"
+        assert pod.runs.start(_app.refund_flow.name, ["c-1", 12.5]).status == "ENQUEUED"
+
+
+def test_a_budget_on_nothing_or_out_of_bounds_is_refused_and_nothing_is_written(settings: Settings) -> None:
+    with Podium.connect(settings) as pod:
+        cfo = operator(pod, "cfo@example.com")
+        for scope in ("agent:nobody", "workflow:no.such.workflow", "team:nobody", "key:nope"):
+            with pytest.raises(NotFoundError, match=f"no {scope.split(':')[0]} '{scope.split(':')[1]}' to budget"):
+                pod.budgets.set(scope, 5.0, by=cfo)
+        for limit in (float("nan"), float("inf"), 1e300, -5.0):
+            with pytest.raises(UsageError, match="give a number from 0 to 1e"):
+                pod.budgets.set("team:admins", limit, by=cfo)  # a team someone (the cfo) is in
+        assert pod.budgets.list() == []
+
+
+def test_an_agent_added_with_a_bad_budget_is_not_added(settings: Settings) -> None:
+    with Podium.connect(settings) as pod:
+        key = key_for(pod, TEST_ADMIN)
+    for budget in ("-5", "nan", "1e300"):
+        result = runner.invoke(
+            app,
+            ["--database-url", settings.resolved_database_url, "--home", str(settings.home), "--key", key,
+             "agents", "add", "x3", "--owner", "ops@example.com", "--budget-usd", budget],
+        )  # fmt: skip
+        assert result.exit_code == 2 and "give a number from 0 to 1e+09" in result.output, result.output
+    with Podium.connect(settings) as pod:
+        assert [a.name for a in pod.agents.list()] == []  # before: x3, registered with a live key
+        with pod.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(tables.agent_keys)).scalar() == 0
+
+
+def test_a_ticket_is_its_file_row_and_content_so_another_file_never_reuses_its_run(tmp_path: Path) -> None:
+    first, second, again = (
+        tmp_path / "a" / "tickets.csv",
+        tmp_path / "b" / "tickets.csv",
+        tmp_path / "c" / "tickets.csv",
+    )
+    for path, text in ((first, "my card is late"), (second, "my card was stolen"), (again, "my card is late")):
+        path.parent.mkdir()
+        path.write_text(f"text,category\n{text},card_arrival\n")
+    ids = [load_tickets(path)[0].id for path in (first, second, again)]
+    assert ids[0] != ids[1], "before: both were tickets-1, and the second file's ticket got the first one's run"
+    assert ids[0] == ids[2], "the same ticket is the same run again (no reply sent twice)"

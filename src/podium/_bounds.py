@@ -16,10 +16,11 @@ from podium.errors import UsageError
 
 MAX_MINUTES = 24 * 60.0  # a decision took at most a day of someone's time
 MAX_USD = 1e9  # a budget's limit; its nano-USD stay well inside a 64-bit integer
+MAX_USD_PER_HOUR = 10_000.0  # a person's loaded rate
 MAX_TEXT_CHARS = 10_000  # a note, a rationale, a reason: a page, not a file
 MAX_NAME_CHARS = 200  # an id, a name, a label, a filter
 MAX_JSON_BYTES = 64 * 1024  # a run's arguments, a reviewer's edit
-MAX_LIMIT = 10_000  # rows a list returns at once
+MAX_LIMIT = 1_000_000  # rows a list returns at once (a program may read them all; a person pages)
 
 
 def check_number(value: object, what: str, *, low: float, high: float) -> float:
@@ -49,7 +50,7 @@ def check_text(value: object, what: str, *, max_chars: int = MAX_TEXT_CHARS) -> 
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise UsageError(f"{what} holds a lone surrogate (half a UTF-16 pair), which is not text; send UTF-8.") from None
+        raise UsageError(f"{what} holds a lone surrogate (half a UTF-16 pair), not text; send UTF-8.") from None
     return value
 
 

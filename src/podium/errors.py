@@ -14,7 +14,8 @@
     │   │   └── SideEffectFenced   … noticed as a side effect committed: nothing of it was written
     │   ├── BudgetExhausted        a budget covering the call has no room for it
     │   ├── ReviewRequired         an exception rule fired: the action waits for a person (handled by @step)
-    │   └── ActionRejected         a person rejected the action, or its review expired with "reject"
+    │   ├── ActionRejected         a person rejected the action, or its review expired with "reject"
+    │   └── RequestTooLarge        a model request is larger than the model reads: not sent (work for a person)
     ├── ModelUnavailable           every model a request could go to failed or has its circuit breaker open
     └── AuditTampered              the audit log no longer holds what podium signed: nothing more is signed
 
@@ -143,6 +144,12 @@ class ReviewRequired(GovernanceError):
 class ActionRejected(GovernanceError):
     """A person rejected the proposed action, or nobody decided in time and the workflow's default is to
     reject. `review_id`, `status` (rejected | expired), `by`, `rationale` and `reasons` say which and why."""
+
+
+class RequestTooLarge(GovernanceError):
+    """A model request does not fit the model's context window, so it was not sent: the work is too large for the
+    model, and is a person's (raise the `too_large` flag with `podium.assess`, and its action waits for one).
+    `model`, `tokens` (the request's, output included) and `limit` say by how much."""
 
 
 class ModelUnavailable(PodiumError):

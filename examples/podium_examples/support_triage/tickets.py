@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ class Ticket:
 
 
 def load_tickets(path: Path) -> list[Ticket]:
-    """Read a `text,category` CSV; ticket ids are row numbers. Raises InputDataError saying what is wrong."""
+    """Read a `text,category` CSV; a ticket's id is its file's name, row and a digest of what it says (so the same
+    ticket is the same run again, and another file's never is). Raises InputDataError saying what is wrong."""
     try:
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -46,11 +48,16 @@ def load_tickets(path: Path) -> list[Ticket]:
                         path=str(path),
                         line=row_number + 1,
                     )
-                tickets.append(Ticket(f"{path.stem}-{row_number}", f"customer-{row_number:05d}", text, category))
+                content = hashlib.sha256(f"{text}\n{category}".encode()).hexdigest()[:10]  # another file, another id
+                ticket_id = f"{path.stem}-{row_number}-{content}"
+                tickets.append(Ticket(ticket_id, f"customer-{row_number:05d}", text, category))
     except FileNotFoundError:
         raise InputDataError(f"ticket file {path} does not exist.", path=str(path)) from None
     except UnicodeDecodeError as exc:
         raise InputDataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).", path=str(path)) from None
+    except (OSError, csv.Error) as exc:  # a folder, no permission, a field over csv's 128 KB limit
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise InputDataError(f"cannot read the ticket file {path} ({why}); give a text,category CSV file.") from None
     if not tickets:
         raise InputDataError(f"{path} holds no tickets, only a header.", path=str(path))
     return tickets

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field
 
 import podium
+from podium.errors import RequestTooLarge
 from podium.models import Prediction, TrainedClassifier
+from podium.review import TOO_LARGE
 from podium_examples.support_triage.tickets import Ticket
 
 INTENT_MODEL = "intent-classifier"
@@ -56,7 +61,7 @@ DRAFT_INSTRUCTIONS = (
 )
 
 
-def send_reply(customer_id: str, body: str) -> str:
+def send_reply(customer_id: str, body: Annotated[str, Field(min_length=1)]) -> str:
     """Send `body` to the customer. Queued in the outbox; a retried step never sends twice."""
     return "queued" if podium.send_to_outbox("email", customer_id, body) else "already queued"
 
@@ -106,7 +111,16 @@ def triage_ticket(ticket: Ticket) -> TriageOutcome:
         flags={f"intent:{prediction.label}"},
         summary=f"{ticket.id}: {ticket.text[:200]} (intent {prediction.label}, {prediction.confidence:.0%})",
     )
-    draft = draft_reply(ticket, prediction.label)
+    try:
+        draft = draft_reply(ticket, prediction.label)
+    except RequestTooLarge as too_large:
+        # Longer than the draft model reads: a person writes this reply (nothing is sent that no one wrote).
+        podium.assess(
+            flags={TOO_LARGE},
+            summary=f"{ticket.id}: too long for {too_large.model} to draft a reply ({too_large.tokens:,} tokens, it "
+            f"reads {too_large.limit:,}): write it with `podium review edit ID --set body=...`. {ticket.text[:150]}",
+        )
+        draft = ""
     try:
         sent = deliver.reviewed(ticket.customer, draft)  # waits for a person first if an exception fires
     except podium.ActionRejected as rejected:

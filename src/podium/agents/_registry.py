@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from podium import _bounds
 from podium._tiers import check_tier_ceiling
 from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import record
@@ -181,6 +182,11 @@ class AgentRegistry:
         check_name(name)
         if not owner.strip():
             raise UsageError(f"agent {name!r} needs an accountable owner: --owner <person>.")
+        for value, what in ((owner, "--owner"), (team, "--team"), (display_name, "--display-name")):
+            _bounds.check_name(value, what)
+        _bounds.check_text(purpose, "--purpose", max_chars=1_000)
+        for value in (*models, *tools, *data_scopes):
+            _bounds.check_name(value, "a permission")
         check_tier_ceiling(tier_ceiling)
         now = time.time()
         granted = {"models": models, "tools": tools, "data_scopes": data_scopes}

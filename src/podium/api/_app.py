@@ -31,6 +31,7 @@ from podium._runtime import Podium
 from podium._version import __version__
 from podium.api._auth import LOOPBACK_NAMES, AuthError, Gatekeeper, HostCheck, auth_error
 from podium.api._errors import install, responses
+from podium.api._limits import BodyLimit
 from podium.api._views import Health, Review, ReviewPage, Stats, StatusFilter, cursor_after, position
 from podium.errors import UsageError
 from podium.policy import Identity
@@ -83,12 +84,15 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would send the spec's URL to swagger.io
     )
+    api.add_middleware(BodyLimit)
     api.add_middleware(HostCheck, allowed=allowed_hosts)
     install(api)
     api.add_exception_handler(AuthError, auth_error)
     # A type, read as one in each route; evaluated here, so this module must not postpone annotations.
     Person = Annotated[Identity, Depends(gate.person)]  # noqa: N806
-    v1 = APIRouter(prefix="/v1", dependencies=[Security(_BEARER)], responses=responses(401, 403, 421, 422, 429, 500))
+    v1 = APIRouter(
+        prefix="/v1", dependencies=[Security(_BEARER)], responses=responses(401, 403, 413, 421, 422, 429, 500)
+    )
     decision = responses(404, 409)
 
     @api.get("/health", tags=["health"], responses=responses(421, 500, 503))

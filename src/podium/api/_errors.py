@@ -53,6 +53,7 @@ WHEN = {
     403: "Refused: an agent's key, or Cedar does not allow this person the action (audited).",
     404: "No such review request.",
     409: "The request was decided, claimed or escalated since it was read: read it again, then act.",
+    413: "The request body is over 1 MB.",
     421: "The Host header names a host this server does not answer to.",
     422: "A parameter or body field is missing, of the wrong type or out of bounds; the message names it.",
     429: "Too many refused keys from this address: retry after `Retry-After` seconds.",

@@ -105,6 +105,7 @@ class AuditLog:
                 yield StoredEntry(int(row["seq"]), AuditEntry.from_row(row))
 
     def get(self, seq: int) -> StoredEntry:
+        self._check_entry(seq)
         for found in self.entries(after=seq - 1, limit=1):
             if found.seq == seq:
                 return found
@@ -132,6 +133,9 @@ class AuditLog:
 
     def prove_inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """A proof that entry `seq` is in the tree of `tree_size` entries (default: the latest signed head)."""
+        self._check_entry(seq)  # before a head is signed for the proof: a request that cannot be met changes nothing
+        if tree_size is not None:
+            self._check_entry(tree_size, "--size")
         size = tree_size or self._latest_head().tree_size
         if not 1 <= seq <= size:
             raise UsageError(f"entry {seq} is not in a tree of {size} entries; choose a size of at least {seq}.")
@@ -144,6 +148,9 @@ class AuditLog:
 
     def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
         """A proof that the tree of `old_size` entries is a prefix of the tree of `new_size` (default: latest head)."""
+        self._check_entry(old_size, "OLD_SIZE")
+        if new_size is not None:
+            self._check_entry(new_size, "--size")
         size = new_size or self._latest_head().tree_size
         if not 1 <= old_size <= size:
             raise UsageError(
@@ -162,10 +169,16 @@ class AuditLog:
     def export(self, directory: Path) -> TreeHead:
         """Write the log up to a fresh signed head, every head, and the public key to `directory` (see
         `podium.audit.verifier` for the format and how an auditor checks it)."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "manifest.json").touch()  # the folder takes files: checked before a head is signed
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the export to {directory} ({exc.strerror}); choose a folder you can write to."
+            ) from None
         head = self.checkpoint()
         if head is None:
             raise UsageError("the audit log is empty: there is nothing to export yet.")
-        directory.mkdir(parents=True, exist_ok=True)
         signed = [h for h in self.heads() if h.tree_size <= head.tree_size]
         with (directory / "entries.jsonl").open("wb") as file:
             for stored in self.entries(limit=head.tree_size):
@@ -177,6 +190,13 @@ class AuditLog:
         manifest = {"format": EXPORT_FORMAT, "entries": head.tree_size, "tree_heads": len(signed)}
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         return head
+
+    def _check_entry(self, seq: int, what: str = "the entry") -> None:
+        """Refuse an entry number (or tree size) the log does not have, before anything is read or signed."""
+        size = self.size()
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= size:
+            held = f"entries 1 to {size:,}" if size else "no entries yet"
+            raise UsageError(f"{what} {seq} is not in the audit log, which holds {held}.")
 
     def _leaves(self, size: int) -> list[bytes]:
         leaves = _heads.leaf_hashes(self._engine, size)

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from podium._bounds import check_name
 from podium.audit._merkle import leaf_hash
 from podium.errors import UsageError
 from podium.store import tables
@@ -133,6 +134,7 @@ def parse_actor(by: str) -> tuple[str, str]:
 
     A person's name has no `:` and is not `owner`: those name teams (`team:support`) and the agent's owner in
     escalation chains, so whoever signed as one would decide as the whole team."""
+    check_name(by, "a name")  # how someone signs: one short line of text
     kind, _, name = by.partition(":") if ":" in by else ("person", "", by)
     name = name.strip()
     if kind not in ("person", "agent") or not name or ":" in name or name == "owner":

@@ -19,7 +19,19 @@ from rich.table import Table
 
 from podium._bounds import MAX_JSON_BYTES, check_text
 from podium._time import format_time
-from podium.cli._common import PodiumGroup, connected, console, err, progress_bar, root_options, settings, working
+from podium.cli._common import (
+    PodiumGroup,
+    connected,
+    console,
+    err,
+    error_line,
+    output_file,
+    progress_bar,
+    root_options,
+    settings,
+    working,
+    write_output,
+)
 from podium.cli._display import AsJson, print_json, row, shorten, styled, table
 from podium.cli._fields import budget_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
@@ -79,7 +91,7 @@ def main() -> None:
 
 @app.command()
 def demo(
-    tickets: Annotated[int, typer.Option(min=1, help="How many BANKING77 test tickets to triage.")] = 40,
+    tickets: Annotated[int, typer.Option(min=1, max=100_000, help="How many BANKING77 test tickets to triage.")] = 40,
     seed: Annotated[int, typer.Option(help="Which tickets: the same seed picks the same ones.")] = 7,
     ticket_file: Annotated[
         Path | None, typer.Option(help="A text,category CSV instead of BANKING77's test set.")
@@ -87,10 +99,11 @@ def demo(
 ) -> None:
     """Triage customer-support tickets end to end, then report outcomes, accuracy, cost and the audit."""
     from podium_examples.support_triage.demo import ensure_intent_model, run_demo
-    from podium_examples.support_triage.tickets import TEST_CSV
+    from podium_examples.support_triage.tickets import TEST_CSV, load_tickets
     from podium_examples.support_triage.workflow import SUPPORT_LEAD
 
     config = settings()
+    load_tickets(ticket_file or TEST_CSV)  # a bad file is refused before anything is trained or started
     with working("Training the intent classifier on 10,003 labelled tickets (once)…"):
         if ensure_intent_model(config):
             console.print("Trained the intent classifier [dim](specialised local model)[/].")
@@ -138,15 +151,20 @@ def demo(
             "Decide the waiting ones: [bold]podium review list[/], then "
             "[bold]podium review approve ID[/] (or edit, reject, claim, reassign)."
         )
-    _exit_leaving_waits_durable()
+    if report.failed:  # a run that failed is a failure of the demo's, never a success
+        error_line(
+            f"{report.failed} of {report.tickets} runs failed: `podium runs list --status error` lists them and "
+            "`podium runs show ID` says why."
+        )
+    _exit_leaving_waits_durable(1 if report.failed else 0)
 
 
-def _exit_leaving_waits_durable() -> None:
-    """Exit now. Runs waiting for a person each block a DBOS thread until their deadline (days); their state is
-    in the database, so the process may end under them, and the next launch resumes them."""
+def _exit_leaving_waits_durable(code: int = 0) -> None:
+    """Exit now, with `code`. Runs waiting for a person each block a DBOS thread until their deadline (days); their
+    state is in the database, so the process may end under them, and the next launch resumes them."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 # -- serve ----------------------------------------------------------------------------------------------------
@@ -368,7 +386,9 @@ def models_list() -> None:
 
 @models_app.command("learn")
 def models_learn(
-    min_new: Annotated[int, typer.Option(min=1, help="Retrain only if at least this many new labels arrived.")] = 1,
+    min_new: Annotated[
+        int, typer.Option(min=1, max=1_000_000_000, help="Retrain only if at least this many new labels arrived.")
+    ] = 1,
 ) -> None:
     """Retrain the classifiers podium trained on the labels people gave in reviews, now (a worker does it by itself
     once PODIUM_RETRAIN_AFTER new labels arrived)."""
@@ -413,8 +433,10 @@ def route_eval(
         str, typer.Option(help="provider:model for a genai-prices list price, or IN/OUT USD per million tokens.")
     ] = "together:mistralai/Mixtral-8x7B-Instruct-v0.1",
     strong_price: Annotated[str, typer.Option(help="Same, for the strong model.")] = "openai:gpt-4-1106-preview",
-    output_tokens: Annotated[int, typer.Option(help="Tokens each answer is assumed to take.")] = 5,
-    seeds: Annotated[int, typer.Option(min=1, help="Random arrival orders to average over.")] = 5,
+    output_tokens: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Tokens each answer is assumed to take.")
+    ] = 5,
+    seeds: Annotated[int, typer.Option(min=1, max=1_000, help="Random arrival orders to average over.")] = 5,
     plot: Annotated[Path | None, typer.Option(help="Write the quality / strong-share plot here (SVG).")] = None,
 ) -> None:
     """Replay the queries as a live stream through the router, at several quality floors, and report the
@@ -422,6 +444,8 @@ def route_eval(
     from podium.cost import Price
     from podium.models import FLOOR_SHARES, evaluate, load_queries
 
+    if plot:
+        output_file(plot, "the plot")  # before minutes of evaluation, not after
     queries = load_queries(
         file,
         prompt=prompt,
@@ -438,7 +462,7 @@ def route_eval(
         evaluation = evaluate(queries, seeds=seeds, progress=lambda: progress.advance(task))
     print_route_summary(evaluation.summary())
     if plot:
-        plot.write_text(evaluation.plot(f"Routing {file.name}: quality vs strong calls"), encoding="utf-8")
+        write_output(plot, evaluation.plot(f"Routing {file.name}: quality vs strong calls"), "the plot")
         console.print(styled("Plot written to {}", plot))
 
 

@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from podium._bounds import check_text
 from podium.cli._display import literal, styled
-from podium.errors import GovernanceError, PodiumError
+from podium.errors import GovernanceError, PodiumError, UsageError
 
 if TYPE_CHECKING:
     from podium._runtime import Podium
@@ -190,6 +190,22 @@ class PodiumGroup(TyperGroup):
             code, message = 1, failure_line(exc)
         error_line(message)
         raise typer.Exit(code)
+
+
+def output_file(path: Path, what: str) -> Path:
+    """A file a command will write, checked before the work that fills it: not a folder, in a folder that exists."""
+    if path.is_dir() or not path.parent.is_dir():
+        problem = "it is a folder" if path.is_dir() else f"there is no folder {path.parent}"
+        raise UsageError(f"cannot write {what} to {path}: {problem}. Give the path of a file to write.")
+    return path
+
+
+def write_output(path: Path, text: str, what: str) -> None:
+    """Write a file a person named, or say in one line why it cannot be written."""
+    try:
+        output_file(path, what).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} to {path} ({exc.strerror}); give a file you may write.") from None
 
 
 def _command_path(exc: click_errors.UsageError) -> str:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from podium._tiers import TIER_CHOICES, TIER_PREFIX
 from podium._time import format_time
-from podium.cli._common import connected, console, err, settings
+from podium.cli._common import connected, console, err, settings, write_output
 from podium.cli._display import AsJson, block, iso, literal, print_json, row, styled, table
 from podium.cli._fields import agent_fields, budget_fields, entry_fields, report_fields
 from podium.errors import UsageError
@@ -370,7 +370,7 @@ def policy_explain(
 
 @audit_app.command("list")
 def audit_list(
-    limit: Annotated[int, typer.Option(help="How many of the latest entries.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many of the latest entries.")] = 20,
     actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. agent:support-triage.")] = None,
     run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
     as_json: AsJson = False,
@@ -503,7 +503,7 @@ def audit_consistency(
 
 @governance_app.command("report")
 def governance_report_command(
-    stale_days: Annotated[int, typer.Option(help="A key older than this is stale.")] = 90,
+    stale_days: Annotated[int, typer.Option(min=1, max=36_500, help="A key older than this is stale.")] = 90,
     markdown: Annotated[Path | None, typer.Option(help="Also write the report as Markdown to this file.")] = None,
     as_json: AsJson = False,
 ) -> None:
@@ -513,7 +513,7 @@ def governance_report_command(
     with connected(read=True) as pod:
         report = governance_report(pod, stale_days=stale_days)
     if markdown is not None:
-        markdown.write_text(report_markdown(report), encoding="utf-8")
+        write_output(markdown, report_markdown(report), "the report")
     if as_json:
         print_json(report_fields(report))
         return

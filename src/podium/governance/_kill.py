@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from podium._bounds import check_name, check_text
 from podium.agents import AgentRegistry
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer, Identity, require_identity
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from dbos import DBOSClient
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
+MAX_NOTE_CHARS = 2_000  # why a kill was made: a few sentences in the audit log
 MAX_NOTE_CHARS = 2_000  # why a kill was made: a few sentences in the audit log
 
 
@@ -56,6 +58,8 @@ def kill_scope(
     given = [(k, v) for k, v in (("agent", agent), ("workflow", workflow), ("team", team)) if v]
     if len(given) + int(everything) != 1:
         raise UsageError("name exactly one of --agent, --workflow, --team or --all.")
+    for kind, value in given:
+        check_name(value, f"--{kind}")
     return "all" if everything else f"{given[0][0]}:{given[0][1]}"
 
 
@@ -98,6 +102,7 @@ class KillSwitch:
 
     def kill(self, scope: str, *, by: Identity, reason: str = "") -> KillReport:
         """Halt everything `scope` covers (see the module docstring); audited."""
+        check_text(reason, "the note", max_chars=MAX_NOTE_CHARS)
         started = time.perf_counter()
         agents = self._agents_in(scope)
         actor = require_identity(by).actor
@@ -120,6 +125,7 @@ class KillSwitch:
 
     def restore(self, scope: str, *, by: Identity, reason: str = "") -> Kill:
         """Lift the kill on `scope`; audited. Keys it revoked stay revoked, runs it cancelled stay cancelled."""
+        check_text(reason, "the note", max_chars=MAX_NOTE_CHARS)
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(tables.kills).where(tables.kills.c.scope == scope)).first()
         if row is None:

@@ -31,7 +31,7 @@ from pydantic_core import to_json
 from podium._tiers import Tier
 from podium.audit import canonical_json, digest
 from podium.cost import Price
-from podium.errors import UsageError
+from podium.errors import RequestTooLarge, UsageError
 from podium.governance._call import Call, Usage
 from podium.governance._governor import Governor
 from podium.governance._site import CallSite, current_call
@@ -124,6 +124,7 @@ class GovernedModel(WrapperModel):
         # The output is capped, so that the most the call can cost is known before it runs and reserved whole:
         # concurrent calls then cannot take a budget past its limit, whatever they turn out to cost.
         model_settings = {**(model_settings or {}), "max_tokens": self._max_tokens(model_settings)}
+        self._check_fits(messages, model_settings["max_tokens"])
         tokens_in, tokens_out = most_tokens(messages, model_request_parameters, model_settings)
         slowest = getattr(self.wrapped, "slowest_tokens_per_second", SLOWEST_TOKENS_PER_SECOND)
         most = self._price.cost_nano_usd(tokens_in, tokens_out, (tokens_in + tokens_out) / slowest)
@@ -160,6 +161,25 @@ class GovernedModel(WrapperModel):
             f"model {self._name!r} was asked to compact a conversation with the provider, which podium does not "
             "govern; keep histories short, or compact them with a governed call of your own."
         )
+
+    def _check_fits(self, messages: list[ModelMessage], max_tokens: int) -> None:
+        """Refuse a request larger than the model reads (prompt and output), before it is sent or charged: the
+        model would fail on it, or cut it. A model that says how much it reads and counts its tokens is checked."""
+        window = getattr(self.wrapped, "context_tokens", None)
+        count = getattr(self.wrapped, "prompt_tokens", None)
+        if window is None or count is None:
+            return
+        needed = int(count(to_chat(messages))) + max_tokens
+        if needed > window:
+            raise RequestTooLarge(
+                f"the request to {self._name} takes {needed:,} tokens (with {max_tokens:,} of reply), more than the "
+                f"{window:,} it reads: the work is too large for it. Give it to a person (podium.assess(flags="
+                f'{{"too_large"}})), or route it to a model that reads more.',
+                agent=self._agent,
+                model=self._name,
+                tokens=needed,
+                limit=window,
+            )
 
     def _max_tokens(self, model_settings: ModelSettings | None) -> int:
         """The request's own bound, else the model's configured one, else what the model makes unasked (a local

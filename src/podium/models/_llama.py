@@ -12,6 +12,7 @@ from podium.models._files import PackagedModelFile, verify_model_file
 from podium.models._local import ChatTurn, LocalModel
 
 DEFAULT_MAX_TOKENS = 96
+TEMPLATE_TOKENS_PER_TURN = 8  # the role markers and separators a chat template adds around each turn
 
 
 class LlamaCppModel(LocalModel):
@@ -48,6 +49,7 @@ class LlamaCppModel(LocalModel):
         self._llama: Any = Llama(
             model_path=str(self.path), n_ctx=context_tokens, n_threads=1, n_threads_batch=1, seed=0, verbose=False
         )
+        self.context_tokens = context_tokens
 
     @classmethod
     def from_package(cls, name: str, packaged: PackagedModelFile) -> LlamaCppModel:
@@ -57,6 +59,11 @@ class LlamaCppModel(LocalModel):
             packaged.sha256,
             fix=packaged.fix,
         )
+
+    def prompt_tokens(self, turns: list[ChatTurn]) -> int:
+        """The tokens `turns` take in front of the model, chat template included (a few per turn)."""
+        text = sum(len(self._llama.tokenize(t.content.encode(), add_bos=False, special=False)) for t in turns)
+        return text + TEMPLATE_TOKENS_PER_TURN * (len(turns) + 1)
 
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
         out = self._llama.create_chat_completion(

@@ -66,6 +66,7 @@ class LocalModel(Model):
     # and the slowest it works (input and output tokens a second), so that its compute has a most it can cost.
     default_max_tokens: int = 1024
     slowest_tokens_per_second: float = 2.0
+    context_tokens: int | None = None  # what it reads at most, input and output together (None: not known)
 
     def __init__(self, name: str) -> None:
         super().__init__()

@@ -196,6 +196,9 @@ def load_queries(
                 )
     except FileNotFoundError:
         raise InputDataError(f"{path} does not exist. Give the path of a CSV file with one row per query.") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:  # a folder, no permission, not text, a 128 KB field
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise InputDataError(f"cannot read {path} as CSV ({why}). Give a UTF-8 CSV file, one row per query.") from None
     if not queries:
         raise InputDataError(f"{path} holds no queries (after exclusions); the evaluation needs at least one.")
     return queries
@@ -267,8 +270,10 @@ def _excluded_prompts(path: Path) -> set[str]:
     """Prompts to leave out: a JSON-lines file whose rows name the prompt in `eval_prompt` or `prompt`."""
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
         raise InputDataError(f"{path}: cannot read the exclusion list ({exc}); give a JSON-lines file.") from None
+    if not all(isinstance(row, dict) for row in rows):
+        raise InputDataError(f"{path}: every line of the exclusion list must be a JSON object with a prompt.")
     return {str(row.get("eval_prompt", row.get("prompt", ""))) for row in rows}
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from podium._bounds import MAX_USD_PER_HOUR, check_name, check_number
 from podium.audit import parse_actor
 from podium.errors import NotFoundError, UsageError
 from podium.policy import Authorizer, GovernedAction, Identity, person_entity
@@ -52,9 +53,10 @@ class People:
         kind, name = parse_actor(name)  # a person's name, as decisions are signed with it
         if kind != "person":
             raise UsageError(f"{name!r} is an agent; people add people (how they sign, e.g. ana@example.com).")
-        team_list = sorted({t.strip().removeprefix("team:") for t in teams if t.strip()})
-        if usd_per_hour is not None and usd_per_hour < 0:
-            raise UsageError(f"usd_per_hour={usd_per_hour} is negative; give the loaded hourly rate in USD.")
+        team_list = sorted({check_name(t, "--team").strip().removeprefix("team:") for t in teams if t.strip()})
+        if usd_per_hour is not None:
+            check_number(usd_per_hour, "--rate (USD an hour)", low=0, high=MAX_USD_PER_HOUR)
+        check_name(display_name, "--display-name")
         person = Person(name, display_name or name, tuple(team_list), usd_per_hour)
         values = {
             "display_name": person.display_name,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from podium.review._context import approvals_scope, assess, workflow_scope
 from podium.review._metrics import Fatigue, ReviewMetrics
 from podium.review._queue import BulkDecision, DecisionDetails, ReviewRequest, Reviews, wake_withdrawn, withdraw_reviews
-from podium.review._rules import DATA_CLASSES, NO_RULES, OWNER, Escalation, ExceptionRules, Facts, Judgement
+from podium.review._rules import DATA_CLASSES, NO_RULES, OWNER, TOO_LARGE, Escalation, ExceptionRules, Facts, Judgement
 from podium.review._schema import problems
 from podium.review._stage import ExceptionStage
 
@@ -29,6 +29,7 @@ __all__ = [
     "DATA_CLASSES",
     "NO_RULES",
     "OWNER",
+    "TOO_LARGE",
     "BulkDecision",
     "DecisionDetails",
     "Escalation",

@@ -306,9 +306,12 @@ class Reviews:
 
     # -- internals ---------------------------------------------------------------------------------------------
 
-    def _check_label(self, label: str, judgement: Mapping[str, Any]) -> None:
+    def _check_label(self, label: str, request: ReviewRequest) -> None:
         """A label must be one the model knows: one it was trained on or people gave it, or its own answer. A typo
         would otherwise become a class of its own at the next retraining."""
+        judgement = request.judgement
+        if judgement is None:
+            raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
         model = str(judgement["model"])
         with self._engine.connect() as conn:
             query = sa.select(tables.labels.c.label).where(tables.labels.c.model == model).distinct()
@@ -394,10 +397,10 @@ class Reviews:
                 f"{expected_digest[:12]}… you gave: you were shown another action (or another request). Look at "
                 f"it again (`podium review show {request.id}`)."
             )
-        if label is not None and request.judgement is None:
-            raise UsageError(f"review {request.id} carries no model judgement to label; decide it without --label.")
-        if label is not None and request.judgement is not None:
-            self._check_label(label, request.judgement)
+        if label is not None:
+            self._check_label(label, request)
+        if status == "approved" and edited_arguments is None:
+            _check_approvable(request)
         person = require_identity(by).name
         arguments = edited_arguments if edited_arguments is not None else request.action["arguments"]
         approved_action = {**request.action, "arguments": arguments} if status == "approved" else None
@@ -573,6 +576,17 @@ def _request(row: sa.Row[Any]) -> ReviewRequest:
         approved_digest=row.approved_digest,
         consumed_by=row.consumed_by,
     )
+
+
+def _check_approvable(request: ReviewRequest) -> None:
+    """A person cannot approve, as it is, an action its tool would refuse (an empty reply a model could not write,
+    say): they edit it into one it takes, or reject it."""
+    found = problems(request.action["arguments"], request.action_schema) if request.action.get("kind") == "tool" else []
+    if found:
+        raise UsageError(
+            f"review {request.id} proposes arguments {request.action['resource']!r} would refuse ({'; '.join(found)}): "
+            f"write them (`podium review edit {request.id} --set NAME=VALUE`) or reject it."
+        )
 
 
 def _check_decision(

@@ -30,6 +30,10 @@ OWNER = "owner"
 
 OnExpiry = Literal["reject", "hold"]
 
+TOO_LARGE = "too_large"
+"""A flag and reason code: the work is too large for the model meant to do it (`RequestTooLarge`). A run that
+raises it (`podium.assess(flags={TOO_LARGE})`) asks a person before its next guarded action, in every workflow."""
+
 
 @dataclass(frozen=True)
 class Escalation:
@@ -155,8 +159,9 @@ class ExceptionRules:
     `tools` limits the rules to the actions they are about (None: every tool the workflow's agents call).
     `escalation` says who decides; `escalation_by_reason` gives some reasons a chain of their own, by reason code or
     its first part (`{"compliance": Escalation(("team:compliance", OWNER))}`): only that chain may decide them.
-    Budget exhaustion (a budget set with on_exhausted="review" -> `budget_exhausted:<scope>`) and policy hits (a
-    Cedar forbid annotated `@exception` -> `policy:<id>`) are exceptions in every workflow.
+    Budget exhaustion (a budget set with on_exhausted="review" -> `budget_exhausted:<scope>`), policy hits (a
+    Cedar forbid annotated `@exception` -> `policy:<id>`) and work too large for its model (the run raised the
+    `too_large` flag -> `too_large`) are exceptions in every workflow.
     """
 
     value_above_usd: float | None = None
@@ -205,7 +210,7 @@ class ExceptionRules:
 
     def reasons(self, facts: Facts, arguments: Mapping[str, Any]) -> list[str]:
         """The reason codes of every rule `facts` and `arguments` break (empty: the agent may act alone)."""
-        found: list[str] = []
+        found: list[str] = [TOO_LARGE] if TOO_LARGE in facts.flags else []
         if self.value_above_usd is not None and facts.value_usd is not None and facts.value_usd > self.value_above_usd:
             found.append("high_value")
         if (
