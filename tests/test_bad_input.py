@@ -297,3 +297,8 @@ def test_a_ticket_is_its_file_row_and_content_so_another_file_never_reuses_its_r
     ids = [load_tickets(path)[0].id for path in (first, second, again)]
     assert ids[0] != ids[1], "before: both were tickets-1, and the second file's ticket got the first one's run"
     assert ids[0] == ids[2], "the same ticket is the same run again (no reply sent twice)"
+
+
+def test_texts_a_classifier_cannot_learn_from_are_an_input_error_not_a_crash() -> None:
+    with pytest.raises(InputDataError, match="cannot train on these texts .*empty vocabulary.*Check the labelled file"):
+        TextClassifier.train(["a", "b", "c", "d"], ["x", "x", "y", "y"])  # before: scikit-learn's ValueError

@@ -119,7 +119,11 @@ class TextClassifier:
             )
         if len(set(labels)) < 2:
             raise InputDataError("training needs at least two different labels. Check the labelled file.")
-        return cls.from_pipeline(_fit_pipeline(texts, labels))
+        try:
+            fitted = _fit_pipeline(texts, labels)
+        except ValueError as exc:  # scikit-learn's word for data it cannot learn from (no words in any text, say)
+            raise InputDataError(f"cannot train on these texts ({exc}). Check the labelled file.") from None
+        return cls.from_pipeline(fitted)
 
     @classmethod
     def from_pipeline(cls, pipeline: Any) -> TextClassifier:
