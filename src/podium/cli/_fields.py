@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from podium.audit import StoredEntry
     from podium.cost import Budget
     from podium.governance import GovernanceReport
-    from podium.people import Person
+    from podium.people import IssuedPersonKey, Person, PersonKey
     from podium.review import ReviewRequest
     from podium.workflows import RunInfo, StepInfo
 
@@ -182,3 +182,22 @@ def report_fields(report: GovernanceReport) -> dict[str, Any]:
         "denials": report.denials,
         "kills": report.kills,
     }
+
+
+def key_fields(key: PersonKey) -> dict[str, Any]:
+    """A person's key in `keys list --json` (docs/cli-json.md): never the secret."""
+    return {
+        "id": key.id,
+        "person": key.person,
+        "state": key.state(),
+        "created_at": iso(key.created_at),
+        "created_by": key.created_by,
+        "expires_at": iso(key.expires_at),
+        "revoked_at": iso(key.revoked_at),
+        "revoked_by": key.revoked_by,
+    }
+
+
+def issued_key_fields(issued: IssuedPersonKey) -> dict[str, Any]:
+    """A key just issued, in `keys issue --json` and `init --json`: the secret, shown this once."""
+    return {"key": issued.key, "id": issued.id, "person": issued.person, "expires_at": iso(issued.expires_at)}
