@@ -27,6 +27,7 @@ from pathlib import Path
 import podium
 from benchmarks._report import write_result
 from podium._charts import Series, line_chart
+from podium.testing import sign_in
 from podium_examples.support_triage import workflow as wf
 from podium_examples.support_triage.tickets import TRAIN_CSV, Ticket, load_tickets
 
@@ -73,6 +74,7 @@ class Reviewer(threading.Thread):
     def __init__(self, pod: podium.Podium, truth: dict[str, str]) -> None:
         super().__init__(daemon=True)
         self.pod, self.truth, self.stop = pod, truth, threading.Event()
+        self.me = sign_in(pod, wf.SUPPORT_LEAD)  # in the triage workflow's escalation chain
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -80,7 +82,7 @@ class Reviewer(threading.Thread):
                 assert request.judgement is not None
                 label = self.truth[request.run_id]
                 decide = self.pod.reviews.approve if request.judgement["label"] == label else self.pod.reviews.reject
-                decide(request.id, by=wf.SUPPORT_LEAD, label=label, minutes=REVIEW_MINUTES)
+                decide(request.id, by=self.me, label=label, minutes=REVIEW_MINUTES)
             time.sleep(0.05)
 
 
