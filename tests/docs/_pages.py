@@ -2,7 +2,8 @@
 
 A shell block is a fenced block marked ```bash (every line a command, `#` lines comments) or ```console (commands
 after `$ `, the rest output). A block the docs runner must not run says why in an HTML comment on the line before
-it: `<!-- not run: installs packages -->`. A command expects exit status 0 unless its comment ends `# exit N`.
+it: `<!-- not run: installs packages -->`. A command expects exit status 0 unless its comment ends with `exit N`
+(`# refused: exit 1`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHELLS = ("bash", "console")
 _FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 _NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(.+?)\s*-->\s*$")
-_EXIT = re.compile(r"#\s*exit (\d+)\s*$")
+_EXIT = re.compile(r"#[^\n]*\bexit (\d+)\W*$")
 
 
 @dataclass(frozen=True)

@@ -67,23 +67,30 @@ def _alternatives(text: str) -> list[str]:
 
 
 def named(span: str) -> list[tuple[str, ...]]:
-    """The commands a span like `podium audit list|verify [DIR]|prove SEQ` names, each as its path."""
-    words = span.split()[1:]
-    path: tuple[str, ...] = ()
+    """The commands a span like `podium audit list|verify [DIR]|key export FILE` names, each as its path."""
+    return _named((), span.split()[1:])
+
+
+def _named(path: tuple[str, ...], words: list[str]) -> list[tuple[str, ...]]:
     while words and subcommands(path):
         alternatives = [alt for alt in _alternatives(" ".join(words)) if alt]
         if words[0] in subcommands(path) and (len(alternatives) == 1 or subcommands((*path, words[0]))):
             path, words = (*path, words[0]), words[1:]
             continue
-        firsts = [alt.split()[0].strip("[]") for alt in alternatives]
-        return [(*path, first) for first in firsts if not first.startswith(("-", "…"))] or [path]
+        found = [
+            command
+            for alt in alternatives
+            if not alt.startswith(("-", "…"))
+            for command in _named((*path, alt.split()[0].strip("[]")), alt.split()[1:])
+        ]
+        return found or [path]
     return [path]
 
 
 def spans(page: str) -> list[str]:
     """The inline `podium …` spans of a page, outside fenced blocks, table pipes unescaped."""
     text = re.sub(r"(?ms)^\s*```.*?^\s*```", "", (REPO / page).read_text())
-    return [s.replace("\\|", "|") for s in _SPAN.findall(text)]
+    return [s.replace("\\|", "|").split(" | ")[0] for s in _SPAN.findall(text)]  # ` | ` pipes to another program
 
 
 def test_the_readme_table_names_every_command_and_only_those() -> None:

@@ -36,7 +36,9 @@ Label = Annotated[
 ]
 Digest = Annotated[
     str | None,
-    typer.Option(help="The action digest you were shown (a prefix will do): refused if the request changed since."),
+    typer.Option(
+        help="The action digest you were shown (its first 8 characters will do): refused if the request changed since."
+    ),
 ]
 Ids = Annotated[list[str] | None, typer.Argument(help="Review ids (several for a bulk decision).")]
 Yes = Annotated[bool, typer.Option("--yes", help="Decide several requests at once without being asked to confirm.")]
