@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     )
     executor_id: str | None = Field(
         default=None,
-        description="This process's executor id. Unset: the first free slot `<host>-<n>` (see docs/runtime.md).",
+        description="This process's executor id. Unset: the first free slot `<host>-<n>` (docs/architecture.md).",
     )
     local_compute_usd_per_hour: float = Field(
         default=0.085,

@@ -75,3 +75,16 @@ def test_the_licence_pyproject_names_ships_in_full() -> None:
     text = (REPO / "LICENSE").read_text()
     assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
     assert "END OF TERMS AND CONDITIONS" in text and "9. Accepting Warranty or Additional Liability." in text
+
+
+def test_every_page_the_code_sends_a_reader_to_exists() -> None:
+    """Help texts, errors and docstrings name docs pages too (`fields: docs/cli-json.md`)."""
+    clone = tracked()
+    named = {
+        (str(path.relative_to(REPO)), page)
+        for top in ("src", "examples", "benchmarks")
+        for path in (REPO / top).rglob("*.py")
+        for page in re.findall(r"(?<![\w/])docs/[\w/.-]*\w", path.read_text(encoding="utf-8"))
+    }
+    missing = sorted(f"{page} (named in {where})" for where, page in named if page not in clone)
+    assert not missing, "the code names docs a clone does not have: " + ", ".join(missing)
