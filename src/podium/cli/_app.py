@@ -12,7 +12,7 @@ import time
 from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -33,7 +33,7 @@ from podium.cli._common import (
     write_output,
 )
 from podium.cli._display import AsJson, print_json, row, shorten, styled, table
-from podium.cli._fields import budget_fields, run_detail_fields, run_fields
+from podium.cli._fields import budget_fields, model_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._help import conventional_help
 from podium.cli._identity import init, keys_app
@@ -370,14 +370,16 @@ def runs_resume(run_id: str) -> None:
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(as_json: AsJson = False) -> None:
     """Models podium knows (the ones it trained too), with the sha256 each local file is checked against and its
     state; a remote model has no file to check."""
-    from podium.cli._display import styled
     from podium.models import model_states
 
     with connected(read=True) as pod:
         models = model_states(pod.models, pod.trained)
+    if as_json:
+        print_json([model_fields(model) for model in models])
+        return
     for model in models:  # one block each: a digest is never cut short, whatever the terminal's width
         console.print(styled("[bold]{}[/]  ({}, {})", model.name, model.tier, model.kind))
         console.print(styled("  sha256  {}", model.sha256 or "-"))
@@ -507,22 +509,20 @@ CATEGORY_TITLES = {
 
 @app.command()
 def costs(
-    per: Annotated[str, typer.Option(help="One row per workflow, run, agent or team.")] = "workflow",
+    per: Annotated[Literal["workflow", "run", "agent", "team"], typer.Option(help="One row per what.")] = "workflow",
     sql: Annotated[bool, typer.Option(help="Print the query behind the figures instead, to reproduce them.")] = False,
 ) -> None:
     """The fully loaded cost per workflow (or run, agent, team): tokens, local compute, tool fees, human review
     minutes, compliance checks and retry waste, from the ledger."""
     from podium.cost import CATEGORIES, cost_breakdown, cost_breakdown_query
 
-    if per not in ("workflow", "run", "agent", "team"):
-        raise UsageError(f"--per {per!r}: use workflow, run, agent or team.")
     if sql:
         with connected(read=True) as pod:
-            query = cost_breakdown_query(per)  # type: ignore[arg-type]
+            query = cost_breakdown_query(per)
             console.print(str(query.compile(pod.engine, compile_kwargs={"literal_binds": True})))
         return
     with connected(read=True) as pod:
-        lines = cost_breakdown(pod.engine, per)  # type: ignore[arg-type]
+        lines = cost_breakdown(pod.engine, per)
     if not lines:
         console.print("The ledger is empty: nothing has run yet.")
         return
@@ -582,11 +582,13 @@ def budgets_list(as_json: AsJson = False) -> None:
 def budgets_set(
     scope: Annotated[str, typer.Argument(help="agent:NAME, workflow:NAME, team:NAME or key:ID.")],
     limit_usd: Annotated[float, typer.Argument(help="The limit in USD.")],
-    on_exhausted: Annotated[str, typer.Option(help="stop: refuse the call; review: ask a person.")] = "stop",
+    on_exhausted: Annotated[
+        Literal["stop", "review"], typer.Option(help="stop: refuse the call; review: ask a person.")
+    ] = "stop",
 ) -> None:
     """Create or change a budget; spend so far is kept."""
     with connected() as pod:
-        budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=pod.operator())  # type: ignore[arg-type]
+        budget = pod.budgets.set(scope, limit_usd, on_exhausted=on_exhausted, by=pod.operator())
     console.print(
         styled("{}: limit ${}, {} when exhausted", budget.scope, _usd(budget.limit_nano_usd), budget.on_exhausted)
     )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from podium.audit import StoredEntry
     from podium.cost import Budget
     from podium.governance import GovernanceReport
+    from podium.models import ModelState
     from podium.people import IssuedPersonKey, Person, PersonKey
     from podium.review import ReviewRequest
     from podium.workflows import RunInfo, StepInfo
@@ -201,3 +202,15 @@ def key_fields(key: PersonKey) -> dict[str, Any]:
 def issued_key_fields(issued: IssuedPersonKey) -> dict[str, Any]:
     """A key just issued, in `keys issue --json` and `init --json`: the secret, shown this once."""
     return {"key": issued.key, "id": issued.id, "person": issued.person, "expires_at": iso(issued.expires_at)}
+
+
+def model_fields(model: ModelState) -> dict[str, Any]:
+    """A model in `models list --json` (docs/cli-json.md)."""
+    return {
+        "name": model.name,
+        "tier": model.tier,
+        "kind": model.kind,
+        "sha256": model.sha256,
+        "ok": model.ok,
+        "state": model.state,
+    }

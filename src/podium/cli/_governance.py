@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from podium._tiers import TIER_CHOICES, TIER_PREFIX
+from podium._tiers import TIER_PREFIX, Tier
 from podium._time import format_time
 from podium.cli._common import connected, console, err, settings, write_output
 from podium.cli._display import AsJson, block, iso, literal, print_json, row, styled, table
@@ -45,7 +45,7 @@ def agents_add(
     model: Models = None,
     tool: Tools = None,
     data_scope: Scopes = None,
-    tier_ceiling: Annotated[str, typer.Option(help=f"Highest model tier: {TIER_CHOICES}.")] = "",
+    tier_ceiling: Annotated[Tier | None, typer.Option(help="The highest model tier it may use.")] = None,
     budget_usd: Annotated[
         float | None, typer.Option(help="A budget for the agent's spend (stops it when spent).")
     ] = None,
@@ -66,7 +66,7 @@ def agents_add(
             models=model or (),
             tools=tool or (),
             data_scopes=data_scope or (),
-            tier_ceiling=tier_ceiling,
+            tier_ceiling=tier_ceiling or "",
         )
         if budget_usd is not None:
             pod.budgets.set(f"agent:{record.name}", budget_usd, by=pod.operator())
