@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +19,17 @@ from typing import Any
 import httpx2
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from typer.testing import CliRunner
 
 import podium
 from podium import Podium, Settings
-from podium.api import create_app
+from podium.api import Gatekeeper
 from podium.cli import app
 from podium.testing import key_for, temporary_postgres_database
 from tests.conftest import POSTGRES_URL
 from tests.review import _app
 from tests.review.test_review import waiting
+from tests.test_auth_matrix import serving
 
 runner = CliRunner()
 ACTOR = _app.LEAD  # in the refund review's chain, and an admin here: whoever could act, were the input right
@@ -258,20 +255,10 @@ def test_every_command_says_what_to_fix_in_one_line_and_changes_nothing(
 @pytest.fixture(scope="module")
 def client(home: Home) -> Iterator[httpx2.Client]:
     """`podium serve`'s app over real HTTP on loopback, with the acting key."""
-    with Podium.connect(home.settings) as pod:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(pod), host="127.0.0.1", port=port, log_level="critical"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
+    with Podium.connect(home.settings) as pod, serving(pod, Gatekeeper(pod)) as url:
         headers = {"Authorization": f"Bearer {home.key}"}
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
+        with httpx2.Client(base_url=url, headers=headers, timeout=30) as http:
             yield http
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _raw(text: str) -> dict[str, Any]:
