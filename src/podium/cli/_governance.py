@@ -27,9 +27,9 @@ audit_app = typer.Typer(
 )
 governance_app = typer.Typer(help="Accountability: who owns which agent, and what it did.", no_args_is_help=True)
 
-Models = Annotated[list[str] | None, typer.Option("--model", help=f"A model name or {TIER_PREFIX}<tier> (repeatable).")]
+Models = Annotated[list[str] | None, typer.Option("--model", help=f"A model name or {TIER_PREFIX}TIER (repeatable).")]
 Tools = Annotated[list[str] | None, typer.Option("--tool", help="A tool name (repeatable).")]
-Scopes = Annotated[list[str] | None, typer.Option("--data-scope", help="A data scope <team>/<name> (repeatable).")]
+Scopes = Annotated[list[str] | None, typer.Option("--data-scope", help="A data scope, TEAM/NAME (repeatable).")]
 
 
 # -- agents --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ typer 0.29 writes `<bool>` after every flag, `<list[str]>` after a repeatable op
 argument. podium's help writes a flag bare, a value's kind as TEXT, INTEGER, FLOAT or PATH, choices as
 `[a|b]`, and arguments as NAME, [NAME] or NAME... (click's convention). typer builds its parameters from its
 own classes, with no hook to give it others, so `conventional_help` adjusts those classes' help methods once;
-tests/test_cli_conventions.py reads the help of every command and fails if an artefact comes back.
+tests/cli/test_conventions.py reads the help of every command and fails if an artefact comes back.
 """
 
 from __future__ import annotations

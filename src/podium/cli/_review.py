@@ -78,7 +78,7 @@ def review_list(
     reason: Reason = None,
     min_value: Annotated[float | None, typer.Option(help="Only requests worth at least this many USD.")] = None,
     older_than: Annotated[str | None, typer.Option(help="Only requests older than this (30m, 4h, 2d).")] = None,
-    waiting_on: Annotated[str | None, typer.Option(help="Only requests asked of this person or team:<name>.")] = None,
+    waiting_on: Annotated[str | None, typer.Option(help="Only requests asked of this person or team:NAME.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 100,
     as_json: AsJson = False,
 ) -> None:
@@ -273,7 +273,7 @@ def review_claim(review_id: str) -> None:
 @review_app.command("reassign")
 def review_reassign(
     review_id: str,
-    to: Annotated[str, typer.Option(help="The person, or team:<name>, who decides it now.")],
+    to: Annotated[str, typer.Option(help="The person, or team:NAME, who decides it now.")],
     note: Note = "",
 ) -> None:
     """Hand a request to someone else (lifts any claim)."""
