@@ -144,7 +144,7 @@ def demo(
         ),
     ]
     for label, value in rows:
-        table.add_row(label, value)
+        table.add_row(*row(label, value))  # a problem the audit reports, say, shown literally
     console.print(table)
     if report.waiting_for_person:
         console.print(
