@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 
-from podium._bounds import MAX_MINUTES, MAX_USD, check_count, check_json, check_name, check_number, check_text
+from podium._bounds import check_json, check_name, check_number, check_text
 from podium.audit import canonical_json, digest, parse_actor, record
 from podium.cost import NANO
 from podium.errors import NotFoundError, PodiumError, StaleError, UsageError
 from podium.policy import Authorizer, GovernedAction, Identity, require_identity, review_entity
+from podium.review._checks import check_decision, check_filters
 from podium.review._metrics import ReviewMetrics, review_metrics
 from podium.review._schema import problems
 from podium.store import tables
@@ -38,7 +39,6 @@ _REQUESTS = sa.select(r, tables.agents.c.team.label("agent_team")).outerjoin(
     tables.agents, tables.agents.c.name == r.c.agent
 )
 OPEN = ("pending", "held")  # statuses a person can still decide
-STATUSES = (*OPEN, "approved", "rejected", "expired", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class Reviews:
         """Requests, oldest first, at most `limit`. `status` "open" (the default) means pending or held, None any;
         `reason` matches a reason code or its prefix (`compliance` matches `compliance:…`); `waiting_on` a person or
         `team:`; `after` a (created_at, id) position in that order: the next page starts past it."""
-        _check_filters(status, reason, min_value_usd, older_than_s, waiting_on, limit)
+        check_filters(status, reason, min_value_usd, older_than_s, waiting_on, limit)
         query = _REQUESTS.order_by(r.c.created_at, r.c.id)
         if after is not None:
             query = query.where((r.c.created_at > after[0]) | ((r.c.created_at == after[0]) & (r.c.id > after[1])))
@@ -204,7 +204,7 @@ class Reviews:
         `label` corrects (or confirms) the model's judgement the request carries; `expected_digest` is the action
         digest the person saw, so an approval of a request that changed meanwhile is refused.
         """
-        _check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
+        check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
         request = self.get(review_id)
         return self._decide(request, "approved", by, rationale, minutes, label, expected_digest, None)
 
@@ -219,7 +219,7 @@ class Reviews:
         expected_digest: str | None = None,
     ) -> ReviewRequest:
         """Reject the proposed action: the run goes on without it (the workflow sees ActionRejected)."""
-        _check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
+        check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
         request = self.get(review_id)
         return self._decide(request, "rejected", by, rationale, minutes, label, expected_digest, None)
 
@@ -236,7 +236,7 @@ class Reviews:
     ) -> ReviewRequest:
         """Approve the action with some arguments changed: a correction. The edited action has a digest of its
         own, and must fit the action's schema; the run performs the edited action, once."""
-        _check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
+        check_decision(rationale=rationale, minutes=minutes, label=label, expected_digest=expected_digest)
         if not changes:
             raise UsageError("an edit needs at least one changed argument (--set name=value).")
         check_json(dict(changes), "the edit")
@@ -269,14 +269,14 @@ class Reviews:
     ) -> BulkDecision:
         """Approve several requests, each as its own decision with the same details: a refusal is kept with its
         reason, and the rest are still decided. Details out of bounds refuse them all, before any is read."""
-        _check_decision(**details)
+        check_decision(**details)
         return _each(review_ids, lambda review_id: self.approve(review_id, by=by, **details))
 
     def reject_many(
         self, review_ids: Iterable[str], *, by: Identity, **details: Unpack[DecisionDetails]
     ) -> BulkDecision:
         """Reject several requests, each as its own decision (see `approve_many`)."""
-        _check_decision(**details)
+        check_decision(**details)
         return _each(review_ids, lambda review_id: self.reject(review_id, by=by, **details))
 
     def claim(self, review_id: str, *, by: Identity) -> ReviewRequest:
@@ -587,35 +587,3 @@ def _check_approvable(request: ReviewRequest) -> None:
             f"review {request.id} proposes arguments {request.action['resource']!r} would refuse ({'; '.join(found)}): "
             f"write them (`podium review edit {request.id} --set NAME=VALUE`) or reject it."
         )
-
-
-def _check_decision(
-    *, rationale: str = "", minutes: float = 0.0, label: str | None = None, expected_digest: str | None = None
-) -> None:
-    """The bounds of what a person adds to a decision, checked before anything is read or written."""
-    check_text(rationale, "the note")
-    check_number(minutes, "minutes (the time the decision took)", low=0, high=MAX_MINUTES)
-    if label is not None:
-        check_name(label, "--label")
-    if expected_digest is not None:
-        check_name(expected_digest, "--digest")
-
-
-def _check_filters(
-    status: str | None,
-    reason: str | None,
-    min_value_usd: float | None,
-    older_than_s: float | None,
-    waiting_on: str | None,
-    limit: int,
-) -> None:
-    if status is not None and status != "open" and status not in STATUSES:
-        raise UsageError(f"unknown review status {status!r}; use open, {', '.join(STATUSES)} (or all).")
-    for value, what in ((reason, "--reason"), (waiting_on, "--waiting-on")):
-        if value is not None:
-            check_name(value, what)
-    if min_value_usd is not None:
-        check_number(min_value_usd, "--min-value (USD)", low=0, high=MAX_USD)
-    if older_than_s is not None:
-        check_number(older_than_s, "--older-than (seconds)", low=0, high=100 * 365 * 86400)
-    check_count(limit, "--limit")
