@@ -32,8 +32,6 @@ import pytest
 
 from tests.docs._pages import REPO, SHELLS, Block, Command, blocks, commands, pages, tracked_top_level
 
-pytestmark = pytest.mark.slow
-
 VENV = Path(sys.executable).parent.parent
 
 
@@ -180,6 +178,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in pages() if _shell_blocks(p)])
 def test_the_commands_of_a_page_run_as_written(page: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     folder = _clone(tmp_path / "clone")
