@@ -33,9 +33,11 @@ if TYPE_CHECKING:
         PodiumError,
         ReviewRequired,
         StaleError,
+        Unauthenticated,
         UsageError,
     )
     from podium.governance import current_call, request_scope
+    from podium.policy import Identity
     from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
     from podium.settings import Settings
     from podium.tools import send_to_outbox, tool
@@ -60,9 +62,11 @@ _HOMES = {
         "PodiumError",
         "ReviewRequired",
         "StaleError",
+        "Unauthenticated",
         "UsageError",
     ),
     "podium.governance": ("current_call", "request_scope"),
+    "podium.policy": ("Identity",),
     "podium.review": ("OWNER", "Escalation", "ExceptionRules", "Judgement", "assess"),
     "podium.settings": ("Settings",),
     "podium.tools": ("send_to_outbox", "tool"),
@@ -98,6 +102,7 @@ __all__ = [
     "EventBus",
     "ExceptionRules",
     "GovernanceError",
+    "Identity",
     "InputDataError",
     "Judgement",
     "ModelFileError",
@@ -111,6 +116,7 @@ __all__ = [
     "Run",
     "Settings",
     "StaleError",
+    "Unauthenticated",
     "UsageError",
     "__version__",
     "assess",
