@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 IN_FLIGHT = ["PENDING", "ENQUEUED"]
 MAX_NOTE_CHARS = 2_000  # why a kill was made: a few sentences in the audit log
-MAX_NOTE_CHARS = 2_000  # why a kill was made: a few sentences in the audit log
 
 
 @dataclass(frozen=True)
