@@ -326,6 +326,7 @@ class Podium:
         if listener is not None:
             podium.events.subscribe(listener)
         try:
+            podium.audit.check_key()  # a process not given the log's signing key fails now, not at its checkpoint
             for tool in app.tools:
                 podium._toolset.add_function(_inline(tool))
                 podium._tool_fees[tool.__name__] = fee_nano_usd(tool)

@@ -7,11 +7,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podium import Podium, Settings
 from podium.audit import AuditEntry, append
+from podium.audit._heads import Signer
 from podium.audit._log import leaf_hash_hex
-from podium.errors import AuditTampered
+from podium.errors import AuditTampered, ConfigurationError
 from podium.store import tables
 
 ENTRIES = 6
@@ -108,14 +111,68 @@ def test_tampering_is_detected(
     assert result.problem is not None and result.problem.startswith(expected), result.problem
 
 
-def test_a_head_signed_with_another_key_is_refused(audited: Podium, tmp_path_factory: pytest.TempPathFactory) -> None:
-    audited.audit.checkpoint()
-    other = Podium.connect(audited.settings.model_copy(update={"audit_key": tmp_path_factory.mktemp("k") / "k.pem"}))
-    with other:
-        assert "the audit signing key is missing" in str(other.verify_audit().problem)
-        assert other.audit.signer.key_id != audited.audit.signer.key_id  # a key of its own, created on first use
+def test_a_process_without_the_logs_key_fails_and_makes_no_second_key(
+    audited: Podium, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A process given another home (so another key path) must not sign the log with a key of its own."""
+    head = audited.audit.checkpoint()
+    assert head is not None
+    with audited.engine.begin() as conn:
+        append(conn, AuditEntry("key-7", "agent:a", "tool.call", "tool-7", "allowed"))
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "audit-signing-key.pem"
+    missing = f"signed with key {head.key_id[:16]}.*no audit signing key at {elsewhere}.*PODIUM_AUDIT_KEY"
+    with Podium.connect(audited.settings.model_copy(update={"audit_key": elsewhere})) as other:
+        for attempt in (other.audit.checkpoint, other.audit.check_key, other.verify_audit):
+            with pytest.raises(ConfigurationError, match=missing):
+                attempt()
+        assert not elsewhere.exists(), "no second key was made"
+        assert other.audit.heads() == [head], "nothing was signed"
+    audited.audit.export_key(elsewhere)  # the deliberate way: the log's own key, owner-only
+    assert elsewhere.stat().st_mode & 0o777 == 0o600
+    with Podium.connect(audited.settings.model_copy(update={"audit_key": elsewhere})) as other:
+        other.audit.check_key()
+        assert other.audit.checkpoint() is not None and other.verify_audit().ok
+    assert audited.verify_audit().ok
+
+
+def test_a_process_with_another_key_is_refused(audited: Podium, tmp_path_factory: pytest.TempPathFactory) -> None:
+    head = audited.audit.checkpoint()
+    assert head is not None
+    other_key = tmp_path_factory.mktemp("k") / "k.pem"
+    other_key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    with Podium.connect(audited.settings.model_copy(update={"audit_key": other_key})) as other:
+        with pytest.raises(ConfigurationError, match=f"{other_key} .*is not the key .*{head.key_id[:16]}"):
+            other.audit.check_key()
         result = other.verify_audit()
-    assert not result.ok and result.problem is not None and "does not verify with podium's key" in result.problem
+    assert not result.ok and result.problem is not None
+    assert f"names key {head.key_id[:16]}" in result.problem and "PODIUM_AUDIT_KEY" in result.problem
+
+
+def test_two_processes_with_different_keys_cannot_both_sign_a_new_log(
+    audited: Podium, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both read a log with no signed head, so both may make a key; the one that inserts a head first decides the
+    log's key, and the other signs nothing and removes the key it made."""
+    folder = tmp_path_factory.mktemp("second")
+    second = Podium.connect(audited.settings.model_copy(update={"audit_key": folder / "key.pem"}))
+    make_key = second.audit._signer_for
+
+    def first_signs_meanwhile(log_key: str | None) -> Signer:  # after the second read the log, before it signs
+        audited.audit.checkpoint()
+        return make_key(log_key)
+
+    monkeypatch.setattr(second.audit, "_signer_for", first_signs_meanwhile)
+    with second, pytest.raises(ConfigurationError, match="another process signed this log with key") as refused:
+        second.audit.checkpoint()
+    first_key = audited.audit.signer.key_id
+    assert first_key[:16] in str(refused.value) and "PODIUM_AUDIT_KEY" in str(refused.value)
+    assert list(folder.iterdir()) == [], "the second key, which signed nothing kept, is gone"
+    assert {head.key_id for head in audited.audit.heads()} == {first_key}
+    assert audited.verify_audit().ok
 
 
 def test_proofs_from_the_database_hold(audited: Podium) -> None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from podium.audit import _heads, _merkle
 from podium.audit._heads import Signer, TreeHead, Verification
 from podium.audit._log import AuditEntry
 from podium.audit._witness import Witnesses
-from podium.errors import NotFoundError, UsageError
+from podium.errors import ConfigurationError, NotFoundError, UsageError
 from podium.settings import Settings
 from podium.store import tables
 
@@ -77,6 +75,7 @@ class AuditLog:
         self._engine = engine
         self._key_file = key_file
         self._witnesses = witnesses
+        self._signer: Signer | None = None
 
     @classmethod
     def from_settings(cls, engine: sa.Engine, settings: Settings) -> AuditLog:
@@ -84,10 +83,51 @@ class AuditLog:
         of them is neither a folder nor an http(s) URL)."""
         return cls(engine, settings.audit_key_file, Witnesses.parse(settings.audit_witness_specs))
 
-    @functools.cached_property
+    @property
     def signer(self) -> Signer:
-        """podium's signing key (created on first use, then read once)."""
-        return Signer(self._key_file)
+        """podium's signing key, read once (ConfigurationError if there is none: the first checkpoint of a log
+        that has no signed head makes it; any other process must be given it, see `check_key`)."""
+        if self._signer is None or self._signer.discarded:
+            self._signer = Signer(self._key_file)
+        return self._signer
+
+    def check_key(self) -> None:
+        """Fail now, in one line naming the fix, if this process cannot sign this log: its heads are signed with
+        a key this process does not have (a worker started with another home, say). A log with no signed head
+        gets its key at its first checkpoint."""
+        log_key = self._log_key()
+        if log_key is not None:
+            self._matching_signer(log_key)
+
+    def export_key(self, path: Path, *, public: bool = False) -> str:
+        """Write the key that signs this log to a new file, for another machine's PODIUM_AUDIT_KEY (owner-only), or
+        with `public` only its public half, which auditors verify exports with; made now if the log has no signed
+        head yet. Returns its key id."""
+        signer = self._matching_signer(self._log_key())
+        signer.export(path, public=public)
+        return signer.key_id
+
+    def _matching_signer(self, log_key: str | None) -> Signer:
+        signer = self._signer_for(log_key)
+        if log_key is not None and (problem := _heads.key_mismatch(signer, log_key)):
+            raise ConfigurationError(problem + ".")
+        return signer
+
+    def _signer_for(self, log_key: str | None) -> Signer:
+        """This process's key for a log signed with `log_key`. Only a log with no signed head anywhere (None) has
+        its key made here; a signed log never silently gets a second key."""
+        if self._signer is None or self._signer.discarded:
+            if log_key is not None and not self._key_file.exists():
+                raise ConfigurationError(_heads.missing_key(self._key_file, log_key))
+            self._signer = Signer(self._key_file, create=log_key is None)
+        return self._signer
+
+    def _log_key(self) -> str | None:
+        """The key that signed the latest head in the database, if there is one."""
+        heads = tables.tree_heads
+        with self._engine.connect() as conn:
+            found = conn.execute(sa.select(heads.c.key_id).order_by(heads.c.tree_size.desc()).limit(1)).scalar()
+        return str(found) if found is not None else None
 
     def entries(
         self, *, actor: str | None = None, run_id: str | None = None, after: int = 0, limit: int | None = None
@@ -118,7 +158,7 @@ class AuditLog:
     def checkpoint(self) -> TreeHead | None:
         """Sign the tree as it is now on top of what the witnesses hold (see `_heads.checkpoint`), and publish the
         head to every witness (again, if it is not new: a witness that missed one catches up)."""
-        head = _heads.checkpoint(self._engine, self.signer, self._witnesses.latest())
+        head = _heads.checkpoint(self._engine, self._signer_for, self._witnesses.latest())
         if head is not None:
             self._witnesses.publish(head)
         return head
@@ -129,7 +169,9 @@ class AuditLog:
 
     def verify(self) -> Verification:
         """Check every entry and signed head in the database, and that it still holds every witnessed head."""
-        return _heads.verify(self._engine, self._public_key(), self._witnesses.heads())
+        log_key = self._log_key()
+        public_key = self._signer_for(log_key).public_key if log_key is not None else None
+        return _heads.verify(self._engine, public_key, self._witnesses.heads())
 
     def prove_inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """A proof that entry `seq` is in the tree of `tree_size` entries (default: the latest signed head)."""
@@ -209,6 +251,3 @@ class AuditLog:
         if head is None:
             raise UsageError("the audit log is empty: there is nothing to prove yet.")
         return head
-
-    def _public_key(self) -> Ed25519PublicKey | None:
-        return self.signer.public_key if self._key_file.exists() else None

@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,26 @@ class Witnessed:
 
 
 class Signer:
-    """podium's audit signing key, loaded from (or created at) a PEM file readable only by its owner."""
+    """podium's audit signing key, read from a PEM file readable only by its owner.
 
-    def __init__(self, path: Path) -> None:
+    `create=True` makes the key first if there is none: only for a log that has no signed head yet (see
+    `AuditLog`), so a process that was not given the log's key fails instead of signing with a second one.
+    """
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
-        if not path.exists():
-            _create_key(path)
+        self.discarded = False
+        self.created = create and _create_key(path)
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigurationError(f"there is no audit signing key at {path}: {KEY_FIX}.") from None
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the audit signing key {path} ({exc.strerror or exc}): {KEY_FIX}."
+            ) from exc
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
         except ValueError as exc:
             raise ConfigurationError(
                 f"the audit signing key {path} is not a PEM private key ({exc}). Restore it from your backup, or "
@@ -96,6 +109,7 @@ class Signer:
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigurationError(f"the audit signing key {path} is not an Ed25519 key; podium signs with Ed25519.")
         self._key = key
+        self._pem = pem
         self.public_key = key.public_key()
         self.key_id = key_id(self.public_key)
 
@@ -107,11 +121,50 @@ class Signer:
     def public_pem(self) -> bytes:
         return self.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
+    def export(self, path: Path, *, public: bool = False) -> None:
+        """Write the key (`public`: only its public half, for auditors) to a new file: never over another, and the
+        private key readable by its owner only."""
+        data, mode = (self.public_pem(), 0o644) if public else (self._pem, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            raise ConfigurationError(f"{path} exists already: give a new file name, or remove it first.") from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create {path} ({exc.strerror or exc}): give a writable path.") from exc
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
 
-def _create_key(path: Path) -> None:
+    def discard(self) -> None:
+        """Remove the key this process made, which signed nothing that was kept (another key signed the log)."""
+        with suppress(FileNotFoundError):
+            if self.created and self.path.read_bytes() == self._pem:
+                self.path.unlink()
+        self.discarded = True
+
+
+KEY_FIX = (
+    "copy the key that signs this log from a machine that has it (`podium audit key export FILE` there) and set "
+    "PODIUM_AUDIT_KEY=FILE here; keep it readable by its owner only"
+)
+
+
+def missing_key(path: Path, log_key: str) -> str:
+    return (
+        f"this log's tree heads are signed with key {log_key[:16]}…, but there is no audit signing key at {path}: "
+        f"{KEY_FIX}. podium does not make a second key for a log that is signed already."
+    )
+
+
+def _create_key(path: Path) -> bool:
     """Write a new key under a temporary name, then link it into place: two processes starting at once end up
-    with one key, and none ever reads a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with one key, and none ever reads a half-written file. True if this call made the key."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the folder {path.parent} for the audit signing key ({exc.strerror or exc}): set "
+            "PODIUM_AUDIT_KEY to a writable place."
+        ) from exc
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -122,9 +175,10 @@ def _create_key(path: Path) -> None:
     try:
         os.link(temporary, path)
     except FileExistsError:
-        pass  # another process made it first: use theirs
+        return False  # another process made it first: use theirs
     finally:
         temporary.unlink()
+    return True
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -146,61 +200,100 @@ def heads(conn: sa.Connection) -> list[TreeHead]:
     return [_head(row) for row in rows]
 
 
-def checkpoint(engine: sa.Engine, signer: Signer, witnessed: Witnessed | None) -> TreeHead | None:
+def checkpoint(
+    engine: sa.Engine, signer_for: Callable[[str | None], Signer], witnessed: Witnessed | None
+) -> TreeHead | None:
     """Sign the root of the log as it is now; return the new head, or the latest if nothing was appended since
     (None for an empty log). Safe to run from several processes at once: a head per size is kept once.
 
-    It refuses (AuditTampered) to sign on top of a database that lost the latest head its witnesses hold, whose
-    latest head does not verify (stored edge, root, signature), or with a key other than the one that signed the
-    heads before: signing then would bless a rewrite of the log by whoever can write the database.
+    `signer_for(key_id)` gives this process's key for a log already signed with `key_id` (None: no head yet,
+    anywhere; only then may a key be made). It refuses (AuditTampered) to sign on top of a database that lost the
+    latest head its witnesses hold, whose latest head does not verify (stored edge, root, signature), or with a
+    key other than the one that signed the heads before: signing then would bless a rewrite of the log by whoever
+    can write the database. Heads are inserted one at a time, each checked against the key of the heads already
+    there, so two processes given different keys cannot both sign a new log's first heads.
     """
     with engine.connect() as conn:
-        latest = (
+        row = (
             conn.execute(sa.select(tables.tree_heads).order_by(tables.tree_heads.c.tree_size.desc()).limit(1))
             .mappings()
             .first()
         )
-        frontier = Frontier.from_json(json.loads(latest["frontier"])) if latest else Frontier()
-        problem = _signing_problem(conn, signer, _head(latest) if latest else None, frontier, witnessed)
+        latest = _head(row) if row else None
+        frontier = Frontier.from_json(json.loads(row["frontier"])) if row else Frontier()
+        problem = _witnessed_missing(conn, latest, witnessed) or _edge_problem(latest, frontier)
         if problem:
             raise AuditTampered(f"{problem}; nothing was signed. Run `podium audit verify` and investigate.")
         for _seq, leaf in _leaves(conn, after=frontier.size):
             frontier.append(leaf)
     if frontier.size == 0:
         return None
-    if latest is not None and frontier.size == latest["tree_size"]:
-        return _head(latest)
+    signer = signer_for(latest.key_id if latest else witnessed.head.key_id if witnessed else None)
+    problem = _key_problems(signer, latest, witnessed)
+    if problem:
+        raise AuditTampered(f"{problem}; nothing was signed. Run `podium audit verify` and investigate.")
+    if latest is not None and frontier.size == latest.tree_size:
+        return latest
     head = signer.sign(frontier.size, frontier.root().hex())
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # SQLite's IMMEDIATE transaction holds the write lock from the insert
+            conn.execute(sa.text(f"LOCK TABLE {tables.tree_heads.name} IN SHARE ROW EXCLUSIVE MODE"))
         insert_if_absent(conn, tables.tree_heads, **head.as_json(), frontier=json.dumps(frontier.to_json()))
+        other = conn.execute(
+            sa.select(tables.tree_heads.c.key_id).where(tables.tree_heads.c.key_id != signer.key_id).limit(1)
+        ).scalar()
+        if other is not None:  # rolls the insert back
+            made = " (this process's new key, which signed nothing kept, was removed)" if signer.created else ""
+            signer.discard()
+            raise ConfigurationError(
+                f"another process signed this log with key {other[:16]}… meanwhile{made}; give every process that "
+                f"key: {KEY_FIX}."
+            )
     return head
 
 
-def _signing_problem(
-    conn: sa.Connection, signer: Signer, latest: TreeHead | None, frontier: Frontier, witnessed: Witnessed | None
-) -> str | None:
-    """Why signing on top of the database's latest head would be wrong, if it would."""
+def _witnessed_missing(conn: sa.Connection, latest: TreeHead | None, witnessed: Witnessed | None) -> str | None:
+    """Whether the database lost the latest witnessed head."""
+    if witnessed is None:
+        return None
+    stored = conn.execute(
+        sa.select(tables.tree_heads.c.root_hash).where(tables.tree_heads.c.tree_size == witnessed.head.tree_size)
+    ).scalar()
+    by_size = {witnessed.head.tree_size: stored} if stored else {}
+    return _witness_problem([witnessed], by_size, database_has_heads=latest is not None)
+
+
+def _edge_problem(latest: TreeHead | None, frontier: Frontier) -> str | None:
+    if latest is None or frontier.root().hex() == latest.root_hash:
+        return None
+    return _altered(latest)
+
+
+def _altered(latest: TreeHead) -> str:
+    return (
+        f"the latest head in the database (size {latest.tree_size}) does not verify: its stored edge, root or "
+        "signature was altered"
+    )
+
+
+def _key_problems(signer: Signer, latest: TreeHead | None, witnessed: Witnessed | None) -> str | None:
+    """Whether `signer` is not the key of the heads signed before, or the latest head's signature fails."""
+    path = str(signer.path)
     if witnessed is not None:
-        stored = conn.execute(
-            sa.select(tables.tree_heads.c.root_hash).where(tables.tree_heads.c.tree_size == witnessed.head.tree_size)
-        ).scalar()
-        by_size = {witnessed.head.tree_size: stored} if stored else {}
-        problem = _witness_problem([witnessed], by_size, database_has_heads=latest is not None) or _key_problem(
-            str(signer.path), signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed"
-        )
+        problem = _key_problem(path, signer.key_id, witnessed.head.key_id, f"{witnessed.by} witnessed")
         if problem:
             return problem
     if latest is None:
         return None
-    problem = _key_problem(str(signer.path), signer.key_id, latest.key_id, "the database holds")
-    if problem:
-        return problem
-    if frontier.root().hex() != latest.root_hash or not signature_holds(latest, signer.public_key):
-        return (
-            f"the latest head in the database (size {latest.tree_size}) does not verify: its stored edge, root or "
-            "signature was altered"
-        )
-    return None
+    problem = _key_problem(path, signer.key_id, latest.key_id, "the database holds")
+    if problem is None and not signature_holds(latest, signer.public_key):
+        return _altered(latest)
+    return problem
+
+
+def key_mismatch(signer: Signer, log_key: str) -> str | None:
+    """Why `signer` cannot sign a log whose latest head `log_key` signed, if it cannot."""
+    return _key_problem(str(signer.path), signer.key_id, log_key, "the database holds")
 
 
 def _key_problem(key_file: str, key: str, expected: str, whose: str) -> str | None:
@@ -208,7 +301,8 @@ def _key_problem(key_file: str, key: str, expected: str, whose: str) -> str | No
         return None
     return (
         f"the audit signing key {key_file} (id {key[:16]}…) is not the key of the heads {whose} "
-        f"(id {expected[:16]}…): restore that key from your backup and point PODIUM_AUDIT_KEY at it"
+        f"(id {expected[:16]}…): point PODIUM_AUDIT_KEY at the key that signs this log (restore it from your "
+        "backup, or `podium audit key export FILE` where it is)"
     )
 
 
@@ -340,7 +434,12 @@ def _head_problem(head: TreeHead, frontier: Frontier, public_key: Ed25519PublicK
         return f"the signed head of size {head.tree_size} does not match the entries before it: one was altered"
     if public_key is None:
         return f"the signed head of size {head.tree_size} cannot be checked: the audit signing key is missing"
-    if head.key_id != key_id(public_key) or not signature_holds(head, public_key):
+    if head.key_id != key_id(public_key):
+        return (
+            f"the head of size {head.tree_size} names key {head.key_id[:16]}…, not this process's key "
+            f"{key_id(public_key)[:16]}…: the heads were re-signed, or PODIUM_AUDIT_KEY is not this log's key"
+        )
+    if not signature_holds(head, public_key):
         return f"the signature of the head of size {head.tree_size} does not verify with podium's key"
     return None
 

@@ -476,6 +476,38 @@ def audit_export(folder: Annotated[Path, typer.Argument(help="Where to write the
     )
 
 
+audit_key_app = typer.Typer(
+    help="The key that signs the audit log's tree heads: one for the whole log, given to every process.",
+    no_args_is_help=True,
+)
+audit_app.add_typer(audit_key_app, name="key")
+
+
+@audit_key_app.command("export")
+def audit_key_export(
+    file: Annotated[Path, typer.Argument(help="A new file for the key (an existing one is never overwritten).")],
+    public: Annotated[
+        bool, typer.Option("--public", help="Only its public half, which auditors verify exports with.")
+    ] = False,
+) -> None:
+    """Copy the key that signs this log to a new file readable by its owner only, for PODIUM_AUDIT_KEY on another
+    machine or home (made now if the log has no signed head yet). With --public: the key an auditor passes as
+    `podium audit verify EXPORT --public-key FILE`."""
+    with connected(read=True) as pod:
+        key_id = pod.audit.export_key(file, public=public)
+    if public:
+        console.print(styled("wrote the public key {} of this log to {}.", f"{key_id[:16]}…", file))
+        return
+    console.print(
+        styled(
+            "wrote the signing key {} of this log to {} (owner-only; whoever holds it can sign the log): copy it to "
+            "every machine that runs podium on this database and set PODIUM_AUDIT_KEY to its path there.",
+            f"{key_id[:16]}…",
+            file,
+        )
+    )
+
+
 @audit_app.command("prove")
 def audit_prove(
     seq: Annotated[int, typer.Argument(help="The entry to prove.")],
