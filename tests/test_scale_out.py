@@ -25,9 +25,9 @@ from podium.store import tables
 from tests import _apps
 from tests.conftest import POSTGRES_URL
 from tests.docs._pages import blocks, commands
+from tests.docs.test_commands_run import _clone, _run
 
 REPO = Path(__file__).resolve().parents[1]
-VENV = Path(sys.executable).parent.parent
 
 
 def test_processes_declaring_a_new_agent_at_once_register_it_once(settings: Settings) -> None:
@@ -123,13 +123,18 @@ def test_homes_with_witness_folders_of_their_own_each_verify_the_one_log(setting
     """Two homes on one database with one key, each with its default witness `<home>-witness`: each witness holds
     the heads its home signed, verify passes from both, and a head dropped from the database is caught from the
     home that witnessed it."""
-    other = settings.model_copy(update={"home": tmp_path / "other", "database_url": settings.resolved_database_url})
     with Podium.connect(settings) as first:
         with first.engine.begin() as conn:
             append(conn, AuditEntry("a", "agent:a", "tool.call", "tool", "allowed"))
         first.audit.checkpoint()
-        first.audit.export_key(tmp_path / "shared.pem")
-    other = other.model_copy(update={"audit_key": tmp_path / "shared.pem"})
+        first.audit.export_key(tmp_path / "shared.pem")  # the second home is given the log's key
+    other = settings.model_copy(
+        update={
+            "home": tmp_path / "other",
+            "database_url": settings.resolved_database_url,
+            "audit_key": tmp_path / "shared.pem",
+        }
+    )
     with Podium.connect(settings) as first, Podium.connect(other) as second:
         for pod, seq in ((second, "b"), (first, "c"), (second, "d")):
             with pod.engine.begin() as conn:
@@ -198,30 +203,19 @@ def _scale_out_script(name: str) -> str:
 def test_the_readmes_scale_out_section_runs_as_written_with_two_homes(tmp_path: Path, database_name: str) -> None:
     """Two homes (two machines) on one PostgreSQL database: both workers start, one runs the ticket, both homes
     sign with the one shared key and verify the log, and SIGTERM stops both workers."""
-    (tmp_path / ".venv").symlink_to(VENV)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODIUM_")}
-    done = subprocess.run(
-        ["bash", "-c", _scale_out_script(database_name)],
-        cwd=tmp_path,
-        env={**env, "COLUMNS": "200"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    folder = _clone(tmp_path / "clone")  # as the docs runner runs pages: a clone's files, no PODIUM_* settings
+    done = _run(_scale_out_script(database_name), folder)
     assert done.returncode == 0, done.stdout[-4000:]
     assert done.stdout.count("audit log verified") == 2, done.stdout[-4000:]
     assert re.search(r"\(support_triage\) finished", done.stdout), done.stdout[-4000:]
     executors = set(re.findall(r"^worker (\S+) runs support_triage", done.stdout, re.MULTILINE))
     assert len(executors) == 2, done.stdout[-4000:]
-    shared = tmp_path / "shared"
+    shared = folder / "shared"
     key = shared / "audit-signing-key.pem"
     assert key.stat().st_mode & 0o777 == 0o600
-    assert not [*tmp_path.glob(".podium*/audit-signing-key.pem")], "no home made a key of its own"
+    assert not [*folder.glob(".podium*/audit-signing-key.pem")], "no home made a key of its own"
     url = sa.make_url(POSTGRES_URL).set(database=database_name).render_as_string(hide_password=False)
-    with Podium.connect(Settings(home=tmp_path / ".podium", database_url=url, audit_key=key)) as pod:
+    with Podium.connect(Settings(home=folder / ".podium", database_url=url, audit_key=key)) as pod:
         heads = pod.audit.heads()
         assert heads and {head.key_id for head in heads} == {pod.audit.signer.key_id}
     witnessed = {int(path.stem) for path in (shared / "witness").glob("*.json")}
