@@ -54,6 +54,29 @@ def test_processes_declaring_a_new_agent_at_once_register_it_once(settings: Sett
     assert failures == [] and names == ["triage"], failures
 
 
+def test_processes_connecting_at_once_to_a_new_database_all_connect(settings: Settings) -> None:
+    """Each migrates the database on connecting: podium's migrations and DBOS's, at the same moment."""
+    together = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def connect() -> None:
+        together.wait()
+        try:
+            Podium.connect(settings).close()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=connect) for _ in range(together.parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == [], failures
+    with Podium.connect(settings) as pod, pod.engine.connect() as conn:
+        versions = conn.execute(sa.text("SELECT version FROM podium_schema_version")).scalars().all()
+    assert sorted(versions) == list(range(1, len(versions) + 1))
+
+
 _START = """
 import sys, time
 from pathlib import Path

@@ -314,6 +314,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+_MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -323,6 +324,10 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS podium_schema_version (
 def migrate(engine: sa.Engine) -> list[int]:
     """Apply every migration the database has not seen; return the versions applied now."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two CREATE TABLE IF NOT EXISTS at once both find no table and one fails on the catalog's unique
+            # index: workers starting together on a new database take turns here (released at commit).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         conn.execute(sa.text(_VERSION_TABLE))
     applied: list[int] = []
     for migration in MIGRATIONS:
