@@ -34,7 +34,7 @@ def test_costs_by_workflow_match_the_ledger_and_the_printed_query(sqlite_setting
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["costs", "--per", "planet"], "use workflow, run, agent or team"),
+        (["costs", "--per", "planet"], "'planet' is not one of 'workflow', 'run', 'agent', 'team'"),
         (["budgets", "set", "agent:spender", "1", "--on-exhausted", "shrug"], "'stop'"),
     ],
 )
