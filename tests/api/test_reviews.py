@@ -84,3 +84,10 @@ def test_older_than_is_an_iso_8601_duration_and_since_an_instant_with_its_zone(a
     assert stats.status_code == 200 and stats.json()["open"] == 2
     naive = api.client.get("/v1/reviews/stats", params={"since": "2026-01-01T00:00:00"}, headers=api.auth)
     assert naive.status_code == 422 and "query since: Input should have timezone info" in naive.text
+
+
+def test_a_field_the_body_does_not_know_is_refused_not_dropped(api: Api) -> None:
+    add_request(api.pod, "open-1", created_at=T0)
+    answer = api.client.post("/v1/reviews/open-1/approve", json={"by": "someone-else@example.com"}, headers=api.auth)
+    assert answer.status_code == 422 and "by" in answer.json()["error"]["message"]
+    assert api.client.get("/v1/reviews/open-1", headers=api.auth).json()["status"] == "pending"

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Security
 from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from podium._runtime import Podium
@@ -43,7 +43,14 @@ _BEARER = HTTPBearer(
 MAX_PAGE = 500
 
 
-class Decide(BaseModel):
+class Body(BaseModel):
+    """A request body: a field it does not know is refused, never dropped (a `by` in it would otherwise look
+    honoured while the decision is the key's person's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Decide(Body):
     rationale: str = ""
     minutes: float = Field(0.0, ge=0, description="Minutes the decision took; costed at the person's loaded rate.")
     label: str | None = Field(None, description="The right label for the model judgement the request carries.")
@@ -54,7 +61,7 @@ class Edit(Decide):
     changes: dict[str, Any] = Field(description="Arguments to change; checked against the action's schema.")
 
 
-class Reassign(BaseModel):
+class Reassign(Body):
     to: str = Field(description="A person, or team:<name>.")
     rationale: str = ""
 

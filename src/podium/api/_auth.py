@@ -28,6 +28,7 @@ from podium.errors import Unauthenticated
 from podium.policy import Identity
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+MAX_TRACKED_CLIENTS = 10_000  # addresses whose recent refusals are remembered for rate limiting
 
 
 class AuthError(Exception):
@@ -102,6 +103,8 @@ class Gatekeeper:
     def _check_rate(self, client: str) -> None:
         now = time.monotonic()
         with self._lock:
+            if len(self._recent) > MAX_TRACKED_CLIENTS:  # many addresses: forget those quiet for a window
+                self._recent = {c: r for c, r in self._recent.items() if r and r[-1] > now - self._window_s}
             recent = self._recent.setdefault(client, deque())
             while recent and recent[0] <= now - self._window_s:
                 recent.popleft()

@@ -106,7 +106,10 @@ class PersonKeys:
     def issue(self, person: str, *, by: Identity, expires_days: float | None = None) -> IssuedPersonKey:
         """A new key for `person` (who must be in the directory), live until revoked or `expires_days` pass."""
         if expires_days is not None and not (math.isfinite(expires_days) and 0 < expires_days <= MAX_EXPIRY_DAYS):
-            raise UsageError(f"--expires {expires_days} is out of range: give days between 1 and {MAX_EXPIRY_DAYS}.")
+            raise UsageError(
+                f"--expires {expires_days} is out of range: give the days it lasts, more than 0 (0.5 is twelve "
+                f"hours) and at most {MAX_EXPIRY_DAYS}."
+            )
         teams = self._teams(person)
         expires_at = time.time() + expires_days * 86400 if expires_days is not None else None
         detail = {"expires_at": str(expires_at)} if expires_at else {}
