@@ -18,6 +18,7 @@ from podium.cli import app
 from podium.errors import ActionDenied, ActorStopped, UsageError
 from podium.governance._report import governance_report
 from podium.store import tables
+from podium.testing import key_for
 from tests import _apps
 from tests._people import operator, operator_key
 
@@ -206,3 +207,24 @@ def test_a_revoke_or_suspend_made_in_an_incident_survives_a_worker_restart(
     with _apps.launch(settings) as pod:
         assert _apps.use("tester", "note", "restored") == "queued"
         assert pod.agents.get("tester").tools == ("note", "slow_note")
+
+
+def test_an_agent_added_with_a_budget_its_adder_may_not_set_is_not_added(tmp_path: Path) -> None:
+    """A project lets registrars add agents but not budget them: the add is refused before anything is written."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "registrars.cedar").write_text(
+        '@id("registrars-add-agents")\n'
+        'permit (principal is Person, action == Action::"registry.change", resource is Agent)\n'
+        'when { principal.teams.contains("team:registrars") };\n'
+    )
+    settings = Settings(home=tmp_path / "podium", policies=policies)
+    with Podium.connect(settings) as pod:
+        registrar = key_for(pod, "reg@example.com", teams=["registrars"])
+    args = ["--home", str(settings.home), "--key", registrar, "agents", "add", "bot", "--owner", "o@example.com"]
+    result = runner.invoke(app, [*args, "--budget-usd", "5"], env={"COLUMNS": "250", "PODIUM_POLICIES": str(policies)})
+    assert result.exit_code == 1 and "may not budget.set agent:bot" in result.output, result.output
+    with Podium.connect(settings) as pod:
+        assert [a.name for a in pod.agents.list()] == [], "nothing half-written: no agent, no live key"
+    added = runner.invoke(app, args, env={"COLUMNS": "250", "PODIUM_POLICIES": str(policies)})
+    assert added.exit_code == 0, "without a budget the registrar may add it"

@@ -52,14 +52,18 @@ def agents_add(
 ) -> None:
     """Register an agent and print its API key (shown once: store it now)."""
     from podium.cost import Budgets
+    from podium.policy import scope_entity
 
     if budget_usd is not None:  # checked first: a budget refused after the agent was added would leave it unbudgeted
         Budgets.validate(f"agent:{name}", budget_usd)
     with connected() as pod:
+        me = pod.operator()
+        if budget_usd is not None:  # and allowed first, for the same reason (a refusal is audited)
+            pod.agents.authorizer.check(me, "budget.set", scope_entity(f"agent:{name}"))
         record, key = pod.agents.add(
             name,
             owner=owner,
-            by=pod.operator(),
+            by=me,
             team=team,
             purpose=purpose,
             display_name=display_name,
@@ -69,7 +73,7 @@ def agents_add(
             tier_ceiling=tier_ceiling or "",
         )
         if budget_usd is not None:
-            pod.budgets.set(f"agent:{record.name}", budget_usd, by=pod.operator())
+            pod.budgets.set(f"agent:{record.name}", budget_usd, by=me)
     console.print(styled("Registered [bold]{}[/], owned by {}.", record.name, record.owner))
     console.print(styled("API key (shown once, podium keeps only its digest): [bold]{}[/]", key.secret))
 
