@@ -301,7 +301,19 @@ class Podium:
         except Exception:
             engine.dispose()
             raise
-        return cls(settings, engine)
+        podium = cls(settings, engine)
+        if create:
+            try:
+                podium._check_configuration()
+            except BaseException:
+                podium.close()
+                raise
+        return podium
+
+    def _check_configuration(self) -> None:
+        """Build the parts that read configuration (the audit log's witnesses, podium.toml's models and routing),
+        so that a mistake there is refused as the database is opened, not at first use."""
+        _ = self.audit, self.models
 
     @classmethod
     def launch(
