@@ -32,7 +32,7 @@ from podium.cli._common import (
     working,
     write_output,
 )
-from podium.cli._display import AsJson, print_json, row, shorten, styled, table
+from podium.cli._display import AsJson, literal, print_json, row, shorten, styled, table
 from podium.cli._fields import budget_fields, model_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._help import conventional_help
@@ -519,7 +519,7 @@ def costs(
     if sql:
         with connected(read=True) as pod:
             query = cost_breakdown_query(per)
-            console.print(str(query.compile(pod.engine, compile_kwargs={"literal_binds": True})))
+            console.print(literal(str(query.compile(pod.engine, compile_kwargs={"literal_binds": True}))))
         return
     with connected(read=True) as pod:
         lines = cost_breakdown(pod.engine, per)

@@ -145,7 +145,7 @@ class ProgressLines(Progress):
         if last or now - self._said >= self._every_s:
             self._said = now
             task = self._tasks[task_id]
-            console.print(f"{self._what}: {task.completed:g}/{task.total or 0:g} ({task.elapsed or 0:.0f} s)")
+            console.print(literal(f"{self._what}: {task.completed:g}/{task.total or 0:g} ({task.elapsed or 0:.0f} s)"))
 
 
 @contextmanager
@@ -156,9 +156,9 @@ def working(what: str) -> Iterator[None]:
             yield
         return
     started = time.monotonic()
-    console.print(what)
+    console.print(literal(what))
     yield
-    console.print(f"{what} done ({time.monotonic() - started:.0f} s)")
+    console.print(literal(f"{what} done ({time.monotonic() - started:.0f} s)"))
 
 
 _ARGV = "podium.argv"
