@@ -100,7 +100,6 @@ def demo(
     """Triage customer-support tickets end to end, then report outcomes, accuracy, cost and the audit."""
     from podium_examples.support_triage.demo import ensure_intent_model, run_demo
     from podium_examples.support_triage.tickets import TEST_CSV, load_tickets
-    from podium_examples.support_triage.workflow import SUPPORT_LEAD
 
     config = settings()
     load_tickets(ticket_file or TEST_CSV)  # a bad file is refused before anything is trained or started
@@ -192,7 +191,7 @@ def serve(
             "podium serve needs the api extra: pip install -e '.[api]' (make install-test installs it)."
         ) from None
     hosts = [*LOOPBACK_NAMES, *(allow_host or ())]
-    if host not in ("0.0.0.0", "::"):
+    if host not in ("0.0.0.0", "::"):  # noqa: S104 (naming the wildcard addresses, not binding to them)
         hosts.append(host)
     with connected() as pod:
         console.print(styled("review queue on http://{}:{}/v1/reviews (API docs: /docs); Ctrl-C stops it.", host, port))
