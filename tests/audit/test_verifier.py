@@ -270,7 +270,7 @@ def test_a_head_naming_another_key_is_caught(tmp_path: Path) -> None:
     write_heads(tmp_path, [other])
     problem = verify_export(tmp_path).problem
     assert problem is not None
-    assert problem.startswith(f"tree head 1 (line 1 of tree-heads.jsonl) names key {other.key_id}, but the export")
+    assert problem.startswith(f"tree head 1 (line 1 of tree-heads.jsonl) names key {other.key_id!r}, but the export")
 
 
 def test_a_trusted_head_that_is_not_in_the_export_fails(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.requirements import Requirement
 
 import podium.audit
-from tests.audit._exports import entry, public_pem, write_export
+from tests.audit._exports import entry, public_pem, write_export, write_heads
 
 Verify = Callable[..., tuple[int, str]]
 
@@ -127,6 +128,22 @@ def test_a_trusted_head_file_that_cannot_be_read_is_one_line_that_says_what_to_p
         assert output.count("\n") == 1 and "--save-head" in output, output
     code, output = verify(tmp_path / "nowhere")
     assert code == 2 and "pass the directory that `podium audit export` wrote" in output, output
+
+
+@both
+def test_text_from_a_crafted_export_cannot_paint_on_the_auditors_terminal(
+    verify: Verify, tmp_path: Path, key: Ed25519PrivateKey, trusted_pem: Path
+) -> None:
+    """A head's key_id is the export's own text: ESC sequences in it must not erase the line and print a fake
+    "export verified", nor bidi overrides reorder it, nor a newline start a line of its own."""
+    heads = write_export(tmp_path / "export", [entry(n) for n in range(3)], [3], key)
+    forged = "\x1b[2K\r\x1b[32mexport verified: 3 entries, signed by the key you trust.\x1b[0m\u202e\nok"
+    write_heads(tmp_path / "export", [replace(heads[0], key_id=forged)])
+    code, output = verify(tmp_path / "export", "--public-key", trusted_pem)
+    assert code == 1, output
+    assert "\x1b" not in output and "\r" not in output and "\u202e" not in output, repr(output)
+    assert output.count("\n") == 1 and output.startswith("export does NOT verify: tree head 1"), repr(output)
+    assert "\\x1b[2K" in output and "\\u202e" in output, output
 
 
 def _packages_of(distribution: str) -> set[str]:

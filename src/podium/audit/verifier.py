@@ -233,7 +233,7 @@ def _read_heads(path: Path, key: Ed25519PublicKey) -> list[TreeHead]:
         if head.tree_size <= (heads[-1].tree_size if heads else 0):
             raise _Problem(f"{where} has tree size {head.tree_size}: sizes must start at 1 and increase")
         if head.key_id != _key_id(key):
-            raise _Problem(f"{where} names key {head.key_id}, but the export's key is {_key_id(key)}")
+            raise _Problem(f"{where} names key {head.key_id!r}, but the export's key is {_key_id(key)}")
         if not _signature_holds(head, key):
             raise _Problem(f"the signature of {where} does not verify: the head was altered or signed by another key")
         heads.append(head)
@@ -393,8 +393,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_head=args.save_head,
         trust_embedded_key=args.trust_embedded_key,
     )
-    print(outcome.message, file=sys.stdout if outcome.status == 0 else sys.stderr)
+    print(_visible(outcome.message), file=sys.stdout if outcome.status == 0 else sys.stderr)
     return outcome.status
+
+
+def _visible(text: str) -> str:
+    """`text` with each character a terminal would act on or not draw (ESC, bidi overrides, newlines) escaped, as
+    `repr` writes it: a message quotes the export, and a crafted export must not paint lines on the terminal."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 if __name__ == "__main__":
