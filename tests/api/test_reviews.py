@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from datetime import UTC, datetime
 
+import pytest
+
+import podium
 from tests.api._requests import add_request
 from tests.api.conftest import Api
 
@@ -66,6 +71,13 @@ def test_cursor_pages_walk_the_queue_once_in_created_then_id_order(api: Api) -> 
         assert api.client.get("/v1/reviews", params=bad, headers=api.auth).status_code == 422, bad
     forged = api.client.get("/v1/reviews", params={"cursor": "not-ours"}, headers=api.auth)
     assert forged.status_code == 422 and "pass a page's `next_cursor` as it is" in forged.json()["error"]["message"]
+    for review_id in ("a\x00b", "\ud800"):  # not text: PostgreSQL would fail on it (a 500), not refuse it
+        raw = json.dumps([T0, review_id]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        forged = api.client.get("/v1/reviews", params={"cursor": cursor}, headers=api.auth)
+        assert forged.status_code == 422 and "review id" in forged.json()["error"]["message"], review_id
+        with pytest.raises(podium.UsageError, match="review id"):
+            api.pod.reviews.list(after=(T0, review_id))
 
 
 def test_older_than_is_an_iso_8601_duration_and_since_an_instant_with_its_zone(api: Api) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from podium._bounds import check_name
 from podium.errors import UsageError
 from podium.review import ReviewMetrics, ReviewRequest
 
@@ -133,7 +134,7 @@ def position(cursor: str) -> tuple[float, str]:
         created_at, review_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         number = isinstance(created_at, int | float) and not isinstance(created_at, bool)
         if number and math.isfinite(created_at) and isinstance(review_id, str):
-            return float(created_at), review_id
+            return float(created_at), check_name(review_id, "query cursor: its review id")
     except (ValueError, TypeError, binascii.Error):
         pass
     raise UsageError("query cursor: not a cursor this API gave; pass a page's `next_cursor` as it is, or omit it.")

@@ -149,6 +149,8 @@ class Reviews:
         check_filters(status, reason, min_value_usd, older_than_s, waiting_on, limit)
         query = _REQUESTS.order_by(r.c.created_at, r.c.id)
         if after is not None:
+            check_number(after[0], "after: its created_at", low=0, high=1e11)
+            check_name(after[1], "after: its review id")
             query = query.where((r.c.created_at > after[0]) | ((r.c.created_at == after[0]) & (r.c.id > after[1])))
         if status == "open":
             query = query.where(r.c.status.in_(OPEN))
