@@ -1,8 +1,12 @@
 """Who is asking, over HTTP: a Bearer key on every route, checked before anything else is read.
 
 Refusals are the one thing an outsider can produce at will, so they are rate-limited per client address and
-counted in the audit log in aggregate (one `auth.refused` entry per window, with counts by reason and client)
-rather than one entry each: a flood of bad keys costs the server a dictionary update, not a signed log entry.
+counted in the audit log in aggregate (one `auth.refused` entry per window, with counts by
+reason and client) rather than one entry each: a flood of bad keys costs the server a dictionary update, not a
+signed log entry. The key is checked first and only refusals are limited, so a valid key is never refused for
+others' failures (a local server sees one address for every local user and every web page its operator opens).
+Past the limit a refusal answers 429 instead of 401; a missing or malformed key costs no database lookup, a
+well-formed one costs one indexed lookup, limited or not.
 Nothing is dropped: every refusal is in some window's count, and the last window is written at shutdown.
 
 The `Host` header is checked against the names the server answers to, so a web page on another site cannot
@@ -47,7 +51,7 @@ class Gatekeeper:
     def __init__(self, pod: Podium, *, window_s: float = 60.0, max_refusals: int = 20) -> None:
         self._pod = pod
         self._window_s = window_s
-        self._max_refusals = max_refusals  # per client address per window; after that, 429 without a lookup
+        self._max_refusals = max_refusals  # per client address per window; after that, 429 instead of 401
         self._lock = threading.Lock()
         self._recent: dict[str, deque[float]] = {}
         self._reasons: Counter[str] = Counter()
@@ -62,17 +66,15 @@ class Gatekeeper:
         return identity
 
     def identity(self, request: Request) -> Identity:
-        client = request.client.host if request.client else "?"
-        self._check_rate(client)
+        client = _client(request)
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            self._refuse(client, "no key")
-            raise AuthError(401, "no key: send `Authorization: Bearer <key>` (`podium keys issue --person EMAIL`).")
+            message = "no key: send `Authorization: Bearer <key>` (`podium keys issue --person EMAIL`)."
+            raise self._refusal(client, "no key", message)
         try:
-            return self._pod.authenticate(key.strip(), audit=False)
+            return self._pod.authenticate(key.strip(), audit=False)  # a malformed key is refused without a lookup
         except Unauthenticated as refused:
-            self._refuse(client, str(refused.fields.get("reason", "refused")))
-            raise AuthError(401, refused.message) from None
+            raise self._refusal(client, str(refused.fields.get("reason", "refused")), refused.message) from None
 
     def flush(self) -> int:
         """Write the refusals counted since the last flush as one audit entry; return how many it counts."""
@@ -100,7 +102,8 @@ class Gatekeeper:
             await asyncio.sleep(self._window_s)
             await asyncio.to_thread(self.flush)
 
-    def _check_rate(self, client: str) -> None:
+    def _refusal(self, client: str, reason: str, message: str) -> AuthError:
+        """Count a refusal from `client`: a 401 with `message`, or past the limit a 429 saying when to retry."""
         now = time.monotonic()
         with self._lock:
             if len(self._recent) > MAX_TRACKED_CLIENTS:  # many addresses: forget those quiet for a window
@@ -108,22 +111,24 @@ class Gatekeeper:
             recent = self._recent.setdefault(client, deque())
             while recent and recent[0] <= now - self._window_s:
                 recent.popleft()
-            if len(recent) < self._max_refusals:
-                return
-            self._count(client, "rate limited")
-            retry = max(1, round(recent[0] + self._window_s - now))
-        raise AuthError(429, f"too many refused requests from {client}; retry later.", {"Retry-After": str(retry)})
-
-    def _refuse(self, client: str, reason: str) -> None:
-        with self._lock:
-            self._recent.setdefault(client, deque()).append(time.monotonic())
+            if len(recent) >= self._max_refusals:
+                self._count(client, "rate limited")
+                retry = max(1, round((recent[0] if recent else now) + self._window_s - now))
+                text = f"too many refused requests from {client}; retry later."
+                return AuthError(429, text, {"Retry-After": str(retry)})
+            recent.append(now)
             self._count(client, reason)
+        return AuthError(401, message)
 
     def _count(self, client: str, reason: str) -> None:
         self._reasons[reason] += 1
         self._clients[client] += 1
         if self._since is None:
             self._since = time.time()
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 class HostCheck:
