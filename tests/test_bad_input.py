@@ -14,10 +14,13 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from podium import ConfigurationError, InputDataError, ModelFileError, NotFoundError, Podium, Settings, UsageError
+from podium.agents import AgentIdentity
+from podium.audit import digest
 from podium.cli import app
+from podium.errors import ActionDenied
 from podium.models import SMOLLM2_135M, LlamaCppModel, TextClassifier
 from podium.store import tables
-from podium.testing import TEST_ADMIN, key_for
+from podium.testing import TEST_ADMIN, key_for, sign_in
 from podium_examples.support_triage.tickets import load_tickets
 from tests._people import operator
 from tests.conftest import IntentModelFile
@@ -244,6 +247,7 @@ def test_a_run_started_by_name_is_checked_against_the_workflow_before_it_is_queu
 
     with Podium.connect(settings) as pod:
         pod.runs.declare([_app.refund_flow.name])  # as a worker's launch records it, with its parameters
+        ops = sign_in(pod, "ops@example.com")
         for args, problem in [
             ([5], "argument 1 (customer): expected string, got int 5"),
             ([{"id": 1}], "argument 1 (customer): expected string, got dict"),
@@ -253,9 +257,38 @@ def test_a_run_started_by_name_is_checked_against_the_workflow_before_it_is_queu
             (["c-1", float("nan")], "finite number"),
         ]:
             with pytest.raises(UsageError, match=re.escape(problem)):
-                pod.runs.start(_app.refund_flow.name, args)
+                pod.runs.start(_app.refund_flow.name, args, by=ops)
         assert pod.runs.list() == [], "nothing was queued"
-        assert pod.runs.start(_app.refund_flow.name, ["c-1", 12.5]).status == "ENQUEUED"
+        assert pod.runs.start(_app.refund_flow.name, ["c-1", 12.5], by=ops).status == "ENQUEUED"
+
+
+def test_starting_a_run_is_a_decision_and_an_audit_entry_of_who_started_it(settings: Settings) -> None:
+    """Anyone in the directory may start a run (it spends budget and has side effects, so it is on their name);
+    an agent may not, and its refusal is audited with nothing queued."""
+    from tests.review import _app
+
+    with Podium.connect(settings) as pod:
+        pod.runs.declare([_app.refund_flow.name])
+        pod.agents.register(AgentIdentity("starter", "ops-lead@example.com", (), ()))
+        agent = sign_in(pod, "agent:starter")
+        with pytest.raises(ActionDenied, match="may not run.start"):
+            pod.runs.start(_app.refund_flow.name, ["c-1", 12.5], by=agent, run_id="by-an-agent")
+        assert pod.runs.list() == [], "nothing was queued"
+        run = pod.runs.start(_app.refund_flow.name, ["c-1", 12.5], by=sign_in(pod, "ops@example.com"), run_id="r-1")
+        again = pod.runs.start(_app.refund_flow.name, ["c-1", 12.5], by=sign_in(pod, "eve@example.com"), run_id="r-1")
+        assert run.id == again.id == "r-1" and [r.id for r in pod.runs.list()] == ["r-1"]
+        log = tables.audit_log
+        with pod.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(log.c.actor, log.c.resource, log.c.decision, log.c.input_digest, log.c.detail).where(
+                    log.c.action == "run.start"
+                )
+            ).all()
+    assert [(r.actor, r.resource, r.decision) for r in rows] == [
+        ("agent:starter", "run:by-an-agent", "denied"),
+        ("person:ops@example.com", "run:r-1", "allowed"),  # started once: starting it again logs nothing
+    ]
+    assert rows[1].input_digest == digest(["c-1", 12.5]) and "tests.refund" in rows[1].detail
 
 
 def test_a_budget_on_nothing_or_out_of_bounds_is_refused_and_nothing_is_written(settings: Settings) -> None:

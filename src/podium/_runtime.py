@@ -163,7 +163,7 @@ class Podium:
     def runs(self) -> Runs:
         from podium.workflows import Runs
 
-        authorizer = cast("Authorizer", _Deferred(lambda: self.agents.authorizer))  # only cancel and resume ask it
+        authorizer = cast("Authorizer", _Deferred(lambda: self.agents.authorizer))  # only start, cancel, resume ask it
         return Runs(self.engine, self._client, authorizer)
 
     @_Part
@@ -252,7 +252,8 @@ class Podium:
     def trained(self) -> TrainedModels:
         from podium.models import TrainedModels
 
-        return TrainedModels(self.engine, self.settings.resolved_models_dir)
+        authorizer = cast("Authorizer", _Deferred(lambda: self.agents.authorizer))  # asked when a person trains one
+        return TrainedModels(self.engine, self.settings.resolved_models_dir, authorizer)
 
     @_Part
     def classifiers(self) -> ServedClassifiers:

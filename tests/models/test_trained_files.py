@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import pickle
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from podium.cli import app
 from podium.models import TextClassifier
 from podium.store import MIGRATIONS, create_engine, migrate, tables
 from podium.store._migrations import _VERSION_TABLE, _apply
+from podium.testing import TEST_ADMIN, key_for
 from podium_examples.support_triage import workflow as wf
 from podium_examples.support_triage.tickets import TEST_CSV, load_tickets
 from tests.conftest import IntentModelFile
@@ -284,3 +287,41 @@ def test_models_list_shows_the_trained_classifier_and_a_remote_model_as_remote(
 def test_a_classification_is_billed_for_the_words_it_reads(intent_model_file: IntentModelFile) -> None:
     """Its input tokens are the words, not the words plus the word pairs its features also count (11 here)."""
     assert intent_model_file.classifier.count_tokens("My card was stolen, what now?") == 6
+
+
+def test_retraining_a_deployed_classifier_is_an_admins_audited_action(settings: Settings, tmp_path: Path) -> None:
+    """`models learn` and `models train-intents` change what routes every ticket: without a key, or with the key
+    of someone who is not an admin, nothing is trained; an admin's retraining is audited as theirs."""
+    labelled = tmp_path / "labelled.csv"
+    with labelled.open("w", newline="") as out:
+        csv.writer(out).writerows([("text", "category"), *zip(TEXTS, LABELS, strict=True)])
+    with Podium.connect(settings) as pod:
+        pod.trained.train_classifier("triage", TEXTS, LABELS)
+        with pod.engine.begin() as conn:  # a correction from a review: retraining is due
+            row = {"id": "r1", "model": "triage", "text": ASKED[0], "label": LABELS[0], "source": "review"}
+            conn.execute(tables.labels.insert().values(**row, at=time.time()))
+        keys = {"admin": key_for(pod, TEST_ADMIN), "bob": key_for(pod, "bob@example.com", teams=["support"])}
+        before = pod.trained.recorded_sha256("triage"), pod.trained.recorded_sha256(wf.INTENT_MODEL)
+    home = ["--database-url", settings.resolved_database_url, "--home", str(settings.home)]
+    for command in (["models", "learn"], ["models", "train-intents", str(labelled)]):
+        refused = CliRunner().invoke(app, [*home, *command], env={"PODIUM_KEY": ""})
+        assert refused.exit_code == 1 and "no key" in refused.output, refused.output
+        refused = CliRunner().invoke(app, [*home, "--key", keys["bob"], *command])
+        assert refused.exit_code == 1 and "may not models.train" in refused.output, refused.output
+        with Podium.connect(settings) as pod:
+            assert (pod.trained.recorded_sha256("triage"), pod.trained.recorded_sha256(wf.INTENT_MODEL)) == before
+    for command in (["models", "learn"], ["models", "train-intents", str(labelled)]):
+        done = CliRunner().invoke(app, [*home, "--key", keys["admin"], *command])
+        assert done.exit_code == 0, done.output
+    with Podium.connect(settings) as pod, pod.engine.connect() as conn:
+        log = tables.audit_log
+        rows = conn.execute(
+            sa.select(log.c.actor, log.c.resource, log.c.decision).where(log.c.action == "models.train")
+        ).all()
+        assert pod.trained.recorded_sha256("triage") != before[0] and pod.trained.has(wf.INTENT_MODEL)
+    assert [tuple(r) for r in rows] == [
+        ("person:bob@example.com", "model:triage", "denied"),
+        ("person:bob@example.com", f"model:{wf.INTENT_MODEL}", "denied"),
+        (f"person:{TEST_ADMIN}", "model:triage", "allowed"),
+        (f"person:{TEST_ADMIN}", f"model:{wf.INTENT_MODEL}", "allowed"),
+    ]

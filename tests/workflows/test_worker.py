@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from podium import Podium, Settings
+from podium.testing import key_for
 from tests.conftest import IntentModelFile
 
 pytestmark = pytest.mark.slow
@@ -33,6 +34,7 @@ def podium_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[st
 def test_a_worker_runs_a_run_started_from_the_cli(settings: Settings, intent_model_file: IntentModelFile) -> None:
     with Podium.connect(settings) as pod:
         pod.trained.adopt("intent-classifier", intent_model_file.path, intent_model_file.sha256)
+        key = ["--key", key_for(pod, "ops@example.com")]  # starting a run is on someone's name
     worker = subprocess.Popen(
         [
             PODIUM,
@@ -51,9 +53,9 @@ def test_a_worker_runs_a_run_started_from_the_cli(settings: Settings, intent_mod
         ready = worker.stdout.readline()
         assert "runs support_triage" in ready, ready
 
-        started = podium_cli(settings, "runs", "start", "support_triage", json.dumps(TICKET), "--run-id", "cli-1")
+        started = podium_cli(settings, *key, "runs", "start", "support_triage", json.dumps(TICKET), "--run-id", "cli-1")
         assert started.returncode == 0, started.stderr
-        again = podium_cli(settings, "runs", "start", "support_triage", json.dumps(TICKET), "--run-id", "cli-1")
+        again = podium_cli(settings, *key, "runs", "start", "support_triage", json.dumps(TICKET), "--run-id", "cli-1")
         assert again.returncode == 0, again.stderr
 
         deadline = time.monotonic() + 120
@@ -65,11 +67,11 @@ def test_a_worker_runs_a_run_started_from_the_cli(settings: Settings, intent_mod
             assert (run.output.ticket_id, run.output.intent, run.output.outcome) == ("cli-1", "card_arrival", "sent")
             assert [m.recipient for m in pod.outbox.messages()] == ["customer-1"]
 
-        unknown = podium_cli(settings, "runs", "start", "no_such_flow", "{}")
+        unknown = podium_cli(settings, *key, "runs", "start", "no_such_flow", "{}")
         assert unknown.returncode == 2
         assert "no workflow named 'no_such_flow' has been launched" in unknown.stderr
         assert "support_triage" in unknown.stderr
-        not_json = podium_cli(settings, "runs", "start", "support_triage", "{id: 1}")
+        not_json = podium_cli(settings, *key, "runs", "start", "support_triage", "{id: 1}")
         assert not_json.returncode == 2
         assert "argument 1 is not a JSON value" in not_json.stderr
     finally:

@@ -109,9 +109,11 @@ def ensure_intent_model(settings: podium.Settings, train_file: Path = TRAIN_CSV)
         return True
 
 
-def train_intent_model(pod: podium.Podium, examples: list[Ticket]) -> Path:
-    """Train the intent classifier on labelled tickets and record its file; return the file's path."""
-    return pod.trained.train_classifier(wf.INTENT_MODEL, [t.text for t in examples], [t.category for t in examples])
+def train_intent_model(pod: podium.Podium, examples: list[Ticket], *, by: podium.Identity | None = None) -> Path:
+    """Train the intent classifier on labelled tickets and record its file (as `by`, if a person asked: see
+    `TrainedModels`); return the file's path."""
+    texts, categories = [t.text for t in examples], [t.category for t in examples]
+    return pod.trained.train_classifier(wf.INTENT_MODEL, texts, categories, by=by)
 
 
 def run_demo(

@@ -12,10 +12,10 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 from pydantic_ai.models import Model
@@ -30,6 +30,9 @@ from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified,
 from podium.models._llama import LlamaCppModel
 from podium.models._remote import check_endpoint, openai_compatible
 from podium.store import tables
+
+if TYPE_CHECKING:
+    from podium.policy import Authorizer, Identity
 
 
 @dataclass(frozen=True)
@@ -149,24 +152,33 @@ class ModelCatalog:
 class TrainedModels:
     """Model files podium trains itself, stored by content: `<sha256>.npz` in the models folder
     (PODIUM_MODELS_DIR, else `home`/models). The database records each model's digest, never a path, so every
-    process whose models folder holds that file (a shared folder, or a copy) finds the same one."""
+    process whose models folder holds that file (a shared folder, or a copy) finds the same one.
 
-    def __init__(self, engine: sa.Engine, folder: Path) -> None:
+    A trained classifier routes every request it serves, so a person who trains or retrains one (`by`) takes an
+    operator action: Cedar decides `models.train` before the work starts, and again with its audit entry, in the
+    transaction that records the file. Without `by` it is podium's own (a worker retraining on reviews' labels)."""
+
+    def __init__(self, engine: sa.Engine, folder: Path, authorizer: Authorizer) -> None:
         self._engine = engine
         self.folder = folder
+        self._authorizer = authorizer
 
     def file(self, sha256: str) -> Path:
         return self.folder / f"{sha256}{FILE_SUFFIX}"
 
-    def train_classifier(self, name: str, texts: Sequence[str], labels: Sequence[str]) -> Path:
+    def train_classifier(
+        self, name: str, texts: Sequence[str], labels: Sequence[str], *, by: Identity | None = None
+    ) -> Path:
         """Train a classifier on labelled texts, store it, and record its sha256 under `name`; return its file.
 
         The examples are kept (as `training` labels), so that people's corrections can later be added to them and
         the model retrained (`learn`)."""
+        self._may_train(by, name)
         classifier = TextClassifier.train(texts, labels)
         sha256 = self._store(classifier.to_bytes())
         now = time.time()
-        with self._engine.begin() as conn:
+        detail = {"examples": str(len(texts)), "sha256": sha256}
+        with self._recording(by, name, detail, system_action=None) as conn:
             conn.execute(
                 tables.labels.delete().where(tables.labels.c.model == name, tables.labels.c.source == "training")
             )
@@ -185,10 +197,11 @@ class TrainedModels:
             _record_file(conn, name, sha256, now)
         return self.file(sha256)
 
-    def learn(self, name: str, *, min_new: int) -> Path | None:
+    def learn(self, name: str, *, min_new: int, by: Identity | None = None) -> Path | None:
         """Retrain `name` on its training examples plus every label people gave in reviews, if at least `min_new`
         such labels arrived since its file was written (or its record is an older podium's pickle, which is never
         loaded); return the new file (None: not due, or no training set)."""
+        self._may_train(by, name)
         labels, files = tables.labels, tables.model_files
         read_at = time.time()  # labels that arrive while it trains count towards the next retraining
         with self._engine.connect() as conn:
@@ -210,17 +223,32 @@ class TrainedModels:
             return None  # no training set recorded (a model adopted from elsewhere): nothing to add corrections to
         classifier = TextClassifier.train([t for t, _ in examples], [label for _, label in examples])
         sha256 = self._store(classifier.to_bytes())
-        with self._engine.begin() as conn:  # the record and its audit entry, together
+        detail = {"examples": str(len(examples)), "from_reviews": str(fresh), "sha256": sha256}
+        with self._recording(by, name, detail, system_action="model.retrain") as conn:
             _record_file(conn, name, sha256, read_at)
-            record(
-                conn,
-                "system",
-                "model.retrain",
-                f"model:{name}",
-                decision="allowed",
-                detail={"examples": str(len(examples)), "from_reviews": str(fresh), "sha256": sha256},
-            )
         return self.file(sha256)
+
+    def _may_train(self, by: Identity | None, name: str) -> None:
+        """Refuse a person who may not train `name` before the work starts (audited by the refusal)."""
+        if by is not None:
+            from podium.policy import scope_entity
+
+            self._authorizer.check(by, "models.train", scope_entity(f"model:{name}"))
+
+    @contextlib.contextmanager
+    def _recording(
+        self, by: Identity | None, name: str, detail: dict[str, str], *, system_action: str | None
+    ) -> Iterator[sa.Connection]:
+        """The transaction that records a new file for `name`, with its audit entry: a person's `models.train`,
+        or podium's own `system_action` (None: not logged)."""
+        if by is not None:
+            with self._authorizer.act(by, "models.train", f"model:{name}", detail=detail) as act:
+                yield act.conn
+            return
+        with self._engine.begin() as conn:
+            yield conn
+            if system_action is not None:
+                record(conn, "system", system_action, f"model:{name}", decision="allowed", detail=detail)
 
     def _store(self, data: bytes) -> str:
         """Write a model file under its digest (atomically: a reader never sees half of it); return the digest."""

@@ -51,6 +51,8 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "governance.kill": {},
     "governance.restore": {},
     "budget.set": {},
+    "models.train": {},
+    "run.start": {},
     "run.cancel": {},
     "run.resume": {},
 }

@@ -16,7 +16,7 @@ from podium.errors import NotFoundError, UsageError
 from podium.store import insert_if_absent, insert_many_if_absent, newest_runs, tables
 
 if TYPE_CHECKING:  # listing runs loads none of these: a command that lists them starts quickly
-    from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowStatus
+    from dbos import DBOSClient, EnqueueOptions, WorkflowStatus
 
     from podium.policy import Authorizer, Identity
 
@@ -57,7 +57,7 @@ class Runs:
     def __init__(self, engine: sa.Engine, client: DBOSClient, authorizer: Authorizer) -> None:
         self._engine = engine
         self._client = client
-        self._authorizer = authorizer  # who may cancel or resume a run
+        self._authorizer = authorizer  # who may start, cancel or resume a run
 
     def list(
         self,
@@ -95,27 +95,35 @@ class Runs:
             for row in found
         ]
 
-    def start(self, workflow: str, args: builtins.list[Any], *, run_id: str | None = None) -> RunInfo:
-        """Queue a run of `workflow` by name with JSON-like `args`, for any launched process to execute.
+    def start(self, workflow: str, args: builtins.list[Any], *, by: Identity, run_id: str | None = None) -> RunInfo:
+        """Queue a run of `workflow` by name with JSON-like `args`, for any launched process to execute. A run spends
+        budget and has side effects, so starting one is an operator action: Cedar decides `run.start` for `by`, and
+        the run is audited (its workflow, and the digest of its arguments) in the transaction that queues it.
 
         The arguments are checked against the workflow's signature as its workers declared it, so a run that could
-        not start is refused now rather than failing on a worker (which validates them again).
+        not start is refused now rather than failing on a worker (which validates them again). Starting again with
+        the `run_id` of a run that exists returns that run, and changes and logs nothing.
         """
-        if run_id is not None:
-            check_name(run_id, "--run-id")
+        import uuid
+
+        from podium.audit import digest
         from podium.workflows._arguments import check_arguments
 
+        if run_id is not None:
+            check_name(run_id, "--run-id")
         check_json(list(args), f"the arguments of {workflow}")  # a request, not a payload: big data by reference
         parameters = self._require_declared(workflow)
         if parameters is not None:
             check_arguments(workflow, parameters, args)
-        if run_id is not None and self._client.list_workflows(workflow_ids=[run_id], load_input=False):
-            return self.get(run_id)
-        options: EnqueueOptions = {"workflow_name": workflow, "queue_name": WORK_QUEUE}
-        if run_id is not None:
-            options["workflow_id"] = run_id
-        handle: WorkflowHandle[Any] = self._client.enqueue(options, *args)
-        return self.get(handle.get_workflow_id())
+        run_id = run_id or str(uuid.uuid4())  # named before the decision: Cedar and the audit entry see the run
+        detail = {"workflow": workflow}
+        with self._authorizer.act(by, "run.start", f"run:{run_id}", detail=detail, input_digest=digest(args)) as act:
+            if self._client.list_workflows(workflow_ids=[run_id], load_input=False):
+                act.audited = False  # started before: the same run, nothing new
+            else:
+                options: EnqueueOptions = {"workflow_name": workflow, "queue_name": WORK_QUEUE, "workflow_id": run_id}
+                self._client.enqueue_in_transaction(act.conn, options, *args)  # DBOS's tables share the database
+        return self.get(run_id)
 
     def declare(self, names: builtins.list[str]) -> None:
         """Record the workflows a launched process can run, with their parameters (called by `podium.launch`)."""
