@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -283,3 +286,30 @@ def test_a_flood_of_bad_keys_is_slowed_and_audited_in_aggregate(sqlite_settings:
             rows = conn.execute(sa.select(log.c.detail).where(log.c.action == "auth.refused")).all()
         assert len(rows) == 1, "one entry, not 1,001"
         assert json.loads(rows[0].detail)["count"] == "1001", "every refusal is counted, the rate-limited too"
+
+
+def test_serve_does_not_take_a_forwarded_address_as_the_client(tmp_path: Path) -> None:
+    """Else each refused request could claim a new address in X-Forwarded-For and never be limited."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from podium.cli import main; main()", "--home", str(tmp_path), "serve"]
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([*command, "--port", str(port)], stdout=out, stderr=out)
+    try:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get("/health")
+                    break
+                except httpx2.TransportError:
+                    assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+                    time.sleep(0.1)
+            claims = [{"X-Forwarded-For": f"203.0.113.{n}"} for n in range(25)]
+            codes = [client.get("/v1/reviews", headers=claim).status_code for claim in claims]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert codes == [401] * 20 + [429] * 5

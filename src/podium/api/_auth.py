@@ -1,7 +1,7 @@
 """Who is asking, over HTTP: a Bearer key on every route, checked before anything else is read.
 
-Refusals are the one thing an outsider can produce at will, so they are rate-limited per client address and
-counted in the audit log in aggregate (one `auth.refused` entry per window, with counts by
+Refusals are the one thing an outsider can produce at will, so they are rate-limited per client address (an IPv6
+address by its /64) and counted in the audit log in aggregate (one `auth.refused` entry per window, with counts by
 reason and client) rather than one entry each: a flood of bad keys costs the server a dictionary update, not a
 signed log entry. The key is checked first and only refusals are limited, so a valid key is never refused for
 others' failures (a local server sees one address for every local user and every web page its operator opens).
@@ -15,10 +15,11 @@ reach a server on loopback through DNS rebinding.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 
 from fastapi import Request
@@ -53,7 +54,7 @@ class Gatekeeper:
         self._window_s = window_s
         self._max_refusals = max_refusals  # per client address per window; after that, 429 instead of 401
         self._lock = threading.Lock()
-        self._recent: dict[str, deque[float]] = {}
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()  # least recently refused first
         self._reasons: Counter[str] = Counter()
         self._clients: Counter[str] = Counter()
         self._since: float | None = None
@@ -106,9 +107,13 @@ class Gatekeeper:
         """Count a refusal from `client`: a 401 with `message`, or past the limit a 429 saying when to retry."""
         now = time.monotonic()
         with self._lock:
-            if len(self._recent) > MAX_TRACKED_CLIENTS:  # many addresses: forget those quiet for a window
-                self._recent = {c: r for c, r in self._recent.items() if r and r[-1] > now - self._window_s}
+            while self._recent:  # forget the least recently refused while they have been quiet for a window
+                oldest = next(iter(self._recent.values()))
+                if oldest and oldest[-1] > now - self._window_s:
+                    break
+                self._recent.popitem(last=False)
             recent = self._recent.setdefault(client, deque())
+            self._recent.move_to_end(client)
             while recent and recent[0] <= now - self._window_s:
                 recent.popleft()
             if len(recent) >= self._max_refusals:
@@ -118,6 +123,8 @@ class Gatekeeper:
                 return AuthError(429, text, {"Retry-After": str(retry)})
             recent.append(now)
             self._count(client, reason)
+            if len(self._recent) > MAX_TRACKED_CLIENTS:
+                self._recent.popitem(last=False)
         return AuthError(401, message)
 
     def _count(self, client: str, reason: str) -> None:
@@ -128,7 +135,15 @@ class Gatekeeper:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "?"
+    """The address a request's refusals are counted against: its IP, or for IPv6 its /64 (one host's share)."""
+    host = request.client.host if request.client else "?"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network((address, 64), strict=False))
+    return host
 
 
 class HostCheck:
