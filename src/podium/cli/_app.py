@@ -284,7 +284,7 @@ def runs_start(
     args: Annotated[list[str] | None, typer.Argument(help="Its arguments, each a JSON value.")] = None,
     run_id: Annotated[str | None, typer.Option(help="A run id: starting twice with it starts one run.")] = None,
 ) -> None:
-    """Queue a run; a `podium worker` of the workflow's app executes it."""
+    """Queue a run as you (your key; audited); a `podium worker` of the workflow's app executes it."""
     values = []
     for number, text in enumerate(args or [], start=1):
         check_text(text, f"argument {number}", max_chars=MAX_JSON_BYTES)
@@ -297,7 +297,7 @@ def runs_start(
                 """'"text"', 42, '{"key": 1}'."""
             ) from None
     with connected() as pod:
-        run = pod.runs.start(workflow, values, run_id=run_id)
+        run = pod.runs.start(workflow, values, by=pod.operator(), run_id=run_id)
     console.print(styled("{}: {}", run.id, run.status.lower()))
 
 
@@ -397,10 +397,11 @@ def models_learn(
     ] = 1,
 ) -> None:
     """Retrain the classifiers podium trained on the labels people gave in reviews, now (a worker does it by itself
-    once PODIUM_RETRAIN_AFTER new labels arrived)."""
+    once PODIUM_RETRAIN_AFTER new labels arrived). Admins; audited."""
     with connected() as pod:
+        by = pod.operator()
         for name in pod.trained.names():
-            path = pod.trained.learn(name, min_new=min_new)
+            path = pod.trained.learn(name, min_new=min_new, by=by)
             console.print(
                 styled("{}: retrained, {}", name, path.name)
                 if path
@@ -414,13 +415,15 @@ def models_train_intents(
         Path | None, typer.Argument(help="text,category CSV (default: BANKING77 train set).")
     ] = None,
 ) -> None:
-    """(Re)train the support-triage intent classifier and record its file's sha256."""
+    """(Re)train the support-triage intent classifier and record its file's sha256 (admins; audited)."""
     from podium_examples.support_triage.demo import train_intent_model
     from podium_examples.support_triage.tickets import TRAIN_CSV, load_tickets
 
     examples = load_tickets(labelled_file or TRAIN_CSV)
-    with connected() as pod, working(f"Training on {len(examples):,} labelled tickets…"):
-        path = train_intent_model(pod, examples)
+    with connected() as pod:
+        by = pod.operator()
+        with working(f"Training on {len(examples):,} labelled tickets…"):
+            path = train_intent_model(pod, examples, by=by)
     console.print(styled("Trained the intent classifier: {}", path))
 
 
