@@ -1,13 +1,19 @@
-"""The gatekeeper's client addresses."""
+"""The gatekeeper's refusal counts and client addresses."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+
 import pytest
+import sqlalchemy as sa
 from fastapi import Request
 
 from podium import Podium
 from podium.api import Gatekeeper
 from podium.api._auth import AuthError
+from podium.store import tables
 
 
 def asking(client: str, key: str | None = None) -> Request:
@@ -22,6 +28,39 @@ def answer(gate: Gatekeeper, client: str, key: str | None = None) -> int:
     except AuthError as refused:
         return refused.status
     return 200
+
+
+def refused_counts(pod: Podium) -> list[int]:
+    log = tables.audit_log
+    with pod.engine.connect() as conn:
+        details = conn.execute(sa.select(log.c.detail).where(log.c.action == "auth.refused").order_by(log.c.seq))
+        return [int(json.loads(d)["count"]) for (d,) in details]
+
+
+def test_a_failed_audit_write_keeps_the_counts_for_the_next(pod: Podium, caplog: pytest.LogCaptureFixture) -> None:
+    gate = Gatekeeper(pod, window_s=0.05)
+    for n in range(3):
+        answer(gate, f"10.0.0.{n}")
+    with pod.engine.begin() as conn:  # the audit log cannot be written for a while
+        conn.execute(sa.text("ALTER TABLE podium_audit_log RENAME TO podium_audit_log_away"))
+    with pytest.raises(sa.exc.DBAPIError):
+        gate.flush()
+    answer(gate, "10.0.0.9")
+
+    async def a_few_windows() -> bool:
+        flushing = asyncio.create_task(gate.flush_every_window())
+        await asyncio.sleep(0.3)
+        alive = not flushing.done()
+        flushing.cancel()
+        return alive
+
+    with caplog.at_level(logging.WARNING, logger="podium.api._auth"):
+        assert asyncio.run(a_few_windows()), "the flushing loop outlives a failed write"
+    assert "kept for the next window" in caplog.text
+    with pod.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE podium_audit_log_away RENAME TO podium_audit_log"))
+    assert gate.flush() == 4
+    assert refused_counts(pod) == [4], "every refusal counted once, in one entry"
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)

@@ -6,8 +6,9 @@ reason and client) rather than one entry each: a flood of bad keys costs the ser
 signed log entry. The key is checked first and only refusals are limited, so a valid key is never refused for
 others' failures (a local server sees one address for every local user and every web page its operator opens).
 Past the limit a refusal answers 429 instead of 401; a missing or malformed key costs no database lookup, a
-well-formed one costs one indexed lookup, limited or not.
-Nothing is dropped: every refusal is in some window's count, and the last window is written at shutdown.
+well-formed one costs one indexed lookup, limited or not. A window whose audit write fails (the database locked or
+down) is kept and written with the next; a crash or SIGKILL loses the counts not yet written (at most the current
+window's, unless writes were failing). The last window is written at shutdown.
 
 The `Host` header is checked against the names the server answers to, so a web page on another site cannot
 reach a server on loopback through DNS rebinding.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -34,6 +36,7 @@ from podium.policy import Identity
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 MAX_TRACKED_CLIENTS = 10_000  # addresses whose recent refusals are remembered for rate limiting
+_log = logging.getLogger(__name__)
 
 
 class AuthError(Exception):
@@ -78,10 +81,12 @@ class Gatekeeper:
             raise self._refusal(client, str(refused.fields.get("reason", "refused")), refused.message) from None
 
     def flush(self) -> int:
-        """Write the refusals counted since the last flush as one audit entry; return how many it counts."""
+        """Write the refusals counted since the last flush as one audit entry; return how many it counts. If the
+        write fails, the counts are kept for the next flush and the error raised."""
         with self._lock:
-            total, reasons, clients, since = sum(self._reasons.values()), self._reasons, self._clients, self._since
+            reasons, clients, since = self._reasons, self._clients, self._since
             self._reasons, self._clients, self._since = Counter(), Counter(), None
+        total = sum(reasons.values())
         if not total:
             return 0
         detail = {
@@ -91,17 +96,28 @@ class Gatekeeper:
             "clients_total": str(len(clients)),
             "since": str(since),
         }
-        with self._pod.engine.begin() as conn:
-            record(conn, "anonymous", "auth.refused", "http", decision="denied", detail=detail)
+        try:
+            with self._pod.engine.begin() as conn:
+                record(conn, "anonymous", "auth.refused", "http", decision="denied", detail=detail)
+        except BaseException:
+            with self._lock:
+                self._reasons.update(reasons)
+                self._clients.update(clients)
+                self._since = since if self._since is None or since is None else min(since, self._since)
+            raise
         return total
 
     async def flush_every_window(self) -> None:
-        """Run in the server's lifespan: flush once a window, so counts reach the log while the server runs."""
+        """Run in the server's lifespan: flush once a window, so counts reach the log while the server runs; a
+        failed write is logged and its counts go out with the next window's."""
         import asyncio
 
         while True:
             await asyncio.sleep(self._window_s)
-            await asyncio.to_thread(self.flush)
+            try:
+                await asyncio.to_thread(self.flush)
+            except Exception as exc:  # noqa: BLE001 (the loop must outlive a database that is down for a while)
+                _log.warning("refused-request counts not written to the audit log, kept for the next window: %r", exc)
 
     def _refusal(self, client: str, reason: str, message: str) -> AuthError:
         """Count a refusal from `client`: a 401 with `message`, or past the limit a 429 saying when to retry."""
