@@ -1,4 +1,4 @@
-"""The gatekeeper's refusal counts and client addresses."""
+"""The gatekeeper's refusal counts and client addresses, and the names the server answers to."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import logging
 import pytest
 import sqlalchemy as sa
 from fastapi import Request
+from fastapi.testclient import TestClient
 
 from podium import Podium
-from podium.api import Gatekeeper
+from podium.api import Gatekeeper, create_app
 from podium.api._auth import AuthError
 from podium.store import tables
+from podium.testing import key_for
 
 
 def asking(client: str, key: str | None = None) -> Request:
@@ -75,3 +77,13 @@ def test_ipv6_clients_are_limited_by_their_64_and_the_tracked_addresses_are_capp
         assert answer(gate, f"10.0.1.{n}") == 401
     assert answer(gate, "10.0.1.3") == 429, "the latest addresses are remembered"
     assert answer(gate, "2001:db8:0:1::1") == 401, "the least recently refused are forgotten past the cap"
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_an_allowed_host_may_name_a_port(pod: Podium) -> None:
+    app = create_app(pod, allowed_hosts=["Example.com.:8000"])
+    with TestClient(app, base_url="http://example.com:8000", raise_server_exceptions=False) as client:
+        auth = {"Authorization": f"Bearer {key_for(pod, 'rita@example.com')}"}
+        assert client.get("/v1/reviews", headers=auth).status_code == 200
+        assert client.get("/v1/reviews", headers=auth | {"Host": "example.com"}).status_code == 200
+        assert client.get("/v1/reviews", headers=auth | {"Host": "evil.example"}).status_code == 421

@@ -167,7 +167,7 @@ class HostCheck:
 
     def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
         self._app = app
-        self._allowed = {h.lower().strip("[]") for h in allowed}
+        self._allowed = {_hostname(h) for h in allowed}  # as the Host header is read: `example.com:8000` matches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -185,11 +185,13 @@ class HostCheck:
 
 
 def _hostname(host: str) -> str:
-    """`example.com:8000` -> `example.com`; `[::1]:8000` -> `::1`."""
+    """`Example.com.:8000` -> `example.com`; `[::1]:8000` -> `::1`."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
 
 
 async def auth_error(_: Request, exc: Exception) -> JSONResponse:
