@@ -2,7 +2,8 @@
 
 The text goes in where a person, a model or a ticket can put it: a customer's name and note (a review request's
 summary, its action's arguments, the model judgement's input), a failed run's error, a person's and an agent's
-display name, an agent's purpose, and the note of a kill (an audit entry's detail).
+display name, an agent's purpose, the note of a kill (an audit entry's detail), and a reviewer's note and an error
+whose newline would start a forged line.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ SHOWN_FREE = (
     "over\\x0dwrite",
     "\\x9b31m",
 )
+# Free text that would forge a line of podium's if a newline in it were printed as one (a reviewer's note, an error).
+FORGED_LINE = "approved with edits: to=attacker@evil"
+FORGING_TEXT = f"ok\n{FORGED_LINE}"
 NEVER_RAW = ("\x1b", "\x07", "\r", "\u202e", "\u200b", "\x9b", "\u274c")  # ❌: `:x:` made an emoji
 
 
@@ -58,6 +62,7 @@ class HostileHome:
     admin_key: str
     review_id: str
     failed_run: str
+    decided_review: str
     waiting_run: str
     kill_seq: int
 
@@ -95,10 +100,13 @@ def _make(settings: Settings) -> Iterator[HostileHome]:
         kill_seq = max(s.seq for s in pod.audit.entries(actor=admin.actor) if s.entry.action == "governance.kill")
         waiting_run = _app.refund_flow.start(FREE_TEXT, 640.0, note=FREE_TEXT)
         request = waiting(pod, waiting_run.id)
-        failed = fails.start(FREE_TEXT)
+        decided = waiting(pod, _app.refund_flow.start("forger", 640.0).id)
+        pod.reviews.reject(decided.id, by=sign_in(pod, owner), rationale=FORGING_TEXT)
+        failed = fails.start(f"{FREE_TEXT} {FORGING_TEXT}")
         with pytest.raises(ValueError, match="ALL CHECKS PASSED"):
             failed.result()
-        yield HostileHome(pod, key_for(pod, TEST_ADMIN), request.id, failed.id, waiting_run.id, kill_seq)
+        admin_key = key_for(pod, TEST_ADMIN)
+        yield HostileHome(pod, admin_key, request.id, failed.id, decided.id, waiting_run.id, kill_seq)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,17 @@ from typer.testing import CliRunner
 
 from podium.cli import app
 from podium.cli._display import block, literal, print_json, shorten, styled, visible
-from tests.cli.conftest import FREE_TEXT, NAME_TEXT, NEVER_RAW, SHOWN, SHOWN_FREE, HostileHome, home_args
+from tests.cli.conftest import (
+    FORGED_LINE,
+    FORGING_TEXT,
+    FREE_TEXT,
+    NAME_TEXT,
+    NEVER_RAW,
+    SHOWN,
+    SHOWN_FREE,
+    HostileHome,
+    home_args,
+)
 
 runner = CliRunner()
 
@@ -79,6 +89,16 @@ def test_errors_show_the_data_they_name_literally(hostile: HostileHome) -> None:
     assert "error:" in said and "\\u202eevil" in said and "[internal note: fraud suspect]" in said
     _, said = run(hostile, "review", "list", "--status", "\u202e[red]open", code=2)  # Typer's own error, too
     assert "\\u202e[red]open" in said
+
+
+def test_free_text_cannot_forge_a_line_of_its_own(hostile: HostileHome) -> None:
+    """A reviewer's note or an error that spans lines is shown under its label, each line behind a gutter: none of
+    its lines can pass for a line podium printed (`approved with edits: ...`)."""
+    for args in (("review", "show", hostile.decided_review), ("runs", "show", hostile.failed_run)):
+        shown = run(hostile, *args)[0]
+        assert f"│ {FORGED_LINE}" in shown, shown
+        assert not any(line.lstrip().startswith(FORGED_LINE) for line in shown.splitlines()), shown
+    assert styled("decided: {}", FORGING_TEXT).plain == f"decided: ok\\n{FORGED_LINE}"
 
 
 def test_ids_are_never_cut(hostile: HostileHome, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,7 +32,7 @@ from podium.cli._common import (
     working,
     write_output,
 )
-from podium.cli._display import AsJson, literal, print_json, row, shorten, styled, table
+from podium.cli._display import AsJson, field, literal, print_json, row, shorten, styled, table
 from podium.cli._fields import budget_fields, model_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
 from podium.cli._help import conventional_help
@@ -349,7 +349,7 @@ def runs_show(run_id: str, as_json: AsJson = False) -> None:
         shown.add_row(*row(s.step_id, s.name, format_time(s.started_at), took, s.error or ""))
     console.print(shown)
     if run.error:
-        console.print(styled("[red]error:[/] {}", run.error))
+        console.print(field(styled("[red]error[/]"), run.error))
     elif run.output is not None:
         console.print(styled("result: {}", repr(run.output)))
 

@@ -4,7 +4,9 @@ Whatever a command prints that came from data (a ticket, a model's draft, a name
 the characters it is: never read as Rich markup (`[internal note]` stays, `[/]` does not crash), never turned into
 an emoji (`:x:`), never passed to the terminal as a control sequence (ESC, OSC links, BEL, carriage return) and
 never reordered or hidden (bidi overrides, zero-width characters): those become visible escapes such as `\\x1b` or
-`\\u202e`. podium's own words may carry markup; data goes in only through `literal` or `styled`.
+`\\u202e`. podium's own words may carry markup; data goes in only through `literal` or `styled`. A value in a
+one-line template (`styled`, `field`) shows its newlines as `\\n`; text that may span lines is a `block`, each of its
+lines behind a gutter, so no line of data can pass for a line podium printed.
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ from rich.text import Text
 
 ESCAPE_STYLE = "bold reverse"  # an escape stands out from the text around it: it is not what the data says
 _KEPT = frozenset("\n\t ")
+_KEPT_IN_A_LINE = frozenset("\t ")
 
 
-def _hidden(char: str) -> bool:
+def _hidden(char: str, kept: frozenset[str] = _KEPT) -> bool:
     """A character a terminal would act on or not draw: controls (C0, DEL, C1), formats (bidi, zero-width, BOM),
     line and paragraph separators, surrogates, private and unassigned code points."""
-    return char not in _KEPT and not char.isprintable() and unicodedata.category(char) != "Zs"
+    return char not in kept and not char.isprintable() and unicodedata.category(char) != "Zs"
 
 
 def _escape(char: str) -> str:
     code = ord(char)
+    if char == "\n":
+        return "\\n"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
@@ -42,15 +47,17 @@ def visible(value: object) -> str:
     return "".join(_escape(c) if _hidden(c) else c for c in text)
 
 
-def literal(value: object, style: str = "") -> Text:
-    """`value` as a Rich Text that shows it literally (no markup, no emoji), its hidden characters as escapes."""
+def literal(value: object, style: str = "", *, one_line: bool = False) -> Text:
+    """`value` as a Rich Text that shows it literally (no markup, no emoji), its hidden characters as escapes;
+    `one_line` escapes its newlines too, for a value inside a line of podium's."""
     text = value if isinstance(value, str) else str(value)
     if text.isprintable():
         return Text(text, style=style)
+    kept = _KEPT_IN_A_LINE if one_line else _KEPT
     shown = Text(style=style)
     plain_from = 0
     for index, char in enumerate(text):
-        if _hidden(char):
+        if _hidden(char, kept):
             shown.append(text[plain_from:index])
             shown.append(_escape(char), style=ESCAPE_STYLE)
             plain_from = index + 1
@@ -62,8 +69,9 @@ _SLOT = "\x00"  # stands for a value while podium's own markup is parsed; podium
 
 
 def styled(template: str, *values: object) -> Text:
-    """podium's own `template` (Rich markup) with each `{}` replaced by a value shown literally, in the style the
-    template gives that place: `styled("[bold]{}[/] waits on {}", review_id, person)`."""
+    """podium's own one-line `template` (Rich markup) with each `{}` replaced by a value shown literally and on
+    that line (newlines as `\\n`), in the style the template gives that place:
+    `styled("[bold]{}[/] waits on {}", review_id, person)`. Text that may span lines goes in a `field` or `block`."""
     pieces = template.split("{}")
     if len(pieces) != len(values) + 1:
         raise ValueError(f"template has {len(pieces) - 1} slot(s) for {len(values)} value(s): {template!r}")
@@ -73,7 +81,7 @@ def styled(template: str, *values: object) -> Text:
     slots = [index for index, char in enumerate(marked.plain) if char == _SLOT]
     for index, value in zip(slots, values, strict=True):
         result.append_text(marked[start:index])
-        shown = literal(value)
+        shown = literal(value, one_line=True)
         for span in marked.spans:
             if span.start <= index < span.end:
                 shown.stylize(span.style)
@@ -87,6 +95,14 @@ def block(value: object, indent: str = "  ") -> Text:
     """Text that may span lines, each line behind a gutter: no line of it can pass for a line podium printed."""
     lines = (value if isinstance(value, str) else str(value)).split("\n")
     return Text("\n").join(Text.assemble((f"{indent}│ ", "dim"), literal(line)) for line in lines)
+
+
+def field(label: Text, value: object, indent: str = "  ") -> Text:
+    """`label: value` on one line, or, when `value` spans lines, `label:` and the value as a `block` under it."""
+    text = value if isinstance(value, str) else str(value)
+    if "\n" not in text:
+        return Text.assemble(label, ": ", literal(text))
+    return Text.assemble(label, ":\n", block(text, indent=indent))
 
 
 def shorten(text: str, width: int) -> str:

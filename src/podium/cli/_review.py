@@ -15,7 +15,7 @@ from rich.text import Text
 
 from podium._time import format_time
 from podium.cli._common import connected, console, err
-from podium.cli._display import AsJson, block, literal, print_json, row, shorten, styled, table
+from podium.cli._display import AsJson, block, field, literal, print_json, row, shorten, styled, table
 from podium.cli._fields import person_fields, review_detail_fields, review_fields
 from podium.errors import PodiumError, UsageError
 
@@ -125,10 +125,7 @@ def review_show(review_id: str, as_json: AsJson = False) -> None:
     console.print(styled("[bold]action[/]: {} {}", r.action.get("kind"), repr(r.action.get("resource"))))
     for key, value in r.action.get("arguments", {}).items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if "\n" in text:  # a block under its name, so no line of it can pass for another argument
-            console.print(styled("  [bold]{}[/]:", key), block(text, indent="    "), sep="\n")
-        else:
-            console.print(styled("  [bold]{}[/]: {}", key, text))
+        console.print(field(styled("  [bold]{}[/]", key), text, indent="    "))  # no line can pass for another
     console.print(styled("action digest: {}", r.action_digest))
     if r.judgement:
         j = r.judgement
@@ -142,15 +139,10 @@ def review_show(review_id: str, as_json: AsJson = False) -> None:
     if r.assignee or r.claimed_by:
         console.print(styled("reassigned to {}; claimed by {}", r.assignee or "-", r.claimed_by or "-"))
     if r.decided_by:
-        console.print(
-            styled(
-                "decided by {} at {} UTC ({} min): {}",
-                r.decided_by,
-                format_time(r.decided_at),
-                f"{r.minutes or 0:g}",
-                r.rationale or "",
-            )
+        decided = styled(
+            "decided by {} at {} UTC ({} min)", r.decided_by, format_time(r.decided_at), f"{r.minutes or 0:g}"
         )
+        console.print(field(decided, r.rationale or ""))
     if r.edited and r.approved_action:
         console.print(styled("approved with edits: {}", json.dumps(r.approved_action["arguments"], ensure_ascii=False)))
 
