@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from podium._visible import visible
 from podium.cli import app
-from podium.cli._display import block, literal, print_json, shorten, styled, visible
+from podium.cli._display import block, literal, print_json, shorten, styled
 from tests.cli.conftest import (
     FORGED_LINE,
     FORGING_TEXT,

@@ -3,20 +3,23 @@ audited; and the accountability report over it."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from markdown_it import MarkdownIt
 from typer.testing import CliRunner
 
 import podium
 from podium import Podium, Settings
 from podium.cli import app
 from podium.errors import ActionDenied, ActorStopped, UsageError
-from podium.governance._report import governance_report
+from podium.governance._report import AgentLine, GovernanceReport, governance_report, report_markdown
 from podium.store import tables
 from podium.testing import key_for
 from tests import _apps
@@ -165,6 +168,31 @@ def test_the_governance_report_flags_agents_without_owners_and_stale_keys(
     written = markdown.read_text()
     assert "| orphan | **NONE** |" in written and "STALE" in written
     assert "- with every key revoked: 17%" in written and "- refused actions in the audit log: 1" in written
+
+
+def test_the_markdown_report_shows_data_literally() -> None:
+    """Names and notes are data: rendered, the report shows them as the characters they are, and none of them adds a
+    heading, a line, a link, an image, code, emphasis, an HTML tag, an entity or a table column."""
+    name = "x`code` *em* __b__ [link](http://evil.example) ![i](http://evil.example/i.png) ~~s~~ :x: $m$ a|b \\"
+    owner = "ok\n# approved by the board\n<script>alert(1)</script>"
+    team = "&lt;b&gt; \x1b[32mOK\x1b[0m \u202eevil"
+    line = AgentLine(name, owner, team, "active", "<img src=x onerror=alert(1)>", "-", 0, "", "none", False, "none")
+    report = GovernanceReport(0.0, [line], 0, ["agent:[kill](http://evil.example)"], 90)
+    written = report_markdown(report)
+    assert "\x1b" not in written and "\u202e" not in written
+    assert not any(row.startswith(("#", "<")) for row in written.splitlines()[1:]), written
+    rendered = MarkdownIt("commonmark").enable("table").render(written)
+    for tag in ("<script", "<img", "<a ", "<code", "<em", "<strong", "<del", "<h2", "&lt;b&gt;"):
+        assert tag not in rendered, (tag, rendered)
+    cells = [html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", rendered)]
+    assert cells[:5] == [
+        name,
+        "ok\\n# approved by the board\\n<script>alert(1)</script>",
+        "&lt;b&gt; \\x1b[32mOK\\x1b[0m \\u202eevil",
+        "active",
+        "<img src=x onerror=alert(1)>",
+    ]
+    assert "active kills: agent:[kill](http://evil.example)</li>" in html.unescape(rendered)
 
 
 def cli_on(settings: Settings, *args: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -21,30 +20,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from podium._visible import KEPT, KEPT_IN_A_LINE, escape, hidden
+
 ESCAPE_STYLE = "bold reverse"  # an escape stands out from the text around it: it is not what the data says
-_KEPT = frozenset("\n\t ")
-_KEPT_IN_A_LINE = frozenset("\t ")
-
-
-def _hidden(char: str, kept: frozenset[str] = _KEPT) -> bool:
-    """A character a terminal would act on or not draw: controls (C0, DEL, C1), formats (bidi, zero-width, BOM),
-    line and paragraph separators, surrogates, private and unassigned code points."""
-    return char not in kept and not char.isprintable() and unicodedata.category(char) != "Zs"
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    if char == "\n":
-        return "\\n"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def visible(value: object) -> str:
-    """`value` as text with every hidden character written as an escape; plain text comes back unchanged."""
-    text = value if isinstance(value, str) else str(value)
-    if text.isprintable():
-        return text
-    return "".join(_escape(c) if _hidden(c) else c for c in text)
 
 
 def literal(value: object, style: str = "", *, one_line: bool = False) -> Text:
@@ -53,13 +31,13 @@ def literal(value: object, style: str = "", *, one_line: bool = False) -> Text:
     text = value if isinstance(value, str) else str(value)
     if text.isprintable():
         return Text(text, style=style)
-    kept = _KEPT_IN_A_LINE if one_line else _KEPT
+    kept = KEPT_IN_A_LINE if one_line else KEPT
     shown = Text(style=style)
     plain_from = 0
     for index, char in enumerate(text):
-        if _hidden(char, kept):
+        if hidden(char, kept):
             shown.append(text[plain_from:index])
-            shown.append(_escape(char), style=ESCAPE_STYLE)
+            shown.append(escape(char), style=ESCAPE_STYLE)
             plain_from = index + 1
     shown.append(text[plain_from:])
     return shown
@@ -142,7 +120,7 @@ def print_json(data: Mapping[str, Any] | Sequence[Any]) -> None:
     """Write `data` to stdout as one JSON document. Characters a terminal would act on are \\u escapes, so the
     JSON is valid and the same bytes are safe on a terminal."""
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    typer.echo("".join(_json_escape(c) if _hidden(c) else c for c in text))
+    typer.echo("".join(_json_escape(c) if hidden(c) else c for c in text))
 
 
 def _json_escape(char: str) -> str:

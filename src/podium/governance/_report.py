@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from podium._time import format_time
+from podium._visible import visible
 from podium.store import tables
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def report_markdown(report: GovernanceReport) -> str:
         f"- with every key revoked: {report.share_all_keys_revoked:.0%}",
         f"- never issued a key (in process only): {report.share_without_keys:.0%}",
         f"- refused actions in the audit log: {report.denials}",
-        f"- active kills: {', '.join(report.kills) or 'none'}",
+        f"- active kills: {_md(', '.join(report.kills)) or 'none'}",
         "",
         "| agent | owner | team | status | may use | last action | refusals | key |",
         "|---|---|---|---|---|---|---|---|",
@@ -169,14 +170,26 @@ def report_markdown(report: GovernanceReport) -> str:
         refusals = f"{a.denials}" + (f" (last: {a.last_denial})" if a.last_denial else "")
         key = "STALE, " + a.key if a.stale_key else a.key
         cells = [
-            a.name,
-            a.owner or "**NONE**",
-            a.team or "-",
-            a.status,
-            a.permissions or "-",
-            a.last_action,
-            refusals,
-            key,
+            _md(a.name),
+            _md(a.owner) or "**NONE**",
+            _md(a.team) or "-",
+            _md(a.status),
+            _md(a.permissions) or "-",
+            _md(a.last_action),
+            _md(refusals),
+            _md(key),
         ]
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+# Every ASCII character Markdown (CommonMark, GFM, GitHub's emoji and math) reads as syntax within a line. Data never
+# starts a line (its newlines are escaped), so only inline syntax is left: code, emphasis, links, images, HTML tags,
+# entities, strike-through, emoji, math and the table's own `|`.
+_MARKDOWN_SYNTAX = frozenset("\\`*_{}[]()<>#!|~&:$")
+
+
+def _md(text: str) -> str:
+    """`text` as Markdown that renders as the characters it is: syntax backslash-escaped, newlines and hidden
+    characters (controls, bidi) as visible escapes, so no value can add a heading, a link, a tag or a line."""
+    return "".join("\\" + c if c in _MARKDOWN_SYNTAX else c for c in visible(text, one_line=True))
