@@ -483,8 +483,9 @@ class Podium:
             raise
 
     def operator(self) -> Identity:
-        """Who runs this process's operator commands: the key in `settings.key` (PODIUM_KEY), else the one
-        `podium init` stored for the local command line (`settings.key_file`)."""
+        """Who runs this process's operator commands: the person whose key is in `settings.key` (PODIUM_KEY), else
+        the one `podium init` stored for the local command line (`settings.key_file`). An agent's key is refused:
+        agents act through the governor, never as operators."""
         key = self.settings.operator_key()
         if key is None:
             raise Unauthenticated(
@@ -492,7 +493,13 @@ class Podium:
                 f"EMAIL`, which stores the admin's key in {self.settings.key_file}.",
                 reason="no key",
             )
-        return self.authenticate(key)
+        identity = self.authenticate(key)
+        if identity.kind != "person":
+            raise Unauthenticated(
+                f"{identity.actor}'s key is an agent's: operator commands take a person's key (podium keys issue).",
+                reason="an agent's key",
+            )
+        return identity
 
     def kill(self, scope: str, *, by: Identity, reason: str = "") -> KillReport:
         """Halt everything `scope` covers: `agent:<name>` (and its delegates), `workflow:<name>`, `team:<name>` or

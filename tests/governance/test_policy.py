@@ -115,6 +115,7 @@ def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reus
         "decision",
         "killed",
         "run_stopped",
+        "touches_admins",
         "widens",
     )
     from podium.policy._cedar import _context_keys

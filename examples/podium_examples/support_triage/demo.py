@@ -94,7 +94,7 @@ def ensure_demo_admin(settings: podium.Settings) -> bool:
     here), with their key stored for the command line, so `podium review approve ID` then acts as them. A home
     that has an admin already is left alone. Returns True if it made one."""
     with podium.connect(settings) as pod:
-        if settings.key_file.exists() or any("admins" in person.teams for person in pod.people.list()):
+        if settings.key_file.exists() or pod.people.admins():
             return False
         pod.keys.bootstrap(wf.SUPPORT_LEAD, store_in=settings.key_file, teams=["support"])
         return True

@@ -13,7 +13,6 @@ from podium.audit._audit_log import EXPORT_FORMAT, AuditLog, ConsistencyProof, I
 from podium.audit._heads import TreeHead, Verification
 from podium.audit._log import (
     AuditEntry,
-    actor_name,
     append,
     append_many,
     canonical_json,
@@ -31,7 +30,6 @@ __all__ = [
     "StoredEntry",
     "TreeHead",
     "Verification",
-    "actor_name",
     "append",
     "append_many",
     "canonical_json",

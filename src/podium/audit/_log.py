@@ -145,12 +145,6 @@ def parse_actor(by: str) -> tuple[str, str]:
     return kind, name
 
 
-def actor_name(by: str) -> str:
-    """`alice` -> `person:alice`, as the audit log names actors."""
-    kind, name = parse_actor(by)
-    return f"{kind}:{name}"
-
-
 def record(
     conn: sa.Connection,
     actor: str,

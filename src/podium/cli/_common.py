@@ -47,7 +47,8 @@ def root_options(
     key: Annotated[
         str | None,
         typer.Option(
-            help="Your key, to act as you (default: PODIUM_KEY, else the key `podium init` stored in the home).",
+            help="Your key, to act as you (default: PODIUM_KEY, else the key `podium init` stored in the home). "
+            "Prefer PODIUM_KEY: an option is visible to other users in the process list.",
             show_default=False,
         ),
     ] = None,

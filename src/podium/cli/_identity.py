@@ -22,7 +22,8 @@ def init(
     as_json: Annotated[bool, typer.Option("--json", help='Print {"key": "..."} instead of a sentence.')] = False,
 ) -> None:
     """Create a home and its first admin, print the admin's key once, and store it (owner-only) for this
-    command line. The only way to make the first admin: there is no first-come admin."""
+    command line. A new home gets its first admin this way (or from `podium demo`, for its own home), never from
+    whoever acts first."""
     from podium._runtime import Podium
 
     config = settings()

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from podium.audit import parse_actor, record
 from podium.errors import ConfigurationError, NotFoundError, Unauthenticated, UsageError
+from podium.people._directory import admins, team_names
 from podium.policy import Authorizer, Identity, person_entity
 from podium.store import tables
 
@@ -74,33 +75,40 @@ class PersonKeys:
         """Make `admin` the first admin of a new installation (also in `teams`) and issue their key; refused once
         any admin exists, so there is no first-come admin: later admins are appointed by an admin.
 
-        `store_in` is a file to keep the key in for the local command line, created owner-only (never over an
-        existing file); it is written before the transaction commits, so either both happen or neither."""
+        `store_in` is a file to keep the key in for the local command line, owner-only and never over an
+        existing file. It is written under a temporary name before the transaction commits and linked into
+        place after, so it never holds a key the database does not, and a key the database holds is never lost."""
         kind, name = parse_actor(admin)
         if kind != "person":
             raise UsageError(f"{admin!r} is an agent; the first admin is a person (e.g. ana@example.com).")
+        team_list = team_names(["admins", *teams])
         if store_in is not None and store_in.exists():
             raise UsageError(
                 f"{store_in} exists: this home was initialised already. Ask its admin for a key "
                 "(`podium keys issue --person EMAIL`), or give --home a new folder."
             )
         now = time.time()
-        with self._engine.begin() as conn:
-            rows = conn.execute(sa.select(p.c.name, p.c.teams).where(p.c.teams.like('%"admins"%'))).all()
-            admins = sorted(row.name for row in rows if "admins" in json.loads(row.teams))
-            if admins:
-                raise UsageError(
-                    f"this home already has an admin ({', '.join(admins)}); ask them for a key "
-                    "(`podium keys issue --person EMAIL`), or give --home a new folder for a new installation."
-                )
-            team_list = json.dumps(sorted({"admins", *(t.removeprefix("team:") for t in teams)}))
-            values = {"display_name": name, "teams": team_list, "updated_at": now}
-            if not conn.execute(p.update().where(p.c.name == name).values(**values)).rowcount:
-                conn.execute(p.insert().values(name=name, usd_per_hour=None, **values))
-            issued = self._insert(conn, name, created_by="podium init", expires_at=None)
-            record(conn, f"person:{name}", "podium.init", f"person:{name}", detail={"key_id": issued.id})
-            if store_in is not None:
-                _write_owner_only(store_in, issued.key)
+        pending: Path | None = None
+        try:
+            with self._engine.begin() as conn:
+                if found := sorted(admins(conn)):
+                    raise UsageError(
+                        f"this home already has an admin ({', '.join(found)}); ask them for a key "
+                        "(`podium keys issue --person EMAIL`), or give --home a new folder for a new installation."
+                    )
+                values = {"display_name": name, "teams": json.dumps(team_list), "updated_at": now}
+                if not conn.execute(p.update().where(p.c.name == name).values(**values)).rowcount:
+                    conn.execute(p.insert().values(name=name, usd_per_hour=None, **values))
+                issued = self._insert(conn, name, created_by="podium init", expires_at=None)
+                record(conn, f"person:{name}", "podium.init", f"person:{name}", detail={"key_id": issued.id})
+                if store_in is not None:
+                    pending = _write_owner_only(store_in.with_name(f".{store_in.name}.{issued.id}"), issued.key)
+        except BaseException:
+            if pending is not None:
+                pending.unlink(missing_ok=True)
+            raise
+        if store_in is not None and pending is not None:
+            _link_into_place(pending, store_in)
         return issued
 
     def issue(self, person: str, *, by: Identity, expires_days: float | None = None) -> IssuedPersonKey:
@@ -113,8 +121,9 @@ class PersonKeys:
         teams = self._teams(person)
         expires_at = time.time() + expires_days * 86400 if expires_days is not None else None
         detail = {"expires_at": str(expires_at)} if expires_at else {}
+        entity, context = person_entity(person, teams), {"touches_admins": "admins" in teams}
         with self._authorizer.act(
-            by, "keys.issue", person_entity(person, teams), resource_name=f"person:{person}", detail=detail
+            by, "keys.issue", entity, context, resource_name=f"person:{person}", detail=detail
         ) as act:
             issued = self._insert(act.conn, person, created_by=by.actor, expires_at=expires_at)
             act.detail["key_id"] = issued.id
@@ -125,9 +134,10 @@ class PersonKeys:
         key = self.get(key_id)
         if key.revoked_at is not None:
             return key
-        entity = person_entity(key.person, self._teams(key.person, must_exist=False))
+        teams = self._teams(key.person, must_exist=False)
+        entity, context = person_entity(key.person, teams), {"touches_admins": "admins" in teams}
         with self._authorizer.act(
-            by, "keys.revoke", entity, resource_name=f"person:{key.person}", detail={"key_id": key_id}
+            by, "keys.revoke", entity, context, resource_name=f"person:{key.person}", detail={"key_id": key_id}
         ) as act:
             act.conn.execute(k.update().where(k.c.id == key_id).values(revoked_at=time.time(), revoked_by=by.actor))
         return self.get(key_id)
@@ -200,16 +210,29 @@ class PersonKeys:
         return IssuedPersonKey(person, key_id, f"{KEY_PREFIX}_{key_id}_{secret}", expires_at)
 
 
-def _write_owner_only(path: Path, key: str) -> None:
+def _write_owner_only(path: Path, key: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot store the key in {path}: {exc.strerror}. Nothing was changed; fix the folder and run again."
+            f"cannot store the key in {path.parent}: {exc.strerror}. Nothing was changed; fix the folder and run again."
         ) from None
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(key + "\n")
+    return path
+
+
+def _link_into_place(pending: Path, path: Path) -> None:
+    """Give the committed key its name; if something took the name meanwhile, keep the key where it is."""
+    try:
+        os.link(pending, path)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the admin was made and their key stored in {pending}, but not as {path} ({exc.strerror}): move it "
+            "there yourself, or set PODIUM_KEY to the key it holds."
+        ) from None
+    pending.unlink(missing_ok=True)
 
 
 def split_key(key: str) -> tuple[str, str]:

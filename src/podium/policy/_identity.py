@@ -1,10 +1,11 @@
 """Who acts: an identity a key proved, never a name someone typed.
 
 Every operator action (a kill, a budget, a registry change, a review decision, a directory change) is decided by
-Cedar on an `Identity`, and podium makes one only where a key was checked: `Podium.authenticate(key)` (a
-person's key from `podium keys issue`, or an agent's from the registry). A plain string is refused wherever an
-identity is asked for, so a name alone grants nothing. Code in the same process as podium could build one by
-hand; that code can write the database directly too, which is the trust boundary docs/governance.md draws.
+Cedar on an `Identity`, and podium's front doors make one only where a key was checked: `Podium.authenticate(key)`
+(a person's key from `podium keys issue`, or an agent's from the registry). A plain string is refused wherever an
+identity is asked for, so a name alone grants nothing. Code in the same process as podium can build one by hand
+(`podium.testing` does, for test databases); that code can write the database directly too, which is the trust
+boundary docs/governance.md draws.
 """
 
 from __future__ import annotations

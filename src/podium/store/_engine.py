@@ -69,8 +69,8 @@ def safe_url(url: str | sa.URL) -> str:
 def _sqlite_engine(url: sa.URL, pooled: bool = True) -> sa.Engine:
     if url.database and url.database != ":memory:":
         path = Path(url.database)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # a new home is its owner's alone: the database holds customer text, reviews and key digests
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create the folder {path.parent} for the SQLite database ({exc.strerror}). "
@@ -130,6 +130,7 @@ def _create_sqlite_file(path: Path) -> None:
             created.execute("PRAGMA journal_mode=WAL")
         finally:
             created.close()
+        os.chmod(temporary, 0o600)  # and SQLite gives its -wal and -shm files the database's mode
         os.link(temporary, path)
     except FileExistsError:
         pass  # another process made it first: use theirs
