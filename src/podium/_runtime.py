@@ -11,11 +11,8 @@ recovers its runs.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import inspect
-import os
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,9 +24,10 @@ import sqlalchemy as sa
 
 from podium import _current
 from podium._events import EventBus, Listener
-from podium.errors import ConfigurationError, Unauthenticated, UsageError
+from podium._executors import claim_executor
+from podium.errors import Unauthenticated, UsageError
 from podium.settings import Settings
-from podium.store import MIGRATIONS, create_engine, current_version, is_sqlite, migrate, safe_url
+from podium.store import MIGRATIONS, create_engine, current_version, migrate, safe_url
 
 if TYPE_CHECKING:
     from dbos import DBOSClient, Queue
@@ -62,8 +60,6 @@ if TYPE_CHECKING:
     from podium.tools import Outbox
     from podium.workflows import Runs
 
-EXECUTOR_SLOTS = 64
-
 
 @dataclass(frozen=True)
 class App:
@@ -77,8 +73,6 @@ class App:
     tools: Sequence[Callable[..., Any]] = ()
     models: Sequence[TrainedClassifier | ModelEntry] = ()
 
-
-_ADVISORY_LOCK_CLASS = 0x706F64  # "pod": the namespace of podium's executor locks in PostgreSQL
 
 T = TypeVar("T")
 
@@ -353,7 +347,7 @@ class Podium:
             for agent in app.agents:
                 podium.agents.register(agent.identity)
             podium.runs.declare(sorted(DECLARED))
-            podium.executor_id, podium._release_executor = _claim_executor(podium.settings, podium.engine)
+            podium.executor_id, podium._release_executor = claim_executor(podium.settings, podium.engine)
             config: DBOSConfig = {
                 "name": "podium",
                 "system_database_url": podium.settings.resolved_database_url,
@@ -540,68 +534,6 @@ def _inline(tool: Callable[..., Any]) -> Callable[..., Any]:
         return tool(*args, **kwargs)
 
     return run_in_place
-
-
-def _claim_executor(settings: Settings, engine: sa.Engine) -> tuple[str, Callable[[], None]]:
-    """Take an executor id no live process holds: the configured one, or the first free `<host>-<n>`."""
-    candidates = (
-        [settings.executor_id]
-        if settings.executor_id
-        else [f"{socket.gethostname()}-{n}" for n in range(1, EXECUTOR_SLOTS + 1)]
-    )
-    claim = _sqlite_claim(engine) if is_sqlite(engine) else _postgres_claim(engine)
-    for candidate in candidates:
-        release = claim(candidate)
-        if release is not None:
-            return candidate, release
-    raise ConfigurationError(
-        f"executor id {candidates[0]!r} is held by another live process. Give each process its own "
-        "PODIUM_EXECUTOR_ID, or unset it to take a free slot."
-        if settings.executor_id
-        else f"all {EXECUTOR_SLOTS} executor slots on this host are taken; set PODIUM_EXECUTOR_ID explicitly."
-    )
-
-
-def _sqlite_claim(engine: sa.Engine) -> Callable[[str], Callable[[], None] | None]:
-    database = engine.url.database or "podium.db"
-    folder = Path(f"{database}.executors")
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def claim(executor_id: str) -> Callable[[], None] | None:
-        fd = os.open(folder / f"{executor_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return lambda: os.close(fd)  # closing the descriptor releases the lock, as does the process dying
-
-    return claim
-
-
-def _postgres_claim(engine: sa.Engine) -> Callable[[str], Callable[[], None] | None]:
-    def claim(executor_id: str) -> Callable[[], None] | None:
-        conn = engine.connect()
-        held = conn.execute(
-            sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(:id))"),
-            {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id},
-        ).scalar()
-        conn.commit()
-        if not held:
-            conn.close()
-            return None
-
-        def release() -> None:
-            conn.execute(
-                sa.text("SELECT pg_advisory_unlock(:cls, hashtext(:id))"),
-                {"cls": _ADVISORY_LOCK_CLASS, "id": executor_id},
-            )
-            conn.commit()
-            conn.close()
-
-        return release  # the session lock also ends when the process dies and its connection drops
-
-    return claim
 
 
 def connect(settings: Settings | None = None) -> Podium:
