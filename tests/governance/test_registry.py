@@ -256,3 +256,26 @@ def test_an_agent_added_with_a_budget_its_adder_may_not_set_is_not_added(tmp_pat
         assert [a.name for a in pod.agents.list()] == [], "nothing half-written: no agent, no live key"
     added = runner.invoke(app, args, env={"COLUMNS": "250", "PODIUM_POLICIES": str(policies)})
     assert added.exit_code == 0, "without a budget the registrar may add it"
+
+
+def test_an_agent_its_key_and_its_budget_are_written_together_or_not_at_all(sqlite_settings: Settings) -> None:
+    with Podium.connect(sqlite_settings) as pod:
+        admin = operator(pod, "ops")
+        with pod.engine.begin() as conn:  # the budget's write fails, as a full disk or a lost connection would
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER no_budgets BEFORE INSERT ON podium_budgets "
+                    "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            )
+        with pytest.raises(sa.exc.IntegrityError, match="disk full"):
+            pod.agents.add("bot", owner="o@example.com", by=admin, budget_usd=5.0)
+        with pod.engine.connect() as conn:
+            assert conn.execute(sa.select(tables.agents)).all() == []
+            assert conn.execute(sa.select(tables.agent_keys)).all() == [], "no live key nobody saw"
+        assert not [e for e in pod.audit.entries() if e.entry.action in ("registry.add", "budget.set")]
+        with pod.engine.begin() as conn:
+            conn.execute(sa.text("DROP TRIGGER no_budgets"))
+        pod.agents.add("bot", owner="o@example.com", by=admin, budget_usd=5.0)
+        assert pod.budgets.get("agent:bot").limit_nano_usd == 5_000_000_000
+        assert [e.entry.action for e in pod.audit.entries()][-2:] == ["budget.set", "registry.add"]

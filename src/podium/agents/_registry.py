@@ -30,8 +30,18 @@ from podium import _bounds
 from podium._tiers import check_tier_ceiling
 from podium.agents._agent import AgentIdentity, check_name
 from podium.audit import record
+from podium.cost import Budgets, write_budget
 from podium.errors import NotFoundError, Unauthenticated, UsageError
-from podium.policy import Authorizer, Entity, GovernedAction, Identity, PolicySet, agent_entity, person_entity
+from podium.policy import (
+    Authorizer,
+    Entity,
+    GovernedAction,
+    Identity,
+    PolicySet,
+    agent_entity,
+    person_entity,
+    scope_entity,
+)
 from podium.store import insert_if_absent, tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
@@ -177,8 +187,11 @@ class AgentRegistry:
         tools: Sequence[str] = (),
         data_scopes: Sequence[str] = (),
         tier_ceiling: str = "",
+        budget_usd: float | None = None,
     ) -> tuple[AgentRecord, IssuedKey]:
-        """Register a new agent and issue its first API key (shown once)."""
+        """Register a new agent and issue its first API key (shown once), with a budget if `budget_usd` is given:
+        the agent, its key and its budget are written in one transaction, each change decided and audited, so a
+        refused or failed budget never leaves an agent with a live key and no budget."""
         check_name(name)
         if not owner.strip():
             raise UsageError(f"agent {name!r} needs an accountable owner: --owner <person>.")
@@ -188,6 +201,10 @@ class AgentRegistry:
         for value in (*models, *tools, *data_scopes):
             _bounds.check_name(value, "a permission")
         check_tier_ceiling(tier_ceiling)
+        scope = f"agent:{name}"
+        limit = Budgets.validate(scope, budget_usd) if budget_usd is not None else None
+        if limit is not None:  # decided before the transaction opens: a refusal is audited in one of its own
+            self.authorizer.check(by, "budget.set", scope_entity(scope))
         now = time.time()
         granted = {"models": models, "tools": tools, "data_scopes": data_scopes}
         new = AgentRecord(
@@ -212,6 +229,10 @@ class AgentRegistry:
             conn.execute(tables.agents.insert().values(**_row(new)))
             key = self._issue_key(conn, name)
             act.detail = _summary(new)
+            if limit is not None:
+                detail = {"limit_nano_usd": str(limit), "on_exhausted": "stop"}
+                with self.authorizer.act(by, "budget.set", scope, detail=detail, within=conn):
+                    write_budget(conn, scope, limit, "stop")
         return new, key
 
     def grant(

@@ -50,20 +50,13 @@ def agents_add(
         float | None, typer.Option(help="A budget for the agent's spend (stops it when spent).")
     ] = None,
 ) -> None:
-    """Register an agent and print its API key (shown once: store it now)."""
-    from podium.cost import Budgets
-    from podium.policy import scope_entity
-
-    if budget_usd is not None:  # checked first: a budget refused after the agent was added would leave it unbudgeted
-        Budgets.validate(f"agent:{name}", budget_usd)
+    """Register an agent and print its API key (shown once: store it now); with --budget-usd, its budget too, in
+    the same transaction."""
     with connected() as pod:
-        me = pod.operator()
-        if budget_usd is not None:  # and allowed first, for the same reason (a refusal is audited)
-            pod.agents.authorizer.check(me, "budget.set", scope_entity(f"agent:{name}"))
         record, key = pod.agents.add(
             name,
             owner=owner,
-            by=me,
+            by=pod.operator(),
             team=team,
             purpose=purpose,
             display_name=display_name,
@@ -71,9 +64,8 @@ def agents_add(
             tools=tool or (),
             data_scopes=data_scope or (),
             tier_ceiling=tier_ceiling or "",
+            budget_usd=budget_usd,
         )
-        if budget_usd is not None:
-            pod.budgets.set(f"agent:{record.name}", budget_usd, by=me)
     console.print(styled("Registered [bold]{}[/], owned by {}.", record.name, record.owner))
     console.print(styled("API key (shown once, podium keeps only its digest): [bold]{}[/]", key.secret))
 

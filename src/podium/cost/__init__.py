@@ -1,6 +1,6 @@
 """Cost: prices and the ledger of what each call cost."""
 
-from podium.cost._budgets import Budget, Budgets, Charge, settle
+from podium.cost._budgets import Budget, Budgets, Charge, settle, write_budget
 from podium.cost._ledger import CATEGORIES, CostLine, Ledger, LedgerTotals, cost_breakdown, cost_breakdown_query
 from podium.cost._prices import NANO, Price, usd
 
@@ -18,4 +18,5 @@ __all__ = [
     "cost_breakdown_query",
     "settle",
     "usd",
+    "write_budget",
 ]

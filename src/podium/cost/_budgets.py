@@ -73,18 +73,7 @@ class Budgets:
         _require_scope(self._engine, scope)
         detail = {"limit_nano_usd": str(limit), "on_exhausted": on_exhausted}
         with self._authorizer.act(by, "budget.set", scope, detail=detail) as act:
-            conn = act.conn
-            updated = conn.execute(
-                b.update()
-                .where(b.c.scope == scope)
-                .values(limit_nano_usd=limit, on_exhausted=on_exhausted, updated_at=time.time())
-            ).rowcount
-            if not updated:
-                conn.execute(
-                    b.insert().values(
-                        scope=scope, limit_nano_usd=limit, on_exhausted=on_exhausted, updated_at=time.time()
-                    )
-                )
+            write_budget(act.conn, scope, limit, on_exhausted)
         return self.get(scope)
 
     @staticmethod
@@ -265,3 +254,10 @@ def _budget(row: sa.Row[tuple[object, ...]]) -> Budget:
 
 def _usd(nano: int) -> str:
     return f"${usd(nano):.6f}"
+
+
+def write_budget(conn: sa.Connection, scope: str, limit_nano_usd: int, on_exhausted: str) -> None:
+    """Create or change the budget row of `scope`; spend and reservations so far are kept."""
+    values = {"limit_nano_usd": limit_nano_usd, "on_exhausted": on_exhausted, "updated_at": time.time()}
+    if not conn.execute(b.update().where(b.c.scope == scope).values(**values)).rowcount:
+        conn.execute(b.insert().values(scope=scope, **values))

@@ -57,17 +57,19 @@ class Authorizer:
         input_digest: str = "",
         audit_as: str | None = None,
         engine: sa.Engine | None = None,
+        within: sa.Connection | None = None,
     ) -> Iterator[GovernedAction]:
         """Authorise `by` to take `action` on `resource` (an entity, or a `run:<id>` / `kind:name` scope), then
         open the transaction the change is made in and audit it there, with the deciding policies.
 
         `audit_as` names the entry, if not after the Cedar action (`registry.change` is audited as the change it
         is: `registry.revoke` …); `engine` is the one to write with, if not the runtime's (the kill switch has a
-        connection of its own)."""
+        connection of its own); `within` an open transaction the action is part of (an agent added with its
+        budget): decide it before opening that transaction, as a refusal is audited in a transaction of its own."""
         entity = _entity(resource)
         name = resource_name or (resource if isinstance(resource, str) else entity.id)
         decision = self.check(by, action, entity, context, resource_name=name, detail=detail)
-        with (engine or self._engine).begin() as conn:
+        with _transaction(engine or self._engine, within) as conn:
             act = GovernedAction(conn, decision, audit_as or action, detail=dict(detail or {}))
             yield act
             act.detail["policy_set"] = self._policies.short_digest
@@ -109,6 +111,15 @@ class Authorizer:
         raise ActionDenied(
             f"{actor} may not {action} {name}: {decision.reason}.", actor=actor, policies=decision.policies
         )
+
+
+@contextmanager
+def _transaction(engine: sa.Engine, within: sa.Connection | None) -> Iterator[sa.Connection]:
+    if within is not None:
+        yield within
+        return
+    with engine.begin() as conn:
+        yield conn
 
 
 def _entity(resource: Entity | str) -> Entity:
