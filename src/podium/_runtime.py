@@ -454,11 +454,11 @@ class Podium:
         registry). Pass the identity as `by=` to act as them; a name is never accepted instead. Raises
         `Unauthenticated` for a key that is malformed, unknown, revoked or expired, audited unless `audit` is
         False (the HTTP server counts its refusals in aggregate instead)."""
-        from podium.agents import split_key
+        from podium.agents import KEYS as AGENT_KEYS
         from podium.audit import record
         from podium.policy import Identity
 
-        agent_key_id, _ = split_key(key)
+        agent_key_id, _ = AGENT_KEYS.split(key)
         if agent_key_id:
             return Identity("agent", self.agents.authenticate(key, audit=audit).name, agent_key_id)
         try:

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import builtins
 import getpass
-import hashlib
-import hmac
 import json
 import logging
-import secrets
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +34,7 @@ from podium.policy import (
     Entity,
     GovernedAction,
     Identity,
+    KeyFormat,
     PolicySet,
     agent_entity,
     person_entity,
@@ -45,7 +43,7 @@ from podium.policy import (
 from podium.store import insert_if_absent, tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
-KEY_PREFIX = "pod"
+KEYS = KeyFormat("pod")
 
 Permission = tuple[str, str]
 """One permission: its kind ("models", "tools" or "data_scopes") and the name granted."""
@@ -352,7 +350,7 @@ class AgentRegistry:
         (`Unauthenticated`) otherwise: an unknown, malformed or revoked key, a stopped agent, or a key used to act
         as another agent. The refusal is audited unless `audit` is False (a front door that audits refusals in
         aggregate, so a flood of bad keys cannot flood the log)."""
-        key_id, secret = split_key(key)
+        key_id, secret = KEYS.split(key)
         keys = tables.agent_keys
         row = None
         if key_id:
@@ -360,8 +358,8 @@ class AgentRegistry:
                 row = conn.execute(sa.select(keys).where(keys.c.id == key_id)).first()
         problem = None
         if not key_id:
-            problem = f"it is not a podium key ({KEY_PREFIX}_<id>_<secret>)"
-        elif row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)):
+            problem = f"it is not a podium key ({KEYS.prefix}_<id>_<secret>)"
+        elif row is None or not KEYS.matches(secret, row.secret_sha256):
             problem = "the key is not one podium issued"
         elif row.revoked_at is not None:
             problem = (
@@ -499,14 +497,11 @@ class AgentRegistry:
         return person_entity(name, json.loads(teams) if teams else ())
 
     def _issue_key(self, conn: sa.Connection, name: str) -> IssuedKey:
-        key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
+        key_id, key, digest = KEYS.new()
         conn.execute(
-            tables.agent_keys.insert().values(
-                id=key_id, agent=name, secret_sha256=_digest(secret), created_at=time.time()
-            )
+            tables.agent_keys.insert().values(id=key_id, agent=name, secret_sha256=digest, created_at=time.time())
         )
-        return IssuedKey(name, key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
+        return IssuedKey(name, key_id, key)
 
 
 def entity_of(agent: AgentRecord) -> Entity:
@@ -521,19 +516,6 @@ def entity_of(agent: AgentRecord) -> Entity:
         tier_ceiling=agent.tier_ceiling,
         delegated_by=agent.delegated_by or "",
     )
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """(id, secret) of a podium key; ("", "") for anything else."""
-    prefix, _, rest = key.strip().partition("_")
-    key_id, _, secret = rest.partition("_")
-    if prefix != KEY_PREFIX or not key_id or not secret:
-        return "", ""
-    return key_id, secret
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _permissions(by_kind: Mapping[str, Iterable[str]]) -> frozenset[Permission]:

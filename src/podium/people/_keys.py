@@ -9,12 +9,9 @@ never from whoever happens to act first.
 from __future__ import annotations
 
 import builtins
-import hashlib
-import hmac
 import json
 import math
 import os
-import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,10 +22,10 @@ import sqlalchemy as sa
 from podium.audit import parse_actor, record
 from podium.errors import ConfigurationError, NotFoundError, Unauthenticated, UsageError
 from podium.people._directory import admins, team_names
-from podium.policy import Authorizer, Identity, person_entity
+from podium.policy import Authorizer, Identity, KeyFormat, person_entity
 from podium.store import tables
 
-KEY_PREFIX = "podp"
+KEYS = KeyFormat("podp")
 MAX_EXPIRY_DAYS = 3650
 k = tables.person_keys
 p = tables.people
@@ -160,7 +157,7 @@ class PersonKeys:
         """The person a key proves, or `Unauthenticated` with why (malformed, unknown, revoked, expired, or its
         person left the directory). Not audited here: each front door audits refusals its own way (the HTTP
         server in aggregate, so a flood of bad keys cannot flood the log)."""
-        key_id, secret = split_key(key)
+        key_id, secret = KEYS.split(key)
         row = None
         if key_id:
             with self._engine.connect() as conn:
@@ -170,8 +167,8 @@ class PersonKeys:
                     .where(k.c.id == key_id)
                 ).first()
         if not key_id:
-            problem = f"it is not a person's key ({KEY_PREFIX}_<id>_<secret>)"
-        elif row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)):
+            problem = f"it is not a person's key ({KEYS.prefix}_<id>_<secret>)"
+        elif row is None or not KEYS.matches(secret, row.secret_sha256):
             problem = "the key is not one podium issued"
         elif row.revoked_at is not None:
             problem = f"key {key_id} was revoked by {row.revoked_by}; ask an admin for a new one"
@@ -195,19 +192,18 @@ class PersonKeys:
     def _insert(
         self, conn: sa.Connection, person: str, *, created_by: str, expires_at: float | None
     ) -> IssuedPersonKey:
-        key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
+        key_id, key, digest = KEYS.new()
         conn.execute(
             k.insert().values(
                 id=key_id,
                 person=person,
-                secret_sha256=_digest(secret),
+                secret_sha256=digest,
                 created_at=time.time(),
                 created_by=created_by,
                 expires_at=expires_at,
             )
         )
-        return IssuedPersonKey(person, key_id, f"{KEY_PREFIX}_{key_id}_{secret}", expires_at)
+        return IssuedPersonKey(person, key_id, key, expires_at)
 
 
 def _write_owner_only(path: Path, key: str) -> Path:
@@ -233,19 +229,6 @@ def _link_into_place(pending: Path, path: Path) -> None:
             "there yourself, or set PODIUM_KEY to the key it holds."
         ) from None
     pending.unlink(missing_ok=True)
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """(id, secret) of a person's key; ("", "") for anything else."""
-    prefix, _, rest = key.strip().partition("_")
-    key_id, _, secret = rest.partition("_")
-    if prefix != KEY_PREFIX or not key_id or not secret or len(key) > 200:
-        return "", ""
-    return key_id, secret
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _key(row: sa.Row[tuple[object, ...]]) -> PersonKey:

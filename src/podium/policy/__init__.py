@@ -22,7 +22,7 @@ from podium.policy._cedar import (
     scope_entity,
     tool_entity,
 )
-from podium.policy._identity import Identity, require_identity
+from podium.policy._identity import Identity, KeyFormat, require_identity
 
 __all__ = [
     "CALL_ACTIONS",
@@ -33,6 +33,7 @@ __all__ = [
     "Entity",
     "GovernedAction",
     "Identity",
+    "KeyFormat",
     "Policy",
     "PolicySet",
     "agent_entity",

@@ -10,6 +10,9 @@ boundary docs/governance.md draws.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,3 +44,34 @@ def require_identity(by: object) -> Identity:
         f"{by!r} is a name, not an identity: act with a key. In Python, `me = pod.authenticate(key)` then pass "
         "`by=me`; on the command line, set PODIUM_KEY or use the key `podium init` stored."
     )
+
+
+@dataclass(frozen=True)
+class KeyFormat:
+    """Keys `<prefix>_<id>_<secret>`, agents' (`pod`) and people's (`podp`) alike: the secret is 256 random bits,
+    so podium keeps its sha256 (a slow hash adds nothing) and shows the key once."""
+
+    prefix: str
+    max_chars: int = 200  # anything longer is not a key podium issued; refused before any lookup
+
+    def new(self) -> tuple[str, str, str]:
+        """A fresh key: (id, the key to show once, the digest to keep)."""
+        key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        return key_id, f"{self.prefix}_{key_id}_{secret}", _sha256(secret)
+
+    def split(self, key: str) -> tuple[str, str]:
+        """(id, secret) of a key of this format; ("", "") for anything else."""
+        prefix, _, rest = key.strip().partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != self.prefix or not key_id or not secret or len(key) > self.max_chars:
+            return "", ""
+        return key_id, secret
+
+    @staticmethod
+    def matches(secret: str, kept_sha256: str) -> bool:
+        """Whether `secret` is the one whose digest was kept (compared in constant time)."""
+        return hmac.compare_digest(kept_sha256, _sha256(secret))
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
