@@ -2,7 +2,7 @@
 
 from podium.cost._budgets import Budget, Budgets, Charge, settle, write_budget
 from podium.cost._ledger import CATEGORIES, CostLine, Ledger, LedgerTotals, cost_breakdown, cost_breakdown_query
-from podium.cost._prices import NANO, Price, usd
+from podium.cost._prices import NANO, Price, Tokens, usd
 
 __all__ = [
     "CATEGORIES",
@@ -14,6 +14,7 @@ __all__ = [
     "Ledger",
     "LedgerTotals",
     "Price",
+    "Tokens",
     "cost_breakdown",
     "cost_breakdown_query",
     "settle",

@@ -5,10 +5,12 @@ A TOML file (``PODIUM_CONFIG``, or ``podium.toml``) declares remote models; loca
     [models.mixtral]
     tier = "intermediate"
     base_url = "http://127.0.0.1:8081/v1"     # any OpenAI-compatible endpoint
+    api = "openai"                            # the wire protocol it speaks: "openai" (default) or "anthropic"
     model = "mixtral-8x7b-instruct"           # the name the endpoint knows it by
     api_key_env = "MIXTRAL_API_KEY"           # read from the environment, never from the file
     price = "together:mistralai/Mixtral-8x7B-Instruct-v0.1"   # genai-prices list price, or
-    # price = { input_per_mtok = 0.9, output_per_mtok = 0.9 }
+    # price = { input_per_mtok = 0.9, output_per_mtok = 0.9 }  # and optionally cached_input_per_mtok,
+    #                                                          # cache_write_per_mtok, reasoning_per_mtok
     timeout_s = 30
 
     [routing]
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,15 +41,34 @@ class PriceSetting(BaseModel):
 
     input_per_mtok: float = Field(ge=0, description="USD per million input tokens")
     output_per_mtok: float = Field(ge=0, description="USD per million output tokens")
+    cached_input_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million input tokens read from the prompt cache (default: input)"
+    )
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million input tokens written to the prompt cache (default: input)"
+    )
+    reasoning_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per million reasoning tokens (default: output)"
+    )
+
+    def price(self) -> Price:
+        return Price(
+            input_per_mtok=self.input_per_mtok,
+            output_per_mtok=self.output_per_mtok,
+            cached_input_per_mtok=self.cached_input_per_mtok,
+            cache_write_per_mtok=self.cache_write_per_mtok,
+            reasoning_per_mtok=self.reasoning_per_mtok,
+        )
 
 
 class RemoteModelSetting(BaseModel):
-    """One model behind an OpenAI-compatible HTTP endpoint."""
+    """One model behind an OpenAI-compatible or Anthropic HTTP endpoint."""
 
     model_config = ConfigDict(extra="forbid")
 
     tier: Tier
     base_url: str = Field(pattern=r"^https?://", description="the endpoint, up to and including /v1")
+    api: Literal["openai", "anthropic"] = Field(default="openai", description="the wire protocol the endpoint speaks")
     model: str = Field(min_length=1)
     api_key_env: str | None = None
     price: str | PriceSetting
@@ -54,7 +76,7 @@ class RemoteModelSetting(BaseModel):
 
     def resolved_price(self, name: str) -> Price:
         if isinstance(self.price, PriceSetting):
-            return Price(self.price.input_per_mtok, self.price.output_per_mtok)
+            return self.price.price()
         try:
             return Price.parse(self.price)
         except ConfigurationError as exc:
