@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,43 @@ class LlamaCppModel(LocalModel):
             model_path=str(self.path), n_ctx=context_tokens, n_threads=1, n_threads_batch=1, seed=0, verbose=False
         )
         self.context_tokens = context_tokens
+        self._embedder: Any = None
+        self._embedder_lock = threading.Lock()
+
+    @property
+    def llama(self) -> Any:
+        """The llama_cpp.Llama itself, for a caller that drives generation directly (the gateway streams tokens
+        from it). Use it only inside `exclusively()`: it is not thread-safe."""
+        return self._llama
+
+    def embedder(self) -> Any:
+        """A second llama.cpp instance over the same file, made to embed (one made to generate cannot), loaded on
+        first use: mean pooling over the tokens, vectors L2-normalised."""
+        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+
+        with self._embedder_lock:
+            if self._embedder is None:
+                window = self._llama.n_ctx()  # a text embeds in one batch: as long as the chat model reads
+                self._embedder = Llama(
+                    model_path=str(self.path),
+                    embedding=True,
+                    pooling_type=LLAMA_POOLING_TYPE_MEAN,
+                    n_ctx=window,
+                    n_batch=window,
+                    n_ubatch=window,
+                    n_threads=1,
+                    n_threads_batch=1,
+                    verbose=False,
+                )
+            return self._embedder
+
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """The unit vectors of `texts`, and the tokens they took. A text longer than `context_tokens` is cut there:
+        callers refuse such texts first (`llama.tokenize` counts them as the embedder does)."""
+        embedder = self.embedder()
+        with self._embedder_lock:
+            vectors, tokens = embedder.embed(texts, normalize=True, return_count=True)
+            return vectors, int(tokens)
 
     @classmethod
     def from_package(cls, name: str, packaged: PackagedModelFile) -> LlamaCppModel:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -101,10 +102,17 @@ class LocalModel(Model):
     def _timed(self, work: Callable[[], tuple[str, RequestUsage]]) -> tuple[str, RequestUsage, float]:
         """Run `work` under the lock; return its result and the CPU seconds this thread spent in it (the thread's
         own clock: other threads of this process, and other processes, do not move it)."""
+        with self.exclusively() as spent:
+            text, usage = work()
+            return text, usage, spent()
+
+    @contextmanager
+    def exclusively(self) -> Iterator[Callable[[], float]]:
+        """Hold the model for one request (others wait), on the calling thread; yields a clock of the CPU seconds
+        this thread has spent since it got the model, which is what the request costs."""
         with self._lock:
             started = time.thread_time()
-            text, usage = work()
-            return text, usage, time.thread_time() - started
+            yield lambda: time.thread_time() - started
 
     @abstractmethod
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
