@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from podium.gateway._problems import GATEWAY_STATUSES
 from tests.api.conftest import Api
 
 EVERY_KEYED_ROUTE = {
@@ -17,6 +18,12 @@ EVERY_KEYED_ROUTE = {
     "500",
 }  # the key check, the Host check, validation, a bug
 ERROR = {"$ref": "#/components/schemas/Error"}
+GATEWAY_ROUTES = {
+    ("post", "/v1/chat/completions"),
+    ("post", "/v1/embeddings"),
+    ("get", "/v1/models"),
+    ("get", "/v1/podium/audit/{request_id}"),
+}
 
 
 def test_every_route_declares_the_statuses_it_can_answer_with_the_error_model(sqlite_api: Api) -> None:
@@ -28,8 +35,16 @@ def test_every_route_declares_the_statuses_it_can_answer_with_the_error_model(sq
         ("get", "/v1/reviews/stats"),
         ("get", "/v1/reviews/{review_id}"),
         *(("post", f"/v1/reviews/{{review_id}}/{verb}") for verb in ("approve", "reject", "edit", "claim", "reassign")),
+        *GATEWAY_ROUTES,
     }, "a new route: say here what it answers"
     for path, method, op in operations:
+        if (method, path) in GATEWAY_ROUTES:  # answered in the client's API's own error shape
+            errors = set(op["responses"]) - {"200"}
+            assert errors == {str(s) for s in GATEWAY_STATUSES}, (method, path)
+            for status in errors:
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/OpenAIError"}, (method, path, status)
+            continue
         statuses = set(op["responses"]) - {"200"}
         for status in statuses:
             assert op["responses"][status]["content"]["application/json"]["schema"] == ERROR, (method, path, status)

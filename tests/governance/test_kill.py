@@ -126,9 +126,9 @@ def test_bad_kill_requests_say_what_to_fix(pod: Podium) -> None:
     ciso = operator(pod, "ciso")
     with pytest.raises(NotFoundError, match="no agent named 'nobody'"):
         pod.kill("agent:nobody", by=ciso)
-    with pytest.raises(NotFoundError, match="no agent is in team 'ghosts'"):
+    with pytest.raises(NotFoundError, match="nobody is in team 'ghosts'"):
         pod.kill("team:ghosts", by=ciso)
-    with pytest.raises(UsageError, match="exactly one of --agent, --workflow, --team or --all"):
+    with pytest.raises(UsageError, match="exactly one of --agent, --workflow, --team, --person, --key or --all"):
         kill_scope(agent="tester", team="support")
     with pytest.raises(UsageError, match="kill scope 'crew:x' is not agent:<name>"):
         pod.kill("crew:x", by=ciso)

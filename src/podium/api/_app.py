@@ -34,6 +34,7 @@ from podium.api._errors import install, responses
 from podium.api._limits import BodyLimit
 from podium.api._views import Health, Review, ReviewPage, Stats, StatusFilter, cursor_after, position
 from podium.errors import UsageError
+from podium.gateway import Gateway, gateway_router
 from podium.policy import Identity
 
 # Declares the key in OpenAPI (the docs' "Authorize" button); `Gatekeeper.person` checks it.
@@ -73,6 +74,8 @@ def create_app(
     `allowed_hosts` only."""
     gate = gatekeeper or Gatekeeper(pod)
 
+    gateway = Gateway(pod)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         import asyncio
@@ -82,11 +85,12 @@ def create_app(
             yield
         finally:
             flushing.cancel()
+            await gateway.drain()  # streams still being recorded
             await asyncio.to_thread(gate.flush)  # the last window's refusals are counted too
 
     api = FastAPIOffline(
         title="podium",
-        summary="Governed AI orchestration: the review queue.",
+        summary="Governed AI orchestration: the review queue, and the OpenAI- and Anthropic-compatible gateway.",
         version="1",
         lifespan=lifespan,
         swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would send the spec's URL to swagger.io
@@ -178,4 +182,5 @@ def create_app(
         return Review.of(pod.reviews.reassign(review_id, to=body.to, by=me, rationale=body.rationale))
 
     api.include_router(v1)
+    api.include_router(gateway_router(gateway, gate.gateway_identity))
     return api

@@ -32,6 +32,7 @@ from podium._runtime import Podium
 from podium.api._errors import error_response
 from podium.audit import record
 from podium.errors import Unauthenticated
+from podium.gateway import Problem, Refused
 from podium.policy import Identity
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -70,15 +71,32 @@ class Gatekeeper:
         return identity
 
     def identity(self, request: Request) -> Identity:
+        """Who the request's key proves: sent as `Authorization: Bearer <key>` (OpenAI's clients and podium's) or
+        as `x-api-key: <key>` (Anthropic's)."""
         client = _client(request)
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
+            key = request.headers.get("x-api-key", "")
+        if not key.strip():
             message = "no key: send `Authorization: Bearer <key>` (`podium keys issue --person EMAIL`)."
             raise self._refusal(client, "no key", message)
         try:
             return self._pod.authenticate(key.strip(), audit=False)  # a malformed key is refused without a lookup
         except Unauthenticated as refused:
             raise self._refusal(client, str(refused.fields.get("reason", "refused")), refused.message) from None
+
+    def gateway_identity(self, request: Request) -> Identity:
+        """`identity` for the gateway's routes, whose refusals are answered in the client's API's shape."""
+        try:
+            return self.identity(request)
+        except AuthError as refused:
+            retry = refused.headers.get("Retry-After")
+            problem = (
+                Problem(429, "rate_limit", refused.message, int(retry) if retry else None)
+                if refused.status == 429
+                else Problem(refused.status, "authentication", refused.message)
+            )
+            raise Refused(problem) from None
 
     def flush(self) -> int:
         """Write the refusals counted since the last flush as one audit entry; return how many it counts. If the

@@ -130,12 +130,22 @@ class AuditLog:
         return str(found) if found is not None else None
 
     def entries(
-        self, *, actor: str | None = None, run_id: str | None = None, after: int = 0, limit: int | None = None
+        self,
+        *,
+        actor: str | None = None,
+        run_id: str | None = None,
+        call_key_prefix: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
     ) -> Iterator[StoredEntry]:
+        """Entries in order, of `actor`, `run_id`, and calls whose key starts with `call_key_prefix` (a request's:
+        give its actor too, whose index finds them)."""
         log = tables.audit_log
         query = sa.select(log).where(log.c.seq > after).order_by(log.c.seq)
         if actor is not None:
             query = query.where(log.c.actor == actor)
+        if call_key_prefix is not None:
+            query = query.where(log.c.call_key.startswith(call_key_prefix, autoescape=True))
         if run_id is not None:
             query = query.where(log.c.run_id == run_id)
         if limit is not None:

@@ -212,7 +212,9 @@ def agents_retire(name: str) -> None:
 
 Agent = Annotated[str | None, typer.Option("--agent", help="An agent (and its delegates).")]
 Workflow = Annotated[str | None, typer.Option("--workflow", help="Every run of a workflow.")]
-Team = Annotated[str | None, typer.Option("--team", help="Every agent of a team.")]
+Team = Annotated[str | None, typer.Option("--team", help="Every agent and person of a team.")]
+Person = Annotated[str | None, typer.Option("--person", help="A person's gateway requests (in flight too).")]
+Key = Annotated[str | None, typer.Option("--key-id", help="One key's gateway requests, by key id (in flight too).")]
 Everything = Annotated[bool, typer.Option("--all", help="Everything.")]
 Note = Annotated[str, typer.Option(help="Why (recorded in the audit log).")]
 
@@ -221,13 +223,15 @@ def kill(
     agent: Agent = None,
     workflow: Workflow = None,
     team: Team = None,
+    person: Person = None,
+    key_id: Key = None,
     everything: Everything = False,
     note: Note = "",
 ) -> None:
     """Halt now: refuse every further action, stop side effects under way, revoke keys, cancel runs in flight."""
     from podium.governance import kill_scope
 
-    scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
+    scope = kill_scope(agent=agent, workflow=workflow, team=team, person=person, key=key_id, everything=everything)
     with connected() as pod:
         report = pod.kill(scope, by=pod.operator(), reason=note)
     console.print(
@@ -247,6 +251,8 @@ def restore(
     agent: Agent = None,
     workflow: Workflow = None,
     team: Team = None,
+    person: Person = None,
+    key_id: Key = None,
     everything: Everything = False,
     note: Note = "",
 ) -> None:
@@ -254,7 +260,7 @@ def restore(
     cancelled (`podium runs resume`)."""
     from podium.governance import kill_scope
 
-    scope = kill_scope(agent=agent, workflow=workflow, team=team, everything=everything)
+    scope = kill_scope(agent=agent, workflow=workflow, team=team, person=person, key=key_id, everything=everything)
     with connected() as pod:
         pod.restore(scope, by=pod.operator(), reason=note)
     console.print("restored: the governor lets it act again.")

@@ -15,7 +15,7 @@ from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
-from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope
+from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope, valid_request_id
 
 if TYPE_CHECKING:
     from podium.governance._routed import RoutedModel, RoutedModels
@@ -62,4 +62,5 @@ __all__ = [
     "kill_scope",
     "report_markdown",
     "request_scope",
+    "valid_request_id",
 ]

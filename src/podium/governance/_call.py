@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from podium.cost import Tokens
 from podium.policy import Entity, data_entity, model_entity, tool_entity
 
 CallKind = Literal["model", "tool", "memory.read", "memory.write"]
+PrincipalKind = Literal["agent", "person"]  # who acts: an agent, or a person calling a model at the gateway
 # How a governed call ended, as its audit entry says: it ran ("allowed"), ran and failed ("failed"), or a stage
 # stopped it: refused by policy or a stage ("denied"), halted by a suspension, kill or cancel ("stopped"), waiting
 # for a person ("exception"), or out of budget ("over_budget").
@@ -17,9 +19,9 @@ Outcome = Literal["allowed", "failed", "denied", "stopped", "exception", "over_b
 
 @dataclass(frozen=True)
 class Call:
-    """What an agent is about to do."""
+    """What an agent (or a person, at the gateway) is about to do."""
 
-    agent: str
+    agent: str  # the name of who acts: an agent's, or a person's when `principal` is "person"
     kind: CallKind
     resource: str
     tier: str
@@ -29,6 +31,13 @@ class Call:
     # A tool call's arguments and their JSON schema: what a person reviews, and what an edit must satisfy.
     arguments: Mapping[str, Any] | None = field(default=None, compare=False)
     schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    principal: PrincipalKind = "agent"
+    alias: str = ""  # the name a gateway client asked for the model by, which grants it too
+
+    @property
+    def actor(self) -> str:
+        """Who acts, as the audit log and budgets name them: `agent:<name>` or `person:<name>`."""
+        return f"{self.principal}:{self.agent}"
 
     @property
     def action(self) -> str:
@@ -36,21 +45,37 @@ class Call:
 
     def resource_entity(self) -> Entity:
         if self.kind == "model":
-            return model_entity(self.resource, self.tier)
+            return model_entity(self.resource, self.tier, alias=self.alias)
         if self.kind == "tool":
             return tool_entity(self.resource, self.resource_team)
         return data_entity(self.resource)
 
     def describe(self) -> str:
-        return f"{self.kind} {self.resource!r} of agent {self.agent!r}"
+        return f"{self.kind} {self.resource!r} of {self.principal} {self.agent!r}"
 
 
 @dataclass(frozen=True)
 class Usage:
-    """What a call consumed, as the ledger records it."""
+    """What a call consumed, as the ledger records it. `input_tokens` and `output_tokens` are totals; the token
+    classes priced at their own rates (cached and cache-write input, reasoning output) are counted within them."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     compute_seconds: float = 0.0
     cost_nano_usd: int = 0
     wall_seconds: float = 0.0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def of(cls, tokens: Tokens, *, compute_seconds: float, cost_nano_usd: int) -> Usage:
+        return cls(
+            tokens.total_input,
+            tokens.total_output,
+            compute_seconds,
+            cost_nano_usd,
+            cached_input_tokens=tokens.cached_input,
+            cache_write_tokens=tokens.cache_write,
+            reasoning_tokens=tokens.reasoning,
+        )

@@ -27,15 +27,8 @@ from podium.errors import ActionDenied, GovernanceError, SideEffectFenced
 from podium.governance._call import Call, Outcome, Usage
 from podium.governance._pipeline import CallContext, NeedsReview, Refusal, Stage
 from podium.governance._record import CallRecord, write_records
-from podium.governance._site import call_scope, current_call_or_none, next_call_site
-from podium.governance._stages import (
-    ADMISSION,
-    Admission,
-    Authorisation,
-    BudgetStage,
-    admission_parameters,
-    principal_of,
-)
+from podium.governance._site import CallSite, call_scope, current_call_or_none, next_call_site
+from podium.governance._stages import Admission, Authorisation, BudgetStage, read_standing
 from podium.policy import Decision, PolicySet
 from podium.store import GroupCommitter
 
@@ -58,6 +51,9 @@ class Governor:
         self._events = events
         self.policies = policies
         self._committer: GroupCommitter[CallRecord] = GroupCommitter(engine, write_records)
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
         # The pipeline, in order. A new stage is one line here.
         self.stages: tuple[Stage, ...] = (
             Admission(engine),
@@ -86,9 +82,10 @@ class Governor:
         measure: Callable[[T], Usage],
         output: Callable[[T], str],
         detail: dict[str, str] | None = None,
+        annotate: Callable[[T], dict[str, str]] | None = None,
     ) -> T:
         """Pass `call` through the pipeline, execute and record it; `detail` (such as the router's explanation)
-        joins its audit entry.
+        joins its audit entry, and so does what `annotate` says of the result (how a stream ended, say).
 
         `execute` performs the call it is given: `call` itself, or the action a person approved in its place (their
         edit of its arguments). A failed call is recorded too, as waste: its wall time and whatever it cost are
@@ -116,6 +113,8 @@ class Governor:
         else:
             ctx.usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
             ctx.output_digest = digest(output(result))
+            if annotate is not None:
+                ctx.detail.update(annotate(result))
             self._record(ctx, "allowed", {})
             outcome = "allowed"  # only once recorded: until then the stages hold what they held, to give back
         finally:
@@ -147,18 +146,31 @@ class Governor:
             return
         call = site.call
         conn.execute(_LOCK_KILL_SWITCH_SHARED if conn.dialect.name == "postgresql" else _LOCK_KILL_SWITCH_SQLITE)
-        row = conn.execute(ADMISSION, admission_parameters(call.agent, site)).first()
-        status = principal_of(call.agent, row).attrs["status"] if row is not None else "missing"
-        reason = None
-        if row is None or status != "active":
-            reason = f"agent {call.agent!r} is {status}"
-        elif row.killed:
-            reason = f"the kill switch covers agent {call.agent!r}"
-        elif row.run_stopped:
-            reason = f"run {site.run_id} was cancelled"
+        reason = _why_halted(conn, call, site)
         if reason is not None:
             message = f"{reason}: the side effect of {call.kind} {call.resource!r} was not performed."
             raise SideEffectFenced(message, agent=call.agent, resource=call.resource, run_id=site.run_id)
+
+    def halted(self) -> str | None:
+        """Why the call being executed may not go on, if something stopped its principal since it was admitted (a
+        kill, a suspension, leaving the directory, a cancelled run); None while it may. One indexed read: a long
+        call (a gateway stream) asks every so often and stops when told."""
+        site = current_call_or_none()
+        if site is None or site.call is None:
+            return None
+        with self._reader.connect() as conn:
+            return _why_halted(conn, site.call, site)
+
+    def permits(self, call: Call) -> bool:
+        """Whether admission and authorisation would let `call` through now, recording nothing (for listing what a
+        key may use; the call itself passes the whole pipeline when it is made)."""
+        ctx = self._context(call, None)
+        try:
+            for stage in self.stages[:2]:
+                stage.check(ctx)
+        except Refusal:
+            return False
+        return not ctx.exceptions
 
     def _context(self, call: Call, detail: dict[str, str] | None) -> CallContext:
         """The call's context, at the site its front door names."""
@@ -242,6 +254,18 @@ class Governor:
                 ctx.policies if policies is None else policies,
             )
         )
+
+
+def _why_halted(conn: sa.Connection, call: Call, site: CallSite) -> str | None:
+    standing = read_standing(conn, call, site)
+    status = standing.principal.attrs.get("status", "active") if standing is not None else "missing"
+    if standing is None or status != "active":
+        return f"{call.principal} {call.agent!r} is {status}"
+    if standing.killed:
+        return f"the kill switch covers {call.principal} {call.agent!r}"
+    if standing.run_stopped:
+        return f"run {site.run_id} was cancelled"
+    return None
 
 
 _LOCK_KILL_SWITCH_SHARED = sa.text("SELECT epoch FROM podium_kill_epoch WHERE id = 1 FOR SHARE")

@@ -9,6 +9,7 @@ deliberately and audited; revoked keys stay revoked (rotate them) and cancelled 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,12 +52,19 @@ class KillReport:
 
 
 def kill_scope(
-    *, agent: str | None = None, workflow: str | None = None, team: str | None = None, everything: bool = False
+    *,
+    agent: str | None = None,
+    workflow: str | None = None,
+    team: str | None = None,
+    person: str | None = None,
+    key: str | None = None,
+    everything: bool = False,
 ) -> str:
     """The scope string for exactly one of the options."""
-    given = [(k, v) for k, v in (("agent", agent), ("workflow", workflow), ("team", team)) if v]
+    options = (("agent", agent), ("workflow", workflow), ("team", team), ("person", person), ("key", key))
+    given = [(k, v) for k, v in options if v]
     if len(given) + int(everything) != 1:
-        raise UsageError("name exactly one of --agent, --workflow, --team or --all.")
+        raise UsageError("name exactly one of --agent, --workflow, --team, --person, --key or --all.")
     for kind, value in given:
         check_name(value, f"--{kind}")
     return "all" if everything else f"{given[0][0]}:{given[0][1]}"
@@ -149,10 +157,19 @@ class KillSwitch:
             return [a.name for a in agents if name in (a.name, a.delegated_by)]
         if kind == "team":
             members = [a.name for a in agents if a.team == name]
-            if not members:
-                teams = sorted({a.team for a in agents if a.team})
-                raise NotFoundError(f"no agent is in team {name!r} (teams: {', '.join(teams) or 'none'}).")
+            with self._engine.connect() as conn:
+                people_teams = {
+                    t for teams in conn.execute(sa.select(tables.people.c.teams)).scalars() for t in json.loads(teams)
+                }
+            if not members and name not in people_teams:
+                teams = sorted({a.team for a in agents if a.team} | people_teams)
+                raise NotFoundError(f"nobody is in team {name!r} (teams: {', '.join(teams) or 'none'}).")
             return members
+        if kind in ("person", "key"):
+            # A person's gateway calls and a key's requests are refused from the kill on (in-flight streams are cut
+            # at their next check); nothing is revoked: `restore` lifts it.
+            self._require_known(kind, name)
+            return []
         if kind == "workflow":
             with self._engine.connect() as conn:
                 known = conn.execute(sa.select(tables.workflows.c.name).where(tables.workflows.c.name == name)).first()
@@ -161,7 +178,24 @@ class KillSwitch:
             return []
         if scope == "all":
             return [a.name for a in agents]
-        raise UsageError(f"kill scope {scope!r} is not agent:<name>, workflow:<name>, team:<name> or all.")
+        raise UsageError(
+            f"kill scope {scope!r} is not agent:<name>, workflow:<name>, team:<name>, person:<name>, key:<id> or all."
+        )
+
+    def _require_known(self, kind: str, name: str) -> None:
+        known: sa.Select[tuple[str]] | sa.CompoundSelect[tuple[str]]
+        if kind == "person":
+            known = sa.select(tables.people.c.name).where(tables.people.c.name == name)
+            hint = "`podium people list` shows the directory."
+        else:
+            known = sa.union_all(
+                sa.select(tables.agent_keys.c.id).where(tables.agent_keys.c.id == name),
+                sa.select(tables.person_keys.c.id).where(tables.person_keys.c.id == name),
+            )
+            hint = "`podium keys list` and `podium agents show NAME` show key ids."
+        with self._engine.connect() as conn:
+            if conn.execute(known).first() is None:
+                raise NotFoundError(f"no {kind} {name!r}. {hint}")
 
     def _cancel_runs(self, scope: str, agents: list[str], actor: str) -> int:
         """Cancel the runs in flight that the kill covers: of the workflow, or that the agents have acted in.
@@ -169,6 +203,8 @@ class KillSwitch:
         A run in which a covered agent has not acted yet is not cancelled; its first call of that agent is refused.
         """
         kind, _, name = scope.partition(":")
+        if kind in ("person", "key"):
+            return 0  # gateway requests are not runs: they are refused at their next check
         found = self._client.list_workflows(
             name=name if kind == "workflow" else None, status=IN_FLIGHT, load_input=False, load_output=False
         )

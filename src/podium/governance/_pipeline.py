@@ -58,6 +58,14 @@ class Standing:
     run_stopped: bool
     budgeted: bool  # whether any budget covers the call at all (if not, nothing is reserved)
     registry: tuple[Any, ...]  # the registry rows it came from: part of the key a Cedar decision is reused under
+    all_teams: tuple[str, ...] | None = None  # a person's teams (an agent has one: `team`)
+
+    @property
+    def teams(self) -> tuple[str, ...]:
+        """Every team whose budgets and kills cover the caller."""
+        if self.all_teams is not None:
+            return self.all_teams
+        return (self.team,) if self.team else ()
 
 
 @dataclass

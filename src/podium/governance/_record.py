@@ -46,12 +46,16 @@ class CallRecord:
             "call_key": self.key,
             "run_id": self.site.run_id,
             "step_id": self.site.step_id,
-            "agent": self.call.agent,
+            "agent": self.call.agent if self.call.principal == "agent" else "",
+            "person": self.call.agent if self.call.principal == "person" else None,
             "kind": self.call.kind,
             "resource": self.call.resource,
             "tier": self.call.tier,
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
+            "cached_input_tokens": self.usage.cached_input_tokens,
+            "cache_write_tokens": self.usage.cache_write_tokens,
+            "reasoning_tokens": self.usage.reasoning_tokens,
             "compute_seconds": self.usage.compute_seconds,
             "cost_nano_usd": self.usage.cost_nano_usd,
             "at": self.at,
@@ -71,14 +75,15 @@ class CallRecord:
         if self.retry:
             detail["retry_of"] = self.site.key
         if self.decision == "allowed":
-            detail.update(
-                input_tokens=str(self.usage.input_tokens),
-                output_tokens=str(self.usage.output_tokens),
-                cost_nano_usd=str(self.usage.cost_nano_usd),
-            )
+            usage = self.usage
+            detail.update(input_tokens=str(usage.input_tokens), output_tokens=str(usage.output_tokens))
+            for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+                if getattr(usage, name):
+                    detail[name] = str(getattr(usage, name))
+            detail["cost_nano_usd"] = str(usage.cost_nano_usd)
         return AuditEntry(
             call_key=self.key,
-            actor=f"agent:{self.call.agent}",
+            actor=self.call.actor,
             action=self.call.action,
             resource=self.call.resource,
             decision=self.decision,

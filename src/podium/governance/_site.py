@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -47,12 +47,14 @@ class CallSite:
     step: str | None = None  # the name of the step it is made in, if a step makes it
     call: Call | None = None  # what is being executed, once the governor admitted it
 
-    def budget_scopes(self, agent: str, team: str) -> tuple[str, ...]:
-        """Every budget scope the call counts against."""
-        scopes = [f"agent:{agent}"]
+    def budget_scopes(self, call: Call, teams: Sequence[str]) -> tuple[str, ...]:
+        """Every budget scope the call counts against: who makes it (`agent:` or `person:`), the workflow, their
+        teams, the API key, and the model."""
+        scopes = [call.actor]
         scopes += [f"workflow:{self.workflow}"] if self.workflow else []
-        scopes += [f"team:{team}"] if team else []
+        scopes += [f"team:{team}" for team in teams]
         scopes += [f"key:{self.api_key}"] if self.api_key else []
+        scopes += [f"model:{call.resource}"] if call.kind == "model" else []
         return tuple(scopes)
 
 
@@ -114,6 +116,11 @@ def next_call_site(what: str) -> CallSite:
 
 MAX_REQUEST_ID = 200
 _REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID}}}")
+
+
+def valid_request_id(request_id: str) -> bool:
+    """Whether a client's id for its request can key it (1-200 letters, digits, '.', '_' or '-')."""
+    return _REQUEST_ID.fullmatch(request_id) is not None
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from podium.errors import ActionDenied, ActorStopped, BudgetExhausted
 from podium.governance._call import Call, Outcome
 from podium.governance._pipeline import CallContext, NeedsReview, Refusal, Stage, Standing
 from podium.governance._site import CallSite
-from podium.policy import Decision, Entity, PolicySet, agent_entity
+from podium.policy import Decision, Entity, PolicySet, agent_entity, person_entity
 from podium.store import tables
 
 CHARGED_KINDS = frozenset({"model", "tool"})  # the calls that have a ledger row, and so can spend a budget
@@ -54,6 +54,7 @@ ADMISSION = (
                     sa.bindparam("agent_scope"),
                     sa.literal("agent:") + _agent.c.delegated_by,
                     sa.bindparam("workflow_scope"),
+                    sa.bindparam("key_scope"),
                     sa.literal("team:") + _agent.c.team,
                     sa.literal("all"),
                 ]
@@ -68,6 +69,7 @@ ADMISSION = (
                     sa.bindparam("agent_scope"),
                     sa.bindparam("workflow_scope"),
                     sa.bindparam("key_scope"),
+                    sa.bindparam("model_scope"),
                     sa.literal("team:") + _agent.c.team,
                 ]
             )
@@ -82,14 +84,56 @@ _REGISTRY_COLUMNS = 12  # the admission row's registry fields (the agent's and i
 _DECISION_CACHE = 10_000
 
 
-def admission_parameters(agent: str, site: CallSite) -> dict[str, str]:
+def admission_parameters(agent: str, site: CallSite, model: str = "") -> dict[str, str]:
     return {
         "agent": agent,
         "run_id": site.run_id or "",
         "agent_scope": f"agent:{agent}",
         "workflow_scope": f"workflow:{site.workflow or ''}",
         "key_scope": f"key:{site.api_key or ''}",
+        "model_scope": f"model:{model}",
     }
+
+
+# A person calling a model at the gateway: their teams, then whether a kill or a budget covers them, in two reads.
+_PERSON_TEAMS = sa.select(tables.people.c.teams).where(tables.people.c.name == sa.bindparam("person"))
+_SCOPES_KILLED = sa.select(
+    sa.select(tables.kills.c.scope).where(tables.kills.c.scope.in_(sa.bindparam("kills", expanding=True))).exists(),
+    sa.select(tables.budgets.c.scope)
+    .where(tables.budgets.c.scope.in_(sa.bindparam("budgets", expanding=True)))
+    .exists(),
+)
+
+
+def read_standing(conn: sa.Connection, call: Call, site: CallSite) -> Standing | None:
+    """What stands for or against `call`'s principal now (None: there is no such agent or person)."""
+    if call.principal == "person":
+        return _person_standing(conn, call, site)
+    model = call.resource if call.kind == "model" else ""
+    row = conn.execute(ADMISSION, admission_parameters(call.agent, site, model)).first()
+    if row is None:
+        return None
+    return Standing(
+        principal_of(call.agent, row),
+        str(row.team or ""),
+        bool(row.killed),
+        bool(row.run_stopped),
+        bool(row.budgeted),
+        tuple(row[:_REGISTRY_COLUMNS]),
+    )
+
+
+def _person_standing(conn: sa.Connection, call: Call, site: CallSite) -> Standing | None:
+    teams_json = conn.execute(_PERSON_TEAMS, {"person": call.agent}).scalar()
+    if teams_json is None:
+        return None
+    teams = tuple(json.loads(teams_json))
+    team_scopes = [f"team:{team}" for team in teams]
+    kills = ["all", call.actor, *team_scopes, *([f"key:{site.api_key}"] if site.api_key else [])]
+    budgets = site.budget_scopes(call, teams)
+    killed, budgeted = conn.execute(_SCOPES_KILLED, {"kills": kills, "budgets": list(budgets)}).one()
+    principal = person_entity(call.agent, teams)
+    return Standing(principal, teams[0] if teams else "", bool(killed), False, bool(budgeted), ("person", teams), teams)
 
 
 def principal_of(agent: str, row: Any) -> Entity:
@@ -130,21 +174,15 @@ class Admission(Stage):
     def check(self, ctx: CallContext) -> None:
         call = ctx.call
         with self._reader.connect() as conn:
-            row = conn.execute(ADMISSION, admission_parameters(call.agent, ctx.site)).first()
-        if row is None:
+            ctx.standing = read_standing(conn, call, ctx.site)
+        if ctx.standing is None:
             message = (
-                f"agent {call.agent!r} is not registered, so it may not act. "
+                f"{call.agent!r} is no longer in the directory, so they may not call models."
+                if call.principal == "person"
+                else f"agent {call.agent!r} is not registered, so it may not act. "
                 "List it in the podium.App(agents=[...]) you launch, or `podium agents add` it."
             )
             raise Refusal(ActionDenied(message, agent=call.agent, resource=call.resource), "denied")
-        ctx.standing = Standing(
-            principal_of(call.agent, row),
-            str(row.team or ""),
-            bool(row.killed),
-            bool(row.run_stopped),
-            bool(row.budgeted),
-            tuple(row[:_REGISTRY_COLUMNS]),
-        )
 
 
 class Authorisation(Stage):
@@ -244,7 +282,7 @@ class BudgetStage(Stage):
         if ctx.standing is None or not ctx.standing.budgeted or ctx.call.kind not in CHARGED_KINDS:
             return  # nothing covers it, or nothing can be charged for it (a memory access costs no money)
         call, site = ctx.call, ctx.site
-        ctx.budget_scopes = scopes = site.budget_scopes(call.agent, ctx.team)
+        ctx.budget_scopes = scopes = site.budget_scopes(call, ctx.standing.teams)
         waived = frozenset().union(*(a.waived_budgets() for a in ctx.approvals))
         try:
             ctx.reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd, waived=waived)

@@ -106,11 +106,32 @@ class RoutingSetting(BaseModel):
     )
 
 
+class GatewaySetting(BaseModel):
+    """What `podium serve` offers OpenAI and Anthropic clients::
+
+        [gateway.aliases]
+        gpt-4o = ["openai-4o", "claude-sonnet"]   # the name clients use -> models to try, in order (fallbacks)
+        local = ["smollm2-135m"]
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="client-facing model names -> catalog models, first choice first"
+    )
+    max_tokens: int = Field(default=4096, ge=1, description="the cap on a request that sets none")
+    log_content: bool = Field(
+        default=False,
+        description="put prompts and replies (each up to 64 KB) in the audit log; by default only their digests",
+    )
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, RemoteModelSetting] = Field(default_factory=dict)
     routing: RoutingSetting = Field(default_factory=RoutingSetting)
+    gateway: GatewaySetting = Field(default_factory=GatewaySetting)
 
     @classmethod
     def load(cls, path: Path) -> ModelConfig:

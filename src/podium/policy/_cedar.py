@@ -79,8 +79,9 @@ def agent_entity(
     )
 
 
-def model_entity(name: str, tier: str) -> Entity:
-    grants = frozenset({name, f"{TIER_PREFIX}{tier}"})
+def model_entity(name: str, tier: str, *, alias: str = "") -> Entity:
+    """A model; granting its name, its tier (`tier:<tier>`) or the gateway alias it was asked for by grants it."""
+    grants = frozenset({name, f"{TIER_PREFIX}{tier}"} | ({alias} if alias else set()))
     return Entity(
         "Model", name, {"name": name, "tier": tier, "rank": TIER_RANKS.get(tier, NO_CEILING), "grants": grants}
     )

@@ -312,6 +312,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE podium_model_files DROP COLUMN path",
         ),
     ),
+    Migration(
+        13,
+        "the gateway: people's own model calls, and token classes each priced at its own rate",
+        (
+            "ALTER TABLE podium_ledger ADD COLUMN person TEXT",
+            "ALTER TABLE podium_ledger ADD COLUMN cached_input_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE podium_ledger ADD COLUMN cache_write_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE podium_ledger ADD COLUMN reasoning_tokens BIGINT NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 _MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table

@@ -56,7 +56,8 @@ agent_keys = sa.Table(
 kills = sa.Table(
     "podium_kills",
     metadata,
-    sa.Column("scope", sa.Text, primary_key=True),  # agent:<name> | workflow:<name> | team:<name> | all
+    # agent:<name> | workflow:<name> | team:<name> | person:<name> | key:<id> | all
+    sa.Column("scope", sa.Text, primary_key=True),
     sa.Column("killed_by", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("killed_at", sa.Float, nullable=False),
@@ -89,12 +90,17 @@ ledger = sa.Table(
     sa.Column("workflow", sa.Text),
     sa.Column("team", sa.Text),
     sa.Column("api_key", sa.Text),
+    sa.Column("person", sa.Text),  # a person's own call at the gateway (`agent` is "" then)
+    sa.Column("cached_input_tokens", sa.BigInteger, nullable=False, server_default="0"),  # within input_tokens
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False, server_default="0"),  # within input_tokens
+    sa.Column("reasoning_tokens", sa.BigInteger, nullable=False, server_default="0"),  # within output_tokens
 )
 
 budgets = sa.Table(
     "podium_budgets",
     metadata,
-    sa.Column("scope", sa.Text, primary_key=True),  # agent:<name> | workflow:<name> | team:<name> | key:<id>
+    # agent:<name> | workflow:<name> | team:<name> | key:<id> | person:<name> | model:<name>
+    sa.Column("scope", sa.Text, primary_key=True),
     sa.Column("limit_nano_usd", sa.BigInteger, nullable=False),
     sa.Column("reserved_nano_usd", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("spent_nano_usd", sa.BigInteger, nullable=False, server_default="0"),

@@ -1,0 +1,216 @@
+"""The gateway's HTTP routes: OpenAI's chat completions, embeddings and models, and Anthropic's messages.
+
+Each route checks the key first (`identify`), then reads and checks the body itself (so that a bad body from a
+known key is audited, and answered in the client's API's error shape), then hands the request to the `Gateway`.
+A refusal before the governor (bad body, unknown model) is audited here; the governor audits its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from podium.audit import record
+from podium.errors import GovernanceError, UsageError
+from podium.gateway._openai import (
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    chunk_body,
+    completion_body,
+    embeddings_body,
+)
+from podium.gateway._problems import Problem, openai_error, openai_responses, problem_of
+from podium.gateway._service import Gateway
+from podium.gateway._streaming import ChatStream
+from podium.governance import valid_request_id
+from podium.policy import Identity
+
+M = TypeVar("M", bound=BaseModel)
+REQUEST_ID_HEADER = "x-podium-request-id"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+Identify = Callable[[Request], Identity]  # the key's identity, or raises `Refused`
+
+
+class Refused(Exception):
+    """A request refused before it reached the gateway (no key, a bad key, too many refusals)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def gateway_router(gateway: Gateway, identify: Identify) -> APIRouter:
+    """The gateway's routes over `gateway`, each request's key checked by `identify`."""
+    router = APIRouter(tags=["gateway"], responses=openai_responses())
+    _chat_routes(router, gateway, identify)
+    _podium_routes(router, gateway, identify)
+    return router
+
+
+def refusal(engine: sa.Engine, exc: BaseException, who: Identity | None, path: str, request_id: str) -> Problem:
+    """What `exc` means to the client; a request from a known key refused before the governor saw it (a bad body,
+    an unknown model) is audited here (the governor audits its own refusals, the gatekeeper bad keys)."""
+    problem = exc.problem if isinstance(exc, Refused) else problem_of(exc)
+    if who is not None and problem.kind in ("invalid_request", "not_found") and not isinstance(exc, GovernanceError):
+        _audit_refusal(engine, who, path, request_id, problem)
+    return problem
+
+
+def _openai_refusal(
+    engine: sa.Engine, exc: BaseException, who: Identity | None, request: Request, request_id: str
+) -> JSONResponse:
+    problem = refusal(engine, exc, who, request.url.path, request_id)
+    headers = {**problem.headers, REQUEST_ID_HEADER: request_id}
+    return JSONResponse(openai_error(problem), status_code=problem.status, headers=headers)
+
+
+def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> None:
+    engine = gateway.engine
+
+    @router.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> Response:
+        """OpenAI's chat completions, streamed (`stream: true`) or whole."""
+        request_id, who = _request_id(request), None
+        try:
+            who = identify(request)
+            chat = _parse(ChatCompletionRequest, await request.body())
+            gateway.candidates(chat.model)
+            max_tokens = chat.wanted_tokens(gateway.default_max_tokens)
+            if chat.stream:
+                stream = gateway.stream(who, request_id, chat.model, chat.upstream_body(), max_tokens)
+                first = await _first(stream)
+            else:
+                answer = await gateway.complete(who, request_id, chat.model, chat.upstream_body(), max_tokens)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
+            return _openai_refusal(engine, exc, who, request, request_id)
+        if not chat.stream:
+            body = completion_body(answer.result, chat.model, request_id)
+            return JSONResponse(body, headers={REQUEST_ID_HEADER: request_id})
+        events = _openai_events(stream, first, chat.model, request_id, include_usage=chat.include_usage)
+        headers = {**SSE_HEADERS, REQUEST_ID_HEADER: request_id}
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+    @router.post("/v1/embeddings", response_model=None)
+    async def embeddings(request: Request) -> Response:
+        """OpenAI's embeddings, of text."""
+        request_id, who = _request_id(request), None
+        try:
+            who = identify(request)
+            asked = _parse(EmbeddingsRequest, await request.body())
+            gateway.candidates(asked.model)
+            result, _ = await gateway.embed(who, request_id, asked.model, asked.inputs)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
+            return _openai_refusal(engine, exc, who, request, request_id)
+        body = embeddings_body(result.vectors, result.usage, asked.model)
+        return JSONResponse(body, headers={REQUEST_ID_HEADER: request_id})
+
+
+def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> None:
+    engine = gateway.engine
+
+    @router.get("/v1/models", response_model=None)
+    async def models(request: Request) -> Response:
+        """The models this key may call now."""
+        request_id, who = _request_id(request), None
+        try:
+            who = identify(request)
+            names = gateway.offered_to(who)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
+            return _openai_refusal(engine, exc, who, request, request_id)
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "podium"} for name in names]
+        return JSONResponse({"object": "list", "data": data})
+
+    @router.get("/v1/podium/audit/{request_id}", response_model=None)
+    async def audit_proof(request: Request) -> Response:
+        """The audit entries of one of this key's requests, each with its Merkle inclusion proof."""
+        who, request_id = None, str(request.path_params["request_id"])
+        try:
+            who = identify(request)
+            found = gateway.audit_of(who, request_id)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
+            return _openai_refusal(engine, exc, who, request, request_id[:200])
+        entries = [
+            {"seq": stored.seq, "entry": dataclasses.asdict(stored.entry), "proof": dataclasses.asdict(proof)}
+            for stored, proof in found
+        ]
+        return JSONResponse({"request_id": request_id, "entries": entries})
+
+
+def _request_id(request: Request) -> str:
+    """The client's idempotency key if it sent a usable one (a retry is then recognised), else a new id."""
+    given = request.headers.get("idempotency-key", "")
+    return given if valid_request_id(given) else uuid.uuid4().hex
+
+
+def _parse(model: type[M], raw: bytes) -> M:
+    """The body as `model`, or one line saying what to fix (never echoing the input)."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"the body is not valid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})."
+        ) from None
+    if not isinstance(data, dict):
+        raise UsageError("the body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_field_problem(error) for error in exc.errors()]
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise UsageError(f"{shown}. Correct it and send the request again.") from None
+
+
+def _field_problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+    if error.get("type") == "extra_forbidden":
+        return f"{where[:80]}: not a field this endpoint takes"
+    return f"{where[:80]}: {error.get('msg', 'invalid')}"
+
+
+async def _first(stream: ChatStream) -> Any:
+    """The stream's first chunk (None: it ended at once): a refusal raises here, before any byte is sent."""
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except BaseException:
+        stream.abandon()
+        raise
+
+
+async def _openai_events(
+    stream: ChatStream, first: Any, alias: str, request_id: str, *, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """Server-sent events as OpenAI streams them; a stream cut after it began ends with an error event."""
+    created = int(time.time())
+    try:
+        chunk = first
+        while chunk is not None:
+            if chunk.usage is None or include_usage:
+                yield _event(chunk_body(chunk, alias, request_id, created))
+            chunk = await anext(stream, None)
+        yield b"data: [DONE]\n\n"
+    except Exception as exc:  # noqa: BLE001 - the stream has begun: the error goes in it
+        yield _event(openai_error(exc.problem if isinstance(exc, Refused) else problem_of(exc)))
+    finally:
+        stream.abandon()
+
+
+def _event(body: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _audit_refusal(engine: sa.Engine, who: Identity, path: str, request_id: str, problem: Problem) -> None:
+    """One audit entry for a request refused before the governor saw it: who, which route, why (not the body)."""
+    detail = {"request_id": request_id, "status": str(problem.status), "reason": problem.message[:500]}
+    with engine.begin() as conn:
+        record(conn, who.actor, "gateway.request", path, decision="denied", detail=detail)

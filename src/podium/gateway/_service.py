@@ -1,0 +1,398 @@
+"""The gateway's front door onto the governor: every request a client makes is governed calls, one per upstream
+tried, exactly like a workflow's model calls.
+
+    request ─► alias ─► models to try ─► for each (breaker closed):  governor.govern(call)
+                                                                        admission   key's person or agent, kills
+                                                                        Cedar       who may use which model
+                                                                        budgets     reserve the most it can cost
+                                                                        execute     the upstream call (or stream)
+                                                                        record      ledger + audit, budgets settled
+
+A request is keyed by its id (`request_scope`), so the ledger and the audit log name it and a client's retry is
+recognised. A provider's fault (unreachable, 5xx, 429) falls back to the alias's next model and counts against
+its breaker; a stream falls back only until its first chunk is on its way to the client. A stream is one governed
+call that lasts as long as the stream: it is charged what the provider says it used, or, when it ends early (the
+client left, a kill cut it), what was produced until then, estimated if the provider never said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+
+from podium.audit import canonical_json, digest
+from podium.cost import Price, Tokens
+from podium.errors import ActionDenied, ConfigurationError, ModelUnavailable, NotFoundError, UsageError
+from podium.gateway._auto import AUTO, AutoRouter
+from podium.gateway._streaming import ChatStream, End, StreamCut, Tally, relay
+from podium.gateway._upstream import ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
+from podium.governance import Call, Usage, request_scope, valid_request_id
+
+if TYPE_CHECKING:
+    from podium._runtime import Podium
+    from podium.audit import InclusionProof, StoredEntry
+    from podium.policy import Identity
+
+T = TypeVar("T")
+TOKENS_PER_MESSAGE = 8  # the most a chat template adds around each message (role markers, separators)
+SLOWEST_TOKENS_PER_SECOND = 2.0  # local compute is reserved as if the model managed no more than this
+# The failed tries of the request being served, by model: each request is a task of its own, with its own.
+_FAILURES: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "podium_gateway_failures", default=None
+)
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One chat request, as every try of it is made."""
+
+    who: Identity
+    alias: str
+    body: dict[str, Any]
+    max_tokens: int
+    detail: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer and who gave it."""
+
+    result: ChatResult
+    model: str  # the catalog model that answered
+    request_id: str
+
+
+class Gateway:
+    """The models a podium process offers OpenAI and Anthropic clients, each request governed."""
+
+    def __init__(self, pod: Podium) -> None:
+        self._pod = pod
+        self._upstreams: dict[str, Upstream] = {}
+        self._lock = threading.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self._chat_models: list[str] = []
+        self.aliases = self._aliases()
+        self._auto = AutoRouter(pod.config.routing.floor)
+        self._log_content = pod.config.gateway.log_content
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._pod.engine
+
+    @property
+    def default_max_tokens(self) -> int:
+        """The output cap of a request that sets none (gateway.max_tokens): every request's cost has a bound."""
+        return self._pod.config.gateway.max_tokens
+
+    # -- what is offered -------------------------------------------------------------------------------------
+
+    def _aliases(self) -> dict[str, tuple[str, ...]]:
+        """Every name a client may ask for: each chat model under its own name, and podium.toml's aliases."""
+        catalog, config = self._pod.models, self._pod.config
+        chat = self._chat_models = [n for n in catalog.names() if n in config.models or catalog.entry(n).packaged]
+        aliases: dict[str, tuple[str, ...]] = {name: (name,) for name in chat}
+        for alias, models in config.gateway.aliases.items():
+            unknown = [m for m in models if m not in chat]
+            if not models or unknown:
+                raise ConfigurationError(
+                    f"gateway.aliases.{alias} = {models!r}: "
+                    + (f"no model named {', '.join(map(repr, unknown))}" if unknown else "it names no model")
+                    + f". Name models podium serves ({', '.join(chat)}), or declare them under [models.<name>]."
+                )
+            aliases[alias] = tuple(models)
+        return aliases
+
+    def offered_to(self, who: Identity) -> list[str]:
+        """The names `who` may call now (their policies, kills and status allow the alias's first model)."""
+        governor = self._pod.governor
+        names = [
+            a for a, models in sorted(self.aliases.items()) if governor.permits(self._call(who, a, models[0], "", 0))
+        ]
+        return [AUTO, *names] if names else []
+
+    def upstream(self, model: str) -> Upstream:
+        """The upstream serving catalog model `model`, made once per process."""
+        with self._lock:
+            if model not in self._upstreams:
+                self._upstreams[model] = self._make_upstream(model)
+            return self._upstreams[model]
+
+    def _make_upstream(self, model: str) -> Upstream:
+        setting = self._pod.config.models.get(model)
+        if setting is None:
+            from podium.gateway._local_upstream import LocalUpstream
+            from podium.models import LlamaCppModel
+
+            local = self._pod.models.get(model)
+            assert isinstance(local, LlamaCppModel), f"{model} is not a local chat model"
+            return LocalUpstream(model, local)
+        from podium.gateway._anthropic_upstream import AnthropicUpstream
+        from podium.gateway._openai_upstream import OpenAIUpstream
+
+        kind = AnthropicUpstream if setting.api == "anthropic" else OpenAIUpstream
+        return kind(
+            model,
+            base_url=setting.base_url,
+            model=setting.model,
+            api_key=setting.api_key(model),
+            timeout_s=setting.timeout_s,
+        )
+
+    def candidates(self, alias: str) -> tuple[str, ...]:
+        """The models an alias names, first choice first (`podium/auto`: every chat model, for the router)."""
+        if alias == AUTO:
+            return tuple(self._chat_models)
+        try:
+            return self.aliases[alias]
+        except KeyError:
+            known = ", ".join([AUTO, *sorted(self.aliases)])
+            raise NotFoundError(
+                f"no model named {alias[:80]!r} here (models: {known}); GET /v1/models lists yours."
+            ) from None
+
+    def _plan(
+        self, who: Identity, alias: str, body: dict[str, Any], max_tokens: int
+    ) -> tuple[list[str], dict[str, str]]:
+        """The models to try for a chat request, in order, and what joins each try's audit entry (the prompt too,
+        if the operator turned content logging on)."""
+        detail = {"alias": alias, "door": "gateway"}
+        if self._log_content:
+            detail["prompt"] = _bounded(canonical_json(body.get("messages")))
+        if alias != AUTO:
+            return list(self.candidates(alias)), detail
+        governor = self._pod.governor
+        permitted = [
+            (model, self._pod.models.entry(model).tier, float(self._most(model, body, max_tokens)))
+            for model in self._chat_models
+            if governor.permits(self._call(who, alias, model, "", 0))
+        ]
+        if not permitted:
+            raise ActionDenied(
+                f"{who.actor} may use none of the models here, so {AUTO} has nothing to route to.",
+                agent=who.name,
+                resource=AUTO,
+            )
+        text = " ".join(str(m.get("content")) for m in body.get("messages") or () if isinstance(m.get("content"), str))
+        order, why = self._auto.order(permitted, text, who.actor)
+        return order, detail | why
+
+    # -- governed requests -----------------------------------------------------------------------------------
+
+    async def complete(
+        self, who: Identity, request_id: str, alias: str, body: dict[str, Any], max_tokens: int
+    ) -> Answer:
+        """A whole chat answer from the first of the alias's models that gives one."""
+        with _scope(who, request_id):
+            models, detail = self._plan(who, alias, body, max_tokens)
+            ask = _Ask(who, alias, body, max_tokens, detail)
+            for model in models:
+                result = await self._attempt(model, functools.partial(self._complete_on, ask, model))
+                if result is not None:
+                    return Answer(result, model, request_id)
+        raise self._unavailable(alias)
+
+    async def _complete_on(self, ask: _Ask, model: str) -> ChatResult:
+        upstream = self.upstream(model)
+        request = ChatRequest(upstream.name, ask.body, ask.max_tokens)
+        return await self._pod.governor.govern(
+            self._chat_call(ask, model),
+            lambda _: upstream.complete(request),
+            lambda r: self._usage(model, r.usage, r.compute_seconds),
+            _answer_text,
+            ask.detail,
+            annotate=lambda r: {"reply": _bounded(_answer_text(r))} if self._log_content else {},
+        )
+
+    async def embed(self, who: Identity, request_id: str, alias: str, inputs: list[str]) -> tuple[EmbedResult, str]:
+        """Embeddings of `inputs` from the first of the alias's models that gives them."""
+        if alias == AUTO:
+            raise UsageError(f"{AUTO} routes chat requests; name an embedding model (GET /v1/models lists them).")
+        detail = {"alias": alias, "door": "gateway", "endpoint": "embeddings"}
+        with _scope(who, request_id):
+            for model in self.candidates(alias):
+                result = await self._attempt(
+                    model, functools.partial(self._embed_on, who, alias, model, inputs, detail)
+                )
+                if result is not None:
+                    return result, model
+        raise self._unavailable(alias)
+
+    async def _embed_on(
+        self, who: Identity, alias: str, model: str, inputs: list[str], detail: dict[str, str]
+    ) -> EmbedResult:
+        upstream = self.upstream(model)
+        read = sum(len(text.encode()) for text in inputs) + TOKENS_PER_MESSAGE * len(inputs)
+        most = self._cost(model, Tokens(input=read), read / SLOWEST_TOKENS_PER_SECOND, worst=True)
+        return await self._pod.governor.govern(
+            self._call(who, alias, model, digest(inputs), most),
+            lambda _: upstream.embed(inputs),
+            lambda r: self._usage(model, r.usage, r.compute_seconds),
+            lambda r: canonical_json(len(r.vectors)),
+            detail,
+        )
+
+    def stream(self, who: Identity, request_id: str, alias: str, body: dict[str, Any], max_tokens: int) -> ChatStream:
+        """A streamed chat answer. Await its first chunk before answering the client: a refusal (policy, budget,
+        no upstream) raises there, as an error the client sees in place of a stream."""
+        stream = ChatStream()
+        task = asyncio.create_task(self._produce(who, request_id, alias, body, max_tokens, stream))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return stream
+
+    async def drain(self) -> None:
+        """Wait for streams still being recorded (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _produce(
+        self, who: Identity, request_id: str, alias: str, body: dict[str, Any], max_tokens: int, stream: ChatStream
+    ) -> None:
+        """Run the stream as governed calls, one per upstream tried, feeding `stream`; always end it."""
+        try:
+            with _scope(who, request_id):
+                models, detail = self._plan(who, alias, body, max_tokens)
+                ask = _Ask(who, alias, body, max_tokens, detail | {"stream": "true"})
+                for model in models:
+                    tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
+                    if tally is not None:
+                        ended = tally.ended in ("complete", "client_disconnected")
+                        await stream.put(End(None if ended else StreamCut(tally.ended)))
+                        return
+            raise self._unavailable(alias)
+        except BaseException as exc:
+            await stream.put(End(exc))
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _stream_on(self, ask: _Ask, model: str, stream: ChatStream) -> Tally:
+        upstream = self.upstream(model)
+        request = ChatRequest(upstream.name, ask.body, ask.max_tokens)
+        halted = functools.partial(asyncio.to_thread, self._pod.governor.halted)
+        return await self._pod.governor.govern(
+            self._chat_call(ask, model),
+            lambda _: relay(upstream, request, stream, halted),
+            lambda t: self._stream_usage(model, t, ask.body, ask.max_tokens),
+            lambda t: "".join(t.text),
+            ask.detail,
+            annotate=lambda t: t.audit_detail() | ({"reply": _bounded("".join(t.text))} if self._log_content else {}),
+        )
+
+    async def _attempt(self, model: str, governed: Callable[[], Awaitable[T]]) -> T | None:
+        """One governed try of `model`: its result, or None if its provider failed (the next model is tried). A
+        refusal, or a fault of the request itself, is raised: no other model would take it either."""
+        breaker = self._pod.breakers.get(model)
+        if not breaker.allow():
+            self._failures.setdefault(model, "circuit breaker open")
+            return None
+        try:
+            result = await governed()
+        except UpstreamError as exc:
+            if not exc.provider_fault:
+                breaker.abandoned()
+                raise
+            if breaker.failed():
+                self._pod.breakers.opened(model, exc.message)
+            self._failures[model] = exc.message
+            return None
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
+        return result
+
+    @property
+    def _failures(self) -> dict[str, str]:
+        """This request's failed tries, by model (a task's own: requests run concurrently)."""
+        failures = _FAILURES.get()
+        if failures is None:
+            failures = {}
+            _FAILURES.set(failures)
+        return failures
+
+    def _unavailable(self, alias: str) -> ModelUnavailable:
+        failures = [f"{model}: {why}" for model, why in self._failures.items()]
+        return ModelUnavailable(
+            f"no upstream of {alias!r} could take the request ({'; '.join(failures) or 'none tried'}). Try again "
+            "later; `podium models list` shows the providers' state.",
+            attempts=failures,
+        )
+
+    def audit_of(self, who: Identity, request_id: str) -> list[tuple[StoredEntry, InclusionProof]]:
+        """The audit entries of `who`'s request `request_id` (one per governed try), each with the proof that it is
+        in the log as it stands now. Only the key that made a request finds it."""
+        if not valid_request_id(request_id):
+            raise UsageError(
+                f"request id {request_id[:40]!r} is not one podium gives (see the x-podium-request-id header)."
+            )
+        audit = self._pod.audit
+        prefix = f"request:key.{who.key_id}:{request_id}:"
+        found = list(audit.entries(actor=who.actor, call_key_prefix=prefix))
+        if not found:
+            raise NotFoundError(f"no request {request_id!r} of this key in the audit log.")
+        size = audit.size()
+        return [(stored, audit.prove_inclusion(stored.seq, size)) for stored in found]
+
+    # -- calls, estimates, costs -----------------------------------------------------------------------------
+
+    def _chat_call(self, ask: _Ask, model: str) -> Call:
+        prompt = digest(ask.body.get("messages"))
+        return self._call(ask.who, ask.alias, model, prompt, self._most(model, ask.body, ask.max_tokens))
+
+    def _call(self, who: Identity, alias: str, model: str, prompt_digest: str, most: int) -> Call:
+        entry = self._pod.models.entry(model)
+        return Call(
+            who.name, "model", model, entry.tier, prompt_digest, estimate_nano_usd=most, principal=who.kind, alias=alias
+        )
+
+    def _most(self, model: str, body: dict[str, Any], max_tokens: int) -> int:
+        """The most a chat request can cost on `model`: no tokeniser makes more tokens than the UTF-8 bytes it reads
+        (the whole body: messages, tools, formats) plus the template's markers, and no more output than max_tokens."""
+        read = len(canonical_json(body).encode()) + TOKENS_PER_MESSAGE * (len(body.get("messages") or ()) + 2)
+        seconds = (read + max_tokens) / SLOWEST_TOKENS_PER_SECOND
+        return self._cost(model, Tokens(input=read, output=max_tokens), seconds, worst=True)
+
+    def _cost(self, model: str, tokens: Tokens, seconds: float, *, worst: bool = False) -> int:
+        """What `tokens` cost on `model`; `worst`: priced at whichever input and output class is dearest."""
+        price: Price = self._pod.models.entry(model).price
+        if not worst:
+            return price.cost_of(tokens, seconds)
+        read, made = tokens.total_input, tokens.total_output
+        shapes = [Tokens(**{i: read, o: made}) for i in ("input", "cache_write") for o in ("output", "reasoning")]
+        return max(price.cost_of(shape, seconds) for shape in shapes)
+
+    def _usage(self, model: str, tokens: Tokens, seconds: float) -> Usage:
+        return Usage.of(tokens, compute_seconds=seconds, cost_nano_usd=self._cost(model, tokens, seconds))
+
+    def _stream_usage(self, model: str, tally: Tally, body: dict[str, Any], max_tokens: int) -> Usage:
+        """The provider's usage if it said; else (a stream cut short) the prompt as bytes/4 and what was produced:
+        a stream the client abandons is billed for what the upstream made, never nothing."""
+        tokens = tally.usage
+        if tokens is None:
+            prompt = len(canonical_json(body.get("messages")).encode()) // 4 + 1
+            made = min(max(tally.chunks, math.ceil(tally.chars / 4)), max_tokens)  # within what was reserved
+            tokens = Tokens(input=prompt, output=made)
+        return self._usage(model, tokens, tally.compute_seconds)
+
+
+def _bounded(text: str, limit: int = 65_536) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def _answer_text(result: ChatResult) -> str:
+    choices = result.body.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    return canonical_json({"content": message.get("content"), "tool_calls": message.get("tool_calls")})
+
+
+def _scope(who: Identity, request_id: str) -> Any:
+    _FAILURES.set({})
+    return request_scope(request_id, api_key=who.key_id, person=who.name if who.kind == "person" else None)

@@ -1,0 +1,149 @@
+"""A stream between an upstream and a client: a bounded queue the governed call fills and the response drains.
+
+The governed call (`relay`) runs as a task of its own, so it ends, and is recorded, however the client's side ends:
+when the client goes away (`ChatStream.abandon`, a plain call, safe in a cancelled task) it closes the upstream's
+stream (the provider stops working) and the call is charged for what was produced until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from podium.cost import Tokens
+from podium.gateway._upstream import ChatChunk, ChatRequest, Upstream, UpstreamError
+
+HALT_CHECK_S = 0.5  # how often a stream asks whether a kill or a suspension stopped its principal
+STREAM_BUFFER = 64  # chunks a slow client may fall behind before the upstream is made to wait
+
+
+@dataclasses.dataclass
+class Tally:
+    """What a stream produced, for its record: the provider's usage if it said, else counted."""
+
+    chunks: int = 0
+    chars: int = 0
+    usage: Tokens | None = None
+    compute_seconds: float = 0.0
+    ended: str = "complete"  # complete | client_disconnected | cut: <why>
+    text: list[str] = dataclasses.field(default_factory=list)
+
+    def audit_detail(self) -> dict[str, str]:
+        return {"stream_end": self.ended, "usage_from": "provider" if self.usage is not None else "estimate"}
+
+
+class End:
+    """The stream is over: `error` says why, if it ended badly."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class StreamCut(Exception):
+    """A stream cut after its first chunk (a kill, the upstream failing): the client gets a stream error event."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.message = why
+
+
+class ChatStream:
+    """The client's side of a stream: iterate it for chunks (the last may be a usage chunk); `abandon` it when the
+    client is gone."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[ChatChunk | End] = asyncio.Queue(STREAM_BUFFER)
+        self.gone = asyncio.Event()
+        self.delivered = False  # a chunk is on its way to the client: no other upstream may answer in its place
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        if self.gone.is_set():
+            raise StopAsyncIteration
+        item = await self.queue.get()
+        if isinstance(item, End):
+            self.gone.set()
+            if item.error is not None:
+                raise item.error
+            raise StopAsyncIteration
+        return item
+
+    def abandon(self) -> None:
+        self.gone.set()
+
+    async def put(self, item: ChatChunk | End) -> bool:
+        """Hand `item` to the client's side; False if the client went away first (a slow client makes the
+        upstream wait, up to STREAM_BUFFER chunks behind)."""
+        if self.gone.is_set():
+            return False
+        if not self.queue.full():
+            self.queue.put_nowait(item)
+            return True
+        put, left = asyncio.ensure_future(self.queue.put(item)), asyncio.ensure_future(self.gone.wait())
+        done, pending = await asyncio.wait({put, left}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return put in done
+
+
+async def relay(
+    upstream: Upstream, request: ChatRequest, stream: ChatStream, halted: Callable[[], Awaitable[str | None]]
+) -> Tally:
+    """Pass the upstream's chunks to `stream` until it ends, the client leaves, or `halted` says why not to go on
+    (asked every HALT_CHECK_S). An upstream failure before the first chunk is raised (another upstream may answer);
+    after it, it ends the stream."""
+    tally, started, next_check = Tally(), time.monotonic(), time.monotonic() + HALT_CHECK_S
+    chunks = upstream.stream(request)
+    try:
+        async for chunk in chunks:
+            if chunk.usage is not None:
+                tally.usage, tally.compute_seconds = chunk.usage, chunk.compute_seconds
+                await stream.put(chunk)  # for a client that asked for usage in the stream
+                continue
+            tally.chunks += 1
+            text = delta_text(chunk.body)
+            tally.chars += len(text)
+            tally.text.append(text)
+            if not await stream.put(chunk):
+                tally.ended = "client_disconnected"
+                break
+            stream.delivered = True
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + HALT_CHECK_S
+                why = await halted()
+                if why is not None:
+                    tally.ended = f"cut: {why}"
+                    break
+    except UpstreamError as exc:
+        if not stream.delivered:
+            raise
+        tally.ended = f"cut: {exc.message}"
+    finally:
+        await chunks.aclose()  # stops the provider's work if the stream ended early
+    produced = getattr(chunks, "produced", None)  # what an in-process model made, exactly, even if cut short
+    if tally.usage is None and produced is not None:
+        tally.usage, tally.compute_seconds = produced.usage, produced.compute_seconds
+    if tally.usage is None:
+        tally.compute_seconds = time.monotonic() - started  # the upstream's work, as near as known
+    return tally
+
+
+def delta_text(body: dict[str, Any] | None) -> str:
+    """The text a chunk adds (content and tool-call arguments), for counting and the reply's digest."""
+    if not body:
+        return ""
+    text = []
+    for choice in body.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if isinstance(delta.get("content"), str):
+            text.append(delta["content"])
+        for tool_call in delta.get("tool_calls") or ():
+            arguments = (tool_call.get("function") or {}).get("arguments")
+            if isinstance(arguments, str):
+                text.append(arguments)
+    return "".join(text)
