@@ -23,6 +23,7 @@ GATEWAY_ROUTES = {
     ("post", "/v1/embeddings"),
     ("get", "/v1/models"),
     ("get", "/v1/podium/audit/{request_id}"),
+    ("post", "/v1/messages"),
 }
 
 
@@ -43,7 +44,8 @@ def test_every_route_declares_the_statuses_it_can_answer_with_the_error_model(sq
             assert errors == {str(s) for s in GATEWAY_STATUSES}, (method, path)
             for status in errors:
                 schema = op["responses"][status]["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/OpenAIError"}, (method, path, status)
+                shape = "AnthropicError" if path == "/v1/messages" else "OpenAIError"
+                assert schema == {"$ref": f"#/components/schemas/{shape}"}, (method, path, status)
             continue
         statuses = set(op["responses"]) - {"200"}
         for status in statuses:

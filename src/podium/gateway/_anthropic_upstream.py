@@ -21,6 +21,7 @@ from typing import Any
 import httpx2
 
 from podium.cost import Tokens
+from podium.gateway._openai import openai_usage
 from podium.gateway._upstream import ChatChunk, ChatRequest, ChatResult, EmbedResult, UpstreamError
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -305,17 +306,6 @@ def _add_tools(payload: dict[str, Any], body: dict[str, Any]) -> None:
 
 
 # --- answers: Anthropic -> OpenAI ---------------------------------------------------------------------------
-
-
-def openai_usage(tokens: Tokens) -> dict[str, Any]:
-    """`tokens` in OpenAI's convention: prompt_tokens include cached tokens, completion_tokens include reasoning."""
-    return {
-        "prompt_tokens": tokens.total_input,
-        "completion_tokens": tokens.total_output,
-        "total_tokens": tokens.total_input + tokens.total_output,
-        "prompt_tokens_details": {"cached_tokens": tokens.cached_input},
-        "completion_tokens_details": {"reasoning_tokens": tokens.reasoning},
-    }
 
 
 def to_openai_completion(message: Mapping[str, Any], tokens: Tokens, *, model: str) -> dict[str, Any]:

@@ -133,6 +133,23 @@ def openai_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {status: {"model": OpenAIError} for status in statuses or GATEWAY_STATUSES}
 
 
+class AnthropicErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicError(BaseModel):
+    """What the Anthropic route's errors answer: `{"type": "error", "error": {"type", "message"}}`."""
+
+    type: Literal["error"]
+    error: AnthropicErrorBody
+    request_id: str | None = None
+
+
+def anthropic_responses() -> dict[int | str, dict[str, object]]:
+    return {status: {"model": AnthropicError} for status in GATEWAY_STATUSES}
+
+
 def openai_error(problem: Problem) -> dict[str, object]:
     """OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`."""
     kind, code = _OPENAI_TYPES[problem.kind]

@@ -20,7 +20,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from podium.audit import record
+from podium.cost import Tokens
 from podium.errors import GovernanceError, UsageError
+from podium.gateway import _anthropic as anthropic
 from podium.gateway._openai import (
     ChatCompletionRequest,
     EmbeddingsRequest,
@@ -28,7 +30,7 @@ from podium.gateway._openai import (
     completion_body,
     embeddings_body,
 )
-from podium.gateway._problems import Problem, openai_error, openai_responses, problem_of
+from podium.gateway._problems import Problem, anthropic_responses, openai_error, openai_responses, problem_of
 from podium.gateway._service import Gateway
 from podium.gateway._streaming import ChatStream
 from podium.governance import valid_request_id
@@ -52,6 +54,7 @@ def gateway_router(gateway: Gateway, identify: Identify) -> APIRouter:
     """The gateway's routes over `gateway`, each request's key checked by `identify`."""
     router = APIRouter(tags=["gateway"], responses=openai_responses())
     _chat_routes(router, gateway, identify)
+    _anthropic_routes(router, gateway, identify)
     _podium_routes(router, gateway, identify)
     return router
 
@@ -114,6 +117,65 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
         return JSONResponse(body, headers={REQUEST_ID_HEADER: request_id})
 
 
+def _anthropic_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> None:
+    engine = gateway.engine
+
+    def refused(exc: BaseException, who: Identity | None, request: Request, request_id: str) -> JSONResponse:
+        problem = refusal(engine, exc, who, request.url.path, request_id)
+        body = anthropic.problem_body(problem, request_id=request_id)
+        headers = {**problem.headers, REQUEST_ID_HEADER: request_id}
+        return JSONResponse(body, status_code=problem.status, headers=headers)
+
+    @router.post("/v1/messages", response_model=None, responses=anthropic_responses())
+    async def messages(request: Request) -> Response:
+        """Anthropic's Messages API, streamed (`stream: true`) or whole."""
+        request_id, who = _request_id(request), None
+        try:
+            who = identify(request)
+            asked = anthropic.read_messages_request(_json_object(await request.body()))
+            gateway.candidates(asked.model)
+            body, max_tokens = anthropic.to_openai(asked)
+            if asked.stream:
+                stream = gateway.stream(who, request_id, asked.model, body, max_tokens)
+                first = await _first(stream)
+            else:
+                answer = await gateway.complete(who, request_id, asked.model, body, max_tokens)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in Anthropic's shape
+            return refused(exc, who, request, request_id)
+        message_id = f"msg_{request_id}"
+        if not asked.stream:
+            reply = anthropic.from_openai_result(
+                answer.result.body, asked.model, answer.result.usage, message_id=message_id
+            )
+            return JSONResponse(reply, headers={REQUEST_ID_HEADER: request_id})
+        events = _anthropic_events(stream, first, anthropic.MessagesStream(asked.model, message_id=message_id))
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={**SSE_HEADERS, REQUEST_ID_HEADER: request_id}
+        )
+
+
+async def _anthropic_events(
+    stream: ChatStream, first: Any, translator: anthropic.MessagesStream
+) -> AsyncIterator[bytes]:
+    """Server-sent events as Anthropic streams them; a stream cut after it began ends with an error event."""
+    usage = Tokens()
+    try:
+        yield translator.start()
+        chunk = first
+        while chunk is not None:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            elif chunk.body is not None:
+                yield translator.feed(chunk.body)
+            chunk = await anext(stream, None)
+        yield translator.finish(usage)
+    except Exception as exc:  # noqa: BLE001 - the stream has begun: the error goes in it
+        problem = exc.problem if isinstance(exc, Refused) else problem_of(exc)
+        yield anthropic.error_event(anthropic.error_type(problem.status), problem.message)
+    finally:
+        stream.abandon()
+
+
 def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> None:
     engine = gateway.engine
 
@@ -151,8 +213,8 @@ def _request_id(request: Request) -> str:
     return given if valid_request_id(given) else uuid.uuid4().hex
 
 
-def _parse(model: type[M], raw: bytes) -> M:
-    """The body as `model`, or one line saying what to fix (never echoing the input)."""
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or one line saying what is wrong with it (never echoing it)."""
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -161,6 +223,12 @@ def _parse(model: type[M], raw: bytes) -> M:
         ) from None
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object.")
+    return data
+
+
+def _parse(model: type[M], raw: bytes) -> M:
+    """The body as `model`, or one line saying what to fix (never echoing the input)."""
+    data = _json_object(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
