@@ -185,7 +185,8 @@ def test_actions_override_kinds_and_keep_the_other_defaults() -> None:
     policy = ScanPolicy(actions={"email": "allow", "aws_key": "review", "phone": "block"})
     assert policy.actions["api_key"] == "block" and policy.actions["iban"] == "redact"
     verdict = policy.apply([{"role": "user", "content": "jane@example.com AKIAIOSFODNN7EXAMPLE"}])
-    assert (verdict.action, verdict.found) == ("review", {"aws_key": 1})  # an allowed kind is not even looked for
+    assert (verdict.action, verdict.found) == ("review", {"aws_key": 1, "email": 1})  # allowed: found, sent on
+    assert verdict.messages[0]["content"].startswith("jane@example.com")
     audit = json.dumps(verdict.audit())
     assert "AKIA" not in audit and "jane" not in audit
 

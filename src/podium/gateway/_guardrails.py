@@ -59,7 +59,8 @@ def _default_actions() -> dict[Kind, Action]:
 class ScanPolicy(BaseModel):
     """What to do with each kind of finding in a prompt. Kinds not named keep their default: secrets ("private_key",
     "aws_key", "api_key", "jwt", "password") block, personal data ("credit_card", "iban", "email", "ip", "phone")
-    is redacted. "allow" means that kind is not even looked for."""
+    is redacted. An "allow"ed kind is still looked for: it leaves with the request, and Cedar sees it
+    (`context.data`), so a policy can decide which provider it may go to."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,10 +73,7 @@ class ScanPolicy(BaseModel):
         return {**_default_actions(), **value} if isinstance(value, Mapping) else value
 
     def scanner(self) -> Scanner:
-        return Scanner(
-            kinds=frozenset(kind for kind, action in self.actions.items() if action != "allow"),
-            phone_regions=self.phone_regions,
-        )
+        return Scanner(kinds=frozenset(self.actions), phone_regions=self.phone_regions)
 
     def apply(self, messages: Sequence[Mapping[str, Any]]) -> PromptVerdict:
         """Scan OpenAI chat messages (string content, text parts, tool-call arguments) and decide: the strongest
@@ -116,6 +114,10 @@ class PromptVerdict:
     def audit(self) -> dict[str, Any]:
         """The audit entry's form: the action and the counts, nothing of the text."""
         return {"action": self.action, "found": self.found}
+
+    def leaving(self, actions: Mapping[Kind, Action]) -> frozenset[str]:
+        """The kinds found that leave with the request as they are (allowed, not redacted)."""
+        return frozenset(kind for kind, action in actions.items() if kind in self.found and action == "allow")
 
 
 def _visit_message(message: Mapping[str, Any], visit: Callable[[str], str]) -> Any:

@@ -46,7 +46,7 @@ _WINDOW = 4096
 _OVERLAP = 1280  # > the longest bounded span: GitLab agent tokens (1,032), e-mail addresses (~600)
 _MAX_PEM_CHARS = 16_384  # a private key block is redacted up to its END line, or this far
 _MIN_PASSWORD_CHARS = 6
-_EXTRA_FIX = "The gateway's scanners are in the `gateway` extra: pip install 'podium[gateway]'."
+_EXTRA_FIX = "The gateway's scanners come with `podium serve`, in the `api` extra: pip install 'podium[api]'."
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -119,7 +119,7 @@ def scan_output(text: str) -> list[Finding]:
 
 
 def require_scanners() -> None:
-    """Import the `gateway` extra now (at start-up), so a missing install is a clear error before any request."""
+    """Import the scanners now (at start-up), so a missing install is a clear error before any request."""
     _patterns(_default_scanner().phone_regions)
 
 
@@ -359,7 +359,7 @@ _PLUGIN_ANCHORS: dict[tuple[str, int], _Anchor] = {
 
 @functools.cache
 def _patterns(phone_regions: tuple[str, ...]) -> tuple[_Pattern, ...]:
-    """Every pattern, compiled once per set of phone regions; imports the `gateway` extra on first use."""
+    """Every pattern, compiled once per set of phone regions; imports the scanners (the `api` extra) on first use."""
     patterns: list[_Pattern] = []
     for module_name, class_name, kind in _SECRET_PLUGINS:
         plugin = getattr(_import(f"detect_secrets.plugins.{module_name}"), class_name)

@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import math
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from podium.audit import canonical_json, digest
+from podium.audit import canonical_json, digest, record
 from podium.cost import Price, Tokens
 from podium.errors import ActionDenied, ConfigurationError, ModelUnavailable, NotFoundError, UsageError
 from podium.gateway._auto import AUTO, AutoRouter
-from podium.gateway._streaming import ChatStream, End, StreamCut, Tally, relay
+from podium.gateway._guardrails import OutputBlocked
+from podium.gateway._screen import Guardrails, PromptRefused, blocked_detail
+from podium.gateway._streaming import ChatStream, End, Tally, relay
 from podium.gateway._upstream import ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
 from podium.governance import Call, Usage, request_scope, valid_request_id
 
@@ -56,9 +60,10 @@ class _Ask:
 
     who: Identity
     alias: str
-    body: dict[str, Any]
+    body: dict[str, Any]  # as it is sent: redacted where the guardrails redact
     max_tokens: int
     detail: dict[str, str]
+    data: frozenset[str] = frozenset()  # kinds of sensitive data leaving with it, for Cedar
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Gateway:
         self.aliases = self._aliases()
         self._auto = AutoRouter(pod.config.routing.floor)
         self._log_content = pod.config.gateway.log_content
+        self._guardrails = Guardrails(pod.config.gateway.guardrails)
 
     @property
     def engine(self) -> sa.Engine:
@@ -125,6 +131,11 @@ class Gateway:
                 self._upstreams[model] = self._make_upstream(model)
             return self._upstreams[model]
 
+    def _request(self, model: str, ask: _Ask) -> ChatRequest:
+        """What `model`'s upstream is sent: the model by its provider's id (podium.toml's `model`), not podium's."""
+        setting = self._pod.config.models.get(model)
+        return ChatRequest(model if setting is None else setting.model, ask.body, ask.max_tokens)
+
     def _make_upstream(self, model: str) -> Upstream:
         setting = self._pod.config.models.get(model)
         if setting is None:
@@ -158,31 +169,51 @@ class Gateway:
                 f"no model named {alias[:80]!r} here (models: {known}); GET /v1/models lists yours."
             ) from None
 
-    def _plan(
-        self, who: Identity, alias: str, body: dict[str, Any], max_tokens: int
-    ) -> tuple[list[str], dict[str, str]]:
-        """The models to try for a chat request, in order, and what joins each try's audit entry (the prompt too,
-        if the operator turned content logging on)."""
-        detail = {"alias": alias, "door": "gateway"}
+    async def _ask(self, who: Identity, request_id: str, alias: str, body: dict[str, Any], max_tokens: int) -> _Ask:
+        """The request as it will be sent: screened by the guardrails (a refusal is audited here, nothing sent),
+        with what joins each try's audit entry (the prompt too, if the operator turned content logging on)."""
+        self.candidates(alias)
+        try:
+            sent, data, detail = await self._guardrails.screen(who.name, body)
+        except PromptRefused as refused:
+            self._audit_refused(who, request_id, alias, refused)
+            raise
+        detail = {"alias": alias, "door": "gateway", **detail}
         if self._log_content:
-            detail["prompt"] = _bounded(canonical_json(body.get("messages")))
-        if alias != AUTO:
-            return list(self.candidates(alias)), detail
+            detail["prompt"] = _bounded(canonical_json(sent.get("messages")))
+        return _Ask(who, alias, sent, max_tokens, detail, data)
+
+    def _plan(self, ask: _Ask) -> list[str]:
+        """The models to try for a chat request, in order (`podium/auto`: the router's order, explained in the
+        audit entry, among the models the caller may use)."""
+        if ask.alias != AUTO:
+            return list(self.candidates(ask.alias))
         governor = self._pod.governor
         permitted = [
-            (model, self._pod.models.entry(model).tier, float(self._most(model, body, max_tokens)))
+            (model, self._pod.models.entry(model).tier, float(self._most(model, ask.body, ask.max_tokens)))
             for model in self._chat_models
-            if governor.permits(self._call(who, alias, model, "", 0))
+            if governor.permits(self._chat_call(ask, model))
         ]
         if not permitted:
             raise ActionDenied(
-                f"{who.actor} may use none of the models here, so {AUTO} has nothing to route to.",
-                agent=who.name,
+                f"{ask.who.actor} may use none of the models here, so {AUTO} has nothing to route to.",
+                agent=ask.who.name,
                 resource=AUTO,
             )
-        text = " ".join(str(m.get("content")) for m in body.get("messages") or () if isinstance(m.get("content"), str))
-        order, why = self._auto.order(permitted, text, who.actor)
-        return order, detail | why
+        messages = ask.body.get("messages") or ()
+        text = " ".join(str(m.get("content")) for m in messages if isinstance(m.get("content"), str))
+        order, why = self._auto.order(permitted, text, ask.who.actor)
+        ask.detail.update(why)
+        return order
+
+    def _audit_refused(self, who: Identity, request_id: str, alias: str, refused: PromptRefused) -> None:
+        detail = {
+            "request_id": request_id,
+            "reason": refused.message,
+            "guardrail_prompt": str(refused.fields["guardrail"]),
+        }
+        with self.engine.begin() as conn:
+            record(conn, who.actor, "gateway.request", alias, decision="denied", detail=detail)
 
     # -- governed requests -----------------------------------------------------------------------------------
 
@@ -191,24 +222,31 @@ class Gateway:
     ) -> Answer:
         """A whole chat answer from the first of the alias's models that gives one."""
         with _scope(who, request_id):
-            models, detail = self._plan(who, alias, body, max_tokens)
-            ask = _Ask(who, alias, body, max_tokens, detail)
-            for model in models:
-                result = await self._attempt(model, functools.partial(self._complete_on, ask, model))
-                if result is not None:
+            ask = await self._ask(who, request_id, alias, body, max_tokens)
+            for model in self._plan(ask):
+                checked = await self._attempt(model, functools.partial(self._complete_on, ask, model))
+                if checked is not None:
+                    result, blocked = checked
+                    if blocked is not None:
+                        raise blocked  # charged and audited as it ran; the client sees none of it
                     return Answer(result, model, request_id)
         raise self._unavailable(alias)
 
-    async def _complete_on(self, ask: _Ask, model: str) -> ChatResult:
+    async def _complete_on(self, ask: _Ask, model: str) -> tuple[ChatResult, OutputBlocked | None]:
         upstream = self.upstream(model)
-        request = ChatRequest(upstream.name, ask.body, ask.max_tokens)
+        request = self._request(model, ask)
+
+        async def answer(_: Call) -> tuple[ChatResult, OutputBlocked | None]:
+            result = await upstream.complete(request)
+            return result, self._guardrails.check_reply(_answer_text(result))
+
         return await self._pod.governor.govern(
             self._chat_call(ask, model),
-            lambda _: upstream.complete(request),
-            lambda r: self._usage(model, r.usage, r.compute_seconds),
-            _answer_text,
+            answer,
+            lambda r: self._usage(model, r[0].usage, r[0].compute_seconds),
+            lambda r: _answer_text(r[0]),
             ask.detail,
-            annotate=lambda r: {"reply": _bounded(_answer_text(r))} if self._log_content else {},
+            annotate=lambda r: blocked_detail(r[1]) | self._content(_answer_text(r[0])),
         )
 
     async def embed(self, who: Identity, request_id: str, alias: str, inputs: list[str]) -> tuple[EmbedResult, str]:
@@ -259,13 +297,12 @@ class Gateway:
         """Run the stream as governed calls, one per upstream tried, feeding `stream`; always end it."""
         try:
             with _scope(who, request_id):
-                models, detail = self._plan(who, alias, body, max_tokens)
-                ask = _Ask(who, alias, body, max_tokens, detail | {"stream": "true"})
-                for model in models:
+                ask = await self._ask(who, request_id, alias, body, max_tokens)
+                ask.detail["stream"] = "true"
+                for model in self._plan(ask):
                     tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
                     if tally is not None:
-                        ended = tally.ended in ("complete", "client_disconnected")
-                        await stream.put(End(None if ended else StreamCut(tally.ended)))
+                        await stream.put(End(tally.cut))
                         return
             raise self._unavailable(alias)
         except BaseException as exc:
@@ -275,16 +312,21 @@ class Gateway:
 
     async def _stream_on(self, ask: _Ask, model: str, stream: ChatStream) -> Tally:
         upstream = self.upstream(model)
-        request = ChatRequest(upstream.name, ask.body, ask.max_tokens)
+        request = self._request(model, ask)
         halted = functools.partial(asyncio.to_thread, self._pod.governor.halted)
+        guard = self._guardrails.chunk_guard()
         return await self._pod.governor.govern(
             self._chat_call(ask, model),
-            lambda _: relay(upstream, request, stream, halted),
+            lambda _: relay(upstream, request, stream, halted, guard),
             lambda t: self._stream_usage(model, t, ask.body, ask.max_tokens),
             lambda t: "".join(t.text),
             ask.detail,
-            annotate=lambda t: t.audit_detail() | ({"reply": _bounded("".join(t.text))} if self._log_content else {}),
+            annotate=lambda t: t.audit_detail() | blocked_detail(t.blocked) | self._content("".join(t.text)),
         )
+
+    def _content(self, reply: str) -> dict[str, str]:
+        """The reply for the audit entry, if the operator turned content logging on."""
+        return {"reply": _bounded(reply)} if self._log_content else {}
 
     async def _attempt(self, model: str, governed: Callable[[], Awaitable[T]]) -> T | None:
         """One governed try of `model`: its result, or None if its provider failed (the next model is tried). A
@@ -345,12 +387,21 @@ class Gateway:
 
     def _chat_call(self, ask: _Ask, model: str) -> Call:
         prompt = digest(ask.body.get("messages"))
-        return self._call(ask.who, ask.alias, model, prompt, self._most(model, ask.body, ask.max_tokens))
+        call = self._call(ask.who, ask.alias, model, prompt, self._most(model, ask.body, ask.max_tokens))
+        return dataclasses.replace(call, data=ask.data)
 
     def _call(self, who: Identity, alias: str, model: str, prompt_digest: str, most: int) -> Call:
-        entry = self._pod.models.entry(model)
+        entry, setting = self._pod.models.entry(model), self._pod.config.models.get(model)
         return Call(
-            who.name, "model", model, entry.tier, prompt_digest, estimate_nano_usd=most, principal=who.kind, alias=alias
+            who.name,
+            "model",
+            model,
+            entry.tier,
+            prompt_digest,
+            estimate_nano_usd=most,
+            principal=who.kind,
+            alias=alias,
+            provider="local" if setting is None else (urlsplit(setting.base_url).hostname or "unknown"),
         )
 
     def _most(self, model: str, body: dict[str, Any], max_tokens: int) -> int:

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from podium.cost import Tokens
+from podium.errors import ActorStopped
+from podium.gateway._guardrails import ChunkGuard, OutputBlocked
 from podium.gateway._upstream import ChatChunk, ChatRequest, Upstream, UpstreamError
 
 HALT_CHECK_S = 0.5  # how often a stream asks whether a kill or a suspension stopped its principal
@@ -29,7 +31,12 @@ class Tally:
     usage: Tokens | None = None
     compute_seconds: float = 0.0
     ended: str = "complete"  # complete | client_disconnected | cut: <why>
-    text: list[str] = dataclasses.field(default_factory=list)
+    text: list[str] = dataclasses.field(default_factory=list)  # what the model produced (not all of it sent)
+    cut: Exception | None = None  # why the stream was cut: a kill, the output guardrail, the upstream failing
+    blocked: OutputBlocked | None = None  # the output guardrail stopped the reply
+
+    def cut_by(self, error: Exception) -> None:
+        self.cut, self.ended = error, f"cut: {getattr(error, 'message', error)}"
 
     def audit_detail(self) -> dict[str, str]:
         return {"stream_end": self.ended, "usage_from": "provider" if self.usage is not None else "estimate"}
@@ -40,14 +47,6 @@ class End:
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
-
-
-class StreamCut(Exception):
-    """A stream cut after its first chunk (a kill, the upstream failing): the client gets a stream error event."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.message = why
 
 
 class ChatStream:
@@ -92,10 +91,15 @@ class ChatStream:
 
 
 async def relay(
-    upstream: Upstream, request: ChatRequest, stream: ChatStream, halted: Callable[[], Awaitable[str | None]]
+    upstream: Upstream,
+    request: ChatRequest,
+    stream: ChatStream,
+    halted: Callable[[], Awaitable[str | None]],
+    guard: ChunkGuard | None = None,
 ) -> Tally:
     """Pass the upstream's chunks to `stream` until it ends, the client leaves, or `halted` says why not to go on
-    (asked every HALT_CHECK_S). An upstream failure before the first chunk is raised (another upstream may answer);
+    (asked every HALT_CHECK_S); through the output `guard`, if there is one, which releases text only once it is
+    checked. An upstream failure before anything reached the client is raised (another upstream may answer);
     after it, it ends the stream."""
     tally, started, next_check = Tally(), time.monotonic(), time.monotonic() + HALT_CHECK_S
     chunks = upstream.stream(request)
@@ -103,26 +107,31 @@ async def relay(
         async for chunk in chunks:
             if chunk.usage is not None:
                 tally.usage, tally.compute_seconds = chunk.usage, chunk.compute_seconds
+                if guard is not None and (rest := guard.finish()) is not None:
+                    await _deliver(stream, ChatChunk(body=rest))  # what the guard held, now checked
                 await stream.put(chunk)  # for a client that asked for usage in the stream
                 continue
             tally.chunks += 1
             text = delta_text(chunk.body)
             tally.chars += len(text)
             tally.text.append(text)
-            if not await stream.put(chunk):
+            released = chunk.body if guard is None or chunk.body is None else guard.filter(chunk.body)
+            if released is not None and not await _deliver(stream, ChatChunk(body=released)):
                 tally.ended = "client_disconnected"
                 break
-            stream.delivered = True
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + HALT_CHECK_S
                 why = await halted()
                 if why is not None:
-                    tally.ended = f"cut: {why}"
+                    tally.cut_by(ActorStopped(f"{why}: the stream was cut."))
                     break
+    except OutputBlocked as blocked:
+        tally.blocked = blocked
+        tally.cut_by(blocked)
     except UpstreamError as exc:
         if not stream.delivered:
             raise
-        tally.ended = f"cut: {exc.message}"
+        tally.cut_by(exc)
     finally:
         await chunks.aclose()  # stops the provider's work if the stream ended early
     produced = getattr(chunks, "produced", None)  # what an in-process model made, exactly, even if cut short
@@ -131,6 +140,14 @@ async def relay(
     if tally.usage is None:
         tally.compute_seconds = time.monotonic() - started  # the upstream's work, as near as known
     return tally
+
+
+async def _deliver(stream: ChatStream, chunk: ChatChunk) -> bool:
+    """Hand a chunk to the client's side; False if the client went away."""
+    if not await stream.put(chunk):
+        return False
+    stream.delivered = True
+    return True
 
 
 def delta_text(body: dict[str, Any] | None) -> str:

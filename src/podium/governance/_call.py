@@ -33,6 +33,8 @@ class Call:
     schema: Mapping[str, Any] | None = field(default=None, compare=False)
     principal: PrincipalKind = "agent"
     alias: str = ""  # the name a gateway client asked for the model by, which grants it too
+    provider: str = "local"  # where a model call's input goes: "local", else the endpoint's host
+    data: frozenset[str] = frozenset()  # kinds of sensitive data its input carries out (the gateway's scan)
 
     @property
     def actor(self) -> str:
@@ -45,7 +47,7 @@ class Call:
 
     def resource_entity(self) -> Entity:
         if self.kind == "model":
-            return model_entity(self.resource, self.tier, alias=self.alias)
+            return model_entity(self.resource, self.tier, alias=self.alias, provider=self.provider)
         if self.kind == "tool":
             return tool_entity(self.resource, self.resource_team)
         return data_entity(self.resource)

@@ -206,6 +206,7 @@ class Authorisation(Stage):
             "amount_nano_usd": call.estimate_nano_usd,
             "killed": standing.killed,
             "run_stopped": standing.run_stopped,
+            "data": sorted(call.data),
         }
         ctx.decision = decision = self._decide(call, standing, context)
         if decision.allowed:
@@ -224,8 +225,12 @@ class Authorisation(Stage):
         call's action and resource, and the context attributes some policy reads (not the run id, unless one
         does). A registry change or a kill changes the row, and so the key."""
         keys = self.policies.context_keys
-        used = tuple(context.get(k) for k in keys) if keys is not None else tuple(sorted(context.items()))
-        key = (call.agent, standing.registry, call.action, call.resource, call.tier, call.resource_team, used)
+        frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in context.items()}  # sets, as a key
+        used = tuple(frozen.get(k) for k in keys) if keys is not None else tuple(sorted(frozen.items()))
+        key = (
+            *(call.principal, call.agent, standing.registry, call.action, call.resource, call.tier),
+            *(call.resource_team, call.alias, call.provider, used),
+        )
         decision = self._decisions.get(key)
         if decision is None:
             decision = self.policies.decide(standing.principal, call.action, call.resource_entity(), context)
@@ -240,7 +245,8 @@ class Authorisation(Stage):
         fields = {"agent": call.agent, "resource": call.resource, "run_id": site.run_id, "policies": decision.policies}
         if STOPPING_POLICIES & set(decision.policies):
             if standing.killed:
-                why = f"the kill switch covers agent {call.agent!r}; an operator lifts it with `podium restore`"
+                who = f"{call.principal} {call.agent!r}"
+                why = f"the kill switch covers {who}; an operator lifts it with `podium restore`"
             elif standing.run_stopped:
                 why = f"run {site.run_id} was cancelled"
             else:
@@ -251,7 +257,12 @@ class Authorisation(Stage):
             message = f"{why}. It may not call {what} ({decision.reason})."
             return Refusal(ActorStopped(message, **fields), "stopped", policies=decision.policies)
         if decision.policies:  # a forbid decided: say which, not what to grant
-            message = f"agent {call.agent!r} may not call {what}: {decision.reason}."
+            message = f"{call.principal} {call.agent!r} may not call {what}: {decision.reason}."
+        elif call.principal == "person":
+            message = (
+                f"person {call.agent!r} is not allowed {what} ({decision.reason}; people call the local tier by "
+                "default: an admin widens that with a project policy, see docs/gateway.md)."
+            )
         else:
             attrs = standing.principal.attrs
             granted = sorted(attrs["models" if call.kind == "model" else "tools"])
@@ -285,7 +296,9 @@ class BudgetStage(Stage):
         ctx.budget_scopes = scopes = site.budget_scopes(call, ctx.standing.teams)
         waived = frozenset().union(*(a.waived_budgets() for a in ctx.approvals))
         try:
-            ctx.reserved = self._budgets.reserve(site.key, site.run_id, scopes, call.estimate_nano_usd, waived=waived)
+            ctx.reserved = self._budgets.reserve(
+                site.hold_key, site.run_id, scopes, call.estimate_nano_usd, waived=waived
+            )
         except BudgetExhausted as exc:
             if exc.on_exhausted == "review" and site.can_wait:
                 raise NeedsReview((f"budget_exhausted:{exc.scope}",)) from exc
@@ -296,4 +309,4 @@ class BudgetStage(Stage):
     def finish(self, ctx: CallContext, outcome: Outcome | None) -> None:
         # A call that ran is settled by its record (in the ledger's transaction); any other gives back its hold.
         if ctx.reserved and outcome not in ("allowed", "failed"):
-            self._budgets.release(ctx.site.key)
+            self._budgets.release(ctx.site.hold_key)

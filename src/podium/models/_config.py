@@ -106,6 +106,29 @@ class RoutingSetting(BaseModel):
     )
 
 
+class GuardrailSetting(BaseModel):
+    """[gateway.guardrails]: what a prompt may carry out to a provider, and what a reply may carry back::
+
+        [gateway.guardrails]
+        prompt = { email = "allow", phone = "block" }   # per kind: allow | redact | review | block
+        output = "window"                               # off | hold | window
+        window_tokens = 16
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: dict[str, Literal["allow", "redact", "review", "block"]] = Field(
+        default_factory=dict,
+        description="per kind of finding; the rest keep the defaults: secrets block, personal data is redacted",
+    )
+    output: Literal["off", "hold", "window"] = Field(
+        default="window",
+        description="hold: nothing reaches the client before the whole reply is checked; window: at most "
+        "window_tokens behind the model; off: no buffering",
+    )
+    window_tokens: int = Field(default=16, ge=1, le=100_000)
+
+
 class GatewaySetting(BaseModel):
     """What `podium serve` offers OpenAI and Anthropic clients::
 
@@ -120,6 +143,7 @@ class GatewaySetting(BaseModel):
         default_factory=dict, description="client-facing model names -> catalog models, first choice first"
     )
     max_tokens: int = Field(default=4096, ge=1, description="the cap on a request that sets none")
+    guardrails: GuardrailSetting = Field(default_factory=GuardrailSetting)
     log_content: bool = Field(
         default=False,
         description="put prompts and replies (each up to 64 KB) in the audit log; by default only their digests",

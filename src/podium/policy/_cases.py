@@ -40,7 +40,14 @@ from podium.policy._cedar import (
     tool_entity,
 )
 
-CALL_CONTEXT = {"run": "", "workflow": "", "amount_nano_usd": 0, "killed": False, "run_stopped": False}
+CALL_CONTEXT = {
+    "run": "",
+    "workflow": "",
+    "amount_nano_usd": 0,
+    "killed": False,
+    "run_stopped": False,
+    "data": [],
+}
 DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "registry.change": {"change": "grant"},
     "registry.delegate": {"widens": False},
@@ -139,7 +146,11 @@ def _entity(spec: Mapping[str, Any], ref: str, where: str) -> Entity:
         )
     builders = {
         "person": lambda: person_entity(name, spec.get("people", {}).get(name, {}).get("teams", ())),
-        "model": lambda: model_entity(name, str(spec.get("models", {}).get(name, {}).get("tier", LOCAL))),
+        "model": lambda: model_entity(
+            name,
+            str(spec.get("models", {}).get(name, {}).get("tier", LOCAL)),
+            provider=str(spec.get("models", {}).get(name, {}).get("provider", "local")),
+        ),
         "tool": lambda: tool_entity(name, str(spec.get("tools", {}).get(name, {}).get("team", ""))),
         "data": lambda: data_entity(name),
         "review": lambda: review_entity(name, **spec.get("reviews", {}).get(name, {})),

@@ -79,12 +79,12 @@ def agent_entity(
     )
 
 
-def model_entity(name: str, tier: str, *, alias: str = "") -> Entity:
-    """A model; granting its name, its tier (`tier:<tier>`) or the gateway alias it was asked for by grants it."""
+def model_entity(name: str, tier: str, *, alias: str = "", provider: str = "local") -> Entity:
+    """A model; granting its name, its tier (`tier:<tier>`) or the gateway alias it was asked for by grants it.
+    `provider` is where a call's input goes: "local" (this process), else the endpoint's host."""
     grants = frozenset({name, f"{TIER_PREFIX}{tier}"} | ({alias} if alias else set()))
-    return Entity(
-        "Model", name, {"name": name, "tier": tier, "rank": TIER_RANKS.get(tier, NO_CEILING), "grants": grants}
-    )
+    attrs = {"name": name, "tier": tier, "rank": TIER_RANKS.get(tier, NO_CEILING), "grants": grants}
+    return Entity("Model", name, attrs | {"provider": provider})
 
 
 def tool_entity(name: str, team: str = "") -> Entity:
