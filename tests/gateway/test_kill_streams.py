@@ -28,7 +28,7 @@ def test_a_kill_cuts_a_stream_in_flight_and_refuses_the_next_request(settings: S
             scope = {"key": f"key:{key_id}", "agent": f"agent:{AGENT}", "team": "team:support"}[scope_of]
             received, started, error = 0, time.monotonic(), None
             try:
-                for chunk in client.chat.completions.create(
+                for _ in client.chat.completions.create(
                     model="remote", messages=[{"role": "user", "content": "talk"}], stream=True
                 ):
                     received += 1
