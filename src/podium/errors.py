@@ -13,6 +13,7 @@
     │   ├── ActorStopped           the agent is suspended or its run was cancelled
     │   │   └── SideEffectFenced   … noticed as a side effect committed: nothing of it was written
     │   ├── BudgetExhausted        a budget covering the call has no room for it
+    │   ├── RateLimited            a key or team is over its requests or tokens a minute (the gateway)
     │   ├── ReviewRequired         an exception rule fired: the action waits for a person (handled by @step)
     │   ├── ActionRejected         a person rejected the action, or its review expired with "reject"
     │   └── RequestTooLarge        a model request is larger than the model reads: not sent (work for a person)
@@ -101,6 +102,14 @@ class BudgetExhausted(GovernanceError):
 
     scope: str
     on_exhausted: str
+
+
+class RateLimited(GovernanceError):
+    """A key or team made more requests, or used more tokens, this minute than its limit allows. `retry_after_s`
+    says when the next window opens."""
+
+    scope: str
+    retry_after_s: int
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from podium.errors import (
     GovernanceError,
     ModelUnavailable,
     NotFoundError,
+    RateLimited,
     RequestTooLarge,
     Unauthenticated,
     UsageError,
@@ -72,6 +73,8 @@ RETRY_S = 5  # what Retry-After says when nobody knows better
 
 def problem_of(exc: BaseException) -> Problem:
     """The problem an exception raised while serving a request means to the client."""
+    if isinstance(exc, RateLimited):
+        return Problem(429, "rate_limit", exc.message, retry_after_s=int(exc.fields["retry_after_s"]))
     for kind, status, name in _REFUSALS:
         if isinstance(exc, kind):
             return Problem(status, name, str(getattr(exc, "message", exc)))

@@ -35,6 +35,7 @@ from podium.cost import Price, Tokens
 from podium.errors import ActionDenied, ConfigurationError, ModelUnavailable, NotFoundError, UsageError
 from podium.gateway._auto import AUTO, AutoRouter
 from podium.gateway._guardrails import OutputBlocked
+from podium.gateway._limits import RateLimits
 from podium.gateway._screen import Guardrails, PromptRefused, blocked_detail
 from podium.gateway._streaming import ChatStream, End, Tally, relay
 from podium.gateway._upstream import ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
@@ -88,6 +89,9 @@ class Gateway:
         self._auto = AutoRouter(pod.config.routing.floor)
         self._log_content = pod.config.gateway.log_content
         self._guardrails = Guardrails(pod.config.gateway.guardrails)
+        limits = RateLimits(pod.engine, pod.config)
+        if limits.active and limits.name not in (stage.name for stage in pod.governor.stages):
+            pod.governor.add_stage(limits, before="budgets")
 
     @property
     def engine(self) -> sa.Engine:

@@ -109,10 +109,10 @@ class RoutingSetting(BaseModel):
 class GuardrailSetting(BaseModel):
     """[gateway.guardrails]: what a prompt may carry out to a provider, and what a reply may carry back::
 
-        [gateway.guardrails]
-        prompt = { email = "allow", phone = "block" }   # per kind: allow | redact | review | block
-        output = "window"                               # off | hold | window
-        window_tokens = 16
+    [gateway.guardrails]
+    prompt = { email = "allow", phone = "block" }   # per kind: allow | redact | review | block
+    output = "window"                               # off | hold | window
+    window_tokens = 16
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -129,12 +129,36 @@ class GuardrailSetting(BaseModel):
     window_tokens: int = Field(default=16, ge=1, le=100_000)
 
 
+class LimitSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1, description="requests a minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens (in and out) a minute")
+
+
+class LimitsSetting(BaseModel):
+    """[gateway.limits]: requests and tokens a minute, per key and per team, held across every `podium serve`::
+
+    [gateway.limits]
+    key = { rpm = 60, tpm = 100000 }           # every key
+    team = { rpm = 600 }                       # every team
+    [gateway.limits.scopes]
+    "team:research" = { tpm = 2000000 }        # one team's (or key's, "key:<id>") own
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: LimitSetting = Field(default_factory=LimitSetting)
+    team: LimitSetting = Field(default_factory=LimitSetting)
+    scopes: dict[str, LimitSetting] = Field(default_factory=dict)
+
+
 class GatewaySetting(BaseModel):
     """What `podium serve` offers OpenAI and Anthropic clients::
 
-        [gateway.aliases]
-        gpt-4o = ["openai-4o", "claude-sonnet"]   # the name clients use -> models to try, in order (fallbacks)
-        local = ["smollm2-135m"]
+    [gateway.aliases]
+    gpt-4o = ["openai-4o", "claude-sonnet"]   # the name clients use -> models to try, in order (fallbacks)
+    local = ["smollm2-135m"]
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -144,6 +168,7 @@ class GatewaySetting(BaseModel):
     )
     max_tokens: int = Field(default=4096, ge=1, description="the cap on a request that sets none")
     guardrails: GuardrailSetting = Field(default_factory=GuardrailSetting)
+    limits: LimitsSetting = Field(default_factory=LimitsSetting)
     log_content: bool = Field(
         default=False,
         description="put prompts and replies (each up to 64 KB) in the audit log; by default only their digests",

@@ -322,6 +322,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE podium_ledger ADD COLUMN reasoning_tokens BIGINT NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        14,
+        "the gateway's rate limits: requests and tokens per key and team, per minute, shared by every process",
+        (
+            """CREATE TABLE podium_rate_windows (
+                scope TEXT NOT NULL,
+                "window" BIGINT NOT NULL,
+                requests BIGINT NOT NULL,
+                tokens BIGINT NOT NULL,
+                PRIMARY KEY (scope, "window"))""",
+        ),
+    ),
 )
 
 _MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table

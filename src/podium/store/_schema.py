@@ -96,6 +96,15 @@ ledger = sa.Table(
     sa.Column("reasoning_tokens", sa.BigInteger, nullable=False, server_default="0"),  # within output_tokens
 )
 
+rate_windows = sa.Table(
+    "podium_rate_windows",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # key:<id> | team:<name>
+    sa.Column("window", sa.BigInteger, primary_key=True),  # the minute: unix time // 60
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+)
+
 budgets = sa.Table(
     "podium_budgets",
     metadata,
