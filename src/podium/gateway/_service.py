@@ -249,7 +249,7 @@ class Gateway:
             answer,
             lambda r: self._usage(model, r[0].usage, r[0].compute_seconds),
             lambda r: _answer_text(r[0]),
-            ask.detail,
+            ask.detail | {"upstream_model": request.model},
             annotate=lambda r: blocked_detail(r[1]) | self._content(_answer_text(r[0])),
         )
 
@@ -324,7 +324,7 @@ class Gateway:
             lambda _: relay(upstream, request, stream, halted, guard),
             lambda t: self._stream_usage(model, t, ask.body, ask.max_tokens),
             lambda t: "".join(t.text),
-            ask.detail,
+            ask.detail | {"upstream_model": request.model},
             annotate=lambda t: t.audit_detail() | blocked_detail(t.blocked) | self._content("".join(t.text)),
         )
 
