@@ -179,8 +179,10 @@ def serve(
         typer.Option(help="A host name clients reach this server by, besides loopback's (repeatable)."),
     ] = None,
 ) -> None:
-    """Serve the review queue over HTTP (GET /v1/reviews …; docs at /docs), each request authenticated by a
-    person's key (`Authorization: Bearer`). Needs the `api` extra.
+    """Serve the review queue (GET /v1/reviews …) and the governed OpenAI- and Anthropic-compatible gateway
+    (POST /v1/chat/completions, /v1/embeddings, /v1/messages; GET /v1/models) over HTTP, each request authenticated
+    by a person's or an agent's key (`Authorization: Bearer` or `x-api-key`); API docs at /docs, the gateway in
+    docs/gateway.md. Needs the `api` extra.
 
     Refused requests are rate-limited per client address. X-Forwarded-For is not trusted (a client could claim a
     new address each request), so behind a reverse proxy every client shares the proxy's address for that limit;
@@ -197,7 +199,13 @@ def serve(
     if host not in ("0.0.0.0", "::"):  # noqa: S104 (naming the wildcard addresses, not binding to them)
         hosts.append(host)
     with connected() as pod:
-        console.print(styled("review queue on http://{}:{}/v1/reviews (API docs: /docs); Ctrl-C stops it.", host, port))
+        console.print(
+            styled(
+                "review queue and OpenAI/Anthropic gateway on http://{}:{}/v1 (API docs: /docs); Ctrl-C stops it.",
+                host,
+                port,
+            )
+        )
         api = create_app(pod, allowed_hosts=hosts)
         uvicorn.run(api, host=host, port=port, log_level="warning", proxy_headers=False)
 
