@@ -23,6 +23,7 @@ GATEWAY_ROUTES = {
     ("post", "/v1/embeddings"),
     ("get", "/v1/models"),
     ("get", "/v1/podium/audit/{request_id}"),
+    ("post", "/v1/podium/feedback"),
     ("post", "/v1/messages"),
 }
 

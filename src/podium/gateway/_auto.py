@@ -1,39 +1,96 @@
 """`podium/auto`: the learned router picks the model, among those the caller may use (their tier ceiling and
-grants, as Cedar decides), the cheapest likely to do the task well enough first, and stronger ones as fallbacks."""
+grants, as Cedar decides), the cheapest likely to do the task well enough first, and stronger ones as fallbacks.
+
+It learns from what clients say of its answers (`POST /v1/podium/feedback`): each routed request is stored as
+hashed features (never the text) under its request, and credited to the model that answered when feedback comes;
+a router starts from everything learnt before, in any process.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Sequence
 
+import numpy as np
+import sqlalchemy as sa
+
 from podium._tiers import TIERS
-from podium.models import Router, RouteTier, Task
+from podium.models import Features, Router, RouteTier, Task
+from podium.store import insert_if_absent, tables
 
 AUTO = "podium/auto"
+_routed = tables.routed
 
 
 class AutoRouter:
     """One router per set of models a caller may use (callers with the same rights share what is learnt)."""
 
-    def __init__(self, floor: float) -> None:
+    def __init__(self, engine: sa.Engine, floor: float) -> None:
+        self._engine = engine
         self._floor = floor
-        self._routers: dict[tuple[str, ...], Router] = {}
+        self._routers: dict[str, Router] = {}
         self._lock = threading.Lock()
 
     def order(
         self, permitted: Sequence[tuple[str, str, float]], text: str, group: str
     ) -> tuple[list[str], dict[str, str]]:
         """The models to try for `text`: the router's choice, then the stronger ones, then the weaker ones
-        strongest first; and the router's explanation for the audit entry. `permitted` holds (model, tier, the
-        expected cost of this request on it)."""
+        strongest first; and the router's explanation for the audit entry (with its key, to remember the request
+        under). `permitted` holds (model, tier, the expected cost of this request on it)."""
         ranked = sorted(permitted, key=lambda m: (TIERS.index(m[1]) if m[1] in TIERS else len(TIERS), m[2]))
         names = tuple(name for name, _, _ in ranked)
         costs = {name: cost for name, _, cost in ranked}
+        key = "gateway:" + "|".join(names)
         with self._lock:
-            router = self._routers.get(names)
-            if router is None:
-                tiers = [RouteTier(name, cost) for name, cost in costs.items()]
-                router = self._routers[names] = Router(tiers, floor=self._floor, shadow_rate=0.0)
+            router = self._routers.get(key) or self._load(key, costs)
             decision = router.decide(Task(text, group), costs=costs)
         at = names.index(decision.tier)
-        return [decision.tier, *names[at + 1 :], *reversed(names[:at])], decision.explain()
+        return [decision.tier, *names[at + 1 :], *reversed(names[:at])], decision.explain() | {"router": key}
+
+    def _load(self, key: str, costs: dict[str, float]) -> Router:
+        router = self._routers[key] = Router(
+            [RouteTier(name, cost) for name, cost in costs.items()], floor=self._floor, shadow_rate=0.0
+        )
+        with self._engine.connect() as conn:
+            learnt = conn.execute(
+                sa.select(_routed.c.model, _routed.c.features, _routed.c.success)
+                .where(_routed.c.router == key, _routed.c.success.is_not(None))
+                .order_by(_routed.c.at)
+            ).all()
+        for row in learnt:
+            router.learn(_features(row.features), row.model, bool(row.success))
+        return router
+
+    def remember(self, router: str, request: str, model: str, text: str, group: str) -> None:
+        """Store the routed request `request` (its asker and id) as answered by `model`, to credit on feedback."""
+        features = json.dumps(Features.of(Task(text, group)).indices.tolist())
+        with self._engine.begin() as conn:
+            insert_if_absent(
+                conn, _routed, id=request, router=router, run_id=request, model=model, features=features,
+                success=None, at=time.time(),
+            )  # fmt: skip
+
+    def feedback(self, request: str, success: bool) -> int:
+        """Credit the routed request `request` with `success` (once); return how many answers it credited."""
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(_routed.c.router, _routed.c.model, _routed.c.features).where(
+                    _routed.c.run_id == request, _routed.c.success.is_(None)
+                )
+            ).all()
+            conn.execute(
+                _routed.update()
+                .where(_routed.c.run_id == request, _routed.c.success.is_(None))
+                .values(success=int(success))
+            )
+        with self._lock:
+            for row in rows:
+                if row.router in self._routers:
+                    self._routers[row.router].learn(_features(row.features), row.model, success)
+        return len(rows)
+
+
+def _features(stored: str) -> Features:
+    return Features(np.array(json.loads(stored), dtype=np.int64), ())

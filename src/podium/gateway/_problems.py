@@ -25,6 +25,11 @@ from podium.errors import (
 )
 from podium.gateway._upstream import UpstreamError
 
+
+class UnknownModel(NotFoundError):
+    """A model name the gateway does not serve (or not to this key)."""
+
+
 Kind = Literal[
     "invalid_request",  # 400: the request is malformed or asks for something no model here can do
     "authentication",  # 401: no key, or one podium does not accept
@@ -46,6 +51,7 @@ class Problem:
     kind: Kind
     message: str
     retry_after_s: int | None = None
+    code: str | None = None  # a more specific code than the kind's (OpenAI's "model_not_found")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -58,14 +64,17 @@ class Problem:
         return {}
 
 
-# Podium's refusals, most specific first: what each means to a client.
-_REFUSALS: tuple[tuple[type[Exception], int, Kind], ...] = (
-    (Unauthenticated, 401, "authentication"),
-    (BudgetExhausted, 429, "budget"),
-    (RequestTooLarge, 400, "invalid_request"),
-    (GovernanceError, 403, "permission"),  # a policy, a kill, a suspension
-    (NotFoundError, 404, "not_found"),
-    (UsageError, 400, "invalid_request"),
+# Podium's refusals, most specific first: what each means to a client (status, kind, a more specific code).
+_REFUSALS: tuple[tuple[type[Exception], int, Kind, str | None], ...] = (
+    (Unauthenticated, 401, "authentication", None),
+    (BudgetExhausted, 429, "budget", None),
+    (RateLimited, 429, "rate_limit", None),
+    (RequestTooLarge, 400, "invalid_request", "context_length_exceeded"),
+    (GovernanceError, 403, "permission", None),  # a policy, a kill, a suspension, a guardrail
+    (UnknownModel, 404, "not_found", "model_not_found"),
+    (NotFoundError, 404, "not_found", None),
+    (UsageError, 400, "invalid_request", None),
+    (ModelUnavailable, 503, "unavailable", None),
 )
 _DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 RETRY_S = 5  # what Retry-After says when nobody knows better
@@ -73,13 +82,10 @@ RETRY_S = 5  # what Retry-After says when nobody knows better
 
 def problem_of(exc: BaseException) -> Problem:
     """The problem an exception raised while serving a request means to the client."""
-    if isinstance(exc, RateLimited):
-        return Problem(429, "rate_limit", exc.message, retry_after_s=int(exc.fields["retry_after_s"]))
-    for kind, status, name in _REFUSALS:
+    for kind, status, name, code in _REFUSALS:
         if isinstance(exc, kind):
-            return Problem(status, name, str(getattr(exc, "message", exc)))
-    if isinstance(exc, ModelUnavailable):
-        return Problem(503, "unavailable", exc.message, retry_after_s=RETRY_S)
+            retry = RETRY_S if name == "unavailable" else getattr(exc, "fields", {}).get("retry_after_s")
+            return Problem(status, name, str(getattr(exc, "message", exc)), retry, code)
     if isinstance(exc, UpstreamError):
         return _upstream_problem(exc)
     if isinstance(exc, _DATABASE_DOWN):
@@ -105,7 +111,7 @@ _OPENAI_TYPES: dict[Kind, tuple[str, str | None]] = {
     "invalid_request": ("invalid_request_error", None),
     "authentication": ("invalid_request_error", "invalid_api_key"),
     "permission": ("permission_error", "permission_denied"),
-    "not_found": ("invalid_request_error", "model_not_found"),
+    "not_found": ("invalid_request_error", None),
     "too_large": ("invalid_request_error", "request_too_large"),
     "budget": ("insufficient_quota", "insufficient_quota"),
     "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
@@ -156,4 +162,4 @@ def anthropic_responses() -> dict[int | str, dict[str, object]]:
 def openai_error(problem: Problem) -> dict[str, object]:
     """OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`."""
     kind, code = _OPENAI_TYPES[problem.kind]
-    return {"error": {"message": problem.message, "type": kind, "param": None, "code": code}}
+    return {"error": {"message": problem.message, "type": kind, "param": None, "code": problem.code or code}}

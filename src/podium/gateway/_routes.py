@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podium.audit import record
 from podium.cost import Tokens
@@ -40,6 +40,15 @@ M = TypeVar("M", bound=BaseModel)
 REQUEST_ID_HEADER = "x-podium-request-id"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 Identify = Callable[[Request], Identity]  # the key's identity, or raises `Refused`
+
+
+class Feedback(BaseModel):
+    """`POST /v1/podium/feedback`: whether the answer to a `podium/auto` request (its x-podium-request-id) was good."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=200)
+    good: bool
 
 
 class Refused(Exception):
@@ -190,6 +199,18 @@ def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> N
             return _openai_refusal(engine, exc, who, request, request_id)
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "podium"} for name in names]
         return JSONResponse({"object": "list", "data": data})
+
+    @router.post("/v1/podium/feedback", response_model=None)
+    async def feedback(request: Request) -> Response:
+        """Say whether a `podium/auto` answer was good: the router learns from it (once per request)."""
+        who = None
+        try:
+            who = identify(request)
+            said = _parse(Feedback, await request.body())
+            credited = gateway.feedback(who, said.request_id, said.good)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
+            return _openai_refusal(engine, exc, who, request, _request_id(request))
+        return JSONResponse({"request_id": said.request_id, "credited": credited})
 
     @router.get("/v1/podium/audit/{request_id}", response_model=None)
     async def audit_proof(request: Request) -> Response:

@@ -36,6 +36,7 @@ from podium.errors import ActionDenied, ConfigurationError, ModelUnavailable, No
 from podium.gateway._auto import AUTO, AutoRouter
 from podium.gateway._guardrails import OutputBlocked
 from podium.gateway._limits import RateLimits
+from podium.gateway._problems import UnknownModel
 from podium.gateway._screen import Guardrails, PromptRefused, blocked_detail
 from podium.gateway._streaming import ChatStream, End, Tally, relay
 from podium.gateway._upstream import ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
@@ -86,7 +87,7 @@ class Gateway:
         self._background: set[asyncio.Task[None]] = set()
         self._chat_models: list[str] = []
         self.aliases = self._aliases()
-        self._auto = AutoRouter(pod.config.routing.floor)
+        self._auto = AutoRouter(pod.engine, pod.config.routing.floor)
         self._log_content = pod.config.gateway.log_content
         self._guardrails = Guardrails(pod.config.gateway.guardrails)
         limits = RateLimits(pod.engine, pod.config)
@@ -169,7 +170,7 @@ class Gateway:
             return self.aliases[alias]
         except KeyError:
             known = ", ".join([AUTO, *sorted(self.aliases)])
-            raise NotFoundError(
+            raise UnknownModel(
                 f"no model named {alias[:80]!r} here (models: {known}); GET /v1/models lists yours."
             ) from None
 
@@ -204,11 +205,32 @@ class Gateway:
                 agent=ask.who.name,
                 resource=AUTO,
             )
-        messages = ask.body.get("messages") or ()
-        text = " ".join(str(m.get("content")) for m in messages if isinstance(m.get("content"), str))
-        order, why = self._auto.order(permitted, text, ask.who.actor)
+        order, why = self._auto.order(permitted, _prompt_text(ask.body), ask.who.actor)
         ask.detail.update(why)
         return order
+
+    def _routed(self, ask: _Ask, request_id: str, model: str) -> None:
+        """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router."""
+        if ask.alias == AUTO:
+            request = _request_ref(ask.who, request_id)
+            self._auto.remember(ask.detail["router"], request, model, _prompt_text(ask.body), ask.who.actor)
+
+    def feedback(self, who: Identity, request_id: str, good: bool) -> int:
+        """Teach `podium/auto` whether its answer to `who`'s request was good (once per request); audited."""
+        if not valid_request_id(request_id):
+            raise UsageError(
+                f"request id {request_id[:40]!r} is not one podium gives (the x-podium-request-id header)."
+            )
+        credited = self._auto.feedback(_request_ref(who, request_id), good)
+        if not credited:
+            raise NotFoundError(
+                f"no {AUTO} request {request_id!r} of this key waits for feedback (only {AUTO} requests learn from "
+                "it, once each)."
+            )
+        with self.engine.begin() as conn:
+            detail = {"good": str(good).lower(), "credited": str(credited)}
+            record(conn, who.actor, "gateway.feedback", request_id, decision="allowed", detail=detail)
+        return credited
 
     def _audit_refused(self, who: Identity, request_id: str, alias: str, refused: PromptRefused) -> None:
         detail = {
@@ -233,6 +255,7 @@ class Gateway:
                     result, blocked = checked
                     if blocked is not None:
                         raise blocked  # charged and audited as it ran; the client sees none of it
+                    self._routed(ask, request_id, model)
                     return Answer(result, model, request_id)
         raise self._unavailable(alias)
 
@@ -306,6 +329,7 @@ class Gateway:
                 for model in self._plan(ask):
                     tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
                     if tally is not None:
+                        self._routed(ask, request_id, model)
                         await stream.put(End(tally.cut))
                         return
             raise self._unavailable(alias)
@@ -380,7 +404,7 @@ class Gateway:
                 f"request id {request_id[:40]!r} is not one podium gives (see the x-podium-request-id header)."
             )
         audit = self._pod.audit
-        prefix = f"request:key.{who.key_id}:{request_id}:"
+        prefix = f"{_request_ref(who, request_id)}:"
         found = list(audit.entries(actor=who.actor, call_key_prefix=prefix))
         if not found:
             raise NotFoundError(f"no request {request_id!r} of this key in the audit log.")
@@ -436,6 +460,16 @@ class Gateway:
             made = min(max(tally.chunks, math.ceil(tally.chars / 4)), max_tokens)  # within what was reserved
             tokens = Tokens(input=prompt, output=made)
         return self._usage(model, tokens, tally.compute_seconds)
+
+
+def _request_ref(who: Identity, request_id: str) -> str:
+    """A request as the key that made it and its id: what its feedback and its audit entries are found by."""
+    return f"request:key.{who.key_id}:{request_id}"
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or ()
+    return " ".join(str(m.get("content")) for m in messages if isinstance(m.get("content"), str))
 
 
 def _bounded(text: str, limit: int = 65_536) -> str:
