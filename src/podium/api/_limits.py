@@ -1,11 +1,13 @@
 """The most a request may carry: a body is read whole (JSON is parsed in memory), so its size is bounded before any
-route sees it, and an oversized one is refused with 413 in the API's one error shape."""
+route sees it, and an oversized one is refused with 413 in the error shape of the API at its path (the gateway's
+OpenAI or Anthropic dialect, else podium's one shape)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from podium.api._errors import error_response
+from podium.gateway import Problem, dialect_error
 
 MAX_BODY_BYTES = 1024 * 1024  # a decision or an edit is a few KB; an edit's arguments at most 64 KB of JSON
 
@@ -53,4 +55,5 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"the request body is over {self.max_bytes:,} bytes; send at most {self.max_bytes:,}."
-        await error_response(413, message)(scope, receive, send)
+        response = dialect_error(scope["path"], Problem(413, "too_large", message)) or error_response(413, message)
+        await response(scope, receive, send)

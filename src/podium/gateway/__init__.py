@@ -3,7 +3,7 @@ third-party agents point their tools at instead of consumer AI, every request pa
 workflow's model calls (identity, Cedar, budgets, ledger, audit, kill switch). See docs/gateway.md."""
 
 from podium.gateway._problems import Problem, problem_of
-from podium.gateway._routes import Refused, gateway_router
+from podium.gateway._routes import Refused, dialect_error, gateway_router
 from podium.gateway._service import Answer, Gateway
 from podium.gateway._streaming import ChatStream
 from podium.gateway._upstream import ChatChunk, ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
@@ -20,6 +20,7 @@ __all__ = [
     "Refused",
     "Upstream",
     "UpstreamError",
+    "dialect_error",
     "gateway_router",
     "problem_of",
 ]

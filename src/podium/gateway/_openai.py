@@ -7,6 +7,8 @@ stop, seed, sampling) passes through untouched. `model` is the alias the client 
 
 from __future__ import annotations
 
+import base64 as b64
+import struct
 import time
 from typing import Annotated, Any, Literal
 
@@ -120,7 +122,7 @@ class EmbeddingsRequest(BaseModel):
 
     model: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
     input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_EMBED_INPUTS)]
-    encoding_format: Literal["float"] | None = None
+    encoding_format: Literal["float", "base64"] | None = None  # the openai SDK asks for base64 by default
     dimensions: int | None = None
     user: Annotated[str | None, Field(max_length=MAX_NAME)] = None
 
@@ -173,10 +175,20 @@ def chunk_body(chunk: ChatChunk, alias: str, request_id: str, created: int) -> d
     return body
 
 
-def embeddings_body(vectors: list[list[float]], tokens: Tokens, alias: str) -> dict[str, Any]:
+def embeddings_body(vectors: list[list[float]], tokens: Tokens, alias: str, *, base64: bool = False) -> dict[str, Any]:
+    """The vectors as lists of floats, or (`base64`) as OpenAI sends them when asked: little-endian float32 bytes in
+    base64, which the openai SDK asks for unless told otherwise and decodes itself."""
+    data = [
+        {"object": "embedding", "index": at, "embedding": _base64_float32(vector) if base64 else vector}
+        for at, vector in enumerate(vectors)
+    ]
     return {
         "object": "list",
-        "data": [{"object": "embedding", "index": at, "embedding": vector} for at, vector in enumerate(vectors)],
+        "data": data,
         "model": alias,
         "usage": {"prompt_tokens": tokens.total_input, "total_tokens": tokens.total_input},
     }
+
+
+def _base64_float32(vector: list[float]) -> str:
+    return b64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

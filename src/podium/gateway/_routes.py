@@ -40,6 +40,8 @@ M = TypeVar("M", bound=BaseModel)
 REQUEST_ID_HEADER = "x-podium-request-id"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 Identify = Callable[[Request], Identity]  # the key's identity, or raises `Refused`
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/podium")  # answered in OpenAI's shape
+ANTHROPIC_PATHS = ("/v1/messages",)  # answered in Anthropic's shape
 
 
 class Feedback(BaseModel):
@@ -75,6 +77,23 @@ def refusal(engine: sa.Engine, exc: BaseException, who: Identity | None, path: s
     if who is not None and problem.kind in ("invalid_request", "not_found") and not isinstance(exc, GovernanceError):
         _audit_refusal(engine, who, path, request_id, problem)
     return problem
+
+
+def dialect_error(path: str, problem: Problem) -> JSONResponse | None:
+    """`problem` in the error shape of the gateway's API at `path` (Anthropic's on its messages routes, OpenAI's on
+    the others), for a refusal made before any route runs (a body over the limit); None off the gateway's routes
+    (podium's own API, under /v1 too, has its own shape)."""
+    if _under(path, ANTHROPIC_PATHS):
+        body = anthropic.problem_body(problem)
+    elif _under(path, OPENAI_PATHS):
+        body = openai_error(problem)
+    else:
+        return None
+    return JSONResponse(body, status_code=problem.status, headers=problem.headers)
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
 
 
 def _openai_refusal(
@@ -122,7 +141,7 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
             result, _ = await gateway.embed(who, request_id, asked.model, asked.inputs)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
             return _openai_refusal(engine, exc, who, request, request_id)
-        body = embeddings_body(result.vectors, result.usage, asked.model)
+        body = embeddings_body(result.vectors, result.usage, asked.model, base64=asked.encoding_format == "base64")
         return JSONResponse(body, headers={REQUEST_ID_HEADER: request_id})
 
 
