@@ -63,6 +63,13 @@ class AnthropicServer:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def reset(self) -> None:
+        """Forget what was scripted and seen so far (a server that a module's tests share)."""
+        self.reply = Reply()
+        self.requests.clear()
+        self.cut.clear()
+        self.finished_streams = 0
+
     def message(self, model: str) -> dict[str, Any]:
         """The whole answer the current reply scripts."""
         reply = self.reply

@@ -84,6 +84,13 @@ class OpenAIServer:
     def chat_requests(self) -> list[Received]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    def reset(self) -> None:
+        """Forget what was scripted and seen so far (a server that a module's tests share)."""
+        self.script, self.queue = Script(), []
+        self.requests.clear()
+        self.streams_finished = self.streams_cut = 0
+        self._cut.clear()
+
     def start(self) -> OpenAIServer:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
