@@ -138,7 +138,7 @@ def test_scan_time_is_linear_on_adversarial_input(unit: str) -> None:
 
 def test_a_missing_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "phonenumbers", None)
-    with pytest.raises(ConfigurationError, match=r"podium\[gateway\]"):
+    with pytest.raises(ConfigurationError, match=r"podium\[api\]"):
         Scanner(phone_regions=("FR",)).scan("x")
 
 
