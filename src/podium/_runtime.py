@@ -200,7 +200,7 @@ class Podium:
     def budgets(self) -> Budgets:
         from podium.cost import Budgets
 
-        return Budgets(self.engine, self.agents.authorizer)
+        return Budgets(self.engine, self.agents.authorizer, models=self.models.names)
 
     @_Part
     def outbox(self) -> Outbox:

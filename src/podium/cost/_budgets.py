@@ -1,6 +1,7 @@
 """Budgets that really stop: reserve before a call, commit the actual after it with the ledger row.
 
-A budget belongs to a scope: ``agent:<name>``, ``workflow:<name>``, ``team:<name>`` or ``key:<id>``. Before a
+A budget belongs to a scope: ``agent:<name>``, ``workflow:<name>``, ``team:<name>``, ``key:<id>`` (an agent's key
+or a person's), ``person:<name>`` (what they spend at the gateway) or ``model:<name>`` (every call of it). Before a
 governed call the governor reserves its estimated cost against every budget that covers it, with one conditional
 update per budget (``spent + reserved + amount <= limit``). After the call the reservation is settled in the same
 transaction as the ledger row: the estimate leaves ``reserved`` and the actual joins ``spent``. So concurrent calls
@@ -20,7 +21,7 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +34,7 @@ from podium.policy import Authorizer, Identity
 from podium.store import TERMINAL_RUN_STATES, tables, workflow_status
 
 OnExhausted = Literal["stop", "review"]
-SCOPE_KINDS = ("agent", "workflow", "team", "key")
+SCOPE_KINDS = ("agent", "workflow", "team", "key", "person", "model")
 
 b, r = tables.budgets, tables.reservations
 
@@ -62,15 +63,19 @@ def check_scope(scope: str) -> str:
 
 
 class Budgets:
-    def __init__(self, engine: sa.Engine, authorizer: Authorizer) -> None:
+    def __init__(
+        self, engine: sa.Engine, authorizer: Authorizer, *, models: Callable[[], Iterable[str]] = tuple
+    ) -> None:
         self._engine = engine
         self._authorizer = authorizer  # who may set a budget
+        self._models = models  # the catalog's model names, for `model:` budgets
 
     def set(self, scope: str, limit_usd: float, *, on_exhausted: OnExhausted = "stop", by: Identity) -> Budget:
         """Create or change a budget (audited) on something that exists: a registered agent, a launched workflow,
-        a team someone is in, an issued key. Spend and reservations so far are kept."""
+        a team someone is in, an issued key, a person in the directory, a model in the catalog. Spend and
+        reservations so far are kept."""
         limit = self.validate(scope, limit_usd, on_exhausted)
-        _require_scope(self._engine, scope)
+        _require_scope(self._engine, scope, self._models)
         detail = {"limit_nano_usd": str(limit), "on_exhausted": on_exhausted}
         with self._authorizer.act(by, "budget.set", scope, detail=detail) as act:
             write_budget(act.conn, scope, limit, on_exhausted)
@@ -213,19 +218,18 @@ def settle(conn: sa.Connection, charges: Sequence[Charge]) -> None:
         )
 
 
-def _require_scope(engine: sa.Engine, scope: str) -> None:
+def _require_scope(engine: sa.Engine, scope: str, models: Callable[[], Iterable[str]]) -> None:
     """Refuse a budget on nothing: a typo would otherwise be a budget that never stops anything."""
     kind, _, name = scope.partition(":")
-    if kind == "agent":
-        known = sa.select(tables.agents.c.name)
-    elif kind == "workflow":
-        known = sa.select(tables.workflows.c.name)
-    elif kind == "key":
-        known = sa.select(tables.agent_keys.c.id)
-    else:
-        known = sa.select(tables.agents.c.team).where(tables.agents.c.team != "")
+    known: dict[str, sa.Executable] = {
+        "agent": sa.select(tables.agents.c.name),
+        "workflow": sa.select(tables.workflows.c.name),
+        "key": sa.union(sa.select(tables.agent_keys.c.id), sa.select(tables.person_keys.c.id)),
+        "person": sa.select(tables.people.c.name),
+        "team": sa.select(tables.agents.c.team).where(tables.agents.c.team != ""),
+    }
     with engine.connect() as conn:
-        names = set(conn.execute(known.distinct()).scalars())
+        names = set(models()) if kind == "model" else set(conn.execute(known[kind]).scalars())
         if kind == "team":  # a team is anyone's: an agent's, or a person's in the directory
             people = conn.execute(sa.select(tables.people.c.teams)).scalars()
             names |= {team for teams in people for team in json.loads(teams)}
@@ -238,7 +242,9 @@ _KNOWN = {
     "agent": "`podium agents list` shows the agents.",
     "workflow": "A workflow is known once a worker has launched it.",
     "team": "Teams are those of agents (`podium agents list`) and people (`podium people list`).",
-    "key": "`podium agents show NAME` shows an agent's keys.",
+    "key": "`podium agents show NAME` shows an agent's keys, `podium keys list` people's.",
+    "person": "`podium people list` shows the directory.",
+    "model": "`podium models list` shows the catalog.",
 }
 
 

@@ -124,9 +124,12 @@ class Gateway:
     def offered_to(self, who: Identity) -> list[str]:
         """The names `who` may call now (their policies, kills and status allow the alias's first model)."""
         governor = self._pod.governor
-        names = [
-            a for a, models in sorted(self.aliases.items()) if governor.permits(self._call(who, a, models[0], "", 0))
-        ]
+        with _scope(who, "list-models"):  # as `who`'s calls are checked: a kill of their key covers the list too
+            names = [
+                a
+                for a, models in sorted(self.aliases.items())
+                if governor.permits(self._call(who, a, models[0], "", 0))
+            ]
         return [AUTO, *names] if names else []
 
     def upstream(self, model: str) -> Upstream:

@@ -37,8 +37,11 @@ class CallRecord:
 
     @property
     def key(self) -> str:
-        # A refusal or failure gets its own key, so the same call allowed on a retry is still recorded.
+        # A refusal or failure gets its own key, so the same call allowed on a retry is still recorded; a request's
+        # refusal one of its execution's, so each time a client sends it is audited (two at once, too).
         key = self.site.key if self.decision == "allowed" else f"{self.site.key}:{self.decision}"
+        if not self.ran and self.site.execution:
+            key = f"{key}:{self.site.execution}"
         return f"{key}:retry-{self.retry}" if self.retry else key
 
     def ledger_row(self) -> dict[str, object]:
@@ -117,7 +120,7 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     settle(
         conn,
         [
-            Charge(r.site.key, r.budget_scopes, r.usage.cost_nano_usd if r.key in first_time else None)
+            Charge(r.site.hold_key, r.budget_scopes, r.usage.cost_nano_usd if r.key in first_time else None)
             for r in ran
             if r.budget_scopes
         ],

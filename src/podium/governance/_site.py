@@ -46,6 +46,15 @@ class CallSite:
     can_wait: bool = False  # whether the call may stop for a person (only a step's first call can: it re-runs)
     step: str | None = None  # the name of the step it is made in, if a step makes it
     call: Call | None = None  # what is being executed, once the governor admitted it
+    execution: str | None = None  # this execution's own id, where the same call can run twice at once
+
+    @property
+    def hold_key(self) -> str:
+        """What the call's budget reservation is held under: its call key where a re-run of the call must find and
+        reuse it (a step re-run after a crash); a key of this execution's own where the same call can run twice at
+        once (a client sending a request again before the first has ended): sharing one hold, the two would spend
+        past the budget."""
+        return f"{self.key}:{self.execution}" if self.execution else self.key
 
     def budget_scopes(self, call: Call, teams: Sequence[str]) -> tuple[str, ...]:
         """Every budget scope the call counts against: who makes it (`agent:` or `person:`), the workflow, their
@@ -94,6 +103,7 @@ class RequestDoor:
             door="request",
             api_key=self.api_key,
             person=self.person,
+            execution=f"x.{uuid.uuid4().hex[:12]}",  # the client may send the same request again meanwhile
         )
 
 
