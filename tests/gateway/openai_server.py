@@ -19,8 +19,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -64,6 +64,7 @@ class OpenAIServer:
         self.model = model
         self.script = Script()
         self.queue: list[Script] = []
+        self.usage_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # a request's usage, from its body
         self.requests: list[Received] = []
         self.streams_finished = 0
         self.streams_cut = 0  # streams the client closed before the last byte
@@ -103,7 +104,16 @@ class OpenAIServer:
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        # Idle connections are kept longer than a client keeps them (httpx: 5 s), as providers do: closing one just
+        # as the client sends on it would fail a request for a reason of the test server's own.
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            timeout_keep_alive=75,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
         self._thread.start()
@@ -127,6 +137,8 @@ class OpenAIServer:
     async def _chat(self, request: Request) -> Response:
         body = await self._record(request)
         script = self.queue.pop(0) if self.queue else self.script
+        if self.usage_of is not None:
+            script = replace(script, usage=self.usage_of(body))
         if script.delay_s:
             await asyncio.sleep(script.delay_s)
         if script.fail_status is not None:
