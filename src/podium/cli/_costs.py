@@ -98,7 +98,9 @@ def budgets_list(as_json: AsJson = False) -> None:
 
 @budgets_app.command("set")
 def budgets_set(
-    scope: Annotated[str, typer.Argument(help="agent:NAME, workflow:NAME, team:NAME or key:ID.")],
+    scope: Annotated[
+        str, typer.Argument(help="agent:NAME, workflow:NAME, team:NAME, person:NAME, model:NAME or key:ID.")
+    ],
     limit_usd: Annotated[float, typer.Argument(help="The limit in USD.")],
     on_exhausted: Annotated[
         Literal["stop", "review"], typer.Option(help="stop: refuse the call; review: ask a person.")
