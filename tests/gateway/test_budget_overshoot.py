@@ -332,11 +332,6 @@ def test_concurrent_requests_on_four_processes_never_spend_past_a_key_person_or_
     assert {f"budget {kind}" for kind in LIMITS_USD} <= set(outcomes), outcomes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gateway reserves an image by the bytes of its URL, but a provider bills it by its pixels: a "
-    "2048 x 4096 image in high detail is 1,105 tokens at OpenAI, about 1,600 at most at Anthropic",
-)
 def test_requests_with_images_by_url_never_spend_past_a_budget(cluster: Cluster) -> None:
     pod = cluster.pod
     key = key_for(pod, "pixel@example.com", teams=["pixels"])

@@ -8,9 +8,9 @@ import asyncio
 import openai
 import pytest
 import sqlalchemy as sa
-from tests.gateway.conftest import PERSON, Served
 
 from podium.store import tables
+from tests.gateway.conftest import PERSON, Served
 
 pytestmark = pytest.mark.slow
 LOCAL = "smollm2-135m"

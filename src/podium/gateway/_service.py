@@ -277,6 +277,7 @@ class Gateway:
             lambda r: _answer_text(r[0]),
             ask.detail | {"upstream_model": request.model},
             annotate=lambda r: blocked_detail(r[1]) | self._content(_answer_text(r[0])),
+            offload=True,
         )
 
     async def embed(self, who: Identity, request_id: str, alias: str, inputs: list[str]) -> tuple[EmbedResult, str]:
@@ -305,6 +306,7 @@ class Gateway:
             lambda r: self._usage(model, r.usage, r.compute_seconds),
             lambda r: canonical_json(len(r.vectors)),
             detail,
+            offload=True,
         )
 
     def stream(self, who: Identity, request_id: str, alias: str, body: dict[str, Any], max_tokens: int) -> ChatStream:
@@ -353,6 +355,7 @@ class Gateway:
             lambda t: "".join(t.text),
             ask.detail | {"upstream_model": request.model},
             annotate=lambda t: t.audit_detail() | blocked_detail(t.blocked) | self._content("".join(t.text)),
+            offload=True,
         )
 
     def _content(self, reply: str) -> dict[str, str]:
@@ -437,8 +440,12 @@ class Gateway:
 
     def _most(self, model: str, body: dict[str, Any], max_tokens: int) -> int:
         """The most a chat request can cost on `model`: no tokeniser makes more tokens than the UTF-8 bytes it reads
-        (the whole body: messages, tools, formats) plus the template's markers, and no more output than max_tokens."""
-        read = len(canonical_json(body).encode()) + TOKENS_PER_MESSAGE * (len(body.get("messages") or ()) + 2)
+        (the whole body: messages, tools, formats) plus the template's markers, and no more output than max_tokens.
+        A picture, a sound or a file is billed by what it holds, not by the bytes of its URL: each such part is
+        reserved at gateway.media_tokens."""
+        messages = body.get("messages") or ()
+        read = len(canonical_json(body).encode()) + TOKENS_PER_MESSAGE * (len(messages) + 2)
+        read += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
         seconds = (read + max_tokens) / SLOWEST_TOKENS_PER_SECOND
         return self._cost(model, Tokens(input=read, output=max_tokens), seconds, worst=True)
 
@@ -463,6 +470,17 @@ class Gateway:
             made = min(max(tally.chunks, math.ceil(tally.chars / 4)), max_tokens)  # within what was reserved
             tokens = Tokens(input=prompt, output=made)
         return self._usage(model, tokens, tally.compute_seconds)
+
+
+MEDIA_PARTS = frozenset({"image_url", "input_image", "image", "input_audio", "file", "input_file", "document"})
+
+
+def _media_parts(message: Any) -> int:
+    """How many parts of a message hold media (pictures, sound, files), which providers bill by their content."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return 0
+    return sum(1 for part in content if isinstance(part, dict) and part.get("type") in MEDIA_PARTS)
 
 
 def _request_ref(who: Identity, request_id: str) -> str:

@@ -13,10 +13,12 @@ assembled below, never a check copied into call sites.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -33,6 +35,7 @@ from podium.policy import Decision, PolicySet
 from podium.store import GroupCommitter
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Governor:
@@ -83,16 +86,22 @@ class Governor:
         output: Callable[[T], str],
         detail: dict[str, str] | None = None,
         annotate: Callable[[T], dict[str, str]] | None = None,
+        *,
+        offload: bool = False,
     ) -> T:
         """Pass `call` through the pipeline, execute and record it; `detail` (such as the router's explanation)
         joins its audit entry, and so does what `annotate` says of the result (how a stream ended, say).
+
+        `offload` runs the pipeline's database work in a worker thread, so an event loop serving many requests (the
+        gateway) is not blocked by it and concurrent records share a group commit; a workflow's calls run it inline
+        (a thread hand-off costs more than it saves there).
 
         `execute` performs the call it is given: `call` itself, or the action a person approved in its place (their
         edit of its arguments). A failed call is recorded too, as waste: its wall time and whatever it cost are
         work thrown away.
         """
         ctx = self._context(call, detail)
-        entered = self._admit(ctx)
+        entered = await self._off(offload, self._admit, ctx)
         started = time.perf_counter()
         outcome: Outcome | None = None
         try:
@@ -101,26 +110,33 @@ class Governor:
         except SideEffectFenced as fenced:
             # A side effect refused as it committed: audited here, now that its transaction rolled back.
             outcome = "stopped"
-            self._record(ctx, outcome, {"reason": fenced.message, "stage": "fence"}, ran=False)
+            unrun = functools.partial(self._record, ran=False)
+            await self._off(offload, unrun, ctx, outcome, {"reason": fenced.message, "stage": "fence"})
             raise
         except GovernanceError:
             raise  # a nested governed call's refusal, audited where it happened
         except Exception as exc:
             outcome = "failed"
             ctx.usage = Usage(wall_seconds=time.perf_counter() - started)
-            self._record(ctx, outcome, {"error": f"{type(exc).__name__}: {exc}"})  # settles the reservation
+            failure = {"error": f"{type(exc).__name__}: {exc}"}
+            await self._off(offload, self._record, ctx, outcome, failure)  # settles the reservation
             raise
         else:
             ctx.usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
             ctx.output_digest = digest(output(result))
             if annotate is not None:
                 ctx.detail.update(annotate(result))
-            self._record(ctx, "allowed", {})
+            await self._off(offload, self._record, ctx, "allowed", {})
             outcome = "allowed"  # only once recorded: until then the stages hold what they held, to give back
         finally:
-            self._finish(entered, ctx, outcome)
+            await self._off(offload, self._finish, entered, ctx, outcome)
         self._events.emit(Event("call_recorded", ctx.site.run_id, ctx.call.resource, ctx.site.step_id))
         return result
+
+    @staticmethod
+    async def _off(offload: bool, work: Callable[..., R], *args: Any) -> R:
+        """`work(*args)`, in a worker thread if `offload`."""
+        return await asyncio.to_thread(work, *args) if offload else work(*args)
 
     def authorize(self, call: Call) -> Decision:
         """Pass `call` through the pipeline without executing anything (for actions that are not model or tool

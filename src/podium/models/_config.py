@@ -167,6 +167,12 @@ class GatewaySetting(BaseModel):
         default_factory=dict, description="client-facing model names -> catalog models, first choice first"
     )
     max_tokens: int = Field(default=4096, ge=1, description="the cap on a request that sets none")
+    media_tokens: int = Field(
+        default=50_000,
+        ge=0,
+        description="what a budget reserves for each picture, sound or file part of a request, which a provider bills "
+        "by its content, not its URL (gpt-4o-mini's largest picture is about 37,000 tokens); settled at what was used",
+    )
     guardrails: GuardrailSetting = Field(default_factory=GuardrailSetting)
     limits: LimitsSetting = Field(default_factory=LimitsSetting)
     log_content: bool = Field(
