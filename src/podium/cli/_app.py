@@ -186,7 +186,8 @@ def serve(
 
     Refused requests are rate-limited per client address. X-Forwarded-For is not trusted (a client could claim a
     new address each request), so behind a reverse proxy every client shares the proxy's address for that limit;
-    a valid key is never limited."""
+    a valid key is never limited by it (podium.toml's [gateway.limits] sets requests and tokens a minute per key
+    and team)."""
     try:
         import uvicorn
 
