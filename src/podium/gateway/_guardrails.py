@@ -155,6 +155,8 @@ def _visit_json_strings(arguments: str, visit: Callable[[str], str]) -> str:
         value = json.loads(arguments)
     except ValueError:
         return visit(arguments)
+    except RecursionError:
+        raise UsageError("tool-call arguments nest too deeply to check; flatten them.") from None
 
     def walk(node: Any) -> Any:
         if isinstance(node, str):
@@ -301,6 +303,7 @@ class ChunkGuard:
     def __init__(self, make_guard: Callable[[], OutputGuard]) -> None:
         self._make_guard = make_guard
         self._guards: dict[int, OutputGuard] = {}
+        self._extras: dict[int, list[dict[str, Any]]] = {}  # what each choice wrote besides its text, held
         self._last: Mapping[str, Any] | None = None
 
     def filter(self, chunk: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -335,15 +338,57 @@ class ChunkGuard:
         delta = delta if isinstance(delta, Mapping) else {}
         content = delta.get("content")
         released = guard.feed(content) if isinstance(content, str) and content else ""
+        # Everything else a model writes (tool calls' arguments, a refusal, reasoning) is held whole until the
+        # choice finishes, then checked in one piece: none of it reaches the client unchecked.
+        extra = {key: value for key, value in delta.items() if key not in ("content", "role")}
+        if extra:
+            self._extras.setdefault(index, []).append(extra)
         finished = choice.get("finish_reason") is not None
+        new_delta = {"role": delta["role"]} if "role" in delta else {}
         if finished:
             released += guard.close()
-        new_delta = {key: value for key, value in delta.items() if key != "content"}
+            new_delta |= _checked(self._extras.pop(index, []))
         if released:
             new_delta["content"] = released
-        if not new_delta and not finished and not choice.get("logprobs"):
+        if not new_delta and not finished:
             return None
-        return {**choice, "delta": new_delta}
+        # Log probabilities spell out the tokens: they would show what the guard holds back, so they are dropped.
+        return {key: value for key, value in choice.items() if key != "logprobs"} | {"delta": new_delta}
+
+
+def _checked(extras: list[dict[str, Any]]) -> dict[str, Any]:
+    """A choice's held non-text deltas, merged (each tool call whole: its name once, its arguments joined) and
+    checked whole; OutputBlocked if anything in them is forbidden."""
+    merged: dict[str, Any] = {}
+    calls: dict[int, dict[str, Any]] = {}
+    for extra in extras:
+        for key, value in extra.items():
+            if key == "tool_calls" and isinstance(value, list):
+                for part in value:
+                    if isinstance(part, Mapping):
+                        _merge_call(calls.setdefault(int(part.get("index") or 0), {}), part)
+            elif isinstance(value, str):
+                merged[key] = merged.get(key, "") + value
+            else:
+                merged[key] = value
+    if calls:
+        merged["tool_calls"] = [calls[index] for index in sorted(calls)]
+    if merged:
+        guard = OutputGuard("hold")
+        guard.feed(json.dumps(merged))
+        guard.close()  # raises OutputBlocked on a finding
+    return merged
+
+
+def _merge_call(whole: dict[str, Any], part: Mapping[str, Any]) -> None:
+    for key, value in part.items():
+        if key == "function" and isinstance(value, Mapping):
+            function = whole.setdefault("function", {})
+            for name, piece in value.items():
+                joined = name == "arguments" and isinstance(piece, str)
+                function[name] = function.get(name, "") + piece if joined else piece
+        elif key not in whole:
+            whole[key] = value
 
 
 __all__ = [

@@ -67,21 +67,29 @@ class RateLimits(Stage):
         self._held[id(ctx)] = (window, tuple(scope for scope, _ in limited))
 
     def finish(self, ctx: CallContext, outcome: Outcome | None) -> None:
-        window, scopes = self._held.pop(id(ctx), (0, ()))
+        _, scopes = self._held.pop(id(ctx), (0, ()))
         used = ctx.usage.input_tokens + ctx.usage.output_tokens
         if not scopes or not used:
             return
+        window = int(time.time() // WINDOW_S)  # the minute it ended in: a long stream's tokens count now
         with self._engine.begin() as conn:
             for scope in sorted(scopes):
-                conn.execute(
-                    _w.update().where(_w.c.scope == scope, _w.c.window == window).values(tokens=_w.c.tokens + used)
-                )
+                _add_tokens(conn, scope, window, used)
 
     def _sweep(self, conn: sa.Connection, window: int) -> None:
         """Forget old windows now and then."""
         self._calls += 1
         if self._calls % 500 == 0:
             conn.execute(_w.delete().where(_w.c.window < window - 1))
+
+
+def _add_tokens(conn: sa.Connection, scope: str, window: int, used: int) -> None:
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(_w)
+    conn.execute(
+        insert.values(scope=scope, window=window, requests=0, tokens=used).on_conflict_do_update(
+            index_elements=[_w.c.scope, _w.c.window], set_={"tokens": _w.c.tokens + used}
+        )
+    )
 
 
 def _take(conn: sa.Connection, scope: str, window: int, rpm: int | None, tpm: int | None) -> bool:

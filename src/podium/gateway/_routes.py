@@ -7,6 +7,7 @@ A refusal before the governor (bad body, unknown model) is audited here; the gov
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -38,6 +39,7 @@ from podium.policy import Identity
 
 M = TypeVar("M", bound=BaseModel)
 REQUEST_ID_HEADER = "x-podium-request-id"
+MAX_DEPTH = 64  # how deeply a body's JSON may nest: enough for any real schema, and far from the stack's limit
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 Identify = Callable[[Request], Identity]  # the key's identity, or raises `Refused`
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/podium")  # answered in OpenAI's shape
@@ -112,7 +114,7 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
         """OpenAI's chat completions, streamed (`stream: true`) or whole."""
         request_id, who = _request_id(request), None
         try:
-            who = identify(request)
+            who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             chat = _parse(ChatCompletionRequest, await request.body())
             gateway.candidates(chat.model)
             max_tokens = chat.wanted_tokens(gateway.default_max_tokens)
@@ -122,7 +124,7 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
             else:
                 answer = await gateway.complete(who, request_id, chat.model, chat.upstream_body(), max_tokens)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
-            return _openai_refusal(engine, exc, who, request, request_id)
+            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, request_id)
         if not chat.stream:
             body = completion_body(answer.result, chat.model, request_id)
             return JSONResponse(body, headers={REQUEST_ID_HEADER: request_id})
@@ -135,12 +137,12 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
         """OpenAI's embeddings, of text."""
         request_id, who = _request_id(request), None
         try:
-            who = identify(request)
+            who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             asked = _parse(EmbeddingsRequest, await request.body())
             gateway.candidates(asked.model)
             result, _ = await gateway.embed(who, request_id, asked.model, asked.inputs)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
-            return _openai_refusal(engine, exc, who, request, request_id)
+            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, request_id)
         body = embeddings_body(result.vectors, result.usage, asked.model, base64=asked.encoding_format == "base64")
         return JSONResponse(body, headers={REQUEST_ID_HEADER: request_id})
 
@@ -159,7 +161,7 @@ def _anthropic_routes(router: APIRouter, gateway: Gateway, identify: Identify) -
         """Anthropic's Messages API, streamed (`stream: true`) or whole."""
         request_id, who = _request_id(request), None
         try:
-            who = identify(request)
+            who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             asked = anthropic.read_messages_request(_json_object(await request.body()))
             gateway.candidates(asked.model)
             body, max_tokens = anthropic.to_openai(asked)
@@ -169,7 +171,7 @@ def _anthropic_routes(router: APIRouter, gateway: Gateway, identify: Identify) -
             else:
                 answer = await gateway.complete(who, request_id, asked.model, body, max_tokens)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in Anthropic's shape
-            return refused(exc, who, request, request_id)
+            return await asyncio.to_thread(refused, exc, who, request, request_id)
         message_id = f"msg_{request_id}"
         if not asked.stream:
             reply = anthropic.from_openai_result(
@@ -212,10 +214,10 @@ def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> N
         """The models this key may call now."""
         request_id, who = _request_id(request), None
         try:
-            who = identify(request)
-            names = gateway.offered_to(who)
+            who = await asyncio.to_thread(identify, request)  # a database read: off the loop
+            names = await asyncio.to_thread(gateway.offered_to, who)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
-            return _openai_refusal(engine, exc, who, request, request_id)
+            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, request_id)
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "podium"} for name in names]
         return JSONResponse({"object": "list", "data": data})
 
@@ -224,11 +226,11 @@ def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> N
         """Say whether a `podium/auto` answer was good: the router learns from it (once per request)."""
         who = None
         try:
-            who = identify(request)
+            who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             said = _parse(Feedback, await request.body())
-            credited = gateway.feedback(who, said.request_id, said.good)
+            credited = await asyncio.to_thread(gateway.feedback, who, said.request_id, said.good)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
-            return _openai_refusal(engine, exc, who, request, _request_id(request))
+            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, _request_id(request))
         return JSONResponse({"request_id": said.request_id, "credited": credited})
 
     @router.get("/v1/podium/audit/{request_id}", response_model=None)
@@ -236,10 +238,10 @@ def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> N
         """The audit entries of one of this key's requests, each with its Merkle inclusion proof."""
         who, request_id = None, str(request.path_params["request_id"])
         try:
-            who = identify(request)
-            found = gateway.audit_of(who, request_id)
+            who = await asyncio.to_thread(identify, request)  # a database read: off the loop
+            found = await asyncio.to_thread(gateway.audit_of, who, request_id)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
-            return _openai_refusal(engine, exc, who, request, request_id[:200])
+            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, request_id[:200])
         entries = [
             {"seq": stored.seq, "entry": dataclasses.asdict(stored.entry), "proof": dataclasses.asdict(proof)}
             for stored, proof in found
@@ -261,9 +263,26 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise UsageError(
             f"the body is not valid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})."
         ) from None
+    except RecursionError:
+        raise UsageError(f"the body nests deeper than {MAX_DEPTH} levels; flatten it.") from None
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object.")
+    if _depth(data) > MAX_DEPTH:
+        raise UsageError(f"the body nests deeper than {MAX_DEPTH} levels; flatten it.")
     return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests (without recursion: a hostile body cannot exhaust the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _parse(model: type[M], raw: bytes) -> M:

@@ -67,7 +67,27 @@ class Guardrails:
             )
         if verdict.messages is not messages:
             body = {**body, "messages": verdict.messages}
-        return body, verdict.leaving(self.policy.actions), detail
+        leaving = verdict.leaving(self.policy.actions) | self._screen_the_rest(who, body)
+        return body, leaving, detail
+
+    def _screen_the_rest(self, who: str, body: dict[str, Any]) -> frozenset[str]:
+        """What goes out besides the messages (tool descriptions and schemas, a response format, stop sequences)
+        is scanned too. Nothing is redacted there (a schema must stay as it is): a finding the policy does not
+        allow refuses the request; an allowed kind goes to Cedar with the rest."""
+        rest = {key: value for key, value in body.items() if key != "messages"}
+        if not rest:
+            return frozenset()
+        verdict = self.policy.apply([{"role": "user", "content": canonical_json(rest)}])
+        held = sorted(kind for kind in verdict.found if self.policy.actions[kind] != "allow")  # type: ignore[index]
+        if held:
+            raise PromptRefused(
+                f"the request's tools, format or stop sequences carry {', '.join(held)}, which podium does not "
+                "redact there; take them out and send the request again.",
+                agent=who,
+                resource="prompt",
+                guardrail=canonical_json(verdict.audit()),
+            )
+        return verdict.leaving(self.policy.actions)
 
     def chunk_guard(self) -> ChunkGuard | None:
         """A guard for one streamed reply (None: no output guardrail, so streaming adds no buffering)."""

@@ -184,12 +184,16 @@ class Gateway:
         try:
             sent, data, detail = await self._guardrails.screen(who.name, body)
         except PromptRefused as refused:
-            self._audit_refused(who, request_id, alias, refused)
+            await asyncio.to_thread(self._audit_refused, who, request_id, alias, refused)
             raise
         detail = {"alias": alias, "door": "gateway", **detail}
         if self._log_content:
             detail["prompt"] = _bounded(canonical_json(sent.get("messages")))
         return _Ask(who, alias, sent, max_tokens, detail, data)
+
+    async def _models_for(self, ask: _Ask) -> list[str]:
+        """`_plan`, off the event loop when it reads the database (podium/auto asks what the caller may use)."""
+        return await asyncio.to_thread(self._plan, ask) if ask.alias == AUTO else self._plan(ask)
 
     def _plan(self, ask: _Ask) -> list[str]:
         """The models to try for a chat request, in order (`podium/auto`: the router's order, explained in the
@@ -252,7 +256,7 @@ class Gateway:
         """A whole chat answer from the first of the alias's models that gives one."""
         with _scope(who, request_id):
             ask = await self._ask(who, request_id, alias, body, max_tokens)
-            for model in self._plan(ask):
+            for model in await self._models_for(ask):
                 checked = await self._attempt(model, functools.partial(self._complete_on, ask, model))
                 if checked is not None:
                     result, blocked = checked
@@ -273,7 +277,7 @@ class Gateway:
         return await self._pod.governor.govern(
             self._chat_call(ask, model),
             answer,
-            lambda r: self._usage(model, r[0].usage, r[0].compute_seconds),
+            lambda r: self._usage(model, self._reported(r[0], ask), r[0].compute_seconds),
             lambda r: _answer_text(r[0]),
             ask.detail | {"upstream_model": request.model},
             annotate=lambda r: blocked_detail(r[1]) | self._content(_answer_text(r[0])),
@@ -331,7 +335,7 @@ class Gateway:
             with _scope(who, request_id):
                 ask = await self._ask(who, request_id, alias, body, max_tokens)
                 ask.detail["stream"] = "true"
-                for model in self._plan(ask):
+                for model in await self._models_for(ask):
                     tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
                     if tally is not None:
                         self._routed(ask, request_id, model)
@@ -446,6 +450,7 @@ class Gateway:
         messages = body.get("messages") or ()
         read = len(canonical_json(body).encode()) + TOKENS_PER_MESSAGE * (len(messages) + 2)
         read += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
+        read += HIDDEN_PROMPT_TOKENS * sum(1 for field in ("tools", "response_format") if body.get(field))
         seconds = (read + max_tokens) / SLOWEST_TOKENS_PER_SECOND
         return self._cost(model, Tokens(input=read, output=max_tokens), seconds, worst=True)
 
@@ -462,16 +467,33 @@ class Gateway:
         return Usage.of(tokens, compute_seconds=seconds, cost_nano_usd=self._cost(model, tokens, seconds))
 
     def _stream_usage(self, model: str, tally: Tally, body: dict[str, Any], max_tokens: int) -> Usage:
-        """The provider's usage if it said; else (a stream cut short) the prompt as bytes/4 and what was produced:
-        a stream the client abandons is billed for what the upstream made, never nothing."""
-        tokens = tally.usage
-        if tokens is None:
-            prompt = len(canonical_json(body.get("messages")).encode()) // 4 + 1
-            made = min(max(tally.chunks, math.ceil(tally.chars / 4)), max_tokens)  # within what was reserved
-            tokens = Tokens(input=prompt, output=made)
+        """The provider's usage if it said; else (a stream cut short) an estimate of what the upstream read and made:
+        a stream the client abandons is billed for what the upstream produced, never nothing."""
+        tokens = tally.usage or self._estimate(body, max_tokens, tally.chunks, tally.chars)
         return self._usage(model, tokens, tally.compute_seconds)
 
+    def _reported(self, result: ChatResult, ask: _Ask) -> Tokens:
+        """The usage the provider reported for a whole answer; an answer that reports none (a proxy that drops it) is
+        charged an estimate, never nothing."""
+        if result.usage != Tokens():
+            return result.usage
+        reply = _answer_text(result)
+        return self._estimate(ask.body, ask.max_tokens, 1 if reply else 0, len(reply))
 
+    def _estimate(self, body: dict[str, Any], max_tokens: int, chunks: int, chars: int) -> Tokens:
+        """Usage the provider did not report, erring high, always within what was reserved: the whole body read
+        (tools and formats too) at three bytes a token and each media part at gateway.media_tokens, and what was
+        produced (the whole max_tokens when the model may have reasoned unseen)."""
+        messages = body.get("messages") or ()
+        read = len(canonical_json(body).encode()) // 3 + TOKENS_PER_MESSAGE * (len(messages) + 2)
+        read += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
+        made = max_tokens if body.get("reasoning_effort") else max(chunks, math.ceil(chars / 3))
+        return Tokens(input=read, output=min(made, max_tokens))
+
+
+# What a provider adds unseen when a request carries tools or a structured format (Anthropic's tool-use system
+# prompt is ~350 tokens; a JSON schema's instructions similar): reserved on top of what the body reads.
+HIDDEN_PROMPT_TOKENS = 1_000
 MEDIA_PARTS = frozenset({"image_url", "input_image", "image", "input_audio", "file", "input_file", "document"})
 
 

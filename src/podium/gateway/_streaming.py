@@ -16,10 +16,11 @@ from typing import Any
 from podium.cost import Tokens
 from podium.errors import ActorStopped
 from podium.gateway._guardrails import ChunkGuard, OutputBlocked
-from podium.gateway._upstream import ChatChunk, ChatRequest, Upstream, UpstreamError
+from podium.gateway._upstream import ChatChunk, ChatRequest, ChunkStream, Upstream, UpstreamError
 
 HALT_CHECK_S = 0.5  # how often a stream asks whether a kill or a suspension stopped its principal
 STREAM_BUFFER = 64  # chunks a slow client may fall behind before the upstream is made to wait
+MAX_STREAM_S = 1800.0  # the longest a stream may last: well within the hour after which holds count as abandoned
 
 
 @dataclasses.dataclass
@@ -97,12 +98,40 @@ async def relay(
     halted: Callable[[], Awaitable[str | None]],
     guard: ChunkGuard | None = None,
 ) -> Tally:
-    """Pass the upstream's chunks to `stream` until it ends, the client leaves, or `halted` says why not to go on
-    (asked every HALT_CHECK_S); through the output `guard`, if there is one, which releases text only once it is
-    checked. An upstream failure before anything reached the client is raised (another upstream may answer);
-    after it, it ends the stream."""
-    tally, started, next_check = Tally(), time.monotonic(), time.monotonic() + HALT_CHECK_S
+    """Pass the upstream's chunks to `stream` until it ends or the client leaves; through the output `guard`, if
+    there is one, which releases text only once it is checked. Every HALT_CHECK_S, whatever the stream is doing
+    (flowing, or stalled on a quiet upstream or a client that stopped reading), `halted` is asked why it may not go
+    on (a kill, a suspension), and a stream older than MAX_STREAM_S is cut: either stops the upstream. An upstream
+    failure before the upstream produced anything is raised (another upstream may answer); after that, it ends
+    the stream, which is paid for what was produced."""
+    tally, started = Tally(), time.monotonic()
     chunks = upstream.stream(request)
+    pump = asyncio.ensure_future(_pump(chunks, stream, tally, guard))
+    try:
+        while not (await asyncio.wait({pump}, timeout=HALT_CHECK_S))[0]:
+            why = await halted()
+            if why is None and time.monotonic() - started > MAX_STREAM_S:
+                why = f"the stream ran past {MAX_STREAM_S / 60:.0f} minutes, the longest a gateway stream may last"
+            if why is not None:
+                tally.cut_by(ActorStopped(f"{why}: the stream was cut."))
+                break
+        else:
+            pump.result()  # an upstream failure before anything was produced: raised, for a fallback
+    finally:
+        if not pump.done():
+            pump.cancel()
+            await asyncio.wait({pump})
+        await chunks.aclose()  # stops the provider's work if the stream ended early
+    produced = getattr(chunks, "produced", None)  # what an in-process model made, exactly, even if cut short
+    if tally.usage is None and produced is not None:
+        tally.usage, tally.compute_seconds = produced.usage, produced.compute_seconds
+    if tally.usage is None:
+        tally.compute_seconds = time.monotonic() - started  # the upstream's work, as near as known
+    return tally
+
+
+async def _pump(chunks: ChunkStream, stream: ChatStream, tally: Tally, guard: ChunkGuard | None) -> None:
+    """Move the upstream's chunks to the client's side, counting what was produced."""
     try:
         async for chunk in chunks:
             if chunk.usage is not None:
@@ -118,28 +147,14 @@ async def relay(
             released = chunk.body if guard is None or chunk.body is None else guard.filter(chunk.body)
             if released is not None and not await _deliver(stream, ChatChunk(body=released)):
                 tally.ended = "client_disconnected"
-                break
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + HALT_CHECK_S
-                why = await halted()
-                if why is not None:
-                    tally.cut_by(ActorStopped(f"{why}: the stream was cut."))
-                    break
+                return
     except OutputBlocked as blocked:
         tally.blocked = blocked
         tally.cut_by(blocked)
     except UpstreamError as exc:
-        if not stream.delivered:
+        if not stream.delivered and not tally.chunks:
             raise
-        tally.cut_by(exc)
-    finally:
-        await chunks.aclose()  # stops the provider's work if the stream ended early
-    produced = getattr(chunks, "produced", None)  # what an in-process model made, exactly, even if cut short
-    if tally.usage is None and produced is not None:
-        tally.usage, tally.compute_seconds = produced.usage, produced.compute_seconds
-    if tally.usage is None:
-        tally.compute_seconds = time.monotonic() - started  # the upstream's work, as near as known
-    return tally
+        tally.cut_by(exc)  # it produced something (delivered or held by the guard): that is paid for
 
 
 async def _deliver(stream: ChatStream, chunk: ChatChunk) -> bool:

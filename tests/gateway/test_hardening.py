@@ -1,0 +1,117 @@
+"""What a review of the gateway found an attacker or a careless upstream could do, each shown not to work: held
+tool calls and log probabilities cannot leak past the output guard, an answer without usage is not free, a secret
+in a tool's description does not leave, a body nested to exhaust the stack is a clear 400, and a kill cuts a stream
+whose upstream has gone quiet."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from podium import Settings
+from podium.agents import KEYS as AGENT_KEYS
+from podium.gateway._guardrails import ChunkGuard, OutputBlocked, OutputGuard
+from podium.testing import sign_in
+from tests.gateway.conftest import AGENT, remote_model, served_with
+from tests.gateway.openai_server import OpenAIServer, Script
+
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+
+
+def _chunk(delta: dict[str, object], *, finish: str | None = None, logprobs: object = None) -> dict[str, object]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
+    return {"id": "c", "object": "chat.completion.chunk", "choices": [choice]}
+
+
+def test_hold_mode_lets_no_tool_call_or_log_probability_through_unchecked() -> None:
+    guard = ChunkGuard(lambda: OutputGuard("hold"))
+    sent = [
+        guard.filter(chunk)
+        for chunk in (
+            _chunk({"role": "assistant", "content": "ok "}, logprobs={"content": [{"token": AWS_KEY}]}),
+            _chunk({"tool_calls": [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": '{"k": "'}}]}),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": AWS_KEY + '"}'}}]}),
+        )
+    ]
+    assert AWS_KEY not in json.dumps(sent)
+    with pytest.raises(OutputBlocked):
+        guard.filter(_chunk({}, finish="tool_calls"))
+
+
+def test_a_clean_tool_call_is_released_whole_when_its_choice_finishes() -> None:
+    guard = ChunkGuard(lambda: OutputGuard("window", window_tokens=4))
+    pieces = [
+        _chunk(
+            {"tool_calls": [{"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}]}
+        ),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
+        _chunk({}, finish="tool_calls"),
+    ]
+    out = [o for o in (guard.filter(c) for c in pieces) if o is not None]
+    assert len(out) == 1
+    [call] = out[0]["choices"][0]["delta"]["tool_calls"]
+    assert call == {
+        "index": 0,
+        "id": "t1",
+        "type": "function",
+        "function": {"name": "f", "arguments": '{"city": "Paris"}'},
+    }
+
+
+def _config(upstream: OpenAIServer) -> str:
+    return remote_model("remote", upstream.base_url) + '[gateway.guardrails]\noutput = "off"\n'
+
+
+def test_an_answer_without_usage_is_charged_an_estimate_not_nothing(settings: Settings) -> None:
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        upstream.script = Script(text="a reply of some length " * 4, usage=None)
+        client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
+        client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "hello"}], max_tokens=50)
+        [row] = served.ledger()
+        assert row.input_tokens > 0 and row.output_tokens > 0 and row.cost_nano_usd > 0
+
+
+def test_a_secret_in_a_tool_description_does_not_leave(settings: Settings) -> None:
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
+        tool = {"type": "function", "function": {"name": "deploy", "description": f"uses key {AWS_KEY}"}}
+        with pytest.raises(openai.PermissionDeniedError, match="aws_key"):
+            client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "go"}], tools=[tool])
+        assert upstream.chat_requests() == []
+
+
+def test_a_body_nested_to_exhaust_the_stack_is_a_clear_400_and_audited(settings: Settings) -> None:
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        deep = '{"model": "remote", "messages": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        answer = httpx.post(
+            f"{served.openai_base}/chat/completions",
+            content=deep,
+            headers={"Authorization": f"Bearer {served.agent_key}", "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 400 and "nests deeper" in answer.json()["error"]["message"]
+        refusals = [
+            e.entry for e in served.pod.audit.entries(actor=f"agent:{AGENT}") if e.entry.action == "gateway.request"
+        ]
+        assert len(refusals) == 1
+
+
+def test_a_kill_cuts_a_stream_whose_upstream_has_gone_quiet(settings: Settings) -> None:
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        upstream.script = Script(text="one two three", chunks=3, chunk_delay_s=5.0)  # a long silence after each
+        client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
+        key_id, _ = AGENT_KEYS.split(served.agent_key)
+        admin = sign_in(served.pod, "admin@podium.test")
+        stream = client.chat.completions.create(
+            model="remote", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        started = time.monotonic()
+        served.pod.kill(f"key:{key_id}", by=admin, reason="test")
+        with pytest.raises(openai.APIError, match="kill switch"):
+            for _ in stream:
+                pass
+        assert time.monotonic() - started < 4.0  # cut at the next check, not when the upstream next speaks
