@@ -107,6 +107,7 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     Calls that ran (allowed or failed) have a ledger row; refused ones only an audit entry. A call whose ledger
     row already existed is a re-run step's: its audit entry was committed with that row.
     """
+    records = _apart(records)
     ran = [r for r in records if r.ran]
     first_time = insert_many_if_absent(conn, tables.ledger, [r.ledger_row() for r in ran]) if ran else set()
     # A client that sends a request again gets its calls run again (a step re-run after a crash is the workflow's
@@ -127,6 +128,20 @@ def write_records(conn: sa.Connection, records: list[CallRecord]) -> None:
     )
     entries = [r.audit_entry() for r in records if r.key in first_time or not r.ran]
     append_many(conn, entries, known_new=first_time)
+
+
+def _apart(records: list[CallRecord]) -> list[CallRecord]:
+    """Two runs of one client request in the same batch (sent twice at once, recorded in one group commit) would
+    share a ledger key: one row for two charges. The second and later runs get retry keys of their own here, as a
+    run recorded in a later batch does below."""
+    seen: set[str] = set()
+    apart = []
+    for record in records:
+        twin = record.ran and record.key in seen and _asked(record)
+        apart.append(replace(record, retry=uuid.uuid4().hex[:12]) if twin else record)
+        if record.ran:
+            seen.add(record.key)
+    return apart
 
 
 def _asked(record: CallRecord) -> bool:
