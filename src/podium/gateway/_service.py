@@ -65,7 +65,20 @@ class _Ask:
     body: dict[str, Any]  # as it is sent: redacted where the guardrails redact
     max_tokens: int
     detail: dict[str, str]
-    data: frozenset[str] = frozenset()  # kinds of sensitive data leaving with it, for Cedar
+    data: frozenset[str]  # kinds of sensitive data leaving with it, for Cedar
+    prompt_digest: str  # of its messages, for each try's audit entry
+    body_bytes: int  # the UTF-8 bytes of the whole body: no tokeniser makes more tokens of it
+    framing_tokens: int  # the chat template's markers, and what its media parts are billed at
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A whole answer as the upstream gave it, its text (for the digest, the estimate and the output guard, read
+    once), and why the output guard withholds it, if it does."""
+
+    result: ChatResult
+    text: str
+    blocked: OutputBlocked | None
 
 
 @dataclass(frozen=True)
@@ -189,7 +202,11 @@ class Gateway:
         detail = {"alias": alias, "door": "gateway", **detail}
         if self._log_content:
             detail["prompt"] = _bounded(canonical_json(sent.get("messages")))
-        return _Ask(who, alias, sent, max_tokens, detail, data)
+        messages = sent.get("messages") or ()
+        framing = TOKENS_PER_MESSAGE * (len(messages) + 2)
+        framing += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
+        body_bytes = len(canonical_json(sent).encode())
+        return _Ask(who, alias, sent, max_tokens, detail, data, digest(sent.get("messages")), body_bytes, framing)
 
     async def _models_for(self, ask: _Ask) -> list[str]:
         """`_plan`, off the event loop when it reads the database (podium/auto asks what the caller may use)."""
@@ -202,7 +219,7 @@ class Gateway:
             return list(self.candidates(ask.alias))
         governor = self._pod.governor
         permitted = [
-            (model, self._pod.models.entry(model).tier, float(self._most(model, ask.body, ask.max_tokens)))
+            (model, self._pod.models.entry(model).tier, float(self._most(model, ask)))
             for model in self._chat_models
             if governor.permits(self._chat_call(ask, model))
         ]
@@ -259,28 +276,28 @@ class Gateway:
             for model in await self._models_for(ask):
                 checked = await self._attempt(model, functools.partial(self._complete_on, ask, model))
                 if checked is not None:
-                    result, blocked = checked
-                    if blocked is not None:
-                        raise blocked  # charged and audited as it ran; the client sees none of it
+                    if checked.blocked is not None:
+                        raise checked.blocked  # charged and audited as it ran; the client sees none of it
                     self._routed(ask, request_id, model)
-                    return Answer(result, model, request_id)
+                    return Answer(checked.result, model, request_id)
         raise self._unavailable(alias)
 
-    async def _complete_on(self, ask: _Ask, model: str) -> tuple[ChatResult, OutputBlocked | None]:
+    async def _complete_on(self, ask: _Ask, model: str) -> _Checked:
         upstream = self.upstream(model)
         request = self._request(model, ask)
 
-        async def answer(_: Call) -> tuple[ChatResult, OutputBlocked | None]:
+        async def answer(_: Call) -> _Checked:
             result = await upstream.complete(request)
-            return result, self._guardrails.check_reply(_answer_text(result))
+            text = _answer_text(result)
+            return _Checked(result, text, self._guardrails.check_reply(text))
 
         return await self._pod.governor.govern(
             self._chat_call(ask, model),
             answer,
-            lambda r: self._usage(model, self._reported(r[0], ask), r[0].compute_seconds),
-            lambda r: _answer_text(r[0]),
+            lambda r: self._usage(model, self._reported(r, ask), r.result.compute_seconds),
+            lambda r: r.text,
             ask.detail | {"upstream_model": request.model},
-            annotate=lambda r: blocked_detail(r[1]) | self._content(_answer_text(r[0])),
+            annotate=lambda r: blocked_detail(r.blocked) | self._content(r.text),
             offload=True,
         )
 
@@ -355,7 +372,7 @@ class Gateway:
         return await self._pod.governor.govern(
             self._chat_call(ask, model),
             lambda _: relay(upstream, request, stream, halted, guard),
-            lambda t: self._stream_usage(model, t, ask.body, ask.max_tokens),
+            lambda t: self._stream_usage(model, t, ask),
             lambda t: "".join(t.text),
             ask.detail | {"upstream_model": request.model},
             annotate=lambda t: t.audit_detail() | blocked_detail(t.blocked) | self._content("".join(t.text)),
@@ -424,8 +441,7 @@ class Gateway:
     # -- calls, estimates, costs -----------------------------------------------------------------------------
 
     def _chat_call(self, ask: _Ask, model: str) -> Call:
-        prompt = digest(ask.body.get("messages"))
-        call = self._call(ask.who, ask.alias, model, prompt, self._most(model, ask.body, ask.max_tokens))
+        call = self._call(ask.who, ask.alias, model, ask.prompt_digest, self._most(model, ask))
         return dataclasses.replace(call, data=ask.data)
 
     def _call(self, who: Identity, alias: str, model: str, prompt_digest: str, most: int) -> Call:
@@ -442,17 +458,15 @@ class Gateway:
             provider="local" if setting is None else (urlsplit(setting.base_url).hostname or "unknown"),
         )
 
-    def _most(self, model: str, body: dict[str, Any], max_tokens: int) -> int:
+    def _most(self, model: str, ask: _Ask) -> int:
         """The most a chat request can cost on `model`: no tokeniser makes more tokens than the UTF-8 bytes it reads
         (the whole body: messages, tools, formats) plus the template's markers, and no more output than max_tokens.
         A picture, a sound or a file is billed by what it holds, not by the bytes of its URL: each such part is
         reserved at gateway.media_tokens."""
-        messages = body.get("messages") or ()
-        read = len(canonical_json(body).encode()) + TOKENS_PER_MESSAGE * (len(messages) + 2)
-        read += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
-        read += HIDDEN_PROMPT_TOKENS * sum(1 for field in ("tools", "response_format") if body.get(field))
-        seconds = (read + max_tokens) / SLOWEST_TOKENS_PER_SECOND
-        return self._cost(model, Tokens(input=read, output=max_tokens), seconds, worst=True)
+        read = ask.body_bytes + ask.framing_tokens
+        read += HIDDEN_PROMPT_TOKENS * sum(1 for field in ("tools", "response_format") if ask.body.get(field))
+        seconds = (read + ask.max_tokens) / SLOWEST_TOKENS_PER_SECOND
+        return self._cost(model, Tokens(input=read, output=ask.max_tokens), seconds, worst=True)
 
     def _cost(self, model: str, tokens: Tokens, seconds: float, *, worst: bool = False) -> int:
         """What `tokens` cost on `model`; `worst`: priced at whichever input and output class is dearest."""
@@ -466,29 +480,27 @@ class Gateway:
     def _usage(self, model: str, tokens: Tokens, seconds: float) -> Usage:
         return Usage.of(tokens, compute_seconds=seconds, cost_nano_usd=self._cost(model, tokens, seconds))
 
-    def _stream_usage(self, model: str, tally: Tally, body: dict[str, Any], max_tokens: int) -> Usage:
+    def _stream_usage(self, model: str, tally: Tally, ask: _Ask) -> Usage:
         """The provider's usage if it said; else (a stream cut short) an estimate of what the upstream read and made:
         a stream the client abandons is billed for what the upstream produced, never nothing."""
-        tokens = tally.usage or self._estimate(body, max_tokens, tally.chunks, tally.chars)
+        tokens = tally.usage or self._estimate(ask, tally.chunks, tally.chars)
         return self._usage(model, tokens, tally.compute_seconds)
 
-    def _reported(self, result: ChatResult, ask: _Ask) -> Tokens:
+    def _reported(self, checked: _Checked, ask: _Ask) -> Tokens:
         """The usage the provider reported for a whole answer; an answer that reports none (a proxy that drops it) is
         charged an estimate, never nothing."""
-        if result.usage != Tokens():
-            return result.usage
-        reply = _answer_text(result)
-        return self._estimate(ask.body, ask.max_tokens, 1 if reply else 0, len(reply))
+        if checked.result.usage != Tokens():
+            return checked.result.usage
+        return self._estimate(ask, 1 if checked.text else 0, len(checked.text))
 
-    def _estimate(self, body: dict[str, Any], max_tokens: int, chunks: int, chars: int) -> Tokens:
+    @staticmethod
+    def _estimate(ask: _Ask, chunks: int, chars: int) -> Tokens:
         """Usage the provider did not report, erring high, always within what was reserved: the whole body read
         (tools and formats too) at three bytes a token and each media part at gateway.media_tokens, and what was
         produced (the whole max_tokens when the model may have reasoned unseen)."""
-        messages = body.get("messages") or ()
-        read = len(canonical_json(body).encode()) // 3 + TOKENS_PER_MESSAGE * (len(messages) + 2)
-        read += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
-        made = max_tokens if body.get("reasoning_effort") else max(chunks, math.ceil(chars / 3))
-        return Tokens(input=read, output=min(made, max_tokens))
+        read = ask.body_bytes // 3 + ask.framing_tokens
+        made = ask.max_tokens if ask.body.get("reasoning_effort") else max(chunks, math.ceil(chars / 3))
+        return Tokens(input=read, output=min(made, ask.max_tokens))
 
 
 # What a provider adds unseen when a request carries tools or a structured format (Anthropic's tool-use system
