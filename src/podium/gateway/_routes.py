@@ -75,7 +75,7 @@ def gateway_router(gateway: Gateway, identify: Identify) -> APIRouter:
 def refusal(engine: sa.Engine, exc: BaseException, who: Identity | None, path: str, request_id: str) -> Problem:
     """What `exc` means to the client; a request from a known key refused before the governor saw it (a bad body,
     an unknown model) is audited here (the governor audits its own refusals, the gatekeeper bad keys)."""
-    problem = exc.problem if isinstance(exc, Refused) else problem_of(exc)
+    problem = _problem(exc)
     if who is not None and problem.kind in ("invalid_request", "not_found") and not isinstance(exc, GovernanceError):
         _audit_refusal(engine, who, path, request_id, problem)
     return problem
@@ -116,7 +116,6 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
         try:
             who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             chat = _parse(ChatCompletionRequest, await request.body())
-            gateway.candidates(chat.model)
             max_tokens = chat.wanted_tokens(gateway.default_max_tokens)
             if chat.stream:
                 stream = gateway.stream(who, request_id, chat.model, chat.upstream_body(), max_tokens)
@@ -139,7 +138,6 @@ def _chat_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> Non
         try:
             who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             asked = _parse(EmbeddingsRequest, await request.body())
-            gateway.candidates(asked.model)
             result, _ = await gateway.embed(who, request_id, asked.model, asked.inputs)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
             return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, request_id)
@@ -163,7 +161,6 @@ def _anthropic_routes(router: APIRouter, gateway: Gateway, identify: Identify) -
         try:
             who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             asked = anthropic.read_messages_request(_json_object(await request.body()))
-            gateway.candidates(asked.model)
             body, max_tokens = anthropic.to_openai(asked)
             if asked.stream:
                 stream = gateway.stream(who, request_id, asked.model, body, max_tokens)
@@ -200,7 +197,7 @@ async def _anthropic_events(
             chunk = await anext(stream, None)
         yield translator.finish(usage)
     except Exception as exc:  # noqa: BLE001 - the stream has begun: the error goes in it
-        problem = exc.problem if isinstance(exc, Refused) else problem_of(exc)
+        problem = _problem(exc)
         yield anthropic.error_event(anthropic.error_type(problem.status), problem.message)
     finally:
         stream.abandon()
@@ -247,6 +244,11 @@ def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> N
             for stored, proof in found
         ]
         return JSONResponse({"request_id": request_id, "entries": entries})
+
+
+def _problem(exc: BaseException) -> Problem:
+    """What `exc` means to the client: a gatekeeper's refusal says so itself."""
+    return exc.problem if isinstance(exc, Refused) else problem_of(exc)
 
 
 def _request_id(request: Request) -> str:
@@ -327,7 +329,7 @@ async def _openai_events(
             chunk = await anext(stream, None)
         yield b"data: [DONE]\n\n"
     except Exception as exc:  # noqa: BLE001 - the stream has begun: the error goes in it
-        yield _event(openai_error(exc.problem if isinstance(exc, Refused) else problem_of(exc)))
+        yield _event(openai_error(_problem(exc)))
     finally:
         stream.abandon()
 
