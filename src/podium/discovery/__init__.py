@@ -1,0 +1,8 @@
+"""Shadow-AI discovery: find the AI services people use outside podium in network logs (Zeek, Squid, DNS servers,
+proxy and firewall exports), score them with an open catalogue, attribute them to people, and move that use onto
+the governed gateway (`podium discover sanction`), measuring how much moved. See docs/shadow-ai.md."""
+
+from podium.discovery._catalogue import Catalogue, Rule, Service
+from podium.discovery._evidence import FORMATS, BadLine, LogFile, Reading, Sighting
+
+__all__ = ["FORMATS", "BadLine", "Catalogue", "LogFile", "Reading", "Rule", "Service", "Sighting"]
