@@ -20,7 +20,11 @@ from podium.models import COMPUTE_SECONDS, SMOLLM2_135M, LlamaCppModel
 
 pytestmark = pytest.mark.slow
 
-TOLERANCE = 0.25  # the charge moved by 1-4% in six trials here, the wall time by 3-5x
+# The charge moved by 1-4% in six trials here, the wall time by 3-5x; once, on a fresh-clone CI run, the same call's
+# CPU time itself moved by 40% (0.20 s against 0.28 s: three burners on one core also evict its caches). The claim
+# tested is that the charge follows the CPU time, not the wall time: it moves far less than the wall time does.
+TOLERANCE = 0.5
+WALL_SLOWDOWN = 2.5  # three burners on the call's CPU leave it a quarter: the wall time grows 3-5x
 LOCAL = Price(compute_per_hour=0.085)  # the default local rate
 ASKED = "My card was stolen at the station, what do I do?"
 BURN = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
@@ -67,17 +71,17 @@ def charged(model: LlamaCppModel, text: str) -> Charged:
     return Charged(cost, seconds, time.perf_counter() - started)
 
 
-def median_of_three(model: LlamaCppModel) -> Charged:
-    calls = sorted((charged(model, ASKED) for _ in range(3)), key=lambda c: c.cost_nano_usd)
-    return calls[1]
+def median_of_five(model: LlamaCppModel) -> Charged:
+    calls = sorted((charged(model, ASKED) for _ in range(5)), key=lambda c: c.cost_nano_usd)
+    return calls[2]
 
 
 def test_the_same_call_costs_the_same_on_a_busy_machine() -> None:
     model = LlamaCppModel.from_package("smollm2-135m", SMOLLM2_135M)
     with on_one_cpu() as cpu:
         charged(model, ASKED)  # from now on llama.cpp finds the prompt cached: each call does the same work
-        quiet = median_of_three(model)
+        quiet = median_of_five(model)
         with competitors(cpu):
-            busy = median_of_three(model)
-    assert busy.wall_seconds > 1.5 * quiet.wall_seconds, "the competitors did not take the CPU"
+            busy = median_of_five(model)
+    assert busy.wall_seconds > WALL_SLOWDOWN * quiet.wall_seconds, "the competitors did not take the CPU"
     assert busy.cost_nano_usd == pytest.approx(quiet.cost_nano_usd, rel=TOLERANCE), (quiet, busy)
