@@ -334,6 +334,42 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (scope, "window"))""",
         ),
     ),
+    Migration(
+        15,
+        "shadow-AI discovery: the log files ingested (once each, by sha256), each run, and what they showed of "
+        "AI services per user, department, host and day",
+        (
+            """CREATE TABLE podium_discovery_runs (
+                id TEXT PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                files TEXT NOT NULL,
+                skipped_lines BIGINT NOT NULL)""",
+            "CREATE INDEX podium_discovery_runs_at ON podium_discovery_runs (at)",
+            """CREATE TABLE podium_discovery_files (
+                sha256 TEXT PRIMARY KEY,
+                path TEXT NOT NULL,
+                format TEXT NOT NULL,
+                lines BIGINT NOT NULL,
+                skipped BIGINT NOT NULL,
+                run_id TEXT NOT NULL,
+                ingested_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE podium_discovery_sightings (
+                run_id TEXT NOT NULL,
+                "user" TEXT NOT NULL,
+                department TEXT NOT NULL,
+                service TEXT NOT NULL,
+                host TEXT NOT NULL,
+                day TEXT NOT NULL,
+                requests BIGINT NOT NULL,
+                bytes_up BIGINT,
+                bytes_down BIGINT,
+                first_seen DOUBLE PRECISION NOT NULL,
+                last_seen DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (run_id, "user", department, service, host, day))""",
+            "CREATE INDEX podium_discovery_sightings_service ON podium_discovery_sightings (service, day)",
+            'CREATE INDEX podium_discovery_sightings_user ON podium_discovery_sightings ("user", service)',
+        ),
+    ),
 )
 
 _MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table

@@ -105,6 +105,48 @@ rate_windows = sa.Table(
     sa.Column("tokens", sa.BigInteger, nullable=False),
 )
 
+discovery_runs = sa.Table(
+    "podium_discovery_runs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("files", sa.Text, nullable=False),  # JSON list of the sha256 of the files this run ingested
+    sa.Column("skipped_lines", sa.BigInteger, nullable=False),
+    sa.Index("podium_discovery_runs_at", "at"),
+)
+
+discovery_files = sa.Table(
+    "podium_discovery_files",
+    metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),  # of the file's bytes: the same file is ingested once
+    sa.Column("path", sa.Text, nullable=False),  # as it was given, the first time
+    sa.Column("format", sa.Text, nullable=False),
+    sa.Column("lines", sa.BigInteger, nullable=False),
+    sa.Column("skipped", sa.BigInteger, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("ingested_at", sa.Float, nullable=False),
+)
+
+# What one run's files showed, per user, department, service, host and day. A run's files are read together (one
+# flow's evidence is reconciled across them), so a row belongs to the run, and each file to exactly one run.
+discovery_sightings = sa.Table(
+    "podium_discovery_sightings",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("user", sa.Text, primary_key=True),  # person, pseudonym or client address
+    sa.Column("department", sa.Text, primary_key=True),  # '' when none is known
+    sa.Column("service", sa.Text, primary_key=True),  # catalogue id
+    sa.Column("host", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),  # ISO date, UTC
+    sa.Column("requests", sa.BigInteger, nullable=False),  # flows or proxy requests; lookups for DNS-only evidence
+    sa.Column("bytes_up", sa.BigInteger),  # NULL: the evidence carries no bytes (DNS), never 0
+    sa.Column("bytes_down", sa.BigInteger),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Index("podium_discovery_sightings_service", "service", "day"),
+    sa.Index("podium_discovery_sightings_user", "user", "service"),
+)
+
 budgets = sa.Table(
     "podium_budgets",
     metadata,
