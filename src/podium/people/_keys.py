@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from podium._bounds import check_name
 from podium.audit import parse_actor, record
 from podium.errors import ConfigurationError, NotFoundError, Unauthenticated, UsageError
 from podium.people._directory import admins, team_names
@@ -108,8 +109,12 @@ class PersonKeys:
             _link_into_place(pending, store_in)
         return issued
 
-    def issue(self, person: str, *, by: Identity, expires_days: float | None = None) -> IssuedPersonKey:
-        """A new key for `person` (who must be in the directory), live until revoked or `expires_days` pass."""
+    def issue(
+        self, person: str, *, by: Identity, expires_days: float | None = None, purpose: str = ""
+    ) -> IssuedPersonKey:
+        """A new key for `person` (who must be in the directory), live until revoked or `expires_days` pass.
+        `purpose` says what it was issued for, beside who issued it (`created_by`, which `podium keys list` shows,
+        and the audit entry), so the work that issued it can find it again (`podium discover sanction`)."""
         if expires_days is not None and not (math.isfinite(expires_days) and 0 < expires_days <= MAX_EXPIRY_DAYS):
             raise UsageError(
                 f"--expires {expires_days} is out of range: give the days it lasts, more than 0 (0.5 is twelve "
@@ -118,11 +123,14 @@ class PersonKeys:
         teams = self._teams(person)
         expires_at = time.time() + expires_days * 86400 if expires_days is not None else None
         detail = {"expires_at": str(expires_at)} if expires_at else {}
+        if purpose:
+            detail["purpose"] = check_name(purpose, "a key's purpose")
         entity, context = person_entity(person, teams), {"touches_admins": "admins" in teams}
         with self._authorizer.act(
             by, "keys.issue", entity, context, resource_name=f"person:{person}", detail=detail
         ) as act:
-            issued = self._insert(act.conn, person, created_by=by.actor, expires_at=expires_at)
+            created_by = f"{by.actor} for {purpose}" if purpose else by.actor
+            issued = self._insert(act.conn, person, created_by=created_by, expires_at=expires_at)
             act.detail["key_id"] = issued.id
         return issued
 
