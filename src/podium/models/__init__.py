@@ -11,7 +11,7 @@ from podium.models._catalog import (
     model_states,
 )
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
-from podium.models._config import ModelConfig
+from podium.models._config import DiscoverySetting, ModelConfig
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
 from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
@@ -26,6 +26,7 @@ __all__ = [
     "Breakers",
     "CircuitBreaker",
     "ClassifierModel",
+    "DiscoverySetting",
     "Features",
     "LlamaCppModel",
     "LocalModel",

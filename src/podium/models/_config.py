@@ -181,12 +181,36 @@ class GatewaySetting(BaseModel):
     )
 
 
+class DiscoverySetting(BaseModel):
+    """[discovery]: what the organisation decided about the AI services `podium discover` finds::
+
+    [discovery]
+    sanctioned = ["github-copilot"]            # catalogue ids (podium's own gateway always is)
+    blocked = ["deepseek"]
+    gateway_hosts = ["podium.example.com"]     # the organisation's gateway: use through it is governed
+    [discovery.services.our-rag]               # the organisation's own entries (or corrections to the catalogue's)
+    name = "Our RAG assistant"
+    domains = ["rag.example.com"]
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sanctioned: list[str] = Field(default_factory=list, description="service ids the organisation allows")
+    blocked: list[str] = Field(default_factory=list, description="service ids the organisation forbids")
+    gateway_hosts: list[str] = Field(default_factory=list, description="host names of the organisation's gateway")
+    services: dict[str, dict[str, object]] = Field(
+        default_factory=dict,
+        description="the organisation's own services, with catalogue.toml's fields; checked when the catalogue loads",
+    )
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, RemoteModelSetting] = Field(default_factory=dict)
     routing: RoutingSetting = Field(default_factory=RoutingSetting)
     gateway: GatewaySetting = Field(default_factory=GatewaySetting)
+    discovery: DiscoverySetting = Field(default_factory=DiscoverySetting)
 
     @classmethod
     def load(cls, path: Path) -> ModelConfig:
