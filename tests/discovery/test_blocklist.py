@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podium.discovery import Catalogue, Service
-from podium.discovery._blocklist import dns_name, render, unsanctioned
+from podium.discovery._blocklist import dns_name, render_blocklist, unsanctioned
 from podium.errors import UsageError
 
 
@@ -44,20 +44,25 @@ def data_lines(text: str) -> list[str]:
 
 def test_each_format_lists_what_stays_unsanctioned_as_its_tool_reads_it() -> None:
     blocklist = unsanctioned(CATALOGUE)
-    assert data_lines(render(blocklist, "squid")) == [".claude.ai", "api.anthropic.com", ".chatgpt.com", ".openai.com"]
-    assert data_lines(render(blocklist, "dnsmasq")) == [
+    assert data_lines(render_blocklist(blocklist, "squid")) == [
+        ".claude.ai",
+        "api.anthropic.com",
+        ".chatgpt.com",
+        ".openai.com",
+    ]
+    assert data_lines(render_blocklist(blocklist, "dnsmasq")) == [
         "address=/claude.ai/0.0.0.0",
         "address=/api.anthropic.com/0.0.0.0",
         "address=/chatgpt.com/0.0.0.0",
         "address=/openai.com/0.0.0.0",
     ]
-    assert data_lines(render(blocklist, "pihole")) == [
+    assert data_lines(render_blocklist(blocklist, "pihole")) == [
         "||claude.ai^",
         "api.anthropic.com",
         "||chatgpt.com^",
         "||openai.com^",
     ]
-    rows = list(csv.reader(io.StringIO(render(blocklist, "csv"))))
+    rows = list(csv.reader(io.StringIO(render_blocklist(blocklist, "csv"))))
     assert rows[0] == ["service", "domain", "category", "risk"]
     assert ["chatgpt", "openai.com", "chat", "62"] in rows
     assert {r[0] for r in rows[1:]} == {"chatgpt", "claude"}  # openai-api is covered by chatgpt's openai.com
@@ -65,14 +70,14 @@ def test_each_format_lists_what_stays_unsanctioned_as_its_tool_reads_it() -> Non
 
 def test_a_redirect_answers_with_the_gateways_address_and_only_dnsmasq_can_say_so() -> None:
     blocklist = unsanctioned(CATALOGUE, keep=["podium.example.com"])
-    assert "address=/claude.ai/10.0.0.5" in data_lines(render(blocklist, "dnsmasq", redirect="10.0.0.5"))
-    assert "address=/claude.ai/fd00::5" in data_lines(render(blocklist, "dnsmasq", redirect="fd00:0::5"))
+    assert "address=/claude.ai/10.0.0.5" in data_lines(render_blocklist(blocklist, "dnsmasq", redirect="10.0.0.5"))
+    assert "address=/claude.ai/fd00::5" in data_lines(render_blocklist(blocklist, "dnsmasq", redirect="fd00:0::5"))
     with pytest.raises(UsageError, match="not an IP address"):
-        render(blocklist, "dnsmasq", redirect="gateway.example.com")
+        render_blocklist(blocklist, "dnsmasq", redirect="gateway.example.com")
     with pytest.raises(UsageError, match="dnsmasq only"):
-        render(blocklist, "squid", redirect="10.0.0.5")
+        render_blocklist(blocklist, "squid", redirect="10.0.0.5")
     with pytest.raises(UsageError, match="squid, dnsmasq, pihole, csv"):
-        render(blocklist, "hosts")
+        render_blocklist(blocklist, "hosts")
 
 
 def test_a_domain_whose_block_would_catch_a_sanctioned_host_is_left_out_and_said() -> None:
@@ -118,15 +123,15 @@ def test_hostile_catalogue_names_are_never_written(hostile: str) -> None:
 def test_no_catalogue_data_makes_a_line_its_tool_reads_as_anything_but_one_rule(names: list[str]) -> None:
     blocklist = unsanctioned(Catalogue([service("fuzz", *names, hosts=tuple(names))]))
     for fmt, shape in LINE.items():
-        for line in data_lines(render(blocklist, fmt)):
+        for line in data_lines(render_blocklist(blocklist, fmt)):
             assert shape.fullmatch(line), (fmt, line)
-    rows = list(csv.reader(io.StringIO(render(blocklist, "csv"))))
+    rows = list(csv.reader(io.StringIO(render_blocklist(blocklist, "csv"))))
     assert all(len(row) == 4 for row in rows)
 
 
 def test_a_spreadsheet_never_runs_a_catalogue_value_as_a_formula() -> None:
     catalogue = Catalogue([Service("x", "X", "V", '=HYPERLINK("http://evil")', ("example-ai.com",), risk=1)])
-    rows = list(csv.reader(io.StringIO(render(unsanctioned(catalogue), "csv"))))
+    rows = list(csv.reader(io.StringIO(render_blocklist(unsanctioned(catalogue), "csv"))))
     assert rows[1][2].startswith("'=")
 
 

@@ -127,7 +127,7 @@ def redirect_address(value: str) -> str:
         ) from None
 
 
-def render(blocklist: Blocklist, fmt: str, *, redirect: str | None = None) -> str:
+def render_blocklist(blocklist: Blocklist, fmt: str, *, redirect: str | None = None) -> str:
     """The list in `fmt`, as that tool reads it. `redirect` (an IP address) answers DNS with the gateway's host
     instead of 0.0.0.0; only dnsmasq can say so in its list."""
     if fmt not in BLOCKLIST_FORMATS:
