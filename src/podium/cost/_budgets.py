@@ -2,8 +2,9 @@
 
 A budget belongs to a scope: ``agent:<name>``, ``workflow:<name>``, ``team:<name>``, ``key:<id>`` (an agent's key
 or a person's), ``person:<name>`` (what they spend at the gateway) or ``model:<name>`` (every call of it). Before a
-governed call the governor reserves its estimated cost against every budget that covers it, with one conditional
-update per budget (``spent + reserved + amount <= limit``). After the call the reservation is settled in the same
+governed call the governor reserves its estimated cost against every budget that covers it: the budgets' rows are
+locked in scope order and read, and if each has room (``spent + reserved + amount <= limit``) one conditional
+update holds the amount on all of them. After the call the reservation is settled in the same
 transaction as the ledger row: the estimate leaves ``reserved`` and the actual joins ``spent``. So concurrent calls
 in any number of processes overshoot a budget at most by what they cost beyond their estimates (not at all for tool
 fees, which are exact).
@@ -117,40 +118,40 @@ class Budgets:
         A reservation still held under the same call key (a step re-run after a crash) is reused, not doubled. An
         exhausted budget raises BudgetExhausted and holds nothing.
         """
+        checked = [scope for scope in scopes if scope not in waived]
         with self._engine.begin() as conn:
-            held = conn.execute(sa.select(r.c.id).where(r.c.call_key == call_key, r.c.status == "held")).first()
-            if held is not None:
+            if conn.dialect.name == "sqlite":  # take the write lock before reading (pysqlite waits for a write)
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            rows = conn.execute(_LOCK_COVERING, {"scopes": checked, "call_key": call_key}).all()
+            if any(row.held for row in rows):
                 return True
-            checked = [scope for scope in scopes if scope not in waived]
-            covered = [row.scope for row in conn.execute(sa.select(b.c.scope).where(b.c.scope.in_(checked)))]
-            if not covered:
+            if not rows:
                 return False
-            for scope in sorted(covered):  # one order everywhere: no deadlock between two reservations
-                took = conn.execute(
-                    b.update()
-                    .where(b.c.scope == scope)
-                    .where(b.c.spent_nano_usd + b.c.reserved_nano_usd + amount <= b.c.limit_nano_usd)
-                    .values(reserved_nano_usd=b.c.reserved_nano_usd + amount)
-                ).rowcount
-                if not took:
-                    budget = _budget(conn.execute(sa.select(b).where(b.c.scope == scope)).one())
+            for row in rows:  # in scope order, as they were locked
+                budget = _budget(row)
+                if budget.left_nano_usd < amount:
                     raise BudgetExhausted(
-                        f"budget {scope} is exhausted: {_usd(budget.spent_nano_usd)} spent and "
+                        f"budget {budget.scope} is exhausted: {_usd(budget.spent_nano_usd)} spent and "
                         f"{_usd(budget.reserved_nano_usd)} reserved of {_usd(budget.limit_nano_usd)}, and this call "
-                        f"needs up to {_usd(amount)}. Raise it with `podium budgets set {scope} USD`.",
-                        scope=scope,
+                        f"needs up to {_usd(amount)}. Raise it with `podium budgets set {budget.scope} USD`.",
+                        scope=budget.scope,
                         on_exhausted=budget.on_exhausted,
                     )
+            covered = [str(row.scope) for row in rows]
+            took = conn.execute(_HOLD, {"scopes": covered, "amount": amount}).rowcount
+            if took != len(covered):  # the rows are locked, so this cannot happen; if it did, hold nothing
+                raise RuntimeError(f"budgets {covered} changed under their lock; nothing was reserved for {call_key}.")
             conn.execute(
-                r.insert().values(
-                    id=str(uuid.uuid4()),
-                    call_key=call_key,
-                    run_id=run_id,
-                    scopes=json.dumps(sorted(covered)),
-                    amount_nano_usd=amount,
-                    status="held",
-                    created_at=time.time(),
-                )
+                _INSERT_RESERVATION,
+                {
+                    "id": str(uuid.uuid4()),
+                    "call_key": call_key,
+                    "run_id": run_id,
+                    "scopes": json.dumps(covered),
+                    "amount_nano_usd": amount,
+                    "status": "held",
+                    "created_at": time.time(),
+                },
             )
         return True
 
@@ -191,31 +192,58 @@ def settle(conn: sa.Connection, charges: Sequence[Charge]) -> None:
     say by a cancel) is still charged. Budget rows are updated once each, in scope order, so that concurrent
     settles and reservations always lock them in the same order and cannot deadlock."""
     deltas: dict[str, list[int]] = {}  # scope -> [reserved change, spent change]
+    now = time.time()
     for charge in charges:
-        held = conn.execute(
-            sa.select(r.c.id, r.c.scopes, r.c.amount_nano_usd).where(
-                r.c.call_key == charge.call_key, r.c.status == "held"
-            )
-        ).first()
+        status = "released" if charge.actual is None else "committed"
+        claim = {"held_key": charge.call_key, "new_status": status, "settled": now}
+        held = conn.execute(_CLAIM_HELD, claim).first()
         if held is not None:
-            claimed = conn.execute(
-                r.update()
-                .where(r.c.id == held.id, r.c.status == "held")
-                .values(status="released" if charge.actual is None else "committed", settled_at=time.time())
-            ).rowcount
-            if claimed:
-                for scope in json.loads(held.scopes):
-                    deltas.setdefault(scope, [0, 0])[0] -= int(held.amount_nano_usd)
+            for scope in json.loads(held.scopes):
+                deltas.setdefault(scope, [0, 0])[0] -= int(held.amount_nano_usd)
         if charge.actual:
             for scope in charge.scopes:
                 deltas.setdefault(scope, [0, 0])[1] += charge.actual
-    for scope in sorted(deltas):
-        reserved, spent = deltas[scope]
-        conn.execute(
-            b.update()
-            .where(b.c.scope == scope)
-            .values(reserved_nano_usd=b.c.reserved_nano_usd + reserved, spent_nano_usd=b.c.spent_nano_usd + spent)
-        )
+    changes = [
+        {"scope_": scope, "reserved_": reserved, "spent_": spent}
+        for scope, (reserved, spent) in sorted(deltas.items())
+        if reserved or spent
+    ]
+    if changes:  # one statement per budget row, in scope order, sent together
+        conn.execute(_ADJUST, changes)
+
+
+# Built once: a reservation and its settling run on every governed call, and building a statement costs more CPU
+# than executing it.
+_LOCK_COVERING = (
+    sa.select(
+        b,
+        sa.select(r.c.id).where(r.c.call_key == sa.bindparam("call_key"), r.c.status == "held").exists().label("held"),
+    )
+    .where(b.c.scope.in_(sa.bindparam("scopes", expanding=True)))
+    .order_by(b.c.scope)  # locked in one order everywhere: no deadlock between two reservations or settles
+    .with_for_update(of=b)  # PostgreSQL; SQLite's write transaction holds the whole database already
+)
+_HOLD = (
+    b.update()
+    .where(b.c.scope.in_(sa.bindparam("scopes", expanding=True)))
+    .where(b.c.spent_nano_usd + b.c.reserved_nano_usd + sa.bindparam("amount") <= b.c.limit_nano_usd)
+    .values(reserved_nano_usd=b.c.reserved_nano_usd + sa.bindparam("amount"))
+)
+_INSERT_RESERVATION = r.insert()
+_CLAIM_HELD = (
+    r.update()
+    .where(r.c.call_key == sa.bindparam("held_key"), r.c.status == "held")
+    .values(status=sa.bindparam("new_status"), settled_at=sa.bindparam("settled"))
+    .returning(r.c.scopes, r.c.amount_nano_usd)
+)
+_ADJUST = (
+    b.update()
+    .where(b.c.scope == sa.bindparam("scope_"))
+    .values(
+        reserved_nano_usd=b.c.reserved_nano_usd + sa.bindparam("reserved_"),
+        spent_nano_usd=b.c.spent_nano_usd + sa.bindparam("spent_"),
+    )
+)
 
 
 def _require_scope(engine: sa.Engine, scope: str, models: Callable[[], Iterable[str]]) -> None:
