@@ -61,7 +61,7 @@ def test_a_run_is_stored_whole_and_sums_are_exact(engine: sa.Engine) -> None:
     assert (uses["ana", "openai"].use.bytes_down, uses["ana", "openai"].department) == (2_000, "sales")
     assert (uses["bo", "claude"].use.bytes_up, uses["bo", "claude"].use.bytes_down) == (None, None)
     assert uses["bo", "claude"].department is None
-    assert ingested(engine, ["a" * 64, f"{'a':0>64}"]) == {f"{'a':0>64}": "/logs/a"}
+    assert ingested(engine, ["a" * 64, f"{'a':0>64}"]) == {f"{'a':0>64}": log_file("a")}
     assert new_services(engine, "run-1") == {"openai", "claude"}
 
     later = [seen("ana", "openai", "2026-03-09", 4, 10, 20, "sales"), seen("cy", "gemini", "2026-03-09", 1, 1, 1)]

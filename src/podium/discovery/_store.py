@@ -30,14 +30,17 @@ def sha256_of_file(path: Path) -> str:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def ingested(engine: sa.Engine, digests: Iterable[str]) -> dict[str, str]:
-    """Of `digests`, those already ingested, each with the path it was first ingested from."""
+def ingested(engine: sa.Engine, digests: Iterable[str]) -> dict[str, LogFile]:
+    """Of `digests`, the files already ingested, as they were read the first time (path, format, lines)."""
     wanted = list(digests)
     if not wanted:
         return {}
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(files_t.c.sha256, files_t.c.path).where(files_t.c.sha256.in_(wanted)))
-        return {str(row.sha256): str(row.path) for row in rows}
+        rows = conn.execute(sa.select(files_t).where(files_t.c.sha256.in_(wanted))).all()
+    return {
+        str(r.sha256): LogFile(Path(str(r.path)), str(r.format), str(r.sha256), int(r.lines), int(r.skipped))
+        for r in rows
+    }
 
 
 @dataclass

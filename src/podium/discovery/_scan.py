@@ -1,0 +1,117 @@
+"""One discovery run: find which logs are new (by sha256), read them, say who each sighting is, store it all in one
+transaction, and report on everything stored. The CLI's `podium discover LOG...` is this, shown."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from podium.discovery._catalogue import Catalogue
+from podium.discovery._evidence import LogFile, Reading
+from podium.discovery._report import FileOutcome, Report, build_report
+from podium.discovery._store import day_uses, ingested, latest_run, record_run, sha256_of_file
+from podium.discovery._who import AddressBook, Attribution, Pseudonyms
+from podium.errors import InputDataError
+
+if TYPE_CHECKING:
+    from podium._runtime import Podium
+
+
+class LogReader(Protocol):
+    """What reads the logs: `read_logs` (the readers in this package), or a stand-in in tests."""
+
+    def __call__(
+        self,
+        paths: Sequence[Path],
+        catalogue: Catalogue,
+        *,
+        format: str | None = None,
+        mapping: Mapping[str, str] | None = None,
+    ) -> Reading: ...
+
+
+def attribution(pod: Podium, *, users: Path | None = None, pseudonymise: bool = False) -> Attribution:
+    """Who sightings are, as this home knows: the `users` address book, its people directory, its pseudonym key."""
+
+    def teams_of(name: str) -> tuple[str, ...] | None:
+        person = pod.people.find(name)
+        return None if person is None else person.teams
+
+    return Attribution(
+        addresses=AddressBook.read(users) if users is not None else None,
+        teams_of=teams_of,
+        pseudonyms=Pseudonyms.of_home(pod.settings.home) if pseudonymise else None,
+    )
+
+
+def stored_report(pod: Podium, catalogue: Catalogue | None = None) -> Report:
+    """The report on everything stored, without reading anything (for the board report and the console)."""
+    catalogue = catalogue or Catalogue.from_settings(pod.settings)
+    return build_report(pod.engine, catalogue, run_id=latest_run(pod.engine))
+
+
+def discover(
+    pod: Podium,
+    paths: Sequence[Path],
+    *,
+    read: LogReader,
+    catalogue: Catalogue | None = None,
+    format: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    users: Path | None = None,
+    pseudonymise: bool = False,
+    hashed: Callable[[Path], None] = lambda path: None,
+) -> Report:
+    """Read the logs at `paths` that were not ingested before (the same bytes count once, whatever their name),
+    store what they show, and report on everything stored. `hashed` is told of each file as its digest is known
+    (for progress: a large file takes a while)."""
+    catalogue = catalogue or Catalogue.from_settings(pod.settings)
+    who = attribution(pod, users=users, pseudonymise=pseudonymise)  # a bad --users file stops us before reading
+    digests: dict[Path, str] = {}
+    for path in paths:
+        if not path.is_file():
+            problem = "it is a folder" if path.is_dir() else "there is no such file"
+            raise InputDataError(f"cannot read the log {path}: {problem}. Give the paths of log files.")
+        digests[path] = sha256_of_file(path)
+        hashed(path)
+    known = ingested(pod.engine, digests.values())
+    fresh: dict[str, Path] = {}
+    for path, digest in digests.items():
+        if digest not in known:
+            fresh.setdefault(digest, path)  # the same bytes under two names: read once
+    reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping) if fresh else Reading([], [])
+    already = [known[digest] for digest in digests.values() if digest in known]
+    return ingest(pod, reading, catalogue=catalogue, who=who, already=already)
+
+
+def ingest(
+    pod: Podium,
+    reading: Reading,
+    *,
+    catalogue: Catalogue,
+    who: Attribution | None = None,
+    already: Sequence[LogFile] = (),
+) -> Report:
+    """Store one reading as one run (all or nothing) and report on everything stored. `already` are files given
+    again that an earlier run ingested: listed in the report, not counted again."""
+    who = who or attribution(pod)
+    run_id, at = uuid.uuid4().hex, time.time()
+    uses = day_uses(who(sighting) for sighting in reading.sightings)
+    record_run(pod.engine, run_id, at, reading.files, uses, reading.skipped_lines)
+    files = [_outcome(f, already_ingested=False) for f in reading.files]
+    files += [_outcome(f, already_ingested=True) for f in dict.fromkeys(already)]
+    return build_report(
+        pod.engine,
+        catalogue,
+        run_id=run_id,
+        files=files,
+        skipped_lines=reading.skipped_lines,
+        bad_lines=reading.bad_lines,
+    )
+
+
+def _outcome(file: LogFile, *, already_ingested: bool) -> FileOutcome:
+    return FileOutcome(str(file.path), file.format, file.sha256, file.lines, file.skipped, already_ingested)
