@@ -20,6 +20,7 @@ from podium.discovery._catalogue import (
 from podium.discovery._evidence import FORMATS, BadLine, LogFile, Reading, Sighting
 from podium.discovery._html import render_html
 from podium.discovery._kpi import Share, migration
+from podium.discovery._read import read_logs
 from podium.discovery._report import FINDING_FIELDS, FileOutcome, Finding, Report, ServiceUse
 from podium.discovery._sanction import Keyed, Sanctioned, SeenUser, seen_users
 from podium.discovery._sanction import sanction as sanction_service
@@ -64,6 +65,7 @@ __all__ = [
     "ingest",
     "migration",
     "normalise_host",
+    "read_logs",
     "registered_domain",
     "render_blocklist",
     "render_html",
