@@ -306,7 +306,15 @@ class Catalogue:
     def load(cls, setting: DiscoverySetting | None = None) -> Catalogue:
         """The shipped catalogue with the organisation's [discovery] section applied (sanctioned, blocked, its
         own services, its gateway). Any broken row or setting is a ConfigurationError naming it."""
-        return _build(_shipped_rows(), setting)
+        text = resources.files("podium.discovery").joinpath("catalogue.toml").read_text(encoding="utf-8")
+        return cls.from_toml(text, setting, name="podium's catalogue.toml")
+
+    @classmethod
+    def from_toml(
+        cls, text: str, setting: DiscoverySetting | None = None, *, name: str = "catalogue.toml"
+    ) -> Catalogue:
+        """A catalogue from the text of a catalogue.toml (a fork's, or a test's), checked like the shipped one."""
+        return _build(_rows(text, name), setting)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalogue:
@@ -358,28 +366,27 @@ class _ShippedEntry(_Entry):
     factors: SourcedFactors
 
 
-def _shipped_rows() -> dict[str, Any]:
-    text = resources.files("podium.discovery").joinpath("catalogue.toml").read_text(encoding="utf-8")
+def _rows(text: str, name: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"podium's catalogue.toml is not valid TOML: {exc}. Reinstall podium.") from None
+        raise ConfigurationError(f"{name} is not valid TOML: {exc}. Fix the file (or reinstall podium).") from None
     rows = data.get("services")
     if not isinstance(rows, dict):
-        raise ConfigurationError("podium's catalogue.toml has no [services.<id>] tables. Reinstall podium.")
+        raise ConfigurationError(f"{name} has no [services.<id>] tables. Fix the file (or reinstall podium).")
     return rows
 
 
 def _build(shipped: Mapping[str, Any], setting: DiscoverySetting | None) -> Catalogue:
     """Validate every row, merge the organisation's entries over the shipped ones, and mark what it decided."""
     own: Mapping[str, Mapping[str, object]] = setting.services if setting else {}
-    entries: dict[str, tuple[_Entry, str]] = {}
+    entries: dict[str, _Entry] = {}
     for sid, row in shipped.items():
-        entries[sid] = (_validated(_ShippedEntry, sid, row, "catalogue.toml [services"), "catalogue")
+        entries[sid] = _validated(_ShippedEntry, sid, row, "catalogue.toml [services")
     _refuse_shared_rules(entries)
     for sid, row in own.items():
         merged = _merge(shipped.get(sid), row)
-        entries[sid] = (_validated(_Entry, sid, merged, "podium.toml [discovery.services"), "podium.toml")
+        entries[sid] = _validated(_Entry, sid, merged, "podium.toml [discovery.services")
     if GATEWAY_ID in entries:
         raise ConfigurationError(
             f"[discovery.services.{GATEWAY_ID}] is podium's own gateway: set [discovery] gateway_hosts instead."
@@ -406,7 +413,7 @@ def _build(shipped: Mapping[str, Any], setting: DiscoverySetting | None) -> Cata
             factors=entry.factors,
             equivalent=entry.equivalent,
         )
-        for sid, (entry, _) in entries.items()
+        for sid, entry in entries.items()
     ]
     services.append(_gateway(setting.gateway_hosts if setting else ()))
     return Catalogue(services)
@@ -442,10 +449,10 @@ def _refuse_public_suffix(where: str, sid: str, domain: str) -> None:
         )
 
 
-def _refuse_shared_rules(entries: Mapping[str, tuple[_Entry, str]]) -> None:
+def _refuse_shared_rules(entries: Mapping[str, _Entry]) -> None:
     """In the shipped catalogue, a domain or host belongs to one service (podium.toml's entries may take one)."""
     owner: dict[tuple[str, bool], str] = {}
-    for sid, (entry, _) in entries.items():
+    for sid, entry in entries.items():
         for value, exact in [*((d, False) for d in entry.domains), *((h, True) for h in entry.hosts)]:
             if (other := owner.setdefault((value, exact), sid)) != sid:
                 raise ConfigurationError(f"catalogue.toml lists {value!r} for both {other} and {sid}: keep one.")
