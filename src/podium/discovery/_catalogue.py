@@ -314,7 +314,7 @@ class Catalogue:
         cls, text: str, setting: DiscoverySetting | None = None, *, name: str = "catalogue.toml"
     ) -> Catalogue:
         """A catalogue from the text of a catalogue.toml (a fork's, or a test's), checked like the shipped one."""
-        return _build(_rows(text, name), setting)
+        return _build(_rows(text, name), setting, name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalogue:
@@ -377,13 +377,13 @@ def _rows(text: str, name: str) -> dict[str, Any]:
     return rows
 
 
-def _build(shipped: Mapping[str, Any], setting: DiscoverySetting | None) -> Catalogue:
+def _build(shipped: Mapping[str, Any], setting: DiscoverySetting | None, name: str) -> Catalogue:
     """Validate every row, merge the organisation's entries over the shipped ones, and mark what it decided."""
     own: Mapping[str, Mapping[str, object]] = setting.services if setting else {}
     entries: dict[str, _Entry] = {}
     for sid, row in shipped.items():
-        entries[sid] = _validated(_ShippedEntry, sid, row, "catalogue.toml [services")
-    _refuse_shared_rules(entries)
+        entries[sid] = _validated(_ShippedEntry, sid, row, f"{name} [services")
+    _refuse_shared_rules(entries, name)
     for sid, row in own.items():
         merged = _merge(shipped.get(sid), row)
         entries[sid] = _validated(_Entry, sid, merged, "podium.toml [discovery.services")
@@ -449,13 +449,13 @@ def _refuse_public_suffix(where: str, sid: str, domain: str) -> None:
         )
 
 
-def _refuse_shared_rules(entries: Mapping[str, _Entry]) -> None:
+def _refuse_shared_rules(entries: Mapping[str, _Entry], name: str) -> None:
     """In the shipped catalogue, a domain or host belongs to one service (podium.toml's entries may take one)."""
     owner: dict[tuple[str, bool], str] = {}
     for sid, entry in entries.items():
         for value, exact in [*((d, False) for d in entry.domains), *((h, True) for h in entry.hosts)]:
             if (other := owner.setdefault((value, exact), sid)) != sid:
-                raise ConfigurationError(f"catalogue.toml lists {value!r} for both {other} and {sid}: keep one.")
+                raise ConfigurationError(f"{name} lists {value!r} for both {other} and {sid}: keep one.")
 
 
 def _merge(shipped: object, own: Mapping[str, object]) -> dict[str, object]:
@@ -463,8 +463,9 @@ def _merge(shipped: object, own: Mapping[str, object]) -> dict[str, object]:
     if not isinstance(shipped, dict):
         return dict(own)
     merged: dict[str, object] = {**shipped, **own}
-    if isinstance(shipped.get("factors"), dict) and isinstance(own.get("factors"), dict):
-        merged["factors"] = {**shipped["factors"], **own["factors"]}  # type: ignore[dict-item]
+    shipped_factors, own_factors = shipped.get("factors"), own.get("factors")
+    if isinstance(shipped_factors, dict) and isinstance(own_factors, dict):
+        merged["factors"] = {**shipped_factors, **own_factors}
     return merged
 
 
