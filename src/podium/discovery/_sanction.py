@@ -113,7 +113,7 @@ def sanction(
             "sanctioned."
         )
     base = _gateway_url(gateway_url)
-    config_path = pod.settings.config_file or pod.settings.config or Path("podium.toml")
+    config_path = pod.settings.config_file or Path("podium.toml")
     config_text, chosen, existed = _edited_config(pod, config_path, service, alias, models)
     people, not_people = _people(pod, seen)
     policy_dir = pod.settings.policies_dir or Path("policies")
