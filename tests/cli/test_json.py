@@ -66,12 +66,19 @@ def test_every_json_output_has_the_documented_fields(hostile: HostileHome, tmp_p
         "REVIEW_ID": hostile.review_id,
         "NAME": "hostile-bot",
         "SEQ": str(hostile.kill_seq),
+        "LOG": str(tmp_path / "access.log"),
     }
+    (tmp_path / "access.log").write_text(
+        "1772442000.123 250 10.0.0.5 TCP_TUNNEL/200 5120 CONNECT chat.openai.com:443 ana HIER_DIRECT/1.2.3.4 -\n",
+        encoding="utf-8",
+    )
     extra = {"keys issue": ["--person", "owner@example.com"], "init": ["--admin", "first@example.com"]}
+    json_to = {"discover scan LOG": ["-"]}  # --json FILE, `-` for stdout
     for command in sections:
         args = [placeholders.get(word, word) for word in command.split()]
         base = ["--home", str(tmp_path / "new")] if command == "init" else [*home_args(hostile)]
-        result = runner.invoke(app, [*base, "--key", hostile.admin_key, *args, *extra.get(command, []), "--json"])
+        json_option = ["--json", *json_to.get(command, [])]
+        result = runner.invoke(app, [*base, "--key", hostile.admin_key, *args, *extra.get(command, []), *json_option])
         assert result.exit_code == 0, (command, result.output)
         check(json.loads(result.stdout), command, sections)
 

@@ -33,6 +33,7 @@ from podium.cli._common import (
     write_output,
 )
 from podium.cli._costs import budgets_app, costs
+from podium.cli._discover import discover_app
 from podium.cli._display import AsJson, field, print_json, row, shorten, styled, table
 from podium.cli._fields import model_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
@@ -70,6 +71,7 @@ for sub, name in (
     (models_app, "models"),
     (route_app, "route"),
     (budgets_app, "budgets"),
+    (discover_app, "discover"),
 ):
     app.add_typer(sub, name=name)
 

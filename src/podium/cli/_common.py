@@ -93,18 +93,19 @@ def connected(*, read: bool = False) -> Iterator[Podium]:
         yield pod
 
 
-def progress_bar(what: str) -> Progress:
-    """A bar on a terminal; elsewhere (a log, a pipe, CI) progress lines, which a bar would leave empty."""
-    if console.is_terminal:
-        return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-    return ProgressLines(what)
+def progress_bar(what: str, on: Console = console) -> Progress:
+    """A bar on a terminal; elsewhere (a log, a pipe, CI) progress lines, which a bar would leave empty. `on=err`
+    keeps stdout for a command's output (JSON)."""
+    if on.is_terminal:
+        return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=on)
+    return ProgressLines(what, on=on)
 
 
 class ProgressLines(Progress):
     """Progress as lines: the first update, then at most one line every `every_s` seconds, and the last."""
 
-    def __init__(self, what: str, every_s: float = 5.0) -> None:
-        super().__init__(console=console, disable=True)
+    def __init__(self, what: str, every_s: float = 5.0, on: Console = console) -> None:
+        super().__init__(console=on, disable=True)
         self._what, self._every_s = what, every_s
         self._said = -every_s
 
@@ -146,7 +147,8 @@ class ProgressLines(Progress):
         if last or now - self._said >= self._every_s:
             self._said = now
             task = self._tasks[task_id]
-            console.print(literal(f"{self._what}: {task.completed:g}/{task.total or 0:g} ({task.elapsed or 0:.0f} s)"))
+            said = f"{self._what}: {task.completed:g}/{task.total or 0:g} ({task.elapsed or 0:.0f} s)"
+            self.console.print(literal(said))
 
 
 @contextmanager

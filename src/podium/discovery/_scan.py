@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from podium.discovery._catalogue import Catalogue
 from podium.discovery._evidence import LogFile, Reading
+from podium.discovery._read import read_logs
 from podium.discovery._report import FileOutcome, Report, build_report
 from podium.discovery._store import day_uses, ingested, latest_run, record_run, sha256_of_file
 from podium.discovery._who import AddressBook, Attribution, Pseudonyms
@@ -57,17 +58,17 @@ def discover(
     pod: Podium,
     paths: Sequence[Path],
     *,
-    read: LogReader,
+    read: LogReader | None = None,
     catalogue: Catalogue | None = None,
     format: str | None = None,
     mapping: Mapping[str, str] | None = None,
     users: Path | None = None,
     pseudonymise: bool = False,
-    hashed: Callable[[Path], None] = lambda path: None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Report:
     """Read the logs at `paths` that were not ingested before (the same bytes count once, whatever their name),
-    store what they show, and report on everything stored. `hashed` is told of each file as its digest is known
-    (for progress: a large file takes a while)."""
+    store what they show, and report on everything stored. `read` reads them (default: `read_logs`); `progress`
+    hears (steps done, steps in all) as each file is fingerprinted and then as each new one is read."""
     catalogue = catalogue or Catalogue.from_settings(pod.settings)
     who = attribution(pod, users=users, pseudonymise=pseudonymise)  # a bad --users file stops us before reading
     digests: dict[Path, str] = {}
@@ -76,13 +77,22 @@ def discover(
             problem = "it is a folder" if path.is_dir() else "there is no such file"
             raise InputDataError(f"cannot read the log {path}: {problem}. Give the paths of log files.")
         digests[path] = sha256_of_file(path)
-        hashed(path)
+        progress(len(digests), 2 * len(paths))
     known = ingested(pod.engine, digests.values())
     fresh: dict[str, Path] = {}
     for path, digest in digests.items():
         if digest not in known:
             fresh.setdefault(digest, path)  # the same bytes under two names: read once
-    reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping) if fresh else Reading([], [])
+    steps = len(digests) + len(fresh)
+    if not fresh:
+        reading = Reading([], [])
+    elif read is None:
+        counted = iter(range(len(digests) + 1, steps + 1))
+        told = lambda lines: progress(next(counted, steps), steps)  # noqa: E731 - read_logs calls it after each file
+        reading = read_logs(list(fresh.values()), catalogue, format=format, mapping=mapping, progress=told)
+    else:
+        reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping)
+    progress(steps, steps)
     already = [known[digest] for digest in digests.values() if digest in known]
     return ingest(pod, reading, catalogue=catalogue, who=who, already=already)
 
