@@ -40,7 +40,7 @@ from podium.policy import (
     person_entity,
     scope_entity,
 )
-from podium.store import insert_if_absent, tables
+from podium.store import insert_if_absent, reader, tables
 
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
 KEYS = KeyFormat("pod")
@@ -100,6 +100,7 @@ def deployer() -> str:
 class AgentRegistry:
     def __init__(self, engine: sa.Engine, policies: PolicySet) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self.authorizer = Authorizer(engine, policies, self.principal)  # also decides reviews, kills, budgets, runs
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -351,27 +352,28 @@ class AgentRegistry:
         as another agent. The refusal is audited unless `audit` is False (a front door that audits refusals in
         aggregate, so a flood of bad keys cannot flood the log)."""
         key_id, secret = KEYS.split(key)
-        keys = tables.agent_keys
         row = None
         if key_id:
-            with self._engine.connect() as conn:
-                row = conn.execute(sa.select(keys).where(keys.c.id == key_id)).first()
+            with self._reader.connect() as conn:
+                row = conn.execute(_KEY_AND_AGENT, {"key_id": key_id}).first()
         problem = None
         if not key_id:
             problem = f"it is not a podium key ({KEYS.prefix}_<id>_<secret>)"
-        elif row is None or not KEYS.matches(secret, row.secret_sha256):
+        elif row is None or not KEYS.matches(secret, row.key_secret_sha256):
             problem = "the key is not one podium issued"
-        elif row.revoked_at is not None:
+        elif row.key_revoked_at is not None:
             problem = (
-                f"the key was revoked by {row.revoked_by}; `podium agents rotate-key {row.agent}` issues a new one"
+                f"the key was revoked by {row.key_revoked_by}; `podium agents rotate-key {row.agent}` issues a new one"
             )
+        elif row.name is None:
+            problem = f"agent {row.agent!r} is no longer registered"
         else:
-            agent = self.get(row.agent)
-            delegator = self.get(agent.delegated_by) if agent.delegated_by else None
+            agent = _record(row)
             if agent.status != "active":
                 problem = f"agent {agent.name!r} is {agent.status}"
-            elif delegator is not None and delegator.status != "active":
-                problem = f"agent {agent.name!r} is a delegate of {delegator.name!r}, which is {delegator.status}"
+            elif agent.delegated_by and row.delegator_status != "active":
+                delegator_status = row.delegator_status or "no longer registered"
+                problem = f"agent {agent.name!r} is a delegate of {agent.delegated_by!r}, which is {delegator_status}"
             elif acting_as is not None and acting_as != agent.name:
                 problem = f"the key belongs to agent {agent.name!r} (team {agent.team or '-'}), not {acting_as!r}"
             else:
@@ -569,6 +571,27 @@ def _row(agent: AgentRecord) -> dict[str, Any]:
         "granted": _by_kind(agent.granted),
         "withheld": _by_kind(agent.withheld),
     }
+
+
+_keys = tables.agent_keys
+_delegator = tables.agents.alias("delegator")
+# Built once, read on every request an agent's key signs: the key, its agent and the agent's delegator, in one read.
+_KEY_AND_AGENT = (
+    sa.select(
+        _keys.c.agent,
+        _keys.c.secret_sha256.label("key_secret_sha256"),
+        _keys.c.revoked_at.label("key_revoked_at"),
+        _keys.c.revoked_by.label("key_revoked_by"),
+        tables.agents,
+        _delegator.c.status.label("delegator_status"),
+    )
+    .select_from(
+        _keys.outerjoin(tables.agents, tables.agents.c.name == _keys.c.agent).outerjoin(
+            _delegator, _delegator.c.name == tables.agents.c.delegated_by
+        )
+    )
+    .where(_keys.c.id == sa.bindparam("key_id"))
+)
 
 
 def _record(row: sa.Row[Any]) -> AgentRecord:

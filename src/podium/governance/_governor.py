@@ -32,7 +32,7 @@ from podium.governance._record import CallRecord, write_records
 from podium.governance._site import CallSite, call_scope, current_call_or_none, next_call_site
 from podium.governance._stages import Admission, Authorisation, BudgetStage, read_standing
 from podium.policy import Decision, PolicySet
-from podium.store import GroupCommitter
+from podium.store import GroupCommitter, reader
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,9 +54,7 @@ class Governor:
         self._events = events
         self.policies = policies
         self._committer: GroupCommitter[CallRecord] = GroupCommitter(engine, write_records)
-        self._reader = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
-        )
+        self._reader = reader(engine)
         # The pipeline, in order. A new stage is one line here.
         self.stages: tuple[Stage, ...] = (
             Admission(engine),

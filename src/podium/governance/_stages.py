@@ -18,7 +18,7 @@ from podium.governance._call import Call, Outcome
 from podium.governance._pipeline import CallContext, NeedsReview, Refusal, Stage, Standing
 from podium.governance._site import CallSite
 from podium.policy import Decision, Entity, PolicySet, agent_entity, person_entity
-from podium.store import tables
+from podium.store import reader, tables
 
 CHARGED_KINDS = frozenset({"model", "tool"})  # the calls that have a ledger row, and so can spend a budget
 # Refusals by these policies mean "stopped" (someone halted the agent or run), not "never allowed".
@@ -161,15 +161,12 @@ def principal_of(agent: str, row: Any) -> Entity:
 
 class Admission(Stage):
     """One indexed read: the agent's registry row and its delegator's, kills, the run's stop, whether a budget
-    covers the call. On PostgreSQL it runs in autocommit (no BEGIN or ROLLBACK round trip); a single statement
-    sees one snapshot either way. SQLite needs nothing: pysqlite opens no transaction for a SELECT."""
+    covers the call, on a `reader` (no BEGIN or ROLLBACK round trip on PostgreSQL)."""
 
     name: ClassVar[str] = "admission"
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._reader = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
-        )
+        self._reader = reader(engine)
 
     def check(self, ctx: CallContext) -> None:
         call = ctx.call

@@ -24,12 +24,18 @@ from podium.audit import parse_actor, record
 from podium.errors import ConfigurationError, NotFoundError, Unauthenticated, UsageError
 from podium.people._directory import admins, team_names
 from podium.policy import Authorizer, Identity, KeyFormat, person_entity
-from podium.store import tables
+from podium.store import reader, tables
 
 KEYS = KeyFormat("podp")
 MAX_EXPIRY_DAYS = 3650
 k = tables.person_keys
 p = tables.people
+# Built once, read on every request a person's key signs: the key, and whether its person is in the directory.
+_KEY_AND_PERSON = (
+    sa.select(k, p.c.name.label("in_directory"))
+    .select_from(k.outerjoin(p, p.c.name == k.c.person))
+    .where(k.c.id == sa.bindparam("key_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class PersonKeys:
 
     def __init__(self, engine: sa.Engine, authorizer: Authorizer) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._authorizer = authorizer
 
     def bootstrap(self, admin: str, *, store_in: Path | None = None, teams: Iterable[str] = ()) -> IssuedPersonKey:
@@ -168,12 +175,8 @@ class PersonKeys:
         key_id, secret = KEYS.split(key)
         row = None
         if key_id:
-            with self._engine.connect() as conn:
-                row = conn.execute(
-                    sa.select(k, p.c.name.label("in_directory"))
-                    .select_from(k.outerjoin(p, p.c.name == k.c.person))
-                    .where(k.c.id == key_id)
-                ).first()
+            with self._reader.connect() as conn:
+                row = conn.execute(_KEY_AND_PERSON, {"key_id": key_id}).first()
         if not key_id:
             problem = f"it is not a person's key ({KEYS.prefix}_<id>_<secret>)"
         elif row is None or not KEYS.matches(secret, row.secret_sha256):

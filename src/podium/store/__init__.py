@@ -2,7 +2,7 @@
 
 from podium.store import _schema as tables
 from podium.store._dbos import RUN_COLUMNS, TERMINAL_RUN_STATES, newest_runs, workflow_status
-from podium.store._engine import create_engine, is_sqlite, safe_url
+from podium.store._engine import create_engine, is_sqlite, reader, safe_url
 from podium.store._group_commit import GroupCommitter
 from podium.store._migrations import MIGRATIONS, current_version, migrate
 from podium.store._writes import insert_if_absent, insert_many_if_absent
@@ -19,6 +19,7 @@ __all__ = [
     "is_sqlite",
     "migrate",
     "newest_runs",
+    "reader",
     "safe_url",
     "tables",
     "workflow_status",

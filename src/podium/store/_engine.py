@@ -58,6 +58,15 @@ def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def reader(engine: sa.Engine) -> sa.Engine:
+    """`engine` for reads of one statement, which see one snapshot by themselves: on PostgreSQL in autocommit, so a
+    read costs no BEGIN and ROLLBACK round trips (and psycopg keeps the statements it prepared, which a ROLLBACK
+    discards). SQLite needs nothing: pysqlite opens no transaction for a SELECT."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def safe_url(url: str | sa.URL) -> str:
     """The URL with any password masked, for messages and logs."""
     try:
