@@ -101,7 +101,7 @@ def _common_checks() -> list[tuple[str, str]]:
     return [
         ("extra IS NOT NULL", "a control character (\\x01) inside the line"),
         (f"ts IS NULL OR NOT (ts BETWEEN 0 AND {LATEST_EPOCH})", "the time is not a valid timestamp"),
-        ("source IS NULL", "no client address"),
+        ("source IS NULL AND (host IS NOT NULL OR uid IS NOT NULL)", "no client address"),
         (f"up_text IS NOT NULL AND (up IS NULL OR up >= {MAX_BYTES})", "bytes sent is not a plausible count"),
         (f"down_text IS NOT NULL AND (down IS NULL OR down >= {MAX_BYTES})", "bytes received is not a plausible count"),
     ]
