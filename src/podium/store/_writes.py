@@ -15,8 +15,10 @@ def insert_if_absent(conn: sa.Connection, table: sa.Table, **values: Any) -> boo
     This is how podium makes an at-least-once step's side effect happen exactly once: the row's key is derived
     from the run and step, so a re-run inserts nothing.
     """
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING, which read as "inserted".
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return bool(conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing()).rowcount)
+    inserted = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(sa.literal(1))
+    return conn.execute(inserted).first() is not None
 
 
 def insert_many_if_absent(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> set[Any]:
