@@ -49,6 +49,7 @@ bench: install-test
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.workflows
 	$(PY) -m benchmarks.cli
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.gateway
+	$(PY) -m benchmarks.discovery
 
 clean:
 	rm -rf $(VENV) .podium .podium-witness .pytest_cache .mypy_cache .ruff_cache

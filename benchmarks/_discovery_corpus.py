@@ -107,7 +107,11 @@ def corpus(catalogue: Catalogue, spec: Spec = Spec(), *, cache: Path = CACHE) ->
         building = folder.with_name(f"{folder.name}.building-{os.getpid()}")
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
-        _generate(catalogue, spec, building)
+        try:
+            _generate(catalogue, spec, building)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
         try:
             building.rename(folder)
         except OSError:  # another process finished the same corpus first

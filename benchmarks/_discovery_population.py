@@ -120,8 +120,10 @@ KINDS = ("ai", "lookalike", "near", "cdn", "benign")
 
 def people(rng: random.Random, count: int, days: int) -> list[Seat]:
     """`count` seats; one in twenty changes hands at a day boundary; one in twenty-five is an IPv6 client."""
-    names = [f"{first}.{last}" for first in FIRST for last in LAST]
-    rng.shuffle(names)
+    base = [f"{first}.{last}" for first in FIRST for last in LAST]
+    rng.shuffle(base)
+    needed = count + count // 10 + 1  # a name each, and successors for the addresses that change hands
+    names = [base[k % len(base)] + (str(k // len(base) + 1) if k >= len(base) else "") for k in range(needed)]
     extra = iter(names[count:])
     seats = []
     for number in range(count):
