@@ -60,10 +60,10 @@ class Served:
 
 
 @contextmanager
-def serving(pod: Podium, **gatekeeper: float) -> Iterator[str]:
-    """`podium serve`'s app over `pod`, on a free loopback port, until the block ends."""
+def serving(pod: Podium, *, port: int = 0, **gatekeeper: float) -> Iterator[str]:
+    """`podium serve`'s app over `pod`, on a free loopback port (or `port`), until the block ends."""
     app = create_app(pod, gatekeeper=Gatekeeper(pod, **gatekeeper) if gatekeeper else None)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -40,6 +40,7 @@ from podium.cli._governance import agents_app, audit_app, governance_app, kill, 
 from podium.cli._help import conventional_help
 from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
+from podium.cli._sanction import add_commands as add_sanction_commands
 from podium.errors import AuditTampered, UsageError
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ for sub, name in (
     (discover_app, "discover"),
 ):
     app.add_typer(sub, name=name)
+add_sanction_commands(discover_app)  # sanction, export-blocklist, kpi: beside the scan in `podium discover`
 
 app.callback()(root_options)
 app.command()(init)
