@@ -68,6 +68,17 @@ def test_conn_http_dns_reconcile_to_exact_bytes_per_flow(tmp_path: Path, variant
     assert all(s.day == "2025-12-01" for s in reading.sightings)
 
 
+def test_zeek_json_with_iso_8601_times(tmp_path: Path) -> None:
+    ssl = as_json(zeek_copy("x509-known-certs.ssl.log", tmp_path, start=DAY_START + 3600))
+    text = ssl.read_text().replace(f'"ts": {DAY_START + 3600 + 4}', '"ts": "2025-12-01T02:00:04.000000+01:00"')
+    assert text.count('"ts": "2025-') == 1
+    ssl.write_text(text)
+    reading = read_logs([ssl], ai_catalogue())
+    (sighting,) = reading.sightings
+    assert sighting.first_seen == DAY_START + 3600 + 4  # 02:00:04+01:00 is 01:00:04Z
+    assert (sighting.requests, reading.files[0].skipped) == (4, 0)
+
+
 def test_dns_alone_gives_visits_without_bytes(tmp_path: Path) -> None:
     dns = zeek_copy("opt.basic.dns.log", tmp_path, start=DAY_START, replace=AI)
     lookups = [line.split("\t")[9] for line in dns.read_text().splitlines() if not line.startswith("#")]

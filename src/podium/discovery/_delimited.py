@@ -36,7 +36,7 @@ def csv_parse(detected: Detected, mapping: Mapping[str, str] | None, path: str) 
         raise UsageError(f"{path} has no column {', '.join(absent)}; its columns are {header}")
 
     def column(key: str) -> str:
-        return _quoted(mapping[key]) if key in mapping else "NULL"
+        return f"trim({_quoted(mapping[key])})" if key in mapping else "NULL"
 
     when = column("time")
     number = f"TRY_CAST({when} AS DOUBLE)"

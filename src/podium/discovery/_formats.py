@@ -77,6 +77,8 @@ def detect(path: Path, forced: str | None = None) -> Detected:
     if len(head) >= _HEAD_BYTES:
         lines = lines[:-1]  # cut short by the read
     found = _zeek_tsv(lines, forced) or _by_content(lines, path, forced)
+    if found is None and not any(line.strip() for line in lines):
+        raise InputDataError(f"{path} holds no log lines; leave it out, or pass --format to read it anyway")
     if found is None:
         raise UsageError(
             f"cannot tell the log format of {path}: podium reads {', '.join(FORMATS)}; "

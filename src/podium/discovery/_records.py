@@ -39,8 +39,8 @@ def sql_text(value: str) -> str:
 
 
 def unset(expr: str) -> str:
-    """NULL for Zeek's and the proxies' unset markers."""
-    return f"nullif(nullif(nullif(trim({expr}), '-'), ''), '(empty)')"
+    """NULL for Zeek's and the proxies' unset markers (values arrive trimmed: split on tabs, matched by \\S+)."""
+    return f"CASE WHEN {expr} IN ('-', '', '(empty)') THEN NULL ELSE {expr} END"
 
 
 def epoch(expr: str) -> str:
