@@ -162,5 +162,9 @@ def test_an_unknown_format_is_refused_with_the_list_and_format_can_force_one(tmp
     assert all(name in str(refused.value) for name in FORMATS)
     with pytest.raises(UsageError, match="unknown log format 'syslog'"):
         read_logs([junk], ai_catalogue(), format="syslog")
+    fake_gzip = tmp_path / "fake.gz"
+    fake_gzip.write_bytes(b"\x1f\x8bnot really gzip")
+    with pytest.raises(UsageError, match="does not decompress"):
+        read_logs([fake_gzip], ai_catalogue())
     forced = read_logs([junk], ai_catalogue(), format="squid")
     assert (forced.files[0].format, forced.files[0].lines, forced.files[0].skipped) == ("squid", 10, 10)

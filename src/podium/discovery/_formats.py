@@ -65,7 +65,13 @@ def read_head(path: Path) -> bytes:
         with gzip.open(path, "rb") as unpacked:
             return unpacked.read(_HEAD_BYTES)
     except (OSError, EOFError, zlib.error):
+        pass  # a truncated stream: what decompresses of its start is enough to tell the format
+    try:
         return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(start, _HEAD_BYTES)
+    except zlib.error as error:
+        raise InputDataError(
+            f"{path} starts like a gzip file but does not decompress ({error}); check it with gzip -t"
+        ) from error
 
 
 def detect(path: Path, forced: str | None = None) -> Detected:
