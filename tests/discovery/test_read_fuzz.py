@@ -129,7 +129,7 @@ def test_100000_lines_with_a_fifth_broken(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / f"fuzz.{fmt}"
     path.write_bytes(b"\n".join(rows) + b"\n")
 
-    reading = read_logs([path], ai_catalogue(), format=fmt, mapping=MAPPING)
+    reading = read_logs([path], ai_catalogue(), format=fmt, mapping=MAPPING, threads=2)
 
     assert (reading.files[0].lines, reading.files[0].skipped) == (LINES, len(bad_numbers))
     assert [b.line for b in reading.bad_lines] == bad_numbers[:5]

@@ -52,7 +52,7 @@ def test_conn_http_dns_reconcile_to_exact_bytes_per_flow(tmp_path: Path, variant
     if variant.endswith(".gz"):
         paths = [gzipped(p) for p in paths]
 
-    reading = read_logs(paths, ai_catalogue())
+    reading = read_logs(paths, ai_catalogue(), threads=2 if variant.endswith(".gz") else 1)
 
     assert {s.service for s in reading.sightings} == {"openai"}
     assert {s.source for s in reading.sightings} == {CLIENT}

@@ -259,7 +259,8 @@ def _first_bad_lines(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> list
         f"ORDER BY line LIMIT {BAD_LINES_PER_FILE}"
     ).fetchall()
     found = [BadLine(str(plan.path), int(line), _reject_reason(kind), text or "") for line, kind, text in rejects]
-    connection.execute("SET threads = 1")
+    threads = connection.execute("SELECT current_setting('threads')").fetchone()
+    connection.execute("SET threads = 1")  # file order: the first bad lines are the first in the file
     connection.execute("SET preserve_insertion_order = true")
     try:
         records = checked(plan.parse, _rows(plan, numbered=True), numbered=True)
@@ -281,7 +282,7 @@ def _first_bad_lines(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> list
                 line = _physical_line(int(number) + offset, rejected)
                 found.append(BadLine(str(plan.path), line, str(reason), text or ""))
     finally:
-        connection.execute("RESET threads")
+        connection.execute("SET threads = ?", [int(threads[0]) if threads else 1])
         connection.execute("SET preserve_insertion_order = false")
     return sorted(found, key=lambda b: b.line)[:BAD_LINES_PER_FILE]
 
