@@ -91,6 +91,23 @@ def test_dnsmasq_and_pihole_query_lines_count_and_the_rest_is_not_bad(tmp_path: 
     assert (reading.files[0].lines, reading.files[0].skipped) == (6, 0)
 
 
+def test_pihole_query_database_export_needs_no_mapping_and_counts_lookups(tmp_path: Path) -> None:
+    export = _write(
+        tmp_path,
+        "queries.csv",
+        [
+            "id,timestamp,type,status,domain,client,forward,additional_info,reply_type,reply_time,dnssec",
+            "1,1764064800,1,2,chat.openai.com,192.168.1.20,1.1.1.1,,4,0.012,0",
+            "2,1764064805,2,3,chat.openai.com,192.168.1.20,,,4,0.0,0",
+            "3,1764064806,1,2,example.org,192.168.1.20,1.1.1.1,,4,0.010,0",
+        ],
+    )
+    reading = read_logs([export], ai_catalogue())
+    assert reading.files[0].format == "pihole"
+    got = [(s.source, s.service, s.requests, s.bytes_up, s.bytes_down) for s in reading.sightings]
+    assert got == [("192.168.1.20", "openai", 2, None, None)]
+
+
 def test_cef_events_with_escapes_and_bytes_both_ways(tmp_path: Path) -> None:
     cef = _write(
         tmp_path,

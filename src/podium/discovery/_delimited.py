@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from podium.discovery._formats import Detected
+from podium.discovery._formats import PIHOLE_FTL_COLUMNS, Detected
 from podium.discovery._lines import url_host
 from podium.discovery._records import Parse, epoch, sql_text
 from podium.errors import UsageError
@@ -19,7 +19,10 @@ _EXAMPLE = "--map host=dst,source=src,time=ts,user=uid,bytes_up=sent,bytes_down=
 
 
 def csv_parse(detected: Detected, mapping: Mapping[str, str] | None, path: str) -> Parse:
-    """The Parse of a delimited export, or a UsageError that shows its header and how to map it."""
+    """The Parse of a delimited export, or a UsageError that shows its header and how to map it. A Pi-hole
+    query export needs no mapping, and its rows are DNS lookups rather than flows."""
+    if detected.format == "pihole":
+        mapping = mapping or PIHOLE_FTL_COLUMNS
     header = ", ".join(detected.fields)
     if not mapping:
         raise UsageError(
@@ -41,7 +44,7 @@ def csv_parse(detected: Detected, mapping: Mapping[str, str] | None, path: str) 
     when = column("time")
     number = f"TRY_CAST({when} AS DOUBLE)"
     return Parse(
-        role="flow",
+        role="lookup" if detected.format == "pihole" else "flow",
         prelude="NULL AS r",
         fields={
             "ts": f"CASE WHEN {number} >= 1e11 THEN {number} / 1000 ELSE {epoch(when)} END",  # 1e11: milliseconds

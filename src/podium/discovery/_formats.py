@@ -22,6 +22,8 @@ _SNIFF_LINES = 50
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZEEK_PATHS = {"conn": "zeek-conn", "dns": "zeek-dns", "ssl": "zeek-ssl", "http": "zeek-http"}
 _CSV_DELIMITERS = (",", "\t", ";", "|")
+PIHOLE_FTL_COLUMNS = {"time": "timestamp", "host": "domain", "source": "client"}
+"""The columns of Pi-hole's query database (pihole-FTL.db's `queries`) that an export with a header carries."""
 _ZEEK_JSON_KEYS = (  # a Zeek JSON log is told by the keys its records carry: any one of these sets
     ("zeek-dns", (("id.orig_h", "query"),)),
     ("zeek-ssl", (("server_name",), ("id.orig_h", "ssl_history"))),
@@ -114,7 +116,7 @@ def _by_content(lines: list[str], path: Path, forced: str | None) -> Detected | 
     data = [line for line in lines if line.strip()][:_SNIFF_LINES]
     if not data:
         return Detected(forced, "lines") if forced and not forced.startswith("zeek-") else None
-    if forced == "csv" or (forced is None and _looks_like_csv_header(data[0])):
+    if (forced in (None, "csv", "pihole") and _looks_like_csv_header(data[0])) or forced == "csv":
         return _csv(data[0], forced)
     votes: dict[str, int] = {}
     for line in data:
@@ -157,7 +159,8 @@ def _csv_delimiter(line: str) -> str:
 def _csv(header_line: str, forced: str | None) -> Detected:
     delimiter = _csv_delimiter(header_line)
     names = tuple(name.strip().strip('"') for name in header_line.split(delimiter))
-    return Detected(forced or "csv", "csv", names, delimiter)
+    pihole = forced in (None, "pihole") and set(PIHOLE_FTL_COLUMNS.values()) <= set(names)
+    return Detected("pihole" if pihole else forced or "csv", "csv", names, delimiter)
 
 
 def _unescape(text: str) -> str:
