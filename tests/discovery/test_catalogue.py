@@ -323,7 +323,8 @@ def test_the_docs_publish_the_weights_the_code_uses() -> None:
 
 def test_the_docs_worked_example_is_the_catalogues_row_and_adds_up(catalogue: Catalogue) -> None:
     section = DOCS.read_text().split("**Worked example**", 1)[1]
-    example = RiskFactors.model_validate(tomllib.loads(section.split("```toml\n", 1)[1].split("```", 1)[0]))
+    block = tomllib.loads(section.split("```toml\n", 1)[1].split("```", 1)[0])
+    example = RiskFactors.model_validate(block["discovery"]["services"]["openai-chatgpt"]["factors"])
     sum_line = next(line for line in section.splitlines() if "= **" in line)
     terms, total = sum_line.split("=")
     assert [int(t) for t in terms.split("+")] == list(risk_parts(example).values())

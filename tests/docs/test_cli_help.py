@@ -73,6 +73,10 @@ def named(span: str) -> list[tuple[str, ...]]:
 
 def _named(path: tuple[str, ...], words: list[str]) -> list[tuple[str, ...]]:
     while words and subcommands(path):
+        default = getattr(resolve(path), "default_command", None)
+        if default and re.fullmatch(r"[A-Z][A-Z_]*(\.\.\.)?", words[0]):  # `podium discover LOG...` is its `scan`
+            path = (*path, default)
+            break
         alternatives = [alt for alt in _alternatives(" ".join(words)) if alt]
         if words[0] in subcommands(path) and (len(alternatives) == 1 or subcommands((*path, words[0]))):
             path, words = (*path, words[0]), words[1:]

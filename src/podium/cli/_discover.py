@@ -34,9 +34,11 @@ SHOWN_BAD_LINES = 5
 class DiscoverGroup(TyperGroup):
     """A group whose default command is `scan`: `podium discover LOG...` is `podium discover scan LOG...`."""
 
+    default_command = SCAN
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = [SCAN, *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
