@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -101,35 +100,48 @@ class Governor:
         ctx = self._context(call, detail)
         entered = await self._off(offload, self._admit, ctx)
         started = time.perf_counter()
-        outcome: Outcome | None = None
+        concluded = False  # recorded and finished, in one hand-off to a worker thread
         try:
             with call_scope(dataclasses.replace(ctx.site, call=ctx.call)):
                 result = await execute(ctx.call)
         except SideEffectFenced as fenced:
             # A side effect refused as it committed: audited here, now that its transaction rolled back.
-            outcome = "stopped"
-            unrun = functools.partial(self._record, ran=False)
-            await self._off(offload, unrun, ctx, outcome, {"reason": fenced.message, "stage": "fence"})
+            concluded = True
+            fence = {"reason": fenced.message, "stage": "fence"}
+            await self._off(offload, self._conclude, entered, ctx, "stopped", fence, False)
             raise
         except GovernanceError:
             raise  # a nested governed call's refusal, audited where it happened
         except Exception as exc:
-            outcome = "failed"
             ctx.usage = Usage(wall_seconds=time.perf_counter() - started)
             failure = {"error": f"{type(exc).__name__}: {exc}"}
-            await self._off(offload, self._record, ctx, outcome, failure)  # settles the reservation
+            concluded = True
+            await self._off(offload, self._conclude, entered, ctx, "failed", failure, True)  # settles the hold
             raise
         else:
             ctx.usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
             ctx.output_digest = digest(output(result))
             if annotate is not None:
                 ctx.detail.update(annotate(result))
-            await self._off(offload, self._record, ctx, "allowed", {})
-            outcome = "allowed"  # only once recorded: until then the stages hold what they held, to give back
+            concluded = True
+            await self._off(offload, self._conclude, entered, ctx, "allowed", {}, True)
         finally:
-            await self._off(offload, self._finish, entered, ctx, outcome)
+            if not concluded:
+                await self._off(offload, self._finish, entered, ctx, None)
         self._events.emit(Event("call_recorded", ctx.site.run_id, ctx.call.resource, ctx.site.step_id))
         return result
+
+    def _conclude(
+        self, entered: Sequence[Stage], ctx: CallContext, outcome: Outcome, extra: dict[str, str], ran: bool
+    ) -> None:
+        """Record the call, then finish every entered stage. An allowed call counts as allowed only once recorded:
+        until then the stages hold what they held, to give back."""
+        recorded = False
+        try:
+            self._record(ctx, outcome, extra, ran=ran)
+            recorded = True
+        finally:
+            self._finish(entered, ctx, outcome if recorded or outcome != "allowed" else None)
 
     @staticmethod
     async def _off(offload: bool, work: Callable[..., R], *args: Any) -> R:
@@ -142,8 +154,7 @@ class Governor:
         deciding policies."""
         ctx = self._context(call, None)
         entered = self._admit(ctx)
-        self._record(ctx, "allowed", {})
-        self._finish(entered, ctx, "allowed")
+        self._conclude(entered, ctx, "allowed", {}, True)
         assert ctx.decision is not None
         return ctx.decision
 
