@@ -185,3 +185,16 @@ def test_an_unknown_format_is_refused_with_the_list_and_format_can_force_one(tmp
         read_logs([fake_gzip], ai_catalogue())
     forced = read_logs([junk], ai_catalogue(), format="squid")
     assert (forced.files[0].format, forced.files[0].lines, forced.files[0].skipped) == ("squid", 10, 10)
+
+
+def test_a_host_no_resolver_would_look_up_matches_nothing_even_under_a_catalogue_domain(tmp_path: Path) -> None:
+    hostile = ["x<svg>.openai.com", "=1+1.openai.com", "a" * 64 + ".openai.com", "a..openai.com", "-x-.openai.com",
+               "x\u202eevil.openai.com", "x_y.openai.com\x7f"]  # fmt: skip
+    lines = [
+        f"1764064800.{i:03d} 5 10.0.0.{i} TCP_TUNNEL/200 1000 CONNECT {host}:443 - HIER_DIRECT/1.2.3.4 -"
+        for i, host in enumerate([*hostile, "Chat.OpenAI.com."])
+    ]
+
+    reading = read_logs([_write(tmp_path, "access.log", lines)], ai_catalogue())
+
+    assert [(s.source, s.service, s.host) for s in reading.sightings] == [("10.0.0.7", "openai", "chat.openai.com")]

@@ -15,6 +15,7 @@ row per file. Reconciliation and the exact catalogue match then run on those few
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from podium.discovery._catalogue import Catalogue
+from podium.discovery._catalogue import Catalogue, normalise_host
 from podium.discovery._delimited import csv_columns, csv_line, csv_parse
 from podium.discovery._evidence import BadLine, LogFile, Reading, Sighting
 from podium.discovery._formats import Detected, detect
@@ -94,7 +95,7 @@ def read_logs(
                 read_so_far += logfile.lines
                 if progress is not None:
                     progress(read_so_far)
-            sightings = _reconcile(connection)
+            sightings = _resolvable(_reconcile(connection), catalogue)
         finally:
             connection.close()
     files.sort(key=lambda f: [p.path for p in plans].index(f.path))
@@ -303,6 +304,17 @@ def _reject_reason(kind: str) -> str:
         "INVALID ENCODING": "not valid UTF-8",
         "LINE SIZE OVER MAXIMUM": f"longer than {MAX_LINE_BYTES} bytes",
     }.get(kind, kind.lower())
+
+
+def _resolvable(sightings: list[Sighting], catalogue: Catalogue) -> list[Sighting]:
+    """The sightings whose host a resolver would look up, matched again as `Catalogue.match` does: the SQL join
+    only compares suffixes, so `x<svg>.openai.com` or a 100-character label would otherwise count (and be shown)."""
+    kept = []
+    for sighting in sightings:
+        name, service = normalise_host(sighting.host), catalogue.match(sighting.host)
+        if name is not None and service is not None:
+            kept.append(dataclasses.replace(sighting, host=name, service=service.id))
+    return kept
 
 
 def _reconcile(connection: duckdb.DuckDBPyConnection) -> list[Sighting]:
