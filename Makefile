@@ -50,6 +50,7 @@ bench: install-test
 	$(PY) -m benchmarks.cli
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.gateway
 	$(PY) -m benchmarks.discovery
+	$(PY) -m benchmarks.agentdojo
 
 clean:
 	rm -rf $(VENV) .podium .podium-witness .pytest_cache .mypy_cache .ruff_cache
