@@ -73,7 +73,7 @@ def test_every_json_output_has_the_documented_fields(hostile: HostileHome, tmp_p
         encoding="utf-8",
     )
     extra = {"keys issue": ["--person", "owner@example.com"], "init": ["--admin", "first@example.com"]}
-    json_to = {"discover scan LOG": ["-"]}  # --json FILE, `-` for stdout
+    json_to = {"discover scan LOG": ["-"], "discover kpi": ["-"]}  # --json FILE, `-` for stdout
     for command in sections:
         args = [placeholders.get(word, word) for word in command.split()]
         base = ["--home", str(tmp_path / "new")] if command == "init" else [*home_args(hostile)]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from podium.cli._common import connected, console, err, settings, write_output
-from podium.cli._display import literal, row, styled, table
+from podium.cli._display import literal, print_json, row, styled, table
 
 if TYPE_CHECKING:
     from podium._runtime import Podium
@@ -120,7 +120,9 @@ def kpi(
         KpiBy, typer.Option(help="Count per person, or per team (the logs' department, else the directory's).")
     ] = KpiBy.person,
     weeks: Annotated[int, typer.Option(min=1, max=520, help="The last N weeks in which anything happened.")] = 12,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON to this file.")] = None,
+    json_file: Annotated[
+        str | None, typer.Option("--json", help="Also write the rows as JSON to this file; `-` prints them instead.")
+    ] = None,
 ) -> None:
     """The migration KPI: per sanctioned service and week, each person's (or team's) requests through the gateway
     (the ledger) and straight to the service (the logs), and the gateway's share."""
@@ -130,7 +132,10 @@ def kpi(
         shares = migration(pod.engine, by=by.value, weeks=weeks, team_of=lambda person: _team(pod, person))
     if json_file is not None:
         document = {"by": by.value, "weeks": sorted({s.week for s in shares}), "rows": [s.as_json() for s in shares]}
-        write_output(json_file, json.dumps(document, indent=2) + "\n", "the KPI")
+        if json_file == "-":
+            print_json(document)
+            return
+        write_output(Path(json_file), json.dumps(document, indent=2) + "\n", "the KPI")
     if not shares:
         console.print(
             literal("Nothing sanctioned has been seen or used yet: `podium discover sanction SERVICE` first.")
