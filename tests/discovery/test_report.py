@@ -172,3 +172,18 @@ def test_the_html_is_self_contained_and_shows_log_strings_literally(pod: Podium,
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
     assert "\\x1b[31m&lt;b&gt;garbage&lt;/b&gt;" in page and "week10.log:7: not a squid line" in page
     assert "already ingested" not in page.split("<h2>Files</h2>")[1].split("</table>")[0]
+
+
+def test_the_csv_shows_control_characters_as_escapes_and_quotes_formulas(pod: Podium, tmp_path: Path) -> None:
+    log = tmp_path / "terminal.log"
+    log.write_text("a log whose users would act on a terminal or a spreadsheet\n", encoding="utf-8")
+    users = {"10.0.0.1": "\x1b]0;owned\x07\x1b[31mred", "10.0.0.2": '=HYPERLINK("http://x")', "10.0.0.3": "x\u202ey"}
+    reader = FakeReader(
+        {log.name: [seen(a, u, "openai", "chat.openai.com", "2026-03-02T09:00", 1, 1, 1) for a, u in users.items()]}
+    )
+    report = discover(pod, [log], read=reader, catalogue=CATALOGUE)
+
+    text = report.findings_csv()
+    assert all(c.isprintable() or c == "\n" for c in text)  # `cat` of the file acts on nothing
+    cells = {row[0] for row in csv.reader(io.StringIO(text))}
+    assert {"\\x1b]0;owned\\x07\\x1b[31mred", '\'=HYPERLINK("http://x")', "x\\u202ey"} <= cells

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from podium._visible import visible
 from podium.discovery._catalogue import Catalogue, Service
 from podium.discovery._evidence import BadLine
 from podium.discovery._store import DayUse, StoredUse, iso_week, new_services, stored_uses
@@ -250,9 +251,12 @@ def _busiest(f: Finding) -> tuple[int, str, str]:
 
 
 def _csv_cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
+    """A cell as the HTML report shows it: characters a terminal acts on as escapes (`cat` of the file runs no
+    escape sequence), and a cell a spreadsheet would run as a formula quoted with `'`."""
+    if not isinstance(value, str):
+        return "" if value is None else value
+    value = visible(value, one_line=True)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t") else value
 
 
 def unknown_service(service_id: str) -> Service:
