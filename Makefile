@@ -9,6 +9,9 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 # pip's own wheel cache ignores CMAKE_ARGS, so podium keeps the built wheel in a folder named after its flags.
 LLAMA_WHEELS := $(HOME)/.cache/podium/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+# The tests run in this many processes (pytest-xdist): most of a test's time is waiting on subprocesses, servers and
+# deadlines, so two keep a 2-core machine busy. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install install-test demo test lint typecheck pytest bench clean
 
@@ -40,7 +43,7 @@ typecheck:
 	$(PY) -m mypy
 
 pytest:
-	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest; rc=$$?; \
+	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m pytest -n $(TEST_WORKERS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
 test: install-test lint typecheck pytest

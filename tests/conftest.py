@@ -20,6 +20,9 @@ from podium.models import TextClassifier, sha256_of
 from podium.testing import temporary_postgres_database
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+# pytest-xdist gives its workers COLUMNS=80, which Rich reads once, when the CLI's consoles are made: tables would
+# be cut to 80 columns there and not in a serial run. Tests that want a width pass it to the command they run.
+os.environ.pop("COLUMNS", None)
 
 POSTGRES_URL = os.environ.get("PODIUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
