@@ -192,3 +192,17 @@ def _secrets(done: Sanctioned) -> list[str]:
             text = person.instructions.read_text()
             found += [line.split()[-1] for line in text.splitlines() if line.startswith("Your key")]
     return found
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_an_admin_seen_in_the_logs_gets_no_key_from_a_sanction(pod: Podium, tmp_path: Path) -> None:
+    admin = sign_in(pod, TEST_ADMIN)
+    keys_before = [k.id for k in pod.keys.list(TEST_ADMIN)]
+    seen = [SeenUser(TEST_ADMIN, "sales"), SeenUser("ana@example.com", "sales")]
+
+    done = sanction(pod, CHATGPT, seen, by=admin, instructions=tmp_path / "keys", gateway_url="http://gw")
+
+    assert [p.person for p in done.people] == ["ana@example.com"]
+    assert [user for user, _ in done.not_people] == [TEST_ADMIN]
+    assert [k.id for k in pod.keys.list(TEST_ADMIN)] == keys_before  # a key that acts as an admin: never minted
+    assert pod.people.get(TEST_ADMIN).teams == ("admins",)

@@ -275,12 +275,16 @@ def _check_policies(folder: Path, name: str, text: str) -> None:
 
 def _people(pod: Podium, seen: Iterable[SeenUser]) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
     """The people to give keys to (with the department to add them under if the directory lacks them), and the
-    users who are not people podium can give a key: addresses, pseudonyms, names that are not names."""
+    users who are not people podium can give a key: addresses, pseudonyms, names that are not names, and admins
+    (a key acts as its person: a log line naming an admin must not mint an admin's credential)."""
     people: dict[str, str | None] = {}
     not_people: list[tuple[str, str]] = []
     for user in seen:
         why = _not_a_person(user.user)
-        if why is None and pod.people.find(user.user) is None and user.department:
+        known = pod.people.find(user.user) if why is None else None
+        if known is not None and "admins" in known.teams:
+            why = "an admin: a key for them acts as an admin, so a log never mints one (`podium keys issue` by hand)"
+        elif why is None and known is None and user.department:
             why = _bad_department(user.department)
         if why is not None:
             not_people.append((user.user[:200], why))
