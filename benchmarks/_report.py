@@ -71,3 +71,11 @@ def write_result(
     pattern = re.compile(rf"<!-- {name} -->.*?<!-- /{name} -->", re.S)
     text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     RESULTS_MD.write_text(text)
+
+
+def merge_result(name: str, keys: dict[str, Any]) -> None:
+    """Add `keys` to results/NAME.json, keeping the keys other benchmarks wrote there."""
+    path = HERE / "results" / f"{name}.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({**current, **keys}, indent=2) + "\n")

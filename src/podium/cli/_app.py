@@ -37,6 +37,7 @@ from podium.cli._discover import discover_app
 from podium.cli._display import AsJson, field, print_json, row, shorten, styled, table
 from podium.cli._fields import model_fields, run_detail_fields, run_fields
 from podium.cli._governance import agents_app, audit_app, governance_app, kill, policy_app, restore
+from podium.cli._guard import guard_app
 from podium.cli._help import conventional_help
 from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
@@ -73,6 +74,7 @@ for sub, name in (
     (route_app, "route"),
     (budgets_app, "budgets"),
     (discover_app, "discover"),
+    (guard_app, "guard"),
 ):
     app.add_typer(sub, name=name)
 add_sanction_commands(discover_app)  # sanction, export-blocklist, kpi: beside the scan in `podium discover`

@@ -87,6 +87,22 @@ class _Features:
             dtype=np.float64,
         )
 
+        self.analyze = self.counter.build_analyzer()
+        self.index = vocabulary
+
+    def weights(self, text: str) -> tuple[npt.NDArray[np.intp], Floats]:
+        """One text's non-zero features (columns and values) as `transform` gives them, without building a sparse
+        matrix (about twice as fast for a single text)."""
+        import numpy as np
+
+        look_up = self.index.get
+        found = np.fromiter((look_up(term, -1) for term in self.analyze(text)), dtype=np.intp)
+        columns, counts = np.unique(found[found >= 0], return_counts=True)
+        values = np.log(counts.astype(np.float64)) + 1.0
+        values *= self.idf[columns]
+        norm = float(np.sqrt(values @ values))
+        return columns, values / norm if norm > 0 else values
+
     def transform(self, texts: Sequence[str]) -> csr_matrix:
         import numpy as np
         from sklearn.preprocessing import normalize
@@ -153,8 +169,24 @@ class TextClassifier:
             return np.hstack([1 - scores, scores])
         return scores / scores.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
 
+    def probabilities_of(self, text: str) -> Floats:
+        """One text's row of `probabilities`, computed without sparse matrices (a few ms less per call)."""
+        import numpy as np
+        from scipy.special import expit
+
+        logits = self._intercept.copy()
+        offset = 0
+        for block in self._blocks:
+            columns, values = block.weights(text)
+            logits += self._coef[:, offset + columns] @ values
+            offset += len(block.idf)
+        scores: Floats = expit(logits)
+        if scores.shape[0] == 1:
+            return np.array([1 - scores[0], scores[0]])
+        return scores / scores.sum()  # type: ignore[no-any-return]
+
     def predict(self, text: str) -> Prediction:
-        probabilities = self.probabilities([text])[0]
+        probabilities = self.probabilities_of(text)
         best = int(probabilities.argmax())
         return Prediction(self.classes[best], float(probabilities[best]))
 
