@@ -18,7 +18,6 @@ into benchmarks/results/security.json (read-modify-write: other security benchma
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,9 +28,8 @@ from rich.progress import Progress
 
 import podium
 from benchmarks import _agentdojo as dojo
-from benchmarks._report import HERE, write_result
-
-SECURITY_JSON = HERE / "results" / "security.json"
+from benchmarks import _agentdojo_flows as flows
+from benchmarks._report import merge_result, write_result
 
 
 def run_all(harness: dojo.Harness, cases: Sequence[dojo.Case], label: str) -> list[dojo.Outcome]:
@@ -42,13 +40,6 @@ def run_all(harness: dojo.Harness, cases: Sequence[dojo.Case], label: str) -> li
             outcomes.append(harness.run(case))
             bar.advance(task)
     return outcomes
-
-
-def merge_security_json(keys: dict[str, Any]) -> None:
-    """Add `keys` to security.json, keeping what other benchmarks wrote there."""
-    current = json.loads(SECURITY_JSON.read_text()) if SECURITY_JSON.exists() else {}
-    SECURITY_JSON.parent.mkdir(exist_ok=True)
-    SECURITY_JSON.write_text(json.dumps({**current, **keys}, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -93,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "ms_per_case_governed": round(1000 * governed_seconds / cases, 2),
         "ms_per_case_without_podium": round(1000 * direct_seconds / cases, 2),
         "seconds_all_pairs_governed": round(governed_seconds, 1),
+        # What each user task's ground truth asks of an information-flow policy (benchmarks/_agentdojo_flows.py).
+        "user_task_flows": flows.verdict_counts(suites),
     }
     headline = {
         "agentdojo_cases": cases,
@@ -127,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rows=rows,
         data={**headline, **data},
     )
-    merge_security_json(headline)
+    merge_result("security", headline)
     return {**headline, **data}
 
 

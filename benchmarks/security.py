@@ -4,7 +4,8 @@ Recall at the shipped threshold (1% false positives on the validation split), th
 the test split, AUC, per-set figures, and the p99 latency of one 512-token window on one core. Generalisation: the
 same recipe retrained without one whole set (deepset: injections and benign both; JailbreakBench: attacks made by
 published algorithms), scored on that set. Headline keys are merged into results/security.json (other benchmarks
-write theirs there too); the full figures go to results/detector.json and RESULTS.md.
+write theirs there too); the full figures go to results/detector.json and RESULTS.md. The `agentdojo_*` keys come
+from `python -m benchmarks.agentdojo` (AgentDojo's worst case through the governor), a separate run of ~4 minutes.
 """
 
 from __future__ import annotations
