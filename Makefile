@@ -53,6 +53,7 @@ bench: install-test
 	$(PY) -m benchmarks.cli
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.gateway
 	$(PY) -m benchmarks.discovery
+	$(PY) -m benchmarks.security
 	$(PY) -m benchmarks.agentdojo
 
 clean:
