@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -54,6 +55,17 @@ def test_discover_reads_a_log_once_and_reports_it_every_way(settings: Settings, 
 
     shown = podium(settings, "discover", str(log), "--by", "department")
     assert "already ingested" in shown.stdout and "(none)" in shown.stdout
+
+
+def test_a_log_and_its_gzipped_copy_are_one_log(settings: Settings, tmp_path: Path) -> None:
+    """Rotation gzips yesterday's log: reading it again, compressed, counts nothing twice."""
+    log, packed = tmp_path / "access.log", tmp_path / "access.log.1.gz"
+    log.write_text(SQUID, encoding="utf-8")
+    packed.write_bytes(gzip.compress(SQUID.encode()))
+    first = json.loads(podium(settings, "discover", str(log), "--json", "-").stdout)
+    again = json.loads(podium(settings, "discover", str(packed), "--json", "-").stdout)
+    assert again["files"][0]["already_ingested"] is True
+    assert again["findings"] == first["findings"] and sum(f["requests"] for f in again["findings"]) == 2
 
 
 def test_discover_help_lists_the_scan_and_the_commands_beside_it() -> None:

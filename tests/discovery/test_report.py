@@ -17,10 +17,10 @@ import sqlalchemy as sa
 
 from podium import Podium, Settings
 from podium.discovery import BadLine, Catalogue, LogFile, Reading, Service, Sighting
+from podium.discovery._formats import content_digest
 from podium.discovery._html import render_html
 from podium.discovery._report import FINDING_FIELDS
 from podium.discovery._scan import discover
-from podium.discovery._store import sha256_of_file
 from podium.store import tables
 
 CATALOGUE = Catalogue(
@@ -62,7 +62,7 @@ class FakeReader:
         for path in paths:
             self.read.append(path.name)
             found += self.sightings[path.name]
-            files.append(LogFile(path, "squid", sha256_of_file(path), lines=100, skipped=2))
+            files.append(LogFile(path, "squid", content_digest(path), lines=100, skipped=2))
         bad = [BadLine(str(paths[0]), 7, "not a squid line", "\x1b[31m<b>garbage</b>")]
         return Reading(found, files, bad)
 

@@ -56,7 +56,7 @@ class BadLine:
 class LogFile:
     path: Path
     format: str  # one of FORMATS
-    sha256: str  # of the file's bytes as stored (compressed or not): the same file twice is ingested once
+    sha256: str  # of its content, decompressed: the same log is ingested once, gzipped or not
     lines: int  # data lines read (headers and comments not counted)
     skipped: int  # lines that could not be used
 

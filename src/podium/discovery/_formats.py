@@ -8,6 +8,7 @@ of formats and the `--format` option, never guessed at.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import zlib
@@ -18,6 +19,7 @@ from podium.discovery._evidence import FORMATS
 from podium.errors import InputDataError, UsageError
 
 _HEAD_BYTES = 64 * 1024
+_DIGEST_CHUNK = 1 << 20
 _SNIFF_LINES = 50
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZEEK_PATHS = {"conn": "zeek-conn", "dns": "zeek-dns", "ssl": "zeek-ssl", "http": "zeek-http"}
@@ -54,13 +56,36 @@ class Detected:
     set_separator: str = ","  # Zeek TSV's #set_separator (between a set's or vector's items)
 
 
-def read_head(path: Path) -> bytes:
-    """The first bytes of the file's content, decompressed when it is gzipped (a truncated stream is fine)."""
+def content_digest(path: Path) -> str:
+    """What a log is known by: the sha256 of its content, decompressed when it is gzipped, so that a log and its
+    gzipped copy (what rotation leaves) are the same log, ingested once."""
+    digest = hashlib.sha256()
+    gzipped = read_head_bytes(path).startswith(_GZIP_MAGIC)
     try:
-        with path.open("rb") as raw:
-            start = raw.read(_HEAD_BYTES)
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as content:
+            while chunk := content.read(_DIGEST_CHUNK):
+                digest.update(chunk)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise InputDataError(
+            f"{path} starts like a gzip file but does not decompress to its end ({error}); check it with gzip -t"
+        ) from error
     except OSError as error:
         raise InputDataError(f"cannot read {path}: {error.strerror}; check the path and its permissions") from error
+    return digest.hexdigest()
+
+
+def read_head_bytes(path: Path) -> bytes:
+    """The file's first bytes as stored (compressed or not)."""
+    try:
+        with path.open("rb") as raw:
+            return raw.read(_HEAD_BYTES)
+    except OSError as error:
+        raise InputDataError(f"cannot read {path}: {error.strerror}; check the path and its permissions") from error
+
+
+def read_head(path: Path) -> bytes:
+    """The first bytes of the file's content, decompressed when it is gzipped (a truncated stream is fine)."""
+    start = read_head_bytes(path)
     if not start.startswith(_GZIP_MAGIC):
         return start
     try:

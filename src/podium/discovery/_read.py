@@ -16,7 +16,6 @@ row per file. Reconciliation and the exact catalogue match then run on those few
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import duckdb
 from podium.discovery._catalogue import Catalogue, normalise_host
 from podium.discovery._delimited import csv_columns, csv_line, csv_parse
 from podium.discovery._evidence import BadLine, LogFile, Reading, Sighting
-from podium.discovery._formats import Detected, detect
+from podium.discovery._formats import Detected, content_digest, detect
 from podium.discovery._lines import line_parse
 from podium.discovery._records import (
     MAX_LINE_BYTES,
@@ -74,10 +73,12 @@ def read_logs(
     threads: int = 1,
     memory_limit_mb: int = 256,
     progress: Callable[[int], None] | None = None,
+    digests: Mapping[Path, str] | None = None,
 ) -> Reading:
     """Detect, read and reconcile `paths`; sightings of `catalogue`'s services, per file counts, first bad lines.
 
-    `progress`, when given, is called after each file with the number of lines read so far.
+    `progress`, when given, is called after each file with the number of lines read so far; `digests` are the
+    files' content digests when the caller has them already (each file is otherwise digested here).
     """
     plans = _plans(paths, format, mapping)
     files: list[LogFile] = []
@@ -89,7 +90,8 @@ def read_logs(
             read_so_far = 0
             for plan in sorted(plans, key=lambda p: (ROLES.index(p.parse.role), p.file_id)):
                 _prepare(connection, plan.parse.role)
-                logfile, first_bad = _read_file(connection, plan)
+                digest = (digests or {}).get(plan.path) or content_digest(plan.path)
+                logfile, first_bad = _read_file(connection, plan, digest)
                 files.append(logfile)
                 bad_lines.extend(first_bad)
                 read_so_far += logfile.lines
@@ -211,7 +213,7 @@ def _rows(plan: _Plan, *, numbered: bool) -> str:
     return f"(SELECT {number}line, extra FROM {reader})"
 
 
-def _read_file(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> tuple[LogFile, list[BadLine]]:
+def _read_file(connection: duckdb.DuckDBPyConnection, plan: _Plan, digest: str) -> tuple[LogFile, list[BadLine]]:
     role = plan.parse.role
     keys = _GROUP_KEYS[role]
     columns = []
@@ -235,7 +237,7 @@ def _read_file(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> tuple[LogF
         ) from error
     lines, bad = _stats(connection, plan)
     rejected = _count(connection, f"rejects_{plan.file_id}")
-    logfile = LogFile(plan.path, plan.detected.format, _sha256(plan.path), lines + rejected, bad + rejected)
+    logfile = LogFile(plan.path, plan.detected.format, digest, lines + rejected, bad + rejected)
     first_bad = _first_bad_lines(connection, plan) if logfile.skipped else []
     return logfile, first_bad
 
@@ -245,11 +247,6 @@ def _stats(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> tuple[int, int
         "SELECT coalesce(sum(n), 0), coalesce(sum(nbad), 0) FROM ev WHERE file_id = ?", [plan.file_id]
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as raw:
-        return hashlib.file_digest(raw, "sha256").hexdigest()
 
 
 def _first_bad_lines(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> list[BadLine]:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from podium.discovery._catalogue import Catalogue
 from podium.discovery._evidence import LogFile, Reading
+from podium.discovery._formats import content_digest
 from podium.discovery._read import read_logs
 from podium.discovery._report import FileOutcome, Report, build_report
-from podium.discovery._store import day_uses, ingested, latest_run, record_run, sha256_of_file
+from podium.discovery._store import day_uses, ingested, latest_run, record_run
 from podium.discovery._who import AddressBook, Attribution, Pseudonyms
 from podium.errors import InputDataError
 
@@ -66,7 +67,8 @@ def discover(
     pseudonymise: bool = False,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Report:
-    """Read the logs at `paths` that were not ingested before (the same bytes count once, whatever their name),
+    """Read the logs at `paths` that were not ingested before (the same content counts once, whatever its name and
+    whether it is gzipped),
     store what they show, and report on everything stored. `read` reads them (default: `read_logs`); `progress`
     hears (steps done, steps in all) as each file is fingerprinted and then as each new one is read."""
     catalogue = catalogue or Catalogue.from_settings(pod.settings)
@@ -76,20 +78,22 @@ def discover(
         if not path.is_file():
             problem = "it is a folder" if path.is_dir() else "there is no such file"
             raise InputDataError(f"cannot read the log {path}: {problem}. Give the paths of log files.")
-        digests[path] = sha256_of_file(path)
+        digests[path] = content_digest(path)
         progress(len(digests), 2 * len(paths))
     known = ingested(pod.engine, digests.values())
     fresh: dict[str, Path] = {}
     for path, digest in digests.items():
         if digest not in known:
-            fresh.setdefault(digest, path)  # the same bytes under two names: read once
+            fresh.setdefault(digest, path)  # the same content under two names (or gzipped): read once
     steps = len(digests) + len(fresh)
     if not fresh:
         reading = Reading([], [])
     elif read is None:
         counted = iter(range(len(digests) + 1, steps + 1))
         told = lambda lines: progress(next(counted, steps), steps)  # noqa: E731 - read_logs calls it after each file
-        reading = read_logs(list(fresh.values()), catalogue, format=format, mapping=mapping, progress=told)
+        reading = read_logs(
+            list(fresh.values()), catalogue, format=format, mapping=mapping, progress=told, digests=digests
+        )
     else:
         reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping)
     progress(steps, steps)

@@ -6,7 +6,6 @@ them back through the queries here; every run writes in one transaction, so a fa
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,12 +21,6 @@ from podium.store import insert_many_if_absent, tables
 
 runs_t, files_t, sightings_t = tables.discovery_runs, tables.discovery_files, tables.discovery_sightings
 DAY_KEY = tuple[str, str, str, str, str]  # user, department ('' for none), service, host, day
-
-
-def sha256_of_file(path: Path) -> str:
-    """The digest files are known by: of the bytes as stored (a gzipped log is known by its compressed bytes)."""
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def ingested(engine: sa.Engine, digests: Iterable[str]) -> dict[str, LogFile]:
