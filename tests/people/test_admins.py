@@ -108,3 +108,21 @@ def test_a_new_home_and_its_database_and_key_are_its_owners_alone(tmp_path: Path
     assert again.exit_code == 2 and "initialised already" in again.output
     with Podium.connect(Settings(home=home)) as pod:
         assert pod.people.admins() == {"ana@example.com"}
+
+
+NAMES_CEDAR_TEXT_REFUSED = ["o'brien@example.com", "josé@example.com", 'quote"back\\slash@example.com', "李@例え.jp"]
+
+
+@pytest.mark.parametrize("name", NAMES_CEDAR_TEXT_REFUSED)
+def test_a_person_named_with_quotes_or_accents_is_added_keyed_and_acts(sqlite_settings: Settings, name: str) -> None:
+    """Cedar's text form of an id needs its own escaping, which an apostrophe or an accent broke: "failed to build
+    request" for anyone so named. Ids reach Cedar in its JSON form, and name exactly the one person meant."""
+    with Podium.connect(sqlite_settings) as pod:
+        admin = sign_in(pod, "admin@podium.test")
+        pod.people.add(name, teams=["support"], by=admin)
+        issued = pod.keys.issue(name, by=admin)
+        them = pod.authenticate(issued.key)
+        assert them.name == name
+        assert [k.person for k in pod.keys.list(name)] == [name]
+        with pytest.raises(ActionDenied):  # and they are who they are: no more (a key for the admin is refused)
+            pod.keys.issue("admin@podium.test", by=them)

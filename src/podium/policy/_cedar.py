@@ -38,8 +38,10 @@ class Entity:
     parents: tuple[tuple[str, str], ...] = ()
 
     @property
-    def uid(self) -> str:
-        return f"{self.type}::{json.dumps(self.id)}"
+    def uid(self) -> dict[str, str]:
+        """As Cedar's JSON form, not `Type::"id"` text: cedarpy refuses text ids with an apostrophe or an accent
+        (it wants Cedar's own escaping), and the JSON form needs none."""
+        return {"type": self.type, "id": self.id}
 
     def as_json(self) -> dict[str, Any]:
         return {
