@@ -9,8 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from podium import Settings
+from podium import Podium, Settings
 from podium.cli import app
+from podium.testing import key_for
 
 runner = CliRunner()
 SQUID = """\
@@ -21,8 +22,12 @@ this is not a squid line
 """
 
 
-def podium(settings: Settings, *args: str) -> object:
-    base = ["--home", str(settings.home), "--database-url", settings.resolved_database_url]
+def podium(settings: Settings, *args: str, key: str | None = None) -> object:
+    """`podium …` as the test admin (made on first use), or with `key`."""
+    if key is None:
+        with Podium.connect(settings) as pod:
+            key = key_for(pod, "admin@podium.test")
+    base = ["--home", str(settings.home), "--database-url", settings.resolved_database_url, "--key", key]
     return runner.invoke(app, [*base, *args], terminal_width=160)
 
 

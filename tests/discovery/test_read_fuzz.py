@@ -152,3 +152,12 @@ def test_arbitrary_bytes_never_crash_a_reader(tmp_path: Path, fmt: str, lines: l
     (logfile,) = reading.files
     assert 0 <= logfile.skipped <= logfile.lines
     assert all(b.line >= 1 and len(b.text) <= 200 for b in reading.bad_lines)
+
+
+def test_a_quoted_newline_in_a_short_row_of_a_csv_export_is_read(tmp_path: Path) -> None:
+    """Found by the property above: DuckDB's parallel CSV scanner refused a quoted newline in a row that had to
+    be padded, and the whole file with it."""
+    path = tmp_path / "export.csv"
+    path.write_text(f'ts,src,dst,sent,received\n{TS},10.0.0.5,chat.openai.com,1,2\n"a\nb",x\n', encoding="utf-8")
+    reading = read_logs([path], ai_catalogue(), format="csv", mapping=MAPPING)
+    assert [s.host for s in reading.sightings] == ["chat.openai.com"] and reading.files[0].skipped == 1

@@ -21,8 +21,11 @@ from podium.discovery._formats import content_digest
 from podium.discovery._html import render_html
 from podium.discovery._report import FINDING_FIELDS
 from podium.discovery._scan import discover
+from podium.policy import Identity
 from podium.store import tables
+from podium.testing import sign_in
 
+ADMIN = Identity("person", "admin@podium.test", "test")  # the test admin, as podium.testing names it
 CATALOGUE = Catalogue(
     [
         Service("openai", "ChatGPT", "OpenAI", "chat", ("openai.com", "chatgpt.com"), risk=62),
@@ -70,6 +73,7 @@ class FakeReader:
 @pytest.fixture
 def pod(settings: Settings) -> Iterator[Podium]:
     with Podium.connect(settings) as connected:
+        sign_in(connected, "admin@podium.test")  # made as `podium init` makes one
         yield connected
 
 
@@ -103,7 +107,7 @@ def stored_rows(pod: Podium) -> int:
 
 def test_reingesting_changes_nothing_and_a_later_week_adds_to_the_trend(pod: Podium, logs: dict[str, Path]) -> None:
     reader = FakeReader(READER)
-    first = discover(pod, [logs["week10.log"]], read=reader, catalogue=CATALOGUE)
+    first = discover(pod, [logs["week10.log"]], by=ADMIN, read=reader, catalogue=CATALOGUE)
     assert {s.service.id for s in first.new_services} == {"openai", "claude"}
     openai = next(s for s in first.services if s.service.id == "openai")
     assert (openai.requests, openai.bytes_up, openai.bytes_down, openai.weekly) == (6, 1_507, 50_009, {"2026-W10": 6})
@@ -112,13 +116,13 @@ def test_reingesting_changes_nothing_and_a_later_week_adds_to_the_trend(pod: Pod
     assert (claude.user, claude.requests, claude.bytes_up, claude.bytes_down) == ("10.0.0.6", 5, None, None)
     rows = stored_rows(pod)
 
-    again = discover(pod, [logs["week10.log"]], read=reader, catalogue=CATALOGUE)
+    again = discover(pod, [logs["week10.log"]], by=ADMIN, read=reader, catalogue=CATALOGUE)
     assert reader.read == ["week10.log"]  # known by its sha256: not read again
     assert stored_rows(pod) == rows
     assert again.findings == first.findings and [f.already_ingested for f in again.files] == [True]
     assert (again.skipped_lines, again.new_services) == (0, [])  # nothing new since the last run
 
-    later = discover(pod, [logs["week10.log"], logs["week11.log"]], read=reader, catalogue=CATALOGUE)
+    later = discover(pod, [logs["week10.log"], logs["week11.log"]], by=ADMIN, read=reader, catalogue=CATALOGUE)
     assert reader.read == ["week10.log", "week11.log"]
     assert [(f.path, f.already_ingested) for f in later.files] == [
         (str(logs["week11.log"]), False),
@@ -134,7 +138,7 @@ def test_reingesting_changes_nothing_and_a_later_week_adds_to_the_trend(pod: Pod
 
 
 def test_the_json_is_exactly_the_documented_shape(pod: Podium, logs: dict[str, Path]) -> None:
-    report = discover(pod, list(logs.values()), read=FakeReader(READER), catalogue=CATALOGUE)
+    report = discover(pod, list(logs.values()), by=ADMIN, read=FakeReader(READER), catalogue=CATALOGUE)
     document = json.loads(json.dumps(report.as_json()))
     assert sorted(document) == ["files", "findings", "services", "skipped_lines"]
     assert document["skipped_lines"] == 4
@@ -160,7 +164,7 @@ def test_the_json_is_exactly_the_documented_shape(pod: Podium, logs: dict[str, P
 
 
 def test_the_html_is_self_contained_and_shows_log_strings_literally(pod: Podium, logs: dict[str, Path]) -> None:
-    report = discover(pod, list(logs.values()), read=FakeReader(READER), catalogue=CATALOGUE)
+    report = discover(pod, list(logs.values()), by=ADMIN, read=FakeReader(READER), catalogue=CATALOGUE)
     page = render_html(report)
     assert page.count("<svg") == 3  # requests per service, weekly trend, risk against use
     assert "<script" not in page and "javascript:" not in page
@@ -181,7 +185,7 @@ def test_the_csv_shows_control_characters_as_escapes_and_quotes_formulas(pod: Po
     reader = FakeReader(
         {log.name: [seen(a, u, "openai", "chat.openai.com", "2026-03-02T09:00", 1, 1, 1) for a, u in users.items()]}
     )
-    report = discover(pod, [log], read=reader, catalogue=CATALOGUE)
+    report = discover(pod, [log], by=ADMIN, read=reader, catalogue=CATALOGUE)
 
     text = report.findings_csv()
     assert all(c.isprintable() or c == "\n" for c in text)  # `cat` of the file acts on nothing

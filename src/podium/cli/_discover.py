@@ -148,6 +148,7 @@ def scan(
             report = discover(
                 pod,
                 logs,
+                by=pod.operator(),
                 catalogue=catalogue,
                 format=None if log_format is None else log_format.value,
                 mapping=mapping,

@@ -3,6 +3,7 @@ transaction, and report on everything stored. The CLI's `podium discover LOG...`
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -17,9 +18,13 @@ from podium.discovery._report import FileOutcome, Report, build_report
 from podium.discovery._store import day_uses, ingested, latest_run, record_run
 from podium.discovery._who import AddressBook, Attribution, Pseudonyms
 from podium.errors import InputDataError
+from podium.policy import scope_entity
 
 if TYPE_CHECKING:
     from podium._runtime import Podium
+    from podium.policy import Identity
+
+SCANNED = "discovery"  # the Scope a `discovery.scan` acts on: the organisation's findings
 
 
 class LogReader(Protocol):
@@ -59,6 +64,7 @@ def discover(
     pod: Podium,
     paths: Sequence[Path],
     *,
+    by: Identity,
     read: LogReader | None = None,
     catalogue: Catalogue | None = None,
     format: str | None = None,
@@ -70,7 +76,10 @@ def discover(
     """Read the logs at `paths` that were not ingested before (the same content counts once, whatever its name and
     whether it is gzipped),
     store what they show, and report on everything stored. `read` reads them (default: `read_logs`); `progress`
-    hears (steps done, steps in all) as each file is fingerprinted and then as each new one is read."""
+    hears (steps done, steps in all) as each file is fingerprinted and then as each new one is read. Storing
+    who used what is `by`'s action `discovery.scan` (admins, by default): refused before anything is read,
+    audited with the run."""
+    pod.agents.authorizer.check(by, "discovery.scan", scope_entity(SCANNED))  # a refusal is audited
     catalogue = catalogue or Catalogue.from_settings(pod.settings)
     who = attribution(pod, users=users, pseudonymise=pseudonymise)  # a bad --users file stops us before reading
     digests: dict[Path, str] = {}
@@ -98,23 +107,31 @@ def discover(
         reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping)
     progress(steps, steps)
     already = [known[digest] for digest in digests.values() if digest in known]
-    return ingest(pod, reading, catalogue=catalogue, who=who, already=already)
+    return ingest(pod, reading, by=by, catalogue=catalogue, who=who, already=already)
 
 
 def ingest(
     pod: Podium,
     reading: Reading,
     *,
+    by: Identity,
     catalogue: Catalogue,
     who: Attribution | None = None,
     already: Sequence[LogFile] = (),
 ) -> Report:
     """Store one reading as one run (all or nothing) and report on everything stored. `already` are files given
-    again that an earlier run ingested: listed in the report, not counted again."""
+    again that an earlier run ingested: listed in the report, not counted again. The run and its audit entry (the
+    files' digests, never their contents) are one transaction."""
     who = who or attribution(pod)
     run_id, at = uuid.uuid4().hex, time.time()
     uses = day_uses(who(sighting) for sighting in reading.sightings)
-    record_run(pod.engine, run_id, at, reading.files, uses, reading.skipped_lines)
+    detail = {
+        "run": run_id,
+        "files": json.dumps({str(f.path): f.sha256 for f in reading.files}, sort_keys=True),
+        "sightings": str(len(uses)),
+    }
+    with pod.agents.authorizer.act(by, "discovery.scan", scope_entity(SCANNED), detail=detail) as act:
+        record_run(pod.engine, run_id, at, reading.files, uses, reading.skipped_lines, within=act.conn)
     files = [_outcome(f, already_ingested=False) for f in reading.files]
     files += [_outcome(f, already_ingested=True) for f in dict.fromkeys(already)]
     return build_report(

@@ -5,6 +5,7 @@ them back through the queries here; every run writes in one transaction, so a fa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
@@ -80,9 +81,12 @@ def record_run(
     files: Sequence[LogFile],
     uses: dict[DAY_KEY, DayUse],
     skipped_lines: int,
+    *,
+    within: sa.Connection | None = None,
 ) -> None:
     """Store one run: its new files and what they showed, all or nothing. A file another run ingested meanwhile
-    undoes the whole run (its evidence was read together with the others'), and says to run again."""
+    undoes the whole run (its evidence was read together with the others'), and says to run again. `within`: the
+    transaction of the audited action the run is part of (`podium discover`), else one of its own."""
     rows = [
         {
             "sha256": file.sha256,
@@ -95,7 +99,7 @@ def record_run(
         }
         for file in files
     ]
-    with engine.begin() as conn:
+    with contextlib.nullcontext(within) if within is not None else engine.begin() as conn:
         taken = {f.sha256 for f in files} - (insert_many_if_absent(conn, files_t, rows) if rows else set())
         if taken:
             path = next(f.path for f in files if f.sha256 in taken)

@@ -59,6 +59,7 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "governance.restore": {},
     "budget.set": {},
     "models.train": {},
+    "discovery.scan": {},
     "discovery.sanction": {},
     "run.start": {},
     "run.cancel": {},
