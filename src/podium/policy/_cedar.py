@@ -214,7 +214,7 @@ class PolicySet:
         entities = self._entities(_entities_json(principal, resource, action))
         request = {
             "principal": principal.uid,
-            "action": f'Action::"{action}"',
+            "action": {"type": "Action", "id": action},
             "resource": resource.uid,
             "context": dict(context),
         }
