@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from podium.errors import ConfigurationError, UsageError
 from podium.gateway._guardrails import CHARS_PER_TOKEN, ChunkGuard, OutputBlocked, OutputGuard, ScanPolicy
-from podium.gateway._scan import Finding, Scanner, count_kinds, redact, scan, scan_output
+from podium.security import Finding, Scanner, count_kinds, redact, scan, scan_output
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"

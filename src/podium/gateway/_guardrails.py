@@ -1,8 +1,8 @@
 """The gateway's guardrails: what a prompt may carry out to a provider, and what a reply may carry back.
 
-Outbound, `ScanPolicy.apply` scans a chat request's messages (`_scan.Scanner`) and decides per kind of finding:
-block the request, redact the spans, hold it for a person's review, or allow it. The verdict records kinds and
-counts, never the text.
+Outbound, `ScanPolicy.apply` scans a chat request's messages (`podium.security.Scanner`) and decides per kind
+of finding: block the request, redact the spans, hold it for a person's review, or allow it. The verdict records
+kinds and counts, never the text.
 
 Inbound, `OutputGuard` sits on the stream of text a model produces, in one of three modes:
 
@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from podium.errors import GovernanceError, UsageError
-from podium.gateway._scan import (
+from podium.security import (
     KINDS,
     PII_KINDS,
     SECRET_KINDS,

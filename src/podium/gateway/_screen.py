@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from podium.audit import canonical_json
 from podium.errors import ActionDenied, ConfigurationError
 from podium.gateway._guardrails import ChunkGuard, OutputBlocked, OutputGuard, ScanPolicy
-from podium.gateway._scan import require_scanners
+from podium.security import require_scanners
 
 if TYPE_CHECKING:
     from podium.models._config import GuardrailSetting
