@@ -16,8 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from podium import Podium, Settings
-from podium.discovery import BadLine, Catalogue, LogFile, Reading, Service, Sighting
-from podium.discovery._formats import content_digest
+from podium.discovery import BadLine, Catalogue, Fingerprint, LogFile, Reading, Service, Sighting
 from podium.discovery._html import render_html
 from podium.discovery._report import FINDING_FIELDS
 from podium.discovery._scan import discover
@@ -60,12 +59,13 @@ class FakeReader:
         *,
         format: str | None = None,
         mapping: Mapping[str, str] | None = None,
+        fingerprints: Mapping[Path, Fingerprint] | None = None,
     ) -> Reading:
         files, found = [], []
         for path in paths:
             self.read.append(path.name)
             found += self.sightings[path.name]
-            files.append(LogFile(path, "squid", content_digest(path), lines=100, skipped=2))
+            files.append(LogFile(path, "squid", (fingerprints or {})[path].sha256, lines=100, skipped=2))
         bad = [BadLine(str(paths[0]), 7, "not a squid line", "\x1b[31m<b>garbage</b>")]
         return Reading(found, files, bad)
 

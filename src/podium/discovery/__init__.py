@@ -17,7 +17,7 @@ from podium.discovery._catalogue import (
     risk_parts,
     risk_score,
 )
-from podium.discovery._evidence import FORMATS, BadLine, LogFile, Reading, Sighting
+from podium.discovery._evidence import FORMATS, BadLine, Fingerprint, LogFile, Reading, Sighting
 from podium.discovery._html import render_html
 from podium.discovery._kpi import Share, migration
 from podium.discovery._read import read_logs
@@ -43,6 +43,7 @@ __all__ = [
     "Catalogue",
     "FileOutcome",
     "Finding",
+    "Fingerprint",
     "Keyed",
     "LogFile",
     "LogReader",

@@ -59,6 +59,20 @@ class LogFile:
     sha256: str  # of its content, decompressed: the same log is ingested once, gzipped or not
     lines: int  # data lines read (headers and comments not counted)
     skipped: int  # lines that could not be used
+    size: int | None = None  # bytes of content, decompressed (None: not known, so never continued)
+    head_sha256: str | None = None  # of its first min(size, 64 KiB) bytes: finds the logs it may grow into
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a log is known by, computed in one pass over its content before it is read. `skip_lines` are the
+    lines an earlier ingest read already: this log is that one, grown (the live file read again), and only the
+    lines after them are read."""
+
+    sha256: str  # of its content, decompressed
+    size: int  # bytes of content
+    head_sha256: str
+    skip_lines: int = 0
 
 
 @dataclass(frozen=True)

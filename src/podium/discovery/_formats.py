@@ -1,6 +1,6 @@
 """Which log format a file holds, told from its first lines (decompressed first when it starts with gzip's magic).
 
-Detection reads at most `_HEAD_BYTES` of the file and decides by the majority of its first data lines, so one
+Detection reads at most `HEAD_BYTES` of the file and decides by the majority of its first data lines, so one
 garbled line at the top does not hide a good log; a file that looks like nothing known is refused with the list
 of formats and the `--format` option, never guessed at.
 """
@@ -8,7 +8,6 @@ of formats and the `--format` option, never guessed at.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 import zlib
@@ -18,8 +17,7 @@ from pathlib import Path
 from podium.discovery._evidence import FORMATS
 from podium.errors import InputDataError, UsageError
 
-_HEAD_BYTES = 64 * 1024
-_DIGEST_CHUNK = 1 << 20
+HEAD_BYTES = 64 * 1024  # what detection reads, and the head a log's fingerprint keeps a digest of
 _SNIFF_LINES = 50
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZEEK_PATHS = {"conn": "zeek-conn", "dns": "zeek-dns", "ssl": "zeek-ssl", "http": "zeek-http"}
@@ -56,29 +54,11 @@ class Detected:
     set_separator: str = ","  # Zeek TSV's #set_separator (between a set's or vector's items)
 
 
-def content_digest(path: Path) -> str:
-    """What a log is known by: the sha256 of its content, decompressed when it is gzipped, so that a log and its
-    gzipped copy (what rotation leaves) are the same log, ingested once."""
-    digest = hashlib.sha256()
-    gzipped = read_head_bytes(path).startswith(_GZIP_MAGIC)
-    try:
-        with gzip.open(path, "rb") if gzipped else path.open("rb") as content:
-            while chunk := content.read(_DIGEST_CHUNK):
-                digest.update(chunk)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise InputDataError(
-            f"{path} starts like a gzip file but does not decompress to its end ({error}); check it with gzip -t"
-        ) from error
-    except OSError as error:
-        raise InputDataError(f"cannot read {path}: {error.strerror}; check the path and its permissions") from error
-    return digest.hexdigest()
-
-
 def read_head_bytes(path: Path) -> bytes:
     """The file's first bytes as stored (compressed or not)."""
     try:
         with path.open("rb") as raw:
-            return raw.read(_HEAD_BYTES)
+            return raw.read(HEAD_BYTES)
     except OSError as error:
         raise InputDataError(f"cannot read {path}: {error.strerror}; check the path and its permissions") from error
 
@@ -90,11 +70,11 @@ def read_head(path: Path) -> bytes:
         return start
     try:
         with gzip.open(path, "rb") as unpacked:
-            return unpacked.read(_HEAD_BYTES)
+            return unpacked.read(HEAD_BYTES)
     except (OSError, EOFError, zlib.error):
         pass  # a truncated stream: what decompresses of its start is enough to tell the format
     try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(start, _HEAD_BYTES)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(start, HEAD_BYTES)
     except zlib.error as error:
         raise InputDataError(
             f"{path} starts like a gzip file but does not decompress ({error}); check it with gzip -t"
@@ -107,7 +87,7 @@ def detect(path: Path, forced: str | None = None) -> Detected:
         raise UsageError(f"unknown log format {forced!r}: use one of {', '.join(FORMATS)}")
     head = read_head(path)
     lines = head.decode("utf-8", errors="replace").splitlines()
-    if len(head) >= _HEAD_BYTES:
+    if len(head) >= HEAD_BYTES:
         lines = lines[:-1]  # cut short by the read
     found = _zeek_tsv(lines, forced) or _by_content(lines, path, forced)
     if found is None and not any(line.strip() for line in lines):

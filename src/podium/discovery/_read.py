@@ -25,8 +25,9 @@ import duckdb
 
 from podium.discovery._catalogue import Catalogue, normalise_host
 from podium.discovery._delimited import csv_columns, csv_line, csv_parse
-from podium.discovery._evidence import BadLine, LogFile, Reading, Sighting
-from podium.discovery._formats import Detected, content_digest, detect
+from podium.discovery._evidence import BadLine, Fingerprint, LogFile, Reading, Sighting
+from podium.discovery._fingerprint import fingerprint
+from podium.discovery._formats import Detected, detect
 from podium.discovery._lines import line_parse
 from podium.discovery._records import (
     MAX_LINE_BYTES,
@@ -62,6 +63,7 @@ class _Plan:
     detected: Detected
     parse: Parse
     gzipped: bool
+    skip: int = 0  # the first lines, read by an earlier ingest of this log before it grew
 
 
 def read_logs(
@@ -73,12 +75,13 @@ def read_logs(
     threads: int = 1,
     memory_limit_mb: int = 256,
     progress: Callable[[int], None] | None = None,
-    digests: Mapping[Path, str] | None = None,
+    fingerprints: Mapping[Path, Fingerprint] | None = None,
 ) -> Reading:
     """Detect, read and reconcile `paths`; sightings of `catalogue`'s services, per file counts, first bad lines.
 
-    `progress`, when given, is called after each file with the number of lines read so far; `digests` are the
-    files' content digests when the caller has them already (each file is otherwise digested here).
+    `progress`, when given, is called after each file with the number of lines read so far; `fingerprints` are the
+    files' when the caller has them already (each file is otherwise fingerprinted here, and read whole); of a
+    log that continues an earlier ingest, only the lines after those it read are read.
     """
     plans = _plans(paths, format, mapping)
     files: list[LogFile] = []
@@ -90,8 +93,8 @@ def read_logs(
             read_so_far = 0
             for plan in sorted(plans, key=lambda p: (ROLES.index(p.parse.role), p.file_id)):
                 _prepare(connection, plan.parse.role)
-                digest = (digests or {}).get(plan.path) or content_digest(plan.path)
-                logfile, first_bad = _read_file(connection, plan, digest)
+                known = (fingerprints or {}).get(plan.path) or fingerprint(plan.path)
+                logfile, first_bad = _read_file(connection, dataclasses.replace(plan, skip=known.skip_lines), known)
                 files.append(logfile)
                 bad_lines.extend(first_bad)
                 read_so_far += logfile.lines
@@ -193,7 +196,7 @@ def _rows(plan: _Plan, *, numbered: bool) -> str:
     """The file as rows of DuckDB's CSV reader: one raw line a row, or a delimited export's columns."""
     common = (
         f"compression={sql_text('gzip' if plan.gzipped else 'none')}, auto_detect=false, strict_mode=false, "
-        f"null_padding=true, max_line_size={MAX_LINE_BYTES}, "
+        f"null_padding=true, max_line_size={MAX_LINE_BYTES}, skip={plan.skip}, "
     )
     if numbered:
         common += "ignore_errors=true"
@@ -202,7 +205,8 @@ def _rows(plan: _Plan, *, numbered: bool) -> str:
     number = "row_number() OVER () AS rn, " if numbered else ""
     if plan.detected.layout == "csv":
         reader = (
-            f"read_csv($path, columns={csv_columns(plan.detected)}, header=true, "
+            # a log read from its middle: its header is among the lines skipped
+            f"read_csv($path, columns={csv_columns(plan.detected)}, header={str(plan.skip == 0).lower()}, "
             # parallel=false: DuckDB's parallel scanner refuses a quoted newline in a padded row (found by fuzzing)
             f"delim={sql_text(plan.detected.separator)}, quote='\"', escape='\"', parallel=false, {common})"
         )
@@ -214,7 +218,7 @@ def _rows(plan: _Plan, *, numbered: bool) -> str:
     return f"(SELECT {number}line, extra FROM {reader})"
 
 
-def _read_file(connection: duckdb.DuckDBPyConnection, plan: _Plan, digest: str) -> tuple[LogFile, list[BadLine]]:
+def _read_file(connection: duckdb.DuckDBPyConnection, plan: _Plan, known: Fingerprint) -> tuple[LogFile, list[BadLine]]:
     role = plan.parse.role
     keys = _GROUP_KEYS[role]
     columns = []
@@ -238,7 +242,9 @@ def _read_file(connection: duckdb.DuckDBPyConnection, plan: _Plan, digest: str) 
         ) from error
     lines, bad = _stats(connection, plan)
     rejected = _count(connection, f"rejects_{plan.file_id}")
-    logfile = LogFile(plan.path, plan.detected.format, digest, lines + rejected, bad + rejected)
+    logfile = LogFile(
+        plan.path, plan.detected.format, known.sha256, lines + rejected, bad + rejected, known.size, known.head_sha256
+    )
     first_bad = _first_bad_lines(connection, plan) if logfile.skipped else []
     return logfile, first_bad
 
@@ -276,7 +282,8 @@ def _first_bad_lines(connection: duckdb.DuckDBPyConnection, plan: _Plan) -> list
                     [int(refused[-1][0]) + _count(connection, f"rejects_{plan.file_id}")],
                 ).fetchall()
             ]
-            offset = 1 if plan.detected.layout == "csv" else 0  # the header line is not a row
+            # the lines skipped (a CSV's header among them) or the header line are not rows
+            offset = plan.skip or (1 if plan.detected.layout == "csv" else 0)
             for number, reason, text in refused:
                 line = _physical_line(int(number) + offset, rejected)
                 found.append(BadLine(str(plan.path), line, str(reason), text or ""))

@@ -1,5 +1,6 @@
-"""One discovery run: find which logs are new (by sha256), read them, say who each sighting is, store it all in one
-transaction, and report on everything stored. The CLI's `podium discover LOG...` is this, shown."""
+"""One discovery run: find which logs are new (by the sha256 of their content), read them (of a log that grew since,
+only its new lines), say who each sighting is, store it all in one transaction, and report on everything stored.
+The CLI's `podium discover LOG...` is this, shown."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
+
 from podium.discovery._catalogue import Catalogue
-from podium.discovery._evidence import LogFile, Reading
-from podium.discovery._formats import content_digest
+from podium.discovery._evidence import Fingerprint, LogFile, Reading
+from podium.discovery._fingerprint import fingerprint, may_continue, size_hint
+from podium.discovery._formats import read_head
 from podium.discovery._read import read_logs
 from podium.discovery._report import FileOutcome, Report, build_report
-from podium.discovery._store import day_uses, ingested, latest_run, record_run
+from podium.discovery._store import continuable, day_uses, ingested, latest_run, record_run
 from podium.discovery._who import AddressBook, Attribution, Pseudonyms
 from podium.errors import InputDataError
 from podium.policy import scope_entity
@@ -37,7 +41,20 @@ class LogReader(Protocol):
         *,
         format: str | None = None,
         mapping: Mapping[str, str] | None = None,
+        fingerprints: Mapping[Path, Fingerprint] | None = None,
     ) -> Reading: ...
+
+
+def fingerprints(engine: sa.Engine, paths: Sequence[Path], done: Callable[[int], None]) -> dict[Path, Fingerprint]:
+    """Each log's fingerprint (`done` hears how many so far). A log that starts with the whole of one ingested
+    before, or of a shorter one given with it (fingerprinted first), continues it: only its new lines are read."""
+    found: dict[Path, Fingerprint] = {}
+    for path in sorted(dict.fromkeys(paths), key=size_hint):
+        head = read_head(path)
+        given = [LogFile(p, "", f.sha256, 0, 0, size=f.size, head_sha256=f.head_sha256) for p, f in found.items()]
+        found[path] = fingerprint(path, continuable(engine, head) + may_continue(head, given))
+        done(len(found))
+    return {path: found[path] for path in paths}
 
 
 def attribution(pod: Podium, *, users: Path | None = None, pseudonymise: bool = False) -> Attribution:
@@ -82,13 +99,12 @@ def discover(
     pod.agents.authorizer.check(by, "discovery.scan", scope_entity(SCANNED))  # a refusal is audited
     catalogue = catalogue or Catalogue.from_settings(pod.settings)
     who = attribution(pod, users=users, pseudonymise=pseudonymise)  # a bad --users file stops us before reading
-    digests: dict[Path, str] = {}
     for path in paths:
         if not path.is_file():
             problem = "it is a folder" if path.is_dir() else "there is no such file"
             raise InputDataError(f"cannot read the log {path}: {problem}. Give the paths of log files.")
-        digests[path] = content_digest(path)
-        progress(len(digests), 2 * len(paths))
+    prints = fingerprints(pod.engine, paths, lambda done: progress(done, 2 * len(paths)))
+    digests = {path: known.sha256 for path, known in prints.items()}
     known = ingested(pod.engine, digests.values())
     fresh: dict[str, Path] = {}
     for path, digest in digests.items():
@@ -101,10 +117,10 @@ def discover(
         counted = iter(range(len(digests) + 1, steps + 1))
         told = lambda lines: progress(next(counted, steps), steps)  # noqa: E731 - read_logs calls it after each file
         reading = read_logs(
-            list(fresh.values()), catalogue, format=format, mapping=mapping, progress=told, digests=digests
+            list(fresh.values()), catalogue, format=format, mapping=mapping, progress=told, fingerprints=prints
         )
     else:
-        reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping)
+        reading = read(list(fresh.values()), catalogue, format=format, mapping=mapping, fingerprints=prints)
     progress(steps, steps)
     already = [known[digest] for digest in digests.values() if digest in known]
     return ingest(pod, reading, by=by, catalogue=catalogue, who=who, already=already)

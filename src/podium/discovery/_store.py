@@ -11,11 +11,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from podium.discovery._evidence import LogFile
+from podium.discovery._fingerprint import head_digests, may_continue
+from podium.discovery._formats import HEAD_BYTES
 from podium.discovery._who import Attributed
 from podium.errors import StaleError
 from podium.store import insert_many_if_absent, tables
@@ -31,10 +33,31 @@ def ingested(engine: sa.Engine, digests: Iterable[str]) -> dict[str, LogFile]:
         return {}
     with engine.connect() as conn:
         rows = conn.execute(sa.select(files_t).where(files_t.c.sha256.in_(wanted))).all()
-    return {
-        str(r.sha256): LogFile(Path(str(r.path)), str(r.format), str(r.sha256), int(r.lines), int(r.skipped))
-        for r in rows
-    }
+    return {str(r.sha256): _logfile(r) for r in rows}
+
+
+def continuable(engine: sa.Engine, head: bytes) -> list[LogFile]:
+    """The ingested logs whose whole content a log starting with `head` (its first 64 KiB) may start with: found
+    by the digest of their first bytes, for `fingerprint` to verify. Bounded: the distinct lengths under 64 KiB,
+    then an indexed lookup."""
+    with engine.connect() as conn:
+        small = conn.execute(sa.select(files_t.c.size).distinct().where(files_t.c.size < HEAD_BYTES)).scalars()
+        keys = head_digests(head, [*small, HEAD_BYTES])
+        rows = conn.execute(sa.select(files_t).where(files_t.c.head_sha256.in_(keys.values()))).all()
+    return may_continue(head, map(_logfile, rows))
+
+
+def _logfile(row: sa.Row[Any]) -> LogFile:
+    size, head = row.size, row.head_sha256
+    return LogFile(
+        Path(str(row.path)),
+        str(row.format),
+        str(row.sha256),
+        int(row.lines),
+        int(row.skipped),
+        size=None if size is None else int(size),
+        head_sha256=None if head is None else str(head),
+    )
 
 
 @dataclass
@@ -96,6 +119,8 @@ def record_run(
             "skipped": file.skipped,
             "run_id": run_id,
             "ingested_at": at,
+            "size": file.size,
+            "head_sha256": file.head_sha256,
         }
         for file in files
     ]

@@ -370,6 +370,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             'CREATE INDEX podium_discovery_sightings_user ON podium_discovery_sightings ("user", service)',
         ),
     ),
+    Migration(
+        16,
+        "shadow-AI discovery: each ingested log's content length and the digest of its first 64 KiB, so a log "
+        "that grew since (the live file read again) is read only for what was appended",
+        (
+            "ALTER TABLE podium_discovery_files ADD COLUMN size BIGINT",
+            "ALTER TABLE podium_discovery_files ADD COLUMN head_sha256 TEXT",
+            "CREATE INDEX podium_discovery_files_head ON podium_discovery_files (head_sha256)",
+        ),
+    ),
 )
 
 _MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table

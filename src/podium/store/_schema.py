@@ -118,13 +118,18 @@ discovery_runs = sa.Table(
 discovery_files = sa.Table(
     "podium_discovery_files",
     metadata,
-    sa.Column("sha256", sa.Text, primary_key=True),  # of the file's bytes: the same file is ingested once
+    sa.Column("sha256", sa.Text, primary_key=True),  # of its content, decompressed: the same log is ingested once
     sa.Column("path", sa.Text, nullable=False),  # as it was given, the first time
     sa.Column("format", sa.Text, nullable=False),
     sa.Column("lines", sa.BigInteger, nullable=False),
     sa.Column("skipped", sa.BigInteger, nullable=False),
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("ingested_at", sa.Float, nullable=False),
+    # its content's length and the sha256 of its first min(size, 64 KiB) bytes: finds the earlier ingest a log that
+    # grew continues (NULL for files ingested before migration 16: never continued)
+    sa.Column("size", sa.BigInteger),
+    sa.Column("head_sha256", sa.Text),
+    sa.Index("podium_discovery_files_head", "head_sha256"),
 )
 
 # What one run's files showed, per user, department, service, host and day. A run's files are read together (one
