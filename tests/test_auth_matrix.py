@@ -118,6 +118,8 @@ def cli_commands(pod: Podium) -> list[Command]:
     a, b, c, d, e = pending(pod, 5)
     run = _app.refund_flow.start("c-run", 900.0)
     waiting(pod, run.id)
+    log = pod.settings.home / "access.log"  # a proxy log for `podium discover`, which stores who used what
+    log.write_text(f"1772442000.123 250 10.0.0.5 TCP_TUNNEL/200 5120 CONNECT chat.openai.com:443 {NOBODY} -\n")
     return [
         Command(("budgets", "set", "workflow:tests.refund", "5"), "budget.set"),
         Command(("agents", "add", "bot", "--owner", "ops@example.com"), "registry.add"),
@@ -130,6 +132,7 @@ def cli_commands(pod: Podium) -> list[Command]:
         Command(("people", "add", "zoe@example.com", "--team", "refunds"), "people.change"),
         Command(("people", "remove", "zoe@example.com"), "people.remove"),
         Command(("keys", "issue", "--person", NOBODY), "keys.issue"),
+        Command(("discover", str(log)), "discovery.scan"),
         Command(("review", "claim", a), "review.claim", LEAD),
         Command(("review", "approve", a, "--note", "ok"), "review.approve", LEAD),
         Command(("review", "reject", b), "review.reject", LEAD),

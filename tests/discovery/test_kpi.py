@@ -53,7 +53,7 @@ def test_the_share_counts_served_requests_per_week_person_and_team(settings: Set
             seen = [SeenUser(PAT, "sales"), SeenUser(ANA, "sales")]
             admin = sign_in(pod, TEST_ADMIN)
             sanction_service(pod, CLAUDE, seen, by=admin, instructions=tmp_path / "keys", gateway_url="http://gw")
-            assert [(s.week, s.gateway, s.direct) for s in migration(pod.engine) if s.who == PAT] == [
+            assert [(s.week, s.gateway, s.direct) for s in migration(pod, by=admin) if s.who == PAT] == [
                 (iso_week(day.isoformat()), 0, 3) for day in weeks_ago
             ]
         with Podium.connect(configured) as pod, serving(pod) as url:
@@ -63,12 +63,13 @@ def test_the_share_counts_served_requests_per_week_person_and_team(settings: Set
             assert len(failing.chat_requests()) == 2 and len(answering.chat_requests()) == 2
             this_week = iso_week(today.isoformat())
 
-            by_person = {(s.who, s.week): s for s in migration(pod.engine, weeks=2)}
+            admin = sign_in(pod, TEST_ADMIN)
+            by_person = {(s.who, s.week): s for s in migration(pod, by=admin, weeks=2)}
             assert {week for _, week in by_person} == {iso_week(weeks_ago[1].isoformat()), this_week}
             pat = by_person[PAT, this_week]
             assert (pat.gateway, pat.direct, pat.share) == (2, 3, pytest.approx(2 / 5))  # failed tries not counted
             assert (by_person[ANA, this_week].gateway, by_person[ANA, this_week].share) == (0, 0.0)
 
-            (sales,) = [s for s in migration(pod.engine, by="team", weeks=1)]
+            (sales,) = [s for s in migration(pod, by=admin, per="team", weeks=1)]
             assert (sales.who, sales.gateway, sales.direct) == ("sales", 2, 3 + 1)
-            assert migration(pod.engine, services=["other"]) == []
+            assert migration(pod, by=admin, services=["other"]) == []

@@ -7,15 +7,12 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from podium.cli._common import connected, console, err, settings, write_output
 from podium.cli._display import literal, print_json, row, styled, table
-
-if TYPE_CHECKING:
-    from podium._runtime import Podium
 
 
 class BlockFormat(StrEnum):
@@ -125,11 +122,11 @@ def kpi(
     ] = None,
 ) -> None:
     """The migration KPI: per sanctioned service and week, each person's (or team's) requests through the gateway
-    (the ledger) and straight to the service (the logs), and the gateway's share."""
+    (the ledger) and straight to the service (the logs), and the gateway's share (admins only: it is per person)."""
     from podium.discovery import migration
 
     with connected(read=True) as pod:
-        shares = migration(pod.engine, by=by.value, weeks=weeks, team_of=lambda person: _team(pod, person))
+        shares = migration(pod, by=pod.operator(), per=by.value, weeks=weeks)
     if json_file is not None:
         document = {"by": by.value, "weeks": sorted({s.week for s in shares}), "rows": [s.as_json() for s in shares]}
         if json_file == "-":
@@ -145,13 +142,6 @@ def kpi(
     for s in shares:
         shown.add_row(*row(s.service, s.week, s.who or "-", f"{s.gateway:,}", f"{s.direct:,}", f"{s.share:.0%}"))
     console.print(shown)
-
-
-def _team(pod: Podium, person: str) -> str | None:
-    """A person's team as the KPI counts them: their first team that is not `admins` (a role, not a department)."""
-    found = pod.people.find(person)
-    teams = [t for t in found.teams if t != "admins"] if found else []
-    return teams[0] if teams else None
 
 
 def add_commands(group: typer.Typer) -> None:

@@ -5,6 +5,9 @@ Direct requests are what the logs showed (`podium discover`'s sightings); gatewa
 that person's calls through the alias the service was sanctioned with (each joined to its audit entry, which names
 the alias the client asked for). A request that failed at every upstream is no request served, and a try thrown
 away for a fallback is not counted twice: only ledger rows not marked wasted count.
+
+The figures are per person, so reading them is an action of its own: Cedar's `discovery.read` (admins, by default),
+decided for the authenticated reader before anything is read, and a refusal audited.
 """
 
 from __future__ import annotations
@@ -12,16 +15,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
+from podium.discovery._scan import SCANNED
 from podium.discovery._store import direct_requests_by_week, iso_week, users_of
+from podium.policy import scope_entity
 from podium.store import tables
 
-By = Literal["person", "team"]
+if TYPE_CHECKING:
+    from podium._runtime import Podium
+    from podium.policy import Identity
+
+Per = Literal["person", "team"]
 DAY_SECONDS = 86400
 
 
@@ -101,29 +110,38 @@ def _whole_days(engine: sa.Engine, at: sa.ColumnElement[float]) -> sa.ColumnElem
 
 
 def migration(
-    engine: sa.Engine,
+    pod: Podium,
     *,
-    by: By = "person",
+    by: Identity,
+    per: Per = "person",
     weeks: int = 12,
-    team_of: Callable[[str], str | None] = lambda person: None,
     services: Iterable[str] | None = None,
 ) -> list[Share]:
     """The KPI for every sanctioned service (or those of `services`), over the last `weeks` weeks in which anything
-    happened. By team, a person counts under the department the logs gave them, else `team_of` (the directory)."""
+    happened, as `by` may read it (`discovery.read`). Per team, a person counts under the department the logs gave
+    them, else their first team in the directory that is not `admins` (a role, not a department)."""
+    pod.agents.authorizer.check(by, "discovery.read", scope_entity(SCANNED))  # a refusal is audited
+    engine = pod.engine
     aliases = sanctioned_aliases(engine)
     wanted = sorted(aliases if services is None else set(services) & set(aliases))
     rows: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for service in wanted:
-        department = {u.user: u.department for u in users_of(engine, service)} if by == "team" else {}
+        department = {u.user: u.department for u in users_of(engine, service)} if per == "team" else {}
 
         def group(person: str, department: dict[str, str | None] = department) -> str:
-            if by == "person":
+            if per == "person":
                 return person
-            return department.get(person) or team_of(person) or ""
+            return department.get(person) or _directory_team(pod, person) or ""
 
         for (person, week), count in gateway_requests_by_week(engine, aliases[service]).items():
             rows[(service, week, group(person))][0] += count
-        for direct in direct_requests_by_week(engine, service=service, by="user" if by == "person" else "department"):
+        for direct in direct_requests_by_week(engine, service=service, by="user" if per == "person" else "department"):
             rows[(service, direct.week, direct.who)][1] += direct.requests
     recent = sorted({week for _, week, _ in rows})[-weeks:] if weeks > 0 else []
     return [Share(s, w, who, g, d) for (s, w, who), (g, d) in sorted(rows.items()) if w in recent]
+
+
+def _directory_team(pod: Podium, person: str) -> str | None:
+    found = pod.people.find(person)
+    teams = [t for t in found.teams if t != "admins"] if found else []
+    return teams[0] if teams else None

@@ -60,6 +60,7 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "budget.set": {},
     "models.train": {},
     "discovery.scan": {},
+    "discovery.read": {},
     "discovery.sanction": {},
     "run.start": {},
     "run.cancel": {},
