@@ -12,11 +12,13 @@ new machinery to trust:
 4. a file per person (owner-only) with the base URL and key for the openai and anthropic SDKs and the environment.
 
 Only an admin sanctions (Cedar `discovery.sanction`), and the sanction is one audit entry beside the entries of
-the directory changes and keys it made. Running it again changes nothing it did already and says so.
+the directory changes and keys it made, written whether it finished or stopped partway, saying what it did. Running
+it again changes nothing it did already and says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -25,7 +27,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +39,7 @@ from podium.discovery._catalogue import Service
 from podium.discovery._store import users_of
 from podium.errors import UsageError
 from podium.models import ModelConfig
-from podium.policy import PolicySet, scope_entity
+from podium.policy import PolicySet, person_entity, scope_entity
 
 if TYPE_CHECKING:
     import tomlkit.items
@@ -85,6 +87,28 @@ class Sanctioned:
     not_people: list[tuple[str, str]]  # (user as the logs name them, why no key)
 
 
+@dataclass
+class _Done:
+    """What a sanction has done so far: what its audit entry says, finished or not."""
+
+    config: Path | None = None
+    policy: Path | None = None
+    people: list[Keyed] = field(default_factory=list)
+
+    def detail(self, alias: str, models: Sequence[str], not_people: int, *, stopped: str) -> dict[str, str]:
+        return {
+            "alias": alias if self.config else "",  # the KPI counts the alias once podium.toml names it
+            "models": ", ".join(models),
+            "config": str(self.config or ""),
+            "policy": str(self.policy or ""),
+            "keys": json.dumps({k.person: k.key_id for k in self.people if k.new_key}, sort_keys=True),
+            "people_added": str(sum(k.added for k in self.people)),
+            "instructions": str(sum(k.instructions is not None for k in self.people)),
+            "not_people": str(not_people),
+            "stopped": stopped,  # "": it finished; else where it stopped and why
+        }
+
+
 def seen_users(engine: sa.Engine, service: str) -> list[SeenUser]:
     """Everyone the stored logs show using `service` (a catalogue id), with their department."""
     return [SeenUser(u.user, u.department) for u in users_of(engine, service)]
@@ -101,8 +125,12 @@ def sanction(
     alias: str | None = None,
     models: Sequence[str] = (),
 ) -> Sanctioned:
-    """Sanction `service` for the people in `seen` (see the module's docstring). Nothing is changed until every
-    input has been checked: the alias, the models, the people, the new podium.toml and the new policy."""
+    """Sanction `service` for the people in `seen` (see the module's docstring). Everything that can be checked is
+    checked before anything is written: `by`'s right to sanction, the alias, the models, the new podium.toml and
+    policy (loaded with the others, as `podium serve` will), the instructions folder, and, for each person, that
+    Cedar lets `by` add them and issue them a key. What can still fail after that (a disk, the database) stops the
+    sanction where it is; what it did is audited all the same: each person added and key issued has its own entry
+    as it happens, and the `discovery.sanction` entry says what was written, and where and why it stopped."""
     authorizer = pod.agents.authorizer
     resource = scope_entity(f"service:{service.id}")
     authorizer.check(by, "discovery.sanction", resource)  # refused before anything is read or written; audited
@@ -121,31 +149,33 @@ def sanction(
     policy_text = _policy(service, alias, chosen, sorted({p for p, _ in people})) if people else None
     if policy_text is not None:
         _check_policies(policy_dir, policy_path.name, policy_text)
+    _check_people(pod, people, by)
     _folder(instructions)
 
-    _write(config_path, config_text)
-    if policy_text is not None:
-        policy_dir.mkdir(parents=True, exist_ok=True)
-        _write(policy_path, policy_text)
-    keyed = [_key(pod, person, department, service, by) for person, department in people]
-    done = [
-        Keyed(k.person, k.added, k.key_id, k.new_key, _instructions(k, secret, service, alias, base, instructions))
-        for k, secret in keyed
-    ]
-    detail = {
-        "alias": alias,
-        "models": ", ".join(chosen),
-        "config": str(config_path),
-        "policy": str(policy_path) if policy_text is not None else "",
-        "keys": json.dumps({k.person: k.key_id for k in done if k.new_key}, sort_keys=True),
-        "people_added": str(sum(k.added for k in done)),
-        "not_people": str(len(not_people)),
-    }
-    with authorizer.act(by, "discovery.sanction", resource, detail=detail):
-        pass
-    return Sanctioned(
-        service.id, alias, chosen, existed, config_path, policy_path if policy_text else None, done, not_people
-    )
+    done, step = _Done(), f"writing {config_path}"
+    try:
+        _write(config_path, config_text)
+        done.config = config_path
+        if policy_text is not None:
+            step = f"writing {policy_path}"
+            policy_dir.mkdir(parents=True, exist_ok=True)
+            _write(policy_path, policy_text)
+            done.policy = policy_path
+        for person, department in people:
+            step = f"keying {person[:200]!r}"
+            issued, secret = _key(pod, person, department, service, by)
+            done.people.append(Keyed(issued.person, issued.added, issued.key_id, issued.new_key, None))
+            written = _instructions(issued, secret, service, alias, base, instructions)
+            done.people[-1] = dataclasses.replace(done.people[-1], instructions=written)
+        step = ""
+    except BaseException as exc:
+        step = f"stopped {step}: {type(exc).__name__}: {str(exc)[:300]}"
+        raise
+    finally:
+        detail = done.detail(alias, chosen, len(not_people), stopped=step)
+        with authorizer.act(by, "discovery.sanction", resource, detail=detail):
+            pass
+    return Sanctioned(service.id, alias, chosen, existed, config_path, done.policy, done.people, not_people)
 
 
 # -- the alias, and which models stand in for the service ----------------------------------------------------------
@@ -322,6 +352,19 @@ def _bad_department(department: str) -> str | None:
     if ":" in team:
         return f"their department {department[:60]!r} is no team name (it has a ':')"
     return None
+
+
+def _check_people(pod: Podium, people: Sequence[tuple[str, str | None]], by: Identity) -> None:
+    """Cedar's decisions on adding each person (if the directory lacks them) and issuing them a key, made before
+    anything is written, so a person `by` may not key (or a name Cedar could not take) stops the sanction whole.
+    `_people` left out admins, so neither touches them."""
+    authorizer, context = pod.agents.authorizer, {"touches_admins": False}
+    for person, department in people:
+        known = pod.people.find(person)
+        entity = person_entity(person, known.teams if known else [department] if department else [])
+        if known is None:
+            authorizer.check(by, "people.change", entity, context, resource_name=f"person:{person}")
+        authorizer.check(by, "keys.issue", entity, context, resource_name=f"person:{person}")
 
 
 @dataclass(frozen=True)
