@@ -21,8 +21,10 @@ from typing import Any, Literal, get_args
 
 from podium.errors import ConfigurationError
 
-Kind = Literal["private_key", "aws_key", "api_key", "jwt", "password", "credit_card", "iban", "email", "ip", "phone"]
-KINDS: tuple[Kind, ...] = get_args(Kind)  # by priority: where spans overlap, the first kind names the redaction
+Kind = Literal["private_key", "aws_key", "api_key", "jwt", "password", "iban", "credit_card", "email", "ip", "phone"]
+# By priority: where spans overlap, the first kind names the redaction, and a finding inside one of a kind before
+# it is dropped (the digits of an IBAN are no card number).
+KINDS: tuple[Kind, ...] = get_args(Kind)
 SECRET_KINDS: frozenset[Kind] = frozenset({"private_key", "aws_key", "api_key", "jwt", "password"})
 PII_KINDS: frozenset[Kind] = frozenset({"credit_card", "iban", "email", "ip", "phone"})
 # What a model's reply must not carry by default: credentials, and card numbers (a reply that quotes the user's

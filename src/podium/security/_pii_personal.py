@@ -25,11 +25,13 @@ from podium.security._pii_engine import Anchor, Pattern, Refine, import_scanner
 _CARD_SEPARATOR = r"(?:[ \t\r\n]{1,3}|[ \t]?[./\\-][ \t]?)"
 _CARD = re.compile(rf"[2-6](?<![0-9][2-6])[0-9]{{3}}(?:{_CARD_SEPARATOR}?[0-9]{{3,6}}){{2,4}}(?![0-9])")
 _CARD_SEPARATORS = re.compile(r"[\s./\\-]+")
-# One piece of a card cut in two: 1-3 groups of four digits, standing alone as a word, followed within
-# `_SPLIT_GAP` characters that hold no digit by the other piece.
+# One piece of a card cut in two: 1-3 groups of four digits, a whole number on its own (no letter, digit or
+# digit group next to it), followed within `_SPLIT_GAP` characters that hold no digit by the other piece.
 _SPLIT_GAP = 32
-_SPLIT_FIRST = re.compile(r"[2-6](?<![\w][2-6])[0-9]{3}(?:[ .-][0-9]{4}){0,2}(?![\w])")
-_SPLIT_SECOND = re.compile(rf"[^0-9]{{1,{_SPLIT_GAP}}}(?<![\w])[0-9]{{4}}(?:[ .-][0-9]{{4}}){{0,2}}(?![\w])")
+_SPLIT_FIRST = re.compile(r"[2-6](?<![\w][2-6])(?<![0-9][ .-][2-6])[0-9]{3}(?:[ .-][0-9]{4}){0,2}(?![\w]|[ .-][0-9])")
+_SPLIT_SECOND = re.compile(
+    rf"[^0-9]{{1,{_SPLIT_GAP}}}(?<![\w])[0-9]{{4}}(?:[ .-][0-9]{{4}}){{0,2}}(?![\w]|[ .-][0-9])"
+)
 _GLUE_LIMIT = 64  # how far a token glued to a card number is read, each side
 _IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
 _EMAIL_DOMAIN = re.compile(r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])")
@@ -133,7 +135,8 @@ def _email_local_part(text: str, at: int, end: int) -> tuple[int, int] | None:
 
 def _alone(text: str, start: int, end: int) -> tuple[int, int] | None:
     """A card number glued to letters ("card4111111111111111", "4111111111111111exp") is one, unless the token it
-    is glued into holds other digits too (a hash, a base64 key): then its digits are part of something else."""
+    is glued into holds other digits too (a hash, a base64 key): then its digits are part of something else. After
+    a `+` it is a phone number."""
     left = start
     while left > max(0, start - _GLUE_LIMIT) and text[left - 1].isascii() and text[left - 1].isalnum():
         left -= 1
@@ -141,7 +144,9 @@ def _alone(text: str, start: int, end: int) -> tuple[int, int] | None:
     while right < min(len(text), end + _GLUE_LIMIT) and text[right].isascii() and text[right].isalnum():
         right += 1
     glued = text[left:start] + text[end:right]
-    return None if any(ch.isdigit() for ch in glued) else (start, end)
+    if any(ch.isdigit() for ch in glued) or (start > 0 and text[start - 1] == "+"):
+        return None  # a card number never follows a `+`: that is an international phone number
+    return start, end
 
 
 def _longest_valid_prefix(valid: Callable[[str], bool], separators: re.Pattern[str] | None = None) -> Refine:
