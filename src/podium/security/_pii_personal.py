@@ -29,9 +29,7 @@ _CARD_SEPARATORS = re.compile(r"[\s./\\-]+")
 # digit group next to it), followed within `_SPLIT_GAP` characters that hold no digit by the other piece.
 _SPLIT_GAP = 32
 _SPLIT_FIRST = re.compile(r"[2-6](?<![\w][2-6])(?<![0-9][ .-][2-6])[0-9]{3}(?:[ .-][0-9]{4}){0,2}(?![\w]|[ .-][0-9])")
-_SPLIT_SECOND = re.compile(
-    rf"[^0-9]{{1,{_SPLIT_GAP}}}(?<![\w])[0-9]{{4}}(?:[ .-][0-9]{{4}}){{0,2}}(?![\w]|[ .-][0-9])"
-)
+_SPLIT_SECOND = re.compile(rf"[^0-9]{{1,{_SPLIT_GAP}}}(?<![\w])[0-9]{{4}}(?:[ .-][0-9]{{4}}){{0,2}}(?![\w]|[ .-][0-9])")
 _GLUE_LIMIT = 64  # how far a token glued to a card number is read, each side
 _IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
 _EMAIL_DOMAIN = re.compile(r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])")
