@@ -58,6 +58,22 @@ FORMATS: dict[str, tuple[list[str], Good, list[Callable[[str], str]]]] = {
         lambda r, h: f'{{"ts":{TS + r.random()},"uid":"C1","id.orig_h":"10.0.0.{r.randrange(250)}","query":"{h}"}}',
         [lambda g: g.replace('"ts":', '"ts":"XXXXXXXXXX.XXXXXX","x":', 1), lambda g: g[:-1]],
     ),
+    "zeek-ssl": (
+        [],
+        lambda r, h: (
+            f'{{"ts":{TS + r.random()},"uid":"C{r.getrandbits(48):x}","id.orig_h":"10.0.0.{r.randrange(250)}",'
+            f'"id.resp_h":"1.2.3.4","server_name":"{h}"}}'
+        ),
+        [lambda g: g.replace('"ts":', '"ts":"XXXXXXXXXX.XXXXXX","x":', 1), lambda g: g[:-1]],
+    ),
+    "zeek-http": (
+        [],
+        lambda r, h: (
+            f'{{"ts":{TS + r.random()},"uid":"C{r.getrandbits(48):x}","id.orig_h":"10.0.0.{r.randrange(250)}",'
+            f'"method":"POST","host":"{h}","uri":"/v1","request_body_len":{r.randrange(99)}}}'
+        ),
+        [lambda g: g.replace('"ts":', '"ts":"XXXXXXXXXX.XXXXXX","x":', 1), lambda g: "{" + g],
+    ),
     "squid": (
         [],
         lambda r, h: (
@@ -77,6 +93,11 @@ FORMATS: dict[str, tuple[list[str], Good, list[Callable[[str], str]]]] = {
         [],
         lambda r, h: f"Nov 25 10:00:00 dnsmasq[7]: query[A] {h} from 10.0.0.{r.randrange(250)}",
         [lambda g: g.replace("dnsmasq[7]", "named[7]", 1)],
+    ),
+    "pihole": (
+        [],
+        lambda r, h: f"Nov 25 10:00:00 pihole-FTL[7]: query[AAAA] {h} from 10.0.0.{r.randrange(250)}",
+        [lambda g: g.replace("pihole-FTL[7]", "sshd[7]", 1)],
     ),
     "cef": (
         [],
