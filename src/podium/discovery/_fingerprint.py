@@ -16,11 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from podium.discovery._evidence import Fingerprint, LogFile
-from podium.discovery._formats import HEAD_BYTES, read_head_bytes
+from podium.discovery._formats import HEAD_BYTES, is_gzipped
 from podium.errors import InputDataError
 
 _CHUNK = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def head_digests(head: bytes, sizes: Iterable[int]) -> dict[int, str]:
@@ -69,7 +68,7 @@ def size_hint(path: Path) -> int:
     """About how many bytes of content `path` holds, without reading it (a gzip file's trailer says, modulo 4 GiB):
     fingerprinting a run's files shortest first lets a longer one continue a shorter one given with it."""
     stored = path.stat().st_size
-    if not read_head_bytes(path).startswith(_GZIP_MAGIC) or stored < 4:
+    if stored < 4 or not is_gzipped(path):
         return stored
     with path.open("rb") as raw:
         raw.seek(-4, 2)
@@ -103,9 +102,8 @@ class _Pass:
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
-    gzipped = read_head_bytes(path).startswith(_GZIP_MAGIC)
     try:
-        with gzip.open(path, "rb") if gzipped else path.open("rb") as content:
+        with gzip.open(path, "rb") if is_gzipped(path) else path.open("rb") as content:
             while chunk := content.read(_CHUNK):
                 yield chunk
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:

@@ -54,11 +54,16 @@ class Detected:
     set_separator: str = ","  # Zeek TSV's #set_separator (between a set's or vector's items)
 
 
-def read_head_bytes(path: Path) -> bytes:
+def is_gzipped(path: Path) -> bool:
+    """Whether the file starts with gzip's magic: how every pass over it (fingerprint, sniff, read) opens it."""
+    return read_head_bytes(path, len(_GZIP_MAGIC)) == _GZIP_MAGIC
+
+
+def read_head_bytes(path: Path, size: int = HEAD_BYTES) -> bytes:
     """The file's first bytes as stored (compressed or not)."""
     try:
         with path.open("rb") as raw:
-            return raw.read(HEAD_BYTES)
+            return raw.read(size)
     except OSError as error:
         raise InputDataError(f"cannot read {path}: {error.strerror}; check the path and its permissions") from error
 

@@ -27,7 +27,7 @@ from podium.discovery._catalogue import Catalogue, normalise_host
 from podium.discovery._delimited import csv_columns, csv_line, csv_parse
 from podium.discovery._evidence import BadLine, Fingerprint, LogFile, Reading, Sighting
 from podium.discovery._fingerprint import fingerprint
-from podium.discovery._formats import Detected, detect
+from podium.discovery._formats import Detected, detect, is_gzipped
 from podium.discovery._lines import line_parse
 from podium.discovery._records import (
     MAX_LINE_BYTES,
@@ -112,7 +112,7 @@ def _plans(paths: Sequence[Path], forced: str | None, mapping: Mapping[str, str]
     plans: list[_Plan] = []
     for file_id, path in enumerate(dict.fromkeys(Path(p) for p in paths)):
         detected = detect(path, forced)
-        plans.append(_Plan(file_id, path, detected, _parse(detected, path, mapping), _is_gzipped(path)))
+        plans.append(_Plan(file_id, path, detected, _parse(detected, path, mapping), is_gzipped(path)))
     return plans
 
 
@@ -122,11 +122,6 @@ def _parse(detected: Detected, path: Path, mapping: Mapping[str, str] | None) ->
     if detected.layout == "csv":
         return csv_parse(detected, mapping, str(path))
     return line_parse(detected.format, path.stat().st_mtime)
-
-
-def _is_gzipped(path: Path) -> bool:
-    with path.open("rb") as raw:
-        return raw.read(2) == b"\x1f\x8b"
 
 
 def _engine(threads: int, memory_limit_mb: int, spill: str) -> duckdb.DuckDBPyConnection:
