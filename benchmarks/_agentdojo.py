@@ -39,6 +39,8 @@ from agentdojo.types import ChatAssistantMessage, ChatMessage, ChatToolResultMes
 from pydantic_core import to_jsonable_python
 
 import podium
+from benchmarks._agentdojo_flows import CONSEQUENTIAL
+from podium.security import trust
 
 BENCHMARK_VERSION = "v1.2.2"  # the latest in agentdojo 0.1.35
 SUITES = ("workspace", "travel", "banking", "slack")
@@ -46,6 +48,7 @@ ATTACK = ImportantInstructionsAttack.name
 # The attack addresses the victim model by name ("... to you, GPT-4"); it reads the name from the pipeline's.
 PIPELINE_NAME = "podium-obeys-every-injection-gpt-4o-2024-05-13"
 OWNER = "security-bench@podium.test"
+NEEDS_A_PERSON = "needs a person's approval"  # how the governor refuses a call for a person where none can wait
 
 Execute = Callable[[str, str, Mapping[str, Any]], Any]  # (suite, AgentDojo tool, arguments) -> the tool's result
 
@@ -89,10 +92,11 @@ def podium_tool_name(suite: str, tool: str) -> str:
     return f"{suite}_{tool}"
 
 
-def podium_tool(suite: str, function: Function[Any, Any]) -> Callable[..., Any]:
-    """AgentDojo's `function` as a plain podium tool: its parameters (without the environment it depends on) and
-    its description; it runs AgentDojo's function on the current case's environment and returns the result as
-    JSON-able data (strings, lists, dicts), which is what the governor audits and the agent reads."""
+def podium_tool(suite: str, function: Function[Any, Any], *, defended: bool = False) -> Callable[..., Any]:
+    """AgentDojo's `function` as a podium tool: its parameters (without the environment it depends on) and its
+    description; it runs AgentDojo's function on the current case's environment and returns the result as JSON-able
+    data (strings, lists, dicts), which is what the governor audits and the agent reads. `defended`: a tool that
+    acts on the world is declared consequential, with its sinks, as its author would (`@podium.tool`)."""
 
     def run(**arguments: Any) -> Any:
         world = _world.get()
@@ -114,20 +118,30 @@ def podium_tool(suite: str, function: Function[Any, Any]) -> Callable[..., Any]:
     run.__annotations__ = {name: field.annotation for name, field in fields.items()}
     run.__name__ = run.__qualname__ = podium_tool_name(suite, function.name)
     run.__doc__ = function.description
+    sinks = CONSEQUENTIAL[suite].get(function.name)
+    if defended and sinks is not None:
+        declared = {**dict.fromkeys(sinks.targets, "target"), **dict.fromkeys(sinks.content, "content")}
+        return podium.tool(consequential=True, sinks=declared)(run)
     return run
 
 
-def podium_tools(suites: Mapping[str, TaskSuite[Any]]) -> dict[str, list[Callable[..., Any]]]:
-    return {name: [podium_tool(name, function) for function in suite.tools] for name, suite in suites.items()}
+def podium_tools(
+    suites: Mapping[str, TaskSuite[Any]], *, defended: bool = False
+) -> dict[str, list[Callable[..., Any]]]:
+    return {
+        name: [podium_tool(name, function, defended=defended) for function in suite.tools]
+        for name, suite in suites.items()
+    }
 
 
 def agent_name(suite: str) -> str:
     return f"agentdojo-{suite}"
 
 
-def app(suites: Mapping[str, TaskSuite[Any]]) -> podium.App:
-    """One podium agent per suite, granted that suite's tools and nothing else."""
-    tools = podium_tools(suites)
+def app(suites: Mapping[str, TaskSuite[Any]], *, defended: bool = False) -> podium.App:
+    """One podium agent per suite, granted that suite's tools and nothing else; `defended`: with the tools that act
+    on the world declared consequential (podium's information-flow stage then checks where their data came from)."""
+    tools = podium_tools(suites, defended=defended)
     agents = [podium.Agent(agent_name(name), owner=OWNER, models=[], tools=tools[name]) for name in suites]
     return podium.App(agents=agents, tools=[tool for suite_tools in tools.values() for tool in suite_tools])
 
@@ -204,6 +218,8 @@ class ObeyingAgent(BasePipelineElement):
     ) -> tuple[str, FunctionsRuntime, TaskEnvironment, Sequence[ChatMessage], dict[str, Any]]:
         said: list[ChatMessage] = []
         token = _world.set(_World(runtime, env))
+        if self._execute is governed:
+            trust(query)  # the user's own request: the one input the agent acts on without a person
         try:
             for call in self._user_task.ground_truth(env):
                 result = self._call(call, said)
@@ -225,16 +241,27 @@ class ObeyingAgent(BasePipelineElement):
         self.calls += 1
         result: Any = None
         error: str | None = None
+        refused = False
         try:
             result = self._execute(self._suite, call.function, dict(call.args))
         except podium.ReviewRequired as waiting:
             self.reviews += 1
-            error = f"{type(waiting).__name__}: {waiting}"
+            error, refused = f"{type(waiting).__name__}: {waiting}", True
         except podium.GovernanceError as refusal:
-            self.refused += 1
-            error = f"{type(refusal).__name__}: {refusal}"
+            # Outside a workflow nobody can wait: a call that needs a person is refused, saying so.
+            if NEEDS_A_PERSON in str(refusal):
+                self.reviews += 1
+            else:
+                self.refused += 1
+            error, refused = f"{type(refusal).__name__}: {refusal}", True
         except Exception as failure:  # noqa: BLE001 - a tool's error is the agent's to read, as in AgentDojo
             error = f"{type(failure).__name__}: {failure}"
+        if refused:
+            # A call podium stopped never ran: it leaves the trace AgentDojo scores (its trace-based security checks,
+            # such as slack's injection_task_5, read every call in it as made), and the agent reads the refusal.
+            said.pop()
+            said.append(ChatAssistantMessage(role="assistant", content=[text_content_block_from_string(str(error))]))
+            return None
         text = error if error is not None else _as_text(result)
         said.append(
             ChatToolResultMessage(

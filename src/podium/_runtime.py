@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         KillSwitch,
         RoutedModel,
         RoutedModels,
+        ToolDeclaration,
     )
     from podium.models import (
         Breakers,
@@ -135,8 +136,8 @@ class Podium:
         self._work_queue: Queue | None = None
         self._governed_models: dict[tuple[str, str], GovernedModel] = {}
         self._governed_toolsets: dict[str, GovernedToolset] = {}
-        self._tool_fees: dict[str, int] = {}
-        self._tool_teams: dict[str, str] = {}
+        self._tool_declarations: dict[str, ToolDeclaration] = {}
+
         self._release_executor: Callable[[], None] | None = None
 
     # -- its parts, each built on first use ------------------------------------------------------------------
@@ -212,10 +213,14 @@ class Podium:
     def governor(self) -> Governor:
         from podium.governance import Governor
         from podium.review import ExceptionStage
+        from podium.security import InformationFlow
 
-        return Governor(
+        governor = Governor(
             self.engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(self.engine)
         )
+        # Before authorisation: Cedar decides on where a consequential call's arguments came from.
+        governor.add_stage(InformationFlow(self.engine), before="authorisation")
+        return governor
 
     @_Part
     def _toolset(self) -> FunctionToolset[Any]:
@@ -323,7 +328,7 @@ class Podium:
 
         from podium.models import TrainedClassifier
         from podium.review import await_decision  # noqa: F401 - its DBOS steps registered before DBOS launches
-        from podium.tools import fee_nano_usd, tool_team
+        from podium.tools import declaration_of
         from podium.workflows import DECLARED, WORK_QUEUE
 
         app = app or App()
@@ -336,8 +341,7 @@ class Podium:
             podium.audit.check_key()  # a process not given the log's signing key fails now, not at its checkpoint
             for tool in app.tools:
                 podium._toolset.add_function(_inline(tool))
-                podium._tool_fees[tool.__name__] = fee_nano_usd(tool)
-                podium._tool_teams[tool.__name__] = tool_team(tool)
+                podium._tool_declarations[tool.__name__] = declaration_of(tool)
             for model in app.models:
                 if isinstance(model, TrainedClassifier):
                     podium.classifiers.serve(model.name)
@@ -435,7 +439,7 @@ class Podium:
             from podium.governance import GovernedToolset
 
             toolset = self._governed_toolsets[agent] = GovernedToolset(
-                self._toolset, governor=self.governor, agent=agent, fees=self._tool_fees, teams=self._tool_teams
+                self._toolset, governor=self.governor, agent=agent, declarations=self._tool_declarations
             )
         return toolset
 

@@ -41,6 +41,7 @@ def test_a_stage_added_to_the_pipeline_refuses_and_its_refusal_is_audited_with_i
         pod.governor.add_stage(RefuseMarkedArguments(), before="budgets")
         assert [stage.name for stage in pod.governor.stages] == [
             "admission",
+            "information_flow",
             "authorisation",
             "exceptions",
             "marker",

@@ -112,10 +112,13 @@ def test_every_governed_call_records_its_deciding_policies_and_policy_set(tmp_pa
 def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reused() -> None:
     assert PolicySet.load(EXAMPLES).context_keys == (
         "amount_nano_usd",
+        "confidential_out",
         "decision",
         "killed",
         "run_stopped",
         "touches_admins",
+        "untrusted_content",
+        "untrusted_targets",
         "widens",
     )
     from podium.policy._cedar import _context_keys

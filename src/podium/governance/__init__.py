@@ -10,12 +10,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from podium.governance._call import Call, CallKind, Outcome, Usage
+from podium.governance._call import SINK_KINDS, Call, CallKind, Outcome, SinkKind, ToolDeclaration, Usage
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
-from podium.governance._pipeline import Approval, CallContext, NeedsReview, Refusal, Stage, Standing
+from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview, Refusal, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
-from podium.governance._site import CallSite, FrontDoor, current_call, enter_door, request_scope, valid_request_id
+from podium.governance._site import (
+    CallSite,
+    FrontDoor,
+    current_call,
+    current_door_key,
+    enter_door,
+    request_scope,
+    valid_request_id,
+)
 
 if TYPE_CHECKING:
     from podium.governance._routed import RoutedModel, RoutedModels
@@ -36,11 +44,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SINK_KINDS",
     "Approval",
     "Call",
     "CallContext",
     "CallKind",
     "CallSite",
+    "Flow",
     "FrontDoor",
     "GovernanceReport",
     "GovernedModel",
@@ -53,10 +63,13 @@ __all__ = [
     "Refusal",
     "RoutedModel",
     "RoutedModels",
+    "SinkKind",
     "Stage",
     "Standing",
+    "ToolDeclaration",
     "Usage",
     "current_call",
+    "current_door_key",
     "enter_door",
     "governance_report",
     "kill_scope",

@@ -10,11 +10,37 @@ from podium.cost import Tokens
 from podium.policy import Entity, data_entity, model_entity, tool_entity
 
 CallKind = Literal["model", "tool", "memory.read", "memory.write"]
+# What a consequential tool's argument is: where the action lands or the data goes (an address, an account, a URL,
+# a record's id), or what is written or sent there (a body, an amount, a file's content).
+SinkKind = Literal["target", "content"]
+SINK_KINDS: tuple[SinkKind, ...] = ("target", "content")
 PrincipalKind = Literal["agent", "person"]  # who acts: an agent, or a person calling a model at the gateway
 # How a governed call ended, as its audit entry says: it ran ("allowed"), ran and failed ("failed"), or a stage
 # stopped it: refused by policy or a stage ("denied"), halted by a suspension, kill or cancel ("stopped"), waiting
 # for a person ("exception"), or out of budget ("over_budget").
 Outcome = Literal["allowed", "failed", "denied", "stopped", "exception", "over_budget"]
+
+
+@dataclass(frozen=True)
+class ToolDeclaration:
+    """What a tool's author declares about it (`@podium.tool`): what a call costs, whose it is, and how data flows
+    through it, which the information-flow stage reads (docs/security.md)."""
+
+    fee_nano_usd: int = 0  # a paid API's or licence's charge per call
+    team: str = ""  # only that team's agents may call it ("" shared)
+    consequential: bool = False  # it changes the world: sends, pays, writes, deletes, grants, calls out
+    sinks: tuple[tuple[str, SinkKind], ...] = ()  # (argument, kind) of a consequential tool: all targets if none
+    reads: str = ""  # the data scope its results come from: their confidentiality label ("" none)
+
+    def sink_kinds(self, arguments: Mapping[str, Any]) -> dict[str, SinkKind]:
+        """The sink arguments of one call and their kinds: every argument is a target unless the tool says which
+        are sinks (the strict default: an undeclared consequential tool checks everything it is given)."""
+        if not self.consequential:
+            return {}
+        return dict(self.sinks) if self.sinks else dict.fromkeys(arguments, "target")
+
+
+NO_DECLARATION = ToolDeclaration()
 
 
 @dataclass(frozen=True)
@@ -35,6 +61,7 @@ class Call:
     alias: str = ""  # the name a gateway client asked for the model by, which grants it too
     provider: str = "local"  # where a model call's input goes: "local", else the endpoint's host
     data: frozenset[str] = frozenset()  # kinds of sensitive data its input carries out (the gateway's scan)
+    declaration: ToolDeclaration = field(default=NO_DECLARATION, compare=False)  # a tool call's tool, as declared
 
     @property
     def actor(self) -> str:
@@ -49,7 +76,7 @@ class Call:
         if self.kind == "model":
             return model_entity(self.resource, self.tier, alias=self.alias, provider=self.provider)
         if self.kind == "tool":
-            return tool_entity(self.resource, self.resource_team)
+            return tool_entity(self.resource, self.resource_team, consequential=self.declaration.consequential)
         return data_entity(self.resource)
 
     def describe(self) -> str:

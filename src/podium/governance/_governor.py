@@ -2,7 +2,8 @@
 
     govern(call, execute, measure, output)
       front door    names the call site: a workflow step, a request (gateway, MCP), or plain code
-      stages        admission -> authorisation -> exceptions -> budgets (see `_pipeline.py`); any may refuse
+      stages        admission -> information flow -> authorisation -> exceptions -> budgets (see `_pipeline.py`);
+                    any may refuse (information flow plugs in from `podium.security`, exceptions from `podium.review`)
       execute       the call itself; a side effect inside re-checks kills and stops as it commits (`fence`)
       record        ledger row and audit entry (with the deciding policy ids), in one transaction, keyed by the
                     call site so a retried step or request records once; budgets settled in it
@@ -121,6 +122,7 @@ class Governor:
         else:
             ctx.usage = dataclasses.replace(measure(result), wall_seconds=time.perf_counter() - started)
             ctx.output_digest = digest(output(result))
+            ctx.output = result
             if annotate is not None:
                 ctx.detail.update(annotate(result))
             concluded = True
@@ -191,8 +193,9 @@ class Governor:
         key may use; the call itself passes the whole pipeline when it is made)."""
         ctx = self._context(call, None)
         try:
-            for stage in self.stages[:2]:
-                stage.check(ctx)
+            for stage in self.stages:
+                if stage.name in ("admission", "authorisation"):
+                    stage.check(ctx)
         except Refusal:
             return False
         return not ctx.exceptions

@@ -68,6 +68,26 @@ class Standing:
         return (self.team,) if self.team else ()
 
 
+@dataclass(frozen=True)
+class Flow:
+    """Where a consequential call's arguments came from, as the information-flow stage traced them (argument
+    names, and data scopes): Cedar reads it as `context.untrusted_targets` and the like (docs/security.md)."""
+
+    untrusted_targets: frozenset[str] = frozenset()
+    untrusted_content: frozenset[str] = frozenset()
+    confidential_out: frozenset[str] = frozenset()
+
+    def as_context(self) -> dict[str, list[str]]:
+        return {
+            "untrusted_targets": sorted(self.untrusted_targets),
+            "untrusted_content": sorted(self.untrusted_content),
+            "confidential_out": sorted(self.confidential_out),
+        }
+
+
+NO_FLOW = Flow()
+
+
 @dataclass
 class CallContext:
     """One governed call on its way through the pipeline. Stages fill in what they learn."""
@@ -76,6 +96,7 @@ class CallContext:
     site: CallSite
     detail: dict[str, str] = field(default_factory=dict)  # joins the call's audit entry
     standing: Standing | None = None  # admission
+    flow: Flow = NO_FLOW  # information flow: where a consequential call's arguments came from
     decision: Decision | None = None  # authorisation
     exceptions: tuple[str, ...] = ()  # authorisation: `@exception` forbids a person may lift
     approvals: tuple[Approval, ...] = ()  # exceptions: the people's approvals this call runs under
@@ -83,6 +104,7 @@ class CallContext:
     reserved: bool = False  # budgets: something is held for the call
     usage: Usage = field(default_factory=Usage)  # execute
     output_digest: str = ""  # execute
+    output: Any = None  # execute: what the call returned (a stage's finish may read it: labels its data)
 
     @property
     def team(self) -> str:

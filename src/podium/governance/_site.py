@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from podium.governance._call import Call
 
 T = TypeVar("T")
+ADHOC = "adhoc"  # the door key of plain code outside any front door
 DoorKind = Literal["workflow", "request", "adhoc"]  # an MCP tool session is a request door (issue 16 opens one)
 
 
@@ -47,6 +48,7 @@ class CallSite:
     step: str | None = None  # the name of the step it is made in, if a step makes it
     call: Call | None = None  # what is being executed, once the governor admitted it
     execution: str | None = None  # this execution's own id, where the same call can run twice at once
+    door_key: str = ADHOC  # the front door's own key (the run, or the request): what its calls share
 
     @property
     def hold_key(self) -> str:
@@ -70,6 +72,12 @@ class CallSite:
 class FrontDoor(Protocol):
     """Names the governed calls made through it."""
 
+    @property
+    def key(self) -> str:
+        """What the calls made through it share: the run's id, the request's key (what the data an agent read
+        there is labelled under: `podium.security`)."""
+        ...
+
     def next_site(self, what: str) -> CallSite:
         """The site of the next governed call (`what` describes it, for error messages)."""
         ...
@@ -77,6 +85,8 @@ class FrontDoor(Protocol):
 
 class _NoDoor:
     """Plain code outside any front door: each call is its own, recorded once, retried as a new call."""
+
+    key = ADHOC
 
     def next_site(self, what: str) -> CallSite:
         return CallSite(f"adhoc:{uuid.uuid4()}", None, None)
@@ -92,18 +102,23 @@ class RequestDoor:
     person: str | None = None
     calls: int = field(default=0)
 
-    def next_site(self, what: str) -> CallSite:
-        self.calls += 1
+    @property
+    def key(self) -> str:
         # Keyed by who asks as well as by their id: two clients' request "1" are two requests.
         asker = f"key.{self.api_key}" if self.api_key else f"person.{self.person}" if self.person else "anonymous"
+        return f"request:{asker}:{self.request_id}"
+
+    def next_site(self, what: str) -> CallSite:
+        self.calls += 1
         return CallSite(
-            f"request:{asker}:{self.request_id}:{self.calls}",
+            f"{self.key}:{self.calls}",
             None,
             None,
             door="request",
             api_key=self.api_key,
             person=self.person,
             execution=f"x.{uuid.uuid4().hex[:12]}",  # the client may send the same request again meanwhile
+            door_key=self.key,
         )
 
 
@@ -117,6 +132,11 @@ def enter_door(door: FrontDoor) -> Iterator[FrontDoor]:
     """Make `door` name the governed calls of the code inside."""
     with _set(_door, door):
         yield door
+
+
+def current_door_key() -> str:
+    """The key of the front door in force (`FrontDoor.key`): "adhoc" outside any."""
+    return (_door.get() or _NO_DOOR).key
 
 
 def next_call_site(what: str) -> CallSite:

@@ -204,6 +204,7 @@ class Authorisation(Stage):
             "killed": standing.killed,
             "run_stopped": standing.run_stopped,
             "data": sorted(call.data),
+            **ctx.flow.as_context(),
         }
         ctx.decision = decision = self._decide(call, standing, context)
         if decision.allowed:

@@ -32,7 +32,7 @@ from podium._tiers import Tier
 from podium.audit import canonical_json, digest
 from podium.cost import Price
 from podium.errors import RequestTooLarge, UsageError
-from podium.governance._call import Call, Usage
+from podium.governance._call import NO_DECLARATION, Call, ToolDeclaration, Usage
 from podium.governance._governor import Governor
 from podium.governance._site import CallSite, current_call
 from podium.models import COMPUTE_SECONDS, to_chat
@@ -205,13 +205,14 @@ class GovernedToolset(WrapperToolset[Any]):
 
     governor: Governor = field(kw_only=True)
     agent: str = field(kw_only=True)
-    fees: dict[str, int] = field(kw_only=True, default_factory=dict)  # nano-USD per call, by tool name
-    teams: dict[str, str] = field(kw_only=True, default_factory=dict)  # the team owning each tool ("" shared)
+    # What each tool's author declared (fee, team, how data flows through it), by tool name.
+    declarations: dict[str, ToolDeclaration] = field(kw_only=True, default_factory=dict)
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
-        fee = self.fees.get(name, 0)
+        declared = self.declarations.get(name, NO_DECLARATION)
+        fee = declared.fee_nano_usd
         call = Call(
             self.agent,
             "tool",
@@ -219,9 +220,10 @@ class GovernedToolset(WrapperToolset[Any]):
             "tool",
             digest(tool_args),
             estimate_nano_usd=fee,
-            resource_team=self.teams.get(name, ""),
+            resource_team=declared.team,
             arguments=tool_args,
             schema=tool.tool_def.parameters_json_schema,
+            declaration=declared,
         )
         return await self.governor.govern(
             call,

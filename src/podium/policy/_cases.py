@@ -47,6 +47,9 @@ CALL_CONTEXT = {
     "killed": False,
     "run_stopped": False,
     "data": [],
+    "untrusted_targets": [],
+    "untrusted_content": [],
+    "confidential_out": [],
 }
 DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "registry.change": {"change": "grant"},
@@ -154,7 +157,11 @@ def _entity(spec: Mapping[str, Any], ref: str, where: str) -> Entity:
             str(spec.get("models", {}).get(name, {}).get("tier", LOCAL)),
             provider=str(spec.get("models", {}).get(name, {}).get("provider", "local")),
         ),
-        "tool": lambda: tool_entity(name, str(spec.get("tools", {}).get(name, {}).get("team", ""))),
+        "tool": lambda: tool_entity(
+            name,
+            str(spec.get("tools", {}).get(name, {}).get("team", "")),
+            consequential=bool(spec.get("tools", {}).get(name, {}).get("consequential", False)),
+        ),
         "data": lambda: data_entity(name),
         "review": lambda: review_entity(name, **spec.get("reviews", {}).get(name, {})),
         "scope": lambda: scope_entity(name),

@@ -89,8 +89,8 @@ def model_entity(name: str, tier: str, *, alias: str = "", provider: str = "loca
     return Entity("Model", name, attrs | {"provider": provider})
 
 
-def tool_entity(name: str, team: str = "") -> Entity:
-    return Entity("Tool", name, {"name": name, "team": team})
+def tool_entity(name: str, team: str = "", *, consequential: bool = False) -> Entity:
+    return Entity("Tool", name, {"name": name, "team": team, "consequential": consequential})
 
 
 def data_entity(name: str, classification: str = "internal") -> Entity:

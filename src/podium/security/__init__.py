@@ -3,6 +3,9 @@
 The injection detector scores how likely a text is a prompt injection or a jailbreak. It is defence in depth, a
 signal for policies and the audit, never the boundary: detectors are evaded by paraphrase and adaptive attacks.
 
+Information flow (`InformationFlow`, a stage of the governor) labels what agents read and makes a consequential
+call driven by untrusted data wait for a person; `trust` vouches for an input. See docs/security.md.
+
 The PII and secret scan (`scan`, `Scanner`) finds credentials and personal data in any text crossing a boundary
 (tool arguments and results, gateway prompts and replies, memory writes), as spans and kinds, never the text.
 """
@@ -16,8 +19,10 @@ from podium.security._detector import (
     Detector,
     windows,
 )
+from podium.security._flows import FlowLog, Origin, texts_of
 from podium.security._pii import Scanner, count_kinds, redact, require_scanners, scan, scan_output
 from podium.security._pii_engine import KINDS, OUTPUT_KINDS, PII_KINDS, SECRET_KINDS, Finding, Kind
+from podium.security._stage import InformationFlow, trust
 from podium.security._training import Labelled, threshold_for, train_detector
 
 __all__ = [
@@ -32,15 +37,20 @@ __all__ = [
     "WINDOW_TOKENS",
     "Detector",
     "Finding",
+    "FlowLog",
+    "InformationFlow",
     "Kind",
     "Labelled",
+    "Origin",
     "Scanner",
     "count_kinds",
     "redact",
     "require_scanners",
     "scan",
     "scan_output",
+    "texts_of",
     "threshold_for",
     "train_detector",
+    "trust",
     "windows",
 ]

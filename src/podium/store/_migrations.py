@@ -380,6 +380,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX podium_discovery_files_head ON podium_discovery_files (head_sha256)",
         ),
     ),
+    Migration(
+        17,
+        "information flow: what the agents of a workflow run read (tool results, and model output after them), "
+        "labelled, so a consequential call is traced to its sources after a restart too",
+        (
+            """CREATE TABLE podium_flow_records (
+                call_key TEXT PRIMARY KEY,
+                door_key TEXT NOT NULL,
+                trusted INTEGER NOT NULL,
+                scopes TEXT NOT NULL,
+                source TEXT NOT NULL,
+                content TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX podium_flow_records_door ON podium_flow_records (door_key, at)",
+        ),
+    ),
 )
 
 _MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table

@@ -349,3 +349,16 @@ routed = sa.Table(
     sa.Index("podium_routed_run", "run_id", "success"),
     sa.Index("podium_routed_router", "router", "success"),
 )
+
+flow_records = sa.Table(
+    "podium_flow_records",
+    metadata,
+    sa.Column("call_key", sa.Text, primary_key=True),  # the governed call that read it: a re-run records it once
+    sa.Column("door_key", sa.Text, nullable=False),  # the run it was read in
+    sa.Column("trusted", sa.Integer, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),  # JSON list of the data scopes it came from (confidentiality)
+    sa.Column("source", sa.Text, nullable=False),  # "tool:<name>" or "model:<name>"
+    sa.Column("content", sa.Text, nullable=False),  # the text read, as the agent saw it
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("podium_flow_records_door", "door_key", "at"),
+)

@@ -72,6 +72,10 @@ class _StepDoor:
 
     scope: StepScope
 
+    @property
+    def key(self) -> str:
+        return self.scope.run_id
+
     def next_site(self, what: str) -> CallSite:
         scope = self.scope
         scope.calls += 1
@@ -83,6 +87,7 @@ class _StepDoor:
             door="workflow",
             can_wait=scope.calls == 1,
             step=scope.step_name,
+            door_key=scope.run_id,
         )
 
 
@@ -91,6 +96,12 @@ class _WorkflowBody:
     """A workflow's body between steps: no governed call may happen there, since it would not be recorded once."""
 
     name: str
+
+    @property
+    def key(self) -> str:
+        from dbos import DBOS
+
+        return str(DBOS.workflow_id or "")
 
     def next_site(self, what: str) -> CallSite:
         from dbos import DBOS

@@ -1,0 +1,137 @@
+"""Labels on what agents read, and tracing a value back to them.
+
+Every text an agent reads through the governor is recorded under its front door (the run, or the request) with a
+label: trusted (the workflow's input, the operator, what `trust` vouches for) or untrusted (tool results, and a
+model's output once untrusted data was in reach of its context), and the data scopes it came from. A value about
+to reach a sink is traced to what it was copied from:
+
+- whole: the value occurs in a recorded text ("DE89 3704 …" in an e-mail; a short value only as a whole token);
+- a passage: it shares a run of `PASSAGE_WORDS` words with a recorded text (a copied paragraph in a reply);
+- a marker: it contains an identifier-like token of a recorded text (an IBAN, an address, a URL, a code).
+
+A value that occurs whole in trusted text is trusted, whatever else holds it. What an agent composes from nothing it
+read is its own. Tracing by copy is exact for code that copies values; for a model, whose output can paraphrase,
+the stage labels the whole output untrusted once untrusted data was in reach (the sound rule), so what it proposes
+traces to that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PASSAGE_WORDS = 6  # a run of this many words shared with untrusted text marks a passage as copied from it
+MIN_SUBSTRING = 4  # a shorter value is traced only as a whole token ("42", "EUR"), not as any substring
+MAX_RECORDS = 10_000  # past this many untrusted texts in one door, every value counts as untrusted (sound, bounded)
+_WORD = re.compile(r"\w+")
+_MARKER = re.compile(r"[\w.+-]*\d[\w.+/-]*|[\w.+-]+@[\w.-]+|https?://\S+|[\w-]+\.[a-z]{2,}(?:/\S*)?")
+_SPACE = re.compile(r"\s+")
+
+
+def normal(text: str) -> str:
+    """How values are compared: case and runs of whitespace do not matter (nor do non-breaking spaces)."""
+    return _SPACE.sub(" ", text.casefold()).strip()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a recorded text came from: its label."""
+
+    trusted: bool
+    scopes: frozenset[str] = frozenset()  # data scopes it came from: its confidentiality
+    source: str = ""  # "tool:<name>", "model:<name>", "input"
+
+
+@dataclass
+class FlowLog:
+    """What the agents of one front door have read, labelled."""
+
+    trusted: list[str] = field(default_factory=list)
+    untrusted: list[tuple[str, Origin]] = field(default_factory=list)
+    _passages: dict[int, set[int]] = field(default_factory=dict)  # hash of a word run -> untrusted texts holding it
+    _markers: dict[str, set[int]] = field(default_factory=dict)  # identifier-like token -> untrusted texts
+    _words: dict[str, set[int]] = field(default_factory=dict)  # whole short tokens -> untrusted texts
+    saturated: bool = False  # more untrusted texts than MAX_RECORDS: everything traces to untrusted data
+
+    def add(self, text: str, origin: Origin) -> None:
+        text = normal(text)
+        if not text:
+            return
+        if origin.trusted:
+            self.trusted.append(text)
+            return
+        if len(self.untrusted) >= MAX_RECORDS:
+            self.saturated = True
+        index = len(self.untrusted)
+        self.untrusted.append((text, origin))
+        words = _WORD.findall(text)
+        for at in range(len(words) - PASSAGE_WORDS + 1):
+            self._passages.setdefault(hash(tuple(words[at : at + PASSAGE_WORDS])), set()).add(index)
+        for marker in _MARKER.findall(text):
+            self._markers.setdefault(marker, set()).add(index)
+        for word in words:
+            if len(word) < MIN_SUBSTRING:
+                self._words.setdefault(word, set()).add(index)
+
+    @property
+    def tainted(self) -> bool:
+        """Whether any untrusted data was read here: a model's context may then hold some."""
+        return bool(self.untrusted)
+
+    def scopes(self) -> frozenset[str]:
+        """Every data scope read here."""
+        return frozenset().union(*(origin.scopes for _, origin in self.untrusted))
+
+    def trace(self, value: str) -> tuple[Origin, ...]:
+        """The untrusted texts `value` was copied from, in part or whole; () if it is trusted or the agent's own."""
+        value = normal(value)
+        if not value or any(value == text or (len(value) >= MIN_SUBSTRING and value in text) for text in self.trusted):
+            return ()
+        if self.saturated:
+            return (Origin(False, self.scopes(), "saturated"),)
+        hits: set[int] = set()
+        if len(value) < MIN_SUBSTRING:
+            hits |= self._words.get(value, set())
+        hits |= {i for i, (text, _) in enumerate(self.untrusted) if len(value) >= MIN_SUBSTRING and value in text}
+        words = _WORD.findall(value)
+        for at in range(len(words) - PASSAGE_WORDS + 1):
+            hits |= self._passages.get(hash(tuple(words[at : at + PASSAGE_WORDS])), set())
+        for marker in _MARKER.findall(value):
+            if not any(marker in text for text in self.trusted):
+                hits |= self._markers.get(marker, set())
+        return tuple(self.untrusted[i][1] for i in sorted(hits))
+
+
+def texts_of(value: Any, *, depth: int = 0) -> Iterator[str]:
+    """The strings and numbers in a value an agent reads or passes (nested lists, mappings, dataclasses, pydantic
+    models, objects), as text: what gets labelled and traced."""
+    if depth > 32 or value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, int | float):
+        yield _number(value)
+    elif isinstance(value, bytes):
+        yield value.decode("utf-8", "replace")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from texts_of(key, depth=depth + 1)
+            yield from texts_of(item, depth=depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from texts_of(item, depth=depth + 1)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            yield from texts_of(getattr(value, item.name), depth=depth + 1)
+    elif hasattr(value, "model_dump"):
+        yield from texts_of(value.model_dump(mode="json"), depth=depth + 1)
+    else:
+        yield str(value)
+
+
+def _number(value: float) -> str:
+    """A number as a person writes it: 100.0 is "100"."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

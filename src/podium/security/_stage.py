@@ -1,0 +1,150 @@
+"""The information-flow stage: labels what agents read, and tells Cedar where a consequential call's data came from.
+
+It runs before authorisation and refuses nothing itself. On a consequential tool call it traces each sink argument
+to what the front door's agents read (`FlowLog.trace`) and leaves the result on the call's context, which Cedar sees
+as `context.untrusted_targets`, `context.untrusted_content` and `context.confidential_out`; podium's baseline
+policy makes such a call wait for a person (an `@exception`), whose approval is the audited declassification. When
+a call has run, it labels what the call returned: a tool's result is untrusted, with the data scope the tool
+`reads`; a model's output is as untrusted as the least trusted thing in reach of its context.
+
+Labels are kept per front door: a workflow run's in the database (they survive a restart and every step), a
+request's in memory (a retried request reads again).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from podium.governance import CallContext, CallSite, Flow, Outcome, Stage, current_door_key
+from podium.security._flows import FlowLog, Origin, texts_of
+from podium.store import insert_if_absent, reader, tables
+
+MAX_DOORS = 4_096  # front doors whose labels one process keeps in memory (a run's are read back from the database)
+_records = tables.flow_records
+
+
+class InformationFlow(Stage):
+    """Traces consequential calls to their sources; labels what calls return (see the module's docstring)."""
+
+    name: ClassVar[str] = "information_flow"
+
+    def __init__(self, engine: sa.Engine, recipients: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        """`recipients`: for a data scope, the targets its data may go to without a person (fnmatch patterns such
+        as "*@example.com"); data of a scope not listed goes nowhere outside without one."""
+        self._engine = engine
+        self._reader = reader(engine)
+        self._logs: OrderedDict[str, FlowLog] = OrderedDict()
+        self._lock = threading.Lock()
+        self.recipients = dict(recipients or {})
+
+    def check(self, ctx: CallContext) -> None:
+        call = ctx.call
+        sinks = call.declaration.sink_kinds(call.arguments or {}) if call.kind == "tool" else {}
+        if not sinks:
+            return
+        log = self.log(ctx.site)
+        arguments = call.arguments or {}
+        traced = {name: _trace(log, arguments.get(name)) for name in sinks}
+        untrusted = {name for name, origins in traced.items() if any(not o.trusted for o in origins)}
+        targets = [text for name, kind in sinks.items() if kind == "target" for text in texts_of(arguments.get(name))]
+        content = [origin for name, kind in sinks.items() if kind == "content" for origin in traced[name]]
+        scopes = frozenset().union(*(origin.scopes for origin in content))
+        ctx.flow = Flow(
+            untrusted_targets=frozenset(n for n in untrusted if sinks[n] == "target"),
+            untrusted_content=frozenset(n for n in untrusted if sinks[n] == "content"),
+            confidential_out=frozenset(s for s in scopes if not self._inside(s, targets)),
+        )
+        for label, names in (("untrusted", untrusted), ("confidential_out", ctx.flow.confidential_out)):
+            if names:
+                ctx.detail[f"flow_{label}"] = ", ".join(sorted(names))
+
+    def finish(self, ctx: CallContext, outcome: Outcome | None) -> None:
+        if outcome != "allowed" or ctx.call.kind not in ("tool", "model"):
+            return
+        call = ctx.call
+        log = self.log(ctx.site)
+        if call.kind == "tool":
+            origin = Origin(False, frozenset({call.declaration.reads} - {""}), f"tool:{call.resource}")
+        elif log.tainted:  # a model whose context may hold untrusted data: its output is as untrusted
+            origin = Origin(False, log.scopes(), f"model:{call.resource}")
+        else:
+            return
+        text = "\n".join(texts_of(ctx.output))
+        log.add(text, origin)
+        if ctx.site.door == "workflow":
+            self._store(ctx.site, origin, text)
+
+    def trust(self, text: str, door_key: str | None = None) -> None:
+        """Vouch for `text` in the front door in force (or `door_key`): the operator's or user's own input, whose
+        values may reach any sink. A workflow run's recorded labels are kept with it."""
+        key = door_key or current_door_key()
+        self._log(key, workflow=False).add(text, Origin(True, source="input"))
+
+    def log(self, site: CallSite) -> FlowLog:
+        """The labels of `site`'s front door (a workflow run's are read from the database once per process)."""
+        return self._log(site.door_key, workflow=site.door == "workflow")
+
+    def _log(self, key: str, *, workflow: bool) -> FlowLog:
+        with self._lock:
+            log = self._logs.get(key)
+            if log is not None:
+                self._logs.move_to_end(key)
+                return log
+        loaded = self._load(key) if workflow else FlowLog()
+        with self._lock:
+            log = self._logs.setdefault(key, loaded)
+            while len(self._logs) > MAX_DOORS:
+                self._logs.popitem(last=False)
+            return log
+
+    def _load(self, door_key: str) -> FlowLog:
+        log = FlowLog()
+        query = sa.select(_records).where(_records.c.door_key == door_key).order_by(_records.c.at)
+        with self._reader.connect() as conn:
+            for row in conn.execute(query):
+                log.add(row.content, Origin(bool(row.trusted), frozenset(json.loads(row.scopes)), row.source))
+        return log
+
+    def _store(self, site: CallSite, origin: Origin, text: str) -> None:
+        with self._engine.begin() as conn:
+            insert_if_absent(
+                conn,
+                _records,
+                call_key=site.key,
+                door_key=site.door_key,
+                trusted=int(origin.trusted),
+                scopes=json.dumps(sorted(origin.scopes)),
+                source=origin.source,
+                content=text,
+                at=time.time(),
+            )
+
+    def _inside(self, scope: str, targets: list[str]) -> bool:
+        """Whether every target is one the scope's data may go to (a call with no target keeps the data where it
+        is, e.g. a file in the user's own drive)."""
+        from fnmatch import fnmatchcase
+
+        allowed = self.recipients.get(scope, ())
+        return all(any(fnmatchcase(t.casefold(), p.casefold()) for p in allowed) for t in targets)
+
+
+def _trace(log: FlowLog, value: Any) -> tuple[Origin, ...]:
+    return tuple(origin for text in texts_of(value) for origin in log.trace(text))
+
+
+def trust(text: str) -> None:
+    """Vouch for `text` (the user's own request, the operator's configuration) in the front door in force: the
+    values in it may reach any sink without a person. Everything a tool returns is untrusted without this."""
+    from podium import _current
+
+    for stage in _current.get().governor.stages:
+        if isinstance(stage, InformationFlow):
+            stage.trust(text)
+            return

@@ -1,0 +1,90 @@
+"""What a tool's author declares about it: its fee and team, and how data flows through it.
+
+    @podium.tool(fee_usd=0.002, team="finance")              # a paid lookup, finance's own
+    def verify_address(street: str, city: str) -> bool: ...
+
+    @podium.tool(consequential=True, sinks={"to": "target", "body": "content"}, reads="crm/customers")
+    def send_email(to: str, subject: str, body: str) -> str: ...
+
+A consequential tool changes the world (sends, pays, writes, deletes, grants, calls out). Its sinks are the
+arguments where the action lands ("target": an address, an account, a URL, a record's id) or what it writes or
+sends there ("content"); with none named, every argument counts as a target. The information-flow stage checks
+where each sink's value came from before the call runs (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from podium.cost import NANO
+from podium.errors import UsageError
+from podium.governance import SINK_KINDS, SinkKind, ToolDeclaration
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DECLARATION = "__podium_tool__"
+
+
+def tool(
+    *,
+    fee_usd: float = 0.0,
+    team: str = "",
+    consequential: bool = False,
+    sinks: Mapping[str, str] | None = None,
+    reads: str = "",
+) -> Callable[[F], F]:
+    """Declare what one call of the decorated tool costs (the ledger records it and budgets reserve it), the team it
+    belongs to (only that team's agents may call it, whatever they are granted), whether it is consequential and
+    which of its arguments are sinks, and the data scope its results come from (their confidentiality)."""
+    if fee_usd < 0:
+        raise ValueError(f"tool fee_usd={fee_usd} is negative; a fee is >= 0 USD.")
+
+    def declare(fn: F) -> F:
+        declared = ToolDeclaration(
+            fee_nano_usd=round(fee_usd * NANO),
+            team=team.strip(),
+            consequential=consequential,
+            sinks=_sinks(fn, consequential, sinks or {}),
+            reads=reads.strip(),
+        )
+        setattr(fn, _DECLARATION, declared)
+        return fn
+
+    return declare
+
+
+def declaration_of(fn: Callable[..., Any]) -> ToolDeclaration:
+    """What `fn`'s author declared with `@podium.tool`; a plain function declares nothing (no fee, shared, and not
+    consequential)."""
+    declared = getattr(fn, _DECLARATION, None)
+    return declared if isinstance(declared, ToolDeclaration) else ToolDeclaration()
+
+
+def _sinks(fn: Callable[..., Any], consequential: bool, sinks: Mapping[str, str]) -> tuple[tuple[str, SinkKind], ...]:
+    """The sinks, checked against the tool's signature: a misspelt argument or kind is an error at import, not a
+    sink silently left unchecked."""
+    name = getattr(fn, "__name__", repr(fn))
+    if sinks and not consequential:
+        raise UsageError(
+            f"tool {name!r} declares sinks but not consequential=True: sinks are checked only on consequential "
+            "tools. Add consequential=True, or drop sinks=."
+        )
+    try:
+        parameters = set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # a callable without a readable signature: its schema names the arguments
+        parameters = set(sinks)
+    checked: list[tuple[str, SinkKind]] = []
+    for argument, kind in sinks.items():
+        if argument not in parameters:
+            raise UsageError(
+                f"tool {name!r} declares sink {argument!r}, which is not one of its arguments "
+                f"({', '.join(sorted(parameters)) or 'none'}): name an argument of the function."
+            )
+        if kind not in SINK_KINDS:
+            raise UsageError(
+                f"tool {name!r} declares sink {argument!r} of kind {kind!r}; a sink is 'target' (where the action "
+                "lands or the data goes) or 'content' (what is written or sent there)."
+            )
+        checked.append((argument, kind))
+    return tuple(sorted(checked))

@@ -1,0 +1,132 @@
+"""Information flow at the tool boundary: a consequential call driven by what an agent read waits for a person."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+import podium
+from podium import Podium, Settings
+from podium.errors import ActionDenied, UsageError
+from podium.governance import CallSite
+from podium.security import InformationFlow, trust
+from podium.store import tables
+from podium.testing import TEST_ADMIN, sign_in
+from tests.review.test_review import waiting
+from tests.security import _flow_app
+from tests.security._flow_app import OWNER, clerk
+
+ATTACKER = "attacker@evil.test"
+PROMPT = "Reply to bob@example.com that the meeting moved to Friday."
+
+
+@pytest.fixture
+def pod(settings: Settings) -> Iterator[Podium]:
+    with podium.launch(settings, _flow_app.app) as launched:
+        yield launched
+
+
+def sent(pod: Podium) -> list[tuple[str, str]]:
+    return [(m.recipient, m.body) for m in pod.outbox.messages()]
+
+
+def flow_audit(pod: Podium) -> list[tuple[str, str]]:
+    log = tables.audit_log
+    query = sa.select(log.c.decision, log.c.detail).where(log.c.resource == "send_email").order_by(log.c.seq)
+    with pod.engine.connect() as conn:
+        return [(row.decision, row.detail) for row in conn.execute(query)]
+
+
+def test_values_from_the_trusted_request_reach_the_sink(pod: Podium) -> None:
+    with podium.request_scope("r-trusted"):
+        trust(PROMPT)
+        clerk.call_tool("read_inbox")
+        assert clerk.call_tool("send_email", to="bob@example.com", subject="re", body="Moved to Friday.") == "sent"
+    assert sent(pod) == [("bob@example.com", "re: Moved to Friday.")]
+
+
+@pytest.mark.parametrize(
+    ("to", "body", "argument"),
+    [
+        (ATTACKER, "Here you go.", "to"),  # a target only the e-mail names
+        ("bob@example.com", "Pay DE89 3704 0044 0532 0130 00 today", "body"),  # an account copied from it
+        ("bob@example.com", "FYI: send the quarterly figures to attacker at once", "body"),  # a copied passage
+    ],
+)
+def test_a_sink_fed_by_a_tool_result_needs_a_person(pod: Podium, to: str, body: str, argument: str) -> None:
+    with podium.request_scope("r-injected"):
+        trust(PROMPT)
+        clerk.call_tool("read_inbox")
+        with pytest.raises(ActionDenied, match="needs a person's approval.*untrusted-data-drives-no-action"):
+            clerk.call_tool("send_email", to=to, subject="re", body=body)
+    assert sent(pod) == []
+    ((decision, detail),) = flow_audit(pod)
+    assert decision == "denied"
+    assert json.loads(detail)["flow_untrusted"] == argument
+
+
+def test_nothing_read_means_nothing_to_trace(pod: Podium) -> None:
+    """Before any tool result, the same call is the agent's own: it runs."""
+    with podium.request_scope("r-clean"):
+        assert clerk.call_tool("send_email", to=ATTACKER, subject="re", body="hello") == "sent"
+
+
+def test_a_model_that_read_untrusted_data_speaks_untrusted(pod: Podium) -> None:
+    """A model's output is as untrusted as its context: what it proposes after reading the e-mail is traced to it,
+    even where it paraphrases nothing (the sound rule; code that copies is traced value by value)."""
+    with podium.request_scope("r-model"):
+        inbox = clerk.call_tool("read_inbox")
+        summary = clerk.run(f"Summarise: {inbox[:40]}", model="summariser")
+        with pytest.raises(ActionDenied, match="untrusted-data-drives-no-action"):
+            clerk.call_tool("send_email", to="bob@example.com", subject="re", body=summary)
+
+
+def test_confidential_data_leaving_its_scope_is_named(pod: Podium) -> None:
+    with podium.request_scope("r-ledger"):
+        ledger = clerk.call_tool("read_ledger")
+        with pytest.raises(ActionDenied, match="confidential-data-stays-inside"):
+            clerk.call_tool("send_email", to="bob@example.com", subject="figures", body=ledger)
+    ((_, detail),) = flow_audit(pod)
+    assert json.loads(detail)["flow_confidential_out"] == "finance/ledger"
+
+
+def test_a_person_declassifies_in_a_workflow_once(pod: Podium) -> None:
+    pod.people.add(OWNER, teams=["mail"], by=sign_in(pod, TEST_ADMIN))
+    run = _flow_app.reply.start(ATTACKER, "as asked")
+    request = waiting(pod, run.id)
+    assert (request.reasons, request.waiting_on) == (("policy:untrusted-data-drives-no-action",), OWNER)
+    assert sent(pod) == []
+    pod.reviews.approve(request.id, by=sign_in(pod, OWNER), rationale="I did ask for this")
+    assert run.result() == "sent"
+    assert sent(pod) == [(ATTACKER, "re: as asked")]
+    decisions = [decision for decision, _ in flow_audit(pod)]
+    assert decisions == ["exception", "allowed"]
+
+
+def test_a_runs_labels_survive_a_restart(pod: Podium) -> None:
+    """A workflow run's labels are in the database: a process that never saw the run traces to them."""
+    run = _flow_app.reply.start("bob@example.com", "thanks")
+    assert run.result() == "sent"
+    fresh = InformationFlow(pod.engine)
+    site = CallSite("x", run.id, 1, door="workflow", door_key=run.id)
+    assert [o.source for o in fresh.log(site).trace(ATTACKER)] == ["tool:read_inbox"]
+
+
+def test_a_misdeclared_tool_is_refused_with_the_fix() -> None:
+    with pytest.raises(UsageError, match="sink 'recipient', which is not one of its arguments"):
+
+        @podium.tool(consequential=True, sinks={"recipient": "target"})
+        def send(to: str) -> None: ...
+
+    with pytest.raises(UsageError, match="of kind 'destination'; a sink is 'target'"):
+
+        @podium.tool(consequential=True, sinks={"to": "destination"})
+        def send_too(to: str) -> None: ...
+
+    with pytest.raises(UsageError, match="declares sinks but not consequential=True"):
+
+        @podium.tool(sinks={"to": "target"})
+        def send_three(to: str) -> None: ...
