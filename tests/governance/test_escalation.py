@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 import podium
 from podium import Podium, Settings
-from podium.errors import ActionDenied, ActorStopped, GovernanceError
+from podium.errors import ActionDenied, ActorStopped, GovernanceError, UsageError
 from podium.governance import Call
 from podium.store import tables
 from podium.testing import sign_in
@@ -185,3 +185,29 @@ def test_a_person_may_change_the_registry_and_it_is_audited(pod: Podium) -> None
             )
         ).all()
     assert ("person:ciso", "registry.grant") in actions
+
+
+def test_a_delegation_chain_holds_what_every_link_holds_and_names_them_in_the_audit(pod: Podium) -> None:
+    """tester -> first -> second -> third: each link narrows; the deepest holds what all of them hold, a kill or
+    suspension anywhere up the chain stops it, and its calls are audited on behalf of the whole chain."""
+    ciso = operator(pod, "ciso")
+    pod.agents.grant("tester", tools=["shout"], by=ciso)
+    pod.agents.delegate("tester", "first", tools=["note", "shout"], by=sign_in(pod, "agent:tester"))
+    pod.agents.delegate("first", "second", tools=["note", "shout"], by=sign_in(pod, "agent:first"))
+    pod.agents.delegate("second", "third", tools=["note", "shout"], by=sign_in(pod, "agent:second"))
+    third = podium.Agent("third", owner="qa-lead@example.com", models=[], tools=["note", "shout"])
+    with podium.request_scope("chain-1", person="ann"):
+        assert third.call_tool("shout", text="x") == "X"
+    *_, last = pod.audit.entries(actor="agent:third")
+    detail = json.loads(last.entry.detail)
+    assert (detail["delegation_chain"], detail["on_behalf_of"]) == ("agent:second > agent:first > agent:tester", "ann")
+
+    pod.agents.revoke("first", tools=["shout"], by=ciso)  # narrowing a link narrows everything below it
+    with pytest.raises(ActionDenied, match="not allowed tool 'shout'"):
+        third.call_tool("shout", text="y")
+    pod.kill_switch.kill("agent:tester", by=ciso, reason="chain test")  # a kill at the top stops the bottom
+    with pytest.raises(ActorStopped):
+        third.call_tool("note", text="z")
+
+    with pytest.raises(UsageError, match="at most 3 delegators"):
+        pod.agents.delegate("third", "fourth", tools=["note"], by=sign_in(pod, "agent:third"))

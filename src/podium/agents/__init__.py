@@ -1,6 +1,6 @@
 """Agents: identities with accountable owners, acting through the governor."""
 
 from podium.agents._agent import Agent, AgentIdentity
-from podium.agents._registry import KEYS, AgentRecord, AgentRegistry
+from podium.agents._registry import KEYS, MAX_DELEGATION_DEPTH, AgentRecord, AgentRegistry
 
-__all__ = ["KEYS", "Agent", "AgentIdentity", "AgentRecord", "AgentRegistry"]
+__all__ = ["KEYS", "MAX_DELEGATION_DEPTH", "Agent", "AgentIdentity", "AgentRecord", "AgentRegistry"]

@@ -42,6 +42,8 @@ from podium.policy import (
 )
 from podium.store import insert_if_absent, reader, tables
 
+MAX_DELEGATION_DEPTH = 3  # a delegate acts through at most this many delegators (agent for agent for agent …)
+
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
 KEYS = KeyFormat("pod")
 
@@ -303,10 +305,11 @@ class AgentRegistry:
         of its own and its delegator's permissions, so narrowing the delegator later narrows the delegate too.
         """
         parent = self.get(delegator)
-        if parent.delegated_by:
+        chain = self._chain_above(parent)
+        if len(chain) > MAX_DELEGATION_DEPTH:
             raise UsageError(
-                f"agent {delegator!r} is itself a delegate of {parent.delegated_by!r}; delegates do not delegate "
-                f"further. Delegate from {parent.delegated_by!r} instead."
+                f"agent {delegator!r} already acts for {' for '.join(repr(a) for a in chain[1:])}: a delegate may "
+                f"act through at most {MAX_DELEGATION_DEPTH} delegators. Delegate from {chain[1]!r} or nearer the top."
             )
         now = time.time()
         child = AgentRecord(
@@ -334,6 +337,14 @@ class AgentRegistry:
             act.conn.execute(tables.agents.insert().values(**_row(child)))
             act.detail = _summary(child)
         return child
+
+    def _chain_above(self, agent: AgentRecord) -> builtins.list[str]:
+        """`agent` and the delegators above it, nearest first (one read a link; chains are at most a few deep)."""
+        chain = [agent.name]
+        while agent.delegated_by and len(chain) <= MAX_DELEGATION_DEPTH:
+            agent = self.get(agent.delegated_by)
+            chain.append(agent.name)
+        return chain
 
     def revoke_keys(self, conn: sa.Connection, names: Sequence[str], *, by: str) -> int:
         """Revoke every live key of `names` in the caller's transaction; return how many."""

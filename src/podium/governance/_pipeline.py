@@ -59,6 +59,7 @@ class Standing:
     budgeted: bool  # whether any budget covers the call at all (if not, nothing is reserved)
     registry: tuple[Any, ...]  # the registry rows it came from: part of the key a Cedar decision is reused under
     all_teams: tuple[str, ...] | None = None  # a person's teams (an agent has one: `team`)
+    delegators: tuple[str, ...] = ()  # the agents a delegate acts for, nearest first (its rights are within theirs)
 
     @property
     def teams(self) -> tuple[str, ...]:

@@ -6,12 +6,14 @@ pipeline in `Governor.govern`.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from podium._events import Event, EventBus
+from podium.agents import MAX_DELEGATION_DEPTH
 from podium.cost import Budgets
 from podium.errors import ActionDenied, ActorStopped, BudgetExhausted
 from podium.governance._call import Call, Outcome
@@ -25,9 +27,14 @@ CHARGED_KINDS = frozenset({"model", "tool"})  # the calls that have a ledger row
 STOPPING_POLICIES = frozenset({"only-active-agents-act", "killed-work-halts", "cancelled-runs-halt"})
 
 _agent = tables.agents
-_delegator = tables.agents.alias("delegator")
+# Its delegators, nearest first: each one's row, joined on the one below's `delegated_by`.
+_ancestors = [tables.agents.alias(f"delegator{level}") for level in range(1, MAX_DELEGATION_DEPTH + 1)]
+_GRANT_KINDS = ("models", "tools", "data_scopes")
+_chain = _agent.outerjoin(_ancestors[0], _ancestors[0].c.name == _agent.c.delegated_by)
+for _below, _above in itertools.pairwise(_ancestors):
+    _chain = _chain.outerjoin(_above, _above.c.name == _below.c.delegated_by)
 
-# Built once: the agent's row and its delegator's, whether a kill covers it or its run was stopped, and whether
+# Built once: the agent's row and its delegators', whether a kill covers it or its run was stopped, and whether
 # any budget covers the call, in one read.
 ADMISSION = (
     sa.select(
@@ -39,10 +46,16 @@ ADMISSION = (
         _agent.c.team,
         _agent.c.tier_ceiling,
         _agent.c.delegated_by,
-        _delegator.c.status.label("delegator_status"),
-        _delegator.c.models.label("delegator_models"),
-        _delegator.c.tools.label("delegator_tools"),
-        _delegator.c.data_scopes.label("delegator_data_scopes"),
+        *(
+            column.label(f"delegator{level}_{column.name}")
+            for level, ancestor in enumerate(_ancestors, start=1)
+            for column in (
+                ancestor.c.name,
+                ancestor.c.status,
+                ancestor.c.delegated_by,
+                *(ancestor.c[kind] for kind in _GRANT_KINDS),
+            )
+        ),
         sa.select(tables.run_stops.c.run_id)
         .where(tables.run_stops.c.run_id == sa.bindparam("run_id"))
         .exists()
@@ -52,7 +65,7 @@ ADMISSION = (
             tables.kills.c.scope.in_(
                 [
                     sa.bindparam("agent_scope"),
-                    sa.literal("agent:") + _agent.c.delegated_by,
+                    *(sa.literal("agent:") + ancestor.c.name for ancestor in _ancestors),
                     sa.bindparam("workflow_scope"),
                     sa.bindparam("key_scope"),
                     sa.literal("team:") + _agent.c.team,
@@ -77,10 +90,11 @@ ADMISSION = (
         .exists()
         .label("budgeted"),
     )
-    .select_from(_agent.outerjoin(_delegator, _delegator.c.name == _agent.c.delegated_by))
+    .select_from(_chain)
     .where(_agent.c.name == sa.bindparam("agent"))
 )
-_REGISTRY_COLUMNS = 12  # the admission row's registry fields (the agent's and its delegator's), before the flags
+# The admission row's registry fields (the agent's and its delegators'), before the flags
+_REGISTRY_COLUMNS = 8 + 6 * MAX_DELEGATION_DEPTH
 _DECISION_CACHE = 10_000
 
 
@@ -120,6 +134,7 @@ def read_standing(conn: sa.Connection, call: Call, site: CallSite) -> Standing |
         bool(row.run_stopped),
         bool(row.budgeted),
         tuple(row[:_REGISTRY_COLUMNS]),
+        delegators=delegators(row),
     )
 
 
@@ -136,16 +151,41 @@ def _person_standing(conn: sa.Connection, call: Call, site: CallSite) -> Standin
     return Standing(principal, teams[0] if teams else "", bool(killed), False, bool(budgeted), ("person", teams), teams)
 
 
+def delegators(row: Any) -> tuple[str, ...]:
+    """The agent's delegators, nearest first: whom it acts for, and they for whom."""
+    names = (getattr(row, f"delegator{level}_name") for level in range(1, MAX_DELEGATION_DEPTH + 1))
+    return tuple(itertools.takewhile(bool, names))
+
+
+def _broken_link(row: Any) -> str | None:
+    """The delegator the agent's chain names but the registry no longer holds (or one past the deepest chain
+    podium allows), if any: an agent acting for nobody holds nothing."""
+    named = row.delegated_by
+    for level in range(1, MAX_DELEGATION_DEPTH + 1):
+        if not named:
+            return None
+        if getattr(row, f"delegator{level}_name") is None:
+            return str(named)
+        named = getattr(row, f"delegator{level}_delegated_by")
+    return str(named) if named else None
+
+
 def principal_of(agent: str, row: Any) -> Entity:
-    """The agent as Cedar sees it: a delegate holds the intersection of its and its delegator's permissions,
-    and is stopped when its delegator is."""
-    grants = {kind: set(json.loads(getattr(row, kind))) for kind in ("models", "tools", "data_scopes")}
+    """The agent as Cedar sees it: a delegate holds the intersection of its and every delegator's permissions up
+    its chain, and is stopped when any of them is."""
+    grants = {kind: set(json.loads(getattr(row, kind))) for kind in _GRANT_KINDS}
     status = row.status
-    if row.delegated_by:
+    for level, delegator in enumerate(delegators(row), start=1):
         for kind in grants:
-            grants[kind] &= set(json.loads(getattr(row, f"delegator_{kind}") or "[]"))
-        if status == "active" and row.delegator_status != "active":
-            status = f"{row.delegator_status or 'missing'} (its delegator {row.delegated_by!r})"
+            grants[kind] &= set(json.loads(getattr(row, f"delegator{level}_{kind}") or "[]"))
+        delegator_status = getattr(row, f"delegator{level}_status")
+        if status == "active" and delegator_status != "active":
+            status = f"{delegator_status or 'missing'} (its delegator {delegator!r})"
+    broken = _broken_link(row)
+    if broken is not None:
+        grants = {kind: set() for kind in grants}  # a delegator up its chain is gone: it holds nothing
+        if status == "active":
+            status = f"missing (its delegator {broken!r})"
     return agent_entity(
         agent,
         owner=row.owner,
@@ -180,6 +220,8 @@ class Admission(Stage):
                 "List it in the podium.App(agents=[...]) you launch, or `podium agents add` it."
             )
             raise Refusal(ActionDenied(message, agent=call.agent, resource=call.resource), "denied")
+        if ctx.standing.delegators:  # whom a delegate acts for, up its chain (the record adds the person, if any)
+            ctx.detail["delegation_chain"] = " > ".join(f"agent:{name}" for name in ctx.standing.delegators)
 
 
 class Authorisation(Stage):
