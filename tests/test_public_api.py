@@ -22,6 +22,7 @@ def test_exported_members() -> None:
         "Identity",
         "InputDataError",
         "Judgement",
+        "MCPServer",
         "ModelFileError",
         "ModelUnavailable",
         "NotFoundError",

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from podium.policy import Identity
     from podium.review import OWNER, Escalation, ExceptionRules, Judgement, assess
     from podium.settings import Settings
-    from podium.tools import send_to_outbox, tool
+    from podium.tools import MCPServer, send_to_outbox, tool
     from podium.workflows import Reviewed, Run, step, workflow
 
 _HOMES = {
@@ -69,7 +69,7 @@ _HOMES = {
     "podium.policy": ("Identity",),
     "podium.review": ("OWNER", "Escalation", "ExceptionRules", "Judgement", "assess"),
     "podium.settings": ("Settings",),
-    "podium.tools": ("send_to_outbox", "tool"),
+    "podium.tools": ("MCPServer", "send_to_outbox", "tool"),
     "podium.workflows": ("Reviewed", "Run", "step", "workflow"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -105,6 +105,7 @@ __all__ = [
     "Identity",
     "InputDataError",
     "Judgement",
+    "MCPServer",
     "ModelFileError",
     "ModelUnavailable",
     "NotFoundError",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -56,22 +56,23 @@ if TYPE_CHECKING:
         TrainedModels,
     )
     from podium.people import People, PersonKeys
-    from podium.policy import Authorizer, Identity, PolicySet
+    from podium.policy import Authorizer, Entity, Identity, PolicySet
     from podium.review import Reviews
-    from podium.tools import Outbox
+    from podium.tools import MCPServer, Outbox
     from podium.workflows import Runs
 
 
 @dataclass(frozen=True)
 class App:
-    """What a podium process runs: its agents, the tools they may call, and models beyond the built-in ones.
+    """What a podium process runs: its agents, the tools they may call (functions, and MCP servers whose tools
+    agents are granted one by one: docs/tools.md), and models beyond the built-in ones.
 
     Workflows need no listing: declaring them with `@podium.workflow` registers them when their module is
     imported, so import the module that defines them before launching.
     """
 
     agents: Sequence[Agent] = ()
-    tools: Sequence[Callable[..., Any]] = ()
+    tools: Sequence[Callable[..., Any] | MCPServer] = ()
     models: Sequence[TrainedClassifier | ModelEntry] = ()
 
 
@@ -137,6 +138,7 @@ class Podium:
         self._governed_models: dict[tuple[str, str], GovernedModel] = {}
         self._governed_toolsets: dict[str, GovernedToolset] = {}
         self._tool_declarations: dict[str, ToolDeclaration] = {}
+        self._mcp_servers: dict[str, MCPServer] = {}
 
         self._release_executor: Callable[[], None] | None = None
 
@@ -213,13 +215,15 @@ class Podium:
     def governor(self) -> Governor:
         from podium.governance import Governor
         from podium.review import ExceptionStage
-        from podium.security import InformationFlow
+        from podium.security import Egress, InformationFlow
 
         governor = Governor(
             self.engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(self.engine)
         )
         # Before authorisation: Cedar decides on where a consequential call's arguments came from.
         governor.add_stage(InformationFlow(self.engine), before="authorisation")
+        # After it: a granted tool's URL targets must be ones Cedar's `egress` permits (docs/tools.md).
+        governor.add_stage(Egress(self.engine, self.policies, self._agent_principal), before="exceptions")
         return governor
 
     @_Part
@@ -340,8 +344,13 @@ class Podium:
         try:
             podium.audit.check_key()  # a process not given the log's signing key fails now, not at its checkpoint
             for tool in app.tools:
-                podium._toolset.add_function(_inline(tool))
-                podium._tool_declarations[tool.__name__] = declaration_of(tool)
+                if _is_mcp_server(tool):
+                    podium._add_mcp_server(cast("MCPServer", tool))
+                    continue
+                function = cast("Callable[..., Any]", tool)
+                podium._toolset.add_function(_inline(function))
+                podium._tool_declarations[function.__name__] = declaration_of(function)
+            podium._check_tool_names()
             for model in app.models:
                 if isinstance(model, TrainedClassifier):
                     podium.classifiers.serve(model.name)
@@ -432,16 +441,51 @@ class Podium:
         Returns the files retrained now, by model."""
         return self.classifiers.learn(min_new=min_new)
 
-    def governed_toolset(self, agent: str) -> GovernedToolset:
-        """Every registered tool as `agent` may use it: every call passes the governor."""
+    def governed_toolset(self, agent: str, needs: Collection[str] = ()) -> GovernedToolset:
+        """Every registered tool as `agent` may use it: every call passes the governor. The tools of the MCP servers
+        that the tool names in `needs` come from are included: an MCP server is asked for its tools only by those
+        who need one of them, so one that is down fails no one else's calls."""
+        servers = sorted({name.split("_", 1)[0] for name in needs if "_" in name} & self._mcp_servers.keys())
         toolset = self._governed_toolsets.get(agent)
-        if toolset is None:
+        if toolset is None or servers:
+            from pydantic_ai.toolsets import CombinedToolset
+
             from podium.governance import GovernedToolset
 
-            toolset = self._governed_toolsets[agent] = GovernedToolset(
-                self._toolset, governor=self.governor, agent=agent, declarations=self._tool_declarations
+            # With MCP servers, one per use: a combined toolset keeps the state of the run that entered it.
+            wrapped = CombinedToolset([self._toolset, *(self._mcp_servers[s] for s in servers)])
+            toolset = GovernedToolset(
+                wrapped if servers else self._toolset,
+                governor=self.governor,
+                agent=agent,
+                declarations=self._tool_declarations,
             )
+            if not servers:
+                self._governed_toolsets[agent] = toolset
         return toolset
+
+    def _add_mcp_server(self, server: MCPServer) -> None:
+        if server.name in self._mcp_servers:
+            raise UsageError(
+                f"two MCP servers are named {server.name!r} in podium.App(tools=[...]); give each its own name."
+            )
+        self._mcp_servers[server.name] = server
+
+    def _check_tool_names(self) -> None:
+        """A local tool named like an MCP server's tools (`<server>_…`) would be ambiguous: refused at launch."""
+        for name in self._tool_declarations:
+            server = name.split("_", 1)[0]
+            if "_" in name and server in self._mcp_servers:
+                raise UsageError(
+                    f"tool {name!r} is named like the tools of MCP server {server!r} ({server}_<tool>): rename the "
+                    "function, or the server."
+                )
+
+    def _agent_principal(self, agent: str) -> Entity:
+        """`agent` as Cedar sees it, from its registry entry (for checks a running tool makes: egress redirects)."""
+        from podium.policy import Identity
+
+        return self.agents.principal(Identity("agent", agent, ""))
 
     @property
     def work_queue(self) -> Queue:
@@ -522,6 +566,14 @@ def _no_database(url: str) -> str:
         f"no podium database at {safe_url(url)}: `podium init --admin EMAIL` makes one, or point --home or "
         "PODIUM_DATABASE_URL at yours."
     )
+
+
+def _is_mcp_server(tool: object) -> bool:
+    """Whether an App's tool is an MCP server (checked without loading the MCP client for apps that have none)."""
+    import sys
+
+    module = sys.modules.get("podium.tools._mcp")
+    return module is not None and isinstance(tool, module.MCPServer)
 
 
 def _inline(tool: Callable[..., Any]) -> Callable[..., Any]:

@@ -96,8 +96,8 @@ class Agent:
             if isinstance(model, str)
             else podium.routed_model(self.identity.name, tuple(model))
         )
-        toolset = podium.governed_toolset(self.identity.name)
         allowed = set(self.identity.tools)
+        toolset = podium.governed_toolset(self.identity.name, allowed)
         agent: PydanticAgent[None, str] = PydanticAgent(
             governed,
             instructions=instructions or self._instructions,
@@ -108,17 +108,18 @@ class Agent:
 
     def call_tool(self, tool: str, /, **arguments: Any) -> Any:
         """Call `tool` with `arguments` from workflow code, governed. Call it inside a `@podium.step`."""
-        toolset = _current.get().governed_toolset(self.identity.name)
+        toolset = _current.get().governed_toolset(self.identity.name, (tool,))
         from pydantic_ai import RunContext
         from pydantic_ai.usage import RunUsage
 
         context = RunContext[None](deps=None, model=_workflow_code(), usage=RunUsage())
 
         async def call() -> Any:
-            tools = await toolset.get_tools(context)
-            if tool not in tools:
-                raise NotFoundError(f"no tool named {tool!r} is registered (known: {', '.join(sorted(tools))}).")
-            return await toolset.call_tool(tool, arguments, context, tools[tool])
+            async with toolset:  # one session with an MCP server, for listing its tools and the call
+                tools = await toolset.get_tools(context)
+                if tool not in tools:
+                    raise NotFoundError(f"no tool named {tool!r} is registered (known: {', '.join(sorted(tools))}).")
+                return await toolset.call_tool(tool, arguments, context, tools[tool])
 
         return _run_in_thread_loop(call())
 

@@ -27,9 +27,10 @@ from podium.governance._site import (
 
 if TYPE_CHECKING:
     from podium.governance._routed import RoutedModel, RoutedModels
-    from podium.governance._wrappers import GovernedModel, GovernedToolset
+    from podium.governance._wrappers import DECLARATION_METADATA, GovernedModel, GovernedToolset
 
 _ON_FIRST_USE = {
+    "DECLARATION_METADATA": "podium.governance._wrappers",
     "GovernedModel": "podium.governance._wrappers",
     "GovernedToolset": "podium.governance._wrappers",
     "RoutedModel": "podium.governance._routed",
@@ -44,6 +45,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DECLARATION_METADATA",
     "SINK_KINDS",
     "Approval",
     "Call",

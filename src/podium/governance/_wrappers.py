@@ -41,6 +41,8 @@ EXPECTED_OUTPUT_TOKENS = 256  # what a request that sets no max_tokens is expect
 DEFAULT_MAX_TOKENS = 1024  # the cap the governor sets on a request that sets none, so its cost has a bound
 TOKENS_PER_MESSAGE = 8  # the most a chat template adds around each message (role markers, separators)
 SLOWEST_TOKENS_PER_SECOND = 2.0  # local compute is reserved as if the model managed no more than this
+# Where a tool without a Python function (an MCP server's) carries its ToolDeclaration: its definition's metadata.
+DECLARATION_METADATA = "podium_declaration"
 
 
 def expected_tokens(prompt_chars: int, model_settings: ModelSettings | None) -> tuple[int, int]:
@@ -211,7 +213,7 @@ class GovernedToolset(WrapperToolset[Any]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
-        declared = self.declarations.get(name, NO_DECLARATION)
+        declared = self.declarations.get(name) or _declared_in(tool)
         fee = declared.fee_nano_usd
         call = Call(
             self.agent,
@@ -240,6 +242,13 @@ async def _inline(call: Awaitable[Any]) -> Any:
     hand-off (two thread switches fighting for the GIL) cost more than the governed call itself."""
     with disable_threads():
         return await call
+
+
+def _declared_in(tool: ToolsetTool[Any]) -> ToolDeclaration:
+    """What a tool without a Python function declared, in its definition's metadata (an MCP server's tools carry
+    the operator's declaration); nothing, for a tool that carries none."""
+    declared = (tool.tool_def.metadata or {}).get(DECLARATION_METADATA)
+    return declared if isinstance(declared, ToolDeclaration) else NO_DECLARATION
 
 
 def _validated(tool: ToolsetTool[Any], arguments: Mapping[str, Any] | None) -> dict[str, Any]:

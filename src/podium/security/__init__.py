@@ -4,7 +4,8 @@ The injection detector scores how likely a text is a prompt injection or a jailb
 signal for policies and the audit, never the boundary: detectors are evaded by paraphrase and adaptive attacks.
 
 Information flow (`InformationFlow`, a stage of the governor) labels what agents read and makes a consequential
-call driven by untrusted data wait for a person; `trust` vouches for an input. See docs/security.md.
+call driven by untrusted data wait for a person; `trust` vouches for an input. See docs/security.md. Egress
+(`Egress`, a stage too) lets an agent reach only the URLs a Cedar `egress` policy permits it (docs/tools.md).
 
 The PII and secret scan (`scan`, `Scanner`) finds credentials and personal data in any text crossing a boundary
 (tool arguments and results, gateway prompts and replies, memory writes), as spans and kinds, never the text.
@@ -19,6 +20,7 @@ from podium.security._detector import (
     Detector,
     windows,
 )
+from podium.security._egress import Egress, destination, is_url
 from podium.security._flows import FlowLog, Origin, texts_of
 from podium.security._pii import Scanner, count_kinds, redact, require_scanners, scan, scan_output
 from podium.security._pii_engine import KINDS, OUTPUT_KINDS, PII_KINDS, SECRET_KINDS, Finding, Kind
@@ -36,6 +38,7 @@ __all__ = [
     "SHIPPED_THRESHOLD",
     "WINDOW_TOKENS",
     "Detector",
+    "Egress",
     "Finding",
     "FlowLog",
     "InformationFlow",
@@ -44,6 +47,8 @@ __all__ = [
     "Origin",
     "Scanner",
     "count_kinds",
+    "destination",
+    "is_url",
     "redact",
     "require_scanners",
     "scan",

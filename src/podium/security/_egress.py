@@ -1,0 +1,148 @@
+"""Egress: an agent reaches only the URLs a Cedar policy permits it (default deny), checked before the call runs.
+
+A consequential tool call's target that is a URL (`podium.tools.http_get`'s `url`, an MCP tool's argument) is where
+the call lands on the network: the `Egress` stage asks Cedar's `egress` action for each one, with the URL as a `Url`
+entity (scheme, host, port, path), and refuses the call before a person is asked or a budget held. The HTTP tools ask
+again for every redirect (`Egress.permit`), so a permitted host cannot hand the agent on to one that is not.
+
+The allow-list is a policy, per agent or team, by host pattern (docs/tools.md):
+
+    permit (principal == Agent::"researcher", action == Action::"egress", resource)
+    when { resource.scheme == "https" && resource.host like "*.python.org" };
+
+A URL is parsed once, as the HTTP client parses it (httpx2), and the tool requests the URL that was checked, so a
+parser disagreement (`http://evil.test\\@good.example/`) cannot check one host and reach another. Names are checked,
+not addresses: a permitted name that resolves to an internal address is reached (see docs/tools.md, limits).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import ClassVar
+
+import sqlalchemy as sa
+
+from podium.audit import record
+from podium.errors import ActionDenied
+from podium.governance import CallContext, Refusal, Stage
+from podium.policy import Decision, Entity, PolicySet
+from podium.security._flows import texts_of
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+# What the stage treats as a URL in a target: a scheme and "//" (so "mailto:" and "urn:" are not destinations).
+_URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
+_HOST = re.compile(r"^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|[0-9a-f:.]+)$")
+
+
+def is_url(text: str) -> bool:
+    """Whether a target's text names a place on the network (`scheme://…`), and so is checked as egress."""
+    return _URL.match(text) is not None
+
+
+def destination(url: str) -> Entity:
+    """`url` as Cedar's `Url` entity, parsed as podium's HTTP client parses it. Raises ValueError, naming why, for
+    text that is not an absolute URL with a host."""
+    import httpx2
+
+    try:
+        parsed = httpx2.URL(url.strip())
+    except (httpx2.InvalidURL, TypeError, ValueError) as exc:
+        raise ValueError(f"{url[:200]!r} is not a URL ({exc})") from exc
+    scheme = parsed.scheme.lower()
+    host = parsed.raw_host.decode("ascii", "replace").lower().rstrip(".")
+    if not scheme or not host:
+        raise ValueError(f"{url[:200]!r} is not an absolute URL with a host (give scheme://host/…)")
+    if not _HOST.match(host):
+        raise ValueError(f"{url[:200]!r} has a host podium cannot check ({host[:80]!r})")
+    port = parsed.port or DEFAULT_PORTS.get(scheme, 0)
+    checked = parsed.copy_with(userinfo=b"", fragment=None)
+    attrs = {"scheme": scheme, "host": host, "port": port, "path": parsed.path}
+    return Entity("Url", str(checked), attrs)
+
+
+class Egress(Stage):
+    """Refuses a consequential call whose URL targets no `egress` policy permits for its agent."""
+
+    name: ClassVar[str] = "egress"
+
+    def __init__(self, engine: sa.Engine, policies: PolicySet, principal: Callable[[str], Entity]) -> None:
+        """`principal`: an agent as Cedar sees it, by name (the registry's entry), for the checks a tool makes while
+        it runs (redirects); the stage itself uses what admission read."""
+        self._engine = engine
+        self._policies = policies
+        self._principal = principal
+
+    def check(self, ctx: CallContext) -> None:
+        call = ctx.call
+        if call.kind != "tool" or ctx.standing is None:
+            return
+        arguments = call.arguments or {}
+        sinks = call.declaration.sink_kinds(arguments)
+        urls = [
+            text
+            for name, kind in sinks.items()
+            if kind == "target"
+            for text in texts_of(arguments.get(name))
+            if is_url(text)
+        ]
+        reached = []
+        for url in urls:
+            try:
+                where = destination(url)
+            except ValueError as exc:
+                message = f"agent {call.agent!r} may not call tool {call.resource!r}: {exc}."
+                raise Refusal(ActionDenied(message, agent=call.agent, resource=call.resource), "denied") from exc
+            decision = self.decide(ctx.standing.principal, where, call.resource, 0)
+            if not decision.allowed:
+                error = ActionDenied(
+                    _refused(call.agent, where, call.resource, decision),
+                    agent=call.agent,
+                    resource=call.resource,
+                    url=where.id,
+                    policies=decision.policies,
+                )
+                raise Refusal(error, "denied", why="egress", policies=decision.policies)
+            reached.append(where.attrs["host"])
+        if reached:
+            ctx.detail["egress"] = ", ".join(sorted(set(reached)))
+
+    def decide(self, principal: Entity, where: Entity, tool: str, hop: int) -> Decision:
+        return self._policies.decide(principal, "egress", where, {"tool": tool, "hop": hop})
+
+    def permit(self, agent: str, url: str, *, tool: str, hop: int, came_from: str = "") -> Entity:
+        """Check one URL a running tool is about to reach (a redirect, `hop` >= 1) and return it as checked: the
+        tool requests `result.id`. A refusal is audited (action `egress`, denied, with the deciding policies) and
+        raised as `ActionDenied`; nothing is requested."""
+        try:
+            where = destination(url)
+        except ValueError as exc:
+            self._audit(agent, url[:200], tool, hop, came_from, (), str(exc))
+            raise ActionDenied(f"tool {tool!r} of agent {agent!r} was sent to {exc}: not followed.") from exc
+        decision = self.decide(self._principal(agent), where, tool, hop)
+        if decision.allowed:
+            return where
+        message = _refused(agent, where, tool, decision)
+        self._audit(agent, where.id, tool, hop, came_from, decision.policies, decision.reason)
+        raise ActionDenied(message, agent=agent, resource=tool, url=where.id, policies=decision.policies)
+
+    def _audit(
+        self, agent: str, url: str, tool: str, hop: int, came_from: str, policies: tuple[str, ...], reason: str
+    ) -> None:
+        detail = {"tool": tool, "hop": str(hop), "reason": reason}
+        if came_from:
+            detail["redirected_from"] = came_from
+        detail["policy_set"] = self._policies.short_digest
+        with self._engine.begin() as conn:
+            record(conn, f"agent:{agent}", "egress", url, decision="denied", policies=policies, detail=detail)
+
+
+def _refused(agent: str, where: Entity, tool: str, decision: Decision) -> str:
+    host = where.attrs["host"]
+    refused = f"agent {agent!r} may not reach {where.id} (host {host}) through tool {tool!r}: {decision.reason}"
+    if decision.policies:  # a forbid decided: say which, not what to permit
+        return refused + "."
+    return (
+        f'{refused}. If it should, permit it in a policy: permit (principal == Agent::"{agent}", action == '
+        f'Action::"egress", resource) when {{ resource.host == "{host}" }}; (docs/tools.md)'
+    )
