@@ -218,7 +218,7 @@ class ObeyingAgent(BasePipelineElement):
     ) -> tuple[str, FunctionsRuntime, TaskEnvironment, Sequence[ChatMessage], dict[str, Any]]:
         said: list[ChatMessage] = []
         token = _world.set(_World(runtime, env))
-        if self._execute is governed:
+        if self._execute is not direct:
             trust(query)  # the user's own request: the one input the agent acts on without a person
         try:
             for call in self._user_task.ground_truth(env):
@@ -260,7 +260,8 @@ class ObeyingAgent(BasePipelineElement):
             # A call podium stopped never ran: it leaves the trace AgentDojo scores (its trace-based security checks,
             # such as slack's injection_task_5, read every call in it as made), and the agent reads the refusal.
             said.pop()
-            said.append(ChatAssistantMessage(role="assistant", content=[text_content_block_from_string(str(error))]))
+            refusal = [text_content_block_from_string(str(error))]
+            said.append(ChatAssistantMessage(role="assistant", content=refusal, tool_calls=None))
             return None
         text = error if error is not None else _as_text(result)
         said.append(
