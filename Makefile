@@ -54,7 +54,9 @@ bench: install-test
 	PODIUM_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PY) -m benchmarks.gateway
 	$(PY) -m benchmarks.discovery
 	$(PY) -m benchmarks.security
+	$(PY) -m benchmarks.rules
 	$(PY) -m benchmarks.agentdojo
+	$(PY) -m benchmarks.cascade
 
 clean:
 	rm -rf $(VENV) .podium .podium-witness .pytest_cache .mypy_cache .ruff_cache

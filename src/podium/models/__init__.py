@@ -15,6 +15,7 @@ from podium.models._config import DiscoverySetting, ModelConfig
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
 from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
+from podium.models._parts import WINDOW_WORDS, Lexicon, parts, sentences_of_words
 from podium.models._remote import check_endpoint, openai_compatible
 from podium.models._route_eval import FLOOR_SHARES, evaluate, load_queries
 from podium.models._router import Features, Router, RouteTier, Task
@@ -23,11 +24,13 @@ __all__ = [
     "COMPUTE_SECONDS",
     "FLOOR_SHARES",
     "SMOLLM2_135M",
+    "WINDOW_WORDS",
     "Breakers",
     "CircuitBreaker",
     "ClassifierModel",
     "DiscoverySetting",
     "Features",
+    "Lexicon",
     "LlamaCppModel",
     "LocalModel",
     "ModelCatalog",
@@ -48,7 +51,9 @@ __all__ = [
     "load_queries",
     "model_states",
     "openai_compatible",
+    "parts",
     "read_verified",
+    "sentences_of_words",
     "sha256_of",
     "to_chat",
     "verify_model_file",

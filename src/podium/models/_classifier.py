@@ -1,7 +1,8 @@
 """A specialised local model: a text classifier podium trains on the organisation's own labelled examples.
 
-It answers like any other model (JSON text `{"label": ..., "confidence": ...}`), so it goes through the same
-governor, ledger and audit as an LLM, at a fraction of the cost.
+It answers like any other model (JSON text `{"label": ..., "confidence": ..., "peaks": {...}, "familiar": ...}`:
+the whole text's label, each label's highest probability in any part of the text, and how familiar the text is;
+see `Prediction`), so it goes through the same governor, ledger and audit as an LLM, at a fraction of the cost.
 
 Its file is data, never code: a zip of NumPy arrays (read with `allow_pickle=False`) holding a JSON header (the
 classes and each feature block's analyzer, n-gram range and vocabulary) and float64 arrays (idf weights,
@@ -11,11 +12,13 @@ from it: a crafted file is refused like a damaged one.
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import json
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
@@ -26,6 +29,7 @@ from pydantic_ai.usage import RequestUsage
 from podium.errors import InputDataError, ModelFileError
 from podium.models._files import read_verified
 from podium.models._local import ChatTurn, LocalModel
+from podium.models._parts import MAX_WORDS, WINDOW_WORDS, parts, words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,13 +45,25 @@ _WORD_TOKENS = r"(?u)\b\w\w+\b"  # scikit-learn's default, pinned: the file form
 
 @dataclass(frozen=True)
 class Prediction:
+    """A classifier's answer for a whole text (`label`, `confidence`), and how it read each part (`peaks`: each
+    label's highest probability in any part, see `podium.models.parts`; `familiar`: the share of the text's word
+    pairs the model saw in training). Rules that must hold read `read_as` and `familiar`, not the top label alone."""
+
     label: str
     confidence: float
+    peaks: tuple[tuple[str, float], ...] = ()
+    familiar: float = 1.0
 
     @classmethod
     def from_text(cls, text: str) -> Prediction:
         data = json.loads(text)
-        return cls(str(data["label"]), float(data["confidence"]))
+        peaks = tuple((str(label), float(p)) for label, p in (data.get("peaks") or {}).items())
+        return cls(str(data["label"]), float(data["confidence"]), peaks, float(data.get("familiar", 1.0)))
+
+    def read_as(self, labels: Collection[str], at_least: float) -> frozenset[str]:
+        """The labels among `labels` that the text or some part of it reads as with probability `at_least` or
+        more. Text added around a part can raise what it reads as, never hide it (`podium.models.parts`)."""
+        return frozenset(label for label, p in self.peaks if label in labels and p >= at_least)
 
 
 class _Block(BaseModel):
@@ -122,9 +138,12 @@ class TextClassifier:
     """
 
     def __init__(self, classes: Sequence[str], blocks: Sequence[_Features], coef: Floats, intercept: Floats) -> None:
+        import numpy as np
+
         self.classes = tuple(classes)
         self._blocks = tuple(blocks)
-        self._coef, self._intercept = coef, intercept
+        # Column-major, so that `features @ coef.T` reads it in place (scipy copied all of it on every call).
+        self._coef, self._intercept = np.asfortranarray(coef), intercept
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str]) -> TextClassifier:
@@ -189,6 +208,33 @@ class TextClassifier:
         probabilities = self.probabilities_of(text)
         best = int(probabilities.argmax())
         return Prediction(self.classes[best], float(probabilities[best]))
+
+    def read(self, text: str, *, window: int = WINDOW_WORDS, floor: float = 0.01) -> Prediction:
+        """`predict`, with how each part reads: every label whose highest probability in a part (`peaks`) is at
+        least `floor`, and how familiar the text is. Raises UsageError for a text too long to read in parts."""
+        pieces = parts(text, window=window)
+        table = self.probabilities(pieces)
+        whole, highest = table[0], table.max(axis=0)  # the first part is the text itself
+        best = int(whole.argmax())
+        peaks = tuple(
+            (self.classes[i], round(float(highest[i]), 4)) for i in highest.argsort()[::-1] if highest[i] >= floor
+        )
+        return Prediction(self.classes[best], float(whole[best]), peaks, round(self.familiarity(text), 4))
+
+    def familiarity(self, text: str) -> float:
+        """The share of the text's adjacent word pairs that the model saw in training (1.0 for a text of fewer than
+        two words, or a model that reads no word pairs): low for word salad and for text unlike anything it learned
+        from, which is text its answers say little about."""
+        pairs = self._known_pairs
+        tokens = re.findall(_WORD_TOKENS, text.lower())
+        if pairs is None or len(tokens) < 2:
+            return 1.0
+        return sum(f"{a} {b}" in pairs for a, b in itertools.pairwise(tokens)) / (len(tokens) - 1)
+
+    @functools.cached_property
+    def _known_pairs(self) -> frozenset[str] | None:
+        blocks = [b.block for b in self._blocks if b.block.analyzer == "word" and b.block.ngram_range[1] >= 2]
+        return frozenset(t for b in blocks for t in b.vocabulary if " " in t) if blocks else None
 
     def count_tokens(self, text: str) -> int:
         """The words it reads (the ledger's input tokens): words, not the word pairs it also weighs."""
@@ -328,10 +374,12 @@ def _fit_pipeline(texts: Sequence[str], labels: Sequence[str]) -> Any:
 
 
 class ClassifierModel(LocalModel):
-    """Serves a TextClassifier as a model: the last user message in, a JSON prediction out."""
+    """Serves a TextClassifier as a model: the last user message in, a JSON prediction out, read part by part
+    (`TextClassifier.read`)."""
 
     default_max_tokens = 1  # one prediction
     slowest_tokens_per_second = 1000.0  # a linear model over hashed features: far faster than any LLM
+    context_tokens = MAX_WORDS + 1  # it reads every part of a text of up to MAX_WORDS words (`read`)
 
     def __init__(self, name: str, classifier: TextClassifier, sha256: str = "") -> None:
         super().__init__(name)
@@ -342,8 +390,26 @@ class ClassifierModel(LocalModel):
         """Serve a retrained classifier from now on (one attribute swap: requests in flight finish on the old)."""
         self.classifier, self.sha256 = classifier, sha256
 
+    def prompt_tokens(self, turns: list[ChatTurn]) -> int:
+        """The words it reads part by part: the governor refuses a longer text (RequestTooLarge) before it runs."""
+        return len(words(_last_user_text(turns)))
+
+    def answer(self, text: str) -> str:
+        """The reply it gives for `text` (`Prediction.from_text` reads it back)."""
+        prediction = self.classifier.read(text)
+        return json.dumps(
+            {
+                "label": prediction.label,
+                "confidence": round(prediction.confidence, 4),
+                "peaks": dict(prediction.peaks),
+                "familiar": prediction.familiar,
+            }
+        )
+
     def _generate(self, turns: list[ChatTurn], max_tokens: int | None) -> tuple[str, RequestUsage]:
-        text = next((t.content for t in reversed(turns) if t.role == "user"), "")
-        prediction = self.classifier.predict(text)
-        reply = json.dumps({"label": prediction.label, "confidence": round(prediction.confidence, 4)})
-        return reply, RequestUsage(input_tokens=self.classifier.count_tokens(text), output_tokens=1)
+        text = _last_user_text(turns)
+        return self.answer(text), RequestUsage(input_tokens=self.classifier.count_tokens(text), output_tokens=1)
+
+
+def _last_user_text(turns: list[ChatTurn]) -> str:
+    return next((t.content for t in reversed(turns) if t.role == "user"), "")
