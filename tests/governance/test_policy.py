@@ -159,3 +159,15 @@ def test_policy_explain_names_the_deciding_policy_of_allowed_operator_actions(sq
         assert result.exit_code == 0, result.output
         assert f"permit {policy}" in result.output and "podium:base.cedar:" in result.output
         assert "not a policy decision" not in result.output
+
+
+def test_a_policy_naming_an_unknown_context_attribute_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "typo.cedar").write_text(
+        '@id("typo")\nforbid (principal, action == Action::"tool.call", resource) when { context.injection_sen };\n'
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        PolicySet.load(tmp_path)
+    assert "attribute `injection_sen` in context" in refused.value.message
+    assert "did you mean `injection_seen`?" in refused.value.message
+    has = "the context of tool.call has: amount_nano_usd, confidential_out, data, injection_score, injection_seen"
+    assert has in refused.value.message

@@ -17,9 +17,13 @@ from podium.errors import NotFoundError, UsageError
 if TYPE_CHECKING:  # pydantic-ai loads when an agent first acts, not when the registry is read
     from pydantic_ai.models import Model
     from pydantic_ai.settings import ModelSettings
+    from pydantic_ai.toolsets import AbstractToolset
+
+    from podium.agents._spotlight import SpotlightMode
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+SPOTLIGHT_MODES = ("delimit", "datamark", "off")  # how `run` shows tool results to the model (`_spotlight`)
 
 
 def check_name(name: str) -> str:
@@ -63,10 +67,19 @@ class Agent:
         tools: Sequence[str | Callable[..., Any]] = (),
         instructions: str | None = None,
         team: str = "",
+        spotlight: SpotlightMode = "delimit",
     ) -> None:
+        """`spotlight`: how `run` shows the model what tools returned: marked as data, never instructions
+        ("delimit", "datamark"), or as it is ("off"); see docs/screening.md."""
         check_name(name)
         if not owner.strip():
             raise UsageError(f"agent {name!r} has no owner. Every agent needs an accountable person: owner='…'.")
+        if spotlight not in SPOTLIGHT_MODES:
+            raise UsageError(
+                f"agent {name!r}: spotlight={spotlight!r} is not one of {', '.join(SPOTLIGHT_MODES)} "
+                '("delimit" marks tool results as data for the model; "off" shows them as they are).'
+            )
+        self.spotlight: SpotlightMode = spotlight
         tool_names = tuple(t if isinstance(t, str) else t.__name__ for t in tools)
         self.identity = AgentIdentity(name, owner.strip(), tuple(models), tool_names, team.strip())
         self._instructions = instructions
@@ -98,10 +111,15 @@ class Agent:
         )
         allowed = set(self.identity.tools)
         toolset = podium.governed_toolset(self.identity.name, allowed)
+        tools: AbstractToolset[None] = toolset.filtered(lambda _ctx, tool: tool.name in allowed)
+        given = [instructions or self._instructions or ""]
+        if self.spotlight != "off":  # tool results marked as data on their way to the model (a new code each run)
+            from podium.agents._spotlight import Spotlight, SpotlitToolset
+
+            spotlight = Spotlight(self.spotlight)
+            tools, given = SpotlitToolset(tools, spotlight=spotlight), [*given, spotlight.instructions()]
         agent: PydanticAgent[None, str] = PydanticAgent(
-            governed,
-            instructions=instructions or self._instructions,
-            toolsets=[toolset.filtered(lambda _ctx, tool: tool.name in allowed)],
+            governed, instructions=[text for text in given if text], toolsets=[tools]
         )
         settings: ModelSettings = {"max_tokens": max_tokens} if max_tokens else {}
         return agent.run_sync(prompt, model_settings=settings).output

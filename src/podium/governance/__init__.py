@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from podium.governance._call import SINK_KINDS, Call, CallKind, Outcome, SinkKind, ToolDeclaration, Usage
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
-from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview, Refusal, Stage, Standing
+from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview, Refusal, Screened, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
 from podium.governance._site import (
     CallSite,
@@ -65,6 +65,7 @@ __all__ = [
     "Refusal",
     "RoutedModel",
     "RoutedModels",
+    "Screened",
     "SinkKind",
     "Stage",
     "Standing",

@@ -89,6 +89,22 @@ class Flow:
 NO_FLOW = Flow()
 
 
+@dataclass(frozen=True)
+class Screened:
+    """What the screening stage saw earlier in the call's front door (the run, the request): the highest injection
+    score of the tool results (or the gateway prompt) read there, in thousandths, and whether the detector flagged
+    any. Cedar reads it as `context.injection_score` and `context.injection_seen` (docs/screening.md)."""
+
+    injection_score: int = 0
+    injection_seen: bool = False
+
+    def as_context(self) -> dict[str, Any]:
+        return {"injection_score": self.injection_score, "injection_seen": self.injection_seen}
+
+
+NOTHING_SCREENED = Screened()
+
+
 @dataclass
 class CallContext:
     """One governed call on its way through the pipeline. Stages fill in what they learn."""
@@ -98,6 +114,7 @@ class CallContext:
     detail: dict[str, str] = field(default_factory=dict)  # joins the call's audit entry
     standing: Standing | None = None  # admission
     flow: Flow = NO_FLOW  # information flow: where a consequential call's arguments came from
+    screened: Screened = NOTHING_SCREENED  # screening: what the front door's earlier tool results looked like
     decision: Decision | None = None  # authorisation
     exceptions: tuple[str, ...] = ()  # authorisation: `@exception` forbids a person may lift
     approvals: tuple[Approval, ...] = ()  # exceptions: the people's approvals this call runs under

@@ -247,6 +247,7 @@ class Authorisation(Stage):
             "run_stopped": standing.run_stopped,
             "data": sorted(call.data),
             **ctx.flow.as_context(),
+            **ctx.screened.as_context(),
         }
         ctx.decision = decision = self._decide(call, standing, context)
         if decision.allowed:

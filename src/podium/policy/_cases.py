@@ -50,6 +50,8 @@ CALL_CONTEXT = {
     "untrusted_targets": [],
     "untrusted_content": [],
     "confidential_out": [],
+    "injection_seen": False,
+    "injection_score": 0,
 }
 DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "registry.change": {"change": "grant"},

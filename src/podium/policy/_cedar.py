@@ -8,6 +8,7 @@ explain` can show which policy allowed or denied an action.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import json
@@ -307,7 +308,38 @@ def _policy(source: str, text: str, start: int, end: int, schema: cedarpy.Schema
         raise ConfigurationError(f'{where}: every policy needs an @id("…") so the audit log can name it.')
     validation = cedarpy.validate_policies(body, schema)
     if not validation.validation_passed:
-        problems = "; ".join(e.error for e in validation.errors)
+        problems = "; ".join(_with_fix(e.error) for e in validation.errors)
         raise ConfigurationError(f'{where}: policy "{policy_id}" does not fit podium\'s schema: {problems}')
     line = int(where.rsplit(":", 1)[1])
     return Policy(str(policy_id), str(policy.effect), source, line, body, "exception" in policy.annotations)
+
+
+_UNKNOWN_CONTEXT = re.compile(r'attribute `([^`]+)` in context for Action::"([^"]+)" not found')
+_SCHEMA_TYPE = re.compile(r"type\s+(\w+)\s*=\s*\{([^}]*)\}")
+_SCHEMA_ACTION = re.compile(r'action\s+"([^"]+)"[^;]*?context:\s*(\w+|\{[^}]*\})')
+_SCHEMA_ATTRIBUTE = re.compile(r"(\w+)\s*:")
+
+
+def _with_fix(problem: str) -> str:
+    """Cedar's validation error, with the fix where podium knows it: for a context attribute the action does not
+    have, the ones it has (and the nearest, if one is near)."""
+    unknown = _UNKNOWN_CONTEXT.search(problem)
+    if unknown is None:
+        return problem
+    name, action = unknown.groups()
+    known = _context_attributes().get(action, ())
+    near = difflib.get_close_matches(name, known, n=1)
+    guess = f"did you mean `{near[0]}`? " if near else ""
+    return f"{problem} ({guess}the context of {action} has: {', '.join(known) or 'nothing'})"
+
+
+@functools.cache
+def _context_attributes() -> dict[str, tuple[str, ...]]:
+    """Each action's context attributes, as podium's schema declares them."""
+    schema = (resources.files("podium.policy") / "policies" / "podium.cedarschema").read_text(encoding="utf-8")
+    schema = re.sub(r"//[^\n]*", "", schema)
+    types = dict(_SCHEMA_TYPE.findall(schema))
+    return {
+        action: tuple(sorted(_SCHEMA_ATTRIBUTE.findall(types.get(context, context))))
+        for action, context in _SCHEMA_ACTION.findall(schema)
+    }
