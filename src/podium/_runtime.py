@@ -221,7 +221,7 @@ class Podium:
             self.engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(self.engine)
         )
         # Before authorisation: Cedar decides on where a consequential call's arguments came from.
-        governor.add_stage(InformationFlow(self.engine), before="authorisation")
+        governor.add_stage(InformationFlow(self.engine, self.config.security.recipients), before="authorisation")
         # After it: a granted tool's URL targets must be ones Cedar's `egress` permits (docs/tools.md).
         governor.add_stage(Egress(self.engine, self.policies, self._agent_principal), before="exceptions")
         return governor

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import podium
 from podium import Podium, Settings
-from podium.errors import ActionDenied, UsageError
+from podium.errors import ActionDenied, ConfigurationError, UsageError
 from podium.governance import CallSite
 from podium.security import InformationFlow, trust
 from podium.store import tables
@@ -91,6 +92,31 @@ def test_confidential_data_leaving_its_scope_is_named(pod: Podium) -> None:
             clerk.call_tool("send_email", to="bob@example.com", subject="figures", body=ledger)
     ((_, detail),) = flow_audit(pod)
     assert json.loads(detail)["flow_confidential_out"] == "finance/ledger"
+
+
+def test_podium_toml_lists_where_a_scope_s_data_may_go(settings: Settings, tmp_path: Path) -> None:
+    """[security.recipients]: the ledger may go to the CFO's address without a person, and still nowhere else. (The
+    request vouches for the ledger's integrity, so that confidentiality alone decides: a tool's result is untrusted.)"""
+    config = tmp_path / "podium.toml"
+    config.write_text('[security.recipients]\n"finance/ledger" = ["cfo@example.com", "*@finance.example.com"]\n')
+    with podium.launch(settings.model_copy(update={"config": config}), _flow_app.app) as pod:
+        with podium.request_scope("r-allowed"):
+            ledger = clerk.call_tool("read_ledger")
+            trust(ledger)
+            for to in ("CFO@example.com", "team@finance.example.com"):
+                assert clerk.call_tool("send_email", to=to, subject="figures", body=ledger) == "sent"
+            with pytest.raises(ActionDenied, match="confidential-data-stays-inside"):
+                clerk.call_tool("send_email", to="bob@example.com", subject="figures", body=ledger)
+        assert [to for to, _ in sent(pod)] == ["CFO@example.com", "team@finance.example.com"]
+
+
+def test_a_recipients_list_that_cannot_work_is_one_line(tmp_path: Path) -> None:
+    from podium.models import ModelConfig
+
+    config = tmp_path / "podium.toml"
+    config.write_text('[security.recipients]\n"finance/ledger" = [""]\n')
+    with pytest.raises(ConfigurationError, match=r'recipients."finance/ledger" must list up to 1,000 non-empty'):
+        ModelConfig.load(config)
 
 
 def test_a_person_declassifies_in_a_workflow_once(pod: Podium) -> None:

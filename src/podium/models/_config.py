@@ -29,7 +29,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from podium._tiers import Tier
 from podium.cost import Price
@@ -204,6 +204,35 @@ class DiscoverySetting(BaseModel):
     )
 
 
+class SecuritySetting(BaseModel):
+    """[security]: where each data scope's data may go without a person (docs/security.md, "Labels on values")::
+
+    [security.recipients]
+    "crm/customers" = ["*@example.com"]                 # fnmatch patterns of targets: addresses, URLs, accounts
+    "finance/ledger" = ["cfo@example.com", "https://erp.example.com/*"]
+
+    A scope not listed keeps its data inside: a consequential call sending it anywhere waits for a person.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: dict[str, list[str]] = Field(
+        default_factory=dict, description="per data scope, the targets its data may go to without a person"
+    )
+
+    @model_validator(mode="after")
+    def _patterns_are_usable(self) -> SecuritySetting:
+        for scope, patterns in self.recipients.items():
+            if not scope.strip() or len(scope) > 200:
+                raise ValueError(f"recipients has a scope named {scope[:40]!r}: name a data scope, as tools' reads=")
+            if len(patterns) > 1_000 or any(not p.strip() or len(p) > 500 for p in patterns):
+                raise ValueError(
+                    f'recipients."{scope}" must list up to 1,000 non-empty patterns of up to 500 characters '
+                    '(e.g. ["*@example.com"])'
+                )
+        return self
+
+
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -211,6 +240,7 @@ class ModelConfig(BaseModel):
     routing: RoutingSetting = Field(default_factory=RoutingSetting)
     gateway: GatewaySetting = Field(default_factory=GatewaySetting)
     discovery: DiscoverySetting = Field(default_factory=DiscoverySetting)
+    security: SecuritySetting = Field(default_factory=SecuritySetting)
 
     @classmethod
     def load(cls, path: Path) -> ModelConfig:

@@ -86,12 +86,15 @@ class FlowLog:
         return frozenset().union(*(origin.scopes for _, origin in self.untrusted))
 
     def trace(self, value: str) -> tuple[Origin, ...]:
-        """The untrusted texts `value` was copied from, in part or whole; () if it is trusted or the agent's own."""
+        """The texts read here that `value` was copied from, in part or whole; () if it is the agent's own. A value that
+        trusted input holds is trusted (its origins come back marked so), but keeps the confidentiality of what it
+        was read from: vouching for a text's integrity does not make a ledger public."""
         value = normal(value)
-        if not value or any(value == text or (len(value) >= MIN_SUBSTRING and value in text) for text in self.trusted):
+        if not value:
             return ()
+        vouched = any(value == text or (len(value) >= MIN_SUBSTRING and value in text) for text in self.trusted)
         if self.saturated:
-            return (Origin(False, self.scopes(), "saturated"),)
+            return (Origin(vouched, self.scopes(), "saturated"),) if not vouched or self.scopes() else ()
         hits: set[int] = set()
         if len(value) < MIN_SUBSTRING:
             hits |= self._words.get(value, set())
@@ -102,7 +105,10 @@ class FlowLog:
         for marker in _MARKER.findall(value):
             if not any(marker in text for text in self.trusted):
                 hits |= self._markers.get(marker, set())
-        return tuple(self.untrusted[i][1] for i in sorted(hits))
+        origins = tuple(self.untrusted[i][1] for i in sorted(hits))
+        if vouched:
+            return tuple(dataclasses.replace(origin, trusted=True) for origin in origins if origin.scopes)
+        return origins
 
 
 def texts_of(value: Any, *, depth: int = 0) -> Iterator[str]:

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -35,14 +35,15 @@ class InformationFlow(Stage):
 
     name: ClassVar[str] = "information_flow"
 
-    def __init__(self, engine: sa.Engine, recipients: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(self, engine: sa.Engine, recipients: Mapping[str, Sequence[str]] | None = None) -> None:
         """`recipients`: for a data scope, the targets its data may go to without a person (fnmatch patterns such
-        as "*@example.com"); data of a scope not listed goes nowhere outside without one."""
+        as "*@example.com", podium.toml's [security.recipients]); data of a scope not listed goes nowhere outside
+        without one."""
         self._engine = engine
         self._reader = reader(engine)
         self._logs: OrderedDict[str, FlowLog] = OrderedDict()
         self._lock = threading.Lock()
-        self.recipients = dict(recipients or {})
+        self.recipients = {scope: tuple(patterns) for scope, patterns in (recipients or {}).items()}
 
     def check(self, ctx: CallContext) -> None:
         call = ctx.call
