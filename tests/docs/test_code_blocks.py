@@ -1,6 +1,6 @@
 """The docs' other examples are real too: every Cedar block loads against podium's schema, every TOML block is a
-podium.toml podium accepts, every SQL block runs on podium's tables, and every Python block compiles (the README's
-program and the architecture's stage run in tests/test_docs.py).
+podium.toml podium accepts (or a policy test file whose cases pass), every SQL block runs on podium's tables, and
+every Python block compiles (the README's program and the architecture's stage run in tests/test_docs.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import podium
 from podium import Podium, Settings
 from podium.models import ModelConfig
-from podium.policy import PolicySet
+from podium.policy import PolicySet, run_file
 from tests.docs._pages import Block, blocks, pages
 
 
@@ -36,6 +36,14 @@ def test_a_cedar_block_is_a_policy_podium_loads(block: Block, tmp_path: Path) ->
 
 @pytest.mark.parametrize("block", _blocks("toml"), ids=_name)
 def test_a_toml_block_is_a_podium_toml_podium_accepts(block: Block, tmp_path: Path) -> None:
+    """Or, when it holds `[[case]]`s, a policy test file whose cases pass on the page's own Cedar blocks."""
+    if "[[case]]" in block.text:
+        for n, cedar in enumerate(b for b in blocks(block.page) if b.language == "cedar"):
+            (tmp_path / f"page{n}.cedar").write_text(cedar.text)
+        (tmp_path / "page.test.toml").write_text(block.text)
+        results = run_file(PolicySet.load(tmp_path), tmp_path / "page.test.toml")
+        assert results and all(r.passed for r in results), [(r.name, r.decision.allowed) for r in results]
+        return
     path = tmp_path / "podium.toml"
     path.write_text(block.text)
     config = ModelConfig.load(path)

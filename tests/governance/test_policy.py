@@ -42,6 +42,31 @@ def test_a_case_that_does_not_hold_fails_the_command(tmp_path: Path) -> None:
     assert "FAIL a sends" in result.output and "1 case(s) failed" in result.output
 
 
+def test_a_project_tests_its_egress_allow_list_with_url_cases(tmp_path: Path) -> None:
+    """`url:` resources are parsed as the HTTP tools parse them, so a case checks the host the agent would reach."""
+    (tmp_path / "egress.cedar").write_text(
+        '@id("researcher-reads-python-docs")\npermit (principal == Agent::"researcher", action == Action::"egress", '
+        'resource)\nwhen { resource.scheme == "https" && resource.host == "docs.python.org" };\n'
+    )
+    case = '\n[[case]]\nname = "{name}"\nprincipal = "agent:researcher"\naction = "egress"\nresource = "url:{url}"\n'
+    (tmp_path / "egress.test.toml").write_text(
+        '[agents.researcher]\nowner = "o"\n'
+        + case.format(name="the docs", url="https://DOCS.python.org./3/")
+        + 'expect = "allow"\n'
+        + case.format(name="a look-alike", url="https://evil.test\\\\@docs.python.org/")
+        + 'expect = "allow"\n'
+        + case.format(name="plain http", url="http://docs.python.org/")
+        + 'expect = "deny"\n'
+    )
+    result = runner.invoke(app, ["policy", "test", str(tmp_path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    (tmp_path / "egress.test.toml").write_text(
+        '[agents.researcher]\nowner = "o"\n' + case.format(name="no host", url="/relative") + 'expect = "deny"\n'
+    )
+    result = runner.invoke(app, ["policy", "test", str(tmp_path)], env={"COLUMNS": "250"})
+    assert result.exit_code != 0 and "is not an absolute URL with a host" in result.output
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 import podium
 from podium import Podium, Settings
 from podium.errors import ActionDenied, UsageError
-from podium.security import destination, trust
+from podium.policy import url_entity
+from podium.security import trust
 from podium.store import tables
 from podium.tools import http_get, http_post, http_tools
 
@@ -217,15 +218,15 @@ def test_a_url_read_from_a_tool_result_needs_a_person(pod: Podium, site: tuple[s
 
 def test_the_url_checked_is_the_url_reached() -> None:
     """Parsed once, as the client parses it: a backslash trick cannot check one host and reach another."""
-    where = destination("HTTP://Admin:pw@EXAMPLE.com.:8080/a/../b?q=1#frag")
+    where = url_entity("HTTP://Admin:pw@EXAMPLE.com.:8080/a/../b?q=1#frag")
     assert (where.id, dict(where.attrs)) == (
         "http://example.com.:8080/b?q=1",
         {"scheme": "http", "host": "example.com", "port": 8080, "path": "/b"},
     )
-    assert destination("http://evil.test\\@good.example/").attrs["host"] == "good.example"
-    assert destination("https://bücher.example/").attrs["host"] == "xn--bcher-kva.example"
+    assert url_entity("http://evil.test\\@good.example/").attrs["host"] == "good.example"
+    assert url_entity("https://bücher.example/").attrs["host"] == "xn--bcher-kva.example"
     with pytest.raises(ValueError, match="not an absolute URL"):
-        destination("/relative")
+        url_entity("/relative")
 
 
 def test_limits_out_of_range_are_refused() -> None:

@@ -21,6 +21,7 @@ from podium.policy._cedar import (
     run_entity,
     scope_entity,
     tool_entity,
+    url_entity,
 )
 from podium.policy._identity import Identity, KeyFormat, require_identity
 
@@ -47,4 +48,5 @@ __all__ = [
     "scope_entity",
     "test_suites",
     "tool_entity",
+    "url_entity",
 ]

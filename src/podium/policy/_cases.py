@@ -38,6 +38,7 @@ from podium.policy._cedar import (
     run_entity,
     scope_entity,
     tool_entity,
+    url_entity,
 )
 
 CALL_CONTEXT = {
@@ -70,6 +71,7 @@ DEFAULT_CONTEXT: dict[str, dict[str, Any]] = {
     "run.start": {},
     "run.cancel": {},
     "run.resume": {},
+    "egress": {"tool": "http_get", "hop": 0},
 }
 
 
@@ -168,10 +170,14 @@ def _entity(spec: Mapping[str, Any], ref: str, where: str) -> Entity:
         "review": lambda: review_entity(name, **spec.get("reviews", {}).get(name, {})),
         "scope": lambda: scope_entity(name),
         "run": lambda: run_entity(name),
+        "url": lambda: url_entity(name),
     }
     if kind not in builders or not name:
         raise InputDataError(
             f"{where}: {ref!r} is not an entity reference; use agent:, person:, model:, tool:, data:, review:, "
-            "scope: or run: followed by a name."
+            "scope:, run: or url: followed by a name."
         )
-    return builders[kind]()
+    try:
+        return builders[kind]()
+    except ValueError as exc:  # a url: that is not one
+        raise InputDataError(f"{where}: {exc}") from None

@@ -134,6 +134,32 @@ def run_entity(run_id: str) -> Entity:
     return Entity("Run", run_id)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+_HOST = re.compile(r"^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|[0-9a-f:.]+)$")
+
+
+def url_entity(url: str) -> Entity:
+    """`url` as Cedar's `Url` entity (egress), parsed as podium's HTTP client parses it, so the host checked is the
+    host reached. Raises ValueError, naming why, for
+    text that is not an absolute URL with a host."""
+    import httpx2
+
+    try:
+        parsed = httpx2.URL(url.strip())
+    except (httpx2.InvalidURL, TypeError, ValueError) as exc:
+        raise ValueError(f"{url[:200]!r} is not a URL ({exc})") from exc
+    scheme = parsed.scheme.lower()
+    host = parsed.raw_host.decode("ascii", "replace").lower().rstrip(".")
+    if not scheme or not host:
+        raise ValueError(f"{url[:200]!r} is not an absolute URL with a host (give scheme://host/…)")
+    if not _HOST.match(host):
+        raise ValueError(f"{url[:200]!r} has a host podium cannot check ({host[:80]!r})")
+    port = parsed.port or _DEFAULT_PORTS.get(scheme, 0)
+    checked = parsed.copy_with(userinfo=b"", fragment=None)
+    attrs = {"scheme": scheme, "host": host, "port": port, "path": parsed.path}
+    return Entity("Url", str(checked), attrs)
+
+
 @dataclass(frozen=True)
 class Policy:
     """One policy as written: its id, effect, where it lives, and its text."""

@@ -20,7 +20,7 @@ from podium.security._detector import (
     Detector,
     windows,
 )
-from podium.security._egress import Egress, destination, is_url
+from podium.security._egress import Egress, is_url
 from podium.security._flows import FlowLog, Origin, texts_of
 from podium.security._pii import Scanner, count_kinds, redact, require_scanners, scan, scan_output
 from podium.security._pii_engine import KINDS, OUTPUT_KINDS, PII_KINDS, SECRET_KINDS, Finding, Kind
@@ -47,7 +47,6 @@ __all__ = [
     "Origin",
     "Scanner",
     "count_kinds",
-    "destination",
     "is_url",
     "redact",
     "require_scanners",

@@ -26,39 +26,16 @@ import sqlalchemy as sa
 from podium.audit import record
 from podium.errors import ActionDenied
 from podium.governance import CallContext, Refusal, Stage
-from podium.policy import Decision, Entity, PolicySet
+from podium.policy import Decision, Entity, PolicySet, url_entity
 from podium.security._flows import texts_of
 
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
 # What the stage treats as a URL in a target: a scheme and "//" (so "mailto:" and "urn:" are not destinations).
 _URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
-_HOST = re.compile(r"^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|[0-9a-f:.]+)$")
 
 
 def is_url(text: str) -> bool:
     """Whether a target's text names a place on the network (`scheme://…`), and so is checked as egress."""
     return _URL.match(text) is not None
-
-
-def destination(url: str) -> Entity:
-    """`url` as Cedar's `Url` entity, parsed as podium's HTTP client parses it. Raises ValueError, naming why, for
-    text that is not an absolute URL with a host."""
-    import httpx2
-
-    try:
-        parsed = httpx2.URL(url.strip())
-    except (httpx2.InvalidURL, TypeError, ValueError) as exc:
-        raise ValueError(f"{url[:200]!r} is not a URL ({exc})") from exc
-    scheme = parsed.scheme.lower()
-    host = parsed.raw_host.decode("ascii", "replace").lower().rstrip(".")
-    if not scheme or not host:
-        raise ValueError(f"{url[:200]!r} is not an absolute URL with a host (give scheme://host/…)")
-    if not _HOST.match(host):
-        raise ValueError(f"{url[:200]!r} has a host podium cannot check ({host[:80]!r})")
-    port = parsed.port or DEFAULT_PORTS.get(scheme, 0)
-    checked = parsed.copy_with(userinfo=b"", fragment=None)
-    attrs = {"scheme": scheme, "host": host, "port": port, "path": parsed.path}
-    return Entity("Url", str(checked), attrs)
 
 
 class Egress(Stage):
@@ -89,7 +66,7 @@ class Egress(Stage):
         reached = []
         for url in urls:
             try:
-                where = destination(url)
+                where = url_entity(url)
             except ValueError as exc:
                 message = f"agent {call.agent!r} may not call tool {call.resource!r}: {exc}."
                 raise Refusal(ActionDenied(message, agent=call.agent, resource=call.resource), "denied") from exc
@@ -115,7 +92,7 @@ class Egress(Stage):
         tool requests `result.id`. A refusal is audited (action `egress`, denied, with the deciding policies) and
         raised as `ActionDenied`; nothing is requested."""
         try:
-            where = destination(url)
+            where = url_entity(url)
         except ValueError as exc:
             self._audit(agent, url[:200], tool, hop, came_from, (), str(exc))
             raise ActionDenied(f"tool {tool!r} of agent {agent!r} was sent to {exc}: not followed.") from exc
