@@ -213,7 +213,7 @@ class Podium:
 
     @_Part
     def governor(self) -> Governor:
-        from podium.governance import Governor
+        from podium.governance import Containment, Governor, RunLimits
         from podium.review import ExceptionStage
         from podium.security import Egress, InformationFlow
 
@@ -224,6 +224,10 @@ class Podium:
         governor.add_stage(InformationFlow(self.engine, self.config.security.recipients), before="authorisation")
         # After it: a granted tool's URL targets must be ones Cedar's `egress` permits (docs/tools.md).
         governor.add_stage(Egress(self.engine, self.policies, self._agent_principal), before="exceptions")
+        # A run past its limits stops before anything else is asked; a failing tool's calls are refused before
+        # budgets hold anything for them (docs/governance.md, "Cascading failures").
+        governor.add_stage(RunLimits(self.engine, self.config.resilience), before="admission")
+        governor.add_stage(Containment(self.engine, self.config.resilience), before="budgets")
         return governor
 
     @_Part

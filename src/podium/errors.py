@@ -14,6 +14,8 @@
     │   │   └── SideEffectFenced   … noticed as a side effect committed: nothing of it was written
     │   ├── BudgetExhausted        a budget covering the call has no room for it
     │   ├── RateLimited            a key or team is over its requests or tokens a minute (the gateway)
+    │   ├── Unavailable            a tool's or agent's circuit breaker is open, or it has its most calls under way
+    │   ├── RunLimitReached        a run went past its steps or calls, or repeated one call (a loop): halted
     │   ├── ReviewRequired         an exception rule fired: the action waits for a person (handled by @step)
     │   ├── ActionRejected         a person rejected the action, or its review expired with "reject"
     │   └── RequestTooLarge        a model request is larger than the model reads: not sent (work for a person)
@@ -102,6 +104,23 @@ class BudgetExhausted(GovernanceError):
 
     scope: str
     on_exhausted: str
+
+
+class Unavailable(GovernanceError):
+    """Refused fast to contain a failure: the tool's or agent's circuit breaker is open (`why` "circuit_open"), or
+    it has as many calls under way as it may (`why` "bulkhead_full"). `scope` ("tool:<name>" or "agent:<name>")
+    says which, `retry_after_s` when to try again. Nothing ran."""
+
+    scope: str
+    why: str
+    retry_after_s: float
+
+
+class RunLimitReached(GovernanceError):
+    """A run (or request) went past one of its limits: its steps, its governed calls, or the same call repeated
+    (a loop); `limit` names it ("max_steps", "max_calls", "max_repeats"). The call did not run and the run stops."""
+
+    limit: str
 
 
 class RateLimited(GovernanceError):

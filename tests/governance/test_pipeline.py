@@ -40,11 +40,13 @@ def test_a_stage_added_to_the_pipeline_refuses_and_its_refusal_is_audited_with_i
     with _apps.launch(settings) as pod:
         pod.governor.add_stage(RefuseMarkedArguments(), before="budgets")
         assert [stage.name for stage in pod.governor.stages] == [
+            "run_limits",
             "admission",
             "information_flow",
             "authorisation",
             "egress",
             "exceptions",
+            "containment",
             "marker",
             "budgets",
         ]
@@ -64,7 +66,9 @@ def test_a_stage_added_to_the_pipeline_refuses_and_its_refusal_is_audited_with_i
 
 def test_a_stage_is_inserted_by_name_and_a_wrong_name_says_which_there_are(sqlite_settings: Settings) -> None:
     with _apps.launch(sqlite_settings) as pod:
-        with pytest.raises(ValueError, match="no stage named 'budget'; the pipeline's stages are admission, "):
+        with pytest.raises(
+            ValueError, match="no stage named 'budget'; the pipeline's stages are run_limits, admission, "
+        ):
             pod.governor.add_stage(RefuseMarkedArguments(), before="budget")
         pod.governor.add_stage(RefuseMarkedArguments(), before="admission")
         with pytest.raises(ValueError, match="already has a stage named 'marker'"):

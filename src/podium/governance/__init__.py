@@ -11,8 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from podium.governance._call import SINK_KINDS, Call, CallKind, Outcome, SinkKind, ToolDeclaration, Usage
+from podium.governance._containment import Bulkhead, Containment
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
+from podium.governance._limits import RunLimits
 from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview, Refusal, Screened, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
 from podium.governance._site import (
@@ -48,10 +50,12 @@ __all__ = [
     "DECLARATION_METADATA",
     "SINK_KINDS",
     "Approval",
+    "Bulkhead",
     "Call",
     "CallContext",
     "CallKind",
     "CallSite",
+    "Containment",
     "Flow",
     "FrontDoor",
     "GovernanceReport",
@@ -65,6 +69,7 @@ __all__ = [
     "Refusal",
     "RoutedModel",
     "RoutedModels",
+    "RunLimits",
     "Screened",
     "SinkKind",
     "Stage",

@@ -31,6 +31,12 @@ class ToolDeclaration:
     consequential: bool = False  # it changes the world: sends, pays, writes, deletes, grants, calls out
     sinks: tuple[tuple[str, SinkKind], ...] = ()  # (argument, kind) of a consequential tool: all targets if none
     reads: str = ""  # the data scope its results come from: their confidentiality label ("" none)
+    # How its calls are contained (docs/governance.md, "Cascading failures"); None: podium.toml's [resilience].
+    timeout_s: float | None = None  # the most one attempt may take
+    retries: int | None = None  # tries after the first on a transient failure (unset: none if consequential)
+    max_concurrent: int | None = None  # its calls under way at once, in this process
+    retry_on: tuple[type[Exception], ...] = ()  # what else is transient, besides timeouts and connection errors
+    blocking: bool = False  # a plain (not async) function: one that declares timeout_s runs on threads of its own
 
     def sink_kinds(self, arguments: Mapping[str, Any]) -> dict[str, SinkKind]:
         """The sink arguments of one call and their kinds: every argument is a target unless the tool says which

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -104,7 +105,7 @@ class Governor:
         concluded = False  # recorded and finished, in one hand-off to a worker thread
         try:
             with call_scope(dataclasses.replace(ctx.site, call=ctx.call)):
-                result = await execute(ctx.call)
+                result = await self._run(ctx, execute)
         except SideEffectFenced as fenced:
             # A side effect refused as it committed: audited here, now that its transaction rolled back.
             concluded = True
@@ -132,6 +133,17 @@ class Governor:
                 await self._off(offload, self._finish, entered, ctx, None)
         self._events.emit(Event("call_recorded", ctx.site.run_id, ctx.call.resource, ctx.site.step_id))
         return result
+
+    async def _run(self, ctx: CallContext, execute: Callable[[Call], Awaitable[T]]) -> T:
+        """Execute the call through the `run` of each stage that wraps it, the first stage outermost."""
+
+        async def once() -> T:
+            return await execute(ctx.call)
+
+        proceed: Callable[[], Awaitable[T]] = once
+        for stage in reversed([s for s in self.stages if type(s).run is not Stage.run]):
+            proceed = functools.partial(stage.run, ctx, proceed)
+        return await proceed()
 
     def _conclude(
         self, entered: Sequence[Stage], ctx: CallContext, outcome: Outcome, extra: dict[str, str], ran: bool

@@ -1,14 +1,16 @@
 """The governor's pipeline: an ordered list of stages over one typed call context.
 
-    front door ─► admission ─► authorisation ─► exceptions ─► budgets ─► … ─► execute ─► record
-                  registry,     Cedar            review rules,  reserve                    ledger + audit,
-                  kills, stops  (default deny)   approvals      the most it can cost       budgets settled
+    front door ─► admission ─► information flow ─► authorisation ─► exceptions ─► budgets ─► … ─► execute ─► record
+                  registry,     where sinks'        Cedar            review rules,  reserve             ledger + audit,
+                  kills, stops  data came from      (default deny)   approvals      the most it costs   budgets settled
 
 Every stage sees the same `CallContext` and may do three things:
 
 - `check(ctx)`: look at the call before anything is committed to it; stop it by raising a `Refusal`;
 - `commit(ctx)`: the call will run unless a stage refuses now: claim what is held for it (an approval);
-- `finish(ctx, outcome)`: the call ended (ran, failed, or a stage refused it): give back what it held.
+- `finish(ctx, outcome)`: the call ended (ran, failed, or a stage refused it): give back what it held;
+- `run(ctx, proceed)`: execute the call by awaiting `proceed()`, or wrap it: time it out, try it again (the
+  containment stage does, around a tool; most stages leave it be).
 
 A stage that wants a person to decide raises `NeedsReview(reasons)`; the stage that handles reviews (the
 exception stage, from `podium.review`) turns it into the request the caller waits on.
@@ -21,6 +23,7 @@ the pipeline is assembled (`Governor.__init__`); tests and deployments can also 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -123,6 +126,7 @@ class CallContext:
     usage: Usage = field(default_factory=Usage)  # execute
     output_digest: str = ""  # execute
     output: Any = None  # execute: what the call returned (a stage's finish may read it: labels its data)
+    holds: dict[str, Any] = field(default_factory=dict)  # what a stage holds for the call until its finish, by name
 
     @property
     def team(self) -> str:
@@ -169,6 +173,11 @@ class Stage:
 
     def finish(self, ctx: CallContext, outcome: Outcome | None) -> None:
         """The call ended with `outcome` (None: interrupted, e.g. cancelled); release what it held if need be."""
+
+    async def run(self, ctx: CallContext, proceed: Callable[[], Awaitable[Any]]) -> Any:
+        """Execute the call: `proceed()` runs it (through the later stages' `run`). A stage may wrap it, and call
+        `proceed` again to try again: every try is the same governed call, under the same call key."""
+        return await proceed()
 
     def review(self, ctx: CallContext, reasons: tuple[str, ...]) -> Refusal | None:
         """Turn a stage's `NeedsReview` into the refusal its caller waits on (a review request, outcome

@@ -1,6 +1,6 @@
 """Models: tiers, the in-process local models, and the catalog the governor routes to."""
 
-from podium.models._breaker import Breakers, CircuitBreaker
+from podium.models._breaker import BreakerPolicy, Breakers, CircuitBreaker
 from podium.models._catalog import (
     ModelCatalog,
     ModelEntry,
@@ -11,7 +11,7 @@ from podium.models._catalog import (
     model_states,
 )
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
-from podium.models._config import DiscoverySetting, ModelConfig
+from podium.models._config import BreakerSetting, DiscoverySetting, ModelConfig, ResilienceSetting
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
 from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
@@ -25,6 +25,8 @@ __all__ = [
     "FLOOR_SHARES",
     "SMOLLM2_135M",
     "WINDOW_WORDS",
+    "BreakerPolicy",
+    "BreakerSetting",
     "Breakers",
     "CircuitBreaker",
     "ClassifierModel",
@@ -39,6 +41,7 @@ __all__ = [
     "ModelState",
     "PackagedModelFile",
     "Prediction",
+    "ResilienceSetting",
     "RouteTier",
     "Router",
     "ServedClassifiers",

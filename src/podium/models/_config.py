@@ -106,6 +106,62 @@ class RoutingSetting(BaseModel):
     )
 
 
+class BreakerSetting(BaseModel):
+    """[resilience.breaker]: when a tool's (or an agent's tool calls') circuit breaker opens, and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: int = Field(default=20, ge=1, le=10_000, description="the last calls whose failure rate is measured")
+    min_calls: int = Field(default=10, ge=1, le=10_000, description="no verdict on fewer calls (at most window)")
+    failure_rate: float = Field(default=0.5, gt=0, le=1, description="it opens when this share of the window failed")
+    cooldown_s: float = Field(default=30.0, gt=0, le=86_400, description="how long it stays open")
+    trials: int = Field(default=3, ge=1, le=1_000, description="calls let through at once when half-open")
+
+    @model_validator(mode="after")
+    def _fits_window(self) -> BreakerSetting:
+        if self.min_calls > self.window:
+            raise ValueError(
+                f"min_calls = {self.min_calls} is more than window = {self.window}, so the breaker could never "
+                "open: make min_calls at most window"
+            )
+        return self
+
+
+class ResilienceSetting(BaseModel):
+    """[resilience]: how the governor contains failures (docs/governance.md, "Cascading failures")::
+
+    [resilience]
+    max_steps = 10000          # a run's durable steps
+    max_calls = 10000          # governed calls in one run or request
+    max_repeats = 20           # the same call (agent, tool or model, input) in one run; more is a loop
+    agent_max_concurrent = 256 # tool calls of one agent under way at once, in this process
+    tool_max_concurrent = 64   # a tool's calls under way at once, in this process (unless it declares its own)
+    tool_timeout_s = 60        # an async tool's attempt (unless it declares its own)
+    tool_retries = 0           # retries of a tool that is not consequential (unless it declares its own)
+    backoff_s = 0.2            # the first retry waits up to this (full jitter), doubling each time
+    backoff_max_s = 5
+    [resilience.breaker]
+    window = 20
+    min_calls = 10
+    failure_rate = 0.5
+    cooldown_s = 30
+    trials = 3
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(default=10_000, ge=1, description="a run's durable steps (DBOS numbers them)")
+    max_calls: int = Field(default=10_000, ge=1, description="governed calls in one run or request")
+    max_repeats: int = Field(default=20, ge=2, description="times one run may make the same call")
+    agent_max_concurrent: int = Field(default=256, ge=1, le=100_000, description="one agent's tool calls at once")
+    tool_max_concurrent: int = Field(default=64, ge=1, le=100_000, description="one tool's calls at once")
+    tool_timeout_s: float = Field(default=60.0, gt=0, le=86_400, description="the most an async tool's try takes")
+    tool_retries: int = Field(default=0, ge=0, le=10, description="retries of a tool that is not consequential")
+    backoff_s: float = Field(default=0.2, ge=0, le=60, description="the most the first retry waits")
+    backoff_max_s: float = Field(default=5.0, ge=0, le=600, description="the most any retry waits")
+    breaker: BreakerSetting = Field(default_factory=BreakerSetting)
+
+
 class GuardrailSetting(BaseModel):
     """[gateway.guardrails]: what a prompt may carry out to a provider, and what a reply may carry back::
 
@@ -238,6 +294,7 @@ class ModelConfig(BaseModel):
 
     models: dict[str, RemoteModelSetting] = Field(default_factory=dict)
     routing: RoutingSetting = Field(default_factory=RoutingSetting)
+    resilience: ResilienceSetting = Field(default_factory=ResilienceSetting)
     gateway: GatewaySetting = Field(default_factory=GatewaySetting)
     discovery: DiscoverySetting = Field(default_factory=DiscoverySetting)
     security: SecuritySetting = Field(default_factory=SecuritySetting)

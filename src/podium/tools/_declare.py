@@ -15,7 +15,7 @@ where each sink's value came from before the call runs (docs/security.md).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from podium.cost import NANO
@@ -33,10 +33,20 @@ def tool(
     consequential: bool = False,
     sinks: Mapping[str, str] | None = None,
     reads: str = "",
+    timeout_s: float | None = None,
+    retries: int | None = None,
+    max_concurrent: int | None = None,
+    retry_on: Sequence[type[Exception]] = (),
 ) -> Callable[[F], F]:
     """Declare what one call of the decorated tool costs (the ledger records it and budgets reserve it), the team it
     belongs to (only that team's agents may call it, whatever they are granted), whether it is consequential and
-    which of its arguments are sinks, and the data scope its results come from (their confidentiality)."""
+    which of its arguments are sinks, and the data scope its results come from (their confidentiality).
+
+    And how its calls are contained (unset: podium.toml's [resilience]): the most one attempt may take
+    (`timeout_s`), how often a transient failure is tried again (`retries`: a consequential tool's side effect must
+    then be keyed by `podium.current_call().key`, as `send_to_outbox` does), what counts as transient besides
+    timeouts and connection errors (`retry_on`), and how many of its calls may be under way at once
+    (`max_concurrent`). See docs/governance.md, "Cascading failures"."""
     if fee_usd < 0:
         raise ValueError(f"tool fee_usd={fee_usd} is negative; a fee is >= 0 USD.")
 
@@ -47,6 +57,7 @@ def tool(
             consequential=consequential,
             sinks=_sinks(fn, consequential, sinks or {}),
             reads=reads.strip(),
+            **_containment(fn, timeout_s, retries, max_concurrent, retry_on),
         )
         setattr(fn, _DECLARATION, declared)
         return fn
@@ -88,3 +99,41 @@ def _sinks(fn: Callable[..., Any], consequential: bool, sinks: Mapping[str, str]
             )
         checked.append((argument, kind))
     return tuple(sorted(checked))
+
+
+def _containment(
+    fn: Callable[..., Any],
+    timeout_s: float | None,
+    retries: int | None,
+    max_concurrent: int | None,
+    retry_on: Sequence[type[Exception]],
+) -> dict[str, Any]:
+    """The declaration's containment fields, checked: a mistake is an error at import, naming the fix."""
+    name = getattr(fn, "__name__", repr(fn))
+    checks = (
+        ("timeout_s", timeout_s, 0.001, 86_400.0, "the most one attempt may take, in seconds (e.g. timeout_s=5)"),
+        ("retries", retries, 0, 10, "attempts after the first, on a transient failure (e.g. retries=2)"),
+        ("max_concurrent", max_concurrent, 1, 100_000, "its calls under way at once (e.g. max_concurrent=8)"),
+    )
+    for setting, value, low, high, meaning in checks:
+        if value is None:
+            continue
+        number = (int, float) if setting == "timeout_s" else int
+        if isinstance(value, bool) or not isinstance(value, number) or not low <= value <= high:
+            raise UsageError(
+                f"tool {name!r} declares {setting}={value!r}; it is {meaning}, from {low:g} to {high:g}, "
+                "or unset for podium.toml's [resilience] default."
+            )
+    for kind in retry_on:
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            raise UsageError(
+                f"tool {name!r} declares retry_on={tuple(retry_on)!r}; it lists exception classes "
+                "(e.g. retry_on=(httpx.TransportError,)) that mean a try may succeed if made again."
+            )
+    return {
+        "timeout_s": None if timeout_s is None else float(timeout_s),
+        "retries": retries,
+        "max_concurrent": max_concurrent,
+        "retry_on": tuple(retry_on),
+        "blocking": not inspect.iscoroutinefunction(fn),
+    }
