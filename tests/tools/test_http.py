@@ -20,6 +20,7 @@ from podium.errors import ActionDenied, UsageError
 from podium.policy import url_entity
 from podium.security import trust
 from podium.store import tables
+from podium.testing import sign_in
 from podium.tools import http_get, http_post, http_tools
 
 OWNER = "web-owner@example.com"
@@ -28,6 +29,10 @@ POLICY = """
 @id("fetcher-reaches-the-test-server")
 permit (principal == Agent::"fetcher", action == Action::"egress", resource)
 when { resource.scheme == "http" && resource.host == "127.0.0.1" };
+
+@id("the-fetchers-helper-would-reach-more")
+permit (principal == Agent::"fetcher-helper", action == Action::"egress", resource)
+when { resource.scheme == "http" && (resource.host == "127.0.0.1" || resource.host == "localhost") };
 """
 quick_get, _ = http_tools(timeout_s=0.5, max_bytes=64, max_redirects=2)
 quick_get.__name__ = "quick_get"
@@ -141,6 +146,22 @@ def test_another_host_is_refused_even_as_the_same_server(pod: Podium, site: tupl
     with pytest.raises(ActionDenied, match="may not reach http://localhost"):
         agent().call_tool("http_get", url=base.replace("127.0.0.1", "localhost") + "/ok")
     assert seen == []
+
+
+def test_a_delegate_reaches_only_what_every_agent_it_acts_for_may(pod: Podium, site: tuple[str, list[Any]]) -> None:
+    """A policy lets the fetcher's delegate reach "localhost"; the fetcher may not, so neither may its delegate,
+    by a request or by a redirect (a delegation never widens)."""
+    base, seen = site
+    port = base.rsplit(":", 1)[1]
+    pod.agents.delegate("fetcher", "fetcher-helper", tools=["http_get"], by=sign_in(pod, "agent:fetcher"))
+    helper = agent("fetcher-helper")
+    with podium.request_scope("r-helper-ok"):
+        assert helper.call_tool("http_get", url=f"{base}/ok")["status"] == 200
+    with podium.request_scope("r-helper-localhost"), pytest.raises(ActionDenied, match=r"acts for 'fetcher', wh"):
+        helper.call_tool("http_get", url=f"http://localhost:{port}/ok")
+    with podium.request_scope("r-helper-away"), pytest.raises(ActionDenied, match=r"acts for 'fetcher', which"):
+        helper.call_tool("http_get", url=f"{base}/away")
+    assert [path for _, path, _ in seen] == ["/ok", "/away"]  # localhost was never requested
 
 
 def test_a_redirect_to_a_permitted_url_is_followed(pod: Podium, site: tuple[str, list[Any]]) -> None:

@@ -24,7 +24,7 @@ from typing import ClassVar
 import sqlalchemy as sa
 
 from podium.audit import record
-from podium.errors import ActionDenied
+from podium.errors import ActionDenied, NotFoundError
 from podium.governance import CallContext, Refusal, Stage
 from podium.policy import Decision, Entity, PolicySet, url_entity
 from podium.security._flows import texts_of
@@ -39,7 +39,8 @@ def is_url(text: str) -> bool:
 
 
 class Egress(Stage):
-    """Refuses a consequential call whose URL targets no `egress` policy permits for its agent."""
+    """Refuses a consequential call whose URL targets no `egress` policy permits for its agent, and for every agent
+    it acts for (a delegate reaches no further than its delegators)."""
 
     name: ClassVar[str] = "egress"
 
@@ -70,10 +71,13 @@ class Egress(Stage):
             except ValueError as exc:
                 message = f"agent {call.agent!r} may not call tool {call.resource!r}: {exc}."
                 raise Refusal(ActionDenied(message, agent=call.agent, resource=call.resource), "denied") from exc
-            decision = self.decide(ctx.standing.principal, where, call.resource, 0)
+            try:
+                decision, link = self._decide_chain(ctx.standing.principal, where, call.resource, 0)
+            except ActionDenied as gone:
+                raise Refusal(gone, "denied", why="egress") from None
             if not decision.allowed:
                 error = ActionDenied(
-                    _refused(call.agent, where, call.resource, decision),
+                    _refused(call.agent, where, call.resource, decision, link),
                     agent=call.agent,
                     resource=call.resource,
                     url=where.id,
@@ -87,6 +91,23 @@ class Egress(Stage):
     def decide(self, principal: Entity, where: Entity, tool: str, hop: int) -> Decision:
         return self._policies.decide(principal, "egress", where, {"tool": tool, "hop": hop})
 
+    def _decide_chain(self, principal: Entity, where: Entity, tool: str, hop: int) -> tuple[Decision, str]:
+        """Cedar's `egress` decision for the agent and for every agent it acts for, nearest first: a delegate
+        reaches a URL only if each of them may (a delegation never widens). The first refusal, and whose it is."""
+        decision = self.decide(principal, where, tool, hop)
+        link, seen = principal, {principal.id}
+        while decision.allowed and (up := str(link.attrs.get("delegated_by", ""))) and up not in seen:
+            seen.add(up)
+            try:
+                link = self._principal(up)
+            except NotFoundError:
+                raise ActionDenied(
+                    f"agent {principal.id!r} acts for {up!r}, which is no longer registered: it reaches nothing.",
+                    agent=principal.id,
+                ) from None
+            decision = self.decide(link, where, tool, hop)
+        return decision, link.id
+
     def permit(self, agent: str, url: str, *, tool: str, hop: int, came_from: str = "") -> Entity:
         """Check one URL a running tool is about to reach (a redirect, `hop` >= 1) and return it as checked: the
         tool requests `result.id`. A refusal is audited (action `egress`, denied, with the deciding policies) and
@@ -96,10 +117,10 @@ class Egress(Stage):
         except ValueError as exc:
             self._audit(agent, url[:200], tool, hop, came_from, (), str(exc))
             raise ActionDenied(f"tool {tool!r} of agent {agent!r} was sent to {exc}: not followed.") from exc
-        decision = self.decide(self._principal(agent), where, tool, hop)
+        decision, link = self._decide_chain(self._principal(agent), where, tool, hop)
         if decision.allowed:
             return where
-        message = _refused(agent, where, tool, decision)
+        message = _refused(agent, where, tool, decision, link)
         self._audit(agent, where.id, tool, hop, came_from, decision.policies, decision.reason)
         raise ActionDenied(message, agent=agent, resource=tool, url=where.id, policies=decision.policies)
 
@@ -114,12 +135,14 @@ class Egress(Stage):
             record(conn, f"agent:{agent}", "egress", url, decision="denied", policies=policies, detail=detail)
 
 
-def _refused(agent: str, where: Entity, tool: str, decision: Decision) -> str:
+def _refused(agent: str, where: Entity, tool: str, decision: Decision, link: str) -> str:
+    """Why `agent` may not reach `where`; `link`: the agent whose refusal it is (itself, or one it acts for)."""
     host = where.attrs["host"]
-    refused = f"agent {agent!r} may not reach {where.id} (host {host}) through tool {tool!r}: {decision.reason}"
+    who = f"agent {agent!r}" if link == agent else f"agent {agent!r} acts for {link!r}, which"
+    refused = f"{who} may not reach {where.id} (host {host}) through tool {tool!r}: {decision.reason}"
     if decision.policies:  # a forbid decided: say which, not what to permit
         return refused + "."
     return (
-        f'{refused}. If it should, permit it in a policy: permit (principal == Agent::"{agent}", action == '
+        f'{refused}. If it should, permit it in a policy: permit (principal == Agent::"{link}", action == '
         f'Action::"egress", resource) when {{ resource.host == "{host}" }}; (docs/tools.md)'
     )
