@@ -215,13 +215,15 @@ class Podium:
     def governor(self) -> Governor:
         from podium.governance import Containment, Governor, RunLimits
         from podium.review import ExceptionStage
-        from podium.security import Egress, InformationFlow
+        from podium.security import Egress, InformationFlow, Screening
 
         governor = Governor(
             self.engine, self.events, self.policies, budgets=self.budgets, exceptions=ExceptionStage(self.engine)
         )
         # Before authorisation: Cedar decides on where a consequential call's arguments came from.
         governor.add_stage(InformationFlow(self.engine, self.config.security.recipients), before="authorisation")
+        # And on what its arguments carry and what its front door's tool results looked like (docs/screening.md).
+        governor.add_stage(Screening(self.engine), before="authorisation")
         # After it: a granted tool's URL targets must be ones Cedar's `egress` permits (docs/tools.md).
         governor.add_stage(Egress(self.engine, self.policies, self._agent_principal), before="exceptions")
         # A run past its limits stops before anything else is asked; a failing tool's calls are refused before

@@ -43,6 +43,7 @@ def test_a_stage_added_to_the_pipeline_refuses_and_its_refusal_is_audited_with_i
             "run_limits",
             "admission",
             "information_flow",
+            "screening",
             "authorisation",
             "egress",
             "exceptions",

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import math
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ from podium.gateway._screen import Guardrails, PromptRefused, blocked_detail
 from podium.gateway._streaming import ChatStream, End, Tally, relay
 from podium.gateway._upstream import ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
 from podium.governance import Call, Usage, request_scope, valid_request_id
+from podium.security import Screening
 
 if TYPE_CHECKING:
     from podium._runtime import Podium
@@ -103,6 +104,7 @@ class Gateway:
         self._auto = AutoRouter(pod.engine, pod.config.routing.floor)
         self._log_content = pod.config.gateway.log_content
         self._guardrails = Guardrails(pod.config.gateway.guardrails)
+        self._screening = next((s for s in pod.governor.stages if isinstance(s, Screening)), None)
         limits = RateLimits(pod.engine, pod.config)
         if limits.active and limits.name not in (stage.name for stage in pod.governor.stages):
             pod.governor.add_stage(limits, before="budgets")
@@ -199,7 +201,7 @@ class Gateway:
         except PromptRefused as refused:
             await asyncio.to_thread(self._audit_refused, who, request_id, alias, refused)
             raise
-        detail = {"alias": alias, "door": "gateway", **detail}
+        detail = {"alias": alias, "door": "gateway", **detail, **await self._score(sent.get("messages") or ())}
         if self._log_content:
             detail["prompt"] = _bounded(canonical_json(sent.get("messages")))
         messages = sent.get("messages") or ()
@@ -207,6 +209,13 @@ class Gateway:
         framing += self._pod.config.gateway.media_tokens * sum(map(_media_parts, messages))
         body_bytes = len(canonical_json(sent).encode())
         return _Ask(who, alias, sent, max_tokens, detail, data, digest(sent.get("messages")), body_bytes, framing)
+
+    async def _score(self, messages: Sequence[Any]) -> dict[str, str]:
+        """The injection detector's score of the prompt, for each try's audit entry and Cedar's context (noted for
+        the request: `context.injection_seen`, docs/screening.md); off the event loop, as the detector loads once."""
+        if self._screening is None:
+            return {}
+        return await asyncio.to_thread(self._screening.screen_prompt, messages)
 
     async def _models_for(self, ask: _Ask) -> list[str]:
         """`_plan`, off the event loop when it reads the database (podium/auto asks what the caller may use)."""

@@ -9,6 +9,8 @@ call driven by untrusted data wait for a person; `trust` vouches for an input. S
 
 The PII and secret scan (`scan`, `Scanner`) finds credentials and personal data in any text crossing a boundary
 (tool arguments and results, gateway prompts and replies, memory writes), as spans and kinds, never the text.
+Screening (`Screening`, a stage) runs it on tool arguments and results and scores results with the detector, for
+Cedar's context and the audit (docs/screening.md).
 """
 
 from podium.security._detector import (
@@ -24,6 +26,7 @@ from podium.security._egress import Egress, is_url
 from podium.security._flows import FlowLog, Origin, texts_of
 from podium.security._pii import Scanner, count_kinds, redact, require_scanners, scan, scan_output
 from podium.security._pii_engine import KINDS, OUTPUT_KINDS, PII_KINDS, SECRET_KINDS, Finding, Kind
+from podium.security._screening import Screening
 from podium.security._stage import InformationFlow, trust
 from podium.security._training import Labelled, threshold_for, train_detector
 
@@ -46,6 +49,7 @@ __all__ = [
     "Labelled",
     "Origin",
     "Scanner",
+    "Screening",
     "count_kinds",
     "is_url",
     "redact",
