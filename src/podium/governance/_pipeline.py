@@ -1,10 +1,14 @@
 """The governor's pipeline: an ordered list of stages over one typed call context.
 
-    front door ─► admission ─► information flow ─► authorisation ─► exceptions ─► budgets ─► … ─► execute ─► record
-                  registry,     where sinks'        Cedar            review rules,  reserve             ledger + audit,
-                  kills, stops  data came from      (default deny)   approvals      the most it costs   budgets settled
+    front door ─► run limits ─► admission ─► information flow ─► screening ─► authorisation ─► egress ─► …
+                  steps, calls,  registry,     where sinks'        PII kinds,    Cedar            URLs Cedar
+                  loops          kills, stops  data came from      injection     (default deny)   permits
 
-Every stage sees the same `CallContext` and may do three things:
+              … ─► exceptions ─► containment ─► budgets ─► execute ─► record
+                   review rules,  breakers,      reserve the            ledger + audit,
+                   approvals      bulkheads      most it costs          budgets settled
+
+Every stage sees the same `CallContext` and may do four things:
 
 - `check(ctx)`: look at the call before anything is committed to it; stop it by raising a `Refusal`;
 - `commit(ctx)`: the call will run unless a stage refuses now: claim what is held for it (an approval);
