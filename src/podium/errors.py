@@ -15,7 +15,7 @@
     │   ├── BudgetExhausted        a budget covering the call has no room for it
     │   ├── RateLimited            a key or team is over its requests or tokens a minute (the gateway)
     │   ├── Unavailable            a tool's or agent's circuit breaker is open, or it has its most calls under way
-    │   ├── RunLimitReached        a run went past its steps or calls, or repeated one call (a loop): halted
+    │   ├── RunLimitReached        a run went past its steps, calls or nesting, or repeated one call (a loop)
     │   ├── ReviewRequired         an exception rule fired: the action waits for a person (handled by @step)
     │   ├── ActionRejected         a person rejected the action, or its review expired with "reject"
     │   └── RequestTooLarge        a model request is larger than the model reads: not sent (work for a person)
@@ -118,7 +118,8 @@ class Unavailable(GovernanceError):
 
 class RunLimitReached(GovernanceError):
     """A run (or request) went past one of its limits: its steps, its governed calls, or the same call repeated
-    (a loop); `limit` names it ("max_steps", "max_calls", "max_repeats"). The call did not run and the run stops."""
+    (a loop), or calls nested too deep in calls (sub-agents run by tools); `limit` names it ("max_steps", "max_calls",
+    "max_repeats", "max_depth"). The call did not run and the run stops."""
 
     limit: str
 

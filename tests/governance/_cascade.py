@@ -4,8 +4,10 @@ containment and run-limit tests exercise (registered with DBOS at import, like a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import podium
@@ -104,7 +106,17 @@ def busy(text: str) -> str:
     return text
 
 
-TOOLS = [broken, broken_too, fine, flaky, charge, lookup, hangs, wrong, deliver, stuck, busy]
+def nest(levels: int) -> str:
+    """Makes a governed call of itself inside its own execution, `levels` deep: an agent whose tool runs an agent
+    whose tool runs an agent … (each on a thread of its own, in the caller's context, as a sub-agent would run)."""
+    tries["nest"] += 1
+    if levels <= 0:
+        return "bottom"
+    with ThreadPoolExecutor(1) as below:
+        return str(below.submit(contextvars.copy_context().run, caller.call_tool, "nest", levels=levels - 1).result())
+
+
+TOOLS = [broken, broken_too, fine, flaky, charge, lookup, hangs, wrong, deliver, stuck, busy, nest]
 caller = podium.Agent("cascade-caller", owner="sre@example.com", models=[], tools=TOOLS)
 bystander = podium.Agent("cascade-bystander", owner="sre@example.com", models=[], tools=[fine])
 APP = podium.App(agents=[caller, bystander], tools=TOOLS)
@@ -114,6 +126,7 @@ RESILIENCE = """
 max_steps = 6
 max_calls = 8
 max_repeats = 3
+max_depth = 2
 tool_retries = 2
 backoff_s = 0.01
 backoff_max_s = 0.02

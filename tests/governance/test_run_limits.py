@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import podium
 from podium import Settings
 from podium.errors import RunLimitReached
 from podium.governance import Call, CallContext, CallSite, Refusal, RunLimits
@@ -84,3 +85,16 @@ def test_a_process_that_did_not_see_a_run_start_counts_its_calls_from_the_audit_
         assert isinstance(caught.value.error, RunLimitReached) and caught.value.why == "max_repeats"
         check(1, 1)  # made before, in step 1 (read from the audit log): not counted again
         assert caught.value.outcome == "stopped"
+
+
+def test_calls_nested_past_max_depth_are_stopped(sqlite_settings: Settings, tmp_path: Path) -> None:
+    """Sub-agents run by tools run by sub-agents: the call made three levels down is refused (max_depth = 2), and the
+    calls above it fail with it; two levels down is fine."""
+    with app.launch(sqlite_settings, tmp_path) as pod:
+        with podium.request_scope("nest-ok"):
+            assert app.caller.call_tool("nest", levels=2) == "bottom"
+        with podium.request_scope("nest-deep"), pytest.raises(RunLimitReached, match="nested 3 calls deep"):
+            app.caller.call_tool("nest", levels=5)
+        assert app.tries["nest"] == 3 + 3  # the fourth level never ran
+        refused = [r for r in audit_rows(pod) if r.decision == "stopped"]
+        assert [json.loads(r.detail)["refusal"] for r in refused] == ["max_depth"]

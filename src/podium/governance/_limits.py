@@ -4,6 +4,7 @@
     max_steps = 10000   a run's durable steps, as DBOS numbers them (steps, sleeps and waits for a person)
     max_calls = 10000   governed calls in one run or request
     max_repeats = 20    times one run may make the same call: the same agent, tool or model, and input
+    max_depth = 3       governed calls nested inside other calls' execution: sub-agents run by tools, and so on
 
 The stage runs first in the pipeline, so a run past a limit is stopped before anything else is asked. Its refusal
 is audited with outcome "stopped" and raises `RunLimitReached`, which a step does not retry: the run ends there.
@@ -99,6 +100,14 @@ class RunLimits(Stage):
 
     def check(self, ctx: CallContext) -> None:
         site, call, setting = ctx.site, ctx.call, self.setting
+        if site.depth > setting.max_depth:
+            raise _stop(
+                call,
+                site,
+                "max_depth",
+                f"{call.describe()} is nested {site.depth} calls deep (an agent run by a tool run by an agent …), "
+                f"past the limit of {setting.max_depth}",
+            )
         if site.door == "adhoc":
             return
         if site.step_id is not None and site.step_id > setting.max_steps:

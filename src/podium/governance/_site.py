@@ -15,6 +15,7 @@ person). The governor asks the door in force; it needs no workflow to govern a c
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,7 @@ class CallSite:
     call: Call | None = None  # what is being executed, once the governor admitted it
     execution: str | None = None  # this execution's own id, where the same call can run twice at once
     door_key: str = ADHOC  # the front door's own key (the run, or the request): what its calls share
+    depth: int = 0  # governed calls it is made inside: a call from a tool's (or a sub-agent's) execution is 1 …
 
     @property
     def hold_key(self) -> str:
@@ -140,8 +142,11 @@ def current_door_key() -> str:
 
 
 def next_call_site(what: str) -> CallSite:
-    """The site of the next governed call, from the front door in force."""
-    return (_door.get() or _NO_DOOR).next_site(what)
+    """The site of the next governed call, from the front door in force, one level below the call whose execution
+    makes it, if any (an agent run by another agent's tool: its calls are nested in that tool's)."""
+    site = (_door.get() or _NO_DOOR).next_site(what)
+    parent = _call.get()
+    return dataclasses.replace(site, depth=parent.depth + 1) if parent is not None else site
 
 
 MAX_REQUEST_ID = 200

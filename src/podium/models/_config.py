@@ -134,6 +134,7 @@ class ResilienceSetting(BaseModel):
     max_steps = 10000          # a run's durable steps
     max_calls = 10000          # governed calls in one run or request
     max_repeats = 20           # the same call (agent, tool or model, input) in one run; more is a loop
+    max_depth = 3              # calls nested in calls' execution (a sub-agent run by a tool is one down)
     agent_max_concurrent = 256 # tool calls of one agent under way at once, in this process
     tool_max_concurrent = 64   # a tool's calls under way at once, in this process (unless it declares its own)
     tool_timeout_s = 60        # an async tool's attempt (unless it declares its own)
@@ -153,6 +154,7 @@ class ResilienceSetting(BaseModel):
     max_steps: int = Field(default=10_000, ge=1, description="a run's durable steps (DBOS numbers them)")
     max_calls: int = Field(default=10_000, ge=1, description="governed calls in one run or request")
     max_repeats: int = Field(default=20, ge=2, description="times one run may make the same call")
+    max_depth: int = Field(default=3, ge=0, le=100, description="calls nested in calls: sub-agents run by tools")
     agent_max_concurrent: int = Field(default=256, ge=1, le=100_000, description="one agent's tool calls at once")
     tool_max_concurrent: int = Field(default=64, ge=1, le=100_000, description="one tool's calls at once")
     tool_timeout_s: float = Field(default=60.0, gt=0, le=86_400, description="the most an async tool's try takes")
