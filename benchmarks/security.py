@@ -14,10 +14,10 @@ document of ~4 kB on one core; its keys `pii_*` go to results/security.json, the
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -224,7 +224,15 @@ def _cells(figures: dict[str, Any]) -> list[str]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["pii"]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "part",
+        nargs="?",
+        choices=["all", "pii"],
+        default="all",
+        help="all (the detector, then the PII scan) or pii alone",
+    )
+    if parser.parse_args().part == "pii":
         pii()
     else:
         main()
