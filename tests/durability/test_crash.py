@@ -17,12 +17,14 @@ import pytest
 import sqlalchemy as sa
 
 from podium import Podium, Settings
+from podium.models import ClassifierModel
 from podium.store import tables
 from podium.testing import key_for
 from podium_examples.support_triage.tickets import TEST_CSV, Ticket, load_tickets
-from podium_examples.support_triage.workflow import SENSITIVE_INTENTS, SUPPORT_LEAD
+from podium_examples.support_triage.workflow import INTENT_MODEL, SENSITIVE_INTENTS, SUPPORT_LEAD
 from tests._driver import drive_process
 from tests.conftest import IntentModelFile
+from tests.examples.test_rules_hold import answered_alone
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +44,14 @@ def pick_tickets(model: IntentModelFile) -> tuple[list[Ticket], Ticket]:
     """Tickets the classifier is sure about: ones it resolves alone, and one with a sensitive intent."""
     auto: list[Ticket] = []
     sensitive: Ticket | None = None
+    served = ClassifierModel(INTENT_MODEL, model.classifier)
     for ticket in load_tickets(TEST_CSV):
         prediction = model.classifier.predict(ticket.text)
         if prediction.confidence < 0.8 or prediction.label != ticket.category:
             continue
         if prediction.label in SENSITIVE_INTENTS:
             sensitive = sensitive or ticket
-        elif len(auto) < len(FREEZE_POINTS):
+        elif len(auto) < len(FREEZE_POINTS) and answered_alone(served, ticket.text):  # no part of it is sensitive
             auto.append(ticket)
         if sensitive and len(auto) == len(FREEZE_POINTS):
             return auto, sensitive

@@ -23,7 +23,8 @@ from tests.review.test_review import waiting
 SAMPLE = 700  # of the 3,520 sensitive cases (all of them: `python -m benchmarks.rules`)
 
 
-def _answered_alone(model: ClassifierModel, text: str) -> bool:
+def answered_alone(model: ClassifierModel, text: str) -> bool:
+    """Whether the example's rules let the served classifier's answer for `text` go out without a person."""
     prediction = Prediction.from_text(model.answer(text))
     facts = Facts(confidence=prediction.confidence, flags=wf.review_flags(prediction, text))
     return not wf.RULES.reasons(facts, {})
@@ -36,7 +37,7 @@ def test_no_sensitive_ticket_of_a_seeded_sample_is_answered_without_a_person(
     sensitive = random.Random(SEED).sample([c for c in everything if c.sensitive], SAMPLE)
     assert set(Counter(c.family for c in sensitive)) == set(FAMILIES)  # every attack family is in the sample
     model = ClassifierModel(wf.INTENT_MODEL, intent_model_file.classifier)
-    alone = [c for c in sensitive if _answered_alone(model, c.text)]
+    alone = [c for c in sensitive if answered_alone(model, c.text)]
     assert alone == []
     # The set is adversarial: the rule as it was (the whole text's top intent) lets many of these through.
     top_only = [
@@ -47,7 +48,7 @@ def test_no_sensitive_ticket_of_a_seeded_sample_is_answered_without_a_person(
     assert len(top_only) > SAMPLE // 5
     # And the rule is not "a person reads everything": most plain benign tickets are still answered alone.
     benign = random.Random(SEED).sample([c for c in everything if not c.sensitive and c.family == "unpadded"], 200)
-    assert sum(_answered_alone(model, c.text) for c in benign) > 0.6 * len(benign)
+    assert sum(answered_alone(model, c.text) for c in benign) > 0.6 * len(benign)
 
 
 @pytest.mark.slow
