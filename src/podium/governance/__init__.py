@@ -19,6 +19,7 @@ from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
 from podium.governance._site import (
     CallSite,
+    DoorMemory,
     FrontDoor,
     current_call,
     current_door_key,
@@ -56,6 +57,7 @@ __all__ = [
     "CallKind",
     "CallSite",
     "Containment",
+    "DoorMemory",
     "Flow",
     "FrontDoor",
     "GovernanceReport",

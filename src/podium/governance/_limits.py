@@ -20,7 +20,7 @@ Calls from plain code outside any front door are each their own: nothing to coun
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from podium.errors import RunLimitReached
 from podium.governance._call import Call
 from podium.governance._pipeline import CallContext, Refusal, Stage
-from podium.governance._site import CallSite
+from podium.governance._site import CallSite, DoorMemory
 from podium.models import ResilienceSetting
 from podium.store import reader, tables
 
@@ -96,7 +96,7 @@ class RunLimits(Stage):
         self._reader = reader(engine)
         self.setting = setting
         self._lock = threading.Lock()
-        self._tallies: OrderedDict[str, Tally] = OrderedDict()
+        self._tallies: DoorMemory[Tally] = DoorMemory(REMEMBERED_DOORS)
 
     def check(self, ctx: CallContext) -> None:
         site, call, setting = ctx.site, ctx.call, self.setting
@@ -141,21 +141,10 @@ class RunLimits(Stage):
     def _tally(self, site: CallSite) -> Tally:
         """The run's tally: remembered, or read from its audit entries if the run did anything before in another
         process (or so long ago that this one forgot it)."""
-        key = site.door_key
-        with self._lock:
-            tally = self._tallies.get(key)
-            if tally is not None:
-                self._tallies.move_to_end(key)
-                return tally
-        read = Tally()
-        if site.run_id is not None and site.step_id is not None and site.step_id > FIRST_STEP:
-            read = self._read(site.run_id)
-        with self._lock:
-            tally = self._tallies.setdefault(key, read)  # a thread that got there first keeps its own
-            self._tallies.move_to_end(key)
-            while len(self._tallies) > REMEMBERED_DOORS:
-                self._tallies.popitem(last=False)
-            return tally
+        run_id, step_id = site.run_id, site.step_id
+        if run_id is not None and step_id is not None and step_id > FIRST_STEP:
+            return self._tallies.get(site.door_key, lambda: self._read(run_id))
+        return self._tallies.get(site.door_key, Tally)
 
     def _read(self, run_id: str) -> Tally:
         tally = Tally()

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from podium.errors import UsageError
 
@@ -122,6 +124,31 @@ class RequestDoor:
             execution=f"x.{uuid.uuid4().hex[:12]}",  # the client may send the same request again meanwhile
             door_key=self.key,
         )
+
+
+class DoorMemory(Generic[T]):
+    """What a stage keeps per front door (a run, a request) in this process, for the `size` most recently used: the
+    first call of a door this process has not met loads its state (a run's, from the database) outside the lock; if
+    two threads load it at once, the first to store it wins and both use that one."""
+
+    def __init__(self, size: int = 4_096) -> None:
+        self._kept: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: str, load: Callable[[], T]) -> T:
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept
+        loaded = load()
+        with self._lock:
+            kept = self._kept.setdefault(key, loaded)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+            return kept
 
 
 _NO_DOOR = _NoDoor()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from podium.audit import canonical_json
 from podium.errors import ConfigurationError
-from podium.governance import CallContext, CallSite, Screened, Stage, current_door_key
+from podium.governance import CallContext, CallSite, DoorMemory, Screened, Stage, current_door_key
 from podium.security._detector import Detector
 from podium.security._flows import texts_of
 from podium.security._pii import Scanner, require_scanners
@@ -81,7 +81,7 @@ class Screening(Stage):
         self.scanner = _default_scanner() if scanner is _DEFAULT else scanner
         self.max_scan_chars = max_scan_chars
         self.max_score_chars = max_score_chars
-        self._doors: OrderedDict[str, _Seen] = OrderedDict()
+        self._doors: DoorMemory[_Seen] = DoorMemory(MAX_DOORS)
         self._lock = threading.Lock()
 
     @property
@@ -183,17 +183,7 @@ class Screening(Stage):
         return self._seen_at(site.door_key, site.run_id if site.door == "workflow" else None)
 
     def _seen_at(self, key: str, run_id: str | None) -> _Seen:
-        with self._lock:
-            seen = self._doors.get(key)
-            if seen is not None:
-                self._doors.move_to_end(key)
-                return seen
-        loaded = self._load(run_id) if run_id else _Seen()
-        with self._lock:
-            seen = self._doors.setdefault(key, loaded)
-            while len(self._doors) > MAX_DOORS:
-                self._doors.popitem(last=False)
-            return seen
+        return self._doors.get(key, lambda: self._load(run_id) if run_id else _Seen())
 
     def _load(self, run_id: str) -> _Seen:
         query = sa.select(_audit.c.detail).where(

@@ -14,15 +14,13 @@ request's in memory (a retried request reads again).
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from podium.governance import CallContext, CallSite, Flow, Outcome, Stage, current_door_key
+from podium.governance import CallContext, CallSite, DoorMemory, Flow, Outcome, Stage, current_door_key
 from podium.security._flows import FlowLog, Origin, texts_of
 from podium.store import insert_if_absent, reader, tables
 
@@ -41,8 +39,7 @@ class InformationFlow(Stage):
         without one."""
         self._engine = engine
         self._reader = reader(engine)
-        self._logs: OrderedDict[str, FlowLog] = OrderedDict()
-        self._lock = threading.Lock()
+        self._logs: DoorMemory[FlowLog] = DoorMemory(MAX_DOORS)
         self.recipients = {scope: tuple(patterns) for scope, patterns in (recipients or {}).items()}
 
     def check(self, ctx: CallContext) -> None:
@@ -93,17 +90,7 @@ class InformationFlow(Stage):
         return self._log(site.door_key, workflow=site.door == "workflow")
 
     def _log(self, key: str, *, workflow: bool) -> FlowLog:
-        with self._lock:
-            log = self._logs.get(key)
-            if log is not None:
-                self._logs.move_to_end(key)
-                return log
-        loaded = self._load(key) if workflow else FlowLog()
-        with self._lock:
-            log = self._logs.setdefault(key, loaded)
-            while len(self._logs) > MAX_DOORS:
-                self._logs.popitem(last=False)
-            return log
+        return self._logs.get(key, lambda: self._load(key) if workflow else FlowLog())
 
     def _load(self, door_key: str) -> FlowLog:
         log = FlowLog()
