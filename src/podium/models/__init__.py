@@ -1,4 +1,4 @@
-"""Models: tiers, the in-process local models, and the catalog the governor routes to."""
+"""Models: tiers, the in-process local models, sentence embeddings, and the catalog the governor routes to."""
 
 from podium.models._breaker import BreakerPolicy, Breakers, CircuitBreaker
 from podium.models._catalog import (
@@ -12,6 +12,7 @@ from podium.models._catalog import (
 )
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
 from podium.models._config import BreakerSetting, DiscoverySetting, ModelConfig, ResilienceSetting
+from podium.models._embeddings import MINILM_INT8, Embedder, MiniLM, embedder
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
 from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
@@ -23,6 +24,7 @@ from podium.models._router import Features, Router, RouteTier, Task
 __all__ = [
     "COMPUTE_SECONDS",
     "FLOOR_SHARES",
+    "MINILM_INT8",
     "SMOLLM2_135M",
     "WINDOW_WORDS",
     "BreakerPolicy",
@@ -31,10 +33,12 @@ __all__ = [
     "CircuitBreaker",
     "ClassifierModel",
     "DiscoverySetting",
+    "Embedder",
     "Features",
     "Lexicon",
     "LlamaCppModel",
     "LocalModel",
+    "MiniLM",
     "ModelCatalog",
     "ModelConfig",
     "ModelEntry",
@@ -50,6 +54,7 @@ __all__ = [
     "TrainedClassifier",
     "TrainedModels",
     "check_endpoint",
+    "embedder",
     "evaluate",
     "load_queries",
     "model_states",
