@@ -15,24 +15,22 @@ from pathlib import Path
 
 from benchmarks._report import write_result
 from podium.cost import Price
-from podium.models._route_eval import Query, evaluate, load_queries
+from podium.models._route_eval import Outcomes, evaluate, load_queries
 
 DATA = Path(__file__).parent / "data" / "routellm"
 WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 PLOT = Path(__file__).parent.parent / "docs" / "routing.svg"
 
 
-def load_mmlu() -> list[Query]:
+def load_mmlu() -> Outcomes:
     """RouteLLM's MMLU outcomes, contaminated prompts excluded, at genai-prices list prices."""
     return load_queries(
         DATA / "mmlu_responses.csv",
         prompt="prompt",
-        weak=WEAK,
-        strong=STRONG,
+        models=[WEAK, STRONG],
+        prices={WEAK: Price.listed(WEAK, "together"), STRONG: Price.listed(STRONG, "openai")},
         group="subject",
         exclude=DATA / "mmlu_contaminated_prompts.jsonl",
-        weak_price=Price.listed(WEAK, "together"),
-        strong_price=Price.listed(STRONG, "openai"),
         output_tokens=5,
     )
 
@@ -76,6 +74,7 @@ def main() -> None:
             "mmlu_strong_calls_saved_at_95pct": _round(s["strong_calls_saved_at_95pct"]),
             "mmlu_random_cost_saved_at_95pct": _round(s["random_cost_saved_at_95pct"]),
             "mmlu_oracle_cost_saved_at_95pct": _round(s["oracle_cost_saved_at_95pct"]),
+            "floor_kept_share": _round(s["floor_kept_share"]),
             "queries": s["queries"],
             "seeds": args.seeds,
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from pathlib import Path
 
@@ -13,50 +14,121 @@ from typer.testing import CliRunner
 from podium.cli import app
 from podium.cost import Price
 from podium.errors import InputDataError
-from podium.models._route_eval import evaluate, load_queries
+from podium.models._route_eval import QUALITY_SHARE, Outcomes, evaluate, load_queries
 
 runner = CliRunner()
 
 
-def write_queries(path: Path, n: int = 3000) -> Path:
-    """Billing questions the weak model gets right, law questions it gets wrong; the strong one gets 90%."""
-    rng = random.Random(1)
+def write_csv(path: Path, rows: list[list[object]]) -> Path:
     with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["question", "cheap_ok", "big_ok", "topic"])
-        for i in range(n):
-            law = rng.random() < 0.4
-            text = f"question {i}: " + ("appeal under statute of limitations" if law else "refund for my invoice")
-            writer.writerow([text, (not law) and rng.random() < 0.9, rng.random() < 0.9, "law" if law else "billing"])
+        csv.writer(file).writerows(rows)
     return path
 
 
-def test_the_router_beats_random_and_never_the_oracle(tmp_path: Path) -> None:
-    queries = load_queries(
-        write_queries(tmp_path / "q.csv"),
+def write_queries(path: Path, n: int = 3000, *, as_numbers: bool = False) -> Path:
+    """Billing questions the weak model gets right, law questions it gets wrong; the strong one gets 90%."""
+    rng = random.Random(1)
+    rows: list[list[object]] = [["question", "cheap_ok", "big_ok", "topic"]]
+    for i in range(n):
+        law = rng.random() < 0.4
+        text = f"question {i}: " + ("appeal under statute of limitations" if law else "refund for my invoice")
+        cheap, big = (not law) and rng.random() < 0.9, rng.random() < 0.9
+        rows.append([text, *((float(cheap), float(big)) if as_numbers else (cheap, big)), "law" if law else "billing"])
+    return write_csv(path, rows)
+
+
+def write_scores(path: Path, n: int = 2000) -> Path:
+    """A judge's 1-10 scores for three models, most expensive column first: the cheap model scores ~9 on billing
+    and ~2 on law, the mid one ~7 on both, the big one ~9 on both."""
+    rng = random.Random(2)
+
+    def score(mean: float) -> int:
+        return min(10, max(1, round(rng.gauss(mean, 1))))
+
+    rows: list[list[object]] = [["question", "big", "cheap", "mid", "topic"]]
+    for i in range(n):
+        law = rng.random() < 0.4
+        text = f"question {i}: " + ("appeal under statute of limitations" if law else "refund for my invoice")
+        rows.append([text, score(9), score(2 if law else 9), score(7), "law" if law else "billing"])
+    return write_csv(path, rows)
+
+
+PRICES = {"cheap": Price(1, 1), "mid": Price(5, 5), "big": Price(20, 20)}
+TWO = {"cheap_ok": Price(1, 1), "big_ok": Price(20, 20)}
+
+
+def read(
+    path: Path, prices: dict[str, Price], *, models: list[str] | None = None, group: str | None = "topic"
+) -> Outcomes:
+    return load_queries(
+        path,
         prompt="question",
-        weak="cheap_ok",
-        strong="big_ok",
-        group="topic",
+        models=models or list(prices),
+        prices=prices,
+        group=group,
         exclude=None,
-        weak_price=Price(1, 1),
-        strong_price=Price(20, 20),
         output_tokens=5,
     )
-    summary = evaluate(queries, seeds=2).summary()
-    assert summary["apgr"] > 0.7 > summary["random_apgr"]  # type: ignore[operator]
+
+
+def test_the_router_beats_random_and_never_the_oracle(tmp_path: Path) -> None:
+    outcomes = read(write_queries(tmp_path / "q.csv"), TWO)
+    summary = evaluate(outcomes, seeds=2).summary()
+    assert summary["apgr"] > 0.7 > summary["random_apgr"] == 0.5  # type: ignore[operator]
     saved, random_saved, oracle_saved = (
         summary["cost_saved_at_95pct"],
         summary["random_cost_saved_at_95pct"],
         summary["oracle_cost_saved_at_95pct"],
     )
     assert random_saved < saved <= oracle_saved  # type: ignore[operator]
+    assert 0.0 <= summary["floor_kept_share"] <= 1.0  # type: ignore[operator]
+
+
+def test_three_models_with_judge_scores_beat_the_best_random_mix(tmp_path: Path) -> None:
+    outcomes = read(write_scores(tmp_path / "scores.csv"), PRICES, models=["big", "cheap", "mid"])
+    assert outcomes.models == ("cheap", "mid", "big")  # cheapest over the file first, whatever the column order
+    assert (outcomes.kind, outcomes.scale, outcomes.scale_source) == ("numeric", (1.0, 10.0), "observed")
+    s = evaluate(outcomes, seeds=2).summary()
+    assert s["reference"] == "big" and 8.5 < s["strong_quality"] < 9.1  # type: ignore[operator]  # the file's units
+    assert s["target_quality"] == pytest.approx(QUALITY_SHARE * s["strong_quality"])  # type: ignore[operator]
+    # the best random mix needs the mid and big models (~17% saved); the router sends billing to the cheap one
+    assert s["cost_saved_at_95pct"] > s["random_cost_saved_at_95pct"] + 0.2  # type: ignore[operator]
+    assert s["apgr"] > s["random_apgr"] + 0.1  # type: ignore[operator]
+    # the oracle takes each query's best score (a 10 over a 9 at 20 times the price): a bound on quality, not on cost
+    assert s["oracle_quality"] > s["strong_quality"] + 0.2  # type: ignore[operator]
+    shares = s["tier_shares"]
+    assert isinstance(shares, dict) and sum(shares.values()) == pytest.approx(1.0) and shares["cheap"] > 0.4
+    random_shares = s["random_tier_shares"]
+    assert isinstance(random_shares, dict) and random_shares["cheap"] == 0.0  # the hull skips the cheap model
+    assert 0.0 <= s["floor_kept_share"] <= 1.0  # type: ignore[operator]
+
+
+def test_numeric_zero_one_scores_give_what_booleans_give(tmp_path: Path) -> None:
+    summaries = []
+    for as_numbers in (False, True):
+        outcomes = read(write_queries(tmp_path / f"q{as_numbers}.csv", 600, as_numbers=as_numbers), TWO)
+        assert outcomes.kind == ("numeric" if as_numbers else "boolean")
+        summaries.append(evaluate(outcomes, seeds=2, floor_shares=(0.9, 0.95, 1.0)).summary())
+    boolean, numeric = ({k: v for k, v in s.items() if k not in ("quality_kind", "scale_source")} for s in summaries)
+    assert boolean == numeric
+
+
+def test_the_floor_is_kept_in_every_window_when_the_cheapest_model_already_keeps_it(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    rows: list[list[object]] = [["question", "small", "large"]]
+    rows += [[f"ticket {i}", 10 if rng.random() < 0.8 else 9, 10] for i in range(400)]
+    outcomes = read(write_csv(tmp_path / "easy.csv", rows), {"small": Price(1, 1), "large": Price(10, 10)}, group=None)
+    evaluation = evaluate(outcomes, seeds=2)
+    assert evaluation.cheapest.quality >= evaluation.target_quality  # the premise
+    assert evaluation.summary()["floor_kept_share"] == 1.0
+    assert all(len(run[0].windows) == 20 for run in evaluation.router)
 
 
 def test_on_real_mmlu_outcomes_it_recovers_more_of_the_gap_than_random() -> None:
-    queries = load_mmlu()
-    assert len(queries) == 14_037  # 14,042 less the 5 contaminated prompts
-    summary = evaluate(queries[:6000], seeds=1, floor_shares=(0.9, 0.93, 0.96, 0.99)).summary()
+    outcomes = load_mmlu()
+    assert len(outcomes.queries) == 14_037  # 14,042 less the 5 contaminated prompts
+    first = dataclasses.replace(outcomes, queries=outcomes.queries[:6000])
+    summary = evaluate(first, seeds=1, floor_shares=(0.9, 0.93, 0.96, 0.99)).summary()
     assert summary["apgr"] > 0.55 and summary["cost_saved_at_95pct"] > summary["random_cost_saved_at_95pct"]  # type: ignore[operator]
 
 
@@ -69,38 +141,82 @@ def test_cli_prints_the_table_and_writes_the_plot(tmp_path: Path) -> None:
         terminal_width=200,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "cost saved at 95%" in result.output and "APGR" in result.output and "oracle" in result.output
+    out = " ".join(result.output.split())  # as wrapped at the terminal's width
+    assert "At 95% of the strong model's quality" in out and "cost saved" in out and "APGR" in out
+    assert "oracle" in out and "always cheap_ok" in out and "Requests per model at 95%, podium: cheap_ok" in out
     svg = plot.read_text()
-    assert svg.startswith("<svg") and "podium router" in svg and "<polyline" in svg
+    assert svg.startswith("<svg") and "podium router" in svg and "share of queries sent to the strong model" in svg
+
+
+def test_cli_over_three_models_with_scores(tmp_path: Path) -> None:
+    file, plot = write_scores(tmp_path / "scores.csv", 400), tmp_path / "routing.svg"
+    result = runner.invoke(
+        app,
+        ["route", "eval", str(file), "--prompt", "question", "--group", "topic", "--model", "cheap=1/1",
+         "--model", "mid=5/5", "--model", "big=20/20", "--scale", "1:10", "--seeds", "1", "--plot", str(plot)],
+        terminal_width=200,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())  # as wrapped at the terminal's width
+    assert "3 models" in out and "mapped from 1:10 to 0..1 (given with --scale)" in out
+    assert "random mix" in out and "always cheap" in out and "always mid" in out and "always big" in out
+    assert "Requests per model at 95%, podium: cheap " in out and "Requests per model at 95%, oracle:" in out
+    assert "Floor kept in " in out
+    svg = plot.read_text()
+    assert "always one model: cheap, mid, big" in svg and "share of always-reference cost" in svg
 
 
 @pytest.mark.parametrize(
     ("rows", "options", "message"),
     [
-        (
-            [["question", "cheap_ok", "big_ok"], ["q", "True", "False"]],
-            ["--weak", "nope"],
-            "no column 'nope' for --weak",
-        ),
-        ([["question", "cheap_ok", "big_ok"], ["q", "maybe", "False"]], [], "line 2: column 'cheap_ok' holds 'maybe'"),
-        ([["question", "cheap_ok", "big_ok"], ["q", "1", "0"]], ["--strong-price", "acme:nothing"], "genai-prices"),
-        ([["question", "cheap_ok", "big_ok"]], [], "holds no queries"),
+        ([["q", "maybe", "False"]], [], "line 2: column 'cheap_ok' holds 'maybe', neither a boolean nor a number"),
+        ([["q", "7", "8"], ["r", "True", "9"]], [], "line 3: column 'cheap_ok' holds 'True', a boolean among numeric"),
+        ([["q", "7", "-1"]], [], "column 'big_ok' holds '-1', a negative score"),
+        ([["q", "True", "False"]], ["--model", "nope=1/1"], "no column 'nope' for a model"),
+        ([["q", "1", "0"]], ["--strong-price", "acme:nothing"], "genai-prices"),
+        ([["q", "7", "8"]], ["--scale", "a:b"], "--scale 'a:b' is not LOW:HIGH"),
+        ([["q", "7", "8"]], ["--scale", "10:1"], "0 <= LOW < HIGH"),
+        ([["q", "7", "8"]], ["--scale", "1:5"], "column 'cheap_ok' holds 7, off --scale 1:5"),
+        ([["q", "True", "False"]], ["--scale", "0:1"], "leave --scale out"),
+        ([["q", "1", "0"]], ["--model", "cheap_ok=1/1"], "named twice"),
+        ([], [], "holds no queries"),
     ],
 )
-def test_bad_input_names_what_to_fix(tmp_path: Path, rows: list[list[str]], options: list[str], message: str) -> None:
-    file = tmp_path / "q.csv"
-    with file.open("w", newline="") as out:
-        csv.writer(out).writerows(rows)
-    args = ["route", "eval", str(file), "--prompt", "question", "--weak", "cheap_ok", "--strong", "big_ok", *options]
+def test_bad_input_is_one_line_naming_the_fix(
+    tmp_path: Path, rows: list[list[object]], options: list[str], message: str
+) -> None:
+    file = write_csv(tmp_path / "q.csv", [["question", "cheap_ok", "big_ok"], *rows])
+    args = ["route", "eval", str(file), "--prompt", "question", "--weak", "cheap_ok", "--weak-price", "1/1",
+            "--strong", "big_ok", "--strong-price", "20/20", *options]  # fmt: skip
     result = runner.invoke(app, args, terminal_width=200)
-    assert result.exit_code != 0
-    error = result.output + str(result.exception or "")
-    assert message in error
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert message in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "cheap_ok=1/1"], "compares at least two models, got 1: give --model COLUMN two or more times"),
+        ([], "compares at least two models, got 0"),
+        (["--model", "cheap_ok=1/1", "--strong-price", "1/1"], "--strong-price prices the --strong model"),
+        (["--model", "=1/1", "--model", "big_ok=1/1"], "names no column"),
+        (
+            ["--model", "cheap_ok", "--model", "big_ok=1/1"],
+            "genai-prices knows no model 'cheap_ok' (the column's name)",
+        ),
+        (["--model", "cheap_ok", "--model", "big_ok=1/1"], "--model 'cheap_ok=IN/OUT'"),
+    ],
+)
+def test_the_models_are_two_or_more_and_named(tmp_path: Path, options: list[str], message: str) -> None:
+    file = write_csv(tmp_path / "q.csv", [["question", "cheap_ok", "big_ok"], ["q", "1", "0"]])
+    result = runner.invoke(app, ["route", "eval", str(file), "--prompt", "question", *options], terminal_width=200)
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
 
 
 def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="does not exist"):
         load_queries(
-            tmp_path / "none.csv", prompt="p", weak="w", strong="s", group=None, exclude=None,
-            weak_price=Price(), strong_price=Price(), output_tokens=1,
+            tmp_path / "none.csv", prompt="p", models=["w", "s"], prices={"w": Price(), "s": Price()}, group=None,
+            exclude=None, output_tokens=1,
         )  # fmt: skip

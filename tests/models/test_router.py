@@ -76,3 +76,16 @@ def test_the_shadow_goes_to_a_stronger_tier_or_for_the_strongest_to_the_cheapest
 def test_tier_names_must_be_distinct() -> None:
     with pytest.raises(ValueError, match="distinct"):
         Router([RouteTier("local", 1.0), RouteTier("local", 0.01)])
+
+
+def test_a_quality_between_0_and_1_is_learnt_as_a_soft_label() -> None:
+    """A judge's score mapped to [0, 1]: the estimate settles near the tier's mean quality, not at 0 or 1."""
+    router = Router(TIERS, floor=0.5, shadow_rate=0.0)
+    rng = random.Random(0)
+    for _ in range(3000):
+        router.learn(Task("summarise this contract", "legal"), "local", rng.choice((0.6, 0.8)))
+    estimate = router.decide(Task("summarise this contract", "legal")).estimates["local"]
+    assert 0.62 < estimate < 0.78
+    for wrong in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            router.learn(Task("x"), "local", wrong)

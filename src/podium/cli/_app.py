@@ -12,7 +12,7 @@ import time
 from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -25,12 +25,10 @@ from podium.cli._common import (
     console,
     err,
     error_line,
-    output_file,
     progress_bar,
     root_options,
     settings,
     working,
-    write_output,
 )
 from podium.cli._costs import budgets_app, costs
 from podium.cli._discover import discover_app
@@ -41,6 +39,7 @@ from podium.cli._guard import guard_app
 from podium.cli._help import conventional_help
 from podium.cli._identity import init, keys_app
 from podium.cli._review import people_app, review_app
+from podium.cli._route import route_app
 from podium.cli._sanction import add_commands as add_sanction_commands
 from podium.errors import AuditTampered, UsageError
 
@@ -60,7 +59,6 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect and control workflow runs.", no_args_is_help=True)
 models_app = typer.Typer(help="Models podium can use, and the ones it trains.", no_args_is_help=True)
-route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
 for sub, name in (
     (runs_app, "runs"),
     (review_app, "review"),
@@ -439,78 +437,3 @@ def models_train_intents(
         with working(f"Training on {len(examples):,} labelled tickets…"):
             path = train_intent_model(pod, examples, by=by)
     console.print(styled("Trained the intent classifier: {}", path))
-
-
-# -- route ---------------------------------------------------------------------------------------------------
-
-
-@route_app.command("eval")
-def route_eval(
-    file: Annotated[Path, typer.Argument(help="CSV with one row per query.")],
-    weak: Annotated[str, typer.Option(help="Column: did the weak (cheap) model answer correctly?")],
-    strong: Annotated[str, typer.Option(help="Column: did the strong model answer correctly?")],
-    prompt: Annotated[str, typer.Option(help="Column holding the prompt text.")] = "prompt",
-    group: Annotated[str | None, typer.Option(help="Column with a category the router may use (e.g. subject).")] = None,
-    exclude: Annotated[Path | None, typer.Option(help="JSON-lines file of prompts to leave out.")] = None,
-    weak_price: Annotated[
-        str, typer.Option(help="provider:model for a genai-prices list price, or IN/OUT USD per million tokens.")
-    ] = "together:mistralai/Mixtral-8x7B-Instruct-v0.1",
-    strong_price: Annotated[str, typer.Option(help="Same, for the strong model.")] = "openai:gpt-4-1106-preview",
-    output_tokens: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Tokens each answer is assumed to take.")
-    ] = 5,
-    seeds: Annotated[int, typer.Option(min=1, max=1_000, help="Random arrival orders to average over.")] = 5,
-    plot: Annotated[Path | None, typer.Option(help="Write the quality / strong-share plot here (SVG).")] = None,
-) -> None:
-    """Replay the queries as a live stream through the router, at several quality floors, and report the
-    cost saved at 95% of the strong model's quality, APGR, and the baselines."""
-    from podium.cost import Price
-    from podium.models import FLOOR_SHARES, evaluate, load_queries
-
-    if plot:
-        output_file(plot, "the plot")  # before minutes of evaluation, not after
-    queries = load_queries(
-        file,
-        prompt=prompt,
-        weak=weak,
-        strong=strong,
-        group=group,
-        exclude=exclude,
-        weak_price=Price.parse(weak_price),
-        strong_price=Price.parse(strong_price),
-        output_tokens=output_tokens,
-    )
-    with progress_bar(f"Routing {len(queries):,} queries at {len(FLOOR_SHARES)} floors x {seeds} seeds") as progress:
-        task = progress.add_task("route", total=seeds * len(FLOOR_SHARES))
-        evaluation = evaluate(queries, seeds=seeds, progress=lambda: progress.advance(task))
-    print_route_summary(evaluation.summary())
-    if plot:
-        write_output(plot, evaluation.plot(f"Routing {file.name}: quality vs strong calls"), "the plot")
-        console.print(styled("Plot written to {}", plot))
-
-
-def print_route_summary(summary: dict[str, Any]) -> None:
-    def share(key: str) -> str:
-        value = summary[key]
-        return "not reached" if value is None else f"{value:.1%}"
-
-    console.print(
-        f"{summary['queries']:,} queries, {summary['seeds']} seeds; quality target {summary['target_quality']:.3f} "
-        f"(95% of always-strong {summary['strong_quality']:.3f}; always-weak {summary['weak_quality']:.3f})"
-    )
-    table = Table("router", "cost saved at 95%", "strong calls saved at 95%", "APGR")
-    table.add_row(
-        "podium (mean ± sd)",
-        f"{share('cost_saved_at_95pct')} ± {summary['cost_saved_at_95pct_sd'] or 0:.1%}",
-        share("strong_calls_saved_at_95pct"),
-        f"{summary['apgr']:.3f} ± {summary['apgr_sd'] or 0:.3f}",
-    )
-    table.add_row(
-        "random",
-        share("random_cost_saved_at_95pct"),
-        share("random_strong_calls_saved_at_95pct"),
-        f"{summary['random_apgr']:.3f}",
-    )
-    table.add_row("oracle", share("oracle_cost_saved_at_95pct"), share("oracle_strong_calls_saved_at_95pct"), "")
-    table.add_row("always strong", "0.0%", "0.0%", "")
-    console.print(table)

@@ -1,76 +1,95 @@
 """Evaluate the router on per-query outcome data, the way it would run in production.
 
-The input is any CSV with one row per query: the prompt, whether the weak model answered it correctly, and
-whether the strong model did (optionally a group column, such as the subject). For each seed the queries arrive
-in a random order; for each quality floor the router decides every query before it sees any outcome of it, and
-learns only from the outcome of the model it chose and from its shadow sample. Shadow calls are paid for.
+The input (read by `load_queries`, in `_route_data`) holds one row per query: the prompt and, per model, how well
+it answered (correct/incorrect or a numeric score). For each seed the queries arrive in a random order; for each
+quality floor the router decides every query before it sees any outcome of it, and learns only from the outcome
+of the model it chose and from its shadow sample (a stronger model's answer to a cheap choice). Shadow calls are
+paid for.
 
-Costs are list prices from genai-prices at an estimated token count (prompt characters / 4 in, a fixed number of
-tokens out); the share of strong calls (RouteLLM's cost measure) is reported beside it.
+The reference is the model with the best mean quality; the target is 95% of its quality, and cost saved is
+measured against sending everything to it. The baselines: always one model; random, the best random mix of the
+models that reaches the target; and the oracle, which knows every outcome and picks per query the cheapest model
+with that query's best score. Costs are list prices at an estimated token count; the share of requests per model
+(RouteLLM counts the strong model's) is reported beside them.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 from podium._charts import Series, line_chart
-from podium.cost import Price, usd
-from podium.errors import InputDataError
-from podium.models._router import Router, RouteTier, Task
+from podium.models._route_data import Outcomes, Query, load_queries
+from podium.models._router import Router, RouteTier
 
-_TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
+__all__ = ["FLOOR_SHARES", "QUALITY_SHARE", "Evaluation", "Outcomes", "Point", "Query", "evaluate", "load_queries"]
+
 QUALITY_SHARE = 0.95
-# Quality floors to sweep, as shares of the strong model's accuracy on the file (what an operator would read off
-# a benchmark); each run is given its floor up front and steers towards it on its own.
+# Quality floors to sweep, as shares of the reference model's quality on the file (what an operator would read
+# off a benchmark); each run is given its floor up front and steers towards it on its own.
 FLOOR_SHARES = tuple(round(0.88 + 0.01 * i, 2) for i in range(17))
-
-
-@dataclass(frozen=True)
-class Query:
-    task: Task
-    weak_correct: bool
-    strong_correct: bool
-    weak_usd: float
-    strong_usd: float
+WINDOWS = 20  # consecutive stretches of the stream in which the floor is checked
 
 
 @dataclass(frozen=True)
 class Point:
-    """One operating point: a router run at one floor, or a baseline."""
+    """One operating point: a router run at one floor, or a baseline. Quality is in the file's units."""
 
     quality: float
-    strong_share: float
     cost_usd: float
+    shares: tuple[float, ...]  # share of requests routed to each model (shadow calls count in the cost only)
+    windows: tuple[float, ...] = ()  # a router run's realised quality in each consecutive window of its stream
 
 
 @dataclass(frozen=True)
 class Evaluation:
+    models: tuple[str, ...]  # cheapest over the file first
+    kind: Literal["boolean", "numeric"]
+    scale: tuple[float, float]
+    scale_source: str
     queries: int
     seeds: int
-    always_weak: Point
-    always_strong: Point
+    always: tuple[Point, ...]  # per model
     oracle: Point
     router: list[list[Point]]  # per seed, per floor
-    floors: tuple[float, ...]
+    floor_shares: tuple[float, ...]
+
+    @property
+    def reference_index(self) -> int:
+        """The model with the best mean quality (the cheaper one on a tie): the "strong" model."""
+        return max(range(len(self.models)), key=lambda i: self.always[i].quality)
+
+    @property
+    def cheapest(self) -> Point:
+        return self.always[0]
+
+    @property
+    def reference(self) -> Point:
+        return self.always[self.reference_index]
 
     @property
     def target_quality(self) -> float:
-        return QUALITY_SHARE * self.always_strong.quality
+        return QUALITY_SHARE * self.reference.quality
 
-    def random_at(self, strong_share: float) -> Point:
-        weak, strong = self.always_weak, self.always_strong
-        return Point(
-            weak.quality + strong_share * (strong.quality - weak.quality),
-            strong_share,
-            weak.cost_usd + strong_share * (strong.cost_usd - weak.cost_usd),
-        )
+    @property
+    def floors(self) -> tuple[float, ...]:
+        return tuple(share * self.reference.quality for share in self.floor_shares)
+
+    def random_frontier(self) -> list[Point]:
+        """What mixing the models at random can reach: the upper convex hull of the always-one-model points, from
+        the cheapest up to the reference (any mix is a point on a chord between them; the best lie on the hull)."""
+        hull: list[Point] = []
+        for point in sorted(self.always, key=lambda p: (p.cost_usd, -p.quality)):
+            if hull and point.quality <= hull[-1].quality:
+                continue  # no better than something no dearer
+            while len(hull) > 1 and _on_or_below(hull[-2], hull[-1], point):
+                hull.pop()
+            hull.append(point)
+        return hull
 
     def at_target(self, points: Sequence[Point]) -> Point | None:
         """The cheapest point reaching the target quality, interpolating between neighbouring points."""
@@ -81,200 +100,251 @@ class Evaluation:
                 t = (target - low.quality) / (high.quality - low.quality)
                 return Point(
                     target,
-                    low.strong_share + t * (high.strong_share - low.strong_share),
                     low.cost_usd + t * (high.cost_usd - low.cost_usd),
+                    tuple(a + t * (b - a) for a, b in zip(low.shares, high.shares, strict=True)),
                 )
         reaching = [p for p in frontier if p.quality >= target]
         return reaching[0] if reaching else None
 
     def cost_saved(self, point: Point | None) -> float | None:
-        return None if point is None else 1 - point.cost_usd / self.always_strong.cost_usd
+        return None if point is None else 1 - point.cost_usd / self.reference.cost_usd
 
-    def apgr(self, points: Sequence[Point]) -> float:
-        """Area under the performance-gap-recovered curve over the share of strong calls (RouteLLM's APGR).
+    def cost_share(self, point: Point) -> float | None:
+        """How far a point's mix of models goes from always-cheapest (0) to always-reference (1) spending, each
+        request counted at its model's average price on the file. With two models it is the strong model's share
+        of requests. None when the reference costs no more than the cheapest model (nothing to share out)."""
+        cheapest, span = self.cheapest.cost_usd, self.reference.cost_usd - self.cheapest.cost_usd
+        if span <= 0:
+            return None
+        steps = [(model.cost_usd - cheapest) / span for model in self.always]
+        return sum(share * step for share, step in zip(point.shares, steps, strict=True))
 
-        The curve runs from always-weak (0, 0) to always-strong (1, 1) through the router's points.
-        """
-        gap = self.always_strong.quality - self.always_weak.quality
-        curve = [(0.0, 0.0), *sorted((p.strong_share, (p.quality - self.always_weak.quality) / gap) for p in points)]
-        curve.append((1.0, 1.0))
+    def apgr(self, points: Sequence[Point]) -> float | None:
+        """Area under the performance-gap-recovered curve over the cost share (RouteLLM's APGR, generalised).
+
+        The curve runs from always-cheapest (0, 0) to always-reference (1, 1) through the points; y is the share of
+        the quality gap between the two that a point recovers, x its `cost_share`. With two models x is the share
+        of strong calls, so this is RouteLLM's APGR exactly and the MMLU figure stays comparable; with more, a mix
+        is placed by what its models cost on average, so a router that uses a middle model well scores above the
+        random mix. Points dearer than always-reference (x > 1) are left out: always-reference does better there.
+        None when the reference is no better or no dearer than the cheapest model (no gap to recover)."""
+        gap = self.reference.quality - self.cheapest.quality
+        placed = [(self.cost_share(p), p.quality) for p in points]
+        if gap <= 0 or any(x is None for x, _ in placed):
+            return None
+        curve = [(0.0, 0.0), *sorted((x, (q - self.cheapest.quality) / gap) for x, q in placed if x is not None)]
+        curve = [(x, y) for x, y in curve if x <= 1.0] + [(1.0, 1.0)]
         return sum((x2 - x1) * (y1 + y2) / 2 for (x1, y1), (x2, y2) in itertools.pairwise(curve))
+
+    def floor_kept_share(self) -> float:
+        """Of the windows of the runs whose floor is the target, over seeds, the share whose realised quality met
+        it: how often an operator watching the stream would have seen the promise kept."""
+        at = self.floor_shares.index(QUALITY_SHARE)
+        windows = [w for run in self.router for w in run[at].windows]
+        return sum(w >= self.target_quality for w in windows) / len(windows)
 
     def summary(self) -> dict[str, object]:
         """Figures over seeds (mean and spread), for the CLI table and the benchmark JSON."""
-        saved = [self.cost_saved(self.at_target(points)) for points in self.router]
-        calls = [None if (p := self.at_target(points)) is None else 1 - p.strong_share for points in self.router]
+        ref = self.reference_index
+        targets = [self.at_target(points) for points in self.router]
+        saved = [self.cost_saved(p) for p in targets]
+        calls = [None if p is None else 1 - p.shares[ref] for p in targets]
         apgrs = [self.apgr(points) for points in self.router]
-        random_point = self.random_at(
-            (self.target_quality - self.always_weak.quality) / (self.always_strong.quality - self.always_weak.quality)
-        )
-        oracle_target = self.at_target([self.always_weak, self.oracle])
+        random_target = self.at_target(self.random_frontier())
+        oracle_target = self.at_target([self.cheapest, self.oracle])
         return {
             "queries": self.queries,
             "seeds": self.seeds,
+            "models": list(self.models),
+            "reference": self.models[ref],
+            "quality_kind": self.kind,
+            "scale": list(self.scale),
+            "scale_source": self.scale_source,
+            "model_quality": {m: p.quality for m, p in zip(self.models, self.always, strict=True)},
+            "model_cost_usd": {m: p.cost_usd for m, p in zip(self.models, self.always, strict=True)},
             "target_quality": self.target_quality,
-            "weak_quality": self.always_weak.quality,
-            "strong_quality": self.always_strong.quality,
+            "weak_quality": self.cheapest.quality,
+            "strong_quality": self.reference.quality,
             "cost_saved_at_95pct": _mean(saved),
             "cost_saved_at_95pct_sd": _sd(saved),
             "strong_calls_saved_at_95pct": _mean(calls),
             "apgr": _mean(apgrs),
             "apgr_sd": _sd(apgrs),
-            "random_cost_saved_at_95pct": self.cost_saved(random_point),
-            "random_strong_calls_saved_at_95pct": 1 - random_point.strong_share,
-            "random_apgr": 0.5,
+            "floor_kept_share": self.floor_kept_share(),
+            "tier_shares": self._mean_shares(targets),
+            "random_cost_saved_at_95pct": self.cost_saved(random_target),
+            "random_strong_calls_saved_at_95pct": None if random_target is None else 1 - random_target.shares[ref],
+            "random_apgr": self.apgr(self.random_frontier()),
+            "random_tier_shares": self._mean_shares([random_target]),
             "oracle_cost_saved_at_95pct": self.cost_saved(oracle_target),
-            "oracle_strong_calls_saved_at_95pct": None if oracle_target is None else 1 - oracle_target.strong_share,
+            "oracle_strong_calls_saved_at_95pct": None if oracle_target is None else 1 - oracle_target.shares[ref],
+            "oracle_tier_shares": self._mean_shares([oracle_target]),
             "oracle_quality": self.oracle.quality,
         }
 
-    def mean_curve(self) -> list[tuple[float, float]]:
-        """(share of strong calls, quality) per floor, averaged over seeds."""
-        return sorted(
-            (
-                statistics.fmean(run[i].strong_share for run in self.router),
-                statistics.fmean(run[i].quality for run in self.router),
-            )
-            for i in range(len(self.floors))
-        )
+    def _mean_shares(self, points: Sequence[Point | None]) -> dict[str, float] | None:
+        known = [p for p in points if p is not None]
+        if len(known) < len(points):
+            return None  # a seed that never reached the target has no share at it
+        return {m: statistics.fmean(p.shares[i] for p in known) for i, m in enumerate(self.models)}
 
     def plot(self, title: str) -> str:
-        weak, strong = self.always_weak, self.always_strong
+        """Quality against the strong model's share of requests for two models (RouteLLM's plot), against the
+        share of always-reference cost for more."""
+        low, high = self._y_range()
+        y_label = "quality (share answered correctly)" if self.kind == "boolean" else "quality (mean score)"
+        target = [(0.0, self.target_quality), (1.0, self.target_quality)]
+        if len(self.models) == 2:
+            ref = self.reference_index
+            weak, strong = self.cheapest, self.reference
+            return line_chart(
+                title,
+                "share of queries sent to the strong model",
+                y_label,
+                [
+                    Series(f"podium router (mean of {self.seeds} seeds)", self._mean_curve(lambda p: p.shares[ref])),
+                    Series("random", [(0.0, weak.quality), (1.0, strong.quality)]),
+                    Series("95% of always-strong", target, dashed=True),
+                    Series(
+                        "always weak / always strong", [(0.0, weak.quality), (1.0, strong.quality)], markers_only=True
+                    ),
+                    Series("oracle", [(self.oracle.shares[ref], self.oracle.quality)], markers_only=True),
+                ],
+                x_range=(0.0, 1.0),
+                y_range=(low, high),
+            )
+        base = self.reference.cost_usd
+        right = max(1.0, *(p.cost_usd / base for p in (*self.always, self.oracle))) * 1.05
         return line_chart(
             title,
-            "share of queries sent to the strong model",
-            "quality (share answered correctly)",
+            "cost, as a share of always-reference cost",
+            y_label,
             [
-                Series(f"podium router (mean of {self.seeds} seeds)", self.mean_curve()),
-                Series("random", [(0.0, weak.quality), (1.0, strong.quality)]),
-                Series("95% of always-strong", [(0.0, self.target_quality), (1.0, self.target_quality)], dashed=True),
-                Series("always weak / always strong", [(0.0, weak.quality), (1.0, strong.quality)], markers_only=True),
-                Series("oracle", [(self.oracle.strong_share, self.oracle.quality)], markers_only=True),
+                Series(f"podium router (mean of {self.seeds} seeds)", self._mean_curve(lambda p: p.cost_usd / base)),
+                Series("random mix (best)", [(p.cost_usd / base, p.quality) for p in self.random_frontier()]),
+                Series(
+                    f"95% of always-{self.models[self.reference_index]}",
+                    [(0.0, self.target_quality), (right, self.target_quality)],
+                    dashed=True,
+                ),
+                Series(
+                    "always one model: " + ", ".join(self.models),
+                    [(p.cost_usd / base, p.quality) for p in self.always],
+                    markers_only=True,
+                ),
+                Series("oracle", [(self.oracle.cost_usd / base, self.oracle.quality)], markers_only=True),
             ],
-            x_range=(0.0, 1.0),
-            y_range=(round(weak.quality - 0.05, 1), min(1.0, round(self.oracle.quality + 0.05, 1))),
+            x_range=(0.0, right),
+            y_range=(low, high),
         )
 
+    def _mean_curve(self, x: Callable[[Point], float]) -> list[tuple[float, float]]:
+        """(x, quality) per floor, averaged over seeds."""
+        return sorted(
+            (
+                statistics.fmean(x(run[i]) for run in self.router),
+                statistics.fmean(run[i].quality for run in self.router),
+            )
+            for i in range(len(self.floor_shares))
+        )
 
-def load_queries(
-    path: Path,
-    *,
-    prompt: str,
-    weak: str,
-    strong: str,
-    group: str | None,
-    exclude: Path | None,
-    weak_price: Price,
-    strong_price: Price,
-    output_tokens: int,
-) -> list[Query]:
-    """Read the per-query file; a missing column or a value that is not a boolean is an InputDataError."""
-    excluded = _excluded_prompts(exclude) if exclude else set()
-    try:
-        with path.open(newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            columns = reader.fieldnames or []
-            for role, column in (("prompt", prompt), ("weak", weak), ("strong", strong), ("group", group)):
-                if column is not None and column not in columns:
-                    raise InputDataError(
-                        f"{path}: no column {column!r} for --{role} (columns: {', '.join(columns)}). "
-                        f"Name the column with --{role} COLUMN."
-                    )
-            queries = []
-            for line, row in enumerate(reader, start=2):
-                if row[prompt] in excluded:
-                    continue
-                tokens_in = max(1, len(row[prompt]) // 4)
-                queries.append(
-                    Query(
-                        Task(row[prompt], row[group] if group else ""),
-                        _boolean(row[weak], path, line, weak),
-                        _boolean(row[strong], path, line, strong),
-                        usd(weak_price.cost_nano_usd(tokens_in, output_tokens, 0.0)),
-                        usd(strong_price.cost_nano_usd(tokens_in, output_tokens, 0.0)),
-                    )
-                )
-    except FileNotFoundError:
-        raise InputDataError(f"{path} does not exist. Give the path of a CSV file with one row per query.") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:  # a folder, no permission, not text, a 128 KB field
-        why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise InputDataError(f"cannot read {path} as CSV ({why}). Give a UTF-8 CSV file, one row per query.") from None
-    if not queries:
-        raise InputDataError(f"{path} holds no queries (after exclusions); the evaluation needs at least one.")
-    return queries
+    def _y_range(self) -> tuple[float, float]:
+        bottom = min(p.quality for p in self.always)
+        if self.kind == "boolean":
+            return round(bottom - 0.05, 1), min(1.0, round(self.oracle.quality + 0.05, 1))
+        pad = 0.05 * ((self.oracle.quality - bottom) or 1.0)
+        return bottom - pad, self.oracle.quality + pad
 
 
 def evaluate(
-    queries: Sequence[Query],
+    outcomes: Outcomes,
     *,
     seeds: int = 5,
     floor_shares: tuple[float, ...] = FLOOR_SHARES,
     shadow_rate: float = 0.05,
     progress: Callable[[], None] = lambda: None,
 ) -> Evaluation:
+    """Replay the queries `seeds` times in random orders, once per floor; the run at the target floor (95%) is
+    always among them, since the floor kept over the stream is measured on it."""
+    queries, models = outcomes.queries, outcomes.models
     n = len(queries)
-    always_weak = Point(sum(q.weak_correct for q in queries) / n, 0.0, sum(q.weak_usd for q in queries))
-    always_strong = Point(sum(q.strong_correct for q in queries) / n, 1.0, sum(q.strong_usd for q in queries))
-    oracle_strong = [q for q in queries if q.strong_correct and not q.weak_correct]
-    oracle = Point(
-        sum(q.weak_correct or q.strong_correct for q in queries) / n,
-        len(oracle_strong) / n,
-        always_weak.cost_usd + sum(q.strong_usd - q.weak_usd for q in oracle_strong),
+    always = tuple(
+        Point(
+            sum(q.scores[i] for q in queries) / n,
+            sum(q.costs[i] for q in queries),
+            tuple(float(j == i) for j in range(len(models))),
+        )
+        for i in range(len(models))
     )
-    floors = tuple(share * always_strong.quality for share in floor_shares)
+    picks = [_oracle_pick(q) for q in queries]
+    oracle = Point(
+        sum(q.scores[i] for q, i in zip(queries, picks, strict=True)) / n,
+        sum(q.costs[i] for q, i in zip(queries, picks, strict=True)),
+        tuple(picks.count(i) / n for i in range(len(models))),
+    )
+    floor_shares = tuple(sorted({*floor_shares, QUALITY_SHARE}))
+    reference = max(p.quality for p in always)
+    floors = [min(1.0, max(0.0, outcomes.unit(share * reference))) for share in floor_shares]
+    units = [tuple(outcomes.unit(s) for s in q.scores) for q in queries]
     router = []
     for seed in range(seeds):
-        order = list(queries)
+        order = list(zip(queries, units, strict=True))
         random.Random(seed).shuffle(order)
         points = []
         for floor in floors:
-            points.append(_stream(order, floor, shadow_rate, seed))
+            points.append(_stream(order, models, floor, shadow_rate, seed))
             progress()
         router.append(points)
-    return Evaluation(n, seeds, always_weak, always_strong, oracle, router, floors)
+    kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
+    return Evaluation(models, kind, scale, source, n, seeds, always, oracle, router, floor_shares)
 
 
-def _stream(queries: Sequence[Query], floor: float, shadow_rate: float, seed: int) -> Point:
+def _stream(
+    stream: Sequence[tuple[Query, tuple[float, ...]]],
+    models: tuple[str, ...],
+    floor: float,
+    shadow_rate: float,
+    seed: int,
+) -> Point:
     """One deployment: decide, pay, observe the chosen (and shadow) outcome, learn; nothing seen in advance."""
-    first = queries[0]
     router = Router(
-        [RouteTier("weak", first.weak_usd), RouteTier("strong", first.strong_usd)],
+        [RouteTier(m, c) for m, c in zip(models, stream[0][0].costs, strict=True)],
         floor=floor,
         shadow_rate=shadow_rate,
         seed=seed,
     )
-    correct, strong_calls, cost = 0, 0, 0.0
-    for query in queries:
-        decision = router.decide(query.task, costs={"weak": query.weak_usd, "strong": query.strong_usd})
+    index = {m: i for i, m in enumerate(models)}
+    realised: list[float] = []
+    calls = [0] * len(models)
+    cost = 0.0
+    for query, units in stream:
+        decision = router.decide(query.task, costs=dict(zip(models, query.costs, strict=True)))
         for tier in (decision.tier, decision.shadow) if decision.shadow else (decision.tier,):
-            success = query.strong_correct if tier == "strong" else query.weak_correct
-            cost += query.strong_usd if tier == "strong" else query.weak_usd
-            router.learn(query.task, tier, success, shadow=tier != decision.tier)
-        correct += query.strong_correct if decision.tier == "strong" else query.weak_correct
-        strong_calls += decision.tier == "strong"
-    return Point(correct / len(queries), strong_calls / len(queries), cost)
+            cost += query.costs[index[tier]]
+            router.learn(query.task, tier, units[index[tier]], shadow=tier != decision.tier)
+        chosen = index[decision.tier]
+        realised.append(query.scores[chosen])
+        calls[chosen] += 1
+    n = len(stream)
+    return Point(sum(realised) / n, cost, tuple(c / n for c in calls), _windows(realised))
 
 
-def _boolean(value: str, path: Path, line: int, column: str) -> bool:
-    text = value.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InputDataError(
-        f"{path}, line {line}: column {column!r} holds {value!r}, not a boolean. Use True/False (or 1/0, yes/no)."
-    )
+def _windows(realised: Sequence[float]) -> tuple[float, ...]:
+    """Mean quality in each of `WINDOWS` consecutive stretches (one query each when there are fewer)."""
+    k = min(WINDOWS, len(realised))
+    bounds = [len(realised) * i // k for i in range(k + 1)]
+    return tuple(statistics.fmean(realised[a:b]) for a, b in itertools.pairwise(bounds))
 
 
-def _excluded_prompts(path: Path) -> set[str]:
-    """Prompts to leave out: a JSON-lines file whose rows name the prompt in `eval_prompt` or `prompt`."""
-    try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
-        raise InputDataError(f"{path}: cannot read the exclusion list ({exc}); give a JSON-lines file.") from None
-    if not all(isinstance(row, dict) for row in rows):
-        raise InputDataError(f"{path}: every line of the exclusion list must be a JSON object with a prompt.")
-    return {str(row.get("eval_prompt", row.get("prompt", ""))) for row in rows}
+def _oracle_pick(query: Query) -> int:
+    """The cheapest model (for this query) among those with its best score."""
+    best = max(query.scores)
+    return min((i for i, s in enumerate(query.scores) if s == best), key=lambda i: query.costs[i])
+
+
+def _on_or_below(a: Point, b: Point, c: Point) -> bool:
+    """Is b on or below the chord from a to c (costs increasing)? Then mixing a and c beats b."""
+    return (b.cost_usd - a.cost_usd) * (c.quality - a.quality) >= (b.quality - a.quality) * (c.cost_usd - a.cost_usd)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -72,7 +72,8 @@ class OnlineLogistic:
         score = float(self._weights[features.indices].sum())
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
 
-    def learn(self, features: Features, success: bool) -> None:
+    def learn(self, features: Features, success: float) -> None:
+        """One outcome: True/False, or a quality in [0, 1] as a soft label (the log loss takes soft targets)."""
         gradient = float(success) - self.predict(features)
         self._squared[features.indices] += gradient * gradient
         self._weights[features.indices] += self._learning_rate * gradient / np.sqrt(self._squared[features.indices])
@@ -156,9 +157,12 @@ class Router:
             chosen, estimates, costs, self.floor, self._cost_weight, features.shown, self._shadow_for(chosen)
         )
 
-    def learn(self, task: Task | Features, tier: str, success: bool, *, shadow: bool = False) -> None:
-        """Record the observed outcome of `tier` on `task` (or on its features, as stored). Outcomes of the chosen
-        tier (not of a shadow call) also steer the cost weight towards the floor."""
+    def learn(self, task: Task | Features, tier: str, success: float, *, shadow: bool = False) -> None:
+        """Record the observed outcome of `tier` on `task` (or on its features, as stored): success or failure, or
+        a quality between 0 and 1 (a judge's score on its scale). Outcomes of the chosen tier (not of a shadow
+        call) also steer the cost weight towards the floor, by how far they fall above or below it."""
+        if not 0.0 <= success <= 1.0:
+            raise ValueError(f"an outcome is a success (True/False) or a quality between 0 and 1, got {success}")
         if tier not in self._models:
             return  # a model no longer among this router's candidates
         self._models[tier].learn(task if isinstance(task, Features) else Features.of(task), success)
