@@ -104,11 +104,12 @@ class MiniLM:
             "attention_mask": np.ones_like(ids),
             "token_type_ids": np.zeros_like(ids),
         }
-        pooled = self._session.run(None, inputs)[0][0].mean(axis=0)  # mean pooling over the tokens
-        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        hidden: Vectors = np.asarray(self._session.run(None, inputs)[0][0], dtype=np.float32)
+        pooled: Vectors = hidden.mean(axis=0)  # mean pooling over the tokens
+        return pooled / np.float32(max(float(np.linalg.norm(pooled)), 1e-12))
 
 
 @functools.cache
 def embedder() -> Embedder:
-    """The process's embedding model, loaded once on first use (about 0.3 s; about 200 MB of memory with onnxruntime)."""
+    """The process's embedding model, loaded on first use (0.3 s; about 200 MB of memory with onnxruntime)."""
     return MiniLM()
