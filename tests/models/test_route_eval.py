@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from podium.cli import app
 from podium.cost import Price
 from podium.errors import InputDataError
-from podium.models._route_eval import QUALITY_SHARE, Outcomes, evaluate, load_queries
+from podium.models._route_eval import QUALITY_SHARE, CostColumn, Outcomes, evaluate, load_queries
 
 runner = CliRunner()
 
@@ -94,13 +94,32 @@ def test_three_models_with_judge_scores_beat_the_best_random_mix(tmp_path: Path)
     # the best random mix needs the mid and big models (~17% saved); the router sends billing to the cheap one
     assert s["cost_saved_at_95pct"] > s["random_cost_saved_at_95pct"] + 0.2  # type: ignore[operator]
     assert s["apgr"] > s["random_apgr"] + 0.1  # type: ignore[operator]
-    # the oracle takes each query's best score (a 10 over a 9 at 20 times the price): a bound on quality, not on cost
+    # the oracle's best quality takes each query's best score (a 10 over a 9 at 20 times the price); at the target
+    # it buys quality where it is cheapest, so no router saves more
     assert s["oracle_quality"] > s["strong_quality"] + 0.2  # type: ignore[operator]
+    assert s["cost_saved_at_95pct"] < s["oracle_cost_saved_at_95pct"] < 1.0  # type: ignore[operator]
     shares = s["tier_shares"]
     assert isinstance(shares, dict) and sum(shares.values()) == pytest.approx(1.0) and shares["cheap"] > 0.4
     random_shares = s["random_tier_shares"]
     assert isinstance(random_shares, dict) and random_shares["cheap"] == 0.0  # the hull skips the cheap model
     assert 0.0 <= s["floor_kept_share"] <= 1.0  # type: ignore[operator]
+
+
+def test_the_oracle_buys_the_cheapest_quality_first(tmp_path: Path) -> None:
+    """Four queries, scores for a cheap model and one three times dearer: upgrading query b gains 4 points for 2
+    units of cost, query a 1 point, c and d nothing (d's dear answer is worse). Worked by hand."""
+    rows = [["question", "cheap", "dear"], ["a", 5, 6], ["b", 2, 6], ["c", 6, 6], ["d", 6, 3]]
+    outcomes = read(write_csv(tmp_path / "q.csv", rows), {"cheap": Price(1e6, 0), "dear": Price(3e6, 0)}, group=None)
+    evaluation = evaluate(outcomes, seeds=1, floor_shares=(QUALITY_SHARE,))
+    unit = [q.costs[0] for q in outcomes.queries]  # a one-character prompt: one input token, the same for all
+    cheapest = evaluation.oracle_at(19 / 4)  # what always-cheap already reaches: nothing to buy
+    assert cheapest is not None and cheapest.cost_usd == pytest.approx(4 * unit[0])
+    after_b = evaluation.oracle_at(23 / 4)  # b upgraded, and only b
+    assert after_b is not None and after_b.cost_usd == pytest.approx(6 * unit[0])
+    assert after_b.shares == pytest.approx((0.75, 0.25))
+    half_a = evaluation.oracle_at(23.5 / 4)  # then half of a's upgrade
+    assert half_a is not None and half_a.cost_usd == pytest.approx(7 * unit[0])
+    assert evaluation.oracle_at(24.5 / 4) is None  # the best per query (6, 6, 6, 6) is 24 points
 
 
 def test_numeric_zero_one_scores_give_what_booleans_give(tmp_path: Path) -> None:
@@ -206,12 +225,34 @@ def test_bad_input_is_one_line_naming_the_fix(
             "genai-prices knows no model 'cheap_ok' (the column's name)",
         ),
         (["--model", "cheap_ok", "--model", "big_ok=1/1"], "--model 'cheap_ok=IN/OUT'"),
+        (["--model", "cheap_ok=column:", "--model", "big_ok=1/1"], "column: names no cost column"),
+        (["--model", "cheap_ok=column:usd", "--model", "big_ok=1/1"], "no column 'usd' for a model"),
+        (["--model", "cheap_ok=column:question", "--model", "big_ok=1/1"], "cost column 'question' holds 'q'"),
+        (["--model", "cheap_ok=column:big_ok", "--model", "big_ok=1/1"], "the best model, 'cheap_ok', costs nothing"),
     ],
 )
 def test_the_models_are_two_or_more_and_named(tmp_path: Path, options: list[str], message: str) -> None:
     file = write_csv(tmp_path / "q.csv", [["question", "cheap_ok", "big_ok"], ["q", "1", "0"]])
     result = runner.invoke(app, ["route", "eval", str(file), "--prompt", "question", *options], terminal_width=200)
     assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output, result.output
+
+
+def test_a_cost_column_is_what_each_query_cost(tmp_path: Path) -> None:
+    rows = [["question", "cheap_ok", "cheap_usd", "big_ok", "big_usd"], ["q", "1", "0.001", "1", "0.5"]]
+    rows += [["r", "0", "0.002", "1", "0.25"]]
+    outcomes = read(
+        write_csv(tmp_path / "q.csv", rows),
+        {"cheap_ok": CostColumn("cheap_usd"), "big_ok": CostColumn("big_usd")},
+        group=None,
+    )
+    assert [q.costs for q in outcomes.queries] == [(0.001, 0.5), (0.002, 0.25)]
+    rows[2][2] = "-0.1"
+    with pytest.raises(InputDataError, match=r"line 3: cost column 'cheap_usd' holds '-0.1', not an amount"):
+        read(
+            write_csv(tmp_path / "q.csv", rows),
+            {"cheap_ok": CostColumn("cheap_usd"), "big_ok": Price(1, 1)},
+            group=None,
+        )
 
 
 def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +13,10 @@ from rich.text import Text
 from podium.cli._common import console, output_file, progress_bar, write_output
 from podium.cli._display import styled
 from podium.errors import UsageError
+
+if TYPE_CHECKING:
+    from podium.cost import Price
+    from podium.models import CostColumn
 
 route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
 
@@ -24,8 +28,8 @@ def route_eval(
         list[str] | None,
         typer.Option(
             help="A model's quality column, as COLUMN or COLUMN=PRICE (PRICE: provider:model for a genai-prices list "
-            "price, or IN/OUT USD per million tokens; without one the column's name is looked up in genai-prices). "
-            "Give it for each model, two or more."
+            "price, IN/OUT USD per million tokens, or column:COST_COLUMN for what each query cost, in USD; without "
+            "one the column's name is looked up in genai-prices). Give it for each model, two or more."
         ),
     ] = None,
     weak: Annotated[str | None, typer.Option(help="Two-model shorthand: the weak (cheap) model's column.")] = None,
@@ -53,7 +57,6 @@ def route_eval(
     over the stream, and the random and oracle baselines.
 
     Each model column holds correct/incorrect (True/False, 1/0, yes/no) or a numeric score (e.g. a judge's 1-10)."""
-    from podium.cost import Price
     from podium.models import FLOOR_SHARES, evaluate, load_queries
 
     for price, column, name in ((weak_price, weak, "weak"), (strong_price, strong, "strong")):
@@ -61,7 +64,7 @@ def route_eval(
             raise UsageError(f"--{name}-price prices the --{name} model: give --{name} COLUMN too, or use --model.")
     pairs = [_model(spec) for spec in model or []]
     pairs = [*([(weak, weak_price)] if weak else []), *pairs, *([(strong, strong_price)] if strong else [])]
-    columns, prices = [column for column, _ in pairs], {column: Price.parse(p) for column, p in pairs if p}
+    columns, prices = [column for column, _ in pairs], {column: _price(p) for column, p in pairs if p}
     if plot:
         output_file(plot, "the plot")  # before minutes of evaluation, not after
     outcomes = load_queries(
@@ -91,6 +94,18 @@ def _model(spec: str) -> tuple[str, str | None]:
     if not column.strip():
         raise UsageError(f"--model {spec!r} names no column: give --model COLUMN or --model 'COLUMN=PRICE'.")
     return column, price or None
+
+
+def _price(spec: str) -> Price | CostColumn:
+    """A --model PRICE: column:COST_COLUMN, or what `Price.parse` reads."""
+    from podium.cost import Price
+    from podium.models import CostColumn
+
+    if spec.startswith("column:"):
+        if not (name := spec.removeprefix("column:").strip()):
+            raise UsageError("column: names no cost column: give --model 'COLUMN=column:COST_COLUMN'.")
+        return CostColumn(name)
+    return Price.parse(spec)
 
 
 def _scale(text: str) -> tuple[float, float]:

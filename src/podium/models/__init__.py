@@ -18,7 +18,7 @@ from podium.models._llama import LlamaCppModel
 from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
 from podium.models._parts import WINDOW_WORDS, Lexicon, parts, sentences_of_words
 from podium.models._remote import check_endpoint, openai_compatible
-from podium.models._route_eval import FLOOR_SHARES, evaluate, load_queries
+from podium.models._route_eval import FLOOR_SHARES, CostColumn, evaluate, load_queries
 from podium.models._router import Features, Router, RouteTier, Task
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Breakers",
     "CircuitBreaker",
     "ClassifierModel",
+    "CostColumn",
     "DiscoverySetting",
     "Embedder",
     "Features",

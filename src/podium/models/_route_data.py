@@ -6,8 +6,8 @@ cannot turn a column of scores into a column of booleans or back. Numeric scores
 [0, 1] by a scale (given, or the observed min and max); every figure is reported in the file's own units.
 
 Each model's cost per query is its price at an estimated token count (prompt characters / 4 in, a fixed number
-of tokens out). The models are put in order of their cost over the file, cheapest first: the order the router
-escalates in.
+of tokens out), or, where the file records what each query cost, that column (`CostColumn`). The models are put
+in order of their cost over the file, cheapest first: the order the router escalates in.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ _PRICE_FIX = (
     "state its price: --model '{column}=IN/OUT' (USD per million input/output tokens, e.g. 0.9/0.9) or "
     "--model '{column}=provider:model' (e.g. openai:gpt-4o); with --weak/--strong, --weak-price/--strong-price"
 )
+
+
+@dataclass(frozen=True)
+class CostColumn:
+    """A model's cost per query as the file records it: a column of USD amounts (what the calls really cost)."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -61,15 +68,17 @@ def load_queries(
     *,
     prompt: str,
     models: Sequence[str],
-    prices: Mapping[str, Price],
+    prices: Mapping[str, Price | CostColumn],
     group: str | None,
     exclude: Path | None,
     output_tokens: int,
     scale: tuple[float, float] | None = None,
 ) -> Outcomes:
-    """Read the per-query file. A model without a price in `prices` is looked up in genai-prices by its column
-    name. Everything wrong with the input (a missing column, an unknown price, a quality value that is neither
-    a boolean nor a number, a score off `scale`) is an InputDataError naming the fix, raised before any work."""
+    """Read the per-query file. A model's cost is its price in `prices` at the estimated tokens, or the column
+    `prices` names for it; a model without either is looked up in genai-prices by its column name. Everything
+    wrong with the input (a missing column, an unknown price, a quality value that is neither a boolean nor a
+    number, a score off `scale`, a cost that is not an amount) is an InputDataError naming the fix, raised before
+    any work."""
     if len(models) < 2:
         raise InputDataError(
             f"route eval compares at least two models, got {len(models)}: give --model COLUMN two or more times "
@@ -90,10 +99,12 @@ def load_queries(
                         f"{path}: no column {column!r} for {role} (columns: {', '.join(columns)}). "
                         f"Name the column with {role} COLUMN."
                     )
-            if missing := [m for m in models if m not in columns]:
+            costed = [c.name for c in prices.values() if isinstance(c, CostColumn)]
+            if missing := [m for m in [*models, *costed] if m not in columns]:
                 raise InputDataError(
                     f"{path}: no column {', '.join(map(repr, missing))} for a model (columns: {', '.join(columns)}). "
-                    "Name each model's quality column with --model COLUMN (or --weak/--strong COLUMN)."
+                    "Name each model's quality column with --model COLUMN (or --weak/--strong COLUMN), and its cost "
+                    "column, if any, with --model 'COLUMN=column:COST_COLUMN'."
                 )
             listed = {m: prices[m] if m in prices else listed_price(m) for m in models}
             rows = [(line, row) for line, row in enumerate(reader, start=2) if row[prompt] not in excluded]
@@ -111,11 +122,12 @@ def load_queries(
         _check_on_scale(path, rows, models, scores, scale)
     low, high = (0.0, 1.0) if kind == "boolean" else scale or _observed(scores)
     queries = []
-    for (_, row), row_scores in zip(rows, scores, strict=True):
+    for (line, row), row_scores in zip(rows, scores, strict=True):
         text = row[prompt] or ""  # a short row has no value there
         tokens_in = max(1, len(text) // 4)
-        costs = tuple(usd(listed[m].cost_nano_usd(tokens_in, output_tokens, 0.0)) for m in models)
+        costs = tuple(_cost(path, line, row, listed[m], tokens_in, output_tokens) for m in models)
         queries.append(Query(Task(text, (row[group] or "") if group else ""), row_scores, costs))
+    _check_something_to_save(models, queries)
     order = sorted(range(len(models)), key=lambda i: sum(q.costs[i] for q in queries))  # stable: ties keep order
     return Outcomes(
         tuple(models[i] for i in order),
@@ -124,6 +136,31 @@ def load_queries(
         (low, high),
         "boolean" if kind == "boolean" else "--scale" if scale else "observed",
     )
+
+
+def _check_something_to_save(models: Sequence[str], queries: list[Query]) -> None:
+    """Cost saved is measured against the best model: it must cost something."""
+    best = max(range(len(models)), key=lambda i: sum(q.scores[i] for q in queries))
+    if sum(q.costs[best] for q in queries) <= 0:
+        raise InputDataError(
+            f"the best model, {models[best]!r}, costs nothing over the file, so there is nothing to save: give its "
+            "price (--model 'COLUMN=IN/OUT') or a cost column with what its queries cost."
+        )
+
+
+def _cost(
+    path: Path, line: int, row: dict[str, str], price: Price | CostColumn, tokens_in: int, output_tokens: int
+) -> float:
+    if isinstance(price, Price):
+        return usd(price.cost_nano_usd(tokens_in, output_tokens, 0.0))
+    value = row[price.name] or ""
+    cost = _number(value)
+    if cost is None or cost < 0:
+        raise InputDataError(
+            f"{path}, line {line}: cost column {price.name!r} holds {value!r}, not an amount. Give every query's "
+            "cost in USD as a number >= 0 (e.g. 0.00012), or price the model instead: --model 'COLUMN=IN/OUT'."
+        )
+    return cost
 
 
 def listed_price(column: str) -> Price:

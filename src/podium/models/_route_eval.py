@@ -8,8 +8,9 @@ paid for.
 
 The reference is the model with the best mean quality; the target is 95% of its quality, and cost saved is
 measured against sending everything to it. The baselines: always one model; random, the best random mix of the
-models that reaches the target; and the oracle, which knows every outcome and picks per query the cheapest model
-with that query's best score. Costs are list prices at an estimated token count; the share of requests per model
+models that reaches the target; and the oracle, which knows every outcome: its best quality (per query the cheapest
+model with that query's best score) and, at the target, the cheapest choice per query that reaches it (a bound
+no router can beat, see `oracle_at`). Costs are list prices at an estimated token count; the share of requests per model
 (RouteLLM counts the strong model's) is reported beside them.
 """
 
@@ -23,10 +24,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 from podium._charts import Series, line_chart
-from podium.models._route_data import Outcomes, Query, load_queries
+from podium.models._route_data import CostColumn, Outcomes, Query, load_queries
 from podium.models._router import Router, RouteTier
 
-__all__ = ["FLOOR_SHARES", "QUALITY_SHARE", "Evaluation", "Outcomes", "Point", "Query", "evaluate", "load_queries"]
+__all__ = [
+    "FLOOR_SHARES",
+    "QUALITY_SHARE",
+    "CostColumn",
+    "Evaluation",
+    "Outcomes",
+    "Point",
+    "Query",
+    "evaluate",
+    "load_queries",
+]
 
 QUALITY_SHARE = 0.95
 # Quality floors to sweep, as shares of the reference model's quality on the file (what an operator would read
@@ -57,6 +68,8 @@ class Evaluation:
     oracle: Point
     router: list[list[Point]]  # per seed, per floor
     floor_shares: tuple[float, ...]
+    oracle_start: Point  # every query on its cheapest model (the best of them where several cost the same)
+    upgrades: tuple[_Upgrade, ...]  # the oracle's moves up from there, most quality per extra dollar first
 
     @property
     def reference_index(self) -> int:
@@ -106,6 +119,25 @@ class Evaluation:
         reaching = [p for p in frontier if p.quality >= target]
         return reaching[0] if reaching else None
 
+    def oracle_at(self, quality: float) -> Point | None:
+        """The cheapest way to reach `quality` knowing every outcome: start with every query on its cheapest model
+        and take, most quality per extra dollar first, each query's upgrades to a better model (the steps of its
+        upper convex hull of cost and quality), the last one in part. A bound on any router at that quality; None
+        if even the best choice per query falls short."""
+        n = self.queries
+        gained, cost = self.oracle_start.quality * n, self.oracle_start.cost_usd
+        counts = [share * n for share in self.oracle_start.shares]
+        for step in self.upgrades:
+            if gained >= quality * n:
+                break
+            part = min(1.0, (quality * n - gained) / step.quality)
+            gained, cost = gained + part * step.quality, cost + part * step.cost_usd
+            counts[step.source] -= part
+            counts[step.target] += part
+        if gained < quality * n - 1e-9:
+            return None
+        return Point(quality, cost, tuple(c / n for c in counts))
+
     def cost_saved(self, point: Point | None) -> float | None:
         return None if point is None else 1 - point.cost_usd / self.reference.cost_usd
 
@@ -151,7 +183,7 @@ class Evaluation:
         calls = [None if p is None else 1 - p.shares[ref] for p in targets]
         apgrs = [self.apgr(points) for points in self.router]
         random_target = self.at_target(self.random_frontier())
-        oracle_target = self.at_target([self.cheapest, self.oracle])
+        oracle_target = self.oracle_at(self.target_quality)
         return {
             "queries": self.queries,
             "seeds": self.seeds,
@@ -296,7 +328,23 @@ def evaluate(
             progress()
         router.append(points)
     kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
-    return Evaluation(models, kind, scale, source, n, seeds, always, oracle, router, floor_shares)
+    hulls = [_hull(q) for q in queries]
+    start = Point(
+        sum(q.scores[h[0]] for q, h in zip(queries, hulls, strict=True)) / n,
+        sum(q.costs[h[0]] for q, h in zip(queries, hulls, strict=True)),
+        tuple(sum(h[0] == i for h in hulls) / n for i in range(len(models))),
+    )
+    upgrades = sorted(
+        (
+            _Upgrade(a, b, q.scores[b] - q.scores[a], max(q.costs[b] - q.costs[a], 1e-18))
+            for q, h in zip(queries, hulls, strict=True)
+            for a, b in itertools.pairwise(h)
+        ),
+        key=lambda u: -u.quality / u.cost_usd,
+    )
+    return Evaluation(
+        models, kind, scale, source, n, seeds, always, oracle, router, floor_shares, start, tuple(upgrades)
+    )
 
 
 def _stream(
@@ -340,6 +388,34 @@ def _oracle_pick(query: Query) -> int:
     """The cheapest model (for this query) among those with its best score."""
     best = max(query.scores)
     return min((i for i, s in enumerate(query.scores) if s == best), key=lambda i: query.costs[i])
+
+
+@dataclass(frozen=True)
+class _Upgrade:
+    """Moving one query from model `source` to the better model `target`: what it adds and what it costs."""
+
+    source: int
+    target: int
+    quality: float
+    cost_usd: float
+
+
+def _hull(query: Query) -> list[int]:
+    """The models worth paying for on this query, cheapest first: its upper convex hull of (cost, quality)."""
+    options = sorted(range(len(query.costs)), key=lambda i: (query.costs[i], -query.scores[i]))
+    hull = [options[0]]
+    for i in options[1:]:
+        if query.scores[i] <= query.scores[hull[-1]]:
+            continue  # no better than a model no dearer
+        while len(hull) > 1 and _below_chord(query, hull[-2], hull[-1], i):
+            hull.pop()
+        hull.append(i)
+    return hull
+
+
+def _below_chord(query: Query, a: int, b: int, c: int) -> bool:
+    costs, scores = query.costs, query.scores
+    return (costs[b] - costs[a]) * (scores[c] - scores[a]) >= (scores[b] - scores[a]) * (costs[c] - costs[a])
 
 
 def _on_or_below(a: Point, b: Point, c: Point) -> bool:
