@@ -57,6 +57,7 @@ bench: install-test
 	$(PY) -m benchmarks.rules
 	$(PY) -m benchmarks.agentdojo
 	$(PY) -m benchmarks.cascade
+	$(PY) -m benchmarks.routing
 
 clean:
 	rm -rf $(VENV) .podium .podium-witness .pytest_cache .mypy_cache .ruff_cache
