@@ -62,7 +62,7 @@ def test_a_task_that_costs_more_must_promise_more_to_earn_the_strong_tier() -> N
     assert router.decide(task, costs={"local": 0.5, "frontier": 50.0}).tier == "local"
 
 
-def test_the_shadow_goes_to_a_stronger_tier_or_for_the_strongest_to_the_cheapest() -> None:
+def test_the_shadow_goes_to_the_other_tier_and_among_many_to_each_of_the_others() -> None:
     router = Router(TIERS, floor=0.5, shadow_rate=1.0)
     first = router.decide(Task("anything"))
     assert (first.tier, first.shadow) == ("local", "frontier")  # untrained: both 0.5, so the cheaper one
@@ -71,6 +71,22 @@ def test_the_shadow_goes_to_a_stronger_tier_or_for_the_strongest_to_the_cheapest
         router.learn(Task("x"), "local", False)
     assert (router.decide(Task("x")).tier, router.decide(Task("x")).shadow) == ("frontier", "local")
     assert Router(TIERS, shadow_rate=0.0).decide(Task("x")).shadow is None
+    three = Router([RouteTier("local", 0.01), RouteTier("mid", 0.1), RouteTier("frontier", 1.0)], shadow_rate=1.0)
+    decisions = [three.decide(Task(f"task {i}")) for i in range(200)]
+    assert all(d.shadow != d.tier for d in decisions)
+    assert {d.shadow for d in decisions if d.tier == "local"} == {"mid", "frontier"}
+
+
+def test_with_a_window_the_router_aims_above_the_floor_by_what_chance_takes_from_a_window() -> None:
+    """Over 100-task windows, 1.645 standard errors of a 90% success rate (3 points) above the floor."""
+    assert Router(TIERS, floor=0.9)._aim == 0.9
+    assert Router(TIERS, floor=0.9, window=100)._aim == pytest.approx(0.9 + 1.645 * 0.03, abs=1e-3)
+    assert Router(TIERS, floor=0.99, window=10)._aim == 1.0  # capped
+    plain, windowed = Router(TIERS, floor=0.85, shadow_rate=0.1), Router(TIERS, floor=0.85, shadow_rate=0.1, window=100)
+    frontier_share = [
+        sum(tier == "frontier" for _, tier in stream(router, 2000)[1000:]) / 1000 for router in (plain, windowed)
+    ]
+    assert frontier_share[1] > frontier_share[0] + 0.02  # it buys the margin with more strong calls
 
 
 def test_tier_names_must_be_distinct() -> None:

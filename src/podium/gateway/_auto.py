@@ -17,7 +17,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from podium._tiers import TIERS
-from podium.models import Features, Router, RouteTier, Task
+from podium.models import Features, Router, RouteTier, RoutingSetting, Task
 from podium.store import insert_if_absent, tables
 
 AUTO = "podium/auto"
@@ -27,9 +27,9 @@ _routed = tables.routed
 class AutoRouter:
     """One router per set of models a caller may use (callers with the same rights share what is learnt)."""
 
-    def __init__(self, engine: sa.Engine, floor: float) -> None:
+    def __init__(self, engine: sa.Engine, routing: RoutingSetting) -> None:
         self._engine = engine
-        self._floor = floor
+        self._routing = routing
         self._routers: dict[str, Router] = {}
         self._lock = threading.Lock()
 
@@ -51,7 +51,11 @@ class AutoRouter:
 
     def _load(self, key: str, costs: dict[str, float]) -> Router:
         router = self._routers[key] = Router(
-            [RouteTier(name, cost) for name, cost in costs.items()], floor=self._floor, shadow_rate=0.0
+            [RouteTier(name, cost) for name, cost in costs.items()],
+            floor=self._routing.floor,
+            window=self._routing.floor_window,
+            confidence=self._routing.floor_confidence,
+            shadow_rate=0.0,
         )
         with self._engine.connect() as conn:
             learnt = conn.execute(

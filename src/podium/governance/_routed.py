@@ -38,7 +38,7 @@ from podium._tiers import TIERS
 from podium.errors import ModelUnavailable
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
-from podium.models import Breakers, Features, ModelCatalog, Router, RouteTier, Task, to_chat
+from podium.models import Breakers, Features, ModelCatalog, Router, RouteTier, RoutingSetting, Task, to_chat
 from podium.store import insert_if_absent, tables
 
 
@@ -51,7 +51,7 @@ class RoutedModel(Model):
         *,
         engine: sa.Engine,
         group: str,
-        floor: float,
+        routing: RoutingSetting,
         breakers: Breakers,
     ) -> None:
         super().__init__()
@@ -61,7 +61,11 @@ class RoutedModel(Model):
         self._breakers = breakers
         # No shadow calls yet: a shadow answer only teaches once something judges it (the review loop will).
         self.router = Router(
-            [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates], floor=floor, shadow_rate=0.0
+            [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates],
+            floor=routing.floor,
+            window=routing.floor_window,
+            confidence=routing.floor_confidence,
+            shadow_rate=0.0,
         )
         self._engine = engine
         self._lock = threading.Lock()
@@ -186,7 +190,7 @@ class RoutedModels:
                 [self._governed(agent, name) for name in self._catalog.expand_tiers(candidates)],
                 engine=self._engine,
                 group=agent,
-                floor=self._catalog.config.routing.floor,
+                routing=self._catalog.config.routing,
                 breakers=self._breakers,
             )
         return routed

@@ -11,7 +11,7 @@ from podium.models._catalog import (
     model_states,
 )
 from podium.models._classifier import ClassifierModel, Prediction, TextClassifier
-from podium.models._config import BreakerSetting, DiscoverySetting, ModelConfig, ResilienceSetting
+from podium.models._config import BreakerSetting, DiscoverySetting, ModelConfig, ResilienceSetting, RoutingSetting
 from podium.models._embeddings import MINILM_INT8, Embedder, MiniLM, embedder
 from podium.models._files import SMOLLM2_135M, PackagedModelFile, read_verified, sha256_of, verify_model_file
 from podium.models._llama import LlamaCppModel
@@ -49,6 +49,7 @@ __all__ = [
     "ResilienceSetting",
     "RouteTier",
     "Router",
+    "RoutingSetting",
     "ServedClassifiers",
     "Task",
     "TextClassifier",

@@ -15,6 +15,7 @@ A TOML file (``PODIUM_CONFIG``, or ``podium.toml``) declares remote models; loca
 
     [routing]
     floor = 0.8          # share of tasks that must succeed; the router buys quality up to here
+    floor_window = 500   # ... in 95% (floor_confidence) of every 500 tasks, not just on average: it aims higher
     shadow_rate = 0.05   # share of tasks also sent to a second tier, to keep measuring
     breaker_failures = 3 # consecutive failures that open a provider's circuit breaker
     breaker_cooldown_s = 30
@@ -98,6 +99,10 @@ class RoutingSetting(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     floor: float = Field(default=0.8, ge=0, le=1)
+    floor_window: int = Field(
+        default=0, ge=0, description="tasks over which the floor must hold in floor_confidence of them (0: on average)"
+    )
+    floor_confidence: float = Field(default=0.95, ge=0.5, lt=1)
     shadow_rate: float = Field(default=0.05, ge=0, le=1)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)

@@ -42,7 +42,7 @@ __all__ = [
 QUALITY_SHARE = 0.95
 # Quality floors to sweep, as shares of the reference model's quality on the file (what an operator would read
 # off a benchmark); each run is given its floor up front and steers towards it on its own.
-FLOOR_SHARES = tuple(round(0.88 + 0.01 * i, 2) for i in range(17))
+FLOOR_SHARES = tuple(round(0.80 + 0.01 * i, 2) for i in range(25))
 WINDOWS = 20  # consecutive stretches of the stream in which the floor is checked
 
 
@@ -360,6 +360,7 @@ def _stream(
         floor=floor,
         shadow_rate=shadow_rate,
         seed=seed,
+        window=len(stream) // WINDOWS,  # the floor is promised, and checked, in windows of this many queries
     )
     index = {m: i for i, m in enumerate(models)}
     realised: list[float] = []
