@@ -205,6 +205,8 @@ def test_the_router_learns_from_reported_outcomes_to_pay_for_the_tier_that_succe
          'price = { input_per_mtok = 1, output_per_mtok = 1 }', ["cheap"], "models.gone.base_url"),
         ('[models.odd]\ntier = "frontier"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
          'price = "openai:no-such-model"', ["cheap"], "models.odd.price: genai-prices has no price"),
+        ("floor_window = -1", ["cheap"], "routing.floor_window: Input should be greater than or equal to 0"),
+        ("floor_confidence = 1.0", ["cheap"], "routing.floor_confidence: Input should be less than 1"),
     ],
 )  # fmt: skip
 def test_bad_configuration_names_the_setting_to_fix(
@@ -216,6 +218,17 @@ def test_bad_configuration_names_the_setting_to_fix(
     asker = podium.Agent("config-check", owner="platform-lead@example.com", models=agent_models)
     with pytest.raises(ConfigurationError, match=message.replace(".", r"\.").replace("(", r"\(")):
         podium.launch(settings, podium.App(agents=[asker])).close()
+
+
+def test_a_floor_window_in_podium_toml_makes_the_router_aim_above_the_floor_and_say_so(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    cheap, strong = providers
+    config = write_config(tmp_path / "podium.toml", cheap, strong, "floor = 0.8\nfloor_window = 100")
+    with podium.launch(podium.Settings(home=tmp_path / "p", config=config), podium.App(agents=[agent])) as pod:
+        routed.start("hello").result()
+        entry = next(e for e in audit(pod) if e.action == "model.call")
+        assert '"route_floor":"0.80"' in entry.detail and '"route_aim":"0.866"' in entry.detail  # 0.8 + 1.645 x 0.04
 
 
 def test_a_routing_tier_with_no_model_is_refused(tmp_path: Path) -> None:

@@ -94,6 +94,12 @@ def test_tier_names_must_be_distinct() -> None:
         Router([RouteTier("local", 1.0), RouteTier("local", 0.01)])
 
 
+@pytest.mark.parametrize(("window", "confidence"), [(-1, 0.95), (100, 1.0), (100, 0.3)])
+def test_a_window_is_a_number_of_tasks_and_confidence_a_share_below_one(window: int, confidence: float) -> None:
+    with pytest.raises(ValueError, match="window is a number of tasks"):
+        Router(TIERS, window=window, confidence=confidence)
+
+
 def test_a_quality_between_0_and_1_is_learnt_as_a_soft_label() -> None:
     """A judge's score mapped to [0, 1]: the estimate settles near the tier's mean quality, not at 0 or 1."""
     router = Router(TIERS, floor=0.5, shadow_rate=0.0)
