@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests._openai_server import FakeProvider
 from tests.review.test_review import waiting
 
 agent = podium.Agent("routed-asker", owner="platform-lead@example.com", models=["cheap", "strong"])
+LOCAL_OR_REMOTE = ["smollm2-135m", "strong"]
 
 
 @podium.step(name="tests.routed_ask")
@@ -229,6 +231,39 @@ def test_a_floor_window_in_podium_toml_makes_the_router_aim_above_the_floor_and_
         routed.start("hello").result()
         entry = next(e for e in audit(pod) if e.action == "model.call")
         assert '"route_floor":"0.80"' in entry.detail and '"route_aim":"0.866"' in entry.detail  # 0.8 + 1.645 x 0.04
+
+
+local_or_remote_asker = podium.Agent("local-or-remote", owner="platform-lead@example.com", models=LOCAL_OR_REMOTE)
+
+
+@podium.step(name="tests.local_or_remote_ask")
+def local_or_remote_ask(prompt: str) -> str:
+    return local_or_remote_asker.run(prompt, model=LOCAL_OR_REMOTE)
+
+
+@podium.workflow(name="tests.local_or_remote")
+def local_or_remote(prompt: str) -> str:
+    return local_or_remote_ask(prompt)
+
+
+def test_a_local_model_that_has_been_slow_is_costed_at_its_compute_and_loses_to_a_cheaper_remote_call(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider]
+) -> None:
+    """The ledger says the local model took 2 s of CPU a token (at $0.085 an hour: ~$0.05 a 1,000-token request);
+    gpt-4o's list price for the same request is less, so the router sends it there."""
+    cheap, strong = providers
+    with podium.launch(routed_settings(tmp_path, cheap, strong), podium.App(agents=[local_or_remote_asker])) as pod:
+        with pod.engine.begin() as conn:
+            conn.execute(
+                sa.insert(tables.ledger).values(
+                    call_key="an earlier call", agent="someone", kind="model", resource="smollm2-135m", tier="local",
+                    input_tokens=40, output_tokens=10, compute_seconds=100.0, cost_nano_usd=2_361, at=0.0,
+                )
+            )  # fmt: skip
+        assert local_or_remote.start("hello").result() == "strong answers: hello"
+        entry = next(e for e in audit(pod) if e.action == "model.call")
+        costs = dict(pair.rsplit(" ", 1) for pair in json.loads(entry.detail)["route_costs"].split(", "))
+        assert float(costs["smollm2-135m"]) > 2 * float(costs["strong"]) > 0
 
 
 def test_a_routing_tier_with_no_model_is_refused(tmp_path: Path) -> None:

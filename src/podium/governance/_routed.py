@@ -38,8 +38,20 @@ from podium._tiers import TIERS
 from podium.errors import ModelUnavailable
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
-from podium.models import Breakers, Features, ModelCatalog, Router, RouteTier, RoutingSetting, Task, to_chat
+from podium.models import (
+    COMPUTE_SECONDS,
+    Breakers,
+    Features,
+    ModelCatalog,
+    Router,
+    RouteTier,
+    RoutingSetting,
+    Task,
+    to_chat,
+)
 from podium.store import insert_if_absent, tables
+
+NOMINAL_COMPUTE_SECONDS = 1.0  # a local model's compute per request until the ledger knows better
 
 
 class RoutedModel(Model):
@@ -55,13 +67,13 @@ class RoutedModel(Model):
         breakers: Breakers,
     ) -> None:
         super().__init__()
-        self._candidates = sorted(candidates, key=lambda m: (TIERS.index(m.tier), _expected_cost(m, 500, 500)))
+        self._candidates = sorted(candidates, key=lambda m: (TIERS.index(m.tier), _nominal_cost(m)))
         self._by_name = {model.name: model for model in self._candidates}
         self._group = group
         self._breakers = breakers
         # No shadow calls yet: a shadow answer only teaches once something judges it (the review loop will).
         self.router = Router(
-            [RouteTier(m.name, _expected_cost(m, 500, 500)) for m in self._candidates],
+            [RouteTier(m.name, _nominal_cost(m)) for m in self._candidates],
             floor=routing.floor,
             window=routing.floor_window,
             confidence=routing.floor_confidence,
@@ -76,8 +88,20 @@ class RoutedModel(Model):
                 .where(tables.routed.c.router == self.key, tables.routed.c.success.is_not(None))
                 .order_by(tables.routed.c.at)
             ).all()
+            ledger = tables.ledger
+            spent = conn.execute(
+                sa.select(
+                    ledger.c.resource,
+                    sa.func.sum(ledger.c.compute_seconds),
+                    sa.func.sum(ledger.c.input_tokens + ledger.c.output_tokens),
+                )
+                .where(ledger.c.kind == "model", ledger.c.resource.in_(self._by_name), ledger.c.compute_seconds > 0)
+                .group_by(ledger.c.resource)
+            ).all()
         for row in learnt:
             self.learn(row.features, row.model, bool(row.success))
+        # Local compute each model has taken per token (seconds, tokens), from the ledger and then from each answer.
+        self._compute = {name: (float(seconds), int(tokens)) for name, seconds, tokens in spent if tokens}
 
     def learn(self, features: str, model: str, success: bool) -> None:
         """Learn one stored outcome: `features` as stored (a JSON list of hashed feature indices)."""
@@ -100,7 +124,7 @@ class RoutedModel(Model):
     ) -> ModelResponse:
         text = "\n".join(turn.content for turn in to_chat(messages))
         tokens_in, tokens_out = expected_tokens(len(text), model_settings)
-        costs = {m.name: _expected_cost(m, tokens_in, tokens_out) for m in self._candidates}
+        costs = {m.name: self._expected_cost(m, tokens_in, tokens_out) for m in self._candidates}
         task = Task(text, self._group)
         with self._lock:
             decision = self.router.decide(task, costs=costs)
@@ -127,11 +151,28 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
+            self._spent(name, response)
             return response
         raise ModelUnavailable(
             "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",
             attempts=failures,
         )
+
+    def _expected_cost(self, model: GovernedModel, tokens_in: int, tokens_out: int) -> float:
+        """Nano-dollars a request is expected to cost on `model`, its local compute included: the seconds per token
+        the model has taken so far (in the ledger, in any process), else a nominal second."""
+        with self._lock:
+            seconds, tokens = self._compute.get(model.name, (0.0, 0))
+        compute = seconds / tokens * (tokens_in + tokens_out) if tokens else NOMINAL_COMPUTE_SECONDS
+        return float(model.price.cost_nano_usd(tokens_in, tokens_out, compute))
+
+    def _spent(self, name: str, response: ModelResponse) -> None:
+        seconds = float((response.provider_details or {}).get(COMPUTE_SECONDS, 0.0))
+        tokens = response.usage.input_tokens + response.usage.output_tokens
+        if seconds > 0 and tokens > 0:
+            with self._lock:
+                known_seconds, known_tokens = self._compute.get(name, (0.0, 0))
+                self._compute[name] = (known_seconds + seconds, known_tokens + tokens)
 
     def _remembering(self, task: Task, model: str) -> Callable[[CallSite], None]:
         """Store the request that `model` answered, to be credited when its run reports an outcome. Keyed by the
@@ -225,6 +266,6 @@ def _provider_fault(error: ModelAPIError) -> bool:
     return isinstance(error, ModelHTTPError) and (error.status_code >= 500 or error.status_code == 429)
 
 
-def _expected_cost(model: GovernedModel, tokens_in: int, tokens_out: int) -> float:
-    """Nano-dollars a request is expected to cost on `model`; local models at a nominal second of compute."""
-    return float(model.price.cost_nano_usd(tokens_in, tokens_out, 1.0))
+def _nominal_cost(model: GovernedModel) -> float:
+    """What a typical request (500 tokens in, 500 out, a second of compute) costs on `model`: for ordering tiers."""
+    return float(model.price.cost_nano_usd(500, 500, NOMINAL_COMPUTE_SECONDS))
