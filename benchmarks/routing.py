@@ -68,9 +68,9 @@ def main() -> None:
         results[outcome_set.name] = evaluate(outcome_set.load(), seeds=args.seeds)
     if "mmlu" in results:
         PLOT.write_text(results["mmlu"].plot("MMLU: quality vs share of GPT-4 calls"), encoding="utf-8")
-    mmlu = SETS[0].load()
+    mmlu = load_mmlu()
     decisions, embeddings = sorted(decision_ms(mmlu)), sorted(embedding_ms(mmlu))
-    windows = [w for e in results.values() for w in _target_windows(e)]
+    windows = [kept for e in results.values() for kept in e.floor_kept()]
     write_result(
         "routing",
         title="Cost routing on the shared outcome sets, live-stream replay",
@@ -79,11 +79,6 @@ def main() -> None:
         rows=[_row(s, results[s.name]) for s in chosen],
         data=_data(results, args.seeds, decisions, embeddings, windows),
     )
-
-
-def _target_windows(evaluation: Evaluation) -> list[bool]:
-    at = evaluation.floor_shares.index(0.95)
-    return [w >= evaluation.target_quality for run in evaluation.router for w in run[at].windows]
 
 
 def _row(outcome_set: OutcomeSet, e: Evaluation) -> tuple[str, ...]:

@@ -95,14 +95,7 @@ class Evaluation:
     def random_frontier(self) -> list[Point]:
         """What mixing the models at random can reach: the upper convex hull of the always-one-model points, from
         the cheapest up to the reference (any mix is a point on a chord between them; the best lie on the hull)."""
-        hull: list[Point] = []
-        for point in sorted(self.always, key=lambda p: (p.cost_usd, -p.quality)):
-            if hull and point.quality <= hull[-1].quality:
-                continue  # no better than something no dearer
-            while len(hull) > 1 and _on_or_below(hull[-2], hull[-1], point):
-                hull.pop()
-            hull.append(point)
-        return hull
+        return [self.always[i] for i in _upper_hull([(p.cost_usd, p.quality) for p in self.always])]
 
     def at_target(self, points: Sequence[Point]) -> Point | None:
         """The cheapest point reaching the target quality, interpolating between neighbouring points."""
@@ -168,12 +161,16 @@ class Evaluation:
         curve = [(x, y) for x, y in curve if x <= 1.0] + [(1.0, 1.0)]
         return sum((x2 - x1) * (y1 + y2) / 2 for (x1, y1), (x2, y2) in itertools.pairwise(curve))
 
-    def floor_kept_share(self) -> float:
-        """Of the windows of the runs whose floor is the target, over seeds, the share whose realised quality met
-        it: how often an operator watching the stream would have seen the promise kept."""
+    def floor_kept(self) -> list[bool]:
+        """For each window of the runs whose floor is the target, over seeds, whether its realised quality met it."""
         at = self.floor_shares.index(QUALITY_SHARE)
-        windows = [w for run in self.router for w in run[at].windows]
-        return sum(w >= self.target_quality for w in windows) / len(windows)
+        return [w >= self.target_quality for run in self.router for w in run[at].windows]
+
+    def floor_kept_share(self) -> float:
+        """The share of `floor_kept` windows that met the floor: how often an operator watching the stream would
+        have seen the promise kept."""
+        kept = self.floor_kept()
+        return sum(kept) / len(kept)
 
     def summary(self) -> dict[str, object]:
         """Figures over seeds (mean and spread), for the CLI table and the benchmark JSON."""
@@ -328,7 +325,7 @@ def evaluate(
             progress()
         router.append(points)
     kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
-    hulls = [_hull(q) for q in queries]
+    hulls = [_upper_hull(list(zip(q.costs, q.scores, strict=True))) for q in queries]
     start = Point(
         sum(q.scores[h[0]] for q, h in zip(queries, hulls, strict=True)) / n,
         sum(q.costs[h[0]] for q, h in zip(queries, hulls, strict=True)),
@@ -401,27 +398,23 @@ class _Upgrade:
     cost_usd: float
 
 
-def _hull(query: Query) -> list[int]:
-    """The models worth paying for on this query, cheapest first: its upper convex hull of (cost, quality)."""
-    options = sorted(range(len(query.costs)), key=lambda i: (query.costs[i], -query.scores[i]))
-    hull = [options[0]]
-    for i in options[1:]:
-        if query.scores[i] <= query.scores[hull[-1]]:
-            continue  # no better than a model no dearer
-        while len(hull) > 1 and _below_chord(query, hull[-2], hull[-1], i):
+def _upper_hull(options: Sequence[tuple[float, float]]) -> list[int]:
+    """The indices of the (cost, quality) options worth paying for, cheapest first: their upper convex hull. An
+    option no better than one no dearer is left out, and so is one on or below the chord between its neighbours
+    (mixing those two does at least as well for the money)."""
+    hull: list[int] = []
+    for i in sorted(range(len(options)), key=lambda i: (options[i][0], -options[i][1])):
+        if hull and options[i][1] <= options[hull[-1]][1]:
+            continue
+        while len(hull) > 1 and _on_or_below(options[hull[-2]], options[hull[-1]], options[i]):
             hull.pop()
         hull.append(i)
     return hull
 
 
-def _below_chord(query: Query, a: int, b: int, c: int) -> bool:
-    costs, scores = query.costs, query.scores
-    return (costs[b] - costs[a]) * (scores[c] - scores[a]) >= (scores[b] - scores[a]) * (costs[c] - costs[a])
-
-
-def _on_or_below(a: Point, b: Point, c: Point) -> bool:
-    """Is b on or below the chord from a to c (costs increasing)? Then mixing a and c beats b."""
-    return (b.cost_usd - a.cost_usd) * (c.quality - a.quality) >= (b.quality - a.quality) * (c.cost_usd - a.cost_usd)
+def _on_or_below(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
+    """Is b on or below the chord from a to c (costs increasing)?"""
+    return (b[0] - a[0]) * (c[1] - a[1]) >= (b[1] - a[1]) * (c[0] - a[0])
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
