@@ -50,13 +50,7 @@ class AutoRouter:
         return [decision.tier, *names[at + 1 :], *reversed(names[:at])], decision.explain() | {"router": key}
 
     def _load(self, key: str, costs: dict[str, float]) -> Router:
-        router = self._routers[key] = Router(
-            [RouteTier(name, cost) for name, cost in costs.items()],
-            floor=self._routing.floor,
-            window=self._routing.floor_window,
-            confidence=self._routing.floor_confidence,
-            shadow_rate=0.0,
-        )
+        router = self._routers[key] = self._routing.router([RouteTier(name, cost) for name, cost in costs.items()])
         with self._engine.connect() as conn:
             learnt = conn.execute(
                 sa.select(_routed.c.model, _routed.c.features, _routed.c.success)

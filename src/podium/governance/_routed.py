@@ -43,7 +43,6 @@ from podium.models import (
     Breakers,
     Features,
     ModelCatalog,
-    Router,
     RouteTier,
     RoutingSetting,
     Task,
@@ -71,14 +70,7 @@ class RoutedModel(Model):
         self._by_name = {model.name: model for model in self._candidates}
         self._group = group
         self._breakers = breakers
-        # No shadow calls yet: a shadow answer only teaches once something judges it (the review loop will).
-        self.router = Router(
-            [RouteTier(m.name, _nominal_cost(m)) for m in self._candidates],
-            floor=routing.floor,
-            window=routing.floor_window,
-            confidence=routing.floor_confidence,
-            shadow_rate=0.0,
-        )
+        self.router = routing.router([RouteTier(m.name, _nominal_cost(m)) for m in self._candidates])
         self._engine = engine
         self._lock = threading.Lock()
         self.key = f"{group}:{'|'.join(self._by_name)}"

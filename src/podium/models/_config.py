@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from podium._tiers import Tier
 from podium.cost import Price
 from podium.errors import ConfigurationError
+from podium.models._router import Router, RouteTier
 
 
 class PriceSetting(BaseModel):
@@ -109,6 +110,13 @@ class RoutingSetting(BaseModel):
     tiers: list[Tier] | None = Field(
         default=None, description="tiers the router may use; each must have a model (default: all that do)"
     )
+
+    def router(self, tiers: list[RouteTier]) -> Router:
+        """A router for requests served to workflows and gateway clients, held to this floor. It makes no shadow
+        calls: a shadow answer teaches nothing until something judges it (the review loop will)."""
+        return Router(
+            tiers, floor=self.floor, window=self.floor_window, confidence=self.floor_confidence, shadow_rate=0.0
+        )
 
 
 class BreakerSetting(BaseModel):
