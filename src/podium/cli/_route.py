@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -115,9 +114,7 @@ def _scale(text: str) -> tuple[float, float]:
         raise UsageError(
             f"--scale {text!r} is not LOW:HIGH: give the worst and best score the columns can hold, e.g. --scale 1:10."
         ) from None
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise UsageError(f"--scale {text!r} is not finite: give the worst and best score, e.g. --scale 1:10.")
-    return low, high
+    return low, high  # load_queries checks it is a scale (finite, 0 <= LOW < HIGH)
 
 
 def print_route_summary(summary: dict[str, Any]) -> None:
