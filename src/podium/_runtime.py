@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         Governor,
         KillReport,
         KillSwitch,
+        MeasuredCompute,
         RoutedModel,
         RoutedModels,
         ToolDeclaration,
@@ -230,7 +231,15 @@ class Podium:
         # budgets hold anything for them (docs/governance.md, "Cascading failures").
         governor.add_stage(RunLimits(self.engine, self.config.resilience), before="admission")
         governor.add_stage(Containment(self.engine, self.config.resilience), before="budgets")
+        # Watches only: each local model's compute a token, which workflow routing and podium/auto cost it at.
+        governor.add_stage(self.measured_compute, before="budgets")
         return governor
+
+    @_Part
+    def measured_compute(self) -> MeasuredCompute:
+        from podium.governance import MeasuredCompute
+
+        return MeasuredCompute(self.engine)
 
     @_Part
     def _toolset(self) -> FunctionToolset[Any]:
@@ -283,7 +292,13 @@ class Podium:
     def routed(self) -> RoutedModels:
         from podium.governance import RoutedModels
 
-        return RoutedModels(self.engine, governed=self.governed_model, catalog=self.models, breakers=self.breakers)
+        return RoutedModels(
+            self.engine,
+            governed=self.governed_model,
+            catalog=self.models,
+            breakers=self.breakers,
+            compute=self.measured_compute,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

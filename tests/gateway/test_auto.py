@@ -11,11 +11,20 @@ import pytest
 import sqlalchemy as sa
 
 from podium import Settings
+from podium.cost import Tokens
 from podium.store import tables
 from tests.gateway.conftest import AGENT, PERSON, Served, remote_model, served_with
 from tests.gateway.openai_server import OpenAIServer
 
 pytestmark = pytest.mark.slow  # the router may choose the local model
+
+
+LOCAL = "smollm2-135m"
+
+
+def _dear_remote(base_url: str) -> str:
+    """`remote` at $100 a million tokens of any class."""
+    return remote_model("remote", base_url, price="{ input_per_mtok = 100.0, output_per_mtok = 100.0 }")
 
 
 def _ask(served: Served, key: str) -> tuple[str, str]:
@@ -78,3 +87,51 @@ def test_feedback_on_another_keys_request_finds_nothing(settings: Settings) -> N
         )
         assert said.status_code == 404
         assert said.json()["error"]["type"] == "invalid_request_error" and said.json()["error"]["code"] is None
+
+
+def _weighed(served: Served) -> tuple[str, dict[str, float]]:
+    """The model podium/auto chose for the agent's latest request, and the cost it weighed each model at."""
+    entry = [e.entry for e in served.pod.audit.entries(actor=f"agent:{AGENT}") if e.entry.action == "model.call"][-1]
+    detail = json.loads(entry.detail)
+    pairs = (pair.rsplit(" ", 1) for pair in detail["route_costs"].split(", "))
+    return detail["route"], {model: float(cost) for model, cost in pairs}
+
+
+def _per_token(served: Served, seconds_a_token: float) -> float:
+    """What a token costs on the local model at `seconds_a_token`, over what it costs on the remote one."""
+    local, remote = (served.pod.models.entry(name).price for name in (LOCAL, "remote"))
+    million = Tokens(input=1_000_000)
+    return local.cost_of(Tokens(), seconds_a_token * 1_000_000) / remote.cost_of(million)
+
+
+def test_auto_costs_a_local_model_at_the_compute_it_has_taken_and_a_slow_one_loses(settings: Settings) -> None:
+    """The ledger says the local model took 100 CPU seconds a token (in another process, say): podium/auto weighs
+    this request's tokens at that rate, not at the slowest it reserves (2 tokens a second), and the dear remote model
+    ($100 a million tokens) is now the cheaper one, so it answers."""
+    with OpenAIServer() as upstream, served_with(settings, _dear_remote(upstream.base_url)) as served:
+        with served.pod.engine.begin() as conn:
+            conn.execute(
+                sa.insert(tables.ledger).values(
+                    call_key="an earlier call", agent="someone", kind="model", resource=LOCAL, tier="local",
+                    input_tokens=40, output_tokens=10, compute_seconds=5_000.0, cost_nano_usd=118_055, at=0.0,
+                )
+            )  # fmt: skip
+        _ask(served, served.agent_key)
+        route, costs = _weighed(served)
+        assert route == "remote" and len(upstream.chat_requests()) == 1
+        assert costs[LOCAL] / costs["remote"] == pytest.approx(_per_token(served, 100.0), rel=0.01)  # 23.6 to 1
+
+
+def test_auto_learns_a_local_models_compute_from_each_answer_it_serves(settings: Settings) -> None:
+    """Unmeasured, the local model is weighed at a nominal second and answers; the next request weighs it at the
+    seconds a token that answer took, as the ledger has it."""
+    with OpenAIServer() as upstream, served_with(settings, _dear_remote(upstream.base_url)) as served:
+        _ask(served, served.agent_key)
+        assert _weighed(served)[0] == LOCAL
+        [row] = [row for row in served.ledger() if row.resource == LOCAL]
+        assert row.compute_seconds > 0
+        _ask(served, served.agent_key)
+        route, costs = _weighed(served)
+        measured = row.compute_seconds / (row.input_tokens + row.output_tokens)
+        assert costs[LOCAL] / costs["remote"] == pytest.approx(_per_token(served, measured), rel=0.02)
+        assert route == LOCAL and upstream.chat_requests() == []

@@ -48,6 +48,7 @@ def test_a_stage_added_to_the_pipeline_refuses_and_its_refusal_is_audited_with_i
             "egress",
             "exceptions",
             "containment",
+            "measured_compute",
             "marker",
             "budgets",
         ]

@@ -228,7 +228,7 @@ class Gateway:
             return list(self.candidates(ask.alias))
         governor = self._pod.governor
         permitted = [
-            (model, self._pod.models.entry(model).tier, float(self._most(model, ask)))
+            (model, self._pod.models.entry(model).tier, float(self._weighed(model, ask)))
             for model in self._chat_models
             if governor.permits(self._chat_call(ask, model))
         ]
@@ -472,10 +472,22 @@ class Gateway:
         (the whole body: messages, tools, formats) plus the template's markers, and no more output than max_tokens.
         A picture, a sound or a file is billed by what it holds, not by the bytes of its URL: each such part is
         reserved at gateway.media_tokens."""
+        tokens = self._most_tokens(ask)
+        seconds = (tokens.total_input + tokens.total_output) / SLOWEST_TOKENS_PER_SECOND
+        return self._cost(model, tokens, seconds, worst=True)
+
+    def _weighed(self, model: str, ask: _Ask) -> int:
+        """What `podium/auto` weighs a request on `model` at: its tokens as reserved, and a local model's compute at
+        the seconds a token it has taken (`MeasuredCompute`, as workflow routing does), not at its slowest rate."""
+        tokens = self._most_tokens(ask)
+        seconds = self._pod.measured_compute.seconds(model, tokens.total_input + tokens.total_output)
+        return self._cost(model, tokens, seconds, worst=True)
+
+    @staticmethod
+    def _most_tokens(ask: _Ask) -> Tokens:
         read = ask.body_bytes + ask.framing_tokens
         read += HIDDEN_PROMPT_TOKENS * sum(1 for field in ("tools", "response_format") if ask.body.get(field))
-        seconds = (read + ask.max_tokens) / SLOWEST_TOKENS_PER_SECOND
-        return self._cost(model, Tokens(input=read, output=ask.max_tokens), seconds, worst=True)
+        return Tokens(input=read, output=ask.max_tokens)
 
     def _cost(self, model: str, tokens: Tokens, seconds: float, *, worst: bool = False) -> int:
         """What `tokens` cost on `model`; `worst`: priced at whichever input and output class is dearest."""

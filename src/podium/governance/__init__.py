@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from podium.governance._call import SINK_KINDS, Call, CallKind, Outcome, SinkKind, ToolDeclaration, Usage
+from podium.governance._compute import MeasuredCompute
 from podium.governance._containment import Bulkhead, Containment
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
@@ -66,6 +67,7 @@ __all__ = [
     "Governor",
     "KillReport",
     "KillSwitch",
+    "MeasuredCompute",
     "NeedsReview",
     "Outcome",
     "Refusal",

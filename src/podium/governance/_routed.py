@@ -36,10 +36,10 @@ from pydantic_ai.settings import ModelSettings
 
 from podium._tiers import TIERS
 from podium.errors import ModelUnavailable
+from podium.governance._compute import NOMINAL_COMPUTE_SECONDS, MeasuredCompute
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
 from podium.models import (
-    COMPUTE_SECONDS,
     Breakers,
     Features,
     ModelCatalog,
@@ -49,8 +49,6 @@ from podium.models import (
     to_chat,
 )
 from podium.store import insert_if_absent, tables
-
-NOMINAL_COMPUTE_SECONDS = 1.0  # a local model's compute per request until the ledger knows better
 
 
 class RoutedModel(Model):
@@ -64,12 +62,14 @@ class RoutedModel(Model):
         group: str,
         routing: RoutingSetting,
         breakers: Breakers,
+        compute: MeasuredCompute,
     ) -> None:
         super().__init__()
         self._candidates = sorted(candidates, key=lambda m: (TIERS.index(m.tier), _nominal_cost(m)))
         self._by_name = {model.name: model for model in self._candidates}
         self._group = group
         self._breakers = breakers
+        self._compute = compute
         self.router = routing.router([RouteTier(m.name, _nominal_cost(m)) for m in self._candidates])
         self._engine = engine
         self._lock = threading.Lock()
@@ -80,20 +80,8 @@ class RoutedModel(Model):
                 .where(tables.routed.c.router == self.key, tables.routed.c.success.is_not(None))
                 .order_by(tables.routed.c.at)
             ).all()
-            ledger = tables.ledger
-            spent = conn.execute(
-                sa.select(
-                    ledger.c.resource,
-                    sa.func.sum(ledger.c.compute_seconds),
-                    sa.func.sum(ledger.c.input_tokens + ledger.c.output_tokens),
-                )
-                .where(ledger.c.kind == "model", ledger.c.resource.in_(self._by_name), ledger.c.compute_seconds > 0)
-                .group_by(ledger.c.resource)
-            ).all()
         for row in learnt:
             self.learn(row.features, row.model, bool(row.success))
-        # Local compute each model has taken per token (seconds, tokens), from the ledger and then from each answer.
-        self._compute = {name: (float(seconds), int(tokens)) for name, seconds, tokens in spent if tokens}
 
     def learn(self, features: str, model: str, success: bool) -> None:
         """Learn one stored outcome: `features` as stored (a JSON list of hashed feature indices)."""
@@ -143,7 +131,6 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
-            self._spent(name, response)
             return response
         raise ModelUnavailable(
             "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",
@@ -151,20 +138,9 @@ class RoutedModel(Model):
         )
 
     def _expected_cost(self, model: GovernedModel, tokens_in: int, tokens_out: int) -> float:
-        """Nano-dollars a request is expected to cost on `model`, its local compute included: the seconds per token
-        the model has taken so far (in the ledger, in any process), else a nominal second."""
-        with self._lock:
-            seconds, tokens = self._compute.get(model.name, (0.0, 0))
-        compute = seconds / tokens * (tokens_in + tokens_out) if tokens else NOMINAL_COMPUTE_SECONDS
+        """Nano-dollars a request is expected to cost on `model`, its local compute included (`MeasuredCompute`)."""
+        compute = self._compute.seconds(model.name, tokens_in + tokens_out)
         return float(model.price.cost_nano_usd(tokens_in, tokens_out, compute))
-
-    def _spent(self, name: str, response: ModelResponse) -> None:
-        seconds = float((response.provider_details or {}).get(COMPUTE_SECONDS, 0.0))
-        tokens = response.usage.input_tokens + response.usage.output_tokens
-        if seconds > 0 and tokens > 0:
-            with self._lock:
-                known_seconds, known_tokens = self._compute.get(name, (0.0, 0))
-                self._compute[name] = (known_seconds + seconds, known_tokens + tokens)
 
     def _remembering(self, task: Task, model: str) -> Callable[[CallSite], None]:
         """Store the request that `model` answered, to be credited when its run reports an outcome. Keyed by the
@@ -208,11 +184,13 @@ class RoutedModels:
         governed: Callable[[str, str], GovernedModel],
         catalog: ModelCatalog,
         breakers: Breakers,
+        compute: MeasuredCompute,
     ) -> None:
         self._engine = engine
         self._governed = governed
         self._catalog = catalog
         self._breakers = breakers
+        self._compute = compute
         self._models: dict[tuple[str, tuple[str, ...]], RoutedModel] = {}
 
     def get(self, agent: str, candidates: tuple[str, ...]) -> RoutedModel:
@@ -225,6 +203,7 @@ class RoutedModels:
                 group=agent,
                 routing=self._catalog.config.routing,
                 breakers=self._breakers,
+                compute=self._compute,
             )
         return routed
 
