@@ -19,7 +19,8 @@ from podium.models._local import COMPUTE_SECONDS, LocalModel, to_chat
 from podium.models._parts import WINDOW_WORDS, Lexicon, parts, sentences_of_words
 from podium.models._remote import check_endpoint, openai_compatible
 from podium.models._route_eval import FLOOR_SHARES, CostColumn, evaluate, load_queries
-from podium.models._router import Features, Router, RouteTier, Task
+from podium.models._route_prior import PriorScorer, RoutePrior
+from podium.models._router import Features, RouteDecision, Router, RouteTier, Task
 
 __all__ = [
     "COMPUTE_SECONDS",
@@ -46,7 +47,10 @@ __all__ = [
     "ModelState",
     "PackagedModelFile",
     "Prediction",
+    "PriorScorer",
     "ResilienceSetting",
+    "RouteDecision",
+    "RoutePrior",
     "RouteTier",
     "Router",
     "RoutingSetting",

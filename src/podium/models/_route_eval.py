@@ -25,6 +25,7 @@ from typing import Literal
 
 from podium._charts import Series, line_chart
 from podium.models._route_data import CostColumn, Outcomes, Query, load_queries
+from podium.models._route_prior import PriorScorer
 from podium.models._router import Router, RouteTier
 
 __all__ = [
@@ -291,10 +292,12 @@ def evaluate(
     seeds: int = 5,
     floor_shares: tuple[float, ...] = FLOOR_SHARES,
     shadow_rate: float = 0.05,
+    prior: PriorScorer | None = None,
     progress: Callable[[], None] = lambda: None,
 ) -> Evaluation:
     """Replay the queries `seeds` times in random orders, once per floor; the run at the target floor (95%) is
-    always among them, since the floor kept over the stream is measured on it."""
+    always among them, since the floor kept over the stream is measured on it. With `prior`, every run starts from
+    what it says of the models (a prior trained on these very queries would be a leak: hold them out)."""
     queries, models = outcomes.queries, outcomes.models
     n = len(queries)
     always = tuple(
@@ -321,7 +324,7 @@ def evaluate(
         random.Random(seed).shuffle(order)
         points = []
         for floor in floors:
-            points.append(_stream(order, models, floor, shadow_rate, seed))
+            points.append(_stream(order, models, floor, shadow_rate, seed, prior))
             progress()
         router.append(points)
     kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
@@ -350,6 +353,7 @@ def _stream(
     floor: float,
     shadow_rate: float,
     seed: int,
+    prior: PriorScorer | None,
 ) -> Point:
     """One deployment: decide, pay, observe the chosen (and shadow) outcome, learn; nothing seen in advance."""
     router = Router(
@@ -358,6 +362,7 @@ def _stream(
         shadow_rate=shadow_rate,
         seed=seed,
         window=len(stream) // WINDOWS,  # the floor is promised, and checked, in windows of this many queries
+        prior=prior,
     )
     index = {m: i for i, m in enumerate(models)}
     realised: list[float] = []
