@@ -8,16 +8,14 @@ a router starts from everything learnt before, in any process.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Sequence
 
-import numpy as np
 import sqlalchemy as sa
 
 from podium._tiers import TIERS
-from podium.models import Features, Router, RouteTier, RoutingSetting, Task
+from podium.models import Features, ModelCatalog, Router, RouteTier, RoutingSetting, Task
 from podium.store import insert_if_absent, tables
 
 AUTO = "podium/auto"
@@ -27,9 +25,10 @@ _routed = tables.routed
 class AutoRouter:
     """One router per set of models a caller may use (callers with the same rights share what is learnt)."""
 
-    def __init__(self, engine: sa.Engine, routing: RoutingSetting) -> None:
+    def __init__(self, engine: sa.Engine, routing: RoutingSetting, catalog: ModelCatalog) -> None:
         self._engine = engine
         self._routing = routing
+        self._catalog = catalog
         self._routers: dict[str, Router] = {}
         self._lock = threading.Lock()
 
@@ -50,7 +49,8 @@ class AutoRouter:
         return [decision.tier, *names[at + 1 :], *reversed(names[:at])], decision.explain() | {"router": key}
 
     def _load(self, key: str, costs: dict[str, float]) -> Router:
-        router = self._routers[key] = self._routing.router([RouteTier(name, cost) for name, cost in costs.items()])
+        tiers = [RouteTier(name, cost) for name, cost in costs.items()]
+        router = self._routers[key] = self._routing.router(tiers, self._catalog.known_as(costs))
         with self._engine.connect() as conn:
             learnt = conn.execute(
                 sa.select(_routed.c.model, _routed.c.features, _routed.c.success)
@@ -58,12 +58,15 @@ class AutoRouter:
                 .order_by(_routed.c.at)
             ).all()
         for row in learnt:
-            router.learn(_features(row.features), row.model, bool(row.success))
+            router.learn(Features.from_stored(row.features), row.model, bool(row.success))
         return router
 
     def remember(self, router: str, request: str, model: str, text: str, group: str) -> None:
         """Store the routed request `request` (its asker and id) as answered by `model`, to credit on feedback."""
-        features = json.dumps(Features.of(Task(text, group)).indices.tolist())
+        task = Task(text, group)
+        with self._lock:
+            known = self._routers.get(router)
+        features = (known.features(task) if known else Features.of(task)).stored()  # the prior's odds as decided
         with self._engine.begin() as conn:
             insert_if_absent(
                 conn, _routed, id=request, router=router, run_id=request, model=model, features=features,
@@ -86,9 +89,5 @@ class AutoRouter:
         with self._lock:
             for row in rows:
                 if row.router in self._routers:
-                    self._routers[row.router].learn(_features(row.features), row.model, success)
+                    self._routers[row.router].learn(Features.from_stored(row.features), row.model, success)
         return len(rows)
-
-
-def _features(stored: str) -> Features:
-    return Features(np.array(json.loads(stored), dtype=np.int64), ())

@@ -101,7 +101,7 @@ class Gateway:
         self._background: set[asyncio.Task[None]] = set()
         self._chat_models: list[str] = []
         self.aliases = self._aliases()
-        self._auto = AutoRouter(pod.engine, pod.config.routing)
+        self._auto = AutoRouter(pod.engine, pod.config.routing, pod.models)
         self._log_content = pod.config.gateway.log_content
         self._guardrails = Guardrails(pod.config.gateway.guardrails)
         self._screening = next((s for s in pod.governor.stages if isinstance(s, Screening)), None)

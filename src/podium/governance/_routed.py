@@ -15,12 +15,11 @@ starts from everything learnt before, in any process, and an outcome reported af
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import sqlalchemy as sa
 from pydantic_ai.exceptions import (
     ModelAPIError,
@@ -43,6 +42,7 @@ from podium.models import (
     Breakers,
     Features,
     ModelCatalog,
+    RouteDecision,
     RouteTier,
     RoutingSetting,
     Task,
@@ -63,14 +63,16 @@ class RoutedModel(Model):
         routing: RoutingSetting,
         breakers: Breakers,
         compute: MeasuredCompute,
+        known_as: dict[str, str] | None = None,
     ) -> None:
+        """`known_as`: each candidate under its provider's name, for the router's prior (`ModelCatalog.known_as`)."""
         super().__init__()
         self._candidates = sorted(candidates, key=lambda m: (TIERS.index(m.tier), _nominal_cost(m)))
         self._by_name = {model.name: model for model in self._candidates}
         self._group = group
         self._breakers = breakers
         self._compute = compute
-        self.router = routing.router([RouteTier(m.name, _nominal_cost(m)) for m in self._candidates])
+        self.router = routing.router([RouteTier(m.name, _nominal_cost(m)) for m in self._candidates], known_as)
         self._engine = engine
         self._lock = threading.Lock()
         self.key = f"{group}:{'|'.join(self._by_name)}"
@@ -84,9 +86,9 @@ class RoutedModel(Model):
             self.learn(row.features, row.model, bool(row.success))
 
     def learn(self, features: str, model: str, success: bool) -> None:
-        """Learn one stored outcome: `features` as stored (a JSON list of hashed feature indices)."""
+        """Learn one stored outcome: `features` as stored (`Features.stored`)."""
         with self._lock:
-            self.router.learn(Features(np.array(json.loads(features), dtype=np.int64), ()), model, success)
+            self.router.learn(Features.from_stored(features), model, success)
 
     @property
     def model_name(self) -> str:
@@ -106,8 +108,7 @@ class RoutedModel(Model):
         tokens_in, tokens_out = expected_tokens(len(text), model_settings)
         costs = {m.name: self._expected_cost(m, tokens_in, tokens_out) for m in self._candidates}
         task = Task(text, self._group)
-        with self._lock:
-            decision = self.router.decide(task, costs=costs)
+        decision = await asyncio.to_thread(self._decide, task, costs)  # with a prior, it embeds the text (~20 ms)
         failures: list[str] = []
         for name in self._fallback_order(decision.tier):
             breaker = self._breakers.get(name)
@@ -137,6 +138,10 @@ class RoutedModel(Model):
             attempts=failures,
         )
 
+    def _decide(self, task: Task, costs: dict[str, float]) -> RouteDecision:
+        with self._lock:
+            return self.router.decide(task, costs=costs)
+
     def _expected_cost(self, model: GovernedModel, tokens_in: int, tokens_out: int) -> float:
         """Nano-dollars a request is expected to cost on `model`, its local compute included (`MeasuredCompute`)."""
         compute = self._compute.seconds(model.name, tokens_in + tokens_out)
@@ -162,7 +167,7 @@ class RoutedModel(Model):
                 router=self.key,
                 run_id=site.run_id,
                 model=model,
-                features=json.dumps(Features.of(task).indices.tolist()),
+                features=self.router.features(task).stored(),
                 success=None,
                 at=time.time(),
             )
@@ -197,13 +202,15 @@ class RoutedModels:
         """A model that routes each of `agent`'s requests to one of `candidates` (see docs/routing.md)."""
         routed = self._models.get((agent, candidates))
         if routed is None:
+            names = self._catalog.expand_tiers(candidates)
             routed = self._models[(agent, candidates)] = RoutedModel(
-                [self._governed(agent, name) for name in self._catalog.expand_tiers(candidates)],
+                [self._governed(agent, name) for name in names],
                 engine=self._engine,
                 group=agent,
                 routing=self._catalog.config.routing,
                 breakers=self._breakers,
                 compute=self._compute,
+                known_as=self._catalog.known_as(names),
             )
         return routed
 

@@ -110,6 +110,11 @@ class ModelCatalog:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def known_as(self, names: Iterable[str]) -> dict[str, str]:
+        """Each model under the name its provider knows it by (podium.toml's `model`), which is what the router's
+        prior of public outcomes knows models by."""
+        return {name: self.config.models[name].model if name in self.config.models else name for name in names}
+
     def loaded(self, name: str) -> Model | None:
         """The model if it is loaded already, without loading it."""
         with self._lock:

@@ -16,6 +16,7 @@ A TOML file (``PODIUM_CONFIG``, or ``podium.toml``) declares remote models; loca
     [routing]
     floor = 0.8          # share of tasks that must succeed; the router buys quality up to here
     floor_window = 500   # ... in 95% (floor_confidence) of every 500 tasks, not just on average: it aims higher
+    prior = "auto"       # start from public outcomes (docs/routing.md): "on" (needs podium[embeddings]), "off"
     shadow_rate = 0.05   # share of tasks also sent to a second tier, to keep measuring
     breaker_failures = 3 # consecutive failures that open a provider's circuit breaker
     breaker_cooldown_s = 30
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from podium._tiers import Tier
 from podium.cost import Price
-from podium.errors import ConfigurationError
+from podium.errors import ConfigurationError, ModelFileError
+from podium.models._embeddings import embedder
+from podium.models._route_prior import PriorScorer, RoutePrior
 from podium.models._router import Router, RouteTier
 
 
@@ -110,13 +114,35 @@ class RoutingSetting(BaseModel):
     tiers: list[Tier] | None = Field(
         default=None, description="tiers the router may use; each must have a model (default: all that do)"
     )
+    prior: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="start from what public outcomes say of the models (needs podium[embeddings]; auto: if installed)",
+    )
 
-    def router(self, tiers: list[RouteTier]) -> Router:
-        """A router for requests served to workflows and gateway clients, held to this floor. It makes no shadow
-        calls: a shadow answer teaches nothing until something judges it (the review loop will)."""
+    def router(self, tiers: list[RouteTier], known_as: Mapping[str, str] | None = None) -> Router:
+        """A router for requests served to workflows and gateway clients, held to this floor, starting from the
+        prior (`known_as`: the name a tier's model has at its provider, which the prior knows it by). It makes no
+        shadow calls: a shadow answer teaches nothing until something judges it (the review loop will)."""
         return Router(
-            tiers, floor=self.floor, window=self.floor_window, confidence=self.floor_confidence, shadow_rate=0.0
+            tiers,
+            floor=self.floor,
+            window=self.floor_window,
+            confidence=self.floor_confidence,
+            shadow_rate=0.0,
+            prior=self._prior(known_as or {}),
         )
+
+    def _prior(self, known_as: Mapping[str, str]) -> PriorScorer | None:
+        if self.prior == "off":
+            return None
+        try:
+            return PriorScorer(RoutePrior.shipped(), embedder(), known_as)
+        except ModelFileError as missing:
+            if self.prior == "auto":
+                return None  # the lean install: the router learns from its own outcomes alone
+            raise ConfigurationError(
+                f'routing.prior = "on" needs sentence embeddings: {missing} Or set routing.prior = "auto".'
+            ) from None
 
 
 class BreakerSetting(BaseModel):
