@@ -69,20 +69,26 @@ def routed_then_reviewed(prompt: str) -> str:
     return "posted"
 
 
-def write_config(path: Path, cheap: FakeProvider, strong: FakeProvider, extra: str = "") -> Path:
+def write_config(
+    path: Path,
+    cheap: FakeProvider,
+    strong: FakeProvider,
+    extra: str = "",
+    known_as: tuple[str, str] = ("cheap-model", "strong-model"),
+) -> Path:
     path.write_text(
         f"""
 [models.cheap]
 tier = "intermediate"
 base_url = "{cheap.base_url}"
-model = "cheap-model"
+model = "{known_as[0]}"
 price = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}
 timeout_s = 0.5
 
 [models.strong]
 tier = "frontier"
 base_url = "{strong.base_url}"
-model = "strong-model"
+model = "{known_as[1]}"
 price = "openai:gpt-4o"
 
 [routing]
@@ -209,6 +215,7 @@ def test_the_router_learns_from_reported_outcomes_to_pay_for_the_tier_that_succe
          'price = "openai:no-such-model"', ["cheap"], "models.odd.price: genai-prices has no price"),
         ("floor_window = -1", ["cheap"], "routing.floor_window: Input should be greater than or equal to 0"),
         ("floor_confidence = 1.0", ["cheap"], "routing.floor_confidence: Input should be less than 1"),
+        ('prior = "sometimes"', ["cheap"], "routing.prior: Input should be 'auto', 'on' or 'off'"),
     ],
 )  # fmt: skip
 def test_bad_configuration_names_the_setting_to_fix(
@@ -231,6 +238,30 @@ def test_a_floor_window_in_podium_toml_makes_the_router_aim_above_the_floor_and_
         routed.start("hello").result()
         entry = next(e for e in audit(pod) if e.action == "model.call")
         assert '"route_floor":"0.80"' in entry.detail and '"route_aim":"0.866"' in entry.detail  # 0.8 + 1.645 x 0.04
+
+
+@pytest.mark.parametrize("prior", ["auto", "off"])
+def test_the_router_starts_from_what_public_outcomes_say_of_the_models_unless_told_not_to(
+    tmp_path: Path, providers: tuple[FakeProvider, FakeProvider], prior: str
+) -> None:
+    """The models' names at their providers are ones the shipped prior knows: its estimates differ from the blank
+    50% before any outcome, the audit entry says where they came from, and the stored request keeps them."""
+    pytest.importorskip("onnxruntime", reason="the embeddings extra is not installed: pip install 'podium[embeddings]'")
+    cheap, strong = providers
+    known_as = ("mixtral-8x7b-instruct-v0.1", "gpt-4-1106-preview")
+    config = write_config(tmp_path / "podium.toml", cheap, strong, f'prior = "{prior}"', known_as)
+    with podium.launch(podium.Settings(home=tmp_path / "p", config=config), podium.App(agents=[agent])) as pod:
+        routed.start("Which gas do plants absorb? A. oxygen B. carbon dioxide C. helium D. neon").result()
+        detail = json.loads(next(e for e in audit(pod) if e.action == "model.call").detail)
+        with pod.engine.connect() as conn:
+            stored = json.loads(conn.execute(sa.select(tables.routed.c.features)).scalar_one())
+    if prior == "off":
+        assert "route_prior" not in detail and detail["route_estimates"] == "cheap 0.50, strong 0.50"
+        assert isinstance(stored, list)
+    else:
+        assert detail["route_prior"] == "public outcomes (all-MiniLM-L6-v2-int8)"
+        assert detail["route_estimates"] != "cheap 0.50, strong 0.50"
+        assert set(stored["prior"]) == {"cheap", "strong"} and stored["prior"]["strong"] > stored["prior"]["cheap"]
 
 
 local_or_remote_asker = podium.Agent("local-or-remote", owner="platform-lead@example.com", models=LOCAL_OR_REMOTE)

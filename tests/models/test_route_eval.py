@@ -261,3 +261,26 @@ def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
             tmp_path / "none.csv", prompt="p", models=["w", "s"], prices={"w": Price(), "s": Price()}, group=None,
             exclude=None, output_tokens=1,
         )  # fmt: skip
+
+
+def test_cli_starts_the_router_from_the_prior_of_public_outcomes_and_says_which_models_it_knows(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("onnxruntime", reason="the embeddings extra is not installed: pip install 'podium[embeddings]'")
+    rng = random.Random(3)
+    rows: list[list[object]] = [["question", "mixtral-8x7b-instruct-v0.1", "our-model", "gpt-4-1106-preview"]]
+    for i in range(60):
+        hard = i % 2 == 0
+        text = f"Question {i}: " + ("prove the theorem about group homomorphisms" if hard else "what is 2 + 2?")
+        rows.append([text, not hard and rng.random() < 0.9, rng.random() < 0.5, rng.random() < 0.9])
+    file = write_csv(tmp_path / "q.csv", rows)
+    result = runner.invoke(
+        app,
+        ["route", "eval", str(file), "--prompt", "question", "--model", "mixtral-8x7b-instruct-v0.1=1/1",
+         "--model", "our-model=2/2", "--model", "gpt-4-1106-preview=20/20", "--seeds", "1", "--prior"],
+        terminal_width=200,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "The prior knows 2 of the 3 models; these start from its generic head: our-model" in out
+    assert "cost saved" in out

@@ -15,7 +15,7 @@ from podium.errors import UsageError
 
 if TYPE_CHECKING:
     from podium.cost import Price
-    from podium.models import CostColumn
+    from podium.models import CostColumn, PriorScorer
 
 route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
 
@@ -50,6 +50,14 @@ def route_eval(
     ] = 5,
     seeds: Annotated[int, typer.Option(min=1, max=1_000, help="Random arrival orders to average over.")] = 5,
     plot: Annotated[Path | None, typer.Option(help="Write the quality / cost plot here (SVG).")] = None,
+    prior: Annotated[
+        bool,
+        typer.Option(
+            help="Start the router from podium's prior of public outcomes, as workflows do (needs "
+            "podium[embeddings]; embeds each prompt once, ~20 ms each). Models are matched by column name. Do not "
+            "use it on the public sets the prior was trained on (docs/routing.md): that would not be held out."
+        ),
+    ] = False,
 ) -> None:
     """Replay the queries as a live stream through the router, at several quality floors, and report the cost
     saved at 95% of the best model's quality, APGR, the share of requests per model, how often the floor held
@@ -76,15 +84,34 @@ def route_eval(
         scale=_scale(scale) if scale is not None else None,
         output_tokens=output_tokens,
     )
+    scorer = _prior_of_public_outcomes([q.task.text for q in outcomes.queries], columns) if prior else None
     what = f"Routing {len(outcomes.queries):,} queries over {len(columns)} models"
     with progress_bar(f"{what} at {len(FLOOR_SHARES)} floors x {seeds} seeds") as progress:
         task = progress.add_task("route", total=seeds * len(FLOOR_SHARES))
-        evaluation = evaluate(outcomes, seeds=seeds, progress=lambda: progress.advance(task))
+        evaluation = evaluate(outcomes, seeds=seeds, prior=scorer, progress=lambda: progress.advance(task))
     print_route_summary(evaluation.summary())
     if plot:
         x = "strong calls" if len(columns) == 2 else "cost"
         write_output(plot, evaluation.plot(f"Routing {file.name}: quality vs {x}"), "the plot")
         console.print(styled("Plot written to {}", plot))
+
+
+def _prior_of_public_outcomes(texts: list[str], columns: list[str]) -> PriorScorer:
+    """The shipped prior, with every prompt embedded once up front (the replay decides each one many times)."""
+    from podium.models import MiniLM, PriorScorer, RoutePrior
+
+    unknown = [column for column in columns if not RoutePrior.shipped().knows(column)]
+    console.print(
+        styled("The prior knows {} of the {} models", len(columns) - len(unknown), len(columns))
+        + (styled("; these start from its generic head: {}", ", ".join(unknown)) if unknown else Text("."))
+    )
+    model = MiniLM(cache_size=len(texts))
+    with progress_bar(f"Embedding {len(texts):,} prompts for the prior") as progress:
+        task = progress.add_task("embed", total=len(texts))
+        for text in texts:
+            model.embed([text])
+            progress.advance(task)
+    return PriorScorer(RoutePrior.shipped(), model)
 
 
 def _model(spec: str) -> tuple[str, str | None]:

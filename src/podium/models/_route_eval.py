@@ -291,13 +291,16 @@ def evaluate(
     *,
     seeds: int = 5,
     floor_shares: tuple[float, ...] = FLOOR_SHARES,
-    shadow_rate: float = 0.05,
+    shadow_rate: float | None = None,
     prior: PriorScorer | None = None,
     progress: Callable[[], None] = lambda: None,
 ) -> Evaluation:
     """Replay the queries `seeds` times in random orders, once per floor; the run at the target floor (95%) is
     always among them, since the floor kept over the stream is measured on it. With `prior`, every run starts from
-    what it says of the models (a prior trained on these very queries would be a leak: hold them out)."""
+    what it says of the models (a prior trained on these very queries would be a leak: hold them out). The shadow
+    sample is 5% by default, 1% with a prior: there is less left to discover (MMLU, half held out, 1 seed: 54% saved
+    at 95% against 52% at 5%)."""
+    shadow_rate = (0.05 if prior is None else 0.01) if shadow_rate is None else shadow_rate
     queries, models = outcomes.queries, outcomes.models
     n = len(queries)
     always = tuple(
