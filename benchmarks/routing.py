@@ -45,7 +45,8 @@ def decision_ms(outcomes: Outcomes, decisions: int, prior: PriorScorer | None = 
         start = time.perf_counter()
         decision = router.decide(query.task, costs=dict(zip(outcomes.models, query.costs, strict=True)))
         times.append((time.perf_counter() - start) * 1000)
-        router.learn(query.task, decision.tier, outcomes.unit(query.scores[outcomes.models.index(decision.tier)]))
+        score = query.scores[outcomes.models.index(decision.tier)]
+        router.learn(decision.features, decision.tier, outcomes.unit(score))
     return times
 
 

@@ -116,3 +116,24 @@ def test_features_are_stored_with_the_prior_they_were_decided_on_and_old_rows_st
     assert "integral" not in features.stored()  # hashed, never the text
     old = Features.from_stored(json.dumps(features.indices.tolist()))
     assert old.prior == {} and (old.indices == features.indices).all()
+
+
+def test_a_decision_carries_the_features_it_was_made_on_so_learning_from_it_embeds_nothing_again() -> None:
+    class Counting(Words):
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            self.texts += texts
+            return super().embed(texts)
+
+    counting = Counting()
+    heads = {GENERIC: np.zeros(3), "small": np.array([-4.0, 2.0, 1.0])}
+    router = Router(
+        [RouteTier("small", 0.01), RouteTier("large", 1.0)], prior=PriorScorer(RoutePrior("words", heads, ()), counting)
+    )
+    decision = router.decide(Task("solve this integral"))
+    router.learn(decision.features, decision.tier, True)
+    assert counting.texts == ["solve this integral"]  # embedded once, for the decision
+    assert decision.features.prior == {"small": -3.0, "large": 0.0}
+    assert decision.explain()["route_features"] == "bias group= length=0"

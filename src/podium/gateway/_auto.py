@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -20,6 +21,17 @@ from podium.store import insert_if_absent, tables
 
 AUTO = "podium/auto"
 _routed = tables.routed
+
+
+@dataclass(frozen=True)
+class AutoRoute:
+    """What `podium/auto` decided for one request: the models to try in order, why (for the audit entry), and the
+    router and features to remember the answered request under."""
+
+    models: list[str]
+    why: dict[str, str]
+    router: str
+    features: Features
 
 
 class AutoRouter:
@@ -32,9 +44,7 @@ class AutoRouter:
         self._routers: dict[str, Router] = {}
         self._lock = threading.Lock()
 
-    def order(
-        self, permitted: Sequence[tuple[str, str, float]], text: str, group: str
-    ) -> tuple[list[str], dict[str, str]]:
+    def order(self, permitted: Sequence[tuple[str, str, float]], text: str, group: str) -> AutoRoute:
         """The models to try for `text`: the router's choice, then the stronger ones, then the weaker ones
         strongest first; and the router's explanation for the audit entry (with its key, to remember the request
         under). `permitted` holds (model, tier, the expected cost of this request on it)."""
@@ -46,7 +56,8 @@ class AutoRouter:
             router = self._routers.get(key) or self._load(key, costs)
             decision = router.decide(Task(text, group), costs=costs)
         at = names.index(decision.tier)
-        return [decision.tier, *names[at + 1 :], *reversed(names[:at])], decision.explain() | {"router": key}
+        models = [decision.tier, *names[at + 1 :], *reversed(names[:at])]
+        return AutoRoute(models, decision.explain() | {"router": key}, key, decision.features)
 
     def _load(self, key: str, costs: dict[str, float]) -> Router:
         tiers = [RouteTier(name, cost) for name, cost in costs.items()]
@@ -61,16 +72,13 @@ class AutoRouter:
             router.learn(Features.from_stored(row.features), row.model, bool(row.success))
         return router
 
-    def remember(self, router: str, request: str, model: str, text: str, group: str) -> None:
-        """Store the routed request `request` (its asker and id) as answered by `model`, to credit on feedback."""
-        task = Task(text, group)
-        with self._lock:
-            known = self._routers.get(router)
-        features = (known.features(task) if known else Features.of(task)).stored()  # the prior's odds as decided
+    def remember(self, route: AutoRoute, request: str, model: str) -> None:
+        """Store the routed request `request` (its asker and id) as answered by `model`, to credit on feedback, with
+        the features it was routed on (the prior's odds as decided, not worked out again)."""
         with self._engine.begin() as conn:
             insert_if_absent(
-                conn, _routed, id=request, router=router, run_id=request, model=model, features=features,
-                success=None, at=time.time(),
+                conn, _routed, id=request, router=route.router, run_id=request, model=model,
+                features=route.features.stored(), success=None, at=time.time(),
             )  # fmt: skip
 
     def feedback(self, request: str, success: bool) -> int:

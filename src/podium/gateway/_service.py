@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from podium.audit import canonical_json, digest, record
 from podium.cost import Price, Tokens
 from podium.errors import ActionDenied, ConfigurationError, ModelUnavailable, NotFoundError, UsageError
-from podium.gateway._auto import AUTO, AutoRouter
+from podium.gateway._auto import AUTO, AutoRoute, AutoRouter
 from podium.gateway._guardrails import OutputBlocked
 from podium.gateway._limits import RateLimits
 from podium.gateway._problems import UnknownModel
@@ -217,15 +217,15 @@ class Gateway:
             return {}
         return await asyncio.to_thread(self._screening.screen_prompt, messages)
 
-    async def _models_for(self, ask: _Ask) -> list[str]:
+    async def _models_for(self, ask: _Ask) -> tuple[list[str], AutoRoute | None]:
         """`_plan`, off the event loop when it reads the database (podium/auto asks what the caller may use)."""
         return await asyncio.to_thread(self._plan, ask) if ask.alias == AUTO else self._plan(ask)
 
-    def _plan(self, ask: _Ask) -> list[str]:
+    def _plan(self, ask: _Ask) -> tuple[list[str], AutoRoute | None]:
         """The models to try for a chat request, in order (`podium/auto`: the router's order, explained in the
         audit entry, among the models the caller may use)."""
         if ask.alias != AUTO:
-            return list(self.candidates(ask.alias))
+            return list(self.candidates(ask.alias)), None
         governor = self._pod.governor
         permitted = [
             (model, self._pod.models.entry(model).tier, float(self._weighed(model, ask)))
@@ -238,15 +238,14 @@ class Gateway:
                 agent=ask.who.name,
                 resource=AUTO,
             )
-        order, why = self._auto.order(permitted, _prompt_text(ask.body), ask.who.actor)
-        ask.detail.update(why)
-        return order
+        route = self._auto.order(permitted, _prompt_text(ask.body), ask.who.actor)
+        ask.detail.update(route.why)
+        return route.models, route
 
-    def _routed(self, ask: _Ask, request_id: str, model: str) -> None:
+    def _routed(self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str) -> None:
         """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router."""
-        if ask.alias == AUTO:
-            request = _request_ref(ask.who, request_id)
-            self._auto.remember(ask.detail["router"], request, model, _prompt_text(ask.body), ask.who.actor)
+        if route is not None:
+            self._auto.remember(route, _request_ref(ask.who, request_id), model)
 
     def feedback(self, who: Identity, request_id: str, good: bool) -> int:
         """Teach `podium/auto` whether its answer to `who`'s request was good (once per request); audited."""
@@ -282,12 +281,13 @@ class Gateway:
         """A whole chat answer from the first of the alias's models that gives one."""
         with _scope(who, request_id):
             ask = await self._ask(who, request_id, alias, body, max_tokens)
-            for model in await self._models_for(ask):
+            models, route = await self._models_for(ask)
+            for model in models:
                 checked = await self._attempt(model, functools.partial(self._complete_on, ask, model))
                 if checked is not None:
                     if checked.blocked is not None:
                         raise checked.blocked  # charged and audited as it ran; the client sees none of it
-                    self._routed(ask, request_id, model)
+                    self._routed(ask, route, request_id, model)
                     return Answer(checked.result, model, request_id)
         raise self._unavailable(alias)
 
@@ -361,10 +361,11 @@ class Gateway:
             with _scope(who, request_id):
                 ask = await self._ask(who, request_id, alias, body, max_tokens)
                 ask.detail["stream"] = "true"
-                for model in await self._models_for(ask):
+                models, route = await self._models_for(ask)
+                for model in models:
                     tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
                     if tally is not None:
-                        self._routed(ask, request_id, model)
+                        self._routed(ask, route, request_id, model)
                         await stream.put(End(tally.cut))
                         return
             raise self._unavailable(alias)

@@ -118,7 +118,7 @@ class RoutedModel(Model):
             detail = decision.explain() | ({"route_fallback_from": decision.tier} if name != decision.tier else {})
             try:
                 response = await self._by_name[name].request_explained(
-                    messages, model_settings, model_request_parameters, detail, self._remembering(task, name)
+                    messages, model_settings, model_request_parameters, detail, self._remembering(decision, name)
                 )
             except ModelAPIError as exc:
                 if not _provider_fault(exc):
@@ -147,18 +147,18 @@ class RoutedModel(Model):
         compute = self._compute.seconds(model.name, tokens_in + tokens_out)
         return float(model.price.cost_nano_usd(tokens_in, tokens_out, compute))
 
-    def _remembering(self, task: Task, model: str) -> Callable[[CallSite], None]:
+    def _remembering(self, decision: RouteDecision, model: str) -> Callable[[CallSite], None]:
         """Store the request that `model` answered, to be credited when its run reports an outcome. Keyed by the
         answering call's site, so a re-run step stores it once."""
 
         def remember(site: CallSite) -> None:
             if site.run_id is None:
                 return  # outside any run: no outcome will come
-            self._store(task, model, site)
+            self._store(decision.features, model, site)
 
         return remember
 
-    def _store(self, task: Task, model: str, site: CallSite) -> None:
+    def _store(self, features: Features, model: str, site: CallSite) -> None:
         with self._engine.begin() as conn:
             insert_if_absent(
                 conn,
@@ -167,7 +167,7 @@ class RoutedModel(Model):
                 router=self.key,
                 run_id=site.run_id,
                 model=model,
-                features=self.router.features(task).stored(),
+                features=features.stored(),  # as decided: the prior's odds are not worked out again
                 success=None,
                 at=time.time(),
             )

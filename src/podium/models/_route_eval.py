@@ -375,7 +375,7 @@ def _stream(
         decision = router.decide(query.task, costs=dict(zip(models, query.costs, strict=True)))
         for tier in (decision.tier, decision.shadow) if decision.shadow else (decision.tier,):
             cost += query.costs[index[tier]]
-            router.learn(query.task, tier, units[index[tier]], shadow=tier != decision.tier)
+            router.learn(decision.features, tier, units[index[tier]], shadow=tier != decision.tier)
         chosen = index[decision.tier]
         realised.append(query.scores[chosen])
         calls[chosen] += 1

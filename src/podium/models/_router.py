@@ -133,7 +133,7 @@ class RouteDecision:
     costs: dict[str, float]
     floor: float
     cost_weight: float
-    features: tuple[str, ...]
+    features: Features = field(repr=False, compare=False)  # as decided on: learn from these, never recompute them
     shadow: str | None = None
     aim: float | None = None  # above the floor when the router keeps it over windows of tasks (`Router.window`)
     prior: str | None = None  # the embedding model of the prior the estimates start from, if any
@@ -145,7 +145,7 @@ class RouteDecision:
             "route_costs": ", ".join(f"{tier} {c:.3g}" for tier, c in self.costs.items()),
             "route_floor": f"{self.floor:.2f}",
             "route_cost_weight": f"{self.cost_weight:.3g}",
-            "route_features": " ".join(self.features),
+            "route_features": " ".join(self.features.shown),
             **({"route_shadow": self.shadow} if self.shadow else {}),
             **({"route_aim": f"{self.aim:.3f}"} if self.aim is not None else {}),
             **({"route_prior": self.prior} if self.prior else {}),
@@ -215,7 +215,7 @@ class Router:
             costs,
             self.floor,
             self._cost_weight,
-            features.shown,
+            features,
             self._shadow_for(chosen),
             self._aim if self.window else None,
             None if self.prior is None else f"public outcomes ({self.prior.prior.embedder})",
