@@ -8,7 +8,7 @@ a 3B model is weaker than a 70B one at mathematics, and its outcomes then correc
 organisation's work differs.
 
 The prior ships as plain JSON (`route_prior.json`, no pickle): the heads' weights, the embedding model they were
-fitted on, and what they were trained on. `python -m benchmarks.routing_prior build` rebuilds it from the shared
+fitted on, and what they were trained on. `python -m benchmarks.routing_prior` rebuilds it from the shared
 data.
 """
 
@@ -109,7 +109,7 @@ class PriorScorer:
         if embedder.name != prior.embedder:
             raise ValueError(
                 f"the route prior was fitted on {prior.embedder} embeddings, not {embedder.name}: rebuild it "
-                "(python -m benchmarks.routing_prior build) or use that embedding model"
+                "(python -m benchmarks.routing_prior) or use that embedding model"
             )
         self.prior = prior
         self._embedder = embedder
