@@ -122,6 +122,26 @@ def test_auto_costs_a_local_model_at_the_compute_it_has_taken_and_a_slow_one_los
         assert costs[LOCAL] / costs["remote"] == pytest.approx(_per_token(served, 100.0), rel=0.01)  # 23.6 to 1
 
 
+def test_auto_weighs_each_token_class_at_its_own_price_not_at_the_dearest(settings: Settings) -> None:
+    """A model whose plain tokens are cheap ($0.01 a million) and whose reasoning tokens are dear ($100,000) is the
+    cheap one for a request that asks for no reasoning: podium/auto weighs the tokens a request is expected to take at
+    each class's price. (Its budget reservation still takes the dearest class: that is a bound, not an estimate.)"""
+    price = "{ input_per_mtok = 0.01, output_per_mtok = 0.01, reasoning_per_mtok = 100000.0 }"
+    with (
+        OpenAIServer() as upstream,
+        served_with(settings, remote_model("remote", upstream.base_url, price=price)) as served,
+    ):
+        _ask(served, served.agent_key)
+        route, costs = _weighed(served)
+        remote = served.pod.models.entry("remote").price
+        assert costs["remote"] < remote.cost_of(
+            Tokens(input=1_000, output=3)
+        )  # plain classes: under a tenth of a micro-dollar
+        # at the dearest class, its 3 tokens out alone would cost more than the local model
+        assert costs["remote"] < costs[LOCAL] < remote.cost_of(Tokens(reasoning=3)) and route == "remote"
+        assert len(upstream.chat_requests()) == 1
+
+
 def test_auto_learns_a_local_models_compute_from_each_answer_it_serves(settings: Settings) -> None:
     """Unmeasured, the local model is weighed at a nominal second and answers; the next request weighs it at the
     seconds a token that answer took, as the ledger has it."""

@@ -478,17 +478,26 @@ class Gateway:
         return self._cost(model, tokens, seconds, worst=True)
 
     def _weighed(self, model: str, ask: _Ask) -> int:
-        """What `podium/auto` weighs a request on `model` at: its tokens as reserved, and a local model's compute at
-        the seconds a token it has taken (`MeasuredCompute`, as workflow routing does), not at its slowest rate."""
-        tokens = self._most_tokens(ask)
+        """What `podium/auto` weighs a request on `model` at: the tokens it is expected to take, each class at its own
+        price (a reservation's dearest class is a bound, and would make a model with dear reasoning tokens look
+        dear on every request), and a local model's compute at the seconds a token it has taken
+        (`MeasuredCompute`), as workflow routing weighs them."""
+        tokens = self._expected_tokens(ask)
         seconds = self._pod.measured_compute.seconds(model, tokens.total_input + tokens.total_output)
-        return self._cost(model, tokens, seconds, worst=True)
+        return self._cost(model, tokens, seconds)
+
+    @staticmethod
+    def _expected_tokens(ask: _Ask) -> Tokens:
+        """About four bytes of the body a token (`expected_tokens`, as workflow routing expects), and max_tokens out:
+        reasoning tokens if the request asks the model to reason."""
+        read = ask.body_bytes // 4 + 1 + ask.framing_tokens + _hidden_prompt_tokens(ask)
+        if ask.body.get("reasoning_effort"):
+            return Tokens(input=read, reasoning=ask.max_tokens)
+        return Tokens(input=read, output=ask.max_tokens)
 
     @staticmethod
     def _most_tokens(ask: _Ask) -> Tokens:
-        read = ask.body_bytes + ask.framing_tokens
-        read += HIDDEN_PROMPT_TOKENS * sum(1 for field in ("tools", "response_format") if ask.body.get(field))
-        return Tokens(input=read, output=ask.max_tokens)
+        return Tokens(input=ask.body_bytes + ask.framing_tokens + _hidden_prompt_tokens(ask), output=ask.max_tokens)
 
     def _cost(self, model: str, tokens: Tokens, seconds: float, *, worst: bool = False) -> int:
         """What `tokens` cost on `model`; `worst`: priced at whichever input and output class is dearest."""
@@ -528,6 +537,13 @@ class Gateway:
 # What a provider adds unseen when a request carries tools or a structured format (Anthropic's tool-use system
 # prompt is ~350 tokens; a JSON schema's instructions similar): reserved on top of what the body reads.
 HIDDEN_PROMPT_TOKENS = 1_000
+
+
+def _hidden_prompt_tokens(ask: _Ask) -> int:
+    """What a provider adds to a prompt that uses tools or a response format (`HIDDEN_PROMPT_TOKENS` each)."""
+    return HIDDEN_PROMPT_TOKENS * sum(1 for field in ("tools", "response_format") if ask.body.get(field))
+
+
 MEDIA_PARTS = frozenset({"image_url", "input_image", "image", "input_audio", "file", "input_file", "document"})
 
 
