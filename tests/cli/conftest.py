@@ -18,6 +18,7 @@ import pytest
 import podium
 from podium import Podium, Settings
 from podium.cli._common import console, err
+from podium.store import tables
 from podium.testing import TEST_ADMIN, key_for, sign_in, temporary_postgres_database
 from tests.review import _app
 from tests.review.test_review import waiting
@@ -105,6 +106,13 @@ def _make(settings: Settings) -> Iterator[HostileHome]:
         failed = fails.start(f"{FREE_TEXT} {FORGING_TEXT}")
         with pytest.raises(ValueError, match="ALL CHECKS PASSED"):
             failed.result()
+        routed = [
+            {"id": f"hostile-route-{i}", "router": f"hostile-bot:{NAME_TEXT}|strong", "run_id": None,
+             "model": NAME_TEXT, "features": "[]", "success": i % 2, "at": float(i)}
+            for i in range(3)
+        ]  # fmt: skip
+        with pod.engine.begin() as conn:
+            conn.execute(tables.routed.insert(), routed)  # a router over a model named like an attack
         admin_key = key_for(pod, TEST_ADMIN)
         yield HostileHome(pod, admin_key, request.id, failed.id, decided.id, waiting_run.id, kill_seq)
 

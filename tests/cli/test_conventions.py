@@ -93,6 +93,7 @@ def test_an_option_means_one_thing_everywhere() -> None:
         ("keys", "list"),
         ("models", "list"),
         ("costs",),
+        ("route", "status"),
     ],
 )
 def test_a_read_on_a_home_without_a_database_says_so_and_makes_none(tmp_path: Path, command: tuple[str, ...]) -> None:

@@ -65,6 +65,7 @@ def test_every_display_command_shows_hostile_text_literally(hostile: HostileHome
         ("costs", "--per", "agent"),
     ):
         run(hostile, *command)
+    shows(run(hostile, "route", "status")[0], SHOWN)  # a router over a model named like an attack
 
 
 def test_json_carries_hostile_text_exactly_and_prints_none_of_it_raw(hostile: HostileHome) -> None:

@@ -1,4 +1,5 @@
-"""`podium route eval`: replay an organisation's own per-query outcomes through the cost router."""
+"""`podium route eval`: replay an organisation's own per-query outcomes through the cost router; `podium route
+status`: whether the live routers keep their quality floor."""
 
 from __future__ import annotations
 
@@ -9,15 +10,66 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from podium.cli._common import console, output_file, progress_bar, write_output
-from podium.cli._display import styled
+from podium.cli._common import connected, console, output_file, progress_bar, write_output
+from podium.cli._display import AsJson, print_json, row, styled, table
 from podium.errors import UsageError
 
 if TYPE_CHECKING:
     from podium.cost import Price
     from podium.models import CostColumn, PriorScorer
 
-route_app = typer.Typer(help="The cost router: evaluate it on per-query outcome data.", no_args_is_help=True)
+route_app = typer.Typer(
+    help="The cost router: whether it keeps its quality floor, and how it does on per-query outcome data.",
+    no_args_is_help=True,
+)
+_VERDICT_STYLE = {"holding": "green", "below": "bold red", "unsure": "yellow", "no outcomes": "dim"}
+
+
+@route_app.command("status")
+def route_status(
+    as_json: AsJson = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if a router is below its floor (for monitoring).")
+    ] = False,
+) -> None:
+    """Whether each router keeps routing.floor on its recent reported outcomes (routing.floor_window of them, or
+    200), with an interval at routing.floor_confidence, per model too; and what to do when it does not."""
+    from podium.governance import floor_status
+
+    with connected(read=True) as pod:
+        statuses = floor_status(pod.engine, pod.config.routing)
+    if as_json:
+        print_json([status.as_dict() for status in statuses])
+    elif not statuses:
+        console.print("No routed requests yet: route with agent.run(prompt, model=[...]) or the gateway's podium/auto.")
+    else:
+        first = statuses[0]
+        shown = table(
+            "router",
+            "requests",
+            "outcomes",
+            "quality",
+            "verdict",
+            title=f"Against routing.floor {first.floor:.0%}, at {first.confidence:.0%} confidence",
+            title_justify="left",
+        )
+        for status in statuses:
+            quality = "-" if status.quality is None else f"{status.quality:.0%} ({status.low:.0%}-{status.high:.0%})"
+            verdict = styled(f"[{_VERDICT_STYLE[status.verdict]}]{{}}[/]", status.verdict)
+            shown.add_row(*row(status.router, status.requests, status.judged, quality, verdict))
+        console.print(shown)
+        for status in statuses:
+            models = "; ".join(
+                f"{m.model} {m.requests} requests" + ("" if m.quality is None else f", {m.quality:.0%} of {m.judged}")
+                for m in status.models
+            )
+            console.print(styled("{}: {}. {}.", status.router, models, status.advice()))
+        console.print(
+            "[dim]outcomes: the recent ones judged (routing.floor_window, or 200); quality: their success share and "
+            "its one-sided interval (Wilson); docs/routing.md[/]"
+        )
+    if check and any(status.verdict == "below" for status in statuses):
+        raise typer.Exit(1)
 
 
 @route_app.command("eval")

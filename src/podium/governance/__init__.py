@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from podium.governance._call import SINK_KINDS, Call, CallKind, Outcome, SinkKind, ToolDeclaration, Usage
 from podium.governance._compute import MeasuredCompute
 from podium.governance._containment import Bulkhead, Containment
+from podium.governance._floor import FloorStatus, ModelFloor, floor_status
 from podium.governance._governor import Governor
 from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._limits import RunLimits
@@ -59,6 +60,7 @@ __all__ = [
     "CallSite",
     "Containment",
     "DoorMemory",
+    "FloorStatus",
     "Flow",
     "FrontDoor",
     "GovernanceReport",
@@ -68,6 +70,7 @@ __all__ = [
     "KillReport",
     "KillSwitch",
     "MeasuredCompute",
+    "ModelFloor",
     "NeedsReview",
     "Outcome",
     "Refusal",
@@ -83,6 +86,7 @@ __all__ = [
     "current_call",
     "current_door_key",
     "enter_door",
+    "floor_status",
     "governance_report",
     "kill_scope",
     "report_markdown",
