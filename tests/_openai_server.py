@@ -23,6 +23,7 @@ class FakeProvider:
         self.name = name
         self.mode: Mode = "ok"
         self.completions = 0  # chat-completion requests received, whatever the answer
+        self.reply: str | None = None  # what it answers (default: "<name> answers: <prompt>")
         self.hang_s = 2.0
         self._server: ThreadingHTTPServer | None = None
 
@@ -70,7 +71,10 @@ class FakeProvider:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": f"{provider.name} answers: {prompt}"},
+                                "message": {
+                                    "role": "assistant",
+                                    "content": provider.reply or f"{provider.name} answers: {prompt}",
+                                },
                                 "finish_reason": "stop",
                             }
                         ],

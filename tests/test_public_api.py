@@ -43,6 +43,7 @@ def test_exported_members() -> None:
         "current_call",
         "launch",
         "request_scope",
+        "route_disagreed",
         "route_outcome",
         "send_to_outbox",
         "step",

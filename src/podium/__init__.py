@@ -16,7 +16,8 @@ from podium._version import __version__
 
 if TYPE_CHECKING:
     from podium._events import Event, EventBus
-    from podium._runtime import App, Podium, connect, launch, route_outcome
+    from podium._routing import route_disagreed, route_outcome
+    from podium._runtime import App, Podium, connect, launch
     from podium.agents import Agent
     from podium.cost import Price
     from podium.errors import (
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "podium._events": ("Event", "EventBus"),
-    "podium._runtime": ("App", "Podium", "connect", "launch", "route_outcome"),
+    "podium._routing": ("route_disagreed", "route_outcome"),
+    "podium._runtime": ("App", "Podium", "connect", "launch"),
     "podium.agents": ("Agent",),
     "podium.cost": ("Price",),
     "podium.errors": (
@@ -125,6 +127,7 @@ __all__ = [
     "current_call",
     "launch",
     "request_scope",
+    "route_disagreed",
     "route_outcome",
     "send_to_outbox",
     "step",

@@ -621,19 +621,3 @@ def connect(settings: Settings | None = None) -> Podium:
 def launch(settings: Settings | None = None, app: App | None = None) -> Podium:
     """Launch podium in this process. See `Podium.launch`."""
     return Podium.launch(settings, app)
-
-
-def route_outcome(success: bool) -> int:
-    """Tell the router whether the routed answers of this run were good (say, a person approved the draft).
-
-    Call it in the workflow, once the outcome is known; it teaches the routers of this process and returns how
-    many routed requests it credited (0 after a restart: what awaits an outcome is kept in memory).
-    """
-    from dbos import DBOS
-
-    run_id = DBOS.workflow_id
-    if run_id is None:
-        raise UsageError(
-            "route_outcome() reports on a workflow run: call it inside a @podium.workflow or @podium.step."
-        )
-    return _current.get().route_outcome(run_id, success)

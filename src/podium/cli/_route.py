@@ -64,6 +64,14 @@ def route_status(
                 for m in status.models
             )
             console.print(styled("{}: {}. {}.", status.router, models, status.advice()))
+            if status.agreement is not None:
+                console.print(
+                    styled(
+                        "  shadow sample: {} answers by the strongest model, {} the same as the one served.",
+                        status.shadows,
+                        f"{status.agreement:.0%}",
+                    )
+                )
         console.print(
             "[dim]outcomes: the recent ones judged (routing.floor_window, or 200); quality: their success share and "
             "its one-sided interval (Wilson); docs/routing.md[/]"

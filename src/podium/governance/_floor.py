@@ -46,6 +46,14 @@ class FloorStatus:
     floor: float
     confidence: float
     models: tuple[ModelFloor, ...]  # its candidates, weakest first, then any it routed to before
+    shadows: int = 0  # shadow answers by the strongest candidate (routing.shadow_rate), all time
+    agreed: int = 0  # of those, how many agreed with the answer served
+
+    @property
+    def agreement(self) -> float | None:
+        """The share of shadow answers that agreed with the served one: a floor-free estimate of how often the
+        weaker models answer as the strongest would (meaningful where answers are labels, numbers or records)."""
+        return self.agreed / self.shadows if self.shadows else None
 
     @property
     def verdict(self) -> Verdict:
@@ -98,6 +106,8 @@ class FloorStatus:
             "verdict": self.verdict,
             "advice": self.advice(),
             "models": [vars(m) for m in self.models],
+            "shadows": self.shadows,
+            "agreement": self.agreement,
         }
 
 
@@ -106,15 +116,26 @@ def floor_status(engine: sa.Engine, routing: RoutingSetting) -> list[FloorStatus
     DEFAULT_WINDOW), sorted by name."""
     window = routing.floor_window or DEFAULT_WINDOW
     z = statistics.NormalDist().inv_cdf(routing.floor_confidence)
-    counts = sa.select(_routed.c.router, _routed.c.model, sa.func.count()).group_by(_routed.c.router, _routed.c.model)
+    served = _routed.c.shadow_of.is_(None)
+    counts = (
+        sa.select(_routed.c.router, _routed.c.model, sa.func.count())
+        .where(served)
+        .group_by(_routed.c.router, _routed.c.model)
+    )
+    shadows = (
+        sa.select(_routed.c.router, sa.func.count(), sa.func.coalesce(sa.func.sum(_routed.c.agrees), 0))
+        .where(_routed.c.shadow_of.is_not(None))
+        .group_by(_routed.c.router)
+    )
     with engine.connect() as conn:
         requests: dict[str, dict[str, int]] = {}
         for router, model, n in conn.execute(counts):
             requests.setdefault(router, {})[model] = n
+        sampled = {router: (int(n), int(agreed)) for router, n, agreed in conn.execute(shadows)}
         recent = {
             router: conn.execute(
                 sa.select(_routed.c.model, _routed.c.success)
-                .where(_routed.c.router == router, _routed.c.success.is_not(None))
+                .where(_routed.c.router == router, _routed.c.success.is_not(None), served)
                 .order_by(_routed.c.at.desc(), _routed.c.id.desc())
                 .limit(window)
             ).all()
@@ -142,6 +163,7 @@ def floor_status(engine: sa.Engine, routing: RoutingSetting) -> list[FloorStatus
                 routing.floor,
                 routing.floor_confidence,
                 models,
+                *sampled.get(router, (0, 0)),
             )
         )
     return statuses

@@ -11,11 +11,19 @@ The router learns from outcomes the workflow reports for its run (`podium.route_
 after a person approved or rejected a routed draft): each routed request of the run is credited to the model that
 answered it. Routed requests and their outcomes are stored (as hashed features, never the text), so a router
 starts from everything learnt before, in any process, and an outcome reported after a restart still teaches.
+
+With `routing.shadow_rate`, that share of requests served by a weaker model is also put to the strongest candidate
+(the shadow sample): a governed, paid call whose answer is compared with the served one and stored beside it. An
+answer that agrees (the same text, or the same JSON) shares the served answer's outcome, so the router learns the
+strong model's too; one that disagrees stays unjudged, and `podium.route_disagreed()` tells the workflow, whose
+exception rules can then ask a person. A shadow that fails or is refused costs what it cost and changes nothing
+for the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,12 +37,12 @@ from pydantic_ai.exceptions import (
     ModelServerError,
     ModelUnavailableError,
 )
-from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
 from podium._tiers import TIERS
-from podium.errors import ModelUnavailable
+from podium.errors import ActorStopped, GovernanceError, ModelUnavailable
 from podium.governance._compute import NOMINAL_COMPUTE_SECONDS, MeasuredCompute
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
@@ -78,17 +86,20 @@ class RoutedModel(Model):
         self.key = f"{group}:{'|'.join(self._by_name)}"
         with engine.connect() as conn:
             learnt = conn.execute(
-                sa.select(tables.routed.c.model, tables.routed.c.features, tables.routed.c.success)
+                sa.select(
+                    tables.routed.c.model, tables.routed.c.features, tables.routed.c.success, tables.routed.c.shadow_of
+                )
                 .where(tables.routed.c.router == self.key, tables.routed.c.success.is_not(None))
                 .order_by(tables.routed.c.at)
             ).all()
         for row in learnt:
-            self.learn(row.features, row.model, bool(row.success))
+            self.learn(row.features, row.model, bool(row.success), shadow=row.shadow_of is not None)
 
-    def learn(self, features: str, model: str, success: bool) -> None:
-        """Learn one stored outcome: `features` as stored (`Features.stored`)."""
+    def learn(self, features: str, model: str, success: bool, *, shadow: bool = False) -> None:
+        """Learn one stored outcome: `features` as stored (`Features.stored`); a shadow answer's teaches the
+        model's estimate but does not steer the cost weight (it was not served)."""
         with self._lock:
-            self.router.learn(Features.from_stored(features), model, success)
+            self.router.learn(Features.from_stored(features), model, success, shadow=shadow)
 
     @property
     def model_name(self) -> str:
@@ -116,9 +127,14 @@ class RoutedModel(Model):
                 failures.append(f"{name}: circuit breaker open")
                 continue
             detail = decision.explain() | ({"route_fallback_from": decision.tier} if name != decision.tier else {})
+            served: list[CallSite] = []
             try:
                 response = await self._by_name[name].request_explained(
-                    messages, model_settings, model_request_parameters, detail, self._remembering(decision, name)
+                    messages,
+                    model_settings,
+                    model_request_parameters,
+                    detail,
+                    self._remembering(decision, name, served),
                 )
             except ModelAPIError as exc:
                 if not _provider_fault(exc):
@@ -132,6 +148,10 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
+            if decision.shadow is not None and served and served[0].run_id is not None:
+                await self._shadow(
+                    decision, name, served[0], response, (messages, model_settings, model_request_parameters)
+                )
             return response
         raise ModelUnavailable(
             "no model could take the request: " + "; ".join(failures) + ". Check those providers (podium models list).",
@@ -147,18 +167,59 @@ class RoutedModel(Model):
         compute = self._compute.seconds(model.name, tokens_in + tokens_out)
         return float(model.price.cost_nano_usd(tokens_in, tokens_out, compute))
 
-    def _remembering(self, decision: RouteDecision, model: str) -> Callable[[CallSite], None]:
-        """Store the request that `model` answered, to be credited when its run reports an outcome. Keyed by the
-        answering call's site, so a re-run step stores it once."""
+    def _remembering(self, decision: RouteDecision, model: str, served: list[CallSite]) -> Callable[[CallSite], None]:
+        """Store the request that `model` answered, to be credited when its run reports an outcome (and note its
+        site in `served`). Keyed by the answering call's site, so a re-run step stores it once."""
 
         def remember(site: CallSite) -> None:
+            served.append(site)
             if site.run_id is None:
                 return  # outside any run: no outcome will come
             self._store(decision.features, model, site)
 
         return remember
 
-    def _store(self, features: Features, model: str, site: CallSite) -> None:
+    async def _shadow(
+        self,
+        decision: RouteDecision,
+        served_by: str,
+        served: CallSite,
+        answer: ModelResponse,
+        request: tuple[list[ModelMessage], ModelSettings | None, ModelRequestParameters],
+    ) -> None:
+        """Put the request to the strongest candidate too (the router drew a shadow sample) and store its answer
+        beside the served one, with whether the two agree."""
+        strongest = self._candidates[-1].name
+        breaker = self._breakers.get(strongest)
+        if served_by == strongest or not breaker.allow():
+            return
+        detail = decision.explain() | {"route_shadow_of": served_by}
+        sites: list[CallSite] = []
+        try:
+            shadow = await self._by_name[strongest].request_explained(*request, detail, sites.append)
+        except ActorStopped:
+            breaker.abandoned()
+            raise  # the run was stopped: that is not the shadow's to swallow
+        except (ModelAPIError, GovernanceError) as exc:  # a provider fault, a budget, a limit: no shadow this time
+            if isinstance(exc, ModelAPIError) and _provider_fault(exc):
+                if breaker.failed():
+                    self._breakers.opened(strongest, f"{strongest}: {type(exc).__name__}: {exc}")
+            else:
+                breaker.abandoned()
+            return
+        breaker.succeeded()
+        agrees = _agree(_text(answer), _text(shadow))
+        self._store(decision.features, strongest, sites[0], shadow_of=served.key, agrees=agrees)
+
+    def _store(
+        self,
+        features: Features,
+        model: str,
+        site: CallSite,
+        *,
+        shadow_of: str | None = None,
+        agrees: bool | None = None,
+    ) -> None:
         with self._engine.begin() as conn:
             insert_if_absent(
                 conn,
@@ -170,6 +231,8 @@ class RoutedModel(Model):
                 features=features.stored(),  # as decided: the prior's odds are not worked out again
                 success=None,
                 at=time.time(),
+                shadow_of=shadow_of,
+                agrees=None if agrees is None else int(agrees),
             )
 
     def _fallback_order(self, chosen: str) -> list[str]:
@@ -218,10 +281,11 @@ class RoutedModels:
         """Record whether the routed answers of `run_id` were good, and teach this process's routers at once
         (others learn it when they next start); return how many routed requests it credited."""
         routed = tables.routed
+        judged = sa.or_(routed.c.shadow_of.is_(None), routed.c.agrees == 1)  # a disagreeing shadow stays unjudged
         with self._engine.begin() as conn:
             rows = conn.execute(
-                sa.select(routed.c.id, routed.c.router, routed.c.model, routed.c.features).where(
-                    routed.c.run_id == run_id, routed.c.success.is_(None)
+                sa.select(routed.c.id, routed.c.router, routed.c.model, routed.c.features, routed.c.shadow_of).where(
+                    routed.c.run_id == run_id, routed.c.success.is_(None), judged
                 )
             ).all()
             if rows:
@@ -233,8 +297,15 @@ class RoutedModels:
         routers = {model.key: model for model in list(self._models.values())}
         for row in rows:
             if row.router in routers:
-                routers[row.router].learn(row.features, row.model, success)
-        return len(rows)
+                routers[row.router].learn(row.features, row.model, success, shadow=row.shadow_of is not None)
+        return sum(row.shadow_of is None for row in rows)
+
+    def disagreed(self, run_id: str) -> bool:
+        """Whether a shadow answer in `run_id` disagreed with the answer served (see the module's docstring)."""
+        routed = tables.routed
+        query = sa.select(routed.c.id).where(routed.c.run_id == run_id, routed.c.agrees == 0).limit(1)
+        with self._engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
 
 def _provider_fault(error: ModelAPIError) -> bool:
@@ -242,6 +313,30 @@ def _provider_fault(error: ModelAPIError) -> bool:
     if isinstance(error, ModelConnectionError | ModelUnavailableError | ModelServerError | ModelRateLimitError):
         return True
     return isinstance(error, ModelHTTPError) and (error.status_code >= 500 or error.status_code == 429)
+
+
+def _text(response: ModelResponse) -> str:
+    return "".join(part.content for part in response.parts if isinstance(part, TextPart))
+
+
+def _agree(served: str, shadow: str) -> bool:
+    """Whether two answers say the same: equal as JSON when both are JSON, else equal as text, ignoring case,
+    runs of whitespace and the punctuation around them. Meant for answers that are labels, numbers or records; two
+    free-text drafts rarely agree word for word, and then count as disagreeing."""
+
+    def parsed(text: str) -> object:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+
+    if (left := parsed(served)) is not None and (right := parsed(shadow)) is not None:
+        return left == right
+    return _plain(served) == _plain(shadow)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.casefold().split()).strip(" .,;:!?\"'`")
 
 
 def _nominal_cost(model: GovernedModel) -> float:

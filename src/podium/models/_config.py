@@ -17,7 +17,7 @@ A TOML file (``PODIUM_CONFIG``, or ``podium.toml``) declares remote models; loca
     floor = 0.8          # share of tasks that must succeed; the router buys quality up to here
     floor_window = 500   # ... in 95% (floor_confidence) of every 500 tasks, not just on average: it aims higher
     prior = "auto"       # start from public outcomes (docs/routing.md): "on" (needs podium[embeddings]), "off"
-    shadow_rate = 0.05   # share of tasks also sent to a second tier, to keep measuring
+    shadow_rate = 0.05   # share of routed requests also answered by the strongest model (paid; default 0)
     breaker_failures = 3 # consecutive failures that open a provider's circuit breaker
     breaker_cooldown_s = 30
 
@@ -108,7 +108,9 @@ class RoutingSetting(BaseModel):
         default=0, ge=0, description="tasks over which the floor must hold in floor_confidence of them (0: on average)"
     )
     floor_confidence: float = Field(default=0.95, ge=0.5, lt=1)
-    shadow_rate: float = Field(default=0.05, ge=0, le=1)
+    shadow_rate: float = Field(
+        default=0.0, ge=0, le=1, description="share of routed requests also answered by the strongest candidate, paid"
+    )
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     tiers: list[Tier] | None = Field(
@@ -121,14 +123,14 @@ class RoutingSetting(BaseModel):
 
     def router(self, tiers: list[RouteTier], known_as: Mapping[str, str] | None = None) -> Router:
         """A router for requests served to workflows and gateway clients, held to this floor, starting from the
-        prior (`known_as`: the name a tier's model has at its provider, which the prior knows it by). It makes no
-        shadow calls: a shadow answer teaches nothing until something judges it (the review loop will)."""
+        prior (`known_as`: the name a tier's model has at its provider, which the prior knows it by). Its decisions
+        ask for a shadow answer at `shadow_rate`; the workflow route stage makes it (the gateway does not yet)."""
         return Router(
             tiers,
             floor=self.floor,
             window=self.floor_window,
             confidence=self.floor_confidence,
-            shadow_rate=0.0,
+            shadow_rate=self.shadow_rate,
             prior=self._prior(known_as or {}),
         )
 

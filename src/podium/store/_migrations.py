@@ -396,6 +396,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX podium_flow_records_door ON podium_flow_records (door_key, at)",
         ),
     ),
+    Migration(
+        18,
+        "the router's shadow sample: a routed request's shadow answer, and whether it agreed with the served one",
+        (
+            "ALTER TABLE podium_routed ADD COLUMN shadow_of TEXT",
+            "ALTER TABLE podium_routed ADD COLUMN agrees INTEGER",
+        ),
+    ),
 )
 
 _MIGRATION_LOCK = 0x706F64_6D6967  # "pod" "mig": podium's advisory lock for creating its version table

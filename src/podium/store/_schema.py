@@ -346,6 +346,8 @@ routed = sa.Table(
     sa.Column("features", sa.Text, nullable=False),  # JSON list of hashed feature indices (never the text)
     sa.Column("success", sa.Integer),  # NULL until the run reports an outcome
     sa.Column("at", sa.Float, nullable=False),
+    sa.Column("shadow_of", sa.Text),  # a shadow answer: the id of the routed request it shadowed (NULL: served)
+    sa.Column("agrees", sa.Integer),  # a shadow answer: 1 if it matched the served one (then shares its outcome)
     sa.Index("podium_routed_run", "run_id", "success"),
     sa.Index("podium_routed_router", "router", "success"),
 )
