@@ -1,6 +1,12 @@
-"""What a workflow tells the cost router, and asks it: `podium.route_outcome` and `podium.route_disagreed`."""
+"""What a workflow tells the cost router, and asks it: `podium.route_outcome` and `podium.route_disagreed`.
+
+Both are DBOS steps: a run that recovers replays its body, and must neither credit again (nor credit answers that
+came after) nor read a different answer than the first time.
+"""
 
 from __future__ import annotations
+
+from dbos import DBOS
 
 from podium import _current
 from podium.errors import UsageError
@@ -13,22 +19,30 @@ def route_outcome(success: bool) -> int:
     they next start) and returns how many served answers it credited. A shadow answer that agreed with the served
     one is credited with it (docs/routing.md).
     """
-    return _current.get().route_outcome(_run_id("route_outcome"), success)
+    _in_a_run("route_outcome")
+    return _credit(success)
 
 
 def route_disagreed() -> bool:
-    """Whether the strongest model, asked in the router's shadow sample, answered differently from the model that
-    served this run (`routing.shadow_rate`). A fact for the run's exception rules: raise a flag with
+    """Whether the strongest model, asked in the router's shadow sample (`routing.shadow_rate`), answered
+    differently from the model that served this run. A fact for the run's exception rules: raise a flag with
     `podium.assess(flags={"shadow_disagreed"})` and `ExceptionRules(compliance_flags={"shadow_disagreed"})` sends
-    the run's next action to a person. It reads what the run stored, so a replayed run gets the same answer.
+    the run's next action to a person. Recorded once, so a replayed run reads the same answer.
     """
-    return _current.get().routed.disagreed(_run_id("route_disagreed"))
+    _in_a_run("route_disagreed")
+    return _disagreed()
 
 
-def _run_id(asked: str) -> str:
-    from dbos import DBOS
+@DBOS.step(name="podium.route_outcome")
+def _credit(success: bool) -> int:
+    return _current.get().route_outcome(str(DBOS.workflow_id), success)
 
-    run_id = DBOS.workflow_id
-    if run_id is None:
+
+@DBOS.step(name="podium.route_disagreed")
+def _disagreed() -> bool:
+    return _current.get().routed.disagreed(str(DBOS.workflow_id))
+
+
+def _in_a_run(asked: str) -> None:
+    if DBOS.workflow_id is None:
         raise UsageError(f"{asked}() is about a workflow run: call it inside a @podium.workflow or @podium.step.")
-    return str(run_id)

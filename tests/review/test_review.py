@@ -77,8 +77,8 @@ def test_each_rule_names_its_reason() -> None:
 
 
 def test_no_rule_reads_a_fact_nothing_produces() -> None:
-    """Shadow disagreement returns with the router's shadow sample in governed runs (issue 17); until then neither
-    the rule nor its fact exists, so no workflow can rely on a rule that never fires."""
+    """Shadow disagreement is a flag a workflow raises from `podium.route_disagreed()` and its `compliance_flags`
+    name (tests/governance/test_shadow.py), not a rule or a fact of its own: no field exists that nothing fills."""
     assert "shadow_disagreement" not in {f.name for f in dataclasses.fields(podium.ExceptionRules)}
     assert "shadow_agrees" not in {f.name for f in dataclasses.fields(Facts)}
     assert "shadow_agrees" not in inspect.signature(podium.assess).parameters

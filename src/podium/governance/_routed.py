@@ -13,16 +13,18 @@ answered it. Routed requests and their outcomes are stored (as hashed features, 
 starts from everything learnt before, in any process, and an outcome reported after a restart still teaches.
 
 With `routing.shadow_rate`, that share of requests served by a weaker model is also put to the strongest candidate
-(the shadow sample): a governed, paid call whose answer is compared with the served one and stored beside it. An
-answer that agrees (the same text, or the same JSON) shares the served answer's outcome, so the router learns the
-strong model's too; one that disagrees stays unjudged, and `podium.route_disagreed()` tells the workflow, whose
-exception rules can then ask a person. A shadow that fails or is refused costs what it cost and changes nothing
-for the request.
+(the shadow sample; which calls is drawn from each call's key, so a re-run step draws the same): a governed, paid
+call whose answer is compared with the served one and stored beside it. An answer that agrees (the same tool calls,
+and the same text or JSON) shares the served answer's outcome, so the router learns the strong model's too; one that
+disagrees stays unjudged, and `podium.route_disagreed()` tells the workflow, whose exception rules can then ask a
+person. A shadow that fails or is refused (a provider fault, a budget, a run limit, a policy that wants a person)
+costs what it cost and changes nothing for the request; a stopped run stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -37,12 +39,12 @@ from pydantic_ai.exceptions import (
     ModelServerError,
     ModelUnavailableError,
 )
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
 from podium._tiers import TIERS
-from podium.errors import ActorStopped, GovernanceError, ModelUnavailable
+from podium.errors import ActorStopped, GovernanceError, ModelUnavailable, UsageError
 from podium.governance._compute import NOMINAL_COMPUTE_SECONDS, MeasuredCompute
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, expected_tokens
@@ -81,6 +83,7 @@ class RoutedModel(Model):
         self._breakers = breakers
         self._compute = compute
         self.router = routing.router([RouteTier(m.name, _nominal_cost(m)) for m in self._candidates], known_as)
+        self._shadow_rate = routing.shadow_rate
         self._engine = engine
         self._lock = threading.Lock()
         self.key = f"{group}:{'|'.join(self._by_name)}"
@@ -148,7 +151,7 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
-            if decision.shadow is not None and served and served[0].run_id is not None:
+            if served and served[0].run_id is not None and _drawn(served[0].key) < self._shadow_rate:
                 await self._shadow(
                     decision, name, served[0], response, (messages, model_settings, model_request_parameters)
                 )
@@ -187,8 +190,8 @@ class RoutedModel(Model):
         answer: ModelResponse,
         request: tuple[list[ModelMessage], ModelSettings | None, ModelRequestParameters],
     ) -> None:
-        """Put the request to the strongest candidate too (the router drew a shadow sample) and store its answer
-        beside the served one, with whether the two agree."""
+        """Put the request to the strongest candidate too (this served call was drawn for the shadow sample) and
+        store its answer beside the served one, with whether the two agree."""
         strongest = self._candidates[-1].name
         breaker = self._breakers.get(strongest)
         if served_by == strongest or not breaker.allow():
@@ -200,15 +203,20 @@ class RoutedModel(Model):
         except ActorStopped:
             breaker.abandoned()
             raise  # the run was stopped: that is not the shadow's to swallow
-        except (ModelAPIError, GovernanceError) as exc:  # a provider fault, a budget, a limit: no shadow this time
-            if isinstance(exc, ModelAPIError) and _provider_fault(exc):
-                if breaker.failed():
-                    self._breakers.opened(strongest, f"{strongest}: {type(exc).__name__}: {exc}")
-            else:
+        except ModelAPIError as exc:
+            if not _provider_fault(exc):
                 breaker.abandoned()
+            elif breaker.failed():
+                self._breakers.opened(strongest, f"{strongest}: {type(exc).__name__}: {exc}")
+            return  # the served answer stands
+        except (GovernanceError, UsageError):  # a budget, a limit, a policy that wants a person: no shadow now
+            breaker.abandoned()
             return
+        except BaseException:
+            breaker.abandoned()
+            raise
         breaker.succeeded()
-        agrees = _agree(_text(answer), _text(shadow))
+        agrees = _agree(_said(answer), _said(shadow))
         self._store(decision.features, strongest, sites[0], shadow_of=served.key, agrees=agrees)
 
     def _store(
@@ -315,28 +323,39 @@ def _provider_fault(error: ModelAPIError) -> bool:
     return isinstance(error, ModelHTTPError) and (error.status_code >= 500 or error.status_code == 429)
 
 
-def _text(response: ModelResponse) -> str:
-    return "".join(part.content for part in response.parts if isinstance(part, TextPart))
+def _drawn(key: str) -> float:
+    """Where a served call falls in [0, 1) for the shadow sample: from its key, so a step that runs again after a
+    crash draws the same and its later calls keep their keys; and every process samples alike."""
+    return int.from_bytes(hashlib.sha256(f"shadow:{key}".encode()).digest()[:8], "big") / 2**64
 
 
-def _agree(served: str, shadow: str) -> bool:
-    """Whether two answers say the same: equal as JSON when both are JSON, else equal as text, ignoring case,
-    runs of whitespace and the punctuation around them. Meant for answers that are labels, numbers or records; two
-    free-text drafts rarely agree word for word, and then count as disagreeing."""
-
-    def parsed(text: str) -> object:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return None
-
-    if (left := parsed(served)) is not None and (right := parsed(shadow)) is not None:
-        return left == right
-    return _plain(served) == _plain(shadow)
+Said = tuple[object, tuple[tuple[str, str], ...]]  # an answer's text (as JSON if it is JSON) and its tool calls
 
 
-def _plain(text: str) -> str:
-    return " ".join(text.casefold().split()).strip(" .,;:!?\"'`")
+def _said(response: ModelResponse) -> Said | None:
+    """What an answer says, to compare: its text and the tools it calls with their arguments; None if neither."""
+    text = "".join(part.content for part in response.parts if isinstance(part, TextPart)).strip()
+    calls = tuple(
+        (part.tool_name, json.dumps(part.args_as_dict(), sort_keys=True))
+        for part in response.parts
+        if isinstance(part, ToolCallPart)
+    )
+    if not text and not calls:
+        return None
+    try:
+        meaning: object = json.loads(text, parse_constant=str)  # NaN stays a word, so it equals itself
+    except ValueError:
+        meaning = " ".join(text.casefold().split()).strip(" .,;:!?\"'`")
+    return meaning, calls
+
+
+def _agree(served: Said | None, shadow: Said | None) -> bool | None:
+    """Whether two answers say the same: the same tool calls, and the same JSON or the same text ignoring case,
+    runs of whitespace and the punctuation around them; None when one says nothing to compare. Meant for answers
+    that are labels, numbers, records or tool calls: two free-text drafts rarely agree word for word."""
+    if served is None or shadow is None:
+        return None
+    return served == shadow
 
 
 def _nominal_cost(model: GovernedModel) -> float:

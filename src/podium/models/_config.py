@@ -123,14 +123,14 @@ class RoutingSetting(BaseModel):
 
     def router(self, tiers: list[RouteTier], known_as: Mapping[str, str] | None = None) -> Router:
         """A router for requests served to workflows and gateway clients, held to this floor, starting from the
-        prior (`known_as`: the name a tier's model has at its provider, which the prior knows it by). Its decisions
-        ask for a shadow answer at `shadow_rate`; the workflow route stage makes it (the gateway does not yet)."""
+        prior (`known_as`: the name a tier's model has at its provider, which the prior knows it by). It draws no
+        shadows itself: the workflow route stage draws `shadow_rate` of its served calls by key (the gateway none)."""
         return Router(
             tiers,
             floor=self.floor,
             window=self.floor_window,
             confidence=self.floor_confidence,
-            shadow_rate=self.shadow_rate,
+            shadow_rate=0.0,
             prior=self._prior(known_as or {}),
         )
 
