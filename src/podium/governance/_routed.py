@@ -39,7 +39,7 @@ from pydantic_ai.exceptions import (
     ModelServerError,
     ModelUnavailableError,
 )
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
@@ -47,7 +47,7 @@ from podium._tiers import TIERS
 from podium.errors import ActorStopped, GovernanceError, ModelUnavailable, UsageError
 from podium.governance._compute import NOMINAL_COMPUTE_SECONDS, MeasuredCompute
 from podium.governance._site import CallSite
-from podium.governance._wrappers import GovernedModel, expected_tokens
+from podium.governance._wrappers import GovernedModel, _response_text, expected_tokens
 from podium.models import (
     Breakers,
     Features,
@@ -334,7 +334,7 @@ Said = tuple[object, tuple[tuple[str, str], ...]]  # an answer's text (as JSON i
 
 def _said(response: ModelResponse) -> Said | None:
     """What an answer says, to compare: its text and the tools it calls with their arguments; None if neither."""
-    text = "".join(part.content for part in response.parts if isinstance(part, TextPart)).strip()
+    text = _response_text(response).strip()
     calls = tuple(
         (part.tool_name, json.dumps(part.args_as_dict(), sort_keys=True))
         for part in response.parts
