@@ -143,6 +143,25 @@ def test_the_floor_is_kept_in_every_window_when_the_cheapest_model_already_keeps
     assert all(len(run[0].windows) == 20 for run in evaluation.router)
 
 
+def test_a_window_of_hard_tasks_misses_the_floor_for_every_router_but_not_against_the_best_on_the_same_work(
+    tmp_path: Path,
+) -> None:
+    """Two models that score alike on every task, four tasks in forty that both fail: whichever the router picks,
+    its quality is the best model's, task by task. A two-task window that draws a failed task falls short of 95% of
+    the whole file's mean, for the router and for the best model alone alike; against what the best model scored
+    on that window's own tasks, the router never falls short."""
+    rows: list[list[object]] = [["question", "small", "large"]]
+    rows += [[f"ticket {i}", 1 if i % 10 == 0 else 10, 1 if i % 10 == 0 else 10] for i in range(40)]
+    outcomes = read(write_csv(tmp_path / "hard.csv", rows), {"small": Price(1, 1), "large": Price(10, 10)}, group=None)
+    evaluation = evaluate(outcomes, seeds=2)
+    summary = evaluation.summary()
+    alone = summary["reference_floor_kept_share"]
+    assert alone == summary["floor_kept_share"]  # the router's windows are the best model's, score for score
+    assert 0.8 <= alone < 1.0  # type: ignore[operator]  # a window holding one of the four failures misses
+    assert summary["floor_kept_share_paired"] == 1.0
+    assert [len(windows) for windows in evaluation.reference_windows] == [20, 20]
+
+
 def test_on_real_mmlu_outcomes_it_recovers_more_of_the_gap_than_random() -> None:
     outcomes = load_mmlu()
     assert len(outcomes.queries) == 14_037  # 14,042 less the 5 contaminated prompts

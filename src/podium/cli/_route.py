@@ -285,3 +285,13 @@ def print_route_summary(summary: dict[str, Any]) -> None:
         console.print(styled("Requests per model at 95%, {}: {}", label, told))
     kept = share(summary["floor_kept_share"])
     console.print(styled("Floor kept in {} of the stream's windows (the runs at the 95% floor, all seeds).", kept))
+    paired, alone = share(summary["floor_kept_share_paired"]), share(summary["reference_floor_kept_share"])
+    console.print(
+        styled(
+            "Against 95% of {} on each window's own tasks: kept in {}. {} alone met the target in {} of them.",
+            reference,
+            paired,
+            reference,
+            alone,
+        )
+    )

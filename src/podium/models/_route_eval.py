@@ -71,6 +71,7 @@ class Evaluation:
     floor_shares: tuple[float, ...]
     oracle_start: Point  # every query on its cheapest model (the best of them where several cost the same)
     upgrades: tuple[_Upgrade, ...]  # the oracle's moves up from there, most quality per extra dollar first
+    reference_windows: tuple[tuple[float, ...], ...]  # per seed: the reference model's quality in each window
 
     @property
     def reference_index(self) -> int:
@@ -170,8 +171,23 @@ class Evaluation:
     def floor_kept_share(self) -> float:
         """The share of `floor_kept` windows that met the floor: how often an operator watching the stream would
         have seen the promise kept."""
-        kept = self.floor_kept()
-        return sum(kept) / len(kept)
+        return _share(self.floor_kept())
+
+    def floor_kept_paired(self) -> list[bool]:
+        """For the same windows, whether the router's quality met 95% of what the reference model scored on that
+        window's own tasks: the promise "95% of the strong model's quality" measured on the same work, so that a
+        window of hard tasks does not count against the router (nor a window of easy ones for it)."""
+        at = self.floor_shares.index(QUALITY_SHARE)
+        return [
+            w >= QUALITY_SHARE * strong
+            for run, strongs in zip(self.router, self.reference_windows, strict=True)
+            for w, strong in zip(run[at].windows, strongs, strict=True)
+        ]
+
+    def reference_floor_kept_share(self) -> float:
+        """How often the reference model alone met the target in the same windows: the ceiling of `floor_kept_share`
+        for a router that always chooses it. Windows of few tasks are noisy, and even the best model misses many."""
+        return _share([w >= self.target_quality for strongs in self.reference_windows for w in strongs])
 
     def summary(self) -> dict[str, object]:
         """Figures over seeds (mean and spread), for the CLI table and the benchmark JSON."""
@@ -201,6 +217,8 @@ class Evaluation:
             "apgr": _mean(apgrs),
             "apgr_sd": _sd(apgrs),
             "floor_kept_share": self.floor_kept_share(),
+            "floor_kept_share_paired": _share(self.floor_kept_paired()),
+            "reference_floor_kept_share": self.reference_floor_kept_share(),
             "tier_shares": self._mean_shares(targets),
             "random_cost_saved_at_95pct": self.cost_saved(random_target),
             "random_strong_calls_saved_at_95pct": None if random_target is None else 1 - random_target.shares[ref],
@@ -318,13 +336,15 @@ def evaluate(
         tuple(picks.count(i) / n for i in range(len(models))),
     )
     floor_shares = tuple(sorted({*floor_shares, QUALITY_SHARE}))
-    reference = max(p.quality for p in always)
+    strong = max(range(len(models)), key=lambda i: always[i].quality)  # as `Evaluation.reference_index` picks it
+    reference = always[strong].quality
     floors = [min(1.0, max(0.0, outcomes.unit(share * reference))) for share in floor_shares]
     units = [tuple(outcomes.unit(s) for s in q.scores) for q in queries]
-    router = []
+    router, reference_windows = [], []
     for seed in range(seeds):
         order = list(zip(queries, units, strict=True))
         random.Random(seed).shuffle(order)
+        reference_windows.append(_windows([q.scores[strong] for q, _ in order]))
         points = []
         for floor in floors:
             points.append(_stream(order, models, floor, shadow_rate, seed, prior))
@@ -346,7 +366,19 @@ def evaluate(
         key=lambda u: -u.quality / u.cost_usd,
     )
     return Evaluation(
-        models, kind, scale, source, n, seeds, always, oracle, router, floor_shares, start, tuple(upgrades)
+        models,
+        kind,
+        scale,
+        source,
+        n,
+        seeds,
+        always,
+        oracle,
+        router,
+        floor_shares,
+        start,
+        tuple(upgrades),
+        tuple(reference_windows),
     )
 
 
@@ -388,6 +420,10 @@ def _windows(realised: Sequence[float]) -> tuple[float, ...]:
     k = min(WINDOWS, len(realised))
     bounds = [len(realised) * i // k for i in range(k + 1)]
     return tuple(statistics.fmean(realised[a:b]) for a, b in itertools.pairwise(bounds))
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags)
 
 
 def _oracle_pick(query: Query) -> int:
