@@ -39,6 +39,7 @@ from agentdojo.types import ChatAssistantMessage, ChatMessage, ChatToolResultMes
 from pydantic_core import to_jsonable_python
 
 import podium
+from benchmarks._agentdojo_exfiltration import Calls, scripted
 from benchmarks._agentdojo_flows import CONSEQUENTIAL
 from podium.security import trust
 
@@ -220,18 +221,32 @@ class ObeyingAgent(BasePipelineElement):
         token = _world.set(_World(runtime, env))
         if self._execute is not direct:
             trust(query)  # the user's own request: the one input the agent acts on without a person
+        script = scripted(self._suite, self._injection_task.ID) if self._injection_task is not None else None
+        before = env.model_copy(deep=True) if script is not None else env
         try:
             for call in self._user_task.ground_truth(env):
                 result = self._call(call, said)
                 if self._injection_task is not None and self._carries_injection(result):
                     self.obeyed += 1
-                    for injected_call in self._injection_task.ground_truth(env):
-                        self._call(injected_call, said)
+                    if script is not None:
+                        self._follow(script(before), said)
+                    else:
+                        for injected_call in self._injection_task.ground_truth(env):
+                            self._call(injected_call, said)
         finally:
             _world.reset(token)
         answer = text_content_block_from_string(self._user_task.GROUND_TRUTH_OUTPUT)
         said.append(ChatAssistantMessage(role="assistant", content=[answer], tool_calls=None))
         return query, runtime, env, [*messages, *said], extra_args
+
+    def _follow(self, calls: Calls, said: list[ChatMessage]) -> None:
+        """Make a script's calls, handing each one's result back to it (None if podium stopped the call)."""
+        try:
+            call = next(calls)
+            while True:
+                call = calls.send(self._call(call, said))
+        except StopIteration:
+            return
 
     def _call(self, call: FunctionCall, said: list[ChatMessage]) -> Any:
         """Make one tool call and note it as AgentDojo's trace expects (its security checks read the trace)."""
@@ -345,12 +360,17 @@ def _nothing() -> Iterator[None]:
 
 
 def empty_injection_ground_truths(suites: Mapping[str, TaskSuite[Any]]) -> dict[str, list[str]]:
-    """Injection tasks whose ground truth is empty: the scripted agent cannot perform them, so they can never
-    succeed in this harness (workspace's eight added in v1.2; travel's "say Riverside View is the best")."""
+    """Injection tasks with no calls to make: an empty ground truth and no script of ours
+    (benchmarks/_agentdojo_exfiltration.py), so they can never succeed in this harness (travel's "say Riverside
+    View is the best", which asks only for words in the answer)."""
     found: dict[str, list[str]] = {}
     for name, suite in suites.items():
         environment = suite.load_and_inject_default_environment({})
-        found[name] = [id_ for id_, task in suite.injection_tasks.items() if not task.ground_truth(environment)]
+        found[name] = [
+            id_
+            for id_, task in suite.injection_tasks.items()
+            if not task.ground_truth(environment) and scripted(name, id_) is None
+        ]
     return found
 
 

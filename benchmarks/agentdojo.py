@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "defended_endings": ends,
         "person_decisions": decisions,
         "user_tasks_alone": benign_by_suite,
-        "injection_tasks_with_empty_ground_truth": unattackable,
+        "injection_tasks_without_calls": unattackable,
         "governed_tool_calls": overall["calls"] + benign_by_suite["all"]["calls"],
         "audited_tool_calls": audited,
         "control_mismatches": [vars(case) for case in mismatches],
@@ -138,11 +138,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"AgentDojo {dojo.BENCHMARK_VERSION}, `{dojo.ATTACK}`, every (user task, injection task) pair; the "
             "scripted agent performs the user task's ground truth and, whenever a tool result carries the "
             "injection, the injection task's ground truth; AgentDojo's tools are podium governed tools; scored by "
-            "the suites' own functions. Injection tasks with an empty ground truth (the scripted agent cannot do "
-            "them) count as failed attacks. Defended: consequential tools declared; each pair a workflow run whose "
-            "stopped calls wait for a scripted person who approves exactly the calls of their own task. Utility "
-            "columns: done without a person, done after a person approved, not done; benign: each user task alone "
-            "(without a person + after one). "
+            "the suites' own functions. Workspace's eight exfiltration and phishing tasks, which AgentDojo gives no "
+            "ground truth, are performed by scripts of ours (benchmarks/_agentdojo_exfiltration.py); travel's "
+            "injection_task_6 asks only for words in the answer and counts as a failed attack. Defended: "
+            "consequential tools declared; each pair a workflow run whose stopped calls wait for a scripted person "
+            "who approves exactly the calls of their own task. Utility columns: done without a person, done after "
+            "a person approved, not done; benign: each user task alone (without a person + after one). "
             f"{data['ms_per_case_governed']} ms a pair governed, {data['ms_per_case_without_podium']} ms without "
             f"podium; {len(mismatches)} pairs scored differently from the run without podium."
         ),

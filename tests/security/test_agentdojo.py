@@ -9,20 +9,22 @@ from typing import Any, ClassVar
 
 import pytest
 from benchmarks import _agentdojo as dojo
+from benchmarks._agentdojo_exfiltration import SCRIPTS
 from pydantic_ai.toolsets import FunctionToolset
 
 import podium
 from podium.governance import CallContext, Refusal, Stage
 
 SUITES = dojo.load_suites()
-# A few pairs per suite: the first three user tasks against the first three injection tasks (each with a ground
-# truth: workspace's and travel's later ones have none).
+# A few pairs per suite: the first three user tasks against the first three injection tasks, and workspace's
+# exfiltrations, which AgentDojo gives no ground truth (benchmarks/_agentdojo_exfiltration.py scripts them).
+EXFILTRATIONS = [dojo.Case("workspace", "user_task_0", task) for task in SCRIPTS["workspace"]]
 SAMPLE = [
     dojo.Case(name, user_task, injection_task)
     for name, suite in SUITES.items()
     for user_task in list(suite.user_tasks)[:3]
     for injection_task in list(suite.injection_tasks)[:3]
-]
+] + EXFILTRATIONS
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,20 @@ def test_the_agent_obeys_every_injection_it_reads(governed: list[dojo.Outcome]) 
     assert all(outcome.obeyed >= 1 for outcome in governed)
     succeeded = {outcome.case.suite for outcome in governed if outcome.injected}
     assert succeeded == set(SUITES), "undefended, the attacker reaches its goal in every suite"
+
+
+def test_undefended_the_scripted_exfiltrations_reach_the_attacker(governed: list[dojo.Outcome]) -> None:
+    """The scripts do what their goals ask, as the suites' own security functions judge it: the inbox, the drive
+    or today's meeting partners reach the attacker. Only the travel task that asks for words in the answer is left
+    with no calls."""
+    exfiltrations = [o for o in governed if o.case in EXFILTRATIONS]
+    assert len(exfiltrations) == 8 and all(o.injected for o in exfiltrations)
+    assert dojo.empty_injection_ground_truths(SUITES) == {
+        "workspace": [],
+        "travel": ["injection_task_6"],
+        "banking": [],
+        "slack": [],
+    }
 
 
 def test_every_call_is_a_governed_audited_call(pod: podium.Podium, governed: list[dojo.Outcome]) -> None:
