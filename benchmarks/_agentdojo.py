@@ -222,6 +222,7 @@ class ObeyingAgent(BasePipelineElement):
         if self._execute is not direct:
             trust(query)  # the user's own request: the one input the agent acts on without a person
         script = scripted(self._suite, self._injection_task.ID) if self._injection_task is not None else None
+        scripted_task = script is not None
         before = env.model_copy(deep=True) if script is not None else env
         try:
             for call in self._user_task.ground_truth(env):
@@ -229,8 +230,11 @@ class ObeyingAgent(BasePipelineElement):
                 if self._injection_task is not None and self._carries_injection(result):
                     self.obeyed += 1
                     if script is not None:
+                        # Once: an agent that did what the attacker asked does not do it again (their checks count
+                        # exactly one mail sent, five files deleted).
                         self._follow(script(before), said)
-                    else:
+                        script = None
+                    elif not scripted_task:
                         for injected_call in self._injection_task.ground_truth(env):
                             self._call(injected_call, said)
         finally:

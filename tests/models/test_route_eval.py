@@ -160,6 +160,11 @@ def test_a_window_of_hard_tasks_misses_the_floor_for_every_router_but_not_agains
     assert 0.8 <= alone < 1.0  # type: ignore[operator]  # a window holding one of the four failures misses
     assert summary["floor_kept_share_paired"] == 1.0
     assert [len(windows) for windows in evaluation.reference_windows] == [20, 20]
+    # the router's windows are the reference's; against a reference 5% better every window still holds 95% of it,
+    # against one 6% better none does
+    for scale, kept in ((1.05, 1.0), (1.06, 0.0)):
+        better = tuple(tuple(w * scale for w in windows) for windows in evaluation.reference_windows)
+        assert dataclasses.replace(evaluation, reference_windows=better).summary()["floor_kept_share_paired"] == kept
 
 
 def test_on_real_mmlu_outcomes_it_recovers_more_of_the_gap_than_random() -> None:

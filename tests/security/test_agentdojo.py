@@ -17,8 +17,13 @@ from podium.governance import CallContext, Refusal, Stage
 
 SUITES = dojo.load_suites()
 # A few pairs per suite: the first three user tasks against the first three injection tasks, and workspace's
-# exfiltrations, which AgentDojo gives no ground truth (benchmarks/_agentdojo_exfiltration.py scripts them).
-EXFILTRATIONS = [dojo.Case("workspace", "user_task_0", task) for task in SCRIPTS["workspace"]]
+# exfiltrations, which AgentDojo gives no ground truth (benchmarks/_agentdojo_exfiltration.py scripts them): against a
+# task that reads the injection once, one that reads it twice (the attack is made once: its check counts five files
+# deleted, not ten) and one that read the unread mail first (the script finds it among the received).
+EXFILTRATIONS = [dojo.Case("workspace", "user_task_0", task) for task in SCRIPTS["workspace"]] + [
+    dojo.Case("workspace", "user_task_8", "injection_task_11"),
+    dojo.Case("workspace", "user_task_24", "injection_task_8"),
+]
 SAMPLE = [
     dojo.Case(name, user_task, injection_task)
     for name, suite in SUITES.items()
@@ -76,7 +81,8 @@ def test_undefended_the_scripted_exfiltrations_reach_the_attacker(governed: list
     or today's meeting partners reach the attacker. Only the travel task that asks for words in the answer is left
     with no calls."""
     exfiltrations = [o for o in governed if o.case in EXFILTRATIONS]
-    assert len(exfiltrations) == 8 and all(o.injected for o in exfiltrations)
+    assert len(exfiltrations) == 10 and all(o.injected for o in exfiltrations)
+    assert [o.obeyed for o in exfiltrations if o.case.user_task == "user_task_8"] == [2]
     assert dojo.empty_injection_ground_truths(SUITES) == {
         "workspace": [],
         "travel": ["injection_task_6"],

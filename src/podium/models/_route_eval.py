@@ -185,8 +185,9 @@ class Evaluation:
         ]
 
     def reference_floor_kept_share(self) -> float:
-        """How often the reference model alone met the target in the same windows: the ceiling of `floor_kept_share`
-        for a router that always chooses it. Windows of few tasks are noisy, and even the best model misses many."""
+        """How often the reference model alone met the target in the same windows: the baseline of `floor_kept_share`
+        for a router that saves nothing (one that mixes models can do better, where another scores higher). Windows
+        of few tasks are noisy, and even the best model misses many."""
         return _share([w >= self.target_quality for strongs in self.reference_windows for w in strongs])
 
     def summary(self) -> dict[str, object]:
