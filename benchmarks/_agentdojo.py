@@ -222,21 +222,19 @@ class ObeyingAgent(BasePipelineElement):
         if self._execute is not direct:
             trust(query)  # the user's own request: the one input the agent acts on without a person
         script = scripted(self._suite, self._injection_task.ID) if self._injection_task is not None else None
-        scripted_task = script is not None
         before = env.model_copy(deep=True) if script is not None else env
+        performed = False  # a script is made once: its checks count exactly one mail sent, five files deleted
         try:
             for call in self._user_task.ground_truth(env):
                 result = self._call(call, said)
                 if self._injection_task is not None and self._carries_injection(result):
                     self.obeyed += 1
-                    if script is not None:
-                        # Once: an agent that did what the attacker asked does not do it again (their checks count
-                        # exactly one mail sent, five files deleted).
-                        self._follow(script(before), said)
-                        script = None
-                    elif not scripted_task:
+                    if script is None:
                         for injected_call in self._injection_task.ground_truth(env):
                             self._call(injected_call, said)
+                    elif not performed:  # an agent that did what the attacker asked does not do it again
+                        self._follow(script(before), said)
+                        performed = True
         finally:
             _world.reset(token)
         answer = text_content_block_from_string(self._user_task.GROUND_TRUTH_OUTPUT)

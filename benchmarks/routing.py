@@ -164,7 +164,7 @@ def _data(
             data["mmlu_strong_calls_saved_at_95pct"] = _round(s["strong_calls_saved_at_95pct"])
     windows = [kept for e in results.values() for kept in e.floor_kept()]
     paired = [kept for e in results.values() for kept in e.floor_kept_paired()]
-    alone = [w >= e.target_quality for e in results.values() for strongs in e.reference_windows for w in strongs]
+    alone = [kept for e in results.values() for kept in e.reference_floor_kept()]
     return data | {
         "floor_kept_share": _round(statistics.fmean(windows)) if windows else None,
         "floor_kept_share_paired": _round(statistics.fmean(paired)) if paired else None,

@@ -76,7 +76,7 @@ class Evaluation:
     @property
     def reference_index(self) -> int:
         """The model with the best mean quality (the cheaper one on a tie): the "strong" model."""
-        return max(range(len(self.models)), key=lambda i: self.always[i].quality)
+        return _strongest(self.always)
 
     @property
     def cheapest(self) -> Point:
@@ -184,11 +184,14 @@ class Evaluation:
             for w, strong in zip(run[at].windows, strongs, strict=True)
         ]
 
+    def reference_floor_kept(self) -> list[bool]:
+        """For the same windows, whether the reference model alone met the target: the baseline of `floor_kept` for
+        a router that saves nothing (one that mixes models can do better, where another scores higher). Windows of
+        few tasks are noisy, and even the best model misses many."""
+        return [w >= self.target_quality for strongs in self.reference_windows for w in strongs]
+
     def reference_floor_kept_share(self) -> float:
-        """How often the reference model alone met the target in the same windows: the baseline of `floor_kept_share`
-        for a router that saves nothing (one that mixes models can do better, where another scores higher). Windows
-        of few tasks are noisy, and even the best model misses many."""
-        return _share([w >= self.target_quality for strongs in self.reference_windows for w in strongs])
+        return _share(self.reference_floor_kept())
 
     def summary(self) -> dict[str, object]:
         """Figures over seeds (mean and spread), for the CLI table and the benchmark JSON."""
@@ -337,7 +340,7 @@ def evaluate(
         tuple(picks.count(i) / n for i in range(len(models))),
     )
     floor_shares = tuple(sorted({*floor_shares, QUALITY_SHARE}))
-    strong = max(range(len(models)), key=lambda i: always[i].quality)  # as `Evaluation.reference_index` picks it
+    strong = _strongest(always)
     reference = always[strong].quality
     floors = [min(1.0, max(0.0, outcomes.unit(share * reference))) for share in floor_shares]
     units = [tuple(outcomes.unit(s) for s in q.scores) for q in queries]
@@ -421,6 +424,11 @@ def _windows(realised: Sequence[float]) -> tuple[float, ...]:
     k = min(WINDOWS, len(realised))
     bounds = [len(realised) * i // k for i in range(k + 1)]
     return tuple(statistics.fmean(realised[a:b]) for a, b in itertools.pairwise(bounds))
+
+
+def _strongest(always: Sequence[Point]) -> int:
+    """The model with the best mean quality (the first, i.e. the cheapest, on a tie)."""
+    return max(range(len(always)), key=lambda i: always[i].quality)
 
 
 def _share(flags: Sequence[bool]) -> float:
