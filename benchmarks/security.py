@@ -143,8 +143,9 @@ def main() -> dict[str, Any]:
             f"{WINDOW_TOKENS}-token window at a time, one core: p50 {latency['p50_ms']} ms, p99 "
             f"{latency['p99_ms']} ms over {latency['windows']} windows. 'Left out' rows: the recipe retrained "
             "without that whole set, then scored on all of it. The target (recall >= 90% at <= 1% false positives) "
-            "is not met: injections hidden in long documents (garak, BIPIA) are diluted in their window, and "
-            "families unseen in training are mostly missed. A signal for policies and the audit, not a boundary."
+            "is not met: the misses are attack families unseen in training (garak's report and latent-jailbreak "
+            "probes: 0% and 30%), not injections diluted in long windows (shorter windows did not help; "
+            "docs/security-design-notes.md lists what was tried). A signal for policies and the audit, not a boundary."
         ),
         columns=["texts", "injections", "benign", "recall", "false positives", "AUC"],
         rows=rows,
