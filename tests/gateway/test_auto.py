@@ -4,6 +4,7 @@ learns from the client's feedback (once per request), in a way a new process sta
 from __future__ import annotations
 
 import json
+import time
 
 import httpx2 as httpx
 import openai
@@ -12,9 +13,10 @@ import sqlalchemy as sa
 
 from podium import Settings
 from podium.cost import Tokens
+from podium.governance import floor_status
 from podium.store import tables
 from tests.gateway.conftest import AGENT, PERSON, Served, remote_model, served_with
-from tests.gateway.openai_server import OpenAIServer
+from tests.gateway.openai_server import OpenAIServer, Script
 
 pytestmark = pytest.mark.slow  # the router may choose the local model
 
@@ -155,3 +157,64 @@ def test_auto_learns_a_local_models_compute_from_each_answer_it_serves(settings:
         measured = row.compute_seconds / (row.input_tokens + row.output_tokens)
         assert costs[LOCAL] / costs["remote"] == pytest.approx(_per_token(served, measured), rel=0.02)
         assert route == LOCAL and upstream.chat_requests() == []
+
+
+def _shadow_rows(served: Served, count: int) -> list[sa.Row[tuple[object, ...]]]:
+    """The shadow answers stored, once `count` are (they are asked after the client has its answer)."""
+    deadline = time.monotonic() + 60
+    while True:
+        with served.pod.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(tables.routed).where(tables.routed.c.shadow_of.is_not(None))))
+        if len(rows) >= count or time.monotonic() > deadline:
+            return sorted(rows, key=lambda row: row.at)
+        time.sleep(0.1)
+
+
+def test_auto_shadows_its_answers_on_the_strongest_model_and_feedback_teaches_only_agreeing_ones(
+    settings: Settings,
+) -> None:
+    """With routing.shadow_rate 1, each answer the local model gives is also asked of the remote one (paid, audited
+    with route_shadow_of); an agreeing shadow shares the client's feedback, a disagreeing one stays unjudged."""
+    with (
+        OpenAIServer() as upstream,
+        served_with(settings, _dear_remote(upstream.base_url) + "[routing]\nshadow_rate = 1.0\n") as served,
+    ):
+        client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
+        ask = {"messages": [{"role": "user", "content": "Say yes."}], "max_tokens": 3, "temperature": 0}
+        local_says = client.chat.completions.create(model=LOCAL, **ask).choices[0].message.content  # type: ignore[call-overload]
+        upstream.queue = [Script(text=f" {str(local_says).upper()}."), Script(text="Something else entirely.")]
+        requests = []
+        for _ in range(2):
+            raw = client.chat.completions.with_raw_response.create(model="podium/auto", **ask)  # type: ignore[call-overload]
+            requests.append(raw.headers["x-podium-request-id"])
+            assert raw.parse().choices[0].message.content == local_says  # the served answer, never the shadow's
+        agreeing, disagreeing = _shadow_rows(served, 2)
+        assert [(row.model, row.agrees) for row in (agreeing, disagreeing)] == [("remote", 1), ("remote", 0)]
+        key = served.agent_key.split("_")[1]
+        assert [row.shadow_of for row in (agreeing, disagreeing)] == [f"request:key.{key}:{r}" for r in requests]
+        assert len(upstream.chat_requests()) == 2
+        shadows = [
+            json.loads(e.entry.detail)
+            for e in served.pod.audit.entries(actor=f"agent:{AGENT}")
+            if e.entry.action == "model.call" and e.entry.resource == "remote"
+        ]
+        assert [d["route_shadow_of"] for d in shadows] == [LOCAL, LOCAL]
+        assert [row.resource for row in served.ledger()].count("remote") == 2  # paid, like any call
+
+        for request in requests:
+            said = httpx.post(
+                f"{served.url}/v1/podium/feedback",
+                json={"request_id": request, "good": True},
+                headers={"Authorization": f"Bearer {served.agent_key}"},
+            )
+            assert said.status_code == 200 and said.json()["credited"] == 1  # the served answer
+        with served.pod.engine.connect() as conn:
+            judged = dict(conn.execute(sa.select(tables.routed.c.id, tables.routed.c.success)).all())
+        assert judged[agreeing.id] == 1 and judged[disagreeing.id] is None
+        (status,) = floor_status(served.pod.engine, served.pod.config.routing)  # what `podium route status` shows
+        assert (status.router, status.requests, status.shadows, status.agreement) == (
+            f"gateway:{LOCAL}|remote",
+            2,
+            2,
+            0.5,
+        )

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
 
 import podium
-from podium.governance import floor_status
-from podium.governance._routed import _agree, _drawn, _said
+from podium.governance import answers_agree, floor_status, in_shadow_sample, said
+from podium.governance._routed import _said
 from podium.store import tables
 from podium.testing import sign_in
 from tests._openai_server import FakeProvider
@@ -120,7 +120,7 @@ def test_which_calls_are_shadowed_is_drawn_from_their_keys(
         rows = routed_rows(pod)
     served = [row.id for row in rows if row.shadow_of is None]
     assert sorted(row.shadow_of for row in rows if row.shadow_of is not None) == sorted(
-        key for key in served if _drawn(key) < 0.5
+        key for key in served if in_shadow_sample(key, 0.5)
     )
     assert 0 < strong.completions < 12
 
@@ -168,7 +168,13 @@ def test_answers_agree_on_their_tool_calls_and_their_text(
     served: ModelResponse, shadow: ModelResponse, agrees: bool | None
 ) -> None:
     """Two tool-call turns are compared by the calls, not taken as two empty texts that agree."""
-    assert _agree(_said(served), _said(shadow)) is agrees
+    assert answers_agree(_said(served), _said(shadow)) is agrees
+
+
+def test_tool_arguments_agree_whether_sent_as_json_text_or_as_a_mapping() -> None:
+    """A provider's wire form (the gateway sees arguments as JSON text) compares as the parsed calls do."""
+    assert said("", [("refund", '{"to": "a", "amount": 5}')]) == said("", [("refund", {"amount": 5, "to": "a"})])
+    assert said("", [("refund", "{not json")]) != said("", [("refund", {})])
 
 
 def test_a_shadow_that_fails_changes_nothing_for_the_request(

@@ -3,19 +3,26 @@ grants, as Cedar decides), the cheapest likely to do the task well enough first,
 
 It learns from what clients say of its answers (`POST /v1/podium/feedback`): each routed request is stored as
 hashed features (never the text) under its request, and credited to the model that answered when feedback comes;
-a router starts from everything learnt before, in any process.
+a router starts from everything learnt before, in any process. With `routing.shadow_rate`, that share of the answers
+a weaker model gave is also asked of the strongest model the caller may use (the shadow sample, as in workflows:
+docs/routing.md); its answer is stored beside the served one, and shares the client's feedback only if the two agree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from podium._tiers import TIERS
+from podium.errors import PodiumError
+from podium.gateway._upstream import UpstreamError
+from podium.governance import Said, answers_agree, in_shadow_sample, said
 from podium.models import Features, ModelCatalog, Router, RouteTier, RoutingSetting, Task
 from podium.store import insert_if_absent, tables
 
@@ -32,6 +39,7 @@ class AutoRoute:
     why: dict[str, str]
     router: str
     features: Features
+    strongest: str  # the strongest model the caller may use: the one a shadow sample asks
 
 
 class AutoRouter:
@@ -57,45 +65,94 @@ class AutoRouter:
             decision = router.decide(Task(text, group), costs=costs)
         at = names.index(decision.tier)
         models = [decision.tier, *names[at + 1 :], *reversed(names[:at])]
-        return AutoRoute(models, decision.explain() | {"router": key}, key, decision.features)
+        return AutoRoute(models, decision.explain() | {"router": key}, key, decision.features, names[-1])
 
     def _load(self, key: str, costs: dict[str, float]) -> Router:
         tiers = [RouteTier(name, cost) for name, cost in costs.items()]
         router = self._routers[key] = self._routing.router(tiers, self._catalog.known_as(costs))
         with self._engine.connect() as conn:
             learnt = conn.execute(
-                sa.select(_routed.c.model, _routed.c.features, _routed.c.success)
+                sa.select(_routed.c.model, _routed.c.features, _routed.c.success, _routed.c.shadow_of)
                 .where(_routed.c.router == key, _routed.c.success.is_not(None))
                 .order_by(_routed.c.at)
             ).all()
         for row in learnt:
-            router.learn(Features.from_stored(row.features), row.model, bool(row.success))
+            router.learn(
+                Features.from_stored(row.features), row.model, bool(row.success), shadow=row.shadow_of is not None
+            )
         return router
+
+    def shadowed(self, route: AutoRoute, request: str, served_by: str) -> bool:
+        """Whether the answer `served_by` gave to `request` is in the shadow sample (drawn from the request, so a
+        client's retry draws the same)."""
+        return served_by != route.strongest and in_shadow_sample(request, self._routing.shadow_rate)
+
+    async def shadow(
+        self,
+        route: AutoRoute,
+        request: str,
+        served: dict[str, Any],
+        ask: Callable[[], Awaitable[dict[str, Any] | None]],
+    ) -> None:
+        """Put `request` to the strongest model too (`ask`: a governed, paid call, audited with `route_shadow_of`)
+        and store its answer beside the served one (`served`: the chat.completion body). A shadow that fails or is
+        refused changes nothing: the governor recorded why, and the client has its answer already."""
+        try:
+            answer = await ask()
+        except (PodiumError, UpstreamError):
+            return
+        if answer is not None:
+            agrees = answers_agree(said_in(served), said_in(answer))
+            await asyncio.to_thread(self.remember_shadow, route, request, agrees)
 
     def remember(self, route: AutoRoute, request: str, model: str) -> None:
         """Store the routed request `request` (its asker and id) as answered by `model`, to credit on feedback, with
         the features it was routed on (the prior's odds as decided, not worked out again)."""
+        self._store(route, request, request, model)
+
+    def remember_shadow(self, route: AutoRoute, request: str, agrees: bool | None) -> None:
+        """Store the strongest model's shadow answer to `request` beside the served one, with whether they agree
+        (None: one said nothing to compare)."""
+        self._store(route, f"{request}:shadow", request, route.strongest, shadow_of=request, agrees=agrees)
+
+    def _store(
+        self, route: AutoRoute, row: str, request: str, model: str, *, shadow_of: str | None = None,
+        agrees: bool | None = None,
+    ) -> None:  # fmt: skip
         with self._engine.begin() as conn:
             insert_if_absent(
-                conn, _routed, id=request, router=route.router, run_id=request, model=model,
-                features=route.features.stored(), success=None, at=time.time(),
+                conn, _routed, id=row, router=route.router, run_id=request, model=model,
+                features=route.features.stored(), success=None, at=time.time(), shadow_of=shadow_of,
+                agrees=None if agrees is None else int(agrees),
             )  # fmt: skip
 
     def feedback(self, request: str, success: bool) -> int:
-        """Credit the routed request `request` with `success` (once); return how many answers it credited."""
+        """Credit the routed request `request` with `success` (once), and its shadow answer if it agreed; return how
+        many served answers it credited."""
+        judged = sa.or_(_routed.c.shadow_of.is_(None), _routed.c.agrees == 1)  # a disagreeing shadow stays unjudged
+        waiting = sa.and_(_routed.c.run_id == request, _routed.c.success.is_(None), judged)
         with self._engine.begin() as conn:
             rows = conn.execute(
-                sa.select(_routed.c.router, _routed.c.model, _routed.c.features).where(
-                    _routed.c.run_id == request, _routed.c.success.is_(None)
-                )
+                sa.select(_routed.c.router, _routed.c.model, _routed.c.features, _routed.c.shadow_of).where(waiting)
             ).all()
-            conn.execute(
-                _routed.update()
-                .where(_routed.c.run_id == request, _routed.c.success.is_(None))
-                .values(success=int(success))
-            )
+            conn.execute(_routed.update().where(waiting).values(success=int(success)))
         with self._lock:
             for row in rows:
                 if row.router in self._routers:
-                    self._routers[row.router].learn(Features.from_stored(row.features), row.model, success)
-        return len(rows)
+                    self._routers[row.router].learn(
+                        Features.from_stored(row.features), row.model, success, shadow=row.shadow_of is not None
+                    )
+        return sum(row.shadow_of is None for row in rows)
+
+
+def said_in(completion: dict[str, Any]) -> Said | None:
+    """What an OpenAI chat.completion body says (its first choice's text and tool calls), to compare."""
+    choices = completion.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    calls = [
+        (str(function.get("name")), function.get("arguments"))
+        for call in message.get("tool_calls") or ()
+        if isinstance(function := call.get("function"), dict)
+    ]
+    content = message.get("content")
+    return said(content if isinstance(content, str) else "", calls)

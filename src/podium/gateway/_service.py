@@ -247,6 +247,25 @@ class Gateway:
         if route is not None:
             self._auto.remember(route, _request_ref(ask.who, request_id), model)
 
+    def _shadow_later(
+        self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str, answer: ChatResult
+    ) -> None:
+        """If `podium/auto`'s answer is in the shadow sample, ask the strongest model too once the client has it (in
+        this request's scope; drained at shutdown). Streamed answers are not shadowed."""
+        ref = _request_ref(ask.who, request_id)
+        if route is None or not self._auto.shadowed(route, ref, model):
+            return
+        shadow = dataclasses.replace(ask, detail=ask.detail | {"route_shadow_of": model})
+        strongest = functools.partial(self._complete_on, shadow, route.strongest)
+
+        async def answer_of_strongest() -> dict[str, Any] | None:
+            checked = await self._attempt(route.strongest, strongest)
+            return None if checked is None else checked.result.body
+
+        task = asyncio.create_task(self._auto.shadow(route, ref, answer.body, answer_of_strongest))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def feedback(self, who: Identity, request_id: str, good: bool) -> int:
         """Teach `podium/auto` whether its answer to `who`'s request was good (once per request); audited."""
         if not valid_request_id(request_id):
@@ -288,6 +307,7 @@ class Gateway:
                     if checked.blocked is not None:
                         raise checked.blocked  # charged and audited as it ran; the client sees none of it
                     self._routed(ask, route, request_id, model)
+                    self._shadow_later(ask, route, request_id, model, checked.result)
                     return Answer(checked.result, model, request_id)
         raise self._unavailable(alias)
 

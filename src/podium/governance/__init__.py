@@ -19,6 +19,7 @@ from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._limits import RunLimits
 from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview, Refusal, Screened, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
+from podium.governance._shadow import Said, answers_agree, in_shadow_sample, said
 from podium.governance._site import (
     CallSite,
     DoorMemory,
@@ -77,19 +78,23 @@ __all__ = [
     "RoutedModel",
     "RoutedModels",
     "RunLimits",
+    "Said",
     "Screened",
     "SinkKind",
     "Stage",
     "Standing",
     "ToolDeclaration",
     "Usage",
+    "answers_agree",
     "current_call",
     "current_door_key",
     "enter_door",
     "floor_status",
     "governance_report",
+    "in_shadow_sample",
     "kill_scope",
     "report_markdown",
     "request_scope",
+    "said",
     "valid_request_id",
 ]

@@ -24,8 +24,6 @@ costs what it cost and changes nothing for the request; a stopped run stops.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +44,7 @@ from pydantic_ai.settings import ModelSettings
 from podium._tiers import TIERS
 from podium.errors import ActorStopped, GovernanceError, ModelUnavailable, UsageError
 from podium.governance._compute import NOMINAL_COMPUTE_SECONDS, MeasuredCompute
+from podium.governance._shadow import Said, answers_agree, in_shadow_sample, said
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, _response_text, expected_tokens
 from podium.models import (
@@ -151,7 +150,7 @@ class RoutedModel(Model):
                 breaker.abandoned()
                 raise
             breaker.succeeded()
-            if served and served[0].run_id is not None and _drawn(served[0].key) < self._shadow_rate:
+            if served and served[0].run_id is not None and in_shadow_sample(served[0].key, self._shadow_rate):
                 await self._shadow(
                     decision, name, served[0], response, (messages, model_settings, model_request_parameters)
                 )
@@ -216,7 +215,7 @@ class RoutedModel(Model):
             breaker.abandoned()
             raise
         breaker.succeeded()
-        agrees = _agree(_said(answer), _said(shadow))
+        agrees = answers_agree(_said(answer), _said(shadow))
         self._store(decision.features, strongest, sites[0], shadow_of=served.key, agrees=agrees)
 
     def _store(
@@ -323,39 +322,10 @@ def _provider_fault(error: ModelAPIError) -> bool:
     return isinstance(error, ModelHTTPError) and (error.status_code >= 500 or error.status_code == 429)
 
 
-def _drawn(key: str) -> float:
-    """Where a served call falls in [0, 1) for the shadow sample: from its key, so a step that runs again after a
-    crash draws the same and its later calls keep their keys; and every process samples alike."""
-    return int.from_bytes(hashlib.sha256(f"shadow:{key}".encode()).digest()[:8], "big") / 2**64
-
-
-Said = tuple[object, tuple[tuple[str, str], ...]]  # an answer's text (as JSON if it is JSON) and its tool calls
-
-
 def _said(response: ModelResponse) -> Said | None:
-    """What an answer says, to compare: its text and the tools it calls with their arguments; None if neither."""
-    text = _response_text(response).strip()
-    calls = tuple(
-        (part.tool_name, json.dumps(part.args_as_dict(), sort_keys=True))
-        for part in response.parts
-        if isinstance(part, ToolCallPart)
-    )
-    if not text and not calls:
-        return None
-    try:
-        meaning: object = json.loads(text, parse_constant=str)  # NaN stays a word, so it equals itself
-    except ValueError:
-        meaning = " ".join(text.casefold().split()).strip(" .,;:!?\"'`")
-    return meaning, calls
-
-
-def _agree(served: Said | None, shadow: Said | None) -> bool | None:
-    """Whether two answers say the same: the same tool calls, and the same JSON or the same text ignoring case,
-    runs of whitespace and the punctuation around them; None when one says nothing to compare. Meant for answers
-    that are labels, numbers, records or tool calls: two free-text drafts rarely agree word for word."""
-    if served is None or shadow is None:
-        return None
-    return served == shadow
+    """What an answer says, to compare: its text and the tools it calls with their arguments."""
+    calls = ((part.tool_name, part.args_as_dict()) for part in response.parts if isinstance(part, ToolCallPart))
+    return said(_response_text(response), calls)
 
 
 def _nominal_cost(model: GovernedModel) -> float:

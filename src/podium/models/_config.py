@@ -124,7 +124,8 @@ class RoutingSetting(BaseModel):
     def router(self, tiers: list[RouteTier], known_as: Mapping[str, str] | None = None) -> Router:
         """A router for requests served to workflows and gateway clients, held to this floor, starting from the
         prior (`known_as`: the name a tier's model has at its provider, which the prior knows it by). It draws no
-        shadows itself: the workflow route stage draws `shadow_rate` of its served calls by key (the gateway none)."""
+        shadows itself: the workflow route stage draws `shadow_rate` of its served calls by key, the gateway's
+        `podium/auto` of its whole answers by request."""
         return Router(
             tiers,
             floor=self.floor,
