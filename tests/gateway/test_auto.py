@@ -173,25 +173,50 @@ def _shadow_rows(served: Served, count: int) -> list[sa.Row[tuple[object, ...]]]
 def test_auto_shadows_its_answers_on_the_strongest_model_and_feedback_teaches_only_agreeing_ones(
     settings: Settings,
 ) -> None:
-    """With routing.shadow_rate 1, each answer the local model gives is also asked of the remote one (paid, audited
-    with route_shadow_of); an agreeing shadow shares the client's feedback, a disagreeing one stays unjudged."""
-    with (
-        OpenAIServer() as upstream,
-        served_with(settings, _dear_remote(upstream.base_url) + "[routing]\nshadow_rate = 1.0\n") as served,
-    ):
+    """With routing.shadow_rate 1, each new answer the local model gives is also asked of the remote one (paid,
+    audited with route_shadow_of, keyed apart from the request, outside the client's rate limit); an agreeing shadow
+    shares the client's feedback, even feedback that came before it, and a disagreeing one stays unjudged."""
+    limits = "[routing]\nshadow_rate = 1.0\n\n[gateway.limits]\nkey = { rpm = 4 }\n"  # the client's 4 requests
+    with OpenAIServer() as upstream, served_with(settings, _dear_remote(upstream.base_url) + limits) as served:
         client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
         ask = {"messages": [{"role": "user", "content": "Say yes."}], "max_tokens": 3, "temperature": 0}
         local_says = client.chat.completions.create(model=LOCAL, **ask).choices[0].message.content  # type: ignore[call-overload]
-        upstream.queue = [Script(text=f" {str(local_says).upper()}."), Script(text="Something else entirely.")]
-        requests = []
-        for _ in range(2):
-            raw = client.chat.completions.with_raw_response.create(model="podium/auto", **ask)  # type: ignore[call-overload]
-            requests.append(raw.headers["x-podium-request-id"])
+        upstream.queue = [
+            Script(text=f" {str(local_says).upper()}.", delay_s=2),  # agrees, after the client's feedback
+            Script(text="Something else entirely."),
+        ]
+
+        def auto(request_id: str) -> str:
+            raw = client.chat.completions.with_raw_response.create(  # type: ignore[call-overload]
+                model="podium/auto", extra_headers={"Idempotency-Key": request_id}, **ask
+            )
             assert raw.parse().choices[0].message.content == local_says  # the served answer, never the shadow's
+            return str(raw.headers["x-podium-request-id"])
+
+        def feedback(request_id: str) -> httpx.Response:
+            return httpx.post(
+                f"{served.url}/v1/podium/feedback",
+                json={"request_id": request_id, "good": True},
+                headers={"Authorization": f"Bearer {served.agent_key}"},
+            )
+
+        assert feedback(auto("agreeing")).json()["credited"] == 1  # before its shadow has answered
+        (agreeing,) = _shadow_rows(served, 1)
+        assert feedback("agreeing").status_code == 404  # once per request, the shadow's arrival notwithstanding
+        assert feedback(auto("disagreeing")).json()["credited"] == 1
         agreeing, disagreeing = _shadow_rows(served, 2)
-        assert [(row.model, row.agrees) for row in (agreeing, disagreeing)] == [("remote", 1), ("remote", 0)]
+        auto("disagreeing")  # a client's retry: recorded once, shadowed once
+        time.sleep(1)
+
         key = served.agent_key.split("_")[1]
-        assert [row.shadow_of for row in (agreeing, disagreeing)] == [f"request:key.{key}:{r}" for r in requests]
+        assert [(row.model, row.agrees, row.success) for row in (agreeing, disagreeing)] == [
+            ("remote", 1, 1),
+            ("remote", 0, None),
+        ]
+        assert [row.shadow_of for row in (agreeing, disagreeing)] == [
+            f"request:key.{key}:agreeing",
+            f"request:key.{key}:disagreeing",
+        ]
         assert len(upstream.chat_requests()) == 2
         shadows = [
             json.loads(e.entry.detail)
@@ -199,18 +224,8 @@ def test_auto_shadows_its_answers_on_the_strongest_model_and_feedback_teaches_on
             if e.entry.action == "model.call" and e.entry.resource == "remote"
         ]
         assert [d["route_shadow_of"] for d in shadows] == [LOCAL, LOCAL]
-        assert [row.resource for row in served.ledger()].count("remote") == 2  # paid, like any call
-
-        for request in requests:
-            said = httpx.post(
-                f"{served.url}/v1/podium/feedback",
-                json={"request_id": request, "good": True},
-                headers={"Authorization": f"Bearer {served.agent_key}"},
-            )
-            assert said.status_code == 200 and said.json()["credited"] == 1  # the served answer
-        with served.pod.engine.connect() as conn:
-            judged = dict(conn.execute(sa.select(tables.routed.c.id, tables.routed.c.success)).all())
-        assert judged[agreeing.id] == 1 and judged[disagreeing.id] is None
+        paid = [row.call_key for row in served.ledger() if row.resource == "remote"]  # paid, like any call
+        assert paid == [f"request:key.{key}:{r}:shadow:1" for r in ("agreeing", "disagreeing")]
         (status,) = floor_status(served.pod.engine, served.pod.config.routing)  # what `podium route status` shows
         assert (status.router, status.requests, status.shadows, status.agreement) == (
             f"gateway:{LOCAL}|remote",

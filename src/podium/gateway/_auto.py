@@ -11,6 +11,7 @@ docs/routing.md); its answer is stored beside the served one, and shares the cli
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ from podium.store import insert_if_absent, tables
 
 AUTO = "podium/auto"
 _routed = tables.routed
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,63 +98,82 @@ class AutoRouter:
     ) -> None:
         """Put `request` to the strongest model too (`ask`: a governed, paid call, audited with `route_shadow_of`)
         and store its answer beside the served one (`served`: the chat.completion body). A shadow that fails or is
-        refused changes nothing: the governor recorded why, and the client has its answer already."""
+        refused changes nothing for the request: the governor recorded why, and the client has its answer."""
         try:
             answer = await ask()
+            if answer is not None:
+                agrees = answers_agree(said_in(served), said_in(answer))
+                await asyncio.to_thread(self.remember_shadow, route, request, agrees)
         except (PodiumError, UpstreamError):
             return
-        if answer is not None:
-            agrees = answers_agree(said_in(served), said_in(answer))
-            await asyncio.to_thread(self.remember_shadow, route, request, agrees)
+        except Exception:  # noqa: BLE001 - a background task: nobody else would see it
+            _log.exception("the shadow answer to %s was not stored", request)
 
-    def remember(self, route: AutoRoute, request: str, model: str) -> None:
+    def remember(self, route: AutoRoute, request: str, model: str) -> bool:
         """Store the routed request `request` (its asker and id) as answered by `model`, to credit on feedback, with
-        the features it was routed on (the prior's odds as decided, not worked out again)."""
-        self._store(route, request, request, model)
+        the features it was routed on (the prior's odds as decided, not worked out again); whether it was new (a
+        client's retry of a request is stored once)."""
+        with self._engine.begin() as conn:
+            return self._store(conn, route, request, request, model)
 
     def remember_shadow(self, route: AutoRoute, request: str, agrees: bool | None) -> None:
         """Store the strongest model's shadow answer to `request` beside the served one, with whether they agree
-        (None: one said nothing to compare)."""
-        self._store(route, f"{request}:shadow", request, route.strongest, shadow_of=request, agrees=agrees)
-
-    def _store(
-        self, route: AutoRoute, row: str, request: str, model: str, *, shadow_of: str | None = None,
-        agrees: bool | None = None,
-    ) -> None:  # fmt: skip
+        (None: one said nothing to compare). If the client's feedback came first, an agreeing shadow takes it."""
+        routed = _routed
         with self._engine.begin() as conn:
-            insert_if_absent(
-                conn, _routed, id=row, router=route.router, run_id=request, model=model,
-                features=route.features.stored(), success=None, at=time.time(), shadow_of=shadow_of,
-                agrees=None if agrees is None else int(agrees),
-            )  # fmt: skip
+            shadow = f"{request}:shadow"
+            if not self._store(conn, route, shadow, request, route.strongest, shadow_of=request, agrees=agrees):
+                return
+            judged = conn.execute(sa.select(routed.c.success).where(routed.c.id == request)).scalar()
+            if not agrees or judged is None:
+                return
+            conn.execute(routed.update().where(routed.c.id == shadow).values(success=judged))
+        self._learn([(route.router, route.strongest, route.features.stored(), shadow)], bool(judged))
 
     def feedback(self, request: str, success: bool) -> int:
         """Credit the routed request `request` with `success` (once), and its shadow answer if it agreed; return how
-        many served answers it credited."""
+        many served answers it credited (0: none waits, and nothing changed)."""
         judged = sa.or_(_routed.c.shadow_of.is_(None), _routed.c.agrees == 1)  # a disagreeing shadow stays unjudged
         waiting = sa.and_(_routed.c.run_id == request, _routed.c.success.is_(None), judged)
         with self._engine.begin() as conn:
             rows = conn.execute(
                 sa.select(_routed.c.router, _routed.c.model, _routed.c.features, _routed.c.shadow_of).where(waiting)
             ).all()
+            if not any(row.shadow_of is None for row in rows):
+                return 0  # credited before: a shadow stored since took that verdict when it was stored
             conn.execute(_routed.update().where(waiting).values(success=int(success)))
-        with self._lock:
-            for row in rows:
-                if row.router in self._routers:
-                    self._routers[row.router].learn(
-                        Features.from_stored(row.features), row.model, success, shadow=row.shadow_of is not None
-                    )
+        self._learn([(row.router, row.model, row.features, row.shadow_of) for row in rows], success)
         return sum(row.shadow_of is None for row in rows)
+
+    def _learn(self, rows: list[tuple[str, str, str, str | None]], success: bool) -> None:
+        """Teach this process's routers (router, model, stored features, whether a shadow) one outcome."""
+        with self._lock:
+            for router, model, features, shadow_of in rows:
+                if router in self._routers:
+                    self._routers[router].learn(
+                        Features.from_stored(features), model, success, shadow=shadow_of is not None
+                    )
+
+    @staticmethod
+    def _store(
+        conn: sa.Connection, route: AutoRoute, row: str, request: str, model: str, *, shadow_of: str | None = None,
+        agrees: bool | None = None,
+    ) -> bool:  # fmt: skip
+        return insert_if_absent(
+            conn, _routed, id=row, router=route.router, run_id=request, model=model,
+            features=route.features.stored(), success=None, at=time.time(), shadow_of=shadow_of,
+            agrees=None if agrees is None else int(agrees),
+        )  # fmt: skip
 
 
 def said_in(completion: dict[str, Any]) -> Said | None:
     """What an OpenAI chat.completion body says (its first choice's text and tool calls), to compare."""
-    choices = completion.get("choices") or [{}]
-    message = choices[0].get("message") or {}
+    first = (completion.get("choices") or [{}])[0]
+    message = (first.get("message") if isinstance(first, dict) else None) or {}
     calls = [
         (str(function.get("name")), function.get("arguments"))
         for call in message.get("tool_calls") or ()
-        if isinstance(function := call.get("function"), dict)
+        if isinstance(call, dict) and isinstance(function := call.get("function"), dict)
     ]
     content = message.get("content")
     return said(content if isinstance(content, str) else "", calls)

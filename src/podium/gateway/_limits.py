@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from podium.errors import RateLimited
-from podium.governance import CallContext, Outcome, Refusal, Stage
+from podium.governance import SHADOW_OF, CallContext, Outcome, Refusal, Stage
 from podium.models import ModelConfig
 from podium.store import tables
 
@@ -44,6 +44,8 @@ class RateLimits(Stage):
         site = ctx.site
         if site.door != "request" or not site.api_key or ctx.call.kind != "model":
             return  # only gateway requests: a workflow's calls are paced by its budgets and the review queue
+        if SHADOW_OF in ctx.detail:
+            return  # podium's shadow sample, not the client's request: it takes no place in the client's window
         scopes = [(f"key:{site.api_key}", self._limits.key)]
         scopes += [(f"team:{team}", self._limits.team) for team in (ctx.standing.teams if ctx.standing else ())]
         limited = [(scope, self._limits.scopes.get(scope, default)) for scope, default in scopes]

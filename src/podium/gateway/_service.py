@@ -40,7 +40,7 @@ from podium.gateway._problems import UnknownModel
 from podium.gateway._screen import Guardrails, PromptRefused, blocked_detail
 from podium.gateway._streaming import ChatStream, End, Tally, relay
 from podium.gateway._upstream import ChatRequest, ChatResult, EmbedResult, Upstream, UpstreamError
-from podium.governance import Call, Usage, request_scope, valid_request_id
+from podium.governance import SHADOW_OF, Call, Usage, request_scope, side_scope, valid_request_id
 from podium.security import Screening
 
 if TYPE_CHECKING:
@@ -242,24 +242,23 @@ class Gateway:
         ask.detail.update(route.why)
         return route.models, route
 
-    def _routed(self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str) -> None:
-        """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router."""
-        if route is not None:
-            self._auto.remember(route, _request_ref(ask.who, request_id), model)
-
-    def _shadow_later(
-        self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str, answer: ChatResult
+    def _routed(
+        self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str, answer: ChatResult | None = None
     ) -> None:
-        """If `podium/auto`'s answer is in the shadow sample, ask the strongest model too once the client has it (in
-        this request's scope; drained at shutdown). Streamed answers are not shadowed."""
+        """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router. If
+        it is new (not a client's retry) and its whole `answer` is in the shadow sample, ask the strongest model too,
+        beside the reply to the client (its calls keyed apart from the request's; drained at shutdown)."""
         ref = _request_ref(ask.who, request_id)
-        if route is None or not self._auto.shadowed(route, ref, model):
+        if route is None or not self._auto.remember(route, ref, model) or answer is None:
             return
-        shadow = dataclasses.replace(ask, detail=ask.detail | {"route_shadow_of": model})
+        if not self._auto.shadowed(route, ref, model):
+            return
+        shadow = dataclasses.replace(ask, detail=ask.detail | {SHADOW_OF: model})
         strongest = functools.partial(self._complete_on, shadow, route.strongest)
 
         async def answer_of_strongest() -> dict[str, Any] | None:
-            checked = await self._attempt(route.strongest, strongest)
+            with side_scope("shadow"):
+                checked = await self._attempt(route.strongest, strongest)
             return None if checked is None else checked.result.body
 
         task = asyncio.create_task(self._auto.shadow(route, ref, answer.body, answer_of_strongest))
@@ -306,8 +305,7 @@ class Gateway:
                 if checked is not None:
                     if checked.blocked is not None:
                         raise checked.blocked  # charged and audited as it ran; the client sees none of it
-                    self._routed(ask, route, request_id, model)
-                    self._shadow_later(ask, route, request_id, model, checked.result)
+                    self._routed(ask, route, request_id, model, checked.result)
                     return Answer(checked.result, model, request_id)
         raise self._unavailable(alias)
 

@@ -19,7 +19,7 @@ from podium.governance._kill import KillReport, KillSwitch, kill_scope
 from podium.governance._limits import RunLimits
 from podium.governance._pipeline import Approval, CallContext, Flow, NeedsReview, Refusal, Screened, Stage, Standing
 from podium.governance._report import GovernanceReport, governance_report, report_markdown
-from podium.governance._shadow import Said, answers_agree, in_shadow_sample, said
+from podium.governance._shadow import SHADOW_OF, Said, answers_agree, in_shadow_sample, said
 from podium.governance._site import (
     CallSite,
     DoorMemory,
@@ -28,6 +28,7 @@ from podium.governance._site import (
     current_door_key,
     enter_door,
     request_scope,
+    side_scope,
     valid_request_id,
 )
 
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DECLARATION_METADATA",
+    "SHADOW_OF",
     "SINK_KINDS",
     "Approval",
     "Bulkhead",
@@ -96,5 +98,6 @@ __all__ = [
     "report_markdown",
     "request_scope",
     "said",
+    "side_scope",
     "valid_request_id",
 ]

@@ -44,7 +44,7 @@ from pydantic_ai.settings import ModelSettings
 from podium._tiers import TIERS
 from podium.errors import ActorStopped, GovernanceError, ModelUnavailable, UsageError
 from podium.governance._compute import NOMINAL_COMPUTE_SECONDS, MeasuredCompute
-from podium.governance._shadow import Said, answers_agree, in_shadow_sample, said
+from podium.governance._shadow import SHADOW_OF, Said, answers_agree, in_shadow_sample, said
 from podium.governance._site import CallSite
 from podium.governance._wrappers import GovernedModel, _response_text, expected_tokens
 from podium.models import (
@@ -195,7 +195,7 @@ class RoutedModel(Model):
         breaker = self._breakers.get(strongest)
         if served_by == strongest or not breaker.allow():
             return
-        detail = decision.explain() | {"route_shadow_of": served_by}
+        detail = decision.explain() | {SHADOW_OF: served_by}
         sites: list[CallSite] = []
         try:
             shadow = await self._by_name[strongest].request_explained(*request, detail, sites.append)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 
 Said = tuple[object, tuple[tuple[str, str], ...]]  # an answer's text (as JSON if it is JSON) and its tool calls
+SHADOW_OF = "route_shadow_of"  # a shadow call's audit detail: the model whose answer it shadows
 
 
 def in_shadow_sample(key: str, rate: float) -> bool:

@@ -208,6 +208,18 @@ def request_scope(request_id: str, *, api_key: str | None = None, person: str | 
 
 
 @contextmanager
+def side_scope(name: str) -> Iterator[FrontDoor]:
+    """Inside a request, a door for work podium does beside it (the shadow sample's call): the same asker and
+    person, its calls keyed `<request key>:<name>:<n>`, apart from the request's own numbering (which a retry that
+    falls back to another model continues)."""
+    door = _door.get()
+    if not isinstance(door, RequestDoor):
+        raise UsageError(f"side_scope({name!r}) is for work beside a request: open it inside request_scope.")
+    with enter_door(RequestDoor(f"{door.request_id}:{name}", door.api_key, door.person)) as side:
+        yield side
+
+
+@contextmanager
 def call_scope(site: CallSite) -> Iterator[CallSite]:
     """Mark the code inside as executing the governed call `site` (set by the governor)."""
     with _set(_call, site):
