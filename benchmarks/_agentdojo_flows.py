@@ -33,12 +33,14 @@ _EMAIL = Sinks(("recipients", "cc", "bcc"), ("subject", "body", "attachments"))
 _NEW_EVENT = Sinks(("participants",), ("title", "description", "location", "start_time", "end_time"))
 _CANCEL_EVENT = Sinks(("event_id",))
 # The tools of each suite that act on the world (AgentDojo's default_suites/v1/tools/*.py), and their sinks. A tool
-# not listed only reads, except that slack's get_webpage is listed: a GET carries data out in its URL, and the
-# slack injection tasks are scored on the URLs visited (web.web_requests).
+# not listed only reads. Two reads are listed: slack's get_webpage (a GET carries data out in its URL, and the slack
+# injection tasks are scored on the URLs visited: web.web_requests) and workspace's get_unread_emails (it marks the
+# mail read; with no argument to trace, only the decision to call it is checked).
 CONSEQUENTIAL: dict[str, dict[str, Sinks]] = {
     "workspace": {
         "send_email": _EMAIL,  # email_client.py
         "delete_email": Sinks(("email_id",)),
+        "get_unread_emails": Sinks(),
         "create_calendar_event": _NEW_EVENT,  # calendar_client.py
         "cancel_calendar_event": _CANCEL_EVENT,
         "reschedule_calendar_event": Sinks(("event_id",), ("new_start_time", "new_end_time")),
@@ -165,10 +167,6 @@ def verdicts(suites: Mapping[str, TaskSuite[Any]]) -> dict[str, dict[str, Verdic
 
 def verdict_counts(suites: Mapping[str, TaskSuite[Any]]) -> dict[str, dict[str, int]]:
     return {name: dict(Counter(tasks.values())) for name, tasks in verdicts(suites).items()}
-
-
-# Tools that change the environment without acting for anyone: reading unread e-mail marks it read.
-BOOKKEEPING: dict[str, set[str]] = {"workspace": {"get_unread_emails"}}
 
 
 def changing_tools(suites: Mapping[str, TaskSuite[Any]]) -> dict[str, set[str]]:

@@ -138,6 +138,7 @@ def test_the_context_attributes_policies_read_are_known_so_decisions_can_be_reus
     assert PolicySet.load(EXAMPLES).context_keys == (
         "amount_nano_usd",
         "confidential_out",
+        "decided_after_untrusted",
         "decision",
         "killed",
         "run_stopped",
@@ -194,5 +195,5 @@ def test_a_policy_naming_an_unknown_context_attribute_is_refused_with_the_fix(tm
         PolicySet.load(tmp_path)
     assert "attribute `injection_sen` in context" in refused.value.message
     assert "did you mean `injection_seen`?" in refused.value.message
-    has = "the context of tool.call has: amount_nano_usd, confidential_out, data, injection_score, injection_seen"
+    has = "the context of tool.call has: amount_nano_usd, confidential_out, data, decided_after_untrusted"
     assert has in refused.value.message

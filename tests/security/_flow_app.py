@@ -36,6 +36,12 @@ def send_email(to: str, subject: str, body: str) -> str:
     return "sent" if podium.send_to_outbox("email", to, f"{subject}: {body}") else "sent before"
 
 
+@podium.tool(consequential=True)
+def mark_all_read() -> str:
+    """Mark every e-mail read: it changes the mailbox, and has no argument to trace."""
+    return "marked"
+
+
 def _summarise(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """A model that repeats the last thing it was shown (as a model steered by an injection would)."""
     last = messages[-1].parts[-1]
@@ -43,10 +49,12 @@ def _summarise(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"Summary: {text}")], usage=RequestUsage(input_tokens=9, output_tokens=9))
 
 
-clerk = podium.Agent("clerk", owner=OWNER, models=["summariser"], tools=[read_inbox, read_ledger, send_email])
+clerk = podium.Agent(
+    "clerk", owner=OWNER, models=["summariser"], tools=[read_inbox, read_ledger, send_email, mark_all_read]
+)
 app = podium.App(
     agents=[clerk],
-    tools=[read_inbox, read_ledger, send_email],
+    tools=[read_inbox, read_ledger, send_email, mark_all_read],
     models=[ModelEntry("summariser", "local", Price(), lambda: FunctionModel(_summarise, model_name="summariser"))],
 )
 

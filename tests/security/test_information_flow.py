@@ -34,9 +34,9 @@ def sent(pod: Podium) -> list[tuple[str, str]]:
     return [(m.recipient, m.body) for m in pod.outbox.messages()]
 
 
-def flow_audit(pod: Podium) -> list[tuple[str, str]]:
+def flow_audit(pod: Podium, tool: str = "send_email") -> list[tuple[str, str]]:
     log = tables.audit_log
-    query = sa.select(log.c.decision, log.c.detail).where(log.c.resource == "send_email").order_by(log.c.seq)
+    query = sa.select(log.c.decision, log.c.detail).where(log.c.resource == tool).order_by(log.c.seq)
     with pod.engine.connect() as conn:
         return [(row.decision, row.detail) for row in conn.execute(query)]
 
@@ -73,6 +73,21 @@ def test_nothing_read_means_nothing_to_trace(pod: Podium) -> None:
     """Before any tool result, the same call is the agent's own: it runs."""
     with podium.request_scope("r-clean"):
         assert clerk.call_tool("send_email", to=ATTACKER, subject="re", body="hello") == "sent"
+
+
+def test_an_action_with_no_argument_needs_a_person_once_untrusted_data_was_read(pod: Podium) -> None:
+    """ "Mark all mail read" has nothing to trace: before any tool result it is the agent's own and runs; after the
+    e-mail was read, only the decision to make it is left, and that may be the e-mail's."""
+    with podium.request_scope("r-bare-clean"):
+        assert clerk.call_tool("mark_all_read") == "marked"
+    with podium.request_scope("r-bare-read"):
+        clerk.call_tool("read_inbox")
+        with pytest.raises(ActionDenied, match="needs a person's approval.*untrusted-data-drives-no-action"):
+            clerk.call_tool("mark_all_read")
+    assert [decision for decision, _ in flow_audit(pod, "mark_all_read")] == ["allowed", "denied"]
+    assert (
+        json.loads(flow_audit(pod, "mark_all_read")[1][1])["flow_untrusted"] == "(the decision: no argument to trace)"
+    )
 
 
 def test_a_model_that_read_untrusted_data_speaks_untrusted(pod: Podium) -> None:

@@ -84,12 +84,16 @@ class Flow:
     untrusted_targets: frozenset[str] = frozenset()
     untrusted_content: frozenset[str] = frozenset()
     confidential_out: frozenset[str] = frozenset()
+    # No sink value to trace (a call with no argument, "mark all read"), made after untrusted data was read in its
+    # front door: only the decision to make it is left, and that may be the data's.
+    decided_after_untrusted: bool = False
 
-    def as_context(self) -> dict[str, list[str]]:
+    def as_context(self) -> dict[str, list[str] | bool]:
         return {
             "untrusted_targets": sorted(self.untrusted_targets),
             "untrusted_content": sorted(self.untrusted_content),
             "confidential_out": sorted(self.confidential_out),
+            "decided_after_untrusted": self.decided_after_untrusted,
         }
 
 

@@ -51,6 +51,7 @@ CALL_CONTEXT = {
     "untrusted_targets": [],
     "untrusted_content": [],
     "confidential_out": [],
+    "decided_after_untrusted": False,
     "injection_seen": False,
     "injection_score": 0,
 }

@@ -2,10 +2,11 @@
 
 It runs before authorisation and refuses nothing itself. On a consequential tool call it traces each sink argument
 to what the front door's agents read (`FlowLog.trace`) and leaves the result on the call's context, which Cedar sees
-as `context.untrusted_targets`, `context.untrusted_content` and `context.confidential_out`; podium's baseline
-policy makes such a call wait for a person (an `@exception`), whose approval is the audited declassification. When
-a call has run, it labels what the call returned: a tool's result is untrusted, with the data scope the tool
-`reads`; a model's output is as untrusted as the least trusted thing in reach of its context.
+as `context.untrusted_targets`, `context.untrusted_content` and `context.confidential_out`; a call with no sink value
+to trace ("mark all read"), made after untrusted data was read, as `context.decided_after_untrusted`. podium's
+baseline policy makes such a call wait for a person (an `@exception`), whose approval is the audited
+declassification. When a call has run, it labels what the call returned: a tool's result is untrusted, with the
+data scope the tool `reads`; a model's output is as untrusted as the least trusted thing in reach of its context.
 
 Labels are kept per front door: a workflow run's in the database (they survive a restart and every step), a
 request's in memory (a retried request reads again).
@@ -44,11 +45,16 @@ class InformationFlow(Stage):
 
     def check(self, ctx: CallContext) -> None:
         call = ctx.call
-        sinks = call.declaration.sink_kinds(call.arguments or {}) if call.kind == "tool" else {}
-        if not sinks:
+        if call.kind != "tool" or not call.declaration.consequential:
             return
         log = self.log(ctx.site)
         arguments = call.arguments or {}
+        sinks = call.declaration.sink_kinds(arguments)
+        if not any(text.strip() for name in sinks for text in texts_of(arguments.get(name))):  # only the decision
+            if log.tainted:
+                ctx.flow = Flow(decided_after_untrusted=True)
+                ctx.detail["flow_untrusted"] = "(the decision: no argument to trace)"
+            return
         traced = {name: _trace(log, arguments.get(name)) for name in sinks}
         untrusted = {name for name, origins in traced.items() if any(not o.trusted for o in origins)}
         targets = [text for name, kind in sinks.items() if kind == "target" for text in texts_of(arguments.get(name))]
