@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
@@ -42,6 +42,20 @@ def mark_all_read() -> str:
     return "marked"
 
 
+@podium.tool(consequential=True, sinks={"folder": "target"})
+def archive_all(folder: str = "INBOX") -> str:
+    """Archive every e-mail of a folder (its default the inbox)."""
+    return f"archived {folder}"
+
+
+def _obey(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """A model that does what the last thing it read says: archive everything (leaving the folder to its default)."""
+    usage = RequestUsage(input_tokens=9, output_tokens=9)
+    if isinstance(messages[-1].parts[-1], ToolReturnPart):
+        return ModelResponse(parts=[TextPart("Done.")], usage=usage)
+    return ModelResponse(parts=[ToolCallPart("archive_all", {})], usage=usage)
+
+
 def _summarise(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """A model that repeats the last thing it was shown (as a model steered by an injection would)."""
     last = messages[-1].parts[-1]
@@ -49,13 +63,15 @@ def _summarise(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"Summary: {text}")], usage=RequestUsage(input_tokens=9, output_tokens=9))
 
 
-clerk = podium.Agent(
-    "clerk", owner=OWNER, models=["summariser"], tools=[read_inbox, read_ledger, send_email, mark_all_read]
-)
+TOOLS = [read_inbox, read_ledger, send_email, mark_all_read, archive_all]
+clerk = podium.Agent("clerk", owner=OWNER, models=["summariser", "obeyer"], tools=TOOLS)
 app = podium.App(
     agents=[clerk],
-    tools=[read_inbox, read_ledger, send_email, mark_all_read],
-    models=[ModelEntry("summariser", "local", Price(), lambda: FunctionModel(_summarise, model_name="summariser"))],
+    tools=TOOLS,
+    models=[
+        ModelEntry("summariser", "local", Price(), lambda: FunctionModel(_summarise, model_name="summariser")),
+        ModelEntry("obeyer", "local", Price(), lambda: FunctionModel(_obey, model_name="obeyer")),
+    ],
 )
 
 

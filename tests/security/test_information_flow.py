@@ -90,6 +90,26 @@ def test_an_action_with_no_argument_needs_a_person_once_untrusted_data_was_read(
     )
 
 
+@pytest.mark.parametrize("folder", ["*", "/", "INBOX"])
+def test_an_action_whose_only_values_say_nothing_traceable_needs_a_person_too(pod: Podium, folder: str) -> None:
+    """ "Archive '*'" carries a value too short to trace, "INBOX" is the tool's own default: neither tells where the
+    decision came from, so after the e-mail was read it waits like a call with no argument."""
+    with podium.request_scope(f"r-untraceable-{len(folder)}"):
+        clerk.call_tool("read_inbox")
+        with pytest.raises(ActionDenied, match="untrusted-data-drives-no-action"):
+            clerk.call_tool("archive_all", folder=folder)
+
+
+def test_a_model_that_leaves_a_sink_to_its_default_is_judged_on_its_decision(pod: Podium) -> None:
+    """pydantic-ai fills in the default the model left out; the call still has nothing of the model's to trace."""
+    with podium.request_scope("r-obeyer"):
+        clerk.call_tool("read_inbox")
+        with pytest.raises(ActionDenied, match="untrusted-data-drives-no-action"):
+            clerk.run("Tidy up my mail.", model="obeyer")
+    with podium.request_scope("r-obeyer-clean"):  # nothing read: the agent's own decision
+        assert clerk.run("Tidy up my mail.", model="obeyer") == "Done."
+
+
 def test_a_model_that_read_untrusted_data_speaks_untrusted(pod: Podium) -> None:
     """A model's output is as untrusted as its context: what it proposes after reading the e-mail is traced to it,
     even where it paraphrases nothing (the sound rule; code that copies is traced value by value)."""
@@ -154,6 +174,9 @@ def test_a_runs_labels_survive_a_restart(pod: Podium) -> None:
     fresh = InformationFlow(pod.engine)
     site = CallSite("x", run.id, 1, door="workflow", door_key=run.id)
     assert [o.source for o in fresh.log(site).trace(ATTACKER)] == ["tool:read_inbox"]
+    vouching_first = InformationFlow(pod.engine)  # a step that trusts its input before its first call
+    vouching_first.trust("Reply to bob@example.com.", door_key=run.id)
+    assert [o.source for o in vouching_first.log(site).trace(ATTACKER)] == ["tool:read_inbox"]
 
 
 def test_a_misdeclared_tool_is_refused_with_the_fix() -> None:

@@ -111,6 +111,13 @@ class FlowLog:
         return origins
 
 
+def traceable(value: str) -> bool:
+    """Whether `FlowLog.trace` can link `value` to what it was copied from: a short value only as a whole word, so
+    "*" or "/" (the "everything" an injection would ask for) can be traced to nothing."""
+    value = normal(value)
+    return len(value) >= MIN_SUBSTRING or _WORD.search(value) is not None
+
+
 def texts_of(value: Any, *, depth: int = 0) -> Iterator[str]:
     """The strings and numbers in a value an agent reads or passes (nested lists, mappings, dataclasses, pydantic
     models, objects), as text: what gets labelled and traced."""

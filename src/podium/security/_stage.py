@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from podium.governance import CallContext, CallSite, DoorMemory, Flow, Outcome, Stage, current_door_key
-from podium.security._flows import FlowLog, Origin, texts_of
+from podium.security._flows import FlowLog, Origin, texts_of, traceable
 from podium.store import insert_if_absent, reader, tables
 
 MAX_DOORS = 4_096  # front doors whose labels one process keeps in memory (a run's are read back from the database)
@@ -50,12 +50,13 @@ class InformationFlow(Stage):
         log = self.log(ctx.site)
         arguments = call.arguments or {}
         sinks = call.declaration.sink_kinds(arguments)
-        if not any(text.strip() for name in sinks for text in texts_of(arguments.get(name))):  # only the decision
+        given = _given(arguments, call.schema or {})
+        if not any(traceable(text) for name in sinks for text in texts_of(given.get(name))):  # only the decision
             if log.tainted:
                 ctx.flow = Flow(decided_after_untrusted=True)
                 ctx.detail["flow_untrusted"] = "(the decision: no argument to trace)"
             return
-        traced = {name: _trace(log, arguments.get(name)) for name in sinks}
+        traced = {name: _trace(log, given.get(name)) for name in sinks}  # a default is the author's own
         untrusted = {name for name, origins in traced.items() if any(not o.trusted for o in origins)}
         targets = [text for name, kind in sinks.items() if kind == "target" for text in texts_of(arguments.get(name))]
         content = [origin for name, kind in sinks.items() if kind == "content" for origin in traced[name]]
@@ -89,14 +90,12 @@ class InformationFlow(Stage):
         """Vouch for `text` in the front door in force (or `door_key`): the operator's or user's own input, whose
         values may reach any sink. A workflow run's recorded labels are kept with it."""
         key = door_key or current_door_key()
-        self._log(key, workflow=False).add(text, Origin(True, source="input"))
+        self._logs.get(key, lambda: self._load(key)).add(text, Origin(True, source="input"))  # a run's, if restarted
 
     def log(self, site: CallSite) -> FlowLog:
         """The labels of `site`'s front door (a workflow run's are read from the database once per process)."""
-        return self._log(site.door_key, workflow=site.door == "workflow")
-
-    def _log(self, key: str, *, workflow: bool) -> FlowLog:
-        return self._logs.get(key, lambda: self._load(key) if workflow else FlowLog())
+        key = site.door_key
+        return self._logs.get(key, lambda: self._load(key) if site.door == "workflow" else FlowLog())
 
     def _load(self, door_key: str) -> FlowLog:
         log = FlowLog()
@@ -127,6 +126,17 @@ class InformationFlow(Stage):
 
         allowed = self.recipients.get(scope, ())
         return all(any(fnmatchcase(t.casefold(), p.casefold()) for p in allowed) for t in targets)
+
+
+def _given(arguments: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments the caller gave: a value equal to its parameter's default (which pydantic-ai fills in for a
+    model that left it out) is the tool author's, and says nothing of where the decision came from."""
+    properties = schema.get("properties") or {}
+    return {
+        name: value
+        for name, value in arguments.items()
+        if not (isinstance(spec := properties.get(name), Mapping) and "default" in spec and spec["default"] == value)
+    }
 
 
 def _trace(log: FlowLog, value: Any) -> tuple[Origin, ...]:
