@@ -85,9 +85,7 @@ def test_an_action_with_no_argument_needs_a_person_once_untrusted_data_was_read(
         with pytest.raises(ActionDenied, match="needs a person's approval.*untrusted-data-drives-no-action"):
             clerk.call_tool("mark_all_read")
     assert [decision for decision, _ in flow_audit(pod, "mark_all_read")] == ["allowed", "denied"]
-    assert (
-        json.loads(flow_audit(pod, "mark_all_read")[1][1])["flow_untrusted"] == "(the decision: no argument to trace)"
-    )
+    assert json.loads(flow_audit(pod, "mark_all_read")[1][1])["flow_untrusted"] == "(the decision: no value to trace)"
 
 
 @pytest.mark.parametrize("folder", ["*", "/", "INBOX"])

@@ -54,7 +54,7 @@ class InformationFlow(Stage):
         if not any(traceable(text) for name in sinks for text in texts_of(given.get(name))):  # only the decision
             if log.tainted:
                 ctx.flow = Flow(decided_after_untrusted=True)
-                ctx.detail["flow_untrusted"] = "(the decision: no argument to trace)"
+                ctx.detail["flow_untrusted"] = "(the decision: no value to trace)"
             return
         traced = {name: _trace(log, given.get(name)) for name in sinks}  # a default is the author's own
         untrusted = {name for name, origins in traced.items() if any(not o.trusted for o in origins)}
