@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -102,6 +102,7 @@ def test_redacting_every_sample_leaves_none_of_it() -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(before=st.integers(0, 12_000), kind=st.sampled_from(sorted(SAMPLES)))
+@example(before=4055, kind="email")  # found by CI: the window ended inside ".co.uk", and ".uk" went unredacted
 def test_a_finding_anywhere_in_a_long_text_is_found_once_whole(before: int, kind: str) -> None:
     """Across the scan's window boundaries (every 2,816 characters) too."""
     text, secret = SAMPLES[kind]

@@ -122,20 +122,26 @@ class Claimed:
         return before > 0 and self._furthest[before - 1] > start
 
 
-def _windows(length: int) -> Iterator[tuple[int, int]]:
+def _windows(length: int) -> Iterator[tuple[int, int, int]]:
+    """Each window's start and end, and where the next one starts (the end of the text for the last): a window owns
+    the matches that start before that, which end inside it, whole; a later match may be cut short at its end (an
+    address's ".co" of ".co.uk") and is the next window's to find."""
     start = 0
     while True:
-        yield start, min(length, start + _WINDOW)
         if start + _WINDOW >= length:
+            yield start, length, length
             return
+        yield start, start + _WINDOW, start + _WINDOW - OVERLAP
         start += _WINDOW - OVERLAP
 
 
 def run_pattern(pattern: Pattern, context: Context, claimed: Claimed | None) -> Iterator[Finding]:
     text = context.text
     covered = 0  # the end of the last finding: one that starts inside it merges with it, so needs no more work
-    for window_start, window_end in _windows(len(text)):
+    for window_start, window_end, next_start in _windows(len(text)):
         for match in _matches(pattern, context, window_start, window_end):
+            if match.start() >= next_start:
+                continue
             start, end = match.span(pattern.group) if match.start(pattern.group) >= 0 else match.span()
             if start == end or (claimed is not None and claimed.overlaps(start, end)):
                 continue
