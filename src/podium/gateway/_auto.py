@@ -119,16 +119,15 @@ class AutoRouter:
     def remember_shadow(self, route: AutoRoute, request: str, agrees: bool | None) -> None:
         """Store the strongest model's shadow answer to `request` beside the served one, with whether they agree
         (None: one said nothing to compare). If the client's feedback came first, an agreeing shadow takes it."""
-        routed = _routed
         with self._engine.begin() as conn:
             shadow = f"{request}:shadow"
             if not self._store(conn, route, shadow, request, route.strongest, shadow_of=request, agrees=agrees):
                 return
-            judged = conn.execute(sa.select(routed.c.success).where(routed.c.id == request)).scalar()
+            judged = conn.execute(sa.select(_routed.c.success).where(_routed.c.id == request)).scalar()
             if not agrees or judged is None:
                 return
-            conn.execute(routed.update().where(routed.c.id == shadow).values(success=judged))
-        self._learn([(route.router, route.strongest, route.features.stored(), shadow)], bool(judged))
+            conn.execute(_routed.update().where(_routed.c.id == shadow).values(success=judged))
+        self._learn([(route.router, route.strongest, route.features, True)], bool(judged))
 
     def feedback(self, request: str, success: bool) -> int:
         """Credit the routed request `request` with `success` (once), and its shadow answer if it agreed; return how
@@ -142,17 +141,17 @@ class AutoRouter:
             if not any(row.shadow_of is None for row in rows):
                 return 0  # credited before: a shadow stored since took that verdict when it was stored
             conn.execute(_routed.update().where(waiting).values(success=int(success)))
-        self._learn([(row.router, row.model, row.features, row.shadow_of) for row in rows], success)
+        self._learn(
+            [(r.router, r.model, Features.from_stored(r.features), r.shadow_of is not None) for r in rows], success
+        )
         return sum(row.shadow_of is None for row in rows)
 
-    def _learn(self, rows: list[tuple[str, str, str, str | None]], success: bool) -> None:
-        """Teach this process's routers (router, model, stored features, whether a shadow) one outcome."""
+    def _learn(self, rows: list[tuple[str, str, Features, bool]], success: bool) -> None:
+        """Teach this process's routers one outcome of each (router, model, features, whether a shadow answer)."""
         with self._lock:
-            for router, model, features, shadow_of in rows:
+            for router, model, features, shadow in rows:
                 if router in self._routers:
-                    self._routers[router].learn(
-                        Features.from_stored(features), model, success, shadow=shadow_of is not None
-                    )
+                    self._routers[router].learn(features, model, success, shadow=shadow)
 
     @staticmethod
     def _store(

@@ -252,7 +252,7 @@ class Gateway:
         if route is None or not self._auto.remember(route, ref, model) or answer is None:
             return
         if not self._auto.shadowed(route, ref, model):
-            return
+            return  # not in the sample
         shadow = dataclasses.replace(ask, detail=ask.detail | {SHADOW_OF: model})
         strongest = functools.partial(self._complete_on, shadow, route.strongest)
 
