@@ -120,6 +120,7 @@ class AutoRouter:
         """Store the strongest model's shadow answer to `request` beside the served one, with whether they agree
         (None: one said nothing to compare). If the client's feedback came first, an agreeing shadow takes it."""
         with self._engine.begin() as conn:
+            _hold(conn, request)  # a feedback in flight commits first (its verdict is read below) or waits for this
             shadow = f"{request}:shadow"
             if not self._store(conn, route, shadow, request, route.strongest, shadow_of=request, agrees=agrees):
                 return
@@ -135,6 +136,7 @@ class AutoRouter:
         judged = sa.or_(_routed.c.shadow_of.is_(None), _routed.c.agrees == 1)  # a disagreeing shadow stays unjudged
         waiting = sa.and_(_routed.c.run_id == request, _routed.c.success.is_(None), judged)
         with self._engine.begin() as conn:
+            _hold(conn, request)  # a shadow being stored lands before these rows are read, or after they are judged
             rows = conn.execute(
                 sa.select(_routed.c.router, _routed.c.model, _routed.c.features, _routed.c.shadow_of).where(waiting)
             ).all()
@@ -163,6 +165,14 @@ class AutoRouter:
             features=route.features.stored(), success=None, at=time.time(), shadow_of=shadow_of,
             agrees=None if agrees is None else int(agrees),
         )  # fmt: skip
+
+
+def _hold(conn: sa.Connection, request: str) -> None:
+    """Lock the served row of `request` for this transaction, so that a feedback and the storing of its shadow
+    answer take turns: otherwise each can miss the other (the feedback reads no shadow yet, the shadow reads no
+    verdict yet) and an agreeing shadow is never judged. A no-op write: a row lock on PostgreSQL, and SQLite's write
+    lock, which Python's sqlite3 takes at the first write, not at a read."""
+    conn.execute(_routed.update().where(_routed.c.id == request).values(at=_routed.c.at))
 
 
 def said_in(completion: dict[str, Any]) -> Said | None:
