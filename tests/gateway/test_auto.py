@@ -4,15 +4,18 @@ learns from the client's feedback (once per request), in a way a new process sta
 from __future__ import annotations
 
 import json
+import threading
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import openai
 import pytest
 import sqlalchemy as sa
 
-from podium import Settings
+from podium import Podium, Settings
 from podium.cost import Tokens
+from podium.gateway._auto import AutoRouter
 from podium.governance import floor_status
 from podium.store import tables
 from tests.gateway.conftest import AGENT, PERSON, Served, remote_model, served_with
@@ -233,3 +236,58 @@ def test_auto_shadows_its_answers_on_the_strongest_model_and_feedback_teaches_on
             2,
             0.5,
         )
+
+
+def test_auto_shadows_a_streamed_answer_as_the_whole_answer_it_became(settings: Settings) -> None:
+    """A streamed answer is in the shadow sample too once it has ended whole: the strongest model is asked once (not
+    streamed) and its answer compared with what the stream said."""
+    with (
+        OpenAIServer() as upstream,
+        served_with(settings, _dear_remote(upstream.base_url) + "[routing]\nshadow_rate = 1.0\n") as served,
+    ):
+        client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
+        ask = {"messages": [{"role": "user", "content": "Say yes."}], "max_tokens": 3, "temperature": 0}
+        local_says = str(client.chat.completions.create(model=LOCAL, **ask).choices[0].message.content)  # type: ignore[call-overload]
+        upstream.script = Script(text=f" {local_says.upper()}.")
+        chunks = client.chat.completions.create(model="podium/auto", stream=True, **ask)  # type: ignore[call-overload]
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == local_says
+        (shadow,) = _shadow_rows(served, 1)
+        assert (shadow.model, shadow.agrees) == ("remote", 1)
+        (asked,) = upstream.chat_requests()
+        assert not asked.body.get("stream")
+        entries = [e.entry for e in served.pod.audit.entries(actor=f"agent:{AGENT}") if e.entry.action == "model.call"]
+        autos = [detail for e in entries if (detail := json.loads(e.detail)).get("alias") == "podium/auto"]
+        assert sorted((d.get("route_shadow_of", ""), d.get("stream", "")) for d in autos) == [("", "true"), (LOCAL, "")]
+
+
+@pytest.mark.postgres
+def test_a_shadow_stored_while_feedback_commits_waits_for_its_verdict_and_shares_it(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL a feedback and the storing of an agreeing shadow can run at once: the shadow must not read "no
+    verdict yet" while the feedback, which read "no shadow yet", is about to commit (the outcome would be lost).
+    The feedback's write here holds the served row as the feedback does; the shadow waits for it, then shares it."""
+    with Podium.connect(Settings(home=tmp_path / "podium", database_url=postgres_url)) as pod:
+        auto = AutoRouter(pod.engine, pod.config.routing, pod.models)
+        route = auto.order([(LOCAL, "local", 1.0), ("remote", "intermediate", 5.0)], "Say yes.", "support")
+        assert auto.remember(route, "asked", LOCAL)
+        routed = tables.routed
+        with pod.engine.connect() as feedback, feedback.begin():
+            feedback.execute(routed.update().where(routed.c.id == "asked").values(success=1))
+            storing = threading.Thread(target=auto.remember_shadow, args=(route, "asked", True))
+            storing.start()
+            deadline = time.monotonic() + 30
+            while storing.is_alive() and not _waits_for_a_lock(pod.engine) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert storing.is_alive(), "the shadow was stored without waiting for the feedback in flight"
+        storing.join(30)
+        with pod.engine.connect() as conn:
+            shadow = conn.execute(sa.select(routed.c.success, routed.c.agrees).where(routed.c.shadow_of == "asked"))
+            assert shadow.one() == (1, 1)
+
+
+def _waits_for_a_lock(engine: sa.Engine) -> bool:
+    """Whether a session of this database waits for a lock (other tests' databases are on the same server)."""
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text(waiting)).scalar())

@@ -243,11 +243,11 @@ class Gateway:
         return route.models, route
 
     def _routed(
-        self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str, answer: ChatResult | None = None
+        self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str, answer: dict[str, Any] | None
     ) -> None:
-        """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router. If
-        it is new (not a client's retry) and its whole `answer` is in the shadow sample, ask the strongest model too,
-        beside the reply to the client (its calls keyed apart from the request's; drained at shutdown)."""
+        """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router. If it
+        is new (not a client's retry) and its `answer` (a chat.completion body; None: a stream cut short) is in the
+        shadow sample, ask the strongest model too, beside the reply (keyed apart from the request; drained at exit)."""
         ref = _request_ref(ask.who, request_id)
         if route is None or not self._auto.remember(route, ref, model) or answer is None:
             return
@@ -261,7 +261,7 @@ class Gateway:
                 checked = await self._attempt(route.strongest, strongest)
             return None if checked is None else checked.result.body
 
-        task = asyncio.create_task(self._auto.shadow(route, ref, answer.body, answer_of_strongest))
+        task = asyncio.create_task(self._auto.shadow(route, ref, answer, answer_of_strongest))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -305,7 +305,7 @@ class Gateway:
                 if checked is not None:
                     if checked.blocked is not None:
                         raise checked.blocked  # charged and audited as it ran; the client sees none of it
-                    self._routed(ask, route, request_id, model, checked.result)
+                    self._routed(ask, route, request_id, model, checked.result.body)
                     return Answer(checked.result, model, request_id)
         raise self._unavailable(alias)
 
@@ -378,12 +378,11 @@ class Gateway:
         try:
             with _scope(who, request_id):
                 ask = await self._ask(who, request_id, alias, body, max_tokens)
-                ask.detail["stream"] = "true"
                 models, route = await self._models_for(ask)
                 for model in models:
                     tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
                     if tally is not None:
-                        self._routed(ask, route, request_id, model)
+                        self._routed(ask, route, request_id, model, tally.answer())
                         await stream.put(End(tally.cut))
                         return
             raise self._unavailable(alias)
@@ -402,7 +401,7 @@ class Gateway:
             lambda _: relay(upstream, request, stream, halted, guard),
             lambda t: self._stream_usage(model, t, ask),
             lambda t: "".join(t.text),
-            ask.detail | {"upstream_model": request.model},
+            ask.detail | {"stream": "true", "upstream_model": request.model},  # not the shadow's: a whole answer
             annotate=lambda t: t.audit_detail() | blocked_detail(t.blocked) | self._content("".join(t.text)),
             offload=True,
         )

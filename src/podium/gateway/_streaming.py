@@ -35,6 +35,33 @@ class Tally:
     text: list[str] = dataclasses.field(default_factory=list)  # what the model produced (not all of it sent)
     cut: Exception | None = None  # why the stream was cut: a kill, the output guardrail, the upstream failing
     blocked: OutputBlocked | None = None  # the output guardrail stopped the reply
+    said: list[str] = dataclasses.field(default_factory=list)  # the first choice's content, apart from tool calls
+    calls: dict[str, tuple[str, list[str]]] = dataclasses.field(default_factory=dict)  # its calls: name, arguments
+
+    def keep(self, body: dict[str, Any] | None) -> None:
+        """Keep what a chunk adds to the first choice, so that a whole stream can be compared as an answer."""
+        for choice in (body or {}).get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) and choice.get("index", 0) == 0 else None
+            if not isinstance(delta, dict):
+                continue
+            if isinstance(delta.get("content"), str):
+                self.said.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                if not isinstance(call, dict):
+                    continue
+                function = call["function"] if isinstance(call.get("function"), dict) else {}
+                at = str(call.get("index", 0))  # a call's name comes once, its arguments in pieces, under its index
+                name, arguments = self.calls.get(at, ("", []))
+                self.calls[at] = (name or str(function.get("name") or ""), arguments)
+                if isinstance(function.get("arguments"), str):
+                    arguments.append(function["arguments"])
+
+    def answer(self) -> dict[str, Any] | None:
+        """The stream's first choice as a whole chat.completion body gives it, or None if it did not end whole."""
+        if self.ended != "complete" or self.cut is not None:
+            return None
+        calls = [{"function": {"name": name, "arguments": "".join(parts)}} for name, parts in self.calls.values()]
+        return {"choices": [{"message": {"content": "".join(self.said), "tool_calls": calls}}]}
 
     def cut_by(self, error: Exception) -> None:
         self.cut, self.ended = error, f"cut: {getattr(error, 'message', error)}"
@@ -144,6 +171,7 @@ async def _pump(chunks: ChunkStream, stream: ChatStream, tally: Tally, guard: Ch
             text = delta_text(chunk.body)
             tally.chars += len(text)
             tally.text.append(text)
+            tally.keep(chunk.body)
             released = chunk.body if guard is None or chunk.body is None else guard.filter(chunk.body)
             if released is not None and not await _deliver(stream, ChatChunk(body=released)):
                 tally.ended = "client_disconnected"
