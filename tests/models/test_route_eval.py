@@ -165,6 +165,9 @@ def test_a_window_of_hard_tasks_misses_the_floor_for_every_router_but_not_agains
     for scale, kept in ((1.05, 1.0), (1.06, 0.0)):
         better = tuple(tuple(w * scale for w in windows) for windows in evaluation.reference_windows)
         assert dataclasses.replace(evaluation, reference_windows=better).summary()["floor_kept_share_paired"] == kept
+    # so do the runs told "95% of large" that measure it: the same windows, the best model's quality to the point
+    assert summary["measured_quality_share"] == 1.0
+    assert (summary["measured_floor_kept_share"], summary["measured_floor_kept_share_paired"]) == (alone, 1.0)
 
 
 def test_on_real_mmlu_outcomes_it_recovers_more_of_the_gap_than_random() -> None:
@@ -205,6 +208,7 @@ def test_cli_over_three_models_with_scores(tmp_path: Path) -> None:
     assert "random mix" in out and "always cheap" in out and "always mid" in out and "always big" in out
     assert "Requests per model at 95%, podium: cheap " in out and "Requests per model at 95%, oracle:" in out
     assert "Floor kept in " in out
+    assert "Told only '95% of big', measuring it as it goes" in out and "of its quality" in out
     svg = plot.read_text()
     assert "always one model: cheap, mid, big" in svg and "share of always-reference cost" in svg
 

@@ -6,14 +6,15 @@ import random
 
 import pytest
 
-from podium.models._router import Router, RouteTier, Task
+from podium.models._router import ReferenceQuality, Router, RouteTier, Task
 
 TIERS = [RouteTier("local", 0.01), RouteTier("frontier", 1.0)]
 
 
-def stream(router: Router, n: int, seed: int = 0) -> list[tuple[Task, str]]:
+def stream(router: Router, n: int, seed: int = 0, frontier: float = 0.95) -> list[tuple[Task, str]]:
     """Easy tasks the local tier gets right 95% of the time, hard ones it gets right 10% of the time; the
-    frontier tier gets both right 95% of the time. Only the chosen and shadow tiers' outcomes are learnt."""
+    frontier tier gets both right 95% of the time (`frontier`). Only the chosen and shadow tiers' outcomes are
+    learnt."""
     rng = random.Random(seed)
     decided = []
     for i in range(n):
@@ -21,7 +22,7 @@ def stream(router: Router, n: int, seed: int = 0) -> list[tuple[Task, str]]:
         task = Task(f"ticket {i} about {'tax law appeal' if hard else 'card delivery'}", "hard" if hard else "easy")
         decision = router.decide(task)
         for tier in filter(None, (decision.tier, decision.shadow)):
-            chance = 0.95 if tier == "frontier" or not hard else 0.10
+            chance = frontier if tier == "frontier" else 0.95 if not hard else 0.10
             router.learn(task, tier, rng.random() < chance, shadow=tier != decision.tier)
         decided.append((task, decision.tier))
     return decided
@@ -111,3 +112,41 @@ def test_a_quality_between_0_and_1_is_learnt_as_a_soft_label() -> None:
     for wrong in (1.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match="between 0 and 1"):
             router.learn(Task("x"), "local", wrong)
+
+
+def test_told_a_share_of_the_strong_tiers_quality_it_measures_that_quality_and_holds_the_share() -> None:
+    """95% of a frontier that gets 95% right is 90%: the hard tasks must go to it. 95% of one that gets half right
+    is 47.5%, which the local tier's 52.5% alone clears: the router no longer pays for the frontier."""
+    strong = Router(TIERS, floor=0.95, shadow_rate=0.1, reference="frontier")
+    late = stream(strong, 2000, frontier=0.95)[1000:]
+    assert sum(tier == "frontier" for task, tier in late if task.group == "hard") / 500 > 0.8
+    quality, _ = strong._measured.estimate()
+    assert quality == pytest.approx(0.95, abs=0.03)  # measured on all the work, not just the hard tasks it took
+    weak = Router(TIERS, floor=0.95, shadow_rate=0.1, reference="frontier")
+    late = stream(weak, 2000, frontier=0.5)[1000:]
+    assert sum(tier == "frontier" for _, tier in late) / 1000 < 0.15
+    decision = weak.decide(Task("x"))
+    assert decision.aim is not None and decision.aim == pytest.approx(0.95 * weak._measured.estimate()[0], abs=0.05)
+    shadows = [d.shadow for d in (weak.decide(Task(f"t{i}")) for i in range(300)) if d.tier == "local"]
+    assert set(shadows) == {None, "frontier"}  # a shadow goes to the reference, which it measures
+
+
+def test_the_reference_is_measured_on_all_the_work_not_only_where_it_was_chosen() -> None:
+    """It takes the hard half (60% right there) and is shadowed on a tenth of the easy half (95% right there): over
+    the work it gets 77.5% right, not the 60% of the tasks it was chosen for. Unmeasured, it counts as perfect."""
+    assert ReferenceQuality().estimate() == (1.0, 0.0)
+    measured, rng = ReferenceQuality(), random.Random(1)
+    for i in range(20_000):
+        if i % 2:
+            measured.observe(rng.random() < 0.6, reference=True, shadow=False)
+        else:
+            measured.observe(rng.random() < 0.8, reference=False, shadow=False)  # the local tier's own outcome
+            if i % 20 == 0:
+                measured.observe(rng.random() < 0.95, reference=True, shadow=True)
+    quality, variance = measured.estimate()
+    assert quality == pytest.approx(0.775, abs=0.01) and 0 < variance < 1e-4
+
+
+def test_the_floors_reference_must_be_a_tier() -> None:
+    with pytest.raises(ValueError, match="not one of the tiers"):
+        Router(TIERS, reference="gpt-5")

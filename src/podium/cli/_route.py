@@ -295,3 +295,15 @@ def print_route_summary(summary: dict[str, Any]) -> None:
             alone,
         )
     )
+    measured = summary["measured_quality_share"]
+    console.print(
+        styled(
+            "Told only '95% of {}', measuring it as it goes (its own outcomes and a shadow sample): {} of its quality, "
+            "{} saved, floor kept in {} of the windows ({} paired).",
+            reference,
+            "n/a" if measured is None else f"{measured:.1%}",
+            share(summary["measured_cost_saved_at_95pct"]),
+            share(summary["measured_floor_kept_share"]),
+            share(summary["measured_floor_kept_share_paired"]),
+        )
+    )

@@ -72,6 +72,7 @@ class Evaluation:
     oracle_start: Point  # every query on its cheapest model (the best of them where several cost the same)
     upgrades: tuple[_Upgrade, ...]  # the oracle's moves up from there, most quality per extra dollar first
     reference_windows: tuple[tuple[float, ...], ...]  # per seed: the reference model's quality in each window
+    measured: tuple[Point, ...] = ()  # per seed: told "95% of the reference's quality", which it measures itself
 
     @property
     def reference_index(self) -> int:
@@ -193,6 +194,30 @@ class Evaluation:
     def reference_floor_kept_share(self) -> float:
         return _share(self.reference_floor_kept())
 
+    def measured_floor_kept(self, *, paired: bool = False) -> list[bool]:
+        """For each window of the `measured` runs, whether its quality met the target (paired: 95% of what the
+        reference scored on the window's own tasks)."""
+        return [
+            w >= (QUALITY_SHARE * strong if paired else self.target_quality)
+            for run, strongs in zip(self.measured, self.reference_windows, strict=True)
+            for w, strong in zip(run.windows, strongs, strict=True)
+        ]
+
+    def measured_summary(self) -> dict[str, float | None]:
+        """The runs told the floor as an operator states it, 95% of the reference model's quality, which each
+        measures as it goes (its outcomes, and a shadow sample asked of the reference) instead of being told what
+        95% of it is on the file: their cost saved, the share of the reference's quality they reached, and the floor
+        kept over their windows, as told and paired."""
+        runs, reference = self.measured, self.reference.quality
+        if not runs:
+            return {}
+        return {
+            "measured_cost_saved_at_95pct": _mean([self.cost_saved(run) for run in runs]),
+            "measured_quality_share": _mean([run.quality / reference for run in runs]) if reference else None,
+            "measured_floor_kept_share": _share(self.measured_floor_kept()),
+            "measured_floor_kept_share_paired": _share(self.measured_floor_kept(paired=True)),
+        }
+
     def summary(self) -> dict[str, object]:
         """Figures over seeds (mean and spread), for the CLI table and the benchmark JSON."""
         ref = self.reference_index
@@ -232,6 +257,7 @@ class Evaluation:
             "oracle_strong_calls_saved_at_95pct": None if oracle_target is None else 1 - oracle_target.shares[ref],
             "oracle_tier_shares": self._mean_shares([oracle_target]),
             "oracle_quality": self.oracle.quality,
+            **self.measured_summary(),
         }
 
     def _mean_shares(self, points: Sequence[Point | None]) -> dict[str, float] | None:
@@ -344,7 +370,7 @@ def evaluate(
     reference = always[strong].quality
     floors = [min(1.0, max(0.0, outcomes.unit(share * reference))) for share in floor_shares]
     units = [tuple(outcomes.unit(s) for s in q.scores) for q in queries]
-    router, reference_windows = [], []
+    router, reference_windows, measured = [], [], []
     for seed in range(seeds):
         order = list(zip(queries, units, strict=True))
         random.Random(seed).shuffle(order)
@@ -354,6 +380,7 @@ def evaluate(
             points.append(_stream(order, models, floor, shadow_rate, seed, prior))
             progress()
         router.append(points)
+        measured.append(_stream(order, models, QUALITY_SHARE, shadow_rate, seed, prior, reference=models[strong]))
     kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
     hulls = [_upper_hull(list(zip(q.costs, q.scores, strict=True))) for q in queries]
     start = Point(
@@ -383,6 +410,7 @@ def evaluate(
         start,
         tuple(upgrades),
         tuple(reference_windows),
+        tuple(measured),
     )
 
 
@@ -393,8 +421,10 @@ def _stream(
     shadow_rate: float,
     seed: int,
     prior: PriorScorer | None,
+    reference: str | None = None,
 ) -> Point:
-    """One deployment: decide, pay, observe the chosen (and shadow) outcome, learn; nothing seen in advance."""
+    """One deployment: decide, pay, observe the chosen (and shadow) outcome, learn; nothing seen in advance. With
+    `reference`, the floor is a share of that model's quality, which the run measures (`Router.reference`)."""
     router = Router(
         [RouteTier(m, c) for m, c in zip(models, stream[0][0].costs, strict=True)],
         floor=floor,
@@ -402,6 +432,7 @@ def _stream(
         seed=seed,
         window=len(stream) // WINDOWS,  # the floor is promised, and checked, in windows of this many queries
         prior=prior,
+        reference=reference,
     )
     index = {m: i for i, m in enumerate(models)}
     realised: list[float] = []

@@ -116,6 +116,35 @@ class OnlineLogistic:
         self.observations += 1
 
 
+@dataclass
+class ReferenceQuality:
+    """How well the tier a floor is a share of does on all the work, from what was observed of it: its outcomes where
+    it was chosen (the tasks the router thought hard), weighed by how often it was, and its shadow answers for the
+    rest (a random sample of the tasks the other tiers took). Until the shadow sample has any, the rest counts as
+    done perfectly, which puts the floor high: a router that has not measured its reference spends on quality."""
+
+    served: int = 0  # outcomes of the chosen tiers, any of them
+    chosen: list[float] = field(default_factory=lambda: [0.0, 0.0])  # the reference's, where chosen: count, sum
+    shadowed: list[float] = field(default_factory=lambda: [0.0, 0.0])  # its shadow answers: count, sum
+
+    def observe(self, success: float, *, reference: bool, shadow: bool) -> None:
+        self.served += not shadow
+        if reference:
+            kept = self.shadowed if shadow else self.chosen
+            kept[0], kept[1] = kept[0] + 1, kept[1] + success
+
+    def estimate(self) -> tuple[float, float]:
+        """The reference's mean quality over the work, and the variance of that estimate."""
+        (n_chosen, chosen), (n_shadowed, shadowed) = self.chosen, self.shadowed
+        share = n_chosen / self.served if self.served else 0.0
+        rest = (shadowed + 1) / (n_shadowed + 1)  # one success assumed: high until measured, gone as samples come
+        mean, variance = (1 - share) * rest, (1 - share) ** 2 * rest * (1 - rest) / (n_shadowed + 1)
+        if n_chosen:
+            quality = chosen / n_chosen
+            mean, variance = mean + share * quality, variance + share**2 * quality * (1 - quality) / n_chosen
+        return mean, variance
+
+
 @dataclass(frozen=True)
 class RouteTier:
     """A tier as the router sees it: a name and the expected cost of one call, in any unit."""
@@ -166,6 +195,10 @@ class Router:
     floor by the margin that chance alone takes away from a window of that many tasks (`confidence` one-sided,
     binomial), so that the floor holds in about `confidence` of such windows (MMLU, 5 seeds: 95% of 700-task
     windows, against 62% without, at the same cost saved at the 95% target).
+
+    With `reference`, the floor is a share of that tier's quality, as an operator states it ("95% of the frontier
+    model"), and the router measures that quality as it goes (`ReferenceQuality`): the aim follows the estimate,
+    above it also by the estimate's own uncertainty, and the shadow sample goes to the reference.
     """
 
     tiers: Sequence[RouteTier]
@@ -176,12 +209,14 @@ class Router:
     window: int = 0  # aim above the floor so that it holds in `confidence` of windows of this many tasks (0: mean)
     confidence: float = 0.95
     prior: PriorScorer | None = None  # what public outcomes say of each tier on a task, before any of its own
+    reference: str | None = None  # the floor is a share of this tier's measured quality (None: a share of tasks)
     _model: OnlineLogistic = field(init=False)
     _random: random.Random = field(init=False)
     _cost_weight: float = field(init=False, default=0.05)  # start quality-first; outcomes teach thrift
     _typical_cost: float = field(init=False, default=0.0)
     _tasks_seen: int = field(init=False, default=0)
     _aim: float = field(init=False, default=0.0)
+    _measured: ReferenceQuality = field(init=False, default_factory=ReferenceQuality)
 
     def __post_init__(self) -> None:
         if not self.tiers:
@@ -192,12 +227,13 @@ class Router:
             raise ValueError("floor and shadow_rate are shares between 0 and 1")
         if self.window < 0 or not 0.5 <= self.confidence < 1.0:
             raise ValueError("window is a number of tasks (0: the floor on average); confidence is in [0.5, 1)")
+        if self.reference is not None and self.reference not in {tier.name for tier in self.tiers}:
+            raise ValueError(f"the floor's reference {self.reference!r} is not one of the tiers")
         # With a prior, outcomes correct it rather than discover everything: a lower rate keeps them from drowning
         # it in the noise of single outcomes (MMLU, half held out, 1 seed: 52.6% saved at 95% against 48.7% at 0.05).
         rate = 0.05 if self.prior is None else 0.01
         self._model = OnlineLogistic([tier.name for tier in self.tiers], learning_rate=rate)
-        spread = math.sqrt(self.floor * (1 - self.floor) / self.window) if self.window else 0.0
-        self._aim = min(1.0, self.floor + statistics.NormalDist().inv_cdf(self.confidence) * spread)
+        self._aim = self._aim_at(self.floor, 0.0)
         self._random = random.Random(self.seed)
 
     def decide(self, task: Task, *, costs: dict[str, float] | None = None) -> RouteDecision:
@@ -217,7 +253,7 @@ class Router:
             self._cost_weight,
             features,
             self._shadow_for(chosen),
-            self._aim if self.window else None,
+            self._aim if self.window or self.reference else None,
             None if self.prior is None else f"public outcomes ({self.prior.prior.embedder})",
         )
 
@@ -230,9 +266,19 @@ class Router:
         if tier not in self._model.tiers:
             return  # a model no longer among this router's candidates
         self._model.learn(tier, task if isinstance(task, Features) else self.features(task), success)
+        if self.reference is not None:
+            self._measured.observe(success, reference=tier == self.reference, shadow=shadow)
+            quality, variance = self._measured.estimate()
+            self._aim = self._aim_at(self.floor * quality, self.floor**2 * variance)
         if not shadow:
             self._cost_weight *= math.exp(self.steering * (float(success) - self._aim))
             self._cost_weight = min(max(self._cost_weight, 1e-4), 1e4)
+
+    def _aim_at(self, floor: float, uncertain: float) -> float:
+        """Where to steer so that the floor (a success share) holds with `confidence`: above it by what chance
+        takes from a window of tasks and by the variance `uncertain` of the floor itself, when it is measured."""
+        spread = floor * (1 - floor) / self.window if self.window else 0.0
+        return min(1.0, floor + statistics.NormalDist().inv_cdf(self.confidence) * math.sqrt(spread + uncertain))
 
     def features(self, task: Task) -> Features:
         """What the router sees of `task`: its hashed words and, with a prior, each tier's prior log-odds."""
@@ -244,7 +290,9 @@ class Router:
     def _shadow_for(self, chosen: str) -> str | None:
         """Another tier, at random, to learn what it would have done: over many tiers, one next to the choice would
         leave the far ones unmeasured (on LLMRouter's nine models, 2 seeds: 71% saved at 95%, against 77% at random)."""
-        if len(self.tiers) < 2 or self._random.random() >= self.shadow_rate:
+        if len(self.tiers) < 2 or chosen == self.reference or self._random.random() >= self.shadow_rate:
             return None
+        if self.reference is not None:
+            return self.reference  # measuring the reference on the other tiers' tasks keeps the floor honest
         others = [tier.name for tier in self.tiers if tier.name != chosen]
         return others[0] if len(others) == 1 else self._random.choice(others)
