@@ -123,7 +123,7 @@ class AnthropicServer:
             block = {"type": "tool_use", "id": "toolu_stub_1", "name": name, "input": {}}
             yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
             arguments = json.dumps(tool_input)
-            for piece in _pieces(arguments, 3):
+            for piece in _pieces(arguments, 3) if tool_input else [""]:  # no input: one empty piece, as Anthropic
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
             yield "content_block_stop", {"type": "content_block_stop", "index": index}

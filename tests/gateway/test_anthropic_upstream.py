@@ -15,7 +15,10 @@ import pytest
 
 from podium.cost import Tokens
 from podium.gateway._anthropic_upstream import AnthropicUpstream, anthropic_tokens, to_anthropic
+from podium.gateway._auto import said_in
+from podium.gateway._streaming import Tally
 from podium.gateway._upstream import ChatChunk, ChatRequest, UpstreamError
+from podium.governance import answers_agree
 
 from .anthropic_server import AnthropicServer, Reply
 
@@ -320,6 +323,18 @@ def test_a_streamed_tool_call_arrives_as_openai_fragments(server: AnthropicServe
     assert json.loads("".join(call["function"]["arguments"] for call in calls)) == {"city": "Oslo"}
     finish = [c.body["choices"][0]["finish_reason"] for c in chunks if c.body and c.body["choices"][0]["finish_reason"]]
     assert finish == ["tool_calls"]
+
+
+def test_a_streamed_tool_call_without_arguments_says_what_the_whole_answer_says(server: AnthropicServer) -> None:
+    """Anthropic streams a no-input tool call as one empty fragment; OpenAI's clients parse arguments as JSON."""
+    server.reply = Reply(text="", tool_use=("now", {}))
+    streamed = Tally(keeps_answer=True)
+    for chunk in asyncio.run(collect(upstream(server), HELLO)):
+        streamed.keep(chunk.body)
+    whole = asyncio.run(complete(upstream(server), HELLO)).body
+    answer = streamed.answer()
+    assert answer is not None and answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"
+    assert answers_agree(said_in(whole), said_in(answer))  # a shadow answer given whole agrees with the stream
 
 
 def test_closing_the_stream_early_closes_the_connection(server: AnthropicServer) -> None:

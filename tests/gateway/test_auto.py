@@ -261,33 +261,46 @@ def test_auto_shadows_a_streamed_answer_as_the_whole_answer_it_became(settings: 
 
 
 @pytest.mark.postgres
-def test_a_shadow_stored_while_feedback_commits_waits_for_its_verdict_and_shares_it(
-    postgres_url: str, tmp_path: Path
+@pytest.mark.parametrize("first", ["feedback", "shadow"])
+def test_a_feedback_and_its_shadow_at_the_same_moment_take_turns_and_the_shadow_shares_the_verdict(
+    first: str, postgres_url: str, tmp_path: Path
 ) -> None:
-    """On PostgreSQL a feedback and the storing of an agreeing shadow can run at once: the shadow must not read "no
-    verdict yet" while the feedback, which read "no shadow yet", is about to commit (the outcome would be lost).
-    The feedback's write here holds the served row as the feedback does; the shadow waits for it, then shares it."""
+    """On PostgreSQL a feedback and the storing of an agreeing shadow can run at once, and each could read the other
+    as not there yet (the feedback no shadow, the shadow no verdict): the outcome of the shadow would be lost. Here
+    one of them is held open half-way, holding the served row as it does, and the other must wait for it."""
     with Podium.connect(Settings(home=tmp_path / "podium", database_url=postgres_url)) as pod:
         auto = AutoRouter(pod.engine, pod.config.routing, pod.models)
         route = auto.order([(LOCAL, "local", 1.0), ("remote", "intermediate", 5.0)], "Say yes.", "support")
         assert auto.remember(route, "asked", LOCAL)
         routed = tables.routed
-        with pod.engine.connect() as feedback, feedback.begin():
-            feedback.execute(routed.update().where(routed.c.id == "asked").values(success=1))
-            storing = threading.Thread(target=auto.remember_shadow, args=(route, "asked", True))
-            storing.start()
+        credited: list[int] = []
+        with pod.engine.connect() as held, held.begin():
+            if first == "feedback":  # its verdict written, not committed; the shadow arrives
+                held.execute(routed.update().where(routed.c.id == "asked").values(success=1))
+                second = threading.Thread(target=auto.remember_shadow, args=(route, "asked", True))
+            else:  # the shadow stored, not committed; the feedback arrives
+                held.execute(routed.update().where(routed.c.id == "asked").values(at=routed.c.at))
+                auto._store(held, route, "asked:shadow", "asked", "remote", shadow_of="asked", agrees=True)
+                second = threading.Thread(target=lambda: credited.append(auto.feedback("asked", True)))
+            second.start()
             deadline = time.monotonic() + 30
-            while storing.is_alive() and not _waits_for_a_lock(pod.engine) and time.monotonic() < deadline:
+            while second.is_alive() and not _waits_for_the_row(pod.engine) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert storing.is_alive(), "the shadow was stored without waiting for the feedback in flight"
-        storing.join(30)
+            assert second.is_alive(), f"the {first} in flight was not waited for"
+        second.join(30)
+        if first == "shadow":
+            assert credited == [1]
         with pod.engine.connect() as conn:
             shadow = conn.execute(sa.select(routed.c.success, routed.c.agrees).where(routed.c.shadow_of == "asked"))
             assert shadow.one() == (1, 1)
 
 
-def _waits_for_a_lock(engine: sa.Engine) -> bool:
-    """Whether a session of this database waits for a lock (other tests' databases are on the same server)."""
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+def _waits_for_the_row(engine: sa.Engine) -> bool:
+    """Whether a session of this database waits for a lock on a routed request (other tests' databases are on the
+    same server)."""
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND query ILIKE 'UPDATE podium_routed%'"
+    )
     with engine.connect() as conn:
         return bool(conn.execute(sa.text(waiting)).scalar())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from podium.gateway._auto import said_in
-from podium.gateway._streaming import Tally
+from podium.gateway._streaming import Tally, delta_text
 from podium.governance import answers_agree
 
 
@@ -46,7 +48,7 @@ WHOLE = {
 
 
 def _kept(bodies: list[dict[str, Any]]) -> Tally:
-    tally = Tally()
+    tally = Tally(keeps_answer=True)
     for body in bodies:
         tally.keep(body)
     return tally
@@ -70,13 +72,40 @@ def test_a_stream_cut_short_is_no_answer_to_compare() -> None:
     assert left.answer() is None
 
 
-def test_chunks_of_any_shape_are_kept_without_failing() -> None:
-    odd: list[Any] = [
-        {},
-        {"choices": None},
-        {"choices": ["text"]},
-        {"choices": [{"delta": None}]},
-        {"choices": [{"delta": {"content": 7, "tool_calls": ["x", {"index": [1]}, {"function": "f"}]}}]},
-    ]
-    answer = _kept(odd).answer()
+def test_calls_are_told_in_their_index_order_and_whole_calls_without_one_by_their_id() -> None:
+    reversed_ = _kept([_chunk(_call(1, "{}", name="notify")), _chunk(_call(0, "{}", name="refund"))]).answer()
+    assert reversed_ is not None
+    assert [c["function"]["name"] for c in reversed_["choices"][0]["message"]["tool_calls"]] == ["refund", "notify"]
+    whole = [{"id": f"call_{n}", "function": {"name": n, "arguments": "{}"}} for n in ("a", "b")]
+    unindexed = _kept([_chunk({"tool_calls": whole[:1]}), _chunk({"tool_calls": whole[1:]})]).answer()
+    assert unindexed is not None
+    assert [c["function"]["name"] for c in unindexed["choices"][0]["message"]["tool_calls"]] == ["a", "b"]
+
+
+def test_a_tally_keeps_the_answer_only_when_asked() -> None:
+    tally = Tally()
+    for body in STREAMED:
+        tally.keep(body)
+    assert (tally.answer(), tally.said, tally.calls) == (None, [], {})
+
+
+ODD_CHUNKS: list[Any] = [
+    {},
+    {"choices": None},
+    {"choices": 5},
+    {"choices": "abc"},
+    {"choices": {"delta": {"content": "x"}}},
+    {"choices": ["text"]},
+    {"choices": [{"delta": None}]},
+    {"choices": [{"delta": {"content": 7, "tool_calls": 5}}]},
+    {"choices": [{"delta": {"tool_calls": True}}]},
+    {"choices": [{"delta": {"tool_calls": "call"}}]},
+    {"choices": [{"delta": {"tool_calls": ["x", {"index": [1]}, {"function": "f"}, {"function": {"arguments": 3}}]}}]},
+]
+
+
+@pytest.mark.parametrize("body", ODD_CHUNKS)
+def test_a_chunk_of_any_shape_is_counted_and_kept_without_failing(body: Any) -> None:
+    assert delta_text(body) == ""
+    answer = _kept([body]).answer()
     assert answer is not None and answer["choices"][0]["message"]["content"] == ""

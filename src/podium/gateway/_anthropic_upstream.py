@@ -349,6 +349,7 @@ class StreamTranslator:
         self.done = False
         self._usage: dict[str, Any] = {}
         self._tool_calls: dict[int, int] = {}  # content block index -> OpenAI tool-call index
+        self._argued: set[int] = set()  # the tool-call blocks whose arguments have begun
 
     def tokens(self) -> Tokens:
         return anthropic_tokens(self._usage)
@@ -369,11 +370,13 @@ class StreamTranslator:
             self._take_usage(event.get("usage"))
             delta = _object(event.get("delta"))
             return [self._chunk({}, finish_reason=_finish_reason(delta.get("stop_reason")))]
+        if kind == "content_block_stop":
+            return self._block_stop(event.get("index"))
         if kind == "message_stop":
             self.done = True
         elif kind == "error":
             raise _stream_error(event)
-        return []  # ping, content_block_stop, and kinds added after this was written
+        return []  # ping, and kinds added after this was written
 
     def _block_start(self, index: object, block: object) -> list[dict[str, Any]]:
         if not isinstance(block, Mapping) or not isinstance(index, int):
@@ -385,6 +388,8 @@ class StreamTranslator:
         self._tool_calls[index] = position = len(self._tool_calls)
         started = block.get("input")
         arguments = json.dumps(started) if isinstance(started, Mapping) and started else ""
+        if arguments:
+            self._argued.add(index)
         function = {"name": str(block.get("name", "")), "arguments": arguments}
         call = {"index": position, "id": str(block.get("id", "")), "type": "function", "function": function}
         return [self._chunk({"tool_calls": [call]})]
@@ -397,9 +402,18 @@ class StreamTranslator:
         if delta.get("type") == "input_json_delta" and isinstance(index, int) and index in self._tool_calls:
             partial = delta.get("partial_json")
             if isinstance(partial, str) and partial:
+                self._argued.add(index)
                 call = {"index": self._tool_calls[index], "function": {"arguments": partial}}
                 return [self._chunk({"tool_calls": [call]})]
         return []
+
+    def _block_stop(self, index: object) -> list[dict[str, Any]]:
+        """A tool call without arguments (Anthropic streams an empty `partial_json`) gets `{}`, as it does given
+        whole: OpenAI's clients parse the arguments as JSON, and "" is not."""
+        if not isinstance(index, int) or index not in self._tool_calls or index in self._argued:
+            return []
+        self._argued.add(index)
+        return [self._chunk({"tool_calls": [{"index": self._tool_calls[index], "function": {"arguments": "{}"}}]})]
 
     def _take_usage(self, usage: object) -> None:
         if isinstance(usage, Mapping):

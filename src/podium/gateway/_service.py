@@ -398,7 +398,7 @@ class Gateway:
         guard = self._guardrails.chunk_guard()
         return await self._pod.governor.govern(
             self._chat_call(ask, model),
-            lambda _: relay(upstream, request, stream, halted, guard),
+            lambda _: relay(upstream, request, stream, halted, guard, keep=ask.alias == AUTO),
             lambda t: self._stream_usage(model, t, ask),
             lambda t: "".join(t.text),
             ask.detail | {"stream": "true", "upstream_model": request.model},  # not the shadow's: a whole answer

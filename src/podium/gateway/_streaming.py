@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from podium.cost import Tokens
@@ -35,32 +36,35 @@ class Tally:
     text: list[str] = dataclasses.field(default_factory=list)  # what the model produced (not all of it sent)
     cut: Exception | None = None  # why the stream was cut: a kill, the output guardrail, the upstream failing
     blocked: OutputBlocked | None = None  # the output guardrail stopped the reply
+    keeps_answer: bool = False  # keep what the first choice says, to compare the whole stream (`answer`)
     said: list[str] = dataclasses.field(default_factory=list)  # the first choice's content, apart from tool calls
-    calls: dict[str, tuple[str, list[str]]] = dataclasses.field(default_factory=dict)  # its calls: name, arguments
+    calls: dict[int | str, tuple[str, list[str]]] = dataclasses.field(default_factory=dict)  # name, argument parts
 
     def keep(self, body: dict[str, Any] | None) -> None:
-        """Keep what a chunk adds to the first choice, so that a whole stream can be compared as an answer."""
-        for choice in (body or {}).get("choices") or ():
-            delta = choice.get("delta") if isinstance(choice, dict) and choice.get("index", 0) == 0 else None
-            if not isinstance(delta, dict):
+        """Keep what a chunk adds to the first choice, if this tally keeps the answer."""
+        if not self.keeps_answer:
+            return
+        for index, delta in _deltas(body):
+            if index != 0:
                 continue
             if isinstance(delta.get("content"), str):
                 self.said.append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                if not isinstance(call, dict):
-                    continue
+            for call in _tool_calls(delta):
                 function = call["function"] if isinstance(call.get("function"), dict) else {}
-                at = str(call.get("index", 0))  # a call's name comes once, its arguments in pieces, under its index
+                at = call.get("index")  # a call's name comes once, its arguments in pieces, under its index
+                at = at if isinstance(at, int) else str(call.get("id") or len(self.calls))  # or whole, by its id
                 name, arguments = self.calls.get(at, ("", []))
                 self.calls[at] = (name or str(function.get("name") or ""), arguments)
                 if isinstance(function.get("arguments"), str):
                     arguments.append(function["arguments"])
 
     def answer(self) -> dict[str, Any] | None:
-        """The stream's first choice as a whole chat.completion body gives it, or None if it did not end whole."""
-        if self.ended != "complete" or self.cut is not None:
+        """The stream's first choice as a whole chat.completion body gives it; None if it did not end whole (or
+        this tally did not keep it)."""
+        if not self.keeps_answer or self.ended != "complete" or self.cut is not None:
             return None
-        calls = [{"function": {"name": name, "arguments": "".join(parts)}} for name, parts in self.calls.values()]
+        ordered = sorted(self.calls.items(), key=lambda call: call[0] if isinstance(call[0], int) else math.inf)
+        calls = [{"function": {"name": name, "arguments": "".join(parts)}} for _, (name, parts) in ordered]
         return {"choices": [{"message": {"content": "".join(self.said), "tool_calls": calls}}]}
 
     def cut_by(self, error: Exception) -> None:
@@ -124,6 +128,8 @@ async def relay(
     stream: ChatStream,
     halted: Callable[[], Awaitable[str | None]],
     guard: ChunkGuard | None = None,
+    *,
+    keep: bool = False,
 ) -> Tally:
     """Pass the upstream's chunks to `stream` until it ends or the client leaves; through the output `guard`, if
     there is one, which releases text only once it is checked. Every HALT_CHECK_S, whatever the stream is doing
@@ -131,7 +137,7 @@ async def relay(
     on (a kill, a suspension), and a stream older than MAX_STREAM_S is cut: either stops the upstream. An upstream
     failure before the upstream produced anything is raised (another upstream may answer); after that, it ends
     the stream, which is paid for what was produced."""
-    tally, started = Tally(), time.monotonic()
+    tally, started = Tally(keeps_answer=keep), time.monotonic()  # keep: the answer, for a shadow to compare
     chunks = upstream.stream(request)
     pump = asyncio.ensure_future(_pump(chunks, stream, tally, guard))
     try:
@@ -195,15 +201,26 @@ async def _deliver(stream: ChatStream, chunk: ChatChunk) -> bool:
 
 def delta_text(body: dict[str, Any] | None) -> str:
     """The text a chunk adds (content and tool-call arguments), for counting and the reply's digest."""
-    if not body:
-        return ""
     text = []
-    for choice in body.get("choices") or ():
-        delta = choice.get("delta") or {}
+    for _, delta in _deltas(body):
         if isinstance(delta.get("content"), str):
             text.append(delta["content"])
-        for tool_call in delta.get("tool_calls") or ():
-            arguments = (tool_call.get("function") or {}).get("arguments")
-            if isinstance(arguments, str):
-                text.append(arguments)
+        for call in _tool_calls(delta):
+            function = call.get("function")
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                text.append(function["arguments"])
     return "".join(text)
+
+
+def _deltas(body: object) -> Iterator[tuple[object, dict[str, Any]]]:
+    """Each choice's delta in a chunk, with the choice's index, whatever shape the upstream sent."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    for choice in choices if isinstance(choices, list) else ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            yield choice.get("index", 0), delta
+
+
+def _tool_calls(delta: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    calls = delta.get("tool_calls")
+    yield from (call for call in (calls if isinstance(calls, list) else ()) if isinstance(call, dict))
