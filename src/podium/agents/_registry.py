@@ -16,9 +16,9 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -26,6 +26,17 @@ import sqlalchemy as sa
 from podium import _bounds
 from podium._tiers import check_tier_ceiling
 from podium.agents._agent import AgentIdentity, check_name
+from podium.agents._records import (
+    AgentRecord,
+    IssuedKey,
+    KeyRecord,
+    Permission,
+    as_row,
+    audit_summary,
+    entity_of,
+    from_row,
+    permissions,
+)
 from podium.audit import record
 from podium.cost import Budgets, write_budget
 from podium.errors import NotFoundError, Unauthenticated, UsageError
@@ -36,7 +47,6 @@ from podium.policy import (
     Identity,
     KeyFormat,
     PolicySet,
-    agent_entity,
     person_entity,
     scope_entity,
 )
@@ -47,51 +57,9 @@ MAX_DELEGATION_DEPTH = 3  # a delegate acts through at most this many delegators
 AgentStatus = Literal["active", "suspended"]  # retiring is `retire`: it also revokes the keys
 KEYS = KeyFormat("pod")
 
-Permission = tuple[str, str]
-"""One permission: its kind ("models", "tools" or "data_scopes") and the name granted."""
 _OPTION = {"models": "model", "tools": "tool", "data_scopes": "data-scope"}  # `podium agents grant --<option>`
 
 _log = logging.getLogger("podium.agents")
-
-
-@dataclass(frozen=True)
-class AgentRecord:
-    name: str
-    owner: str
-    team: str
-    models: tuple[str, ...]
-    tools: tuple[str, ...]
-    status: str
-    updated_at: float
-    display_name: str = ""
-    purpose: str = ""
-    tier_ceiling: str = ""
-    data_scopes: tuple[str, ...] = ()
-    delegated_by: str | None = None
-    created_at: float = 0.0
-    granted: frozenset[Permission] = frozenset()  # by a person: a relaunch keeps them
-    withheld: frozenset[Permission] = frozenset()  # revoked by a person: no relaunch re-grants them
-
-    def grants(self) -> dict[str, set[str]]:
-        return {"models": set(self.models), "tools": set(self.tools), "data_scopes": set(self.data_scopes)}
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    id: str
-    agent: str
-    created_at: float
-    revoked_at: float | None
-    revoked_by: str | None
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    """A new API key. `secret` is the whole key; podium keeps only its digest, so this is the one time it shows."""
-
-    agent: str
-    id: str
-    secret: str = field(repr=False)
 
 
 def deployer() -> str:
@@ -110,14 +78,14 @@ class AgentRegistry:
     def list(self) -> builtins.list[AgentRecord]:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(tables.agents).order_by(tables.agents.c.name)).all()
-        return [_record(row) for row in rows]
+        return [from_row(row) for row in rows]
 
     def get(self, name: str) -> AgentRecord:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no agent named {name!r}. `podium agents list` shows the registered agents.")
-        return _record(row)
+        return from_row(row)
 
     def keys(self, name: str) -> builtins.list[KeyRecord]:
         keys = tables.agent_keys
@@ -148,10 +116,10 @@ class AgentRegistry:
         """One try; False if another process inserted the agent after this one read that there was none."""
         with self._engine.begin() as conn:
             row = conn.execute(sa.select(tables.agents).where(tables.agents.c.name == identity.name)).first()
-            current = _record(row) if row is not None else None
+            current = from_row(row) if row is not None else None
             declared = {"models": identity.models, "tools": identity.tools}
             if current is not None:
-                refused = _permissions(declared) & current.withheld
+                refused = permissions(declared) & current.withheld
                 if refused:
                     self._withhold(conn, identity.name, refused)
                 declared = {kind: _kept(current, kind, names) for kind, names in declared.items()}
@@ -221,15 +189,15 @@ class AgentRegistry:
             tier_ceiling=tier_ceiling,
             data_scopes=tuple(data_scopes),
             created_at=now,
-            granted=_permissions(granted),
+            granted=permissions(granted),
         )
         with self._act(by, "registry.change", new, {"change": "add"}, audit_as="registry.add") as act:
             conn = act.conn
             if conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
                 raise UsageError(f"an agent named {name!r} exists already; `podium agents show {name}` shows it.")
-            conn.execute(tables.agents.insert().values(**_row(new)))
+            conn.execute(tables.agents.insert().values(**as_row(new)))
             key = self._issue_key(conn, name)
-            act.detail = _summary(new)
+            act.detail = audit_summary(new)
             if limit is not None:
                 detail = {"limit_nano_usd": str(limit), "on_exhausted": "stop"}
                 with self.authorizer.act(by, "budget.set", scope, detail=detail, within=conn):
@@ -326,7 +294,7 @@ class AgentRegistry:
             data_scopes=tuple(data_scopes),
             delegated_by=delegator,
             created_at=now,
-            granted=_permissions({"models": models, "tools": tools, "data_scopes": data_scopes}),
+            granted=permissions({"models": models, "tools": tools, "data_scopes": data_scopes}),
         )
         wider = {kind: sorted(granted - parent.grants()[kind]) for kind, granted in child.grants().items()}
         wider = {kind: extra for kind, extra in wider.items() if extra}
@@ -334,8 +302,8 @@ class AgentRegistry:
         with self._act(by, "registry.delegate", child, {"widens": bool(wider)}, detail=detail) as act:
             if act.conn.execute(sa.select(tables.agents.c.name).where(tables.agents.c.name == name)).first():
                 raise UsageError(f"an agent named {name!r} exists already; choose another name for the delegate.")
-            act.conn.execute(tables.agents.insert().values(**_row(child)))
-            act.detail = _summary(child)
+            act.conn.execute(tables.agents.insert().values(**as_row(child)))
+            act.detail = audit_summary(child)
         return child
 
     def _chain_above(self, agent: AgentRecord) -> builtins.list[str]:
@@ -379,7 +347,7 @@ class AgentRegistry:
         elif row.name is None:
             problem = f"agent {row.agent!r} is no longer registered"
         else:
-            agent = _record(row)
+            agent = from_row(row)
             if agent.status != "active":
                 problem = f"agent {agent.name!r} is {agent.status}"
             elif agent.delegated_by and row.delegator_status != "active":
@@ -418,7 +386,7 @@ class AgentRegistry:
             )
 
         # A person's decision outlasts relaunches: a grant lifts a withholding, a revoke withholds until a grant.
-        decided = _permissions(named)
+        decided = permissions(named)
         if change == "grant":
             granted, withheld = current.granted | decided, current.withheld - decided
         else:
@@ -441,7 +409,7 @@ class AgentRegistry:
         check_tier_ceiling(changed.tier_ceiling)
         changed = replace(changed, updated_at=max(time.time(), current.updated_at + 1e-6))
         agents = tables.agents
-        to = {"to": json.dumps(_summary(changed))}
+        to = {"to": json.dumps(audit_summary(changed))}
         with self._act(
             by, "registry.change", current, {"change": change}, detail=to, audit_as=f"registry.{change}"
         ) as act:
@@ -449,7 +417,7 @@ class AgentRegistry:
             written = conn.execute(
                 agents.update()
                 .where(agents.c.name == current.name, agents.c.updated_at == current.updated_at)
-                .values(**_row(changed))
+                .values(**as_row(changed))
             ).rowcount
             if not written:
                 raise UsageError(
@@ -458,7 +426,7 @@ class AgentRegistry:
                 )
             if revoke_keys:
                 self.revoke_keys(conn, [current.name], by=by.actor)
-            act.detail = _summary(changed)
+            act.detail = audit_summary(changed)
         return changed
 
     def _withhold(self, conn: sa.Connection, name: str, refused: frozenset[Permission]) -> None:
@@ -517,71 +485,12 @@ class AgentRegistry:
         return IssuedKey(name, key_id, key)
 
 
-def entity_of(agent: AgentRecord) -> Entity:
-    return agent_entity(
-        agent.name,
-        owner=agent.owner,
-        team=agent.team,
-        status=agent.status,
-        models=agent.models,
-        tools=agent.tools,
-        data_scopes=agent.data_scopes,
-        tier_ceiling=agent.tier_ceiling,
-        delegated_by=agent.delegated_by or "",
-    )
-
-
-def _permissions(by_kind: Mapping[str, Iterable[str]]) -> frozenset[Permission]:
-    return frozenset((kind, name) for kind, names in by_kind.items() for name in names)
-
-
-def _by_kind(permissions: frozenset[Permission]) -> str:
-    """JSON of `permissions` as {kind: [names]}, sorted."""
-    grouped: dict[str, list[str]] = {}
-    for kind, name in sorted(permissions):
-        grouped.setdefault(kind, []).append(name)
-    return json.dumps(grouped)
-
-
 def _kept(current: AgentRecord, kind: str, declared: Sequence[str]) -> tuple[str, ...]:
     """What an agent holds of `kind` after a relaunch that declares `declared`: the code's declaration without
     what a person withheld, and what a person granted (declared or not)."""
     held = dict.fromkeys([*declared, *getattr(current, kind)])
     kept = (name for name in held if name in declared or (kind, name) in current.granted)
     return tuple(name for name in kept if (kind, name) not in current.withheld)
-
-
-def _summary(agent: AgentRecord) -> dict[str, str]:
-    return {
-        "owner": agent.owner,
-        "team": agent.team,
-        "status": agent.status,
-        "models": json.dumps(list(agent.models)),
-        "tools": json.dumps(list(agent.tools)),
-        "data_scopes": json.dumps(list(agent.data_scopes)),
-        "tier_ceiling": agent.tier_ceiling,
-        "delegated_by": agent.delegated_by or "",
-    }
-
-
-def _row(agent: AgentRecord) -> dict[str, Any]:
-    return {
-        "name": agent.name,
-        "owner": agent.owner,
-        "team": agent.team,
-        "models": json.dumps(list(agent.models)),
-        "tools": json.dumps(list(agent.tools)),
-        "status": agent.status,
-        "updated_at": agent.updated_at,
-        "display_name": agent.display_name,
-        "purpose": agent.purpose,
-        "tier_ceiling": agent.tier_ceiling,
-        "data_scopes": json.dumps(list(agent.data_scopes)),
-        "delegated_by": agent.delegated_by,
-        "created_at": agent.created_at,
-        "granted": _by_kind(agent.granted),
-        "withheld": _by_kind(agent.withheld),
-    }
 
 
 _keys = tables.agent_keys
@@ -603,23 +512,3 @@ _KEY_AND_AGENT = (
     )
     .where(_keys.c.id == sa.bindparam("key_id"))
 )
-
-
-def _record(row: sa.Row[Any]) -> AgentRecord:
-    return AgentRecord(
-        name=str(row.name),
-        owner=str(row.owner),
-        team=str(row.team or ""),
-        models=tuple(json.loads(str(row.models))),
-        tools=tuple(json.loads(str(row.tools))),
-        status=str(row.status),
-        updated_at=float(row.updated_at),
-        display_name=str(row.display_name or ""),
-        purpose=str(row.purpose or ""),
-        tier_ceiling=str(row.tier_ceiling or ""),
-        data_scopes=tuple(json.loads(str(row.data_scopes or "[]"))),
-        delegated_by=row.delegated_by,
-        created_at=float(row.created_at or 0),
-        granted=_permissions(json.loads(str(row.granted or "{}"))),
-        withheld=_permissions(json.loads(str(row.withheld or "{}"))),
-    )
