@@ -242,14 +242,14 @@ class Gateway:
         ask.detail.update(route.why)
         return route.models, route
 
-    def _routed(
+    async def _routed(
         self, ask: _Ask, route: AutoRoute | None, request_id: str, model: str, answer: dict[str, Any] | None
     ) -> None:
         """Remember a `podium/auto` request answered by `model`, for the client's feedback to teach the router. If it
         is new (not a client's retry) and its `answer` (a chat.completion body; None: a stream cut short) is in the
         shadow sample, ask the strongest model too, beside the reply (keyed apart from the request; drained at exit)."""
         ref = _request_ref(ask.who, request_id)
-        if route is None or not self._auto.remember(route, ref, model) or answer is None:
+        if route is None or not await asyncio.to_thread(self._auto.remember, route, ref, model) or answer is None:
             return
         if not self._auto.shadowed(route, ref, model):
             return  # not in the sample
@@ -305,7 +305,7 @@ class Gateway:
                 if checked is not None:
                     if checked.blocked is not None:
                         raise checked.blocked  # charged and audited as it ran; the client sees none of it
-                    self._routed(ask, route, request_id, model, checked.result.body)
+                    await self._routed(ask, route, request_id, model, checked.result.body)
                     return Answer(checked.result, model, request_id)
         raise self._unavailable(alias)
 
@@ -382,7 +382,7 @@ class Gateway:
                 for model in models:
                     tally = await self._attempt(model, functools.partial(self._stream_on, ask, model, stream))
                     if tally is not None:
-                        self._routed(ask, route, request_id, model, tally.answer())
+                        await self._routed(ask, route, request_id, model, tally.answer())
                         await stream.put(End(tally.cut))
                         return
             raise self._unavailable(alias)
