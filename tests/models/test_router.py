@@ -150,3 +150,13 @@ def test_the_reference_is_measured_on_all_the_work_not_only_where_it_was_chosen(
 def test_the_floors_reference_must_be_a_tier() -> None:
     with pytest.raises(ValueError, match="not one of the tiers"):
         Router(TIERS, reference="gpt-5")
+
+
+def test_judge_scores_that_vary_little_give_a_surer_measure_than_successes_with_the_same_mean() -> None:
+    scores, successes = ReferenceQuality(), ReferenceQuality()
+    for i in range(200):
+        scores.observe(0.85 + 0.1 * (i % 2), reference=True, shadow=False)  # 0.85 and 0.95: a mean of 0.9
+        successes.observe(float(i % 10 != 0), reference=True, shadow=False)  # nine in ten: 0.9
+    (mean_scores, sure), (mean_successes, unsure) = scores.estimate(), successes.estimate()
+    assert mean_scores == pytest.approx(0.9) == mean_successes
+    assert sure == pytest.approx(0.0025 / 199, rel=0.01) and unsure == pytest.approx(0.09 / 199, rel=0.01)

@@ -147,7 +147,7 @@ def route_eval(
     scorer = _prior_of_public_outcomes([q.task.text for q in outcomes.queries], columns) if prior else None
     what = f"Routing {len(outcomes.queries):,} queries over {len(columns)} models"
     with progress_bar(f"{what} at {len(FLOOR_SHARES)} floors x {seeds} seeds") as progress:
-        task = progress.add_task("route", total=seeds * len(FLOOR_SHARES))
+        task = progress.add_task("route", total=seeds * (len(FLOOR_SHARES) + 1))  # + the run that measures its floor
         evaluation = evaluate(outcomes, seeds=seeds, prior=scorer, progress=lambda: progress.advance(task))
     print_route_summary(evaluation.summary())
     if plot:

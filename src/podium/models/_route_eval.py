@@ -381,6 +381,7 @@ def evaluate(
             progress()
         router.append(points)
         measured.append(_stream(order, models, QUALITY_SHARE, shadow_rate, seed, prior, reference=models[strong]))
+        progress()
     kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
     hulls = [_upper_hull(list(zip(q.costs, q.scores, strict=True))) for q in queries]
     start = Point(

@@ -121,27 +121,28 @@ class ReferenceQuality:
     """How well the tier a floor is a share of does on all the work, from what was observed of it: its outcomes where
     it was chosen (the tasks the router thought hard), weighed by how often it was, and its shadow answers for the
     rest (a random sample of the tasks the other tiers took). Until the shadow sample has any, the rest counts as
-    done perfectly, which puts the floor high: a router that has not measured its reference spends on quality."""
+    done perfectly, which puts the floor high: a router that has not measured its reference spends on quality. The
+    variance of each part is its outcomes' own (judge scores vary less than successes and failures)."""
 
     served: int = 0  # outcomes of the chosen tiers, any of them
-    chosen: list[float] = field(default_factory=lambda: [0.0, 0.0])  # the reference's, where chosen: count, sum
-    shadowed: list[float] = field(default_factory=lambda: [0.0, 0.0])  # its shadow answers: count, sum
+    chosen: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # the reference's where chosen: n, sum, sum²
+    shadowed: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # its shadow answers, and one success
 
     def observe(self, success: float, *, reference: bool, shadow: bool) -> None:
         self.served += not shadow
         if reference:
             kept = self.shadowed if shadow else self.chosen
-            kept[0], kept[1] = kept[0] + 1, kept[1] + success
+            kept[0], kept[1], kept[2] = kept[0] + 1, kept[1] + success, kept[2] + success * success
 
     def estimate(self) -> tuple[float, float]:
         """The reference's mean quality over the work, and the variance of that estimate."""
-        (n_chosen, chosen), (n_shadowed, shadowed) = self.chosen, self.shadowed
-        share = n_chosen / self.served if self.served else 0.0
-        rest = (shadowed + 1) / (n_shadowed + 1)  # one success assumed: high until measured, gone as samples come
-        mean, variance = (1 - share) * rest, (1 - share) ** 2 * rest * (1 - rest) / (n_shadowed + 1)
-        if n_chosen:
-            quality = chosen / n_chosen
-            mean, variance = mean + share * quality, variance + share**2 * quality * (1 - quality) / n_chosen
+        share = self.chosen[0] / self.served if self.served else 0.0
+        mean, variance = 0.0, 0.0
+        for weight, (n, total, squares) in ((share, self.chosen), (1 - share, self.shadowed)):
+            if n:
+                part = total / n  # its spread: the outcomes' own (judge scores vary less than successes), or p(1-p)
+                spread = max(0.0, squares / n - part * part) * n / (n - 1) if n > 1 else part * (1 - part)
+                mean, variance = mean + weight * part, variance + weight * weight * spread / n
         return mean, variance
 
 
