@@ -164,7 +164,7 @@ def _data(
             f"{name}_floor_kept_share": _round(s["floor_kept_share"]),
             f"{name}_floor_kept_share_paired": _round(s["floor_kept_share_paired"]),
             f"{name}_reference_floor_kept_share": _round(s["reference_floor_kept_share"]),
-            **{f"{name}_{key}": _round(s[key]) for key in evaluation.measured_summary()},
+            **{f"{name}_{key}": _round(value) for key, value in s.items() if key.startswith("measured_")},
             f"{name}_queries": s["queries"],
             f"{name}_models": len(evaluation.models),
         }

@@ -120,43 +120,85 @@ def test_told_a_share_of_the_strong_tiers_quality_it_measures_that_quality_and_h
     strong = Router(TIERS, floor=0.95, shadow_rate=0.1, reference="frontier")
     late = stream(strong, 2000, frontier=0.95)[1000:]
     assert sum(tier == "frontier" for task, tier in late if task.group == "hard") / 500 > 0.8
-    quality, _ = strong._measured.estimate()
-    assert quality == pytest.approx(0.95, abs=0.03)  # measured on all the work, not just the hard tasks it took
+    measured = strong.decide(Task("x")).reference
+    assert measured is not None and measured[0] == "frontier"
+    assert measured[1] == pytest.approx(0.95, abs=0.03)  # measured on all the work, not just the hard tasks it took
     weak = Router(TIERS, floor=0.95, shadow_rate=0.1, reference="frontier")
     late = stream(weak, 2000, frontier=0.5)[1000:]
     assert sum(tier == "frontier" for _, tier in late) / 1000 < 0.15
-    decision = weak.decide(Task("x"))
-    assert decision.aim is not None and decision.aim == pytest.approx(0.95 * weak._measured.estimate()[0], abs=0.05)
-    shadows = [d.shadow for d in (weak.decide(Task(f"t{i}")) for i in range(300)) if d.tier == "local"]
-    assert set(shadows) == {None, "frontier"}  # a shadow goes to the reference, which it measures
+    explained = weak.decide(Task("x")).explain()
+    quality = float(explained["route_floor_of"].removeprefix("frontier "))
+    assert quality == pytest.approx(0.5, abs=0.1) and float(explained["route_aim"]) > 0.95 * quality
+
+
+def test_the_shadow_goes_to_the_reference_and_never_when_the_reference_was_chosen() -> None:
+    router = Router(TIERS, floor=0.95, shadow_rate=1.0, reference="frontier")
+    decisions = [router.decide(Task(f"t{i}")) for i in range(50)]
+    for i in range(300):  # the frontier does everything right: at 95% of it, the router buys it
+        router.learn(Task(f"t{i}"), "frontier", True)
+    decisions += [router.decide(Task(f"t{i}")) for i in range(50)]
+    assert {(d.tier, d.shadow) for d in decisions} == {("local", "frontier"), ("frontier", None)}
 
 
 def test_the_reference_is_measured_on_all_the_work_not_only_where_it_was_chosen() -> None:
-    """It takes the hard half (60% right there) and is shadowed on a tenth of the easy half (95% right there): over
-    the work it gets 77.5% right, not the 60% of the tasks it was chosen for. Unmeasured, it counts as perfect."""
-    assert ReferenceQuality().estimate() == (1.0, 0.0)
-    measured, rng = ReferenceQuality(), random.Random(1)
-    for i in range(20_000):
-        if i % 2:
-            measured.observe(rng.random() < 0.6, reference=True, shadow=False)
-        else:
-            measured.observe(rng.random() < 0.8, reference=False, shadow=False)  # the local tier's own outcome
-            if i % 20 == 0:
-                measured.observe(rng.random() < 0.95, reference=True, shadow=True)
+    """Chosen for a quarter of the decisions, where it got 2 of 4 right; shadowed on the rest 3 times, all right.
+    With the one success assumed before any shadow: (3 + 1) / 4 = 1.0 for the rest, 0.25 x 0.5 + 0.75 x 1.0 over
+    the work. Each part's variance: its squared deviations plus p(1 - p) once (p = (sum + 0.5) / (n + 1)), over n
+    squared: for the chosen part (1 + 0.5 x 0.5) / 16, for the rest (0 + 0.875 x 0.125) / 9."""
+    measured = ReferenceQuality()
+    assert measured.estimate() == (1.0, 0.0)  # unmeasured: perfect, so the floor starts high
+    for chosen in [True] * 4 + [False] * 12:
+        measured.decide(reference=chosen)
+    for outcome in (1.0, 0.0, 1.0, 0.0):
+        measured.observe(outcome, shadow=False)
+    for _ in range(3):
+        measured.observe(1.0, shadow=True)
     quality, variance = measured.estimate()
-    assert quality == pytest.approx(0.775, abs=0.01) and 0 < variance < 1e-4
+    assert quality == pytest.approx(0.25 * 0.5 + 0.75 * 1.0)
+    assert variance == pytest.approx(0.25**2 * (1 + 0.25) / 16 + 0.75**2 * (0.875 * 0.125) / 9)
 
 
-def test_the_floors_reference_must_be_a_tier() -> None:
-    with pytest.raises(ValueError, match="not one of the tiers"):
-        Router(TIERS, reference="gpt-5")
+def test_a_few_equal_outcomes_are_not_certainty() -> None:
+    """Three failures where it was chosen: a mean of 0, with the spread of a share of 0.5 / 4 counted once."""
+    measured = ReferenceQuality()
+    for _ in range(3):
+        measured.decide(reference=True)
+        measured.observe(0.0, shadow=False)
+    assert measured.estimate() == pytest.approx((0.0, 0.125 * 0.875 / 9))
 
 
 def test_judge_scores_that_vary_little_give_a_surer_measure_than_successes_with_the_same_mean() -> None:
     scores, successes = ReferenceQuality(), ReferenceQuality()
     for i in range(200):
-        scores.observe(0.85 + 0.1 * (i % 2), reference=True, shadow=False)  # 0.85 and 0.95: a mean of 0.9
-        successes.observe(float(i % 10 != 0), reference=True, shadow=False)  # nine in ten: 0.9
+        scores.decide(reference=True)
+        successes.decide(reference=True)
+        scores.observe(0.85 + 0.1 * (i % 2), shadow=False)  # 0.85 and 0.95: a mean of 0.9
+        successes.observe(float(i % 10 != 0), shadow=False)  # nine in ten: 0.9
     (mean_scores, sure), (mean_successes, unsure) = scores.estimate(), successes.estimate()
     assert mean_scores == pytest.approx(0.9) == mean_successes
-    assert sure == pytest.approx(0.0025 / 199, rel=0.01) and unsure == pytest.approx(0.09 / 199, rel=0.01)
+    spread = 180.5 / 201 * (1 - 180.5 / 201)  # p(1 - p), counted once
+    assert sure == pytest.approx((200 * 0.0025 + spread) / 200**2)
+    assert unsure == pytest.approx((200 * 0.09 + spread) / 200**2)
+
+
+@pytest.mark.parametrize(
+    ("reference", "shadow_rate", "error"),
+    [("gpt-5", 0.1, "not one of the tiers"), ("frontier", 0.0, "needs a shadow sample")],
+)
+def test_a_floors_reference_is_a_tier_and_needs_a_shadow_sample(reference: str, shadow_rate: float, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        Router(TIERS, reference=reference, shadow_rate=shadow_rate)
+
+
+def test_the_measured_floor_is_a_share_of_the_quality_not_of_its_place_on_the_scale() -> None:
+    """Judge scores of 1 to 10 read as 0 to 1 put a score of 0 at -1/9. A reference measured at 0.8 (a score of
+    8.2): 95% of 8.2 is 7.79, which reads as 0.7544, not 95% of 0.8 (0.76)."""
+    aims = []
+    for zero in (-1 / 9, 0.0):
+        router = Router(TIERS, floor=0.95, shadow_rate=0.1, reference="frontier", zero=zero)
+        for i in range(10_000):
+            router.learn(Task(f"t{i}"), "frontier", 0.8, shadow=True)
+        aim = router.decide(Task("x")).aim
+        assert aim is not None
+        aims.append(aim)
+    assert aims == [pytest.approx((0.95 * 8.2 - 1) / 9, abs=1e-3), pytest.approx(0.76, abs=1e-3)]

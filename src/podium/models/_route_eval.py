@@ -209,13 +209,12 @@ class Evaluation:
         95% of it is on the file: their cost saved, the share of the reference's quality they reached, and the floor
         kept over their windows, as told and paired."""
         runs, reference = self.measured, self.reference.quality
-        if not runs:
-            return {}
+        kept = [_share(self.measured_floor_kept(paired=paired)) if runs else None for paired in (False, True)]
         return {
-            "measured_cost_saved_at_95pct": _mean([self.cost_saved(run) for run in runs]),
-            "measured_quality_share": _mean([run.quality / reference for run in runs]) if reference else None,
-            "measured_floor_kept_share": _share(self.measured_floor_kept()),
-            "measured_floor_kept_share_paired": _share(self.measured_floor_kept(paired=True)),
+            "measured_cost_saved_at_95pct": _mean([self.cost_saved(run) for run in runs]) if runs else None,
+            "measured_quality_share": _mean([run.quality / reference for run in runs]) if runs and reference else None,
+            "measured_floor_kept_share": kept[0],
+            "measured_floor_kept_share_paired": kept[1],
         }
 
     def summary(self) -> dict[str, object]:
@@ -380,7 +379,8 @@ def evaluate(
             points.append(_stream(order, models, floor, shadow_rate, seed, prior))
             progress()
         router.append(points)
-        measured.append(_stream(order, models, QUALITY_SHARE, shadow_rate, seed, prior, reference=models[strong]))
+        zero = outcomes.unit(0.0)  # the floor is 95% of the reference's quality, not of its place on the scale
+        measured.append(_stream(order, models, QUALITY_SHARE, shadow_rate, seed, prior, (models[strong], zero)))
         progress()
     kind, scale, source = outcomes.kind, outcomes.scale, outcomes.scale_source
     hulls = [_upper_hull(list(zip(q.costs, q.scores, strict=True))) for q in queries]
@@ -422,10 +422,11 @@ def _stream(
     shadow_rate: float,
     seed: int,
     prior: PriorScorer | None,
-    reference: str | None = None,
+    reference: tuple[str, float] | None = None,
 ) -> Point:
     """One deployment: decide, pay, observe the chosen (and shadow) outcome, learn; nothing seen in advance. With
-    `reference`, the floor is a share of that model's quality, which the run measures (`Router.reference`)."""
+    `reference` (a model, and where quality 0 lies in units), the floor is a share of that model's quality, which
+    the run measures (`Router.reference`)."""
     router = Router(
         [RouteTier(m, c) for m, c in zip(models, stream[0][0].costs, strict=True)],
         floor=floor,
@@ -433,7 +434,8 @@ def _stream(
         seed=seed,
         window=len(stream) // WINDOWS,  # the floor is promised, and checked, in windows of this many queries
         prior=prior,
-        reference=reference,
+        reference=None if reference is None else reference[0],
+        zero=0.0 if reference is None else reference[1],
     )
     index = {m: i for i, m in enumerate(models)}
     realised: list[float] = []

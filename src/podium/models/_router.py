@@ -117,33 +117,58 @@ class OnlineLogistic:
 
 
 @dataclass
+class _Moments:
+    """Outcomes seen so far: how many, their sum and their sum of squares."""
+
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+
+    def add(self, outcome: float) -> None:
+        self.n, self.total, self.squares = self.n + 1, self.total + outcome, self.squares + outcome * outcome
+
+    def mean_and_variance(self, *, assumed: float | None = None) -> tuple[float, float]:
+        """Their mean (with `assumed`, one such outcome added to it: a prior that fades as outcomes come) and the
+        variance of that mean: the outcomes' own spread (judge scores vary less than successes), with the spread of
+        a share, p(1 - p), counted as one more observation (p kept off 0 and 1 by half an outcome), so that a few
+        equal outcomes are not taken for certain."""
+        mean = (self.total + assumed) / (self.n + 1) if assumed is not None else self.total / max(self.n, 1)
+        if self.n == 0:
+            return mean, 0.0
+        deviations = max(0.0, self.squares - self.total * self.total / self.n)
+        p = (self.total + 0.5) / (self.n + 1)
+        return mean, (deviations + p * (1 - p)) / self.n / self.n
+
+
+@dataclass
 class ReferenceQuality:
     """How well the tier a floor is a share of does on all the work, from what was observed of it: its outcomes where
-    it was chosen (the tasks the router thought hard), weighed by how often it was, and its shadow answers for the
-    rest (a random sample of the tasks the other tiers took). Until the shadow sample has any, the rest counts as
-    done perfectly, which puts the floor high: a router that has not measured its reference spends on quality. The
-    variance of each part is its outcomes' own (judge scores vary less than successes and failures)."""
+    it was chosen (the tasks the router thought hard), weighed by the share of decisions that chose it, and its
+    shadow answers for the rest (a random sample of the tasks the other tiers took). Until the shadow sample has
+    any, the rest counts as done perfectly, which puts the floor high: a router that has not measured its reference
+    spends on quality. The variance treats the share chosen as known (its own error is small next to the rest)."""
 
-    served: int = 0  # outcomes of the chosen tiers, any of them
-    chosen: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # the reference's where chosen: n, sum, sum²
-    shadowed: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # its shadow answers, and one success
+    decided: int = 0
+    decided_reference: int = 0
+    chosen: _Moments = field(default_factory=_Moments)  # the reference's outcomes where the router chose it
+    shadowed: _Moments = field(default_factory=_Moments)  # its shadow answers on the other tiers' tasks
 
-    def observe(self, success: float, *, reference: bool, shadow: bool) -> None:
-        self.served += not shadow
-        if reference:
-            kept = self.shadowed if shadow else self.chosen
-            kept[0], kept[1], kept[2] = kept[0] + 1, kept[1] + success, kept[2] + success * success
+    def decide(self, *, reference: bool) -> None:
+        self.decided, self.decided_reference = self.decided + 1, self.decided_reference + reference
+
+    def observe(self, outcome: float, *, shadow: bool) -> None:
+        """An outcome of the reference: where it was chosen, or as a shadow answer."""
+        (self.shadowed if shadow else self.chosen).add(outcome)
 
     def estimate(self) -> tuple[float, float]:
         """The reference's mean quality over the work, and the variance of that estimate."""
-        share = self.chosen[0] / self.served if self.served else 0.0
-        mean, variance = 0.0, 0.0
-        for weight, (n, total, squares) in ((share, self.chosen), (1 - share, self.shadowed)):
-            if n:
-                part = total / n  # its spread: the outcomes' own (judge scores vary less than successes), or p(1-p)
-                spread = max(0.0, squares / n - part * part) * n / (n - 1) if n > 1 else part * (1 - part)
-                mean, variance = mean + weight * part, variance + weight * weight * spread / n
-        return mean, variance
+        share = self.decided_reference / self.decided if self.decided else 0.0
+        chosen = self.chosen.mean_and_variance() if self.chosen.n else (0.0, 0.0)
+        rest = self.shadowed.mean_and_variance(assumed=1.0)
+        return (
+            share * chosen[0] + (1 - share) * rest[0],
+            share * share * chosen[1] + (1 - share) ** 2 * rest[1],
+        )
 
 
 @dataclass(frozen=True)
@@ -167,6 +192,7 @@ class RouteDecision:
     shadow: str | None = None
     aim: float | None = None  # above the floor when the router keeps it over windows of tasks (`Router.window`)
     prior: str | None = None  # the embedding model of the prior the estimates start from, if any
+    reference: tuple[str, float] | None = None  # the tier the floor is a share of, and its quality as measured
 
     def explain(self) -> dict[str, str]:
         return {
@@ -179,6 +205,7 @@ class RouteDecision:
             **({"route_shadow": self.shadow} if self.shadow else {}),
             **({"route_aim": f"{self.aim:.3f}"} if self.aim is not None else {}),
             **({"route_prior": self.prior} if self.prior else {}),
+            **({"route_floor_of": f"{self.reference[0]} {self.reference[1]:.3f}"} if self.reference else {}),
         }
 
 
@@ -211,6 +238,7 @@ class Router:
     confidence: float = 0.95
     prior: PriorScorer | None = None  # what public outcomes say of each tier on a task, before any of its own
     reference: str | None = None  # the floor is a share of this tier's measured quality (None: a share of tasks)
+    zero: float = 0.0  # where quality 0 lies on the outcomes' scale (a judge's 1-10 read as 0-1 puts it at -1/9)
     _model: OnlineLogistic = field(init=False)
     _random: random.Random = field(init=False)
     _cost_weight: float = field(init=False, default=0.05)  # start quality-first; outcomes teach thrift
@@ -230,11 +258,13 @@ class Router:
             raise ValueError("window is a number of tasks (0: the floor on average); confidence is in [0.5, 1)")
         if self.reference is not None and self.reference not in {tier.name for tier in self.tiers}:
             raise ValueError(f"the floor's reference {self.reference!r} is not one of the tiers")
+        if self.reference is not None and not self.shadow_rate:
+            raise ValueError("a floor measured on a reference tier needs a shadow sample: set shadow_rate above 0")
         # With a prior, outcomes correct it rather than discover everything: a lower rate keeps them from drowning
         # it in the noise of single outcomes (MMLU, half held out, 1 seed: 52.6% saved at 95% against 48.7% at 0.05).
         rate = 0.05 if self.prior is None else 0.01
         self._model = OnlineLogistic([tier.name for tier in self.tiers], learning_rate=rate)
-        self._aim = self._aim_at(self.floor, 0.0)
+        self._aim = self._aim_at(self.floor, 0.0) if self.reference is None else self._measured_aim()
         self._random = random.Random(self.seed)
 
     def decide(self, task: Task, *, costs: dict[str, float] | None = None) -> RouteDecision:
@@ -246,6 +276,8 @@ class Router:
         self._typical_cost += (max(costs.values()) - self._typical_cost) / self._tasks_seen
         weight = self._cost_weight / (self._typical_cost or 1.0)
         chosen = max(self.tiers, key=lambda tier: estimates[tier.name] - weight * costs[tier.name]).name
+        if self.reference is not None:
+            self._measured.decide(reference=chosen == self.reference)
         return RouteDecision(
             chosen,
             estimates,
@@ -254,8 +286,9 @@ class Router:
             self._cost_weight,
             features,
             self._shadow_for(chosen),
-            self._aim if self.window or self.reference else None,
+            self._aim if self.window or self.reference is not None else None,
             None if self.prior is None else f"public outcomes ({self.prior.prior.embedder})",
+            None if self.reference is None else (self.reference, self._measured.estimate()[0]),
         )
 
     def learn(self, task: Task | Features, tier: str, success: float, *, shadow: bool = False) -> None:
@@ -268,18 +301,25 @@ class Router:
             return  # a model no longer among this router's candidates
         self._model.learn(tier, task if isinstance(task, Features) else self.features(task), success)
         if self.reference is not None:
-            self._measured.observe(success, reference=tier == self.reference, shadow=shadow)
-            quality, variance = self._measured.estimate()
-            self._aim = self._aim_at(self.floor * quality, self.floor**2 * variance)
+            if tier == self.reference:
+                self._measured.observe(success, shadow=shadow)
+            self._aim = self._measured_aim()
         if not shadow:
             self._cost_weight *= math.exp(self.steering * (float(success) - self._aim))
             self._cost_weight = min(max(self._cost_weight, 1e-4), 1e4)
 
     def _aim_at(self, floor: float, uncertain: float) -> float:
-        """Where to steer so that the floor (a success share) holds with `confidence`: above it by what chance
-        takes from a window of tasks and by the variance `uncertain` of the floor itself, when it is measured."""
+        """Where to steer so that the floor (a success share) holds with `confidence`: above it by the standard
+        error of a window's quality and of the floor itself (`uncertain`, its variance, when it is measured),
+        combined."""
         spread = floor * (1 - floor) / self.window if self.window else 0.0
         return min(1.0, floor + statistics.NormalDist().inv_cdf(self.confidence) * math.sqrt(spread + uncertain))
+
+    def _measured_aim(self) -> float:
+        """The aim for a floor that is a share of the reference's quality as measured so far."""
+        quality, variance = self._measured.estimate()
+        floor = self.floor * quality + (1 - self.floor) * self.zero  # the share of the quality, not of the scale
+        return self._aim_at(floor, self.floor**2 * variance)
 
     def features(self, task: Task) -> Features:
         """What the router sees of `task`: its hashed words and, with a prior, each tier's prior log-odds."""
