@@ -202,3 +202,16 @@ def test_the_measured_floor_is_a_share_of_the_quality_not_of_its_place_on_the_sc
         assert aim is not None
         aims.append(aim)
     assert aims == [pytest.approx((0.95 * 8.2 - 1) / 9, abs=1e-3), pytest.approx(0.76, abs=1e-3)]
+
+
+def test_a_floor_stated_on_a_middle_tier_never_buys_a_dearer_one() -> None:
+    """95% of the mid tier's quality is never worth paying more than the mid tier for: a router that has learnt
+    that the frontier gets everything right and the local tier nothing sends the work to the mid tier, not there."""
+    tiers = [RouteTier("local", 0.01), RouteTier("mid", 0.1), RouteTier("frontier", 1.0)]
+    router = Router(tiers, floor=0.95, shadow_rate=0.1, reference="mid")
+    for i in range(200):
+        router.learn(Task(f"task {i}"), "frontier", True)
+        router.learn(Task(f"task {i}"), "local", False)
+    decisions = [router.decide(Task(f"task {i}")) for i in range(200)]
+    assert decisions[0].estimates["frontier"] > decisions[0].estimates["mid"] > decisions[0].estimates["local"]
+    assert {d.tier for d in decisions} == {"mid"}

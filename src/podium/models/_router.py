@@ -226,7 +226,9 @@ class Router:
 
     With `reference`, the floor is a share of that tier's quality, as an operator states it ("95% of the frontier
     model"), and the router measures that quality as it goes (`ReferenceQuality`): the aim follows the estimate,
-    above it also by the estimate's own uncertainty, and the shadow sample goes to the reference.
+    above it also by the estimate's own uncertainty, the shadow sample goes to the reference, and no task goes to a
+    tier dearer for it than the reference (RouteProfile, whose reference is mid-priced, 5 seeds: 38.2% saved at 90%
+    of its quality, against -114.5% at 86% when the router could buy the dearer models).
     """
 
     tiers: Sequence[RouteTier]
@@ -275,7 +277,9 @@ class Router:
         self._tasks_seen += 1
         self._typical_cost += (max(costs.values()) - self._typical_cost) / self._tasks_seen
         weight = self._cost_weight / (self._typical_cost or 1.0)
-        chosen = max(self.tiers, key=lambda tier: estimates[tier.name] - weight * costs[tier.name]).name
+        # a floor that is a share of the reference's quality is never bought dearer than the reference itself
+        affordable = [t for t in self.tiers if self.reference is None or costs[t.name] <= costs[self.reference]]
+        chosen = max(affordable, key=lambda tier: estimates[tier.name] - weight * costs[tier.name]).name
         if self.reference is not None:
             self._measured.decide(reference=chosen == self.reference)
         return RouteDecision(
