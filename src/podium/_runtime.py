@@ -18,13 +18,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import sqlalchemy as sa
 
 from podium import _current
 from podium._events import EventBus, Listener
 from podium._executors import claim_executor
+from podium._lazy import Deferred, Part
 from podium.errors import Unauthenticated, UsageError
 from podium.settings import Settings
 from podium.store import MIGRATIONS, create_engine, current_version, migrate, safe_url
@@ -77,47 +78,6 @@ class App:
     models: Sequence[TrainedClassifier | ModelEntry] = ()
 
 
-T = TypeVar("T")
-
-
-class _Part(Generic[T]):
-    """A part of the runtime, built on first use, once, under the runtime's lock: a command that lists runs or
-    reviews loads neither DBOS's client nor the model libraries, and threads asking at once get the same part."""
-
-    def __init__(self, build: Callable[[Podium], T]) -> None:
-        self._build = build
-        self._name = build.__name__
-        self.__doc__ = build.__doc__
-
-    @overload
-    def __get__(self, pod: None, owner: type[Podium]) -> Self: ...
-    @overload
-    def __get__(self, pod: Podium, owner: type[Podium]) -> T: ...
-    def __get__(self, pod: Podium | None, owner: type[Podium]) -> T | Self:
-        if pod is None:
-            return self
-        with pod._building:  # after the first use the instance's own attribute answers, without this lock
-            if self._name not in pod.__dict__:
-                pod.__dict__[self._name] = self._build(pod)
-        return cast(T, pod.__dict__[self._name])
-
-
-class _Deferred:
-    """Stands in for an object made on first use: DBOS's client (DBOS takes a while to load) and the Cedar
-    authorizer (the policies are parsed), so that a command that only lists runs needs neither."""
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self._make = make
-        self._lock = threading.Lock()
-        self.made: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        with self._lock:
-            if self.made is None:
-                self.made = self._make()
-        return getattr(self.made, name)
-
-
 def _dbos_client(engine: sa.Engine) -> DBOSClient:
     from dbos import DBOSClient
 
@@ -131,8 +91,8 @@ class Podium:
         self.settings = settings
         self.engine = engine
         self.events = EventBus()
-        self._building = threading.RLock()  # a part may need others built first (see _Part)
-        self._deferred_client = _Deferred(lambda: _dbos_client(engine))
+        self._building = threading.RLock()  # a part may need others built first (see Part)
+        self._deferred_client = Deferred(lambda: _dbos_client(engine))
         self._client = cast("DBOSClient", self._deferred_client)
         self.executor_id: str | None = None
         self._work_queue: Queue | None = None
@@ -145,74 +105,74 @@ class Podium:
 
     # -- its parts, each built on first use ------------------------------------------------------------------
 
-    @_Part
+    @Part
     def policies(self) -> PolicySet:
         from podium.policy import PolicySet
 
         return PolicySet.load(self.settings.policies_dir)
 
-    @_Part
+    @Part
     def agents(self) -> AgentRegistry:
         from podium.agents import AgentRegistry
 
         return AgentRegistry(self.engine, self.policies)
 
-    @_Part
+    @Part
     def runs(self) -> Runs:
         from podium.workflows import Runs
 
-        authorizer = cast("Authorizer", _Deferred(lambda: self.agents.authorizer))  # only start, cancel, resume ask it
+        authorizer = cast("Authorizer", Deferred(lambda: self.agents.authorizer))  # only start, cancel, resume ask it
         return Runs(self.engine, self._client, authorizer)
 
-    @_Part
+    @Part
     def reviews(self) -> Reviews:
         from podium.review import Reviews
 
         return Reviews(self.engine, self._client, self.settings.review_usd_per_hour, self.agents.authorizer)
 
-    @_Part
+    @Part
     def people(self) -> People:
         from podium.people import People
 
         return People(self.engine, self.agents.authorizer)
 
-    @_Part
+    @Part
     def keys(self) -> PersonKeys:
         from podium.people import PersonKeys
 
         return PersonKeys(self.engine, self.agents.authorizer)
 
-    @_Part
+    @Part
     def audit(self) -> AuditLog:
         from podium.audit import AuditLog
 
         return AuditLog.from_settings(self.engine, self.settings)
 
-    @_Part
+    @Part
     def kill_switch(self) -> KillSwitch:
         from podium.governance import KillSwitch
 
         return KillSwitch(self.engine, self._client, self.agents, self.agents.authorizer, self.runs.stop_many)
 
-    @_Part
+    @Part
     def ledger(self) -> Ledger:
         from podium.cost import Ledger
 
         return Ledger(self.engine)
 
-    @_Part
+    @Part
     def budgets(self) -> Budgets:
         from podium.cost import Budgets
 
         return Budgets(self.engine, self.agents.authorizer, models=self.models.names)
 
-    @_Part
+    @Part
     def outbox(self) -> Outbox:
         from podium.tools import Outbox
 
         return Outbox(self.engine)
 
-    @_Part
+    @Part
     def governor(self) -> Governor:
         from podium.governance import Containment, Governor, RunLimits
         from podium.review import ExceptionStage
@@ -235,45 +195,45 @@ class Podium:
         governor.add_stage(self.measured_compute, before="budgets")
         return governor
 
-    @_Part
+    @Part
     def measured_compute(self) -> MeasuredCompute:
         from podium.governance import MeasuredCompute
 
         return MeasuredCompute(self.engine)
 
-    @_Part
+    @Part
     def _toolset(self) -> FunctionToolset[Any]:
         from pydantic_ai.toolsets import FunctionToolset
 
         return FunctionToolset()
 
-    @_Part
+    @Part
     def config(self) -> ModelConfig:
         from podium.models import ModelConfig
 
         config_file = self.settings.config_file
         return ModelConfig.load(config_file) if config_file else ModelConfig()
 
-    @_Part
+    @Part
     def _local_price(self) -> Price:
         from podium.cost import Price
 
         return Price(compute_per_hour=self.settings.local_compute_usd_per_hour)
 
-    @_Part
+    @Part
     def models(self) -> ModelCatalog:
         from podium.models import ModelCatalog
 
         return ModelCatalog.configured(self.config, local_price=self._local_price)
 
-    @_Part
+    @Part
     def trained(self) -> TrainedModels:
         from podium.models import TrainedModels
 
-        authorizer = cast("Authorizer", _Deferred(lambda: self.agents.authorizer))  # asked when a person trains one
+        authorizer = cast("Authorizer", Deferred(lambda: self.agents.authorizer))  # asked when a person trains one
         return TrainedModels(self.engine, self.settings.resolved_models_dir, authorizer)
 
-    @_Part
+    @Part
     def classifiers(self) -> ServedClassifiers:
         from podium.models import ServedClassifiers
 
@@ -281,14 +241,14 @@ class Podium:
             self.models, self.trained, price=self._local_price, retrain_after=self.settings.retrain_after
         )
 
-    @_Part
+    @Part
     def breakers(self) -> Breakers:
         from podium.models import Breakers
 
         routing = self.config.routing
         return Breakers(self.engine, failures=routing.breaker_failures, cooldown_s=routing.breaker_cooldown_s)
 
-    @_Part
+    @Part
     def routed(self) -> RoutedModels:
         from podium.governance import RoutedModels
 
