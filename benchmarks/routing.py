@@ -134,8 +134,9 @@ def _method(names: list[str], seeds: int, decisions: list[float], hashed: list[f
         "kept' for a router that never saves; on short windows the best model's own noise misses it often. "
         'Floor measured: the same replay (the router with the prior, same orders and windows) told only "95% of the '
         "best model\" (which model, not its quality), so it measures that model's quality as it goes: where it chose "
-        "it, weighed by how often, and its shadow calls (all asked of it here) for the rest (Router.reference); "
-        "cost saved, the share of the best model's quality reached, and the floor kept as above (paired). "
+        "it, weighted by the share of decisions that chose it, and its shadow calls (all asked of it here) for the "
+        "rest (Router.reference); cost saved, the share of the best model's quality reached, and the floor kept as "
+        "above (paired). "
         f"Sets: {sets}. The router's own cost per decision on one core, with the shipped prior (a sentence embedding "
         f"of the MMLU prompt, all-MiniLM-L6-v2 int8, one thread, no cache): p50 {_p(decisions, 50):.1f} ms, p99 "
         f"{_p(decisions, 99):.1f} ms; without it (hashed words only): p50 {_p(hashed, 50):.3f} ms, p99 "
