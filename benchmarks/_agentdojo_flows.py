@@ -13,6 +13,7 @@ trusted, and one the agent derived (a sum, a reformatted date) counts as compose
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import Any, Literal
 from agentdojo.functions_runtime import FunctionsRuntime
 from agentdojo.task_suite.task_suite import TaskSuite
 from pydantic_core import to_json, to_jsonable_python
+
+from podium.security._flows import MIN_SUBSTRING
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,19 @@ def flows(suites: Mapping[str, TaskSuite[Any]]) -> Iterator[Flow]:
 def _origin(value: Any, prompt: str, seen: str) -> Origin:
     """Where a sink value could have come from: every part of it in the prompt, else some part in a tool result."""
     parts = [str(part).casefold() for part in (value if isinstance(value, list) else [value])]
-    if all(part in prompt for part in parts):
+    if all(_holds(prompt, part) for part in parts):
         return "prompt"
-    if any(part in seen for part in parts if part not in prompt):
+    if any(_holds(seen, part) for part in parts if not _holds(prompt, part)):
         return "tool_result"
     return "composed"
+
+
+def _holds(text: str, part: str) -> bool:
+    """Whether `text` holds `part`: a short one (an id such as "5") only as a whole token, as podium's tracer reads
+    it (`podium.security._flows.MIN_SUBSTRING`), so that "5" is not found in "2024-05-20"."""
+    if len(part) >= MIN_SUBSTRING:
+        return part in text
+    return re.search(rf"(?<!\w){re.escape(part)}(?!\w)", text) is not None
 
 
 def verdicts(suites: Mapping[str, TaskSuite[Any]]) -> dict[str, dict[str, Verdict]]:
