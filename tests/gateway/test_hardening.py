@@ -6,6 +6,7 @@ whose upstream has gone quiet."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx2 as httpx
@@ -115,3 +116,69 @@ def test_a_kill_cuts_a_stream_whose_upstream_has_gone_quiet(settings: Settings) 
             for _ in stream:
                 pass
         assert time.monotonic() - started < 4.0  # cut at the next check, not when the upstream next speaks
+
+
+def _post(served: object, body: str) -> httpx.Response:
+    return httpx.post(
+        f"{served.openai_base}/chat/completions",  # type: ignore[attr-defined]
+        content=body.encode(),
+        headers={"Authorization": f"Bearer {served.agent_key}", "Content-Type": "application/json"},  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "hi", "name": AWS_KEY},
+        {"role": "user", "content": "hi", "x_note": AWS_KEY},
+        {"role": "assistant", "content": None, "refusal": AWS_KEY},
+        {"role": "user", "content": [{"type": "refusal", "refusal": AWS_KEY}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:text/plain,{AWS_KEY}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "t1", "type": "function", "function": {"name": AWS_KEY, "arguments": "{}"}}],
+        },
+    ],
+    ids=["name", "unknown-field", "refusal", "refusal-part", "data-url", "tool-call-name"],
+)
+def test_a_secret_anywhere_in_a_message_does_not_leave(settings: Settings, message: dict[str, object]) -> None:
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        messages = [message] if message["role"] == "user" else [{"role": "user", "content": "go"}, message]
+        answer = _post(served, json.dumps({"model": "remote", "messages": messages}))
+        assert answer.status_code == 403 and "aws_key" in answer.json()["error"]["message"]
+        assert upstream.chat_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"model": "remote", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', "NaN"),
+        ('{"model": "remote", "messages": [{"role": "user", "content": "hi"}], "seed": -Infinity}', "-Infinity"),
+        ('{"model": "remote", "messages": [{"role": "user", "content": "hi"}], "seed": ' + "9" * 5000 + "}", "digits"),
+        ('{"model": "remote", "messages": [{"role": "user", "content": "a \\ud800 b"}]}', "surrogate"),
+    ],
+    ids=["nan", "infinity", "long-integer", "lone-surrogate"],
+)
+def test_a_body_that_is_not_standard_json_is_a_clear_400_and_audited(settings: Settings, body: str, says: str) -> None:
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        answer = _post(served, body)
+        assert answer.status_code == 400 and says in answer.json()["error"]["message"]
+        refusals = [
+            e.entry for e in served.pod.audit.entries(actor=f"agent:{AGENT}") if e.entry.action == "gateway.request"
+        ]
+        assert len(refusals) == 1 and upstream.chat_requests() == []
+        paired = '{"model": "remote", "messages": [{"role": "user", "content": "a \\ud83d\\ude00 b"}]}'
+        assert _post(served, paired).status_code == 200  # an emoji escaped as a surrogate pair is text
+
+
+@pytest.mark.parametrize("request_id", ["abc%0d%0aSet-Cookie:%20x=1", "abc%00", "%C4%80"])
+def test_a_request_id_in_the_audit_path_is_never_copied_into_a_header(settings: Settings, request_id: str) -> None:
+    """Nor does it fail the refusal's audit entry (PostgreSQL takes no NUL): a clear 400 for a key, 401 without."""
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        for key in (served.agent_key, "not-a-key"):
+            answer = httpx.get(
+                f"{served.openai_base}/podium/audit/{request_id}", headers={"Authorization": f"Bearer {key}"}
+            )
+            assert answer.status_code == (400 if key == served.agent_key else 401), answer.text
+            assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-podium-request-id"])

@@ -141,6 +141,38 @@ def _visit_message(message: Mapping[str, Any], visit: Callable[[str], str]) -> A
     return {**message, **changed} if changed else message
 
 
+def unscanned(message: Any) -> Any:
+    """What of `message` `ScanPolicy.apply` does not read (names, refusals, image and audio parts, fields podium does
+    not know, a tool call's name and id): the gateway scans it as a whole, without redacting, so that nothing in a
+    message leaves unread."""
+    if not isinstance(message, Mapping):
+        return message
+    rest = {key: value for key, value in message.items() if key not in ("content", "tool_calls")}
+    content = message.get("content")
+    if isinstance(content, list):
+        rest["content"] = [
+            {key: value for key, value in part.items() if key != "text"}
+            if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+    elif not isinstance(content, str):
+        rest["content"] = content
+    tool_calls = message.get("tool_calls")
+    if isinstance(tool_calls, list):
+        rest["tool_calls"] = [_without_arguments(call) for call in tool_calls]
+    elif tool_calls is not None:
+        rest["tool_calls"] = tool_calls
+    return rest
+
+
+def _without_arguments(call: Any) -> Any:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    if not isinstance(function, Mapping) or not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {key: value for key, value in function.items() if key != "arguments"}}
+
+
 def _visit_tool_call(call: Any, visit: Callable[[str], str]) -> Any:
     function = call.get("function") if isinstance(call, Mapping) else None
     if not isinstance(function, Mapping) or not isinstance(function.get("arguments"), str):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -238,7 +240,8 @@ def _podium_routes(router: APIRouter, gateway: Gateway, identify: Identify) -> N
             who = await asyncio.to_thread(identify, request)  # a database read: off the loop
             found = await asyncio.to_thread(gateway.audit_of, who, request_id)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in OpenAI's shape
-            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, request_id[:200])
+            shown = request_id if valid_request_id(request_id) else uuid.uuid4().hex  # never echo a path into a header
+            return await asyncio.to_thread(_openai_refusal, engine, exc, who, request, shown)
         entries = [
             {"seq": stored.seq, "entry": dataclasses.asdict(stored.entry), "proof": dataclasses.asdict(proof)}
             for stored, proof in found
@@ -258,20 +261,51 @@ def _request_id(request: Request) -> str:
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or one line saying what is wrong with it (never echoing it)."""
+    """The body as a JSON object, or one line saying what is wrong with it (never echoing it). Standard JSON only:
+    NaN and Infinity, a number of more than 4,300 digits and an unpaired UTF-16 surrogate ("\\ud800") are refused
+    here, where the client can be told, rather than failing later on the way to a provider."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_a_number)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"the body is not valid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})."
         ) from None
+    except _NotANumber as exc:
+        raise UsageError(f"the body is not standard JSON: {exc}") from None
+    except ValueError:  # Python's limit on the digits of an integer it reads
+        raise UsageError("the body holds a number of more than 4,300 digits; send a smaller one.") from None
     except RecursionError:
         raise UsageError(f"the body nests deeper than {MAX_DEPTH} levels; flatten it.") from None
     if not isinstance(data, dict):
         raise UsageError("the body must be a JSON object.")
     if _depth(data) > MAX_DEPTH:
         raise UsageError(f"the body nests deeper than {MAX_DEPTH} levels; flatten it.")
+    if _SURROGATE_ESCAPE.search(raw) and not _encodable(data):
+        raise UsageError(
+            "the body holds an unpaired UTF-16 surrogate escape (such as \\ud800 without its pair), which is not "
+            "text; send valid Unicode."
+        )
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class _NotANumber(ValueError):
+    pass
+
+
+def _not_a_number(constant: str) -> Any:
+    raise _NotANumber(f"{constant} is not a JSON number; send a finite number or null.")
+
+
+def _encodable(data: Any) -> bool:
+    """Whether every string in `data` is text UTF-8 can carry (a lone surrogate is not)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _depth(value: Any) -> int:
@@ -339,7 +373,8 @@ def _event(body: dict[str, Any]) -> bytes:
 
 
 def _audit_refusal(engine: sa.Engine, who: Identity, path: str, request_id: str, problem: Problem) -> None:
-    """One audit entry for a request refused before the governor saw it: who, which route, why (not the body)."""
+    """One audit entry for a request refused before the governor saw it: who, which route, why (not the body). The
+    path is recorded percent-encoded, as it came: a client's path may hold what no database column takes (a NUL)."""
     detail = {"request_id": request_id, "status": str(problem.status), "reason": problem.message[:500]}
     with engine.begin() as conn:
-        record(conn, who.actor, "gateway.request", path, decision="denied", detail=detail)
+        record(conn, who.actor, "gateway.request", quote(path[:1_000], safe="/"), decision="denied", detail=detail)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from podium.audit import canonical_json
 from podium.errors import ActionDenied, ConfigurationError
-from podium.gateway._guardrails import ChunkGuard, OutputBlocked, OutputGuard, ScanPolicy
+from podium.gateway._guardrails import ChunkGuard, OutputBlocked, OutputGuard, ScanPolicy, unscanned
 from podium.security import require_scanners
 
 if TYPE_CHECKING:
@@ -71,18 +71,19 @@ class Guardrails:
         return body, leaving, detail
 
     def _screen_the_rest(self, who: str, body: dict[str, Any]) -> frozenset[str]:
-        """What goes out besides the messages (tool descriptions and schemas, a response format, stop sequences)
-        is scanned too. Nothing is redacted there (a schema must stay as it is): a finding the policy does not
-        allow refuses the request; an allowed kind goes to Cedar with the rest."""
+        """What goes out besides the messages' text (tool descriptions and schemas, a response format, stop
+        sequences; and in the messages, names, image and audio parts, tool calls' names, fields podium does not
+        know) is scanned too. Nothing is redacted there (a schema must stay as it is): a finding the policy does
+        not allow refuses the request; an allowed kind goes to Cedar with the rest."""
         rest = {key: value for key, value in body.items() if key != "messages"}
-        if not rest:
-            return frozenset()
+        rest["messages"] = [unscanned(message) for message in body.get("messages") or []]
         verdict = self.policy.apply([{"role": "user", "content": canonical_json(rest)}])
         held = sorted(kind for kind in verdict.found if self.policy.actions[kind] != "allow")  # type: ignore[index]
         if held:
             raise PromptRefused(
-                f"the request's tools, format or stop sequences carry {', '.join(held)}, which podium does not "
-                "redact there; take them out and send the request again.",
+                f"the request's tools, format, stop sequences or messages' other fields (a name, an image, a tool "
+                f"call's name) carry {', '.join(held)}, which podium does not redact there; take them out and send "
+                "the request again.",
                 agent=who,
                 resource="prompt",
                 guardrail=canonical_json(verdict.audit()),
