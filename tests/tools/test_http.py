@@ -120,6 +120,7 @@ def test_a_permitted_url_is_fetched(pod: Podium, site: tuple[str, list[Any]]) ->
     assert got == {
         "url": f"{base}/ok",
         "status": 200,
+        "location": "",
         "content_type": "text/plain; charset=utf-8",
         "text": "héllo",
         "truncated": False,
@@ -200,11 +201,14 @@ def test_replies_are_bounded_in_size_and_time(pod: Podium, site: tuple[str, list
     assert time.monotonic() - started < 1.5
 
 
-def test_a_post_sends_its_body_and_keeps_it_on_a_307(pod: Podium, site: tuple[str, list[Any]]) -> None:
+def test_a_post_is_not_resent_on_a_307_but_told_where_to_go(pod: Podium, site: tuple[str, list[Any]]) -> None:
+    """Following would send the body on to a place its data's recipients were never checked against."""
     base, seen = site
     got = agent().call_tool("http_post", url=f"{base}/moved", body='{"a": 1}')
-    assert (got["url"], got["text"], got["content_type"]) == (f"{base}/echo", '{"a": 1}', "application/json")
-    assert seen == [("POST", "/moved", '{"a": 1}'), ("POST", "/echo", '{"a": 1}')]
+    assert (got["url"], got["status"], got["location"]) == (f"{base}/moved", 307, f"{base}/echo")
+    assert seen == [("POST", "/moved", '{"a": 1}')]
+    with pytest.raises(ActionDenied, match="untrusted-data-drives-no-action"):  # a new call, traced in full
+        agent().call_tool("http_post", url=got["location"], body='{"a": 1}')
 
 
 def test_credentials_in_a_url_are_not_sent(pod: Podium, site: tuple[str, list[Any]]) -> None:
@@ -219,6 +223,10 @@ def test_credentials_in_a_url_are_not_sent(pod: Podium, site: tuple[str, list[An
     [
         ("file:///etc/passwd", "not an absolute URL with a host"),
         ("http://exa%6dple.com/", "has a host podium cannot check"),
+        ("http://localhost:9\\@127.0.0.1/ok", "not written plainly"),  # requests and Node reach localhost
+        ("http:/127.0.0.1/ok", "not written plainly"),
+        ("http:\\\\127.0.0.1/ok", "not written plainly"),
+        ("\x01http://127.0.0.1/ok", "not written plainly"),
     ],
 )
 def test_what_is_not_a_checkable_url_is_refused(pod: Podium, url: str, said: str) -> None:
@@ -246,6 +254,13 @@ def test_the_url_checked_is_the_url_reached() -> None:
     )
     assert url_entity("http://evil.test\\@good.example/").attrs["host"] == "good.example"
     assert url_entity("https://bücher.example/").attrs["host"] == "xn--bcher-kva.example"
+    # An address however it is spelt is the address a policy names (the resolver reads these forms so).
+    for spelt in ("2130706433", "0x7f000001", "127.1", "127.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"):
+        assert url_entity(f"http://{spelt}/").attrs["host"] == "127.0.0.1", spelt
+    for spelt in ("2852039166", "0xa9fea9fe", "169.254.43518"):
+        assert url_entity(f"http://{spelt}/").attrs["host"] == "169.254.169.254", spelt
+    assert url_entity("http://[0:0::1]/").attrs["host"] == "::1"
+    assert url_entity("http://1e100.net/").attrs["host"] == "1e100.net"  # a name that starts with a digit
     with pytest.raises(ValueError, match="not an absolute URL"):
         url_entity("/relative")
 

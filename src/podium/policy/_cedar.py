@@ -154,10 +154,31 @@ def url_entity(url: str) -> Entity:
         raise ValueError(f"{url[:200]!r} is not an absolute URL with a host (give scheme://host/…)")
     if not _HOST.match(host):
         raise ValueError(f"{url[:200]!r} has a host podium cannot check ({host[:80]!r})")
+    host = _address(host)
     port = parsed.port or _DEFAULT_PORTS.get(scheme, 0)
     checked = parsed.copy_with(userinfo=b"", fragment=None)
     attrs = {"scheme": scheme, "host": host, "port": port, "path": parsed.path}
     return Entity("Url", str(checked), attrs)
+
+
+def _address(host: str) -> str:
+    """An address however it is spelt, as a policy names it: the resolver reads `2130706433`, `0x7f000001`, `127.1`
+    and `0177.0.0.1` as 127.0.0.1, and `::ffff:7f00:1` reaches it too; a name is left as it is."""
+    import ipaddress
+    import socket
+
+    if ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            return host
+        return str(address.ipv4_mapped or address)
+    if not re.fullmatch(r"[0-9a-fx.]+", host) or not re.match(r"[0-9]", host):
+        return host  # a name (it starts with a letter, or holds one beyond hexadecimal)
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return host
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,30 @@ from podium.governance import CallContext, Refusal, Stage
 from podium.policy import Decision, Entity, PolicySet, url_entity
 from podium.security._flows import texts_of
 
-# What the stage treats as a URL in a target: a scheme and "//" (so "mailto:" and "urn:" are not destinations).
+# What the stage treats as a URL in a target: a scheme and "//" (so "mailto:" and "urn:" are not destinations), or
+# a web scheme however it goes on ("http:/x", "http:\\x" and "h<tab>ttp://x" reach x in browsers and urllib).
 _URL = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
+_WEB = re.compile(r"^(?:https?|wss?|ftp):", re.IGNORECASE)
+_UNPLAIN = re.compile(r"[\x00-\x20\x7f\\]")  # read differently by different clients: controls, spaces, "\\"
 
 
 def is_url(text: str) -> bool:
-    """Whether a target's text names a place on the network (`scheme://…`), and so is checked as egress."""
-    return _URL.match(text) is not None
+    """Whether a target's text names a place on the network, and so is checked as egress."""
+    return _URL.match(text) is not None or _WEB.match(_UNPLAIN.sub("", text)) is not None
+
+
+def plain_url(text: str) -> str | None:
+    """Why a URL target cannot be checked as the tool will read it (None: it can). A tool other than podium's HTTP
+    tools (an MCP server's, your own) gets the text as the agent wrote it, and its HTTP client may read a backslash,
+    a control character or a missing "//" otherwise than podium's parser does."""
+    written = text.strip()
+    if _UNPLAIN.search(written) or not _URL.match(written):
+        return (
+            f"{written[:200]!r} is not written plainly (a backslash, a space or control character, or no '//' after "
+            "the scheme), and HTTP clients disagree on where such a URL goes; write it as scheme://host/path, "
+            "percent-encoded"
+        )
+    return None
 
 
 class Egress(Stage):
@@ -67,6 +84,8 @@ class Egress(Stage):
         reached = []
         for url in urls:
             try:
+                if (unclear := plain_url(url)) is not None:
+                    raise ValueError(unclear)
                 where = url_entity(url)
             except ValueError as exc:
                 message = f"agent {call.agent!r} may not call tool {call.resource!r}: {exc}."

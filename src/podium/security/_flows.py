@@ -118,31 +118,41 @@ def traceable(value: str) -> bool:
     return len(value) >= MIN_SUBSTRING or _WORD.search(value) is not None
 
 
-def texts_of(value: Any, *, depth: int = 0) -> Iterator[str]:
+def texts_of(value: Any) -> Iterator[str]:
     """The strings and numbers in a value an agent reads or passes (nested lists, mappings, dataclasses, pydantic
-    models, objects), as text: what gets labelled and traced."""
-    if depth > 32 or value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, int | float):
-        yield _number(value)
-    elif isinstance(value, bytes):
-        yield value.decode("utf-8", "replace")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from texts_of(key, depth=depth + 1)
-            yield from texts_of(item, depth=depth + 1)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from texts_of(item, depth=depth + 1)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for item in dataclasses.fields(value):
-            yield from texts_of(getattr(value, item.name), depth=depth + 1)
-    elif hasattr(value, "model_dump"):
-        yield from texts_of(value.model_dump(mode="json"), depth=depth + 1)
-    else:
-        yield str(value)
+    models, objects), as text: what gets labelled and traced. However deeply they nest: a value below some depth
+    left out would reach a sink untraced (walked without recursion, each container once, so a cycle ends)."""
+    stack: list[Any] = [value]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, int | float):
+            yield _number(item)
+        elif isinstance(item, bytes):
+            yield item.decode("utf-8", "replace")
+        elif id(item) in seen:
+            continue
+        else:
+            seen.add(id(item))
+            stack.extend(reversed(_parts(item)))
+
+
+def _parts(value: Any) -> list[Any]:
+    """What a container holds, in order (a mapping's keys beside their values); an object of no known shape is its
+    text."""
+    if isinstance(value, Mapping):
+        return [part for key, item in value.items() for part in (key, item)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [getattr(value, item.name) for item in dataclasses.fields(value)]
+    if hasattr(value, "model_dump"):
+        return [value.model_dump(mode="json")]
+    return [str(value)]
 
 
 def _number(value: float) -> str:

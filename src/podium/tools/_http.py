@@ -8,7 +8,9 @@
 Both are consequential (a GET carries data out in its URL), with `url` a target sink and a POST's `body` its content,
 so the information-flow stage makes a URL or a body copied from untrusted data wait for a person. The egress stage
 refuses a URL no policy permits before the call runs; the tool itself checks the URL again and every redirect before
-following it (a refused hop is audited as `egress`, denied), requests exactly the URL that was checked, sends no
+following it (a refused hop is audited as `egress`, denied), and follows no 307 or 308 after a POST: that would send
+the body on to a place its data's recipients were never checked against, so the answer comes back with its
+`location` for the agent to call anew. It requests exactly the URL that was checked, sends no
 user:password, cookies or proxy settings from the environment, and reads at most `max_bytes` of a reply within
 `timeout_s`. What it returns is untrusted (every tool result is).
 """
@@ -92,7 +94,8 @@ def _request(
                 response = client.send(request, stream=True)
                 try:
                     location = response.headers.get("location")
-                    if response.status_code in _REDIRECTS and location:
+                    resends = body is not None and response.status_code in (307, 308)  # the body, to a new place
+                    if response.status_code in _REDIRECTS and location and not resends:
                         if hop == max_redirects:
                             raise RuntimeError(f"{method} {url} redirected more than {max_redirects} times: stopped.")
                         target = str(response.url.join(location))
@@ -102,9 +105,10 @@ def _request(
                             method, body = "GET", None  # as browsers do; 307 and 308 keep the method and body
                         continue
                     text, truncated = _read(response, max_bytes, deadline)
-                    return {
+                    return {  # a 307 or 308 after a POST comes back as it is: its location is a new call, traced
                         "url": where.id,
                         "status": response.status_code,
+                        "location": str(response.url.join(location)) if location else "",
                         "content_type": response.headers.get("content-type", ""),
                         "text": text,
                         "truncated": truncated,
