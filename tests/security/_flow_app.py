@@ -48,6 +48,17 @@ def archive_all(folder: str = "INBOX") -> str:
     return f"archived {folder}"
 
 
+def fetch_page(url: str) -> str:
+    """A page that fails, its error carrying what the page said (an MCP tool's error reaches the model so)."""
+    raise RuntimeError(f"could not render {url}: {INBOX}")
+
+
+@podium.tool(consequential=True)
+def upload(data: str) -> str:
+    """Upload anything anywhere: it names no sinks, so every argument is a target, and leaves with the call."""
+    return "uploaded"
+
+
 def _obey(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """A model that does what the last thing it read says: archive everything (leaving the folder to its default)."""
     usage = RequestUsage(input_tokens=9, output_tokens=9)
@@ -63,7 +74,7 @@ def _summarise(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart(f"Summary: {text}")], usage=RequestUsage(input_tokens=9, output_tokens=9))
 
 
-TOOLS = [read_inbox, read_ledger, send_email, mark_all_read, archive_all]
+TOOLS = [read_inbox, read_ledger, send_email, mark_all_read, archive_all, fetch_page, upload]
 clerk = podium.Agent("clerk", owner=OWNER, models=["summariser", "obeyer"], tools=TOOLS)
 app = podium.App(
     agents=[clerk],

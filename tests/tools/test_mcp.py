@@ -234,6 +234,10 @@ class _Malformed(BaseHTTPRequestHandler):
             reply = b"this is not json {"
         elif self.mode == "not-rpc":
             reply = json.dumps({"hello": "world"}).encode()
+        elif self.mode == "bad-name":
+            names = ("send message/../x", "send_message")
+            tools = [{"name": name, "inputSchema": {"type": "object"}} for name in names]
+            reply = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {"tools": tools}}).encode()
         else:
             tools = [{"name": "send_message", "inputSchema": {"type": "string"}}]
             reply = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {"tools": tools}}).encode()
@@ -275,6 +279,17 @@ def test_a_malformed_answer_is_named_with_the_fix(
         assert audit(pod, "crm_send_message") == []  # nothing was called
 
 
+def test_a_tool_named_what_no_model_provider_accepts_is_refused_at_listing(
+    sqlite_settings: Settings, malformed: tuple[str, type[_Malformed]]
+) -> None:
+    url, handler = malformed
+    handler.mode = "bad-name"
+    with podium.launch(sqlite_settings, app_with(crm(url, read_only=()), "crm_send_message")) as pod:
+        with pytest.raises(ConfigurationError, match="'send message/../x'.*Rename the tool on the server"):
+            clerk(pod).call_tool("crm_send_message", to="bob@example.com", body="hi")
+        assert audit(pod, "crm_send_message") == []  # nothing was called
+
+
 def test_declarations_the_server_does_not_match_are_refused_at_listing(
     sqlite_settings: Settings, server: RunningServer
 ) -> None:
@@ -298,6 +313,16 @@ def test_bad_declarations_are_refused_when_written(server: RunningServer) -> Non
         crm(server, sinks={"lookup_customer": {"customer": "target"}})
     with pytest.raises(UsageError, match="of kind 'destination'; a sink is 'target'"):
         crm(server, sinks={"send_message": {"to": "destination"}})
+    with pytest.raises(UsageError, match="sinks maps each tool to its sink arguments"):
+        crm(server, sinks={"send_message": "target"})
+    with pytest.raises(UsageError, match="read_only is a list of tool names"):
+        crm(server, read_only="lookup_customer")
+    with pytest.raises(UsageError, match="fee_usd=nan is not a fee"):
+        podium.MCPServer("crm", server.url, fee_usd=float("nan"))
+    with pytest.raises(UsageError, match="timeout_s='10' must be above 0"):
+        podium.MCPServer("crm", server.url, timeout_s="10")
+    with pytest.raises(UsageError, match="is not a mapping; name each sink's kind"):
+        podium.tool(consequential=True, sinks=["url"])
 
 
 def test_a_local_tool_named_like_a_servers_tools_is_refused_at_launch(

@@ -117,6 +117,7 @@ class Governor:
         except Exception as exc:
             ctx.usage = Usage(wall_seconds=time.perf_counter() - started)
             failure = {"error": f"{type(exc).__name__}: {exc}"}
+            ctx.output = str(exc)  # what the caller reads of a failure (a model, as a retry prompt): a stage labels it
             concluded = True
             await self._off(offload, self._conclude, entered, ctx, "failed", failure, True)  # settles the hold
             raise

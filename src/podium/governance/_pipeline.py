@@ -133,7 +133,7 @@ class CallContext:
     reserved: bool = False  # budgets: something is held for the call
     usage: Usage = field(default_factory=Usage)  # execute
     output_digest: str = ""  # execute
-    output: Any = None  # execute: what the call returned (a stage's finish may read it: labels its data)
+    output: Any = None  # execute: what the call returned, or its error's text (a stage's finish labels its data)
     holds: dict[str, Any] = field(default_factory=dict)  # what a stage holds for the call until its finish, by name
 
     @property

@@ -70,7 +70,7 @@ class FlowLog:
         words = _WORD.findall(text)
         for at in range(len(words) - PASSAGE_WORDS + 1):
             self._passages.setdefault(hash(tuple(words[at : at + PASSAGE_WORDS])), set()).add(index)
-        for marker in _MARKER.findall(text):
+        for marker in _markers_in(text):
             self._markers.setdefault(marker, set()).add(index)
         for word in words:
             if len(word) < MIN_SUBSTRING:
@@ -92,7 +92,7 @@ class FlowLog:
         value = normal(value)
         if not value:
             return ()
-        vouched = any(value == text or (len(value) >= MIN_SUBSTRING and value in text) for text in self.trusted)
+        vouched = any(value == text or (len(value) >= MIN_SUBSTRING and _holds(text, value)) for text in self.trusted)
         if self.saturated:
             return (Origin(vouched, self.scopes(), "saturated"),) if not vouched or self.scopes() else ()
         hits: set[int] = set()
@@ -102,13 +102,38 @@ class FlowLog:
         words = _WORD.findall(value)
         for at in range(len(words) - PASSAGE_WORDS + 1):
             hits |= self._passages.get(hash(tuple(words[at : at + PASSAGE_WORDS])), set())
-        for marker in _MARKER.findall(value):
-            if not any(marker in text for text in self.trusted):
+        known: set[int] = set()  # copied by a marker trusted input also holds: trusted, but as confidential
+        for marker in _markers_in(value):
+            if any(_holds(text, marker) for text in self.trusted):
+                known |= self._markers.get(marker, set())
+            else:
                 hits |= self._markers.get(marker, set())
-        origins = tuple(self.untrusted[i][1] for i in sorted(hits))
+        known -= hits
+        origins = tuple(self.untrusted[i][1] for i in sorted(hits | known))
         if vouched:
             return tuple(dataclasses.replace(origin, trusted=True) for origin in origins if origin.scopes)
-        return origins
+        return tuple(
+            dataclasses.replace(origin, trusted=True) if i in known else origin
+            for i, origin in zip(sorted(hits | known), origins, strict=True)
+            if i not in known or origin.scopes
+        )
+
+
+def _markers_in(text: str) -> set[str]:
+    """The identifier-like tokens of `text`, without the full stop or dash that ends a sentence or a clause: an
+    account number is the same marker at the end of a sentence ("… 5521-7781-0043.") as inside one."""
+    return {marker.rstrip(".-/+") for marker in _MARKER.findall(text)} - {""}
+
+
+def _holds(text: str, part: str) -> bool:
+    """Whether `text` holds `part` as a whole: not a look-alike cut short ("bob@example.co" of "bob@example.com")."""
+    start = text.find(part)
+    while start != -1:
+        end = start + len(part)
+        if (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+            return True
+        start = text.find(part, start + 1)
+    return False
 
 
 def traceable(value: str) -> bool:
@@ -123,7 +148,7 @@ def texts_of(value: Any) -> Iterator[str]:
     models, objects), as text: what gets labelled and traced. However deeply they nest: a value below some depth
     left out would reach a sink untraced (walked without recursion, each container once, so a cycle ends)."""
     stack: list[Any] = [value]
-    seen: set[int] = set()
+    seen: dict[int, Any] = {}  # holds what it has walked, so that no id is reused (a model's dump is made, then freed)
     while stack:
         item = stack.pop()
         if item is None or isinstance(item, bool):
@@ -137,7 +162,7 @@ def texts_of(value: Any) -> Iterator[str]:
         elif id(item) in seen:
             continue
         else:
-            seen.add(id(item))
+            seen[id(item)] = item
             stack.extend(reversed(_parts(item)))
 
 
@@ -156,5 +181,9 @@ def _parts(value: Any) -> list[Any]:
 
 
 def _number(value: float) -> str:
-    """A number as a person writes it: 100.0 is "100"."""
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    """A number as a person writes it: 100.0 is "100" (one of more than 4,300 digits, which Python will not write
+    in decimal, in hexadecimal: the same on both sides of a trace)."""
+    try:
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    except ValueError:
+        return hex(int(value))

@@ -5,8 +5,9 @@ to what the front door's agents read (`FlowLog.trace`) and leaves the result on 
 as `context.untrusted_targets`, `context.untrusted_content` and `context.confidential_out`; a call with no sink value
 to trace ("mark all read"), made after untrusted data was read, as `context.decided_after_untrusted`. podium's
 baseline policy makes such a call wait for a person (an `@exception`), whose approval is the audited
-declassification. When a call has run, it labels what the call returned: a tool's result is untrusted, with the
-data scope the tool `reads`; a model's output is as untrusted as the least trusted thing in reach of its context.
+declassification. When a call has run, it labels what the call returned (or a tool's error message, which a model
+reads as a retry prompt): a tool's result is untrusted, with the data scope the tool `reads`; a model's output is as
+untrusted as the least trusted thing in reach of its context.
 
 Labels are kept per front door: a workflow run's in the database (they survive a restart and every step), a
 request's in memory (a retried request reads again).
@@ -59,8 +60,10 @@ class InformationFlow(Stage):
         traced = {name: _trace(log, given.get(name)) for name in sinks}  # a default is the author's own
         untrusted = {name for name, origins in traced.items() if any(not o.trusted for o in origins)}
         targets = [text for name, kind in sinks.items() if kind == "target" for text in texts_of(arguments.get(name))]
-        content = [origin for name, kind in sinks.items() if kind == "content" for origin in traced[name]]
-        scopes = frozenset().union(*(origin.scopes for origin in content))
+        # Confidential data leaves as content; a tool that names no sinks has every argument a target, and what it
+        # is given leaves with it all the same (a declared target, a customer's own address, is where it lands).
+        carried = [n for n, kind in sinks.items() if kind == "content" or not call.declaration.sinks]
+        scopes = frozenset().union(*(origin.scopes for name in carried for origin in traced[name]))
         ctx.flow = Flow(
             untrusted_targets=frozenset(n for n in untrusted if sinks[n] == "target"),
             untrusted_content=frozenset(n for n in untrusted if sinks[n] == "content"),
@@ -71,7 +74,8 @@ class InformationFlow(Stage):
                 ctx.detail[f"flow_{label}"] = ", ".join(sorted(names))
 
     def finish(self, ctx: CallContext, outcome: Outcome | None) -> None:
-        if outcome != "allowed" or ctx.call.kind not in ("tool", "model"):
+        ran = outcome == "allowed" or (outcome == "failed" and ctx.call.kind == "tool")  # a tool's error text is read
+        if not ran or ctx.call.kind not in ("tool", "model"):
             return
         call = ctx.call
         log = self.log(ctx.site)

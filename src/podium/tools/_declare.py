@@ -15,6 +15,7 @@ where each sink's value came from before the call runs (docs/security.md).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -47,8 +48,10 @@ def tool(
     then be keyed by `podium.current_call().key`, as `send_to_outbox` does), what counts as transient besides
     timeouts and connection errors (`retry_on`), and how many of its calls may be under way at once
     (`max_concurrent`). See docs/governance.md, "Cascading failures"."""
-    if fee_usd < 0:
-        raise ValueError(f"tool fee_usd={fee_usd} is negative; a fee is >= 0 USD.")
+    if isinstance(fee_usd, bool) or not isinstance(fee_usd, int | float) or not 0 <= fee_usd < math.inf:
+        raise UsageError(f"tool fee_usd={fee_usd!r} is not a fee; give a number of USD >= 0.")
+    if sinks is not None and not isinstance(sinks, Mapping):
+        raise UsageError(f"tool sinks={sinks!r} is not a mapping; name each sink's kind: sinks={{'to': 'target'}}.")
 
     def declare(fn: F) -> F:
         declared = ToolDeclaration(

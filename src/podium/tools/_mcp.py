@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import threading
 import weakref
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 TIMEOUT_S = 10.0
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI's and Anthropic's APIs take as a tool's name
 _MALFORMED_CODES = frozenset({-32700, -32600, -32602})  # JSON-RPC: parse error, invalid request, invalid params
 _log = logging.getLogger("podium.tools")
 
@@ -98,10 +100,19 @@ class MCPServer(AbstractToolset[Any]):
             )
         if not isinstance(server, str) and (not server or not all(isinstance(part, str) for part in server)):
             raise UsageError(f"MCP server {name!r}: give its URL, or its command as a non-empty list of strings.")
-        if not 0 < timeout_s <= 600:
-            raise UsageError(f"MCP server {name!r}: timeout_s={timeout_s} must be above 0 and at most 600 seconds.")
-        if fee_usd < 0:
-            raise UsageError(f"MCP server {name!r}: fee_usd={fee_usd} is negative; a fee is >= 0 USD.")
+        if isinstance(read_only, str) or not all(isinstance(tool, str) for tool in read_only):
+            raise UsageError(f"MCP server {name!r}: read_only is a list of tool names, such as ['lookup_customer'].")
+        if sinks is not None and not (
+            isinstance(sinks, Mapping) and all(isinstance(kinds, Mapping) for kinds in sinks.values())
+        ):
+            raise UsageError(
+                f"MCP server {name!r}: sinks maps each tool to its sink arguments, such as "
+                "{'send_message': {'to': 'target', 'text': 'content'}}."
+            )
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not 0 < timeout_s <= 600:
+            raise UsageError(f"MCP server {name!r}: timeout_s={timeout_s!r} must be above 0 and at most 600 seconds.")
+        if isinstance(fee_usd, bool) or not isinstance(fee_usd, int | float) or not 0 <= fee_usd < math.inf:
+            raise UsageError(f"MCP server {name!r}: fee_usd={fee_usd!r} is not a fee; give a number of USD >= 0.")
         try:
             import pydantic_ai.mcp  # noqa: F401 - the client, checked now rather than at the first call
         except ImportError as exc:
@@ -277,8 +288,15 @@ class MCPServer(AbstractToolset[Any]):
                     f"{', '.join(sorted(properties)) or 'no arguments'}. Name arguments of the tool.",
                     server=self.name,
                 )
-            metadata = {**(tool.tool_def.metadata or {}), DECLARATION_METADATA: self.declaration(original)}
             name = self.tool(original)
+            if not _TOOL_NAME.match(name):
+                raise ConfigurationError(
+                    f"{self.label} lists a tool named {original[:80]!r}, which as {name[:100]!r} is not a name model "
+                    "providers accept (1-64 letters, digits, '_' and '-'). Rename the tool on the server: podium "
+                    "calls none of its tools until it lists them cleanly.",
+                    server=self.name,
+                )
+            metadata = {**(tool.tool_def.metadata or {}), DECLARATION_METADATA: self.declaration(original)}
             tools[name] = replace(tool, toolset=self, tool_def=replace(tool.tool_def, name=name, metadata=metadata))
         return tools
 
