@@ -182,3 +182,19 @@ def test_a_request_id_in_the_audit_path_is_never_copied_into_a_header(settings: 
             )
             assert answer.status_code == (400 if key == served.agent_key else 401), answer.text
             assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-podium-request-id"])
+
+
+def test_a_revoked_key_s_stream_stops_at_the_next_check(settings: Settings) -> None:
+    """A key revoked (here, by rotating it) stops what it opened, as a kill of `key:<id>` does."""
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        upstream.script = Script(text="one two three", chunks=3, chunk_delay_s=5.0)
+        client = openai.OpenAI(base_url=served.openai_base, api_key=served.agent_key, max_retries=0)
+        stream = client.chat.completions.create(
+            model="remote", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        started = time.monotonic()
+        served.pod.agents.rotate_key(AGENT, by=sign_in(served.pod, "admin@podium.test"))
+        with pytest.raises(openai.APIError, match="was revoked"):
+            for _ in stream:
+                pass
+        assert time.monotonic() - started < 4.0

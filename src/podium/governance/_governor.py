@@ -33,7 +33,7 @@ from podium.governance._record import CallRecord, write_records
 from podium.governance._site import CallSite, call_scope, current_call_or_none, next_call_site
 from podium.governance._stages import Admission, Authorisation, BudgetStage, read_standing
 from podium.policy import Decision, PolicySet
-from podium.store import GroupCommitter, reader
+from podium.store import GroupCommitter, reader, tables
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -306,6 +306,26 @@ def _why_halted(conn: sa.Connection, call: Call, site: CallSite) -> str | None:
         return f"the kill switch covers {call.principal} {call.agent!r}"
     if standing.run_stopped:
         return f"run {site.run_id} was cancelled"
+    return _key_gone(conn, site.api_key) if site.api_key else None
+
+
+_agent_keys, _person_keys = tables.agent_keys, tables.person_keys
+_KEY = sa.union_all(
+    sa.select(_agent_keys.c.revoked_at, sa.null().label("expires_at")).where(_agent_keys.c.id == sa.bindparam("key")),
+    sa.select(_person_keys.c.revoked_at, _person_keys.c.expires_at).where(_person_keys.c.id == sa.bindparam("key")),
+)
+
+
+def _key_gone(conn: sa.Connection, key: str) -> str | None:
+    """Why the API key a call was made with no longer stands (revoked, or past its expiry), if it does not: a stream
+    that key opened stops with it, as a kill of `key:<id>` would stop it."""
+    row = conn.execute(_KEY, {"key": key}).first()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        return f"API key {key} was revoked"
+    if row.expires_at is not None and row.expires_at <= time.time():
+        return f"API key {key} expired"
     return None
 
 
