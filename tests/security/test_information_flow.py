@@ -14,6 +14,7 @@ from podium import Podium, Settings
 from podium.errors import ActionDenied, ConfigurationError, UsageError
 from podium.governance import CallSite
 from podium.security import InformationFlow, trust
+from podium.security._flows import Origin
 from podium.store import tables
 from podium.testing import TEST_ADMIN, sign_in
 from tests.review.test_review import waiting
@@ -256,3 +257,18 @@ def test_tracing_holds_for_lists_of_models_look_alikes_quoted_accounts_and_huge_
     huge = 10**5000
     log.add(str(list(texts_of([huge]))), Origin(False, source="tool:read_inbox"))
     assert [o.source for o in log.trace(next(texts_of(huge)))] == ["tool:read_inbox"]
+
+
+def test_a_request_whose_labels_were_dropped_to_make_room_counts_everything_as_untrusted(pod: Podium) -> None:
+    """A flood of other requests must not wipe a long request clean: its labels come back as "everything read was
+    untrusted, of these scopes"."""
+    stage = InformationFlow(pod.engine, doors=2)
+    site = {key: CallSite("x", None, None, door="request", door_key=key) for key in ("long", "a", "b", "clean")}
+    stage.log(site["long"]).add(_flow_app.LEDGER, Origin(False, frozenset({"finance/ledger"}), "tool:read_ledger"))
+    stage.log(site["clean"])
+    for other in ("a", "b"):  # two newer doors: the long request's and the clean one's labels are dropped
+        stage.log(site[other])
+    recalled = stage.log(site["long"])
+    assert recalled.tainted and recalled.scopes() == {"finance/ledger"}
+    assert [(o.trusted, o.scopes) for o in recalled.trace("Friday")] == [(False, frozenset({"finance/ledger"}))]
+    assert not stage.log(site["clean"]).tainted  # a request that read nothing untrusted has nothing to remember

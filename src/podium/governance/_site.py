@@ -131,10 +131,12 @@ class DoorMemory(Generic[T]):
     first call of a door this process has not met loads its state (a run's, from the database) outside the lock; if
     two threads load it at once, the first to store it wins and both use that one."""
 
-    def __init__(self, size: int = 4_096) -> None:
+    def __init__(self, size: int = 4_096, forget: Callable[[str, T], None] | None = None) -> None:
+        """`forget`: told of each door's state as it is dropped, to keep what must outlive it."""
         self._kept: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
         self._size = size
+        self._forget = forget
 
     def get(self, key: str, load: Callable[[], T]) -> T:
         with self._lock:
@@ -147,7 +149,9 @@ class DoorMemory(Generic[T]):
             kept = self._kept.setdefault(key, loaded)
             self._kept.move_to_end(key)
             while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
+                dropped = self._kept.popitem(last=False)
+                if self._forget is not None:
+                    self._forget(*dropped)
             return kept
 
 

@@ -16,7 +16,9 @@ request's in memory (a retried request reads again).
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +29,7 @@ from podium.security._flows import FlowLog, Origin, texts_of, traceable
 from podium.store import insert_if_absent, reader, tables
 
 MAX_DOORS = 4_096  # front doors whose labels one process keeps in memory (a run's are read back from the database)
+MAX_FORGOTTEN = 200_000  # requests whose labels were dropped, remembered as "read untrusted data, of these scopes"
 _records = tables.flow_records
 
 
@@ -35,13 +38,17 @@ class InformationFlow(Stage):
 
     name: ClassVar[str] = "information_flow"
 
-    def __init__(self, engine: sa.Engine, recipients: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self, engine: sa.Engine, recipients: Mapping[str, Sequence[str]] | None = None, *, doors: int = MAX_DOORS
+    ) -> None:
         """`recipients`: for a data scope, the targets its data may go to without a person (fnmatch patterns such
         as "*@example.com", podium.toml's [security.recipients]); data of a scope not listed goes nowhere outside
-        without one."""
+        without one. `doors`: how many front doors' labels this process keeps in memory."""
         self._engine = engine
         self._reader = reader(engine)
-        self._logs: DoorMemory[FlowLog] = DoorMemory(MAX_DOORS)
+        self._logs: DoorMemory[FlowLog] = DoorMemory(doors, forget=self._forget)
+        self._forgotten: OrderedDict[str, frozenset[str]] = OrderedDict()  # a request's dropped labels, in short
+        self._forgetting = threading.Lock()
         self.recipients = {scope: tuple(patterns) for scope, patterns in (recipients or {}).items()}
 
     def check(self, ctx: CallContext) -> None:
@@ -94,12 +101,33 @@ class InformationFlow(Stage):
         """Vouch for `text` in the front door in force (or `door_key`): the operator's or user's own input, whose
         values may reach any sink. A workflow run's recorded labels are kept with it."""
         key = door_key or current_door_key()
-        self._logs.get(key, lambda: self._load(key)).add(text, Origin(True, source="input"))  # a run's, if restarted
+        self._logs.get(key, lambda: self._recalled(key) if key in self._forgotten else self._load(key)).add(
+            text, Origin(True, source="input")
+        )  # a run's labels, if restarted; a request's note, if they were dropped
 
     def log(self, site: CallSite) -> FlowLog:
         """The labels of `site`'s front door (a workflow run's are read from the database once per process)."""
         key = site.door_key
-        return self._logs.get(key, lambda: self._load(key) if site.door == "workflow" else FlowLog())
+        return self._logs.get(key, lambda: self._load(key) if site.door == "workflow" else self._recalled(key))
+
+    def _forget(self, door_key: str, log: FlowLog) -> None:
+        """A request's labels, dropped to make room, leave a note: it read untrusted data of these scopes (a flood
+        of other requests must not wipe a long one clean). A run's are read back from the database."""
+        if log.tainted:
+            with self._forgetting:
+                self._forgotten[door_key] = log.scopes()
+                while len(self._forgotten) > MAX_FORGOTTEN:
+                    self._forgotten.popitem(last=False)
+
+    def _recalled(self, door_key: str) -> FlowLog:
+        """A request's labels: new, or, if they were dropped, everything counted untrusted (of the scopes it read)."""
+        with self._forgetting:
+            scopes = self._forgotten.get(door_key)
+        log = FlowLog()
+        if scopes is not None:
+            log.add("(labels dropped to make room)", Origin(False, scopes, "forgotten"))
+            log.saturated = True
+        return log
 
     def _load(self, door_key: str) -> FlowLog:
         log = FlowLog()
