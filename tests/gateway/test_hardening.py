@@ -126,6 +126,15 @@ def _post(served: object, body: str) -> httpx.Response:
     )
 
 
+def test_personal_data_in_an_image_s_address_goes_as_it_always_has(settings: Settings) -> None:
+    """Only what the policy blocks refuses a request from a message's other fields: a number in an image's address
+    (which podium cannot redact) is not a reason to refuse the picture."""
+    with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:
+        image = {"type": "image_url", "image_url": {"url": "https://media.example.com/p/2125550123/photo.png"}}
+        message = {"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}
+        assert _post(served, json.dumps({"model": "remote", "messages": [message]})).status_code == 200
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -157,8 +166,9 @@ def test_a_secret_anywhere_in_a_message_does_not_leave(settings: Settings, messa
         ('{"model": "remote", "messages": [{"role": "user", "content": "hi"}], "seed": -Infinity}', "-Infinity"),
         ('{"model": "remote", "messages": [{"role": "user", "content": "hi"}], "seed": ' + "9" * 5000 + "}", "digits"),
         ('{"model": "remote", "messages": [{"role": "user", "content": "a \\ud800 b"}]}', "surrogate"),
+        ('{"model": "remote", "messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}', "finite"),
     ],
-    ids=["nan", "infinity", "long-integer", "lone-surrogate"],
+    ids=["nan", "infinity", "long-integer", "lone-surrogate", "overflowing-float"],
 )
 def test_a_body_that_is_not_standard_json_is_a_clear_400_and_audited(settings: Settings, body: str, says: str) -> None:
     with OpenAIServer() as upstream, served_with(settings, _config(upstream)) as served:

@@ -211,6 +211,12 @@ def test_a_post_is_not_resent_on_a_307_but_told_where_to_go(pod: Podium, site: t
         agent().call_tool("http_post", url=got["location"], body='{"a": 1}')
 
 
+def test_a_space_after_the_host_is_sent_percent_encoded(pod: Podium, site: tuple[str, list[Any]]) -> None:
+    base, seen = site
+    assert agent().call_tool("http_get", url=f"{base}/ok?q=podium docs")["status"] == 404  # reached: no such page
+    assert seen == [("GET", "/ok?q=podium%20docs", "")]
+
+
 def test_credentials_in_a_url_are_not_sent(pod: Podium, site: tuple[str, list[Any]]) -> None:
     base, seen = site
     got = agent().call_tool("http_get", url=base.replace("http://", "http://admin:secret@") + "/ok")

@@ -279,15 +279,16 @@ def test_a_malformed_answer_is_named_with_the_fix(
         assert audit(pod, "crm_send_message") == []  # nothing was called
 
 
-def test_a_tool_named_what_no_model_provider_accepts_is_refused_at_listing(
-    sqlite_settings: Settings, malformed: tuple[str, type[_Malformed]]
+def test_a_tool_named_what_no_model_provider_accepts_is_left_out_and_said(
+    sqlite_settings: Settings, malformed: tuple[str, type[_Malformed]], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, handler = malformed
     handler.mode = "bad-name"
     with podium.launch(sqlite_settings, app_with(crm(url, read_only=()), "crm_send_message")) as pod:
-        with pytest.raises(ConfigurationError, match="'send message/../x'.*Rename the tool on the server"):
+        with pytest.raises(ConfigurationError):  # this test server answers a call with its listing again
             clerk(pod).call_tool("crm_send_message", to="bob@example.com", body="hi")
-        assert audit(pod, "crm_send_message") == []  # nothing was called
+        assert [(a, d) for a, d, _ in audit(pod, "crm_send_message")] == [("tool.call", "failed")]  # it was listed
+    assert "'send message/../x'" in caplog.text and "Rename the tool on the server" in caplog.text
 
 
 def test_declarations_the_server_does_not_match_are_refused_at_listing(

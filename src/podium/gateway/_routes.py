@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import re
 import time
 import uuid
@@ -265,7 +266,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     NaN and Infinity, a number of more than 4,300 digits and an unpaired UTF-16 surrogate ("\\ud800") are refused
     here, where the client can be told, rather than failing later on the way to a provider."""
     try:
-        data = json.loads(raw, parse_constant=_not_a_number)
+        data = json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"the body is not valid JSON ({type(exc).__name__} at position {getattr(exc, 'pos', '?')})."
@@ -293,6 +294,13 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 class _NotANumber(ValueError):
     pass
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):  # 1e999 reads as infinity
+        raise _NotANumber(f"{number[:40]} is beyond what a JSON number may be here; send a finite number.")
+    return value
 
 
 def _not_a_number(constant: str) -> Any:

@@ -67,28 +67,39 @@ class Guardrails:
             )
         if verdict.messages is not messages:
             body = {**body, "messages": verdict.messages}
-        leaving = verdict.leaving(self.policy.actions) | self._screen_the_rest(who, body)
+        rest = (
+            await asyncio.to_thread(self._screen_the_rest, who, body)
+            if len(canonical_json(body)) > SCAN_IN_THREAD_CHARS
+            else self._screen_the_rest(who, body)
+        )
+        leaving = verdict.leaving(self.policy.actions) | rest
         return body, leaving, detail
 
     def _screen_the_rest(self, who: str, body: dict[str, Any]) -> frozenset[str]:
-        """What goes out besides the messages' text (tool descriptions and schemas, a response format, stop
-        sequences; and in the messages, names, image and audio parts, tool calls' names, fields podium does not
-        know) is scanned too. Nothing is redacted there (a schema must stay as it is): a finding the policy does
-        not allow refuses the request; an allowed kind goes to Cedar with the rest."""
+        """What goes out besides the messages' text is scanned too, and nothing is redacted there (a schema must
+        stay as it is). In the tools' descriptions and schemas, a response format and stop sequences, a finding the
+        policy does not allow refuses the request. In the messages' other fields (a name, a refusal, an image or
+        audio part, a tool call's name, a field podium does not know), what the policy blocks refuses it too; what
+        it would redact goes as it is (an image's address may hold a number), as it always has."""
         rest = {key: value for key, value in body.items() if key != "messages"}
-        rest["messages"] = [unscanned(message) for message in body.get("messages") or []]
-        verdict = self.policy.apply([{"role": "user", "content": canonical_json(rest)}])
-        held = sorted(kind for kind in verdict.found if self.policy.actions[kind] != "allow")  # type: ignore[index]
-        if held:
-            raise PromptRefused(
-                f"the request's tools, format, stop sequences or messages' other fields (a name, an image, a tool "
-                f"call's name) carry {', '.join(held)}, which podium does not redact there; take them out and send "
-                "the request again.",
-                agent=who,
-                resource="prompt",
-                guardrail=canonical_json(verdict.audit()),
-            )
-        return verdict.leaving(self.policy.actions)
+        parts = [unscanned(message) for message in body.get("messages") or []]
+        leaving: set[str] = set()
+        for what, value, refusing in (
+            ("the request's tools, format or stop sequences", rest, ("redact", "review", "block")),
+            ("the messages' other fields (a name, an image, a tool call's name)", parts, ("review", "block")),
+        ):
+            verdict = self.policy.apply([{"role": "user", "content": canonical_json(value)}])
+            held = sorted(kind for kind in verdict.found if self.policy.actions[kind] in refusing)  # type: ignore[index]
+            if held:
+                raise PromptRefused(
+                    f"{what} carry {', '.join(held)}, which podium does not redact there; take them out and send "
+                    "the request again.",
+                    agent=who,
+                    resource="prompt",
+                    guardrail=canonical_json(verdict.audit()),
+                )
+            leaving |= verdict.leaving(self.policy.actions)
+        return frozenset(leaving)
 
     def chunk_guard(self) -> ChunkGuard | None:
         """A guard for one streamed reply (None: no output guardrail, so streaming adds no buffering)."""

@@ -46,11 +46,14 @@ def plain_url(text: str) -> str | None:
     tools (an MCP server's, your own) gets the text as the agent wrote it, and its HTTP client may read a backslash,
     a control character or a missing "//" otherwise than podium's parser does."""
     written = text.strip()
-    if _UNPLAIN.search(written) or not _URL.match(written):
+    start = written.find("://") + 3
+    ends = [at for at in (written.find(c, start) for c in "/?#") if at != -1]
+    where = written[: min(ends, default=len(written))]  # the scheme and the host: what clients must agree on
+    if not _URL.match(written) or _UNPLAIN.search(where) or "\\" in written:
         return (
-            f"{written[:200]!r} is not written plainly (a backslash, a space or control character, or no '//' after "
-            "the scheme), and HTTP clients disagree on where such a URL goes; write it as scheme://host/path, "
-            "percent-encoded"
+            f"{written[:200]!r} is not written plainly (a backslash, a space or control character before the path, "
+            "or no '//' after the scheme), and HTTP clients disagree on where such a URL goes; write it as "
+            "scheme://host/path, percent-encoded"
         )
     return None
 

@@ -55,6 +55,7 @@ class FlowLog:
     _markers: dict[str, set[int]] = field(default_factory=dict)  # identifier-like token -> untrusted texts
     _words: dict[str, set[int]] = field(default_factory=dict)  # whole short tokens -> untrusted texts
     saturated: bool = False  # more untrusted texts than MAX_RECORDS: everything traces to untrusted data
+    in_memory_only: bool = False  # a request's: nothing stores it, so dropping it must leave a note
 
     def add(self, text: str, origin: Origin) -> None:
         text = normal(text)
@@ -104,10 +105,10 @@ class FlowLog:
             hits |= self._passages.get(hash(tuple(words[at : at + PASSAGE_WORDS])), set())
         known: set[int] = set()  # copied by a marker trusted input also holds: trusted, but as confidential
         for marker in _markers_in(value):
-            if any(_holds(text, marker) for text in self.trusted):
-                known |= self._markers.get(marker, set())
-            else:
+            if not any(_holds(text, marker) for text in self.trusted):
                 hits |= self._markers.get(marker, set())
+            elif _distinctive(marker):
+                known |= self._markers.get(marker, set())
         known -= hits
         origins = tuple(self.untrusted[i][1] for i in sorted(hits | known))
         if vouched:
@@ -125,15 +126,20 @@ def _markers_in(text: str) -> set[str]:
     return {marker.rstrip(".-/+") for marker in _MARKER.findall(text)} - {""}
 
 
+def _distinctive(marker: str) -> bool:
+    """A marker long enough to name one thing (an account number, an address), not a day or a room number that the
+    user's own words and a ledger share by chance."""
+    return (len(marker) >= 8 and any(c.isdigit() for c in marker)) or "@" in marker or "://" in marker
+
+
 def _holds(text: str, part: str) -> bool:
-    """Whether `text` holds `part` as a whole: not a look-alike cut short ("bob@example.co" of "bob@example.com")."""
-    start = text.find(part)
-    while start != -1:
-        end = start + len(part)
-        if (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
-            return True
-        start = text.find(part, start + 1)
-    return False
+    """Whether `text` holds `part` as a whole token: not a look-alike cut from a longer one ("bob@example.co" of
+    "bob@example.com", "alice@corp.com" of "alice@corp.com.au", "smith@acme.com" of "bob_smith@acme.com")."""
+    return re.search(_BEFORE + re.escape(part) + _AFTER, text) is not None
+
+
+_BEFORE = r"(?<![A-Za-z0-9._@+-])"  # a token goes on through ASCII letters, digits and . _ @ + - joining them
+_AFTER = r"(?![A-Za-z0-9]|[._@+-][A-Za-z0-9])"
 
 
 def traceable(value: str) -> bool:

@@ -85,6 +85,7 @@ class InformationFlow(Stage):
         if not ran or ctx.call.kind not in ("tool", "model"):
             return
         call = ctx.call
+        text = "\n".join(texts_of(ctx.output))  # first: the log is taken just before it is added to
         log = self.log(ctx.site)
         if call.kind == "tool":
             origin = Origin(False, frozenset({call.declaration.reads} - {""}), f"tool:{call.resource}")
@@ -92,7 +93,6 @@ class InformationFlow(Stage):
             origin = Origin(False, log.scopes(), f"model:{call.resource}")
         else:
             return
-        text = "\n".join(texts_of(ctx.output))
         log.add(text, origin)
         if ctx.site.door == "workflow":
             self._store(ctx.site, origin, text)
@@ -113,7 +113,7 @@ class InformationFlow(Stage):
     def _forget(self, door_key: str, log: FlowLog) -> None:
         """A request's labels, dropped to make room, leave a note: it read untrusted data of these scopes (a flood
         of other requests must not wipe a long one clean). A run's are read back from the database."""
-        if log.tainted:
+        if log.tainted and log.in_memory_only:
             with self._forgetting:
                 self._forgotten[door_key] = log.scopes()
                 while len(self._forgotten) > MAX_FORGOTTEN:
@@ -123,7 +123,7 @@ class InformationFlow(Stage):
         """A request's labels: new, or, if they were dropped, everything counted untrusted (of the scopes it read)."""
         with self._forgetting:
             scopes = self._forgotten.get(door_key)
-        log = FlowLog()
+        log = FlowLog(in_memory_only=True)
         if scopes is not None:
             log.add("(labels dropped to make room)", Origin(False, scopes, "forgotten"))
             log.saturated = True

@@ -289,13 +289,15 @@ class MCPServer(AbstractToolset[Any]):
                     server=self.name,
                 )
             name = self.tool(original)
-            if not _TOOL_NAME.match(name):
-                raise ConfigurationError(
-                    f"{self.label} lists a tool named {original[:80]!r}, which as {name[:100]!r} is not a name model "
-                    "providers accept (1-64 letters, digits, '_' and '-'). Rename the tool on the server: podium "
-                    "calls none of its tools until it lists them cleanly.",
-                    server=self.name,
+            if not _TOOL_NAME.match(name):  # left out, and said: the server's other tools still serve
+                _log.warning(
+                    "%s lists a tool named %r, which as %r is not a name model providers accept (1-64 letters, digits, "
+                    "'_' and '-'); podium leaves it out. Rename the tool on the server.",
+                    self.label,
+                    original[:80],
+                    name[:100],
                 )
+                continue
             metadata = {**(tool.tool_def.metadata or {}), DECLARATION_METADATA: self.declaration(original)}
             tools[name] = replace(tool, toolset=self, tool_def=replace(tool.tool_def, name=name, metadata=metadata))
         return tools
